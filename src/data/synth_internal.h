@@ -1,0 +1,151 @@
+// Private parts of the synthetic dataset generator: a portable RNG, noise and drawing helpers,
+// the scene renderers (textures, objects) and the defect painters shared by synth_*.cpp.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace lriad::data::synth {
+
+// --- randomness --------------------------------------------------------------
+// std distributions are implementation-defined, so every draw is derived here from the raw
+// 64-bit output of mt19937_64: same seed, same numbers on every standard library.
+uint64_t mix64(uint64_t x);                            // splitmix64 finaliser
+uint64_t hash_string(const std::string& s);            // FNV-1a, 64 bit
+uint64_t hash_combine(uint64_t a, uint64_t b);
+double hash_unit(uint64_t seed, int64_t i, int64_t j = 0);  // [0,1) from integer coordinates
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : engine_(mix64(seed)) {}
+  uint64_t next() { return engine_(); }
+  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }  // [0,1)
+  double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+  int uniform_int(int lo, int hi);  // inclusive
+  double normal(double mean = 0.0, double sd = 1.0);
+  bool chance(double p) { return uniform() < p; }
+  // An independent stream, so that one consumer's draws never shift another's.
+  Rng fork(uint64_t salt) { return Rng(hash_combine(engine_(), salt)); }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// --- fields and drawing (synth_noise.cpp) ------------------------------------
+// Fields are CV_32F; images CV_32FC3 RGB in [0,1] (grayscale categories keep 3 equal channels).
+cv::Mat value_noise(Rng& rng, cv::Size size, double cell_x, double cell_y);  // ~[-1,1]
+cv::Mat fbm(Rng& rng, cv::Size size, double cell, int octaves, double gain = 0.5,
+            double aspect = 1.0);  // ~[-1,1], cell_x = cell * aspect
+cv::Mat lighting(Rng& rng, cv::Size size, double gradient, double vignette);  // around 1
+cv::Mat colorize(const cv::Mat& t, const cv::Vec3f& dark, const cv::Vec3f& light);
+cv::Mat rotate_crop(const cv::Mat& image, double degrees, cv::Size out);  // about the centre
+cv::Mat gray3(const cv::Mat& field);                      // CV_32F -> CV_32FC3
+cv::Mat mul3(const cv::Mat& image, const cv::Mat& field); // per-pixel scaling of all channels
+void blend(cv::Mat& image, const cv::Mat& alpha, const cv::Mat& target);  // lerp by alpha
+void add_sensor_noise(cv::Mat& image, Rng& rng, double sigma, bool color);
+cv::Mat blur(const cv::Mat& m, double sigma);
+float smoothstep(float e0, float e1, float x);
+
+// Anti-aliased soft shapes as CV_32F alpha in [0,1].
+cv::Mat stroke_alpha(cv::Size size, const std::vector<cv::Point2f>& path, double width,
+                     double softness);
+cv::Mat blob_alpha(Rng& rng, cv::Size size, cv::Point2f center, double radius, double aspect,
+                   double angle, double irregularity, double softness);
+std::vector<cv::Point2f> curved_path(Rng& rng, cv::Point2f start, double angle, double length,
+                                     double bend);
+std::vector<cv::Point2f> jagged_path(Rng& rng, cv::Point2f start, double angle, double length,
+                                     double step, double jitter);
+
+// --- scenes (synth_textures.cpp, synth_objects.cpp) ---------------------------
+// A place where a piece may break off: the piece is cut by a jagged line `depth` deep from
+// `pos` along `inward` (corners, tips), or by a round bite of that radius (pill rims).
+struct Anchor {
+  cv::Point2f pos;
+  cv::Point2f inward;  // unit vector into the object
+  float depth = 0.f;
+  bool round_bite = false;
+};
+
+// Geometry-level defects change how the scene is drawn; their parameters are drawn from the
+// defect stream before rendering, so the clean and the defective render share all other draws.
+struct Variant {
+  std::string kind;  // "" = normal, else "print_error", "misplaced", "thread_damage"
+  double a = 0.0, b = 0.0, c = 0.0;  // kind-specific, each in [0,1)
+};
+
+struct Scene {
+  cv::Mat image;       // CV_32FC3, before sensor noise
+  cv::Mat background;  // what shows where material is missing (holes, broken parts)
+  cv::Mat coverage;    // CV_32F: the object's body (all ones for textures); defects stay on it
+  std::vector<Anchor> anchors;
+  double feature = 1.0;  // typical object size in px, scales the defects
+};
+
+using Renderer = Scene (*)(Rng& rng, int size, const Variant& variant);
+
+Scene render_fabric(Rng& rng, int size, const Variant& v);
+Scene render_brushed_metal(Rng& rng, int size, const Variant& v);
+Scene render_wood(Rng& rng, int size, const Variant& v);
+Scene render_tile(Rng& rng, int size, const Variant& v);
+Scene render_granite(Rng& rng, int size, const Variant& v);
+Scene render_hex_nut(Rng& rng, int size, const Variant& v);
+Scene render_pill(Rng& rng, int size, const Variant& v);
+Scene render_screw(Rng& rng, int size, const Variant& v);
+Scene render_bottle_cap(Rng& rng, int size, const Variant& v);
+Scene render_washer(Rng& rng, int size, const Variant& v);
+
+// --- defects (synth_defects.cpp) ------------------------------------------------
+enum class DefectKind { Scratch, Crack, Hole, Stain, Contamination, Dent, LooseThread, Cut,
+                        MissingPart, Variant };
+
+// How a material reacts: scratches on paint/wood expose lighter material, on dark metal they
+// shine; stains darken/tint with the given colours (grayscale categories average them).
+struct MaterialStyle {
+  double scratch_sign = 1.0;  // +1 lighter, -1 darker
+  std::vector<cv::Vec3f> stain_tints;
+  std::vector<cv::Vec3f> dirt_colors;
+};
+
+struct DefectSpec {
+  std::string name;
+  DefectKind kind;
+};
+
+struct CategorySpec {
+  std::string name;
+  bool is_texture;
+  bool color;
+  Renderer render;
+  MaterialStyle style;
+  std::vector<DefectSpec> defects;  // most to least frequent
+  double sensor_noise;
+};
+
+const std::vector<CategorySpec>& category_specs();
+const CategorySpec& find_spec(const std::string& name);  // throws lriad::Error
+
+// Paints a surface defect onto `image` (a copy of scene.image) and returns its CV_32F alpha.
+cv::Mat paint_defect(DefectKind kind, const Scene& scene, const MaterialStyle& style, Rng& rng,
+                     cv::Mat& image);
+// Parameters of a geometry-level defect (Variant) for the given defect name.
+Variant draw_variant(const std::string& defect_name, Rng& rng);
+
+// --- one sample ---------------------------------------------------------------
+// The written images: CV_8UC1 (grayscale) or CV_8UC3 (BGR, ready for imwrite), and the mask
+// CV_8UC1 0/255 (empty for "good"). `clean` is the same sample without its defect.
+struct RenderedSample {
+  cv::Mat clean;
+  cv::Mat image;
+  cv::Mat mask;
+};
+RenderedSample render_sample(const std::string& category, const std::string& defect_type,
+                             int size, uint64_t seed);
+
+// Seed of one image, from the master seed and its place in the tree (not generation order).
+uint64_t sample_seed(uint64_t master, const std::string& category, const std::string& folder,
+                     int index);
+
+}  // namespace lriad::data::synth

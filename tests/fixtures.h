@@ -1,0 +1,40 @@
+// Test fixtures: temporary directories and tiny generated images, masks and CSV files.
+#pragma once
+#include <string>
+
+namespace lriad::test {
+
+// A fresh directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+ private:
+  std::string path_;
+};
+
+// Writes a w x h image (channels 1 or 3, depth 8 or 16) filled with `value`, creating parents.
+void write_png(const std::string& path, int w, int h, int channels = 3, int value = 128, int depth = 8);
+void write_jpeg(const std::string& path, int w, int h, int value = 128);
+// Mask with a filled square of 255 in the middle (or all zero when `empty`).
+void write_mask(const std::string& path, int w, int h, bool empty = false);
+void write_text(const std::string& path, const std::string& text);
+std::string read_text(const std::string& path);
+
+// Runs a shell command, returns its exit code and stdout (stderr appended when `merge`).
+struct CommandResult {
+  int code = -1;
+  std::string out;
+};
+CommandResult run_command(const std::string& cmd, bool merge_stderr = false);
+
+// A small MVTec-AD tree: categories "alpha" (2 defect types, masks) and "beta" (1 type).
+// alpha: train/good 4, test/good 2, test/crack 2, test/hole 1; beta: 3 / 1 / scratch 2.
+void make_mvtec_tree(const std::string& root, int size = 32);
+
+}  // namespace lriad::test
