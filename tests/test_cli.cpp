@@ -75,3 +75,33 @@ TEST(Cli, InfoReportsThreadsAndBlas) {
   j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["threads"], j["cores"]);  // every core by default (Debian's LibTorch starts with 1)
 }
+
+TEST(Cli, ModelInitThenInfoReportsComponentsAndVocabulary) {
+  TempDir dir;
+  const std::string run = dir / "run";
+  const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
+                            " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
+                            " --set tokenizer.vocab_size=320";
+  auto r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --out " +
+                       run + small);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(bin() + " model info --run " + run + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["vocab_size"], 320);
+  EXPECT_EQ(j["config"]["model"]["vocab_size"], 320);  // the embedding follows the vocabulary
+  const int64_t vision = j["parameters"]["vision"], decoder = j["parameters"]["decoder"];
+  EXPECT_GT(vision, 0);
+  EXPECT_GT(decoder, 320 * 32);  // at least the tied embedding
+  EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), vision + decoder);
+  EXPECT_EQ(j["metadata"]["format"], "lriad-policy");
+  // A second init into the same directory is refused and says how to proceed.
+  r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --out " + run +
+                      small, true);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--overwrite"), std::string::npos) << r.out;
+  // Info on a directory without weights names it.
+  r = run_command(bin() + " model info --run " + dir / "nothing", true);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find(dir / "nothing"), std::string::npos) << r.out;
+}

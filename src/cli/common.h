@@ -21,5 +21,9 @@ void start_torch_runtime(const GlobalOptions& global);
 void add_synth_command(CLI::App& app, const GlobalOptions& global);
 void add_data_command(CLI::App& app, const GlobalOptions& global);
 void add_info_command(CLI::App& app, const GlobalOptions& global);
+void add_tokenizer_command(CLI::App& app, const GlobalOptions& global);
+void add_model_command(CLI::App& app, const GlobalOptions& global);
+void add_bench_command(CLI::App& app, const GlobalOptions& global);
+void add_train_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lriad::cli

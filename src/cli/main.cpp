@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   lriad::cli::add_synth_command(app, global);
   lriad::cli::add_data_command(app, global);
   lriad::cli::add_info_command(app, global);
+  lriad::cli::add_tokenizer_command(app, global);
+  lriad::cli::add_model_command(app, global);
+  lriad::cli::add_bench_command(app, global);
+  lriad::cli::add_train_command(app, global);
   app.require_subcommand(1);
 
   try {

@@ -1,0 +1,32 @@
+// Measurements printed by `lriad bench`: figures, never pass/fail (timed tests do not exist).
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lriad/io/config.h"
+
+namespace lriad::eval {
+
+struct GenerateBenchOptions {
+  int prompts = 2;          // B
+  int group = 8;            // G completions per prompt
+  int max_new_tokens = 48;  // every row runs to the limit (eos is disabled) so runs compare
+  int repeats = 3;          // timed runs per variant (after one warm-up run)
+  std::vector<std::string> variants = {"cache+shared", "cache", "no-cache"};
+};
+
+struct GenerateBenchRow {
+  std::string variant;
+  double seconds = 0;        // median of the repeats
+  double tokens_per_s = 0;   // generated tokens (B*G*max_new_tokens) / seconds
+};
+
+// Times generation of a freshly initialised policy built from `config` (vocabulary from the
+// config, or 512 when it is 0) on random images. Variants: "cache+shared" (KV cache, prefix
+// encoded once per prompt), "cache" (KV cache, prefix encoded per row), "no-cache".
+std::vector<GenerateBenchRow> bench_generate(const RunConfig& config, const GenerateBenchOptions& options);
+nlohmann::json to_json(const std::vector<GenerateBenchRow>& rows, const GenerateBenchOptions& options);
+
+}  // namespace lriad::eval

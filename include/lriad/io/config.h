@@ -1,0 +1,264 @@
+// The run configuration: plain structs with defaults, loaded from configs/*.json, overridden by
+// --set flags (defaults < file < flags), validated with reasons, written into every run directory.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace lriad {
+
+struct ModelConfig {
+  // Vision encoder (ViT).
+  int image_size = 64;           // input side in pixels
+  int patch_size = 8;            // image tokens = (image_size / patch_size)^2
+  int vision_dim = 128;
+  int vision_layers = 3;
+  int vision_heads = 4;
+  int vision_mlp_ratio = 4;
+  std::string vision_positions = "sincos";  // sincos (fixed 2-D) | learned
+  // Language decoder.
+  int dim = 192;
+  int layers = 4;
+  int heads = 6;
+  int kv_heads = 2;              // < heads: grouped-query attention; == heads: multi-head
+  int mlp_hidden = 512;          // SwiGLU hidden width; 0 = round(8/3 * dim) to a multiple of 32
+  int vocab_size = 0;            // 0 = the tokenizer's size
+  int max_seq_len = 256;         // image tokens + prompt + completion
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  double init_std = 0.02;
+
+  int image_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
+  int head_dim() const { return dim / heads; }
+  int mlp_width() const;
+
+  template <class V>
+  void visit(V& v) {
+    v("image_size", image_size, "input image side in pixels");
+    v("patch_size", patch_size, "ViT patch side in pixels");
+    v("vision_dim", vision_dim, "ViT width");
+    v("vision_layers", vision_layers, "ViT blocks");
+    v("vision_heads", vision_heads, "ViT attention heads");
+    v("vision_mlp_ratio", vision_mlp_ratio, "ViT MLP width / vision_dim");
+    v("vision_positions", vision_positions, "sincos | learned");
+    v("dim", dim, "decoder width");
+    v("layers", layers, "decoder blocks");
+    v("heads", heads, "decoder query heads");
+    v("kv_heads", kv_heads, "decoder key/value heads (GQA)");
+    v("mlp_hidden", mlp_hidden, "SwiGLU hidden width (0 = 8/3*dim)");
+    v("vocab_size", vocab_size, "0 = from the tokenizer");
+    v("max_seq_len", max_seq_len, "longest sequence (image tokens + text)");
+    v("rope_theta", rope_theta, "rotary embedding base");
+    v("norm_eps", norm_eps, "RMSNorm/LayerNorm epsilon");
+    v("init_std", init_std, "weight init standard deviation");
+  }
+};
+
+struct TokenizerConfig {
+  int vocab_size = 512;   // for a tokenizer lriad trains itself
+  std::string model;      // path to an existing sentencepiece .model (empty = train one)
+  template <class V>
+  void visit(V& v) {
+    v("vocab_size", vocab_size, "vocabulary of a tokenizer trained by lriad");
+    v("model", model, "existing sentencepiece .model to use instead");
+  }
+};
+
+struct SamplingConfig {
+  double temperature = 1.0;  // > 0; generation for evaluation is greedy regardless
+  int top_k = 0;             // 0 = disabled
+  double top_p = 1.0;        // 1.0 = disabled; in (0, 1]
+  int max_new_tokens = 48;
+  template <class V>
+  void visit(V& v) {
+    v("temperature", temperature, "sampling temperature");
+    v("top_k", top_k, "keep the k most likely tokens (0 = off)");
+    v("top_p", top_p, "nucleus sampling mass (1 = off)");
+    v("max_new_tokens", max_new_tokens, "completion length limit");
+  }
+};
+
+struct DataConfig {
+  std::string format = "synth";       // mvtec | visa | folder | synth
+  std::string root = "data/demo";
+  std::vector<std::string> categories;  // empty = all
+  // Training data is mask-free: normal training images, plus anomalies lriad synthesises.
+  double anomaly_ratio = 0.5;         // share of training samples made anomalous on the fly
+  // Relative weights of the synthetic anomaly kinds (see lriad/data/anomaly.h); unequal on
+  // purpose, so that rare kinds exist and the imbalance reward has work to do.
+  std::map<std::string, double> anomaly_mix = {{"cut_paste", 0.22}, {"texture_blend", 0.22}, {"scratch", 0.16},
+                                               {"stain", 0.14}, {"hole", 0.1}, {"crack", 0.08},
+                                               {"missing_part", 0.05}, {"misplaced_part", 0.03}};
+  double donor_other_category = 0.3;  // chance that foreign texture comes from another category
+  double train_from_test = 0.0;       // share of the labelled test split that joins training (0 = none)
+  double val_fraction = 0.1;          // normal training images held out for validation
+  bool skip_bad_images = false;       // unreadable images become counted warnings
+  uint64_t folder_seed = 0;           // folder format: split seed
+  double folder_test_fraction = 0.3;  // folder format: test share per class
+  template <class V>
+  void visit(V& v) {
+    v("format", format, "dataset format");
+    v("root", root, "dataset root directory");
+    v("categories", categories, "categories to use (empty = all)");
+    v("anomaly_ratio", anomaly_ratio, "share of synthetic anomalies in training batches");
+    v("anomaly_mix", anomaly_mix, "relative weights of synthetic anomaly kinds");
+    v("donor_other_category", donor_other_category, "chance of foreign texture from another category");
+    v("train_from_test", train_from_test, "share of the test split used for training");
+    v("val_fraction", val_fraction, "share of normal training images held out for validation");
+    v("skip_bad_images", skip_bad_images, "skip unreadable images with a warning");
+    v("folder_seed", folder_seed, "folder format split seed");
+    v("folder_test_fraction", folder_test_fraction, "folder format test share per class");
+  }
+};
+
+// Stage 1: supervised warm start on templated chains of thought.
+struct SftConfig {
+  int steps = 300;          // 0 skips the stage
+  int batch_size = 16;
+  double lr = 1e-3;
+  int warmup_steps = 20;
+  double weight_decay = 0.01;
+  double max_grad_norm = 1.0;
+  template <class V>
+  void visit(V& v) {
+    v("steps", steps, "SFT steps (0 = skip)");
+    v("batch_size", batch_size, "samples per step");
+    v("lr", lr, "peak learning rate");
+    v("warmup_steps", warmup_steps, "linear warmup steps");
+    v("weight_decay", weight_decay, "AdamW weight decay");
+    v("max_grad_norm", max_grad_norm, "gradient clipping norm (0 = off)");
+  }
+};
+
+// Stage 2: GRPO (names follow TRL's GRPOConfig).
+struct GrpoConfig {
+  int steps = 150;                   // 0 skips the stage
+  int batch_size = 4;                // prompts per step
+  int num_generations = 6;           // G completions per prompt
+  double lr = 2e-4;
+  int warmup_steps = 10;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;
+  double beta = 0.04;                // KL weight; 0 keeps no reference copy
+  double epsilon = 0.2;              // clip range (low)
+  double epsilon_high = 0.0;         // clip range (high); 0 = epsilon
+  int num_iterations = 1;            // updates per generation batch (mu)
+  std::string loss_type = "dapo";    // grpo | dr_grpo | dapo
+  std::string scale_rewards = "group";  // group | batch | none
+  bool mask_truncated_completions = true;
+  bool drop_zero_std_groups = false;
+  double temperature = 1.0;          // sampling temperature during GRPO
+  template <class V>
+  void visit(V& v) {
+    v("steps", steps, "GRPO steps (0 = skip)");
+    v("batch_size", batch_size, "prompts per step");
+    v("num_generations", num_generations, "completions per prompt (G)");
+    v("lr", lr, "peak learning rate");
+    v("warmup_steps", warmup_steps, "linear warmup steps");
+    v("weight_decay", weight_decay, "AdamW weight decay");
+    v("max_grad_norm", max_grad_norm, "gradient clipping norm (0 = off)");
+    v("beta", beta, "KL weight (0 = no reference model)");
+    v("epsilon", epsilon, "lower clip range");
+    v("epsilon_high", epsilon_high, "upper clip range (0 = epsilon)");
+    v("num_iterations", num_iterations, "updates per generation batch");
+    v("loss_type", loss_type, "grpo | dr_grpo | dapo");
+    v("scale_rewards", scale_rewards, "group | batch | none");
+    v("mask_truncated_completions", mask_truncated_completions, "exclude completions without eos");
+    v("drop_zero_std_groups", drop_zero_std_groups, "drop groups whose rewards all tie");
+    v("temperature", temperature, "sampling temperature");
+  }
+};
+
+// Reward weights; the focal term is LR-IAD's class-imbalance reward alpha*(1-p)^gamma*f_c.
+struct RewardConfig {
+  double format = 0.5;
+  double accuracy = 1.0;
+  double defect_type = 0.5;
+  double consistency = 0.25;
+  double focal = 1.0;               // weight of the focal/imbalance term (0 = plain accuracy reward)
+  double focal_alpha = 1.0;
+  double focal_gamma = 2.0;
+  std::string class_weights = "dynamic";  // dynamic | static | none
+  double weight_power = 1.0;        // softens (< 1) or sharpens inverse-frequency weights
+  int dynamic_every = 10;           // steps between dynamic weight updates
+  double dynamic_momentum = 0.9;    // EMA of per-class accuracy
+  template <class V>
+  void visit(V& v) {
+    v("format", format, "weight of the format reward");
+    v("accuracy", accuracy, "weight of the verdict accuracy reward");
+    v("defect_type", defect_type, "weight of the defect type reward");
+    v("consistency", consistency, "weight of the reasoning/answer consistency reward");
+    v("focal", focal, "weight of the class-imbalance focal reward");
+    v("focal_alpha", focal_alpha, "focal alpha");
+    v("focal_gamma", focal_gamma, "focal gamma");
+    v("class_weights", class_weights, "dynamic | static | none");
+    v("weight_power", weight_power, "exponent on class weights");
+    v("dynamic_every", dynamic_every, "steps between dynamic weight updates");
+    v("dynamic_momentum", dynamic_momentum, "EMA momentum of class accuracy");
+  }
+};
+
+// Logging, validation and checkpoint cadence.
+struct TrainConfig {
+  int log_every = 10;               // console lines (metrics.jsonl gets every step)
+  int log_completions_every = 25;   // completions/step_NNNNN.jsonl
+  int eval_every = 50;              // validation on held-out training data
+  int save_every = 50;              // checkpoint cadence
+  int val_size = 96;                // validation samples (half synthetic anomalies)
+  int max_consecutive_skips = 5;    // non-finite steps in a row before stopping
+  template <class V>
+  void visit(V& v) {
+    v("log_every", log_every, "steps between console lines");
+    v("log_completions_every", log_completions_every, "steps between completion logs");
+    v("eval_every", eval_every, "steps between validations");
+    v("save_every", save_every, "steps between checkpoints");
+    v("val_size", val_size, "validation samples");
+    v("max_consecutive_skips", max_consecutive_skips, "non-finite steps tolerated in a row");
+  }
+};
+
+struct RunConfig {
+  std::string name = "tiny";
+  uint64_t seed = 0;
+  std::string device = "cpu";      // cpu | cuda
+  std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  DataConfig data;
+  ModelConfig model;
+  TokenizerConfig tokenizer;
+  SamplingConfig sampling;
+  SftConfig sft;
+  GrpoConfig grpo;
+  RewardConfig reward;
+  TrainConfig train;
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "config name");
+    v("seed", seed, "random seed");
+    v("device", device, "cpu | cuda");
+    v("precision", precision, "auto | fp32 | bf16");
+    v.section("data", data);
+    v.section("model", model);
+    v.section("tokenizer", tokenizer);
+    v.section("sampling", sampling);
+    v.section("sft", sft);
+    v.section("grpo", grpo);
+    v.section("reward", reward);
+    v.section("train", train);
+  }
+
+  // Throws lriad::Error naming the key and why the value is invalid.
+  void validate() const;
+  bool use_bf16() const;  // resolves precision "auto" against the device
+};
+
+// Defaults < `path` (if not empty) < `overrides` ("model.dim=256"); validated.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+RunConfig config_from_json(const nlohmann::json& j, const std::string& source);
+nlohmann::json to_json(const RunConfig& config);
+void save_config(const RunConfig& config, const std::string& path);  // atomic
+
+}  // namespace lriad

@@ -1,0 +1,40 @@
+// Building blocks shared by the vision encoder and the decoder: RMSNorm, rotary embedding,
+// attention (one function hides LibTorch-version differences), SwiGLU.
+// Shapes: B = batch, T = query tokens, Tk = key tokens, D = width, H = query heads,
+// Hkv = key/value heads, hd = head width.
+#pragma once
+#include <torch/torch.h>
+
+namespace lriad::model {
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);  // (..., D) -> (..., D)
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// Rotary position embedding tables for positions [0, max_len).
+struct Rotary {
+  Rotary() = default;
+  Rotary(int64_t head_dim, int64_t max_len, double theta);
+  // x (B,H,T,hd), positions (B,T) int64 -> x rotated (B,H,T,hd)
+  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& positions) const;
+  torch::Tensor cos, sin;  // (max_len, hd/2)
+};
+
+// Scaled dot-product attention with a boolean mask (true = may attend).
+// q (B,H,T,hd), k/v (B,Hkv,Tk,hd) with H a multiple of Hkv, mask (B,1,T,Tk) -> (B,H,T,hd).
+// Every query row must allow at least one key.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask);
+
+struct SwiGLUImpl : torch::nn::Module {
+  SwiGLUImpl(int64_t dim, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x);  // (B,T,D) -> (B,T,D)
+  torch::nn::Linear gate_up{nullptr}, down{nullptr};  // gate and up fused in one matmul
+};
+TORCH_MODULE(SwiGLU);
+
+}  // namespace lriad::model

@@ -1,0 +1,63 @@
+// The text format the policy learns: the instruction given with the image, coarse 3x3 regions,
+// and the short templated chain of thought built from image-level labels (the SFT targets and
+// the tokenizer's training corpus).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lriad::text {
+
+// The format tags; each is one user-defined piece of the tokenizer.
+inline constexpr const char* kThinkOpen = "<think>";
+inline constexpr const char* kThinkClose = "</think>";
+inline constexpr const char* kAnswerOpen = "<answer>";
+inline constexpr const char* kAnswerClose = "</answer>";
+inline constexpr const char* kImageTag = "<image>";
+
+// The instruction given with the image; underscores in `category` render as spaces.
+// "Inspect the metal nut. Is it normal or anomalous? Reason in <think></think>, then answer in
+// <answer></answer>."
+std::string build_prompt(const std::string& category);
+
+// Coarse 3x3 position of a defect, row-major (index = row * 3 + column).
+enum class Region { UpperLeft, Top, UpperRight, Left, Center, Right, LowerLeft, Bottom, LowerRight };
+inline constexpr int kRegionCount = 9;
+
+const char* region_word(Region r);  // "upper left", "top", ..., "lower right"
+// The first region phrase in free text (case-insensitive, whole words; hyphens count as
+// spaces). At one position the longest phrase wins, so "upper left" is never read as "left".
+// Also understood: "top left/right", "bottom left/right", "centre", "middle".
+std::optional<Region> parse_region(const std::string& text);
+// x, y in [0, 1) (x to the right, y down); values outside are clamped, NaN counts as 0.
+Region region_of_point(double x, double y);
+
+// The image-level facts a chain of thought is written from.
+struct CotSpec {
+  std::string category;            // "metal_nut" (rendered "metal nut")
+  bool anomalous = false;
+  std::string defect_type;         // "broken_large"; "" or "anomaly" = an unnamed defect
+  std::optional<Region> region;    // coarse position, when known (e.g. from a synthetic mask)
+  int variant = 0;                 // picks a phrasing, modulo kCotVariants (deterministic)
+};
+inline constexpr int kCotVariants = 3;
+
+// `<think>…</think><answer>…</answer>`: what the sample is, what was inspected, what was found,
+// ending with the fixed conclusion ", so it is normal." / ", so it is anomalous.". The answer is
+// "normal", "anomalous" (unnamed defect) or "anomalous: <type>", the type lowercase with spaces
+// ("anomalous: broken large"): the same words, and so the same tokens, as in the think.
+std::string build_completion(const CotSpec& spec);
+
+// Canonical form of a defect type, for matching: lowercase, runs of spaces/underscores/hyphens
+// become one '_', surrounding punctuation trimmed ("Broken Large" -> "broken_large").
+std::string canonical_defect_type(const std::string& name);
+// True for "" and data::kUnknownAnomalyType ("anomaly"): defects without a name.
+bool is_unnamed_defect(const std::string& defect_type);
+
+// Every prompt and completion the templates can emit for these names (all variants, regions,
+// verdicts), de-duplicated in a fixed order: the tokenizer's training corpus. Empty lists mean
+// the synthetic demo's categories / defect types. "good" is not a defect type and is skipped.
+std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories = {},
+                                          const std::vector<std::string>& defect_types = {});
+
+}  // namespace lriad::text

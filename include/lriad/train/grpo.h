@@ -1,0 +1,46 @@
+// One GRPO update on sampled completions: rewards -> group advantages -> num_iterations
+// clipped-surrogate steps (with the k3 KL to a reference when beta > 0). The trainer supplies
+// the rewards through a callback that sees the first forward pass's logits (for the focal
+// term's verdict probability); tests supply their own.
+// Shapes: B prompts, G completions each, N = B*G rows, C completion tokens, V vocabulary.
+#pragma once
+#include <functional>
+
+#include <torch/torch.h>
+
+#include "lriad/io/config.h"
+#include "lriad/model/policy.h"
+#include "lriad/rl/advantages.h"
+
+namespace lriad::train {
+
+struct GrpoBatch {
+  torch::Tensor images;      // (N,3,S,S): each prompt's image repeated G times
+  model::TokenRows prompts;  // N rows
+  torch::Tensor tokens;      // (N,C) int64 sampled completions
+  torch::Tensor mask;        // (N,C) bool real tokens (eos included)
+  torch::Tensor truncated;   // (N) bool: no eos
+  int64_t group = 1;         // G
+};
+
+struct GrpoUpdate {
+  torch::Tensor rewards;     // (N) float
+  torch::Tensor advantages;  // (N) float
+  rl::GroupStats stats;
+  double loss = 0, kl = 0, clip_region = 0, clip_low = 0, clip_high = 0, entropy = 0, grad_norm = 0;
+  int updates = 0;           // optimizer steps taken (0 when every row was masked out)
+  bool finite = true;
+};
+
+// logits (N,C,V) of the first forward pass, detached -> rewards (N).
+using RewardFn = std::function<torch::Tensor(const torch::Tensor& logits)>;
+
+// `reference` may be null when g.beta == 0. The optimizer's learning rate is left as set.
+GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::optim::Optimizer& optimizer,
+                       const GrpoBatch& batch, const GrpoConfig& g, int max_new_tokens, bool bf16,
+                       const RewardFn& reward_fn);
+
+// Pre-clip global gradient norm; scales the gradients down to max_norm when above (0 = off).
+double clip_gradients(torch::nn::Module& module, double max_norm);
+
+}  // namespace lriad::train

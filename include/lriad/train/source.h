@@ -1,0 +1,75 @@
+// Mask-free training data: normal training images (preloaded at the model's size), labelled
+// anomalies synthesised from them on the fly, and optionally a seeded share of the test split.
+// Ground-truth masks are never read here. Every draw is a pure function of (seed, step, index).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "lriad/data/sample.h"
+#include "lriad/io/config.h"
+#include "lriad/text/prompt.h"
+
+namespace lriad::train {
+
+struct TrainItem {
+  cv::Mat image;  // CV_32FC3 RGB in [0,1], image_size x image_size
+  std::string category;
+  bool anomalous = false;
+  std::string defect_type = data::kGoodType;  // anomaly type word, the test folder name, or "good"
+  std::optional<text::Region> region;         // known for synthetic anomalies only
+  std::string source;                         // image path (+ "#kind" when synthesised)
+  // The class the imbalance weights are kept for: "good" or the canonical defect type.
+  std::string cls() const;
+};
+
+// Which test images joined training (data.train_from_test): evaluation must exclude them.
+struct TrainFromTest {
+  std::vector<data::Sample> samples;
+};
+
+class TrainingSource {
+ public:
+  // Loads the dataset named by config.data, preloads and resizes the images it trains on.
+  explicit TrainingSource(const RunConfig& config);
+
+  TrainItem draw(uint64_t step, int index) const;  // deterministic in (config.seed, step, index)
+  // Held-out normal training images, each also used once with a synthetic anomaly (fixed
+  // seeds): at most config.train.val_size items, half anomalous. Never the test split.
+  const std::vector<TrainItem>& validation() const { return validation_; }
+
+  const std::vector<std::string>& categories() const { return categories_; }
+  // Every class a draw can produce ("good" first), and its expected share of draws.
+  const std::map<std::string, double>& class_prior() const { return prior_; }
+  // Defect-type names the policy may write (for parsing answers).
+  std::vector<std::string> defect_types() const;
+  const TrainFromTest& from_test() const { return from_test_; }
+  size_t normal_images() const { return normals_.size(); }
+  std::string describe() const;
+
+ private:
+  struct Normal {
+    cv::Mat image;
+    std::string category, path;
+  };
+  TrainItem synthesize(const Normal& base, uint64_t seed) const;
+
+  RunConfig config_;
+  std::vector<std::string> categories_;
+  std::vector<Normal> normals_;            // training normals (validation ones removed)
+  std::vector<TrainItem> test_items_;      // data.train_from_test share, preloaded
+  std::vector<TrainItem> validation_;
+  std::map<std::string, std::vector<size_t>> by_category_;
+  std::map<std::string, double> prior_;
+  TrainFromTest from_test_;
+  std::vector<std::pair<int, double>> mix_;  // (AnomalyKind, weight)
+};
+
+// Writes the test images used for training (category,label,defect_type,image) as CSV.
+void save_train_from_test(const TrainFromTest& t, const std::string& path);
+
+}  // namespace lriad::train

@@ -1,0 +1,76 @@
+// `lriad model init` (a run directory with a tokenizer and fresh weights) and `lriad model info`.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "lriad/train/checkpoint.h"
+
+namespace lriad::cli {
+namespace {
+
+struct InitCli {
+  std::string config = "configs/tiny.json";
+  std::vector<std::string> set;
+  train::InitOptions init;
+};
+
+struct InfoCli {
+  std::string run;
+  bool json = false;
+};
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
+  return s;
+}
+
+void print_info(const nlohmann::json& j) {
+  std::cout << "run            " << j["run"].get<std::string>() << "\n";
+  std::cout << "parameters\n";
+  for (const auto& [k, v] : j["parameters"].items())
+    if (k != "total") std::cout << "  " << k << std::string(k.size() < 13 ? 13 - k.size() : 1, ' ') << with_commas(v.get<int64_t>()) << "\n";
+  std::cout << "  total        " << with_commas(j["parameters"]["total"].get<int64_t>()) << "\n";
+  std::cout << "vocabulary     " << j["vocab_size"].get<int>() << "\n";
+  std::cout << "image tokens   " << j["image_tokens"].get<int>() << "\n";
+  std::cout << "tensors        " << j["tensors"].get<size_t>() << " (" << j["weights_bytes"].get<uint64_t>() / 1024
+            << " KiB)\n";
+  for (const auto& [k, v] : j["metadata"].items())
+    if (k != "config") std::cout << "meta " << k << std::string(k.size() < 10 ? 10 - k.size() : 1, ' ') << v.get<std::string>() << "\n";
+  std::cout << "config\n" << j["config"].dump(2) << "\n";
+}
+
+}  // namespace
+
+void add_model_command(CLI::App& app, const GlobalOptions& global) {
+  auto* model_cmd = app.add_subcommand("model", "Create and inspect policy checkpoints");
+  model_cmd->require_subcommand(1);
+
+  auto i = std::make_shared<InitCli>();
+  auto* init = model_cmd->add_subcommand("init", "Create a run directory: config, tokenizer, freshly initialised weights");
+  init->add_option("--config", i->config, "Config file (configs/*.json)")->capture_default_str();
+  init->add_option("-o,--out", i->init.out, "Run directory to create")->required();
+  init->add_option("--set", i->set, "Override a config value, e.g. --set model.dim=256 (repeatable)");
+  init->add_option("--tokenizer", i->init.tokenizer, "Use this sentencepiece .model instead of training one");
+  init->add_flag("--overwrite", i->init.overwrite, "Replace the files of an existing run directory");
+  init->callback([i, &global] {
+    start_torch_runtime(global);
+    const RunConfig config = train::init_run(load_config(i->config, i->set), i->init);
+    spdlog::info("initialised {} (vocabulary {})", i->init.out, config.model.vocab_size);
+    print_info(train::run_info(i->init.out));
+  });
+
+  auto o = std::make_shared<InfoCli>();
+  auto* info = model_cmd->add_subcommand("info", "Parameter counts per component, vocabulary and config of a run");
+  info->add_option("--run", o->run, "Run directory")->required();
+  info->add_flag("--json", o->json, "Print one JSON object");
+  info->callback([o] {
+    const auto j = train::run_info(o->run);
+    if (o->json) std::cout << j.dump(2) << "\n";
+    else print_info(j);
+  });
+}
+
+}  // namespace lriad::cli

@@ -1,0 +1,163 @@
+// Run configuration: loading, overrides, validation with reasons, saving.
+#include "lriad/io/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "lriad/io/config_visit.h"
+#include "lriad/io/fs.h"
+
+namespace lriad {
+namespace {
+
+[[noreturn]] void invalid(const std::string& key, const std::string& why) {
+  throw Error("invalid config value " + key + ": " + why);
+}
+
+void check_positive(const std::string& key, double v) {
+  if (!(v > 0)) invalid(key, "must be > 0, got " + std::to_string(v));
+}
+
+void validate_model(const ModelConfig& m) {
+  for (auto [key, v] : {std::pair{"image_size", m.image_size}, {"patch_size", m.patch_size},
+                        {"vision_dim", m.vision_dim}, {"vision_layers", m.vision_layers},
+                        {"vision_heads", m.vision_heads}, {"vision_mlp_ratio", m.vision_mlp_ratio},
+                        {"dim", m.dim}, {"layers", m.layers}, {"heads", m.heads}, {"kv_heads", m.kv_heads},
+                        {"max_seq_len", m.max_seq_len}})
+    check_positive(std::string("model.") + key, v);
+  if (m.image_size % m.patch_size != 0)
+    invalid("model.patch_size", "image_size " + std::to_string(m.image_size) + " is not a multiple of patch_size " +
+                                    std::to_string(m.patch_size));
+  if (m.vision_dim % m.vision_heads != 0) invalid("model.vision_heads", "must divide vision_dim");
+  if (m.dim % m.heads != 0) invalid("model.heads", "must divide dim " + std::to_string(m.dim));
+  if (m.head_dim() % 2 != 0) invalid("model.heads", "dim / heads must be even for rotary embeddings");
+  if (m.heads % m.kv_heads != 0) invalid("model.kv_heads", "must divide heads (grouped-query attention)");
+  if (m.mlp_hidden < 0) invalid("model.mlp_hidden", "must be >= 0 (0 = automatic)");
+  if (m.vocab_size < 0) invalid("model.vocab_size", "must be >= 0 (0 = from the tokenizer)");
+  if (m.vision_positions != "sincos" && m.vision_positions != "learned")
+    invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
+  if (m.max_seq_len <= m.image_tokens())
+    invalid("model.max_seq_len", "must exceed the " + std::to_string(m.image_tokens()) + " image tokens");
+  check_positive("model.rope_theta", m.rope_theta);
+  check_positive("model.norm_eps", m.norm_eps);
+  check_positive("model.init_std", m.init_std);
+}
+
+void check_unit(const std::string& key, double v, bool allow_one = true) {
+  if (!(v >= 0 && (allow_one ? v <= 1 : v < 1)))
+    invalid(key, std::string("must be in [0, ") + (allow_one ? "1]" : "1)") + ", got " + std::to_string(v));
+}
+
+void validate_data(const DataConfig& d) {
+  if (d.format.empty()) invalid("data.format", "must be set");
+  check_unit("data.anomaly_ratio", d.anomaly_ratio);
+  check_unit("data.train_from_test", d.train_from_test, false);
+  check_unit("data.val_fraction", d.val_fraction, false);
+  check_unit("data.donor_other_category", d.donor_other_category);
+  double total = 0;
+  for (const auto& [kind, w] : d.anomaly_mix) {
+    if (!(w >= 0)) invalid("data.anomaly_mix." + kind, "weights must be >= 0");
+    total += w;
+  }
+  if (d.anomaly_ratio > 0 && !(total > 0))
+    invalid("data.anomaly_mix", "needs at least one positive weight when anomaly_ratio > 0");
+}
+
+void validate_training(const RunConfig& c) {
+  const SftConfig& s = c.sft;
+  const GrpoConfig& g = c.grpo;
+  if (s.steps < 0) invalid("sft.steps", "must be >= 0 (0 skips supervised warm start)");
+  if (s.steps > 0) check_positive("sft.batch_size", s.batch_size);
+  check_positive("sft.lr", s.lr);
+  if (g.steps < 0) invalid("grpo.steps", "must be >= 0 (0 skips GRPO)");
+  check_positive("grpo.batch_size", g.batch_size);
+  if (g.num_generations < 2)
+    invalid("grpo.num_generations", "GRPO needs at least 2 generations per prompt to compute advantages, got " +
+                                        std::to_string(g.num_generations));
+  check_positive("grpo.lr", g.lr);
+  if (g.beta < 0) invalid("grpo.beta", "must be >= 0 (0 = no KL term, no reference model), got " + std::to_string(g.beta));
+  if (!(g.epsilon > 0 && g.epsilon < 1)) invalid("grpo.epsilon", "must be in (0, 1)");
+  if (g.epsilon_high < 0) invalid("grpo.epsilon_high", "must be >= 0 (0 = epsilon)");
+  check_positive("grpo.num_iterations", g.num_iterations);
+  if (g.loss_type != "grpo" && g.loss_type != "dr_grpo" && g.loss_type != "dapo")
+    invalid("grpo.loss_type", "must be grpo, dr_grpo or dapo, got '" + g.loss_type + "'");
+  if (g.scale_rewards != "group" && g.scale_rewards != "batch" && g.scale_rewards != "none")
+    invalid("grpo.scale_rewards", "must be group, batch or none, got '" + g.scale_rewards + "'");
+  check_positive("grpo.temperature", g.temperature);
+  const RewardConfig& r = c.reward;
+  for (auto [key, v] : {std::pair{"format", r.format}, {"accuracy", r.accuracy}, {"defect_type", r.defect_type},
+                        {"consistency", r.consistency}, {"focal", r.focal}, {"focal_alpha", r.focal_alpha},
+                        {"focal_gamma", r.focal_gamma}})
+    if (v < 0) invalid(std::string("reward.") + key, "must be >= 0");
+  if (r.class_weights != "dynamic" && r.class_weights != "static" && r.class_weights != "none")
+    invalid("reward.class_weights", "must be dynamic, static or none, got '" + r.class_weights + "'");
+  check_positive("reward.dynamic_every", r.dynamic_every);
+  check_unit("reward.dynamic_momentum", r.dynamic_momentum, false);
+  for (auto [key, v] : {std::pair{"log_every", c.train.log_every}, {"log_completions_every", c.train.log_completions_every},
+                        {"eval_every", c.train.eval_every}, {"save_every", c.train.save_every},
+                        {"val_size", c.train.val_size}, {"max_consecutive_skips", c.train.max_consecutive_skips}})
+    check_positive(std::string("train.") + key, v);
+}
+
+}  // namespace
+
+int ModelConfig::mlp_width() const {
+  if (mlp_hidden > 0) return mlp_hidden;
+  const int raw = (8 * dim + 2) / 3;
+  return (raw + 31) / 32 * 32;
+}
+
+void RunConfig::validate() const {
+  if (device != "cpu" && device != "cuda") invalid("device", "must be 'cpu' or 'cuda', got '" + device + "'");
+  if (precision != "auto" && precision != "fp32" && precision != "bf16")
+    invalid("precision", "must be auto, fp32 or bf16, got '" + precision + "'");
+  validate_model(model);
+  if (tokenizer.vocab_size < 16) invalid("tokenizer.vocab_size", "must be >= 16");
+  check_positive("sampling.temperature", sampling.temperature);
+  if (sampling.top_k < 0) invalid("sampling.top_k", "must be >= 0 (0 = disabled)");
+  if (!(sampling.top_p > 0 && sampling.top_p <= 1))
+    invalid("sampling.top_p", "must be in (0, 1], got " + std::to_string(sampling.top_p));
+  check_positive("sampling.max_new_tokens", sampling.max_new_tokens);
+  validate_data(data);
+  validate_training(*this);
+}
+
+bool RunConfig::use_bf16() const {
+  if (precision == "auto") return device == "cuda";
+  return precision == "bf16";
+}
+
+RunConfig config_from_json(const nlohmann::json& j, const std::string& source) {
+  RunConfig c;
+  io::config_from_json(c, j, source);
+  return c;
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  nlohmann::json j = nlohmann::json::object();
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) throw Error("cannot open config file " + path, "see configs/ for the shipped configs");
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("config file " + path + " is not valid JSON: " + e.what());
+    }
+  }
+  for (const auto& o : overrides) io::merge_json(j, io::parse_override(o));
+  RunConfig c = config_from_json(j, path.empty() ? "config" : path);
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error((path.empty() ? std::string("config") : path) + ": " + e.what());
+  }
+  return c;
+}
+
+nlohmann::json to_json(const RunConfig& config) { return io::config_to_json(config); }
+
+void save_config(const RunConfig& config, const std::string& path) {
+  io::write_file_atomic(path, to_json(config).dump(2) + "\n");
+}
+
+}  // namespace lriad

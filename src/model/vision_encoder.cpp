@@ -1,0 +1,62 @@
+// ViT vision encoder.
+#include "lriad/model/vision_encoder.h"
+
+#include "lriad/model/layers.h"
+
+namespace lriad::model {
+
+using torch::nn::Linear;
+using torch::nn::LinearOptions;
+
+VitBlockImpl::VitBlockImpl(int64_t dim, int64_t heads_, int64_t mlp_hidden) : heads(heads_) {
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  qkv = register_module("qkv", Linear(LinearOptions(dim, 3 * dim)));
+  proj = register_module("proj", Linear(LinearOptions(dim, dim)));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+  fc1 = register_module("fc1", Linear(LinearOptions(dim, mlp_hidden)));
+  fc2 = register_module("fc2", Linear(LinearOptions(mlp_hidden, dim)));
+}
+
+torch::Tensor VitBlockImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), N = x.size(1), E = x.size(2), hd = E / heads;
+  auto qkv_ = qkv(norm1(x)).view({B, N, 3, heads, hd}).permute({2, 0, 3, 1, 4});  // (3,B,H,N,hd)
+  auto mask = torch::ones({1, 1, 1, N}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+  auto a = attention(qkv_[0], qkv_[1], qkv_[2], mask.expand({B, 1, N, N}));  // (B,H,N,hd)
+  auto h = x + proj(a.transpose(1, 2).reshape({B, N, E}));
+  return h + fc2(torch::gelu(fc1(norm2(h))));
+}
+
+torch::Tensor sincos_2d(int64_t grid, int64_t dim) {
+  const int64_t quarter = dim / 4;
+  auto omega = 1.0 / torch::pow(10000.0, torch::arange(quarter, torch::kFloat64) / double(quarter));  // (dim/4)
+  auto coords = torch::arange(grid, torch::kFloat64);
+  auto yy = coords.view({grid, 1}).expand({grid, grid}).reshape({-1});  // (grid*grid)
+  auto xx = coords.view({1, grid}).expand({grid, grid}).reshape({-1});
+  auto oy = torch::outer(yy, omega), ox = torch::outer(xx, omega);       // (grid*grid, dim/4)
+  auto table = torch::cat({oy.sin(), oy.cos(), ox.sin(), ox.cos()}, 1);  // (grid*grid, 4*(dim/4))
+  if (table.size(1) < dim) table = torch::cat({table, torch::zeros({table.size(0), dim - table.size(1)}, table.options())}, 1);
+  return table.to(torch::kFloat32);
+}
+
+VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& c) {
+  const int64_t grid = c.image_size / c.patch_size;
+  patch = register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_dim, c.patch_size)
+                                                         .stride(c.patch_size)));
+  auto table = sincos_2d(grid, c.vision_dim).unsqueeze(0);  // (1,N,E)
+  if (c.vision_positions == "learned") positions = register_parameter("positions", table * 0.02);
+  else positions = register_buffer("positions", table);
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < c.vision_layers; ++i)
+    blocks->push_back(VitBlock(c.vision_dim, c.vision_heads, int64_t(c.vision_dim) * c.vision_mlp_ratio));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.vision_dim})));
+  out = register_module("out", Linear(LinearOptions(c.vision_dim, c.dim)));
+}
+
+torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& images) {
+  auto x = patch((images - 0.5) * 4.0);           // (B,E,S/p,S/p); roughly unit-scale input
+  x = x.flatten(2).transpose(1, 2) + positions;  // (B,N,E)
+  for (auto& block : *blocks) x = block->as<VitBlock>()->forward(x);
+  return out(norm(x));  // (B,N,D)
+}
+
+}  // namespace lriad::model

@@ -1,0 +1,221 @@
+// Prompt and chain-of-thought templates, coarse regions, and the tokenizer corpus.
+#include "lriad/text/prompt.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include "lriad/data/sample.h"
+#include "lriad/data/synth.h"
+
+namespace lriad::text {
+namespace {
+
+bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+// "metal_nut" -> "metal nut": names are rendered as words in the prose.
+std::string spaced(const std::string& name) {
+  std::string out = name;
+  std::replace(out.begin(), out.end(), '_', ' ');
+  return out;
+}
+
+// "a" or "an" by the first letter (good enough for category and defect names).
+std::string article(const std::string& word, bool capital) {
+  const bool vowel = !word.empty() && std::string("aeiou").find(lower(word[0])) != std::string::npos;
+  return std::string(capital ? "A" : "a") + (vowel ? "n" : "");
+}
+
+// Lowercase; '-', '_' and any whitespace run become one space (so "Upper-Left" matches).
+std::string normalize_for_phrases(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    const bool space = c == '-' || c == '_' || std::isspace(static_cast<unsigned char>(c));
+    if (space) {
+      if (!out.empty() && out.back() != ' ') out += ' ';
+    } else {
+      out += lower(c);
+    }
+  }
+  return out;
+}
+
+struct RegionPhrase {
+  const char* text;
+  Region region;
+};
+
+// Longest first, so that at one position "upper left" wins over "left".
+const std::vector<RegionPhrase>& region_phrases() {
+  static const std::vector<RegionPhrase> phrases = [] {
+    std::vector<RegionPhrase> p = {
+        {"upper left", Region::UpperLeft}, {"top left", Region::UpperLeft},
+        {"upper right", Region::UpperRight}, {"top right", Region::UpperRight},
+        {"lower left", Region::LowerLeft}, {"bottom left", Region::LowerLeft},
+        {"lower right", Region::LowerRight}, {"bottom right", Region::LowerRight},
+        {"top", Region::Top}, {"left", Region::Left}, {"center", Region::Center},
+        {"centre", Region::Center}, {"middle", Region::Center}, {"right", Region::Right},
+        {"bottom", Region::Bottom}};
+    std::stable_sort(p.begin(), p.end(), [](const RegionPhrase& a, const RegionPhrase& b) {
+      return std::string(a.text).size() > std::string(b.text).size();
+    });
+    return p;
+  }();
+  return phrases;
+}
+
+// Conclusion sentence shared by every phrasing (parse_completion looks for "so it is").
+std::string conclusion(bool anomalous) { return anomalous ? ", so it is anomalous." : ", so it is normal."; }
+
+std::string intro(const std::string& category, int v) {
+  const std::string c = spaced(category);
+  switch (v) {
+    case 0: return "The image shows " + article(c, false) + " " + c + " sample.";
+    case 1: return "This is " + article(c, false) + " " + c + " sample.";
+    default: return "I see " + article(c, false) + " " + c + " sample.";
+  }
+}
+
+std::string inspected(int v) {
+  switch (v) {
+    case 0: return "I check the surface and the shape.";
+    case 1: return "I inspect its surface, edges and color.";
+    default: return "I look at every part of the surface.";
+  }
+}
+
+std::string finding_normal(int v) {
+  switch (v) {
+    case 0: return "The surface is uniform and the shape is intact" + conclusion(false);
+    case 1: return "I find no defect" + conclusion(false);
+    default: return "Nothing looks out of place" + conclusion(false);
+  }
+}
+
+// "a crack defect at the upper left" or, unnamed, "a defect".
+std::string finding_anomalous(const CotSpec& s, int v) {
+  const std::string type = is_unnamed_defect(s.defect_type) ? "" : spaced(s.defect_type) + " ";
+  const std::string what = type + "defect";
+  const std::string where = s.region ? std::string(" at the ") + region_word(*s.region) : "";
+  switch (v) {
+    case 0: return "There is " + article(what, false) + " " + what + where + conclusion(true);
+    case 1: return "I find " + article(what, false) + " " + what + where + conclusion(true);
+    default: return article(what, true) + " " + what + " is visible" + where + conclusion(true);
+  }
+}
+
+}  // namespace
+
+std::string build_prompt(const std::string& category) {
+  return "Inspect the " + spaced(category) + ". Is it normal or anomalous? Reason in " + kThinkOpen +
+         kThinkClose + ", then answer in " + kAnswerOpen + kAnswerClose + ".";
+}
+
+const char* region_word(Region r) {
+  switch (r) {
+    case Region::UpperLeft: return "upper left";
+    case Region::Top: return "top";
+    case Region::UpperRight: return "upper right";
+    case Region::Left: return "left";
+    case Region::Center: return "center";
+    case Region::Right: return "right";
+    case Region::LowerLeft: return "lower left";
+    case Region::Bottom: return "bottom";
+    case Region::LowerRight: return "lower right";
+  }
+  return "center";
+}
+
+std::optional<Region> parse_region(const std::string& text) {
+  const std::string t = normalize_for_phrases(text);
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (i > 0 && is_alnum(t[i - 1])) continue;  // phrases start at a word boundary
+    for (const auto& p : region_phrases()) {
+      const size_t n = std::char_traits<char>::length(p.text);
+      if (t.compare(i, n, p.text) != 0) continue;
+      if (i + n < t.size() && is_alnum(t[i + n])) continue;  // "topic" is not "top"
+      return p.region;
+    }
+  }
+  return std::nullopt;
+}
+
+Region region_of_point(double x, double y) {
+  auto cell = [](double v) {
+    if (!(v > 0)) return 0;  // also NaN
+    return std::min(2, static_cast<int>(v * 3));
+  };
+  return static_cast<Region>(cell(y) * 3 + cell(x));
+}
+
+std::string canonical_defect_type(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c == ' ' || c == '_' || c == '-' || std::isspace(static_cast<unsigned char>(c))) {
+      if (!out.empty() && out.back() != '_') out += '_';
+    } else {
+      out += lower(c);
+    }
+  }
+  // Trim punctuation and separators at both ends ("crack." -> "crack", "(dent)" -> "dent").
+  auto junk = [](char c) { return !is_alnum(c); };
+  while (!out.empty() && junk(out.back())) out.pop_back();
+  size_t start = 0;
+  while (start < out.size() && junk(out[start])) ++start;
+  return out.substr(start);
+}
+
+bool is_unnamed_defect(const std::string& defect_type) {
+  const std::string c = canonical_defect_type(defect_type);
+  return c.empty() || c == data::kUnknownAnomalyType;
+}
+
+std::string build_completion(const CotSpec& spec) {
+  const int v = ((spec.variant % kCotVariants) + kCotVariants) % kCotVariants;
+  std::string think = intro(spec.category, v) + " " + inspected(v) + " " +
+                      (spec.anomalous ? finding_anomalous(spec, v) : finding_normal(v));
+  std::string answer = "normal";
+  if (spec.anomalous) {
+    answer = "anomalous";
+    if (!is_unnamed_defect(spec.defect_type)) answer += ": " + spaced(canonical_defect_type(spec.defect_type));
+  }
+  return std::string(kThinkOpen) + think + kThinkClose + kAnswerOpen + answer + kAnswerClose;
+}
+
+std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories,
+                                          const std::vector<std::string>& defect_types) {
+  // 1. names: the given ones, or the synthetic demo's
+  std::vector<std::string> cats = categories, types = defect_types;
+  if (cats.empty())
+    for (const auto& c : data::synth_categories()) cats.push_back(c.name);
+  if (types.empty()) {
+    std::set<std::string> all;
+    for (const auto& c : data::synth_categories()) all.insert(c.defect_types.begin(), c.defect_types.end());
+    types.assign(all.begin(), all.end());
+  }
+  types.erase(std::remove(types.begin(), types.end(), std::string(data::kGoodType)), types.end());
+  types.push_back("");  // the unnamed defect ("anomalous" without a type)
+
+  // 2. every prompt and completion, in a fixed order, each once
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto add = [&](std::string s) {
+    if (seen.insert(s).second) out.push_back(std::move(s));
+  };
+  for (const auto& c : cats) {
+    add(build_prompt(c));
+    for (int v = 0; v < kCotVariants; ++v) {
+      add(build_completion({c, false, "", std::nullopt, v}));
+      for (const auto& t : types) {
+        add(build_completion({c, true, t, std::nullopt, v}));
+        for (int r = 0; r < kRegionCount; ++r) add(build_completion({c, true, t, static_cast<Region>(r), v}));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace lriad::text

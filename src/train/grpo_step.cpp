@@ -1,0 +1,148 @@
+// Stage 2: one GRPO step — sample G completions per prompt (prefix shared), score them, turn the
+// rewards into group advantages and take num_iterations clipped-surrogate updates.
+#include <chrono>
+
+#include "lriad/io/fs.h"
+#include "lriad/model/generate.h"
+#include "lriad/model/precision.h"
+#include "lriad/train/grpo.h"
+#include "lriad/rl/rewards.h"
+#include "lriad/text/answer.h"
+#include "lriad/train/schedule.h"
+#include "trainer_internal.h"
+
+namespace lriad::train::detail {
+
+namespace {
+
+model::TokenRows repeat_rows(const model::TokenRows& rows, int64_t times) {
+  model::TokenRows out;
+  for (const auto& r : rows)
+    for (int64_t g = 0; g < times; ++g) out.push_back(r);
+  return out;
+}
+
+}  // namespace
+
+StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bool log_completions) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& g = ctx.config.grpo;
+  const int64_t B = g.batch_size, G = g.num_generations, N = B * G;
+  std::vector<TrainItem> items;
+  for (int i = 0; i < g.batch_size; ++i) items.push_back(ctx.source->draw((uint64_t(1) << 40) + uint64_t(step), i));
+  EncodedBatch batch = ctx.encode(std::move(items));
+  const bool bf16 = ctx.config.use_bf16();
+
+  // 1. Sample G completions per prompt from the current policy.
+  model::GenerateOptions go;
+  go.group = int(G);
+  go.max_new_tokens = ctx.config.sampling.max_new_tokens;
+  go.sampling.temperature = g.temperature;
+  go.sampling.top_k = ctx.config.sampling.top_k;
+  go.sampling.top_p = ctx.config.sampling.top_p;
+  go.seed = ctx.config.seed * 1000003ull + uint64_t(step);
+  go.eos_id = ctx.tokenizer->eos_id();
+  go.pad_id = ctx.tokenizer->pad_id();
+  ctx.policy->eval();
+  model::Generation gen;
+  {
+    model::AutocastGuard autocast(ctx.device, bf16);
+    gen = model::generate(ctx.policy, batch.images, batch.prompts, go);
+  }
+  const auto lengths = gen.lengths.cpu();
+  const auto truncated = gen.truncated.cpu();
+  std::vector<std::string> texts(static_cast<size_t>(N));
+  std::vector<text::ParsedCompletion> parsed(static_cast<size_t>(N));
+  const auto tokens_cpu = gen.tokens.cpu();
+  for (int64_t n = 0; n < N; ++n) {
+    texts[size_t(n)] = ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
+    parsed[size_t(n)] = text::parse_completion(texts[size_t(n)], ctx.defect_types);
+  }
+  GrpoBatch gb;
+  gb.images = batch.images.repeat_interleave(G, 0);  // (N,3,S,S)
+  gb.prompts = repeat_rows(batch.prompts, G);
+  gb.tokens = gen.tokens;
+  gb.mask = gen.mask;
+  gb.truncated = gen.truncated;
+  gb.group = G;
+
+  // 2. Rewards (the first forward pass gives the focal term's verdict probability), updates.
+  std::vector<rl::RewardBreakdown> breakdown(static_cast<size_t>(N));
+  const double lr = lr_at(step, g.steps, g.warmup_steps, g.lr);
+  set_lr(optimizer, lr);
+  const GrpoUpdate u = grpo_update(ctx.policy, &ctx.reference, optimizer, gb, g, ctx.config.sampling.max_new_tokens, bf16,
+                                   [&](const torch::Tensor& logits) {
+    const auto probs = verdict_probs(ctx, logits, gb.tokens, gb.mask).cpu();  // (N,2)
+    std::vector<double> r(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) {
+      const TrainItem& item = batch.items[size_t(n / G)];
+      const rl::RewardTarget target{item.anomalous, item.defect_type};
+      const double p = probs[n][item.anomalous ? 1 : 0].item<double>();
+      breakdown[size_t(n)] = rl::total_reward(parsed[size_t(n)], target, std::max(0.0, p), ctx.class_weight(item.cls()),
+                                              ctx.config.reward);
+      r[size_t(n)] = breakdown[size_t(n)].total;
+      if (ctx.dynamic_weights) ctx.dynamic_weights->observe(item.cls(), breakdown[size_t(n)].correct);
+    }
+    return torch::tensor(r, torch::kDouble);
+  });
+  const auto& rewards = u.rewards;
+  const auto& stats = u.stats;
+  const auto& advantages = u.advantages;
+
+  // 3. Metrics (TRL's names where one exists).
+  StepMetrics out;
+  out.finite = u.finite;
+  nlohmann::json& j = out.json;
+  j["loss"] = u.loss;
+  j["reward"] = rewards.mean().item<double>();
+  j["reward_std"] = stats.std.mean().item<double>();
+  j["frac_reward_zero_std"] = stats.frac_zero_std;
+  for (const auto& name : rl::reward_names()) {
+    double s = 0;
+    for (const auto& b : breakdown) s += b.parts.at(name);
+    j["rewards/" + name + "/mean"] = s / double(N);
+  }
+  j["kl"] = u.kl;
+  j["clip_ratio/region_mean"] = u.clip_region;
+  j["clip_ratio/low_mean"] = u.clip_low;
+  j["clip_ratio/high_mean"] = u.clip_high;
+  j["completions/mean_length"] = gen.lengths.to(torch::kFloat).mean().item<double>();
+  j["completions/clipped_ratio"] = truncated.to(torch::kFloat).mean().item<double>();
+  j["entropy"] = u.entropy;
+  j["learning_rate"] = lr;
+  j["grad_norm"] = u.grad_norm;
+  j["updates"] = u.updates;
+  std::map<std::string, std::pair<int, int>> per_class;
+  int correct = 0, formatted = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const auto cls = batch.items[size_t(n / G)].cls();
+    per_class[cls].first += breakdown[size_t(n)].correct;
+    per_class[cls].second += 1;
+    correct += breakdown[size_t(n)].correct;
+    formatted += parsed[size_t(n)].well_formed;
+  }
+  j["accuracy"] = double(correct) / double(N);
+  j["format_rate"] = double(formatted) / double(N);
+  for (const auto& [cls, ct] : per_class) j["class_accuracy/" + cls] = double(ct.first) / double(ct.second);
+  j["step_time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  if (log_completions) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "/completions/step_%05d.jsonl", step + 1);
+    std::string lines;
+    const auto adv = advantages.cpu();
+    for (int64_t n = 0; n < N; ++n) {
+      const TrainItem& item = batch.items[size_t(n / G)];
+      nlohmann::json l = {{"image", item.source},     {"category", item.category},
+                          {"label", item.anomalous ? "anomalous" : "normal"},
+                          {"defect_type", item.defect_type}, {"completion", texts[size_t(n)]},
+                          {"rewards", breakdown[size_t(n)].parts}, {"reward", breakdown[size_t(n)].total},
+                          {"advantage", adv[n].item<double>()}, {"truncated", truncated[n].item<bool>()}};
+      lines += l.dump() + "\n";
+    }
+    io::write_file_atomic(ctx.run.dir + name, lines);
+  }
+  return out;
+}
+
+}  // namespace lriad::train::detail

@@ -1,0 +1,223 @@
+#include "lriad/train/source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "lriad/data/anomaly.h"
+#include "lriad/data/dataset.h"
+#include "lriad/data/image_io.h"
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+
+namespace lriad::train {
+
+namespace {
+
+uint64_t splitmix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+uint64_t mix(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
+  return splitmix(splitmix(splitmix(splitmix(a) ^ b) ^ c) ^ d);
+}
+enum Domain : uint64_t { kDraw = 1, kValidation = 2, kTestShare = 3, kHoldout = 4 };
+
+double uniform01(uint64_t x) { return double(splitmix(x) >> 11) * (1.0 / 9007199254740992.0); }
+
+std::string kind_word(data::AnomalyKind k) {
+  data::Anomaly a;
+  a.kind = k;
+  return a.type_name();
+}
+
+cv::Mat load_resized(const std::string& path, int size, bool skip_bad, bool* ok) {
+  try {
+    *ok = true;
+    return data::resize_square(data::read_image(path), size);
+  } catch (const Error& e) {
+    if (!skip_bad) throw Error(std::string(e.what()), "fix or remove the file, or set data.skip_bad_images=true");
+    spdlog::warn("skipping unreadable image: {}", e.what());
+    *ok = false;
+    return {};
+  }
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+std::string TrainItem::cls() const { return anomalous ? text::canonical_defect_type(defect_type) : data::kGoodType; }
+
+TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
+  const auto& dc = config.data;
+  data::LoadOptions load;
+  load.categories = dc.categories;
+  load.folder_test_fraction = dc.folder_test_fraction;
+  load.folder_seed = dc.folder_seed;
+  const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
+  for (const auto& w : ds.warnings) spdlog::warn("{}", w);
+  categories_ = ds.categories;
+  const int size = config.model.image_size;
+
+  for (const auto& [name, weight] : dc.anomaly_mix) {
+    const auto kind = data::parse_anomaly_kind(name);
+    if (!kind) throw Error("data.anomaly_mix: unknown anomaly kind '" + name + "'", "see lriad/data/anomaly.h");
+    if (weight > 0) mix_.emplace_back(int(*kind), weight);
+  }
+  if (dc.anomaly_ratio > 0 && mix_.empty())
+    throw Error("data.anomaly_mix gives every kind weight 0 but data.anomaly_ratio > 0", "give some kind a weight");
+
+  // Normal training images per category; a seeded share is held out for validation.
+  size_t skipped = 0;
+  std::vector<Normal> held_out;
+  for (const auto& cat : categories_) {
+    std::vector<data::Sample> train;
+    for (const auto& s : ds.select(cat, data::Split::Train))
+      if (s.label == data::Label::Normal) train.push_back(s);
+    std::vector<size_t> order(train.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(mix(config.seed, kHoldout, std::hash<std::string>{}(cat), 0));
+    std::shuffle(order.begin(), order.end(), rng);
+    size_t hold = train.size() >= 4 ? std::max<size_t>(1, size_t(dc.val_fraction * double(train.size()) + 0.5)) : 0;
+    if (dc.val_fraction <= 0) hold = 0;
+    for (size_t k = 0; k < order.size(); ++k) {
+      const auto& s = train[order[k]];
+      bool ok = true;
+      cv::Mat img = load_resized(s.image_path, size, dc.skip_bad_images, &ok);
+      if (!ok) {
+        ++skipped;
+        continue;
+      }
+      (k < hold ? held_out : normals_).push_back({img, cat, s.image_path});
+    }
+  }
+  if (normals_.empty())
+    throw Error("no normal training images in " + dc.root, "check data.root, data.format and data.categories");
+  for (size_t i = 0; i < normals_.size(); ++i) by_category_[normals_[i].category].push_back(i);
+
+  // Optional share of the labelled test split (stratified by category and defect type).
+  if (dc.train_from_test > 0) {
+    std::map<std::pair<std::string, std::string>, std::vector<data::Sample>> strata;
+    for (const auto& s : ds.samples)
+      if (s.split == data::Split::Test) strata[{s.category, s.defect_type}].push_back(s);
+    for (auto& [key, samples] : strata) {
+      std::mt19937_64 rng(mix(config.seed, kTestShare, std::hash<std::string>{}(key.first + "/" + key.second), 0));
+      std::shuffle(samples.begin(), samples.end(), rng);
+      const size_t take = size_t(dc.train_from_test * double(samples.size()) + 0.5);
+      for (size_t k = 0; k < take && k < samples.size(); ++k) {
+        const auto& s = samples[k];
+        bool ok = true;
+        cv::Mat img = load_resized(s.image_path, size, dc.skip_bad_images, &ok);
+        if (!ok) continue;
+        TrainItem t;
+        t.image = img;
+        t.category = s.category;
+        t.anomalous = s.label == data::Label::Anomalous;
+        t.defect_type = s.defect_type;
+        t.source = s.image_path;
+        test_items_.push_back(t);
+        from_test_.samples.push_back(s);
+      }
+    }
+  }
+
+  // Validation: each held-out normal, and the same image with a synthetic anomaly.
+  for (size_t i = 0; i < held_out.size() && int(validation_.size()) < config.train.val_size; ++i) {
+    TrainItem n;
+    n.image = held_out[i].image;
+    n.category = held_out[i].category;
+    n.source = held_out[i].path;
+    validation_.push_back(n);
+    if (int(validation_.size()) < config.train.val_size && !mix_.empty())
+      validation_.push_back(synthesize(held_out[i], mix(config.seed, kValidation, i, 0)));
+  }
+
+  // Expected share of each class among draws (for static weights and the logs).
+  const double real = double(test_items_.size()) / double(test_items_.size() + normals_.size());
+  prior_[data::kGoodType] += (1 - real) * (1 - dc.anomaly_ratio);
+  double mix_total = 0;
+  for (const auto& [k, w] : mix_) mix_total += w;
+  for (const auto& [k, w] : mix_)
+    prior_[text::canonical_defect_type(kind_word(data::AnomalyKind(k)))] += (1 - real) * dc.anomaly_ratio * w / mix_total;
+  for (const auto& t : test_items_) prior_[t.cls()] += real / double(test_items_.size());
+  if (skipped) spdlog::warn("{} unreadable training images skipped", skipped);
+}
+
+TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
+  // Foreign texture from another category with probability donor_other_category.
+  const Normal* donor = &base;
+  const double u = uniform01(seed ^ 0xD0);
+  std::vector<size_t> pool;
+  if (u < config_.data.donor_other_category && categories_.size() > 1) {
+    for (size_t i = 0; i < normals_.size(); ++i)
+      if (normals_[i].category != base.category) pool.push_back(i);
+  } else {
+    auto it = by_category_.find(base.category);
+    if (it != by_category_.end()) pool = it->second;
+  }
+  if (!pool.empty()) donor = &normals_[pool[splitmix(seed ^ 0xD1) % pool.size()]];
+  std::map<data::AnomalyKind, double> m;
+  for (const auto& [k, w] : mix_) m[data::AnomalyKind(k)] = w;
+  const data::Anomaly a = data::make_random_anomaly(base.image, donor->image, m, seed);
+  TrainItem t;
+  t.image = a.image;
+  t.category = base.category;
+  t.anomalous = true;
+  t.defect_type = a.type_name();
+  t.region = text::region_of_point(a.cx, a.cy);
+  t.source = base.path + "#" + data::to_string(a.kind);
+  return t;
+}
+
+TrainItem TrainingSource::draw(uint64_t step, int index) const {
+  const uint64_t seed = mix(config_.seed, kDraw, step, uint64_t(index));
+  const size_t real = test_items_.size();
+  const size_t pick = splitmix(seed) % (real + normals_.size());
+  if (pick < real) return test_items_[pick];
+  const Normal& base = normals_[pick - real];
+  if (!mix_.empty() && uniform01(seed ^ 0xA0) < config_.data.anomaly_ratio) return synthesize(base, seed ^ 0xA1);
+  TrainItem t;
+  t.image = base.image;
+  t.category = base.category;
+  t.source = base.path;
+  return t;
+}
+
+std::vector<std::string> TrainingSource::defect_types() const {
+  std::set<std::string> out;
+  for (auto k : data::all_anomaly_kinds()) out.insert(kind_word(k));
+  for (const auto& t : test_items_)
+    if (t.anomalous) out.insert(t.defect_type);
+  return {out.begin(), out.end()};
+}
+
+std::string TrainingSource::describe() const {
+  std::ostringstream s;
+  s << normals_.size() << " normal training images in " << categories_.size() << " categories, "
+    << validation_.size() << " validation items, " << test_items_.size() << " test images used for training";
+  return s.str();
+}
+
+void save_train_from_test(const TrainFromTest& t, const std::string& path) {
+  std::ostringstream s;
+  s << "category,label,defect_type,image\n";
+  for (const auto& x : t.samples)
+    s << csv_field(x.category) << ',' << data::to_string(x.label) << ',' << csv_field(x.defect_type) << ','
+      << csv_field(x.image_path) << '\n';
+  io::write_file_atomic(path, s.str());
+}
+
+}  // namespace lriad::train

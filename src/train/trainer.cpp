@@ -1,0 +1,409 @@
+// `lriad train`: run directory, stages, validation, checkpoints and resume.
+#include "lriad/train/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "lriad/data/image_tensor.h"
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+#include "lriad/model/generate.h"
+#include "lriad/model/precision.h"
+#include "lriad/model/weights.h"
+#include "lriad/text/answer.h"
+#include "lriad/text/prompt.h"
+#include "lriad/train/progress.h"
+#include "trainer_internal.h"
+
+namespace fs = std::filesystem;
+
+namespace lriad::train {
+namespace detail {
+
+double Context::class_weight(const std::string& cls) const {
+  if (dynamic_weights) {
+    const auto w = dynamic_weights->weights();
+    auto it = w.find(cls);
+    return it == w.end() ? 1.0 : it->second;
+  }
+  auto it = static_weights.find(cls);
+  return it == static_weights.end() ? 1.0 : it->second;
+}
+
+const std::vector<int64_t>& Context::prompt(const std::string& category) {
+  auto it = prompt_cache.find(category);
+  if (it != prompt_cache.end()) return it->second;
+  std::vector<int64_t> ids;
+  for (int id : tokenizer->encode(text::build_prompt(category))) ids.push_back(id);
+  return prompt_cache[category] = ids;
+}
+
+EncodedBatch Context::encode(std::vector<TrainItem> items) {
+  EncodedBatch b;
+  std::vector<torch::Tensor> images;
+  for (const auto& it : items) {
+    images.push_back(data::image_to_tensor(it.image));  // (3,S,S)
+    b.prompts.push_back(prompt(it.category));
+  }
+  b.images = torch::stack(images).to(device);  // (B,3,S,S)
+  b.items = std::move(items);
+  return b;
+}
+
+std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant) const {
+  text::CotSpec spec;
+  spec.category = item.category;
+  spec.anomalous = item.anomalous;
+  spec.defect_type = item.anomalous ? item.defect_type : "";
+  spec.region = item.region;
+  spec.variant = variant;
+  std::vector<int64_t> ids;
+  for (int id : tokenizer->encode(text::build_completion(spec))) ids.push_back(id);
+  ids.push_back(tokenizer->eos_id());
+  return ids;
+}
+
+std::string Context::decode(const torch::Tensor& row, int64_t length) const {
+  std::vector<int> ids;
+  const auto r = row.cpu();
+  for (int64_t t = 0; t < length && t < r.size(0); ++t) {
+    const int id = int(r[t].item<int64_t>());
+    if (id == tokenizer->eos_id()) break;
+    ids.push_back(id);
+  }
+  return tokenizer->decode(ids);
+}
+
+void Context::log_metrics(const nlohmann::json& line) {
+  metrics << line.dump() << "\n";
+  metrics.flush();
+}
+
+torch::Tensor verdict_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
+                            const torch::Tensor& mask) {
+  const int64_t N = tokens.size(0), C = tokens.size(1);
+  auto out = torch::full({N, 2}, -1.0, torch::kFloat);
+  const int64_t open = ctx.tokenizer->answer_open();
+  if (open < 0 || ctx.verdict_normal_id < 0) return out;
+  const auto tk = tokens.cpu();
+  const auto mk = mask.cpu();
+  std::vector<int64_t> rows, cols;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t + 1 < C; ++t)
+      if (tk[n][t].item<int64_t>() == open) {
+        if (mk[n][t + 1].item<bool>()) {
+          rows.push_back(n);
+          cols.push_back(t + 1);
+        }
+        break;
+      }
+  if (rows.empty()) return out;
+  const auto r = torch::tensor(rows, torch::kInt64), c = torch::tensor(cols, torch::kInt64);
+  const auto sel = logits.index({r.to(logits.device()), c.to(logits.device())}).to(torch::kFloat);  // (K,V)
+  const auto p = torch::softmax(sel, -1).cpu();
+  const auto ids = torch::tensor(std::vector<int64_t>{ctx.verdict_normal_id, ctx.verdict_anomalous_id});
+  out.index_put_({r}, p.index_select(1, ids));
+  return out;
+}
+
+void set_lr(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+ValidationResult validate(Context& ctx) {
+  const auto& items = ctx.source->validation();
+  ValidationResult v;
+  v.items = int(items.size());
+  if (items.empty()) return v;
+  torch::NoGradGuard no_grad;
+  ctx.policy->eval();
+  int tp = 0, fn = 0, tn = 0, fp = 0, formatted = 0;
+  std::map<std::string, std::pair<int, int>> per_class;
+  const size_t chunk = 32;
+  for (size_t start = 0; start < items.size(); start += chunk) {
+    std::vector<TrainItem> part(items.begin() + long(start), items.begin() + long(std::min(items.size(), start + chunk)));
+    EncodedBatch b = ctx.encode(part);
+    model::GenerateOptions go;
+    go.max_new_tokens = ctx.config.sampling.max_new_tokens;
+    go.sampling.greedy = true;
+    go.eos_id = ctx.tokenizer->eos_id();
+    go.pad_id = ctx.tokenizer->pad_id();
+    model::Generation gen;
+    {
+      model::AutocastGuard autocast(ctx.device, ctx.config.use_bf16());
+      gen = model::generate(ctx.policy, b.images, b.prompts, go);
+    }
+    const auto lengths = gen.lengths.cpu();
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      const auto p = text::parse_completion(ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()), ctx.defect_types);
+      const bool truth = b.items[i].anomalous;
+      const bool right = p.verdict.has_value() && *p.verdict == int(truth);
+      formatted += p.well_formed;
+      if (truth) (right ? tp : fn)++;
+      else (right ? tn : fp)++;
+      per_class[b.items[i].cls()].first += right;
+      per_class[b.items[i].cls()].second += 1;
+    }
+  }
+  v.recall_anomalous = tp + fn ? double(tp) / (tp + fn) : 0;
+  v.recall_normal = tn + fp ? double(tn) / (tn + fp) : 0;
+  v.balanced_accuracy = (tp + fn && tn + fp) ? (v.recall_anomalous + v.recall_normal) / 2 : (tp + fn ? v.recall_anomalous : v.recall_normal);
+  v.accuracy = double(tp + tn) / v.items;
+  v.format_rate = double(formatted) / v.items;
+  for (const auto& [c, ct] : per_class) v.class_accuracy[c] = double(ct.first) / ct.second;
+  return v;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::Context;
+
+nlohmann::json to_json(const ValidationResult& v) {
+  return {{"balanced_accuracy", v.balanced_accuracy}, {"accuracy", v.accuracy},     {"format_rate", v.format_rate},
+          {"recall_anomalous", v.recall_anomalous},   {"recall_normal", v.recall_normal},
+          {"class_accuracy", v.class_accuracy},       {"items", v.items}};
+}
+
+std::string optimizer_path(const RunFiles& run) { return run.dir + "/optimizer.pt"; }
+std::string state_path(const RunFiles& run) { return run.dir + "/trainer_state.json"; }
+std::string best_path(const RunFiles& run) { return run.dir + "/best.safetensors"; }
+std::string sft_path(const RunFiles& run) { return run.dir + "/sft.safetensors"; }
+
+struct TrainerState {
+  std::string stage = "sft";  // sft | grpo | done
+  int step = 0;               // completed steps of `stage`
+  double best = -1;           // best validation balanced accuracy
+  std::string best_at;        // "sft:300"
+  nlohmann::json dynamic_weights;
+};
+
+void save_state(const RunFiles& run, const TrainerState& s) {
+  nlohmann::json j = {{"stage", s.stage}, {"step", s.step}, {"best_balanced_accuracy", s.best}, {"best_at", s.best_at}};
+  if (!s.dynamic_weights.is_null()) j["dynamic_class_weights"] = s.dynamic_weights;
+  io::write_file_atomic(state_path(run), j.dump(2) + "\n");
+}
+
+TrainerState load_state(const RunFiles& run) {
+  TrainerState s;
+  if (!io::is_file(state_path(run)))
+    throw Error("cannot resume " + run.dir + ": no trainer_state.json", "it has no checkpoint yet; start it again with --overwrite");
+  std::ifstream in(state_path(run));
+  nlohmann::json j;
+  try {
+    in >> j;
+    s.stage = j.at("stage").get<std::string>();
+    s.step = j.at("step").get<int>();
+    s.best = j.at("best_balanced_accuracy").get<double>();
+    s.best_at = j.at("best_at").get<std::string>();
+    if (j.contains("dynamic_class_weights")) s.dynamic_weights = j["dynamic_class_weights"];
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(state_path(run) + " is damaged: " + e.what(), "start the run again with --overwrite");
+  }
+  return s;
+}
+
+void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState& state) {
+  if (ctx.dynamic_weights) state.dynamic_weights = ctx.dynamic_weights->to_json();
+  save_policy(ctx.run, *ctx.policy, {{"stage", state.stage}, {"step", std::to_string(state.step)}});
+  const std::string tmp = optimizer_path(ctx.run) + ".tmp";
+  torch::save(optimizer, tmp);
+  fs::rename(tmp, optimizer_path(ctx.run));
+  save_state(ctx.run, state);
+}
+
+void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& v, const std::string& where) {
+  if (v.items == 0 || v.balanced_accuracy <= state.best) return;
+  state.best = v.balanced_accuracy;
+  state.best_at = where;
+  model::save_weights(*ctx.policy, best_path(ctx.run), {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", where}});
+}
+
+void log_validation(Context& ctx, const std::string& stage, int step, const ValidationResult& v) {
+  nlohmann::json line = to_json(v);
+  line["stage"] = stage;
+  line["step"] = step;
+  std::ofstream out(ctx.run.dir + "/validation.jsonl", std::ios::app);
+  out << line.dump() << "\n";
+  spdlog::info("validation {} step {}: balanced accuracy {:.3f} (anomalous recall {:.3f}, normal {:.3f}), format {:.3f}",
+               stage, step, v.balanced_accuracy, v.recall_anomalous, v.recall_normal, v.format_rate);
+}
+
+// Runs `stage` from state.step to `total`; returns what this call ran.
+template <class StepFn>
+StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerState& state, const std::string& stage,
+                       int total, StepFn step_fn) {
+  StageSummary summary;
+  summary.stage = stage;
+  const auto& tc = ctx.config.train;
+  Progress progress(stage, total, tc.log_every);
+  int skips = 0;
+  const int first = state.step;
+  for (int step = first; step < total; ++step) {
+    detail::StepMetrics m = step_fn(step);
+    if (!m.finite) {
+      ++skips;
+      spdlog::warn("{} step {}: non-finite loss or gradient, update skipped ({} in a row)", stage, step + 1, skips);
+      if (skips >= tc.max_consecutive_skips)
+        throw Error(stage + " stopped after " + std::to_string(skips) + " non-finite steps in a row at step " +
+                        std::to_string(step + 1) + "; the last checkpoint in " + ctx.run.dir + " is intact",
+                    "lower the learning rate (--set " + stage + ".lr=...) or use precision fp32, then --resume");
+    } else {
+      skips = 0;
+    }
+    state.step = step + 1;
+    nlohmann::json line = m.json;
+    line["stage"] = stage;
+    line["step"] = state.step;
+    if (ctx.dynamic_weights && stage == "grpo" && state.step % std::max(1, ctx.config.reward.dynamic_every) == 0) {
+      const auto w = ctx.dynamic_weights->recompute();
+      std::string shown;
+      for (const auto& [c, x] : w) shown += fmt::format(" {}={:.2f}", c, x);
+      spdlog::debug("class weights:{}", shown);
+    }
+    if (stage == "grpo")
+      for (const auto& [c, _] : ctx.source->class_prior()) line["class_weight/" + c] = ctx.class_weight(c);
+    ctx.log_metrics(line);
+    std::vector<std::pair<std::string, double>> shown;
+    if (stage == "sft") {
+      shown = {{"loss", line["loss"].get<double>()}, {"tok_acc", line["token_accuracy"].get<double>()}};
+    } else {
+      shown = {{"reward", line["reward"].get<double>()}, {"acc", line["accuracy"].get<double>()},
+               {"kl", line["kl"].get<double>()}};
+    }
+    shown.push_back({"lr", line["learning_rate"].get<double>()});
+    progress.update(state.step, shown);
+    ++summary.steps;
+    const bool last = state.step == total;
+    if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || last) {
+      const auto v = detail::validate(ctx);
+      log_validation(ctx, stage, state.step, v);
+      maybe_keep_best(ctx, state, v, stage + ":" + std::to_string(state.step));
+      if (last) summary.final_validation = v;
+    }
+    if ((tc.save_every > 0 && state.step % tc.save_every == 0) || last) save_checkpoint(ctx, optimizer, state);
+  }
+  progress.finish();
+  summary.seconds = progress.elapsed_seconds();
+  return summary;
+}
+
+torch::optim::AdamW make_optimizer(Context& ctx, double lr, double weight_decay) {
+  return torch::optim::AdamW(ctx.policy->parameters(), torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
+}
+
+}  // namespace
+
+TrainSummary run_training(RunConfig config, const TrainOptions& o) {
+  prepare_run_dir(o.out, o.overwrite, o.resume);
+  Context ctx;
+  ctx.run = RunFiles{o.out};
+  TrainerState state;
+  if (o.resume) {
+    state = load_state(ctx.run);
+    config = load_config(ctx.run.config());  // the run's own config wins over --config
+    spdlog::info("resuming {} at {} step {}", o.out, state.stage, state.step);
+  } else {
+    if (o.overwrite)
+      for (const char* f : {"metrics.jsonl", "validation.jsonl", "trainer_state.json", "optimizer.pt", "best.safetensors",
+                            "sft.safetensors", "tokenizer.model"}) {
+        std::error_code ec;
+        fs::remove(ctx.run.dir + "/" + f, ec);
+      }
+    const int vocab = ensure_tokenizer(ctx.run, config, o.tokenizer);
+    if (config.model.vocab_size != 0 && config.model.vocab_size != vocab)
+      spdlog::warn("model.vocab_size {} replaced by the tokenizer's {}", config.model.vocab_size, vocab);
+    config.model.vocab_size = vocab;
+    config.validate();
+    save_config(config, ctx.run.config());
+  }
+  ctx.config = config;
+  ctx.device = torch::Device(config.device);
+  ctx.tokenizer = std::make_shared<text::Tokenizer>(ctx.run.tokenizer());
+  const auto normal = ctx.tokenizer->encode("normal"), anomalous = ctx.tokenizer->encode("anomalous");
+  if (!normal.empty() && !anomalous.empty() && normal[0] != anomalous[0]) {
+    ctx.verdict_normal_id = normal[0];
+    ctx.verdict_anomalous_id = anomalous[0];
+  }
+  ctx.source = std::make_unique<TrainingSource>(config);
+  spdlog::info("data: {}", ctx.source->describe());
+  ctx.defect_types = ctx.source->defect_types();
+  if (!ctx.source->from_test().samples.empty())
+    save_train_from_test(ctx.source->from_test(), ctx.run.dir + "/train_from_test.csv");
+  fs::create_directories(ctx.run.dir + "/completions");
+
+  // Policy: resumed, initialised from another run, or fresh.
+  ctx.policy = model::make_policy(config.model, config.seed);
+  if (o.resume) {
+    model::load_weights(*ctx.policy, ctx.run.weights());
+  } else if (!o.init.empty()) {
+    const RunFiles from{o.init};
+    model::load_weights(*ctx.policy, from.weights());
+    spdlog::info("initialised from {}", from.weights());
+  }
+  ctx.policy->to(ctx.device);
+  const auto counts = model::parameter_counts(*ctx.policy);
+  spdlog::info("policy: {} parameters on {} ({})", counts.back().second, config.device, config.use_bf16() ? "bf16 autocast" : "fp32");
+
+  // Class weights of the focal reward.
+  const auto& rc = config.reward;
+  std::vector<std::string> classes;
+  std::map<std::string, int64_t> prior_counts;
+  for (const auto& [c, p] : ctx.source->class_prior()) {
+    classes.push_back(c);
+    prior_counts[c] = std::max<int64_t>(1, int64_t(std::llround(p * 1e6)));
+  }
+  if (rc.class_weights == "static") ctx.static_weights = rl::static_class_weights(prior_counts, rc.weight_power);
+  if (rc.class_weights == "dynamic") {
+    ctx.dynamic_weights = std::make_unique<rl::DynamicClassWeights>(classes, rc.dynamic_momentum, rc.weight_power);
+    if (!state.dynamic_weights.is_null()) ctx.dynamic_weights->from_json(state.dynamic_weights);
+  }
+  ctx.metrics.open(ctx.run.metrics(), std::ios::app);
+  if (!ctx.metrics) throw Error("cannot write " + ctx.run.metrics(), "check permissions and free space");
+
+  TrainSummary summary;
+  summary.run_dir = o.out;
+  // Stage 1.
+  if (state.stage == "sft") {
+    if (config.sft.steps > state.step) {
+      auto opt = make_optimizer(ctx, config.sft.lr, config.sft.weight_decay);
+      if (o.resume && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      summary.stages.push_back(run_stage(ctx, opt, state, "sft", config.sft.steps,
+                                         [&](int step) { return detail::sft_step(ctx, opt, step); }));
+    }
+    model::save_weights(*ctx.policy, sft_path(ctx.run), {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", "sft"}});
+    state.stage = "grpo";
+    state.step = 0;
+    save_state(ctx.run, state);
+  }
+  // Stage 2.
+  if (state.stage == "grpo") {
+    if (config.grpo.beta > 0) {
+      ctx.reference = model::make_policy(config.model, config.seed);
+      model::load_weights(*ctx.reference, io::is_file(sft_path(ctx.run)) ? sft_path(ctx.run) : ctx.run.weights());
+      ctx.reference->to(ctx.device);
+      ctx.reference->eval();
+      for (auto& p : ctx.reference->parameters()) p.set_requires_grad(false);
+    }
+    if (config.grpo.steps > state.step) {
+      auto opt = make_optimizer(ctx, config.grpo.lr, config.grpo.weight_decay);
+      if (o.resume && state.step > 0 && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      const int every = config.train.log_completions_every;
+      summary.stages.push_back(run_stage(ctx, opt, state, "grpo", config.grpo.steps, [&](int step) {
+        return detail::grpo_step(ctx, opt, step, every > 0 && (step + 1) % every == 0);
+      }));
+    }
+    state.stage = "done";
+    save_state(ctx.run, state);
+  }
+  if (!io::is_file(ctx.run.weights())) save_policy(ctx.run, *ctx.policy, {{"stage", "done"}});
+  summary.best_balanced_accuracy = state.best;
+  spdlog::info("best validation balanced accuracy {:.3f} at {} -> {}", state.best, state.best_at, best_path(ctx.run));
+  return summary;
+}
+
+}  // namespace lriad::train

@@ -1,0 +1,74 @@
+// Shared state of the training stages (trainer.cpp orchestrates, sft_step.cpp and grpo_step.cpp
+// run one step each). Not installed: only src/train uses it.
+#pragma once
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "lriad/model/policy.h"
+#include "lriad/rl/class_weights.h"
+#include "lriad/text/tokenizer.h"
+#include "lriad/train/checkpoint.h"
+#include "lriad/train/grpo.h"
+#include "lriad/train/source.h"
+#include "lriad/train/trainer.h"
+
+namespace lriad::train::detail {
+
+// Items encoded for the policy. Shapes: B items, C completion tokens.
+struct EncodedBatch {
+  torch::Tensor images;        // (B,3,S,S) on the device
+  model::TokenRows prompts;    // B prompt token lists
+  std::vector<TrainItem> items;
+};
+
+struct Context {
+  RunConfig config;
+  RunFiles run;
+  torch::Device device{torch::kCPU};
+  std::shared_ptr<text::Tokenizer> tokenizer;
+  model::Policy policy{nullptr};
+  model::Policy reference{nullptr};  // GRPO with beta > 0
+  std::unique_ptr<TrainingSource> source;
+  std::vector<std::string> defect_types;  // known names for parsing answers
+  std::map<std::string, std::vector<int64_t>> prompt_cache;
+  int64_t verdict_normal_id = -1, verdict_anomalous_id = -1;  // first pieces of the verdict words
+  std::ofstream metrics;
+
+  // Class weights of the focal reward.
+  std::map<std::string, double> static_weights;
+  std::unique_ptr<rl::DynamicClassWeights> dynamic_weights;
+  double class_weight(const std::string& cls) const;
+
+  const std::vector<int64_t>& prompt(const std::string& category);
+  EncodedBatch encode(std::vector<TrainItem> items);
+  std::vector<int64_t> completion_ids(const TrainItem& item, int variant) const;  // + eos
+  std::string decode(const torch::Tensor& row, int64_t length) const;             // stops at eos
+  void log_metrics(const nlohmann::json& line);
+};
+
+struct StepMetrics {
+  nlohmann::json json;  // the metrics.jsonl line (without stage/step)
+  bool finite = true;
+};
+
+// One optimizer step of each stage; `step` counts from 0 within the stage.
+StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step);
+StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bool log_completions);
+
+// Greedy generation on the validation items.
+ValidationResult validate(Context& ctx);
+
+// Probability of each verdict at the position after <answer>: logits (N,C,V), tokens (N,C)
+// -> (N,2) [p(normal), p(anomalous)], or -1 where the completion has no <answer> followed by a token.
+torch::Tensor verdict_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
+                            const torch::Tensor& mask);
+
+void set_lr(torch::optim::AdamW& optimizer, double lr);
+
+}  // namespace lriad::train::detail

@@ -1,0 +1,108 @@
+// Run configuration: shipped configs load, unknown keys are rejected with a suggestion, types
+// and ranges are checked with the key path, precedence defaults < file < --set.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "fixtures.h"
+#include "lriad/io/config.h"
+#include "lriad/io/config_visit.h"
+#include "lriad/io/error.h"
+
+using namespace lriad;
+
+namespace {
+std::string load_error(const std::string& json_text, const std::vector<std::string>& overrides = {}) {
+  test::TempDir dir;
+  test::write_text(dir / "c.json", json_text);
+  try {
+    load_config(dir / "c.json", overrides);
+  } catch (const lriad::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, ShippedConfigsLoadAndValidate) {
+  for (const char* name : {"tiny", "small", "base"}) {
+    const std::string path = std::string(LRIAD_SOURCE_DIR) + "/configs/" + name + ".json";
+    RunConfig c = load_config(path);
+    EXPECT_EQ(c.name, name);
+  }
+  EXPECT_NO_THROW(RunConfig().validate());
+}
+
+TEST(Config, UnknownKeySuggestsTheClosest) {
+  const std::string msg = load_error(R"({"model": {"dimm": 64}})");
+  EXPECT_NE(msg.find("unknown config key model.dimm"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean model.dim?"), std::string::npos) << msg;
+  const std::string top = load_error(R"({"sampling": {}, "bogus_section_name": 1})");
+  EXPECT_NE(top.find("unknown config key bogus_section_name"), std::string::npos) << top;
+}
+
+TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
+  std::string msg = load_error(R"({"model": {"dim": "big"}})");
+  EXPECT_NE(msg.find("model.dim: expected an integer"), std::string::npos) << msg;
+  msg = load_error(R"({"sampling": {"top_p": 1.5}})");
+  EXPECT_NE(msg.find("sampling.top_p"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(0, 1]"), std::string::npos) << msg;
+  msg = load_error(R"({"model": {"dim": 100, "heads": 3}})");
+  EXPECT_NE(msg.find("model.heads: must divide dim 100"), std::string::npos) << msg;
+  msg = load_error(R"({"model": {"heads": 6, "kv_heads": 4}})");
+  EXPECT_NE(msg.find("model.kv_heads"), std::string::npos) << msg;
+  msg = load_error(R"({"seed": -1})");
+  EXPECT_NE(msg.find("seed: expected an integer"), std::string::npos) << msg;
+  msg = load_error("{not json");
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+}
+
+TEST(Config, PrecedenceDefaultsFileFlags) {
+  test::TempDir dir;
+  test::write_text(dir / "c.json", R"({"model": {"dim": 256, "heads": 8, "kv_heads": 4}, "seed": 5})");
+  RunConfig c = load_config(dir / "c.json", {"model.dim=128", "data.root=/x/y"});
+  EXPECT_EQ(c.model.dim, 128);        // flag beats file
+  EXPECT_EQ(c.model.heads, 8);        // file beats default (6)
+  EXPECT_EQ(c.seed, 5u);
+  EXPECT_EQ(c.model.layers, 4);       // default
+  EXPECT_EQ(c.data.root, "/x/y");     // strings need no quotes
+  EXPECT_THROW(load_config(dir / "c.json", {"model.dimm=3"}), lriad::Error);
+  EXPECT_THROW(load_config(dir / "c.json", {"no_equals_sign"}), lriad::Error);
+}
+
+TEST(Config, SavedConfigReloadsIdentically) {
+  test::TempDir dir;
+  RunConfig c = load_config(std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json", {"sampling.top_k=5"});
+  save_config(c, dir / "config.json");
+  RunConfig back = load_config(dir / "config.json");
+  EXPECT_EQ(to_json(back), to_json(c));
+  EXPECT_EQ(back.sampling.top_k, 5);
+}
+
+TEST(Config, OverrideParsingAndEditDistance) {
+  EXPECT_EQ(io::parse_override("grpo.beta=0.04"), nlohmann::json::parse(R"({"grpo": {"beta": 0.04}})"));
+  EXPECT_EQ(io::parse_override("data.categories=[\"a\",\"b\"]")["data"]["categories"].size(), 2u);
+  EXPECT_EQ(io::edit_distance("kitten", "sitting"), 3u);  // k->s, e->i, +g
+  EXPECT_EQ(io::closest_key("vocab_sise", {"vocab_size", "model"}), "vocab_size");
+  EXPECT_EQ(io::closest_key("zzzzzzzz", {"dim", "layers"}), "");
+}
+
+TEST(Config, TrainingValuesAreValidatedWithReasons) {
+  std::string msg = load_error(R"({"grpo": {"num_generations": 1}})");
+  EXPECT_NE(msg.find("grpo.num_generations: GRPO needs at least 2 generations"), std::string::npos) << msg;
+  msg = load_error(R"({"grpo": {"beta": -0.1}})");
+  EXPECT_NE(msg.find("grpo.beta: must be >= 0"), std::string::npos) << msg;
+  msg = load_error(R"({"grpo": {"loss_type": "ppo"}})");
+  EXPECT_NE(msg.find("grpo.loss_type"), std::string::npos) << msg;
+  msg = load_error(R"({"data": {"anomaly_mix": {"scratch": -1}}})");
+  EXPECT_NE(msg.find("data.anomaly_mix.scratch"), std::string::npos) << msg;
+  msg = load_error(R"({"data": {"anomaly_mix": {"scratch": "lots"}}})");
+  EXPECT_NE(msg.find("data.anomaly_mix: expected an object"), std::string::npos) << msg;
+  msg = load_error(R"({"reward": {"class_weights": "inverse"}})");
+  EXPECT_NE(msg.find("reward.class_weights"), std::string::npos) << msg;
+  // A file's anomaly_mix replaces the default mix as a whole.
+  test::TempDir dir;
+  test::write_text(dir / "c.json", R"({"data": {"anomaly_mix": {"hole": 1}}})");
+  EXPECT_EQ(load_config(dir / "c.json").data.anomaly_mix.size(), 1u);
+}

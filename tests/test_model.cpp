@@ -1,0 +1,234 @@
+// The policy: KV cache parity, padding invariance, prefix sharing, scorer vs generation, sampling.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "lriad/model/generate.h"
+#include "lriad/model/policy.h"
+#include "lriad/model/sampling.h"
+#include "lriad/model/weights.h"
+#include "lriad/model/precision.h"
+#include "lriad/io/error.h"
+
+using namespace lriad;
+using namespace lriad::model;
+
+namespace {
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.image_size = 16;
+  c.patch_size = 8;  // 4 image tokens
+  c.vision_dim = 32;
+  c.vision_layers = 1;
+  c.vision_heads = 2;
+  c.dim = 32;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;  // grouped-query attention
+  c.mlp_hidden = 64;
+  c.vocab_size = 50;
+  c.max_seq_len = 64;
+  c.init_std = 0.3;  // peaked logits so that sampling paths are distinguishable
+  return c;
+}
+
+struct Fixture {
+  Policy policy = make_policy(tiny_config(), 1);
+  torch::Tensor images = torch::rand({3, 3, 16, 16}, torch::TensorOptions().dtype(torch::kFloat32));
+  TokenRows prompts = {{1, 5, 6, 7}, {1, 8}, {1, 9, 10, 11, 12, 13}};  // different lengths: padding
+};
+
+GenerateOptions sampled(int group, bool cache, bool share) {
+  GenerateOptions o;
+  o.group = group;
+  o.max_new_tokens = 12;
+  o.use_cache = cache;
+  o.share_prefix = share;
+  o.seed = 42;
+  o.eos_id = 2;
+  o.pad_id = 0;
+  return o;
+}
+
+}  // namespace
+
+TEST(Policy, CachedGenerationMatchesFullRecompute) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto cached = generate(f.policy, f.images, f.prompts, sampled(2, true, false));
+  auto full = generate(f.policy, f.images, f.prompts, sampled(2, false, false));
+  EXPECT_TRUE(torch::equal(cached.tokens, full.tokens));
+  EXPECT_LT((cached.logprobs - full.logprobs).abs().max().item<float>(), 1e-5);
+  EXPECT_GT(cached.mask.sum().item<int64_t>(), 6);  // something was generated
+}
+
+TEST(Policy, GreedyCachedLogitsMatchFullPassTokenByToken) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto o = sampled(1, true, true);
+  o.sampling.greedy = true;
+  auto g = generate(f.policy, f.images, f.prompts, o);
+  // One full pass over prefix + completion gives the same per-token log-probs.
+  torch::NoGradGuard ng;
+  auto logits = f.policy->completion_logits(f.images, f.prompts, g.tokens, g.mask);  // (B,C,V)
+  auto logp = torch::log_softmax(logits, -1).gather(-1, g.tokens.unsqueeze(-1)).squeeze(-1) * g.mask;
+  EXPECT_LT((logp - g.logprobs).abs().max().item<float>(), 1e-5);
+  // Greedy picks the argmax at every real position.
+  auto argmax = logits.argmax(-1);
+  EXPECT_TRUE(torch::equal(argmax.masked_select(g.mask), g.tokens.masked_select(g.mask)));
+}
+
+TEST(Policy, PaddedBatchEqualsRowsOneAtATime) {
+  torch::manual_seed(0);
+  Fixture f;
+  torch::NoGradGuard ng;
+  // Completions of different lengths: right padding.
+  auto comp = torch::tensor({{4, 5, 6, 7}, {8, 9, 0, 0}, {10, 0, 0, 0}}, torch::kInt64);
+  auto mask = comp != 0;
+  auto batched = f.policy->completion_logits(f.images, f.prompts, comp, mask);  // (3,4,V)
+  for (int64_t b = 0; b < 3; ++b) {
+    const int64_t len = mask[b].sum().item<int64_t>();
+    auto row = f.policy->completion_logits(f.images.narrow(0, b, 1), {f.prompts[size_t(b)]},
+                                           comp.narrow(0, b, 1).narrow(1, 0, len),
+                                           mask.narrow(0, b, 1).narrow(1, 0, len));
+    auto diff = (batched.narrow(0, b, 1).narrow(1, 0, len) - row).abs().max().item<float>();
+    EXPECT_LT(diff, 1e-5) << "row " << b;
+  }
+}
+
+TEST(Policy, PrefixSharedGroupSamplingEqualsUnshared) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto shared = generate(f.policy, f.images, f.prompts, sampled(4, true, true));
+  auto unshared = generate(f.policy, f.images, f.prompts, sampled(4, true, false));
+  ASSERT_EQ(shared.tokens.sizes(), (std::vector<int64_t>{12, 12}));
+  EXPECT_TRUE(torch::equal(shared.tokens, unshared.tokens));
+  EXPECT_LT((shared.logprobs - unshared.logprobs).abs().max().item<float>(), 1e-5);
+  // The G completions of one prompt are not all identical (sampling, not copying).
+  EXPECT_FALSE(torch::equal(shared.tokens[0], shared.tokens[1]) && torch::equal(shared.tokens[1], shared.tokens[2]));
+  // Same seed, same completions; another seed, others.
+  auto again = generate(f.policy, f.images, f.prompts, sampled(4, true, true));
+  EXPECT_TRUE(torch::equal(shared.tokens, again.tokens));
+  auto o = sampled(4, true, true);
+  o.seed = 7;
+  EXPECT_FALSE(torch::equal(shared.tokens, generate(f.policy, f.images, f.prompts, o).tokens));
+}
+
+TEST(Policy, BatchedScorerMatchesGenerationLogprobs) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto o = sampled(3, true, true);
+  o.sampling.temperature = 0.7;
+  auto g = generate(f.policy, f.images, f.prompts, o);
+  auto scored = completion_logprobs(f.policy, f.images.repeat_interleave(3, 0),
+                                    {f.prompts[0], f.prompts[0], f.prompts[0], f.prompts[1], f.prompts[1], f.prompts[1],
+                                     f.prompts[2], f.prompts[2], f.prompts[2]},
+                                    g.tokens, g.mask, 0.7);
+  // Per token and summed per sequence.
+  EXPECT_LT((scored - g.logprobs).abs().max().item<float>(), 1e-4);
+  EXPECT_LT((scored.sum(1) - g.logprobs.sum(1)).abs().max().item<float>(), 1e-4);
+}
+
+TEST(Policy, EosStopsARowAndPadsTheRest) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto o = sampled(2, true, true);
+  o.sampling.greedy = true;
+  auto g = generate(f.policy, f.images, f.prompts, o);
+  // Make the first greedy token the eos: every row then stops after one token.
+  o.eos_id = g.tokens[0][0].item<int64_t>();
+  auto stopped = generate(f.policy, f.images, f.prompts, o);
+  EXPECT_EQ(stopped.lengths[0].item<int64_t>(), 1);
+  EXPECT_FALSE(stopped.truncated[0].item<bool>());
+  EXPECT_EQ(stopped.tokens[0][1].item<int64_t>(), o.pad_id);
+  EXPECT_EQ(stopped.logprobs[0][1].item<float>(), 0.f);
+}
+
+TEST(Policy, GradientsReachEveryParameter) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto comp = torch::tensor({{4, 5}, {6, 7}, {8, 9}}, torch::kInt64);
+  auto lp = completion_logprobs(f.policy, f.images, f.prompts, comp, comp != 0);
+  (-lp.sum()).backward();
+  for (const auto& p : f.policy->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<float>(), 0.f) << p.key();
+  }
+}
+
+TEST(Sampling, TopKAndTopPKeepTheExpectedTokens) {
+  // probs {0.1, 0.2, 0.3, 0.4}: top_k=2 keeps {0.3, 0.4} -> renormalised {0.4286, 0.5714}.
+  auto logits = torch::tensor({{0.1f, 0.2f, 0.3f, 0.4f}}).log();
+  auto k2 = torch::softmax(filter_logits(logits, 2, 1.0), -1);
+  EXPECT_NEAR(k2[0][0].item<float>(), 0.f, 1e-7);
+  EXPECT_NEAR(k2[0][2].item<float>(), 0.3f / 0.7f, 1e-6);
+  EXPECT_NEAR(k2[0][3].item<float>(), 0.4f / 0.7f, 1e-6);
+  // top_p=0.6: 0.4 (mass before 0) and 0.3 (mass before 0.4 < 0.6) stay; 0.2 (before 0.7) goes.
+  auto p6 = torch::softmax(filter_logits(logits, 0, 0.6), -1);
+  EXPECT_NEAR(p6[0][1].item<float>(), 0.f, 1e-7);
+  EXPECT_NEAR(p6[0][3].item<float>(), 0.4f / 0.7f, 1e-6);
+  // top_p tiny keeps only the most likely token.
+  auto p0 = torch::softmax(filter_logits(logits, 0, 1e-6), -1);
+  EXPECT_NEAR(p0[0][3].item<float>(), 1.f, 1e-6);
+}
+
+TEST(Sampling, DrawsFollowTheDistributionAndGreedyTakesArgmax) {
+  auto logits = torch::tensor({{0.1f, 0.2f, 0.3f, 0.4f}}).log().repeat({20000, 1});
+  auto gen = make_generator(3);
+  SamplingParams p;
+  auto d = sample_tokens(logits, p, gen);
+  auto freq = torch::bincount(d.tokens, {}, 4).to(torch::kFloat32) / 20000.0;
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(freq[i].item<float>(), 0.1f * (i + 1), 0.015f) << i;
+  EXPECT_NEAR(d.logprobs[0].item<float>(), std::log(0.1f * (d.tokens[0].item<int64_t>() + 1)), 1e-5);
+  p.greedy = true;
+  EXPECT_TRUE((sample_tokens(logits, p, gen).tokens == 3).all().item<bool>());
+}
+
+TEST(Weights, SaveLoadGivesIdenticalLogitsAndShapeErrorsNameTheTensor) {
+  torch::manual_seed(0);
+  Fixture f;
+  const std::string path = ::testing::TempDir() + "/lriad_weights_test.safetensors";
+  save_weights(*f.policy, path, {{"format", "lriad-policy-v1"}});
+  Policy other = make_policy(tiny_config(), 99);  // different random weights
+  torch::NoGradGuard ng;
+  auto comp = torch::tensor({{4, 5, 6}, {7, 8, 9}, {10, 11, 12}}, torch::kInt64);
+  auto before = f.policy->completion_logits(f.images, f.prompts, comp, comp != 0);
+  EXPECT_FALSE(torch::allclose(before, other->completion_logits(f.images, f.prompts, comp, comp != 0)));
+  auto meta = load_weights(*other, path);
+  EXPECT_EQ(meta.at("format"), "lriad-policy-v1");
+  EXPECT_TRUE(torch::equal(before, other->completion_logits(f.images, f.prompts, comp, comp != 0)));
+
+  // A model with another width: the error names the first differing tensor and both shapes.
+  auto wide = tiny_config();
+  wide.dim = 64;
+  Policy mismatched = make_policy(wide, 0);
+  try {
+    load_weights(*mismatched, path);
+    FAIL() << "expected a shape error";
+  } catch (const lriad::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("tensor 'vision.out.weight' has shape [32,32], config expects [64,32]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  }
+  std::remove(path.c_str());
+}
+
+TEST(Precision, Bf16AutocastIsScopedAndCloseToFp32) {
+  torch::manual_seed(0);
+  Fixture f;
+  torch::NoGradGuard ng;
+  auto comp = torch::tensor({{4, 5, 6}, {7, 8, 9}, {10, 11, 12}}, torch::kInt64);
+  auto fp32 = f.policy->completion_logits(f.images, f.prompts, comp, comp != 0);
+  torch::Tensor bf16;
+  {
+    AutocastGuard guard(torch::kCPU, true);
+    bf16 = f.policy->completion_logits(f.images, f.prompts, comp, comp != 0);
+  }
+  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);  // matmuls ran in bf16
+  auto diff = (bf16.to(torch::kFloat32) - fp32).abs().max().item<float>();
+  EXPECT_GT(diff, 0.f);
+  EXPECT_LT(diff, 0.1f * fp32.abs().max().item<float>());
+  // The guard restored fp32.
+  EXPECT_EQ(f.policy->completion_logits(f.images, f.prompts, comp, comp != 0).scalar_type(), torch::kFloat32);
+}

@@ -1,0 +1,202 @@
+// train/: the mask-free training source (no test image by default), a tiny GRPO update, and a
+// short end-to-end `run_training` with resume.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fixtures.h"
+#include "lriad/data/dataset.h"
+#include "lriad/io/error.h"
+#include "lriad/data/synth.h"
+#include "lriad/model/generate.h"
+#include "lriad/train/grpo.h"
+#include "lriad/train/source.h"
+#include "lriad/train/trainer.h"
+
+using namespace lriad;
+using lriad::test::TempDir;
+
+namespace {
+
+std::string strip_kind(const std::string& source) { return source.substr(0, source.find('#')); }
+
+RunConfig small_run(const std::string& root) {
+  RunConfig c;
+  c.data.format = "mvtec";
+  c.data.root = root;
+  c.model.image_size = 32;
+  c.model.patch_size = 8;
+  c.model.vision_dim = 32;
+  c.model.vision_layers = 1;
+  c.model.vision_heads = 2;
+  c.model.dim = 48;
+  c.model.layers = 1;
+  c.model.heads = 4;
+  c.model.kv_heads = 2;
+  c.model.mlp_hidden = 96;
+  c.model.max_seq_len = 256;
+  c.tokenizer.vocab_size = 320;
+  c.train.val_size = 8;
+  return c;
+}
+
+void make_demo(const std::string& root, int categories, int per_category) {
+  data::SynthOptions s;
+  s.out = root;
+  s.categories = categories;
+  s.per_category = per_category;
+  s.size = 48;
+  data::generate_synthetic(s);
+}
+
+}  // namespace
+
+TEST(TrainingSource, NoTestImageReachesTrainingByDefault) {
+  TempDir dir;
+  make_demo(dir / "d", 3, 20);
+  RunConfig c = small_run(dir / "d");
+  const data::Dataset ds = data::load_dataset(data::Format::MVTec, dir / "d", {});
+  std::set<std::string> train_paths, test_paths;
+  for (const auto& s : ds.samples) (s.split == data::Split::Train ? train_paths : test_paths).insert(s.image_path);
+  ASSERT_FALSE(test_paths.empty());
+
+  train::TrainingSource source(c);
+  EXPECT_TRUE(source.from_test().samples.empty());
+  int anomalous = 0;
+  std::set<std::string> kinds;
+  for (uint64_t step = 0; step < 50; ++step)
+    for (int i = 0; i < 8; ++i) {
+      const auto item = source.draw(step, i);
+      EXPECT_EQ(test_paths.count(strip_kind(item.source)), 0u) << item.source;
+      EXPECT_EQ(train_paths.count(strip_kind(item.source)), 1u) << item.source;
+      EXPECT_EQ(item.image.rows, 32);
+      anomalous += item.anomalous;
+      if (item.anomalous) {
+        kinds.insert(item.defect_type);
+        EXPECT_TRUE(item.region.has_value());
+      }
+    }
+  EXPECT_NEAR(anomalous / 400.0, c.data.anomaly_ratio, 0.1);
+  EXPECT_GE(kinds.size(), 4u);  // a mix of synthetic kinds, not one
+  for (const auto& v : source.validation()) EXPECT_EQ(test_paths.count(strip_kind(v.source)), 0u);
+  // Deterministic in (seed, step, index).
+  train::TrainingSource again(c);
+  const auto a = source.draw(7, 3), b = again.draw(7, 3);
+  EXPECT_EQ(a.source, b.source);
+  EXPECT_EQ(cv::norm(a.image, b.image, cv::NORM_INF), 0.0);
+}
+
+TEST(TrainingSource, TrainFromTestTakesAStratifiedRecordedShare) {
+  TempDir dir;
+  make_demo(dir / "d", 2, 40);
+  RunConfig c = small_run(dir / "d");
+  c.data.train_from_test = 0.5;
+  train::TrainingSource source(c);
+  const auto& taken = source.from_test().samples;
+  ASSERT_FALSE(taken.empty());
+  const data::Dataset ds = data::load_dataset(data::Format::MVTec, dir / "d", {});
+  std::map<std::string, int> all, used;
+  for (const auto& s : ds.samples)
+    if (s.split == data::Split::Test) all[s.category + "/" + s.defect_type]++;
+  for (const auto& s : taken) {
+    EXPECT_EQ(s.split, data::Split::Test);
+    used[s.category + "/" + s.defect_type]++;
+  }
+  for (const auto& [k, n] : all) EXPECT_NEAR(used[k], n * 0.5, 0.51) << k;
+  train::save_train_from_test(source.from_test(), dir / "t.csv");
+  std::ifstream in(dir / "t.csv");
+  int lines = 0;
+  for (std::string l; std::getline(in, l);) ++lines;
+  EXPECT_EQ(lines, int(taken.size()) + 1);
+}
+
+TEST(Grpo, TinyUpdateChangesEveryParameterAndStaysFinite) {
+  torch::manual_seed(0);
+  ModelConfig m = small_run("").model;
+  m.vocab_size = 40;
+  auto policy = model::make_policy(m, 3);
+  auto reference = model::make_policy(m, 3);
+  const auto images = torch::rand({2, 3, 32, 32});
+  const model::TokenRows prompts = {{1, 5, 6}, {1, 7, 8, 9}};
+  model::GenerateOptions go;
+  go.group = 3;
+  go.max_new_tokens = 8;
+  go.seed = 5;
+  go.eos_id = 2;
+  go.pad_id = 3;
+  const auto gen = model::generate(policy, images, prompts, go);
+  train::GrpoBatch b;
+  b.images = images.repeat_interleave(3, 0);
+  b.prompts = {prompts[0], prompts[0], prompts[0], prompts[1], prompts[1], prompts[1]};
+  b.tokens = gen.tokens;
+  b.mask = gen.mask;
+  b.truncated = gen.truncated;
+  b.group = 3;
+  GrpoConfig g;
+  g.beta = 0.04;
+  g.mask_truncated_completions = false;
+  g.num_iterations = 2;
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& p : policy->named_parameters()) before[p.key()] = p.value().detach().clone();
+  torch::optim::AdamW opt(policy->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0));
+  // Rewards: the share of even token ids — differs within each group.
+  const auto u = train::grpo_update(policy, &reference, opt, b, g, 8, false, [&](const torch::Tensor& logits) {
+    EXPECT_EQ(logits.size(0), 6);
+    const auto even = ((b.tokens % 2) == 0).to(torch::kFloat) * b.mask.to(torch::kFloat);
+    return even.sum(1) / b.mask.sum(1).clamp_min(1);
+  });
+  EXPECT_TRUE(u.finite);
+  EXPECT_TRUE(std::isfinite(u.loss));
+  EXPECT_EQ(u.updates, 2);
+  EXPECT_GT(u.stats.std.max().item<double>(), 0.0);
+  for (const auto& p : policy->named_parameters())
+    EXPECT_FALSE(torch::equal(before[p.key()], p.value())) << p.key() << " did not change";
+  // After the first update the policy has moved away from the reference: KL > 0.
+  EXPECT_GT(u.kl, 0.0);
+}
+
+TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
+  TempDir dir;
+  make_demo(dir / "d", 2, 20);
+  RunConfig c = small_run(dir / "d");
+  c.sft.steps = 4;
+  c.sft.batch_size = 4;
+  c.grpo.steps = 2;
+  c.grpo.batch_size = 2;
+  c.grpo.num_generations = 3;
+  c.sampling.max_new_tokens = 8;
+  c.train.eval_every = 2;
+  c.train.save_every = 2;
+  c.train.log_completions_every = 1;
+  train::TrainOptions o;
+  o.out = dir / "run";
+  const auto s = train::run_training(c, o);
+  ASSERT_EQ(s.stages.size(), 2u);
+  EXPECT_EQ(s.stages[0].steps, 4);
+  EXPECT_EQ(s.stages[1].steps, 2);
+  for (const char* f : {"config.json", "tokenizer.model", "model.safetensors", "sft.safetensors", "best.safetensors",
+                        "optimizer.pt", "trainer_state.json", "metrics.jsonl", "validation.jsonl",
+                        "completions/step_00002.jsonl"})
+    EXPECT_TRUE(std::filesystem::exists(dir / ("run/" + std::string(f)))) << f;
+  std::ifstream in(dir / "run/metrics.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(in, l);) {
+    const auto j = nlohmann::json::parse(l);
+    if (j["stage"] == "grpo")
+      for (const char* k : {"reward", "reward_std", "kl", "clip_ratio/region_mean", "completions/mean_length",
+                            "frac_reward_zero_std", "entropy", "learning_rate", "rewards/focal/mean"})
+        EXPECT_TRUE(j.contains(k)) << k;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 6);
+  // An existing run is refused without --overwrite/--resume; resuming a finished run adds nothing.
+  EXPECT_THROW(train::run_training(c, o), Error);
+  o.resume = true;
+  const auto r = train::run_training(c, o);
+  EXPECT_TRUE(r.stages.empty());
+}
