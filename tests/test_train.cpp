@@ -164,6 +164,9 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   TempDir dir;
   make_demo(dir / "d", 2, 20);
   RunConfig c = small_run(dir / "d");
+  c.sft.vision_steps = 2;  // stage 0 and the auxiliary probe run too
+  c.sft.vision_batch_size = 4;
+  c.sft.vision_aux = 0.5;
   c.sft.steps = 4;
   c.sft.batch_size = 4;
   c.grpo.steps = 2;
@@ -176,9 +179,10 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   train::TrainOptions o;
   o.out = dir / "run";
   const auto s = train::run_training(c, o);
-  ASSERT_EQ(s.stages.size(), 2u);
-  EXPECT_EQ(s.stages[0].steps, 4);
-  EXPECT_EQ(s.stages[1].steps, 2);
+  ASSERT_EQ(s.stages.size(), 3u);
+  EXPECT_EQ(s.stages[0].stage, "vision");
+  EXPECT_EQ(s.stages[1].steps, 4);
+  EXPECT_EQ(s.stages[2].steps, 2);
   for (const char* f : {"config.json", "tokenizer.model", "model.safetensors", "sft.safetensors", "best.safetensors",
                         "optimizer.pt", "trainer_state.json", "metrics.jsonl", "validation.jsonl",
                         "completions/step_00002.jsonl"})
@@ -193,7 +197,7 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
         EXPECT_TRUE(j.contains(k)) << k;
     ++lines;
   }
-  EXPECT_EQ(lines, 6);
+  EXPECT_EQ(lines, 8);
   // An existing run is refused without --overwrite/--resume; resuming a finished run adds nothing.
   EXPECT_THROW(train::run_training(c, o), Error);
   o.resume = true;

@@ -34,6 +34,10 @@ void validate_model(const ModelConfig& m) {
   if (m.heads % m.kv_heads != 0) invalid("model.kv_heads", "must divide heads (grouped-query attention)");
   if (m.mlp_hidden < 0) invalid("model.mlp_hidden", "must be >= 0 (0 = automatic)");
   if (m.vocab_size < 0) invalid("model.vocab_size", "must be >= 0 (0 = from the tokenizer)");
+  if (m.vision_stem != "patch" && m.vision_stem != "conv")
+    invalid("model.vision_stem", "must be 'patch' or 'conv', got '" + m.vision_stem + "'");
+  if (m.vision_stem == "conv" && (m.patch_size < 2 || (m.patch_size & (m.patch_size - 1)) != 0))
+    invalid("model.patch_size", "a conv stem needs a power of two >= 2, got " + std::to_string(m.patch_size));
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
   if (m.max_seq_len <= m.image_tokens())

@@ -77,6 +77,7 @@ Policy make_policy(const ModelConfig& config, uint64_t seed) {
     auto& t = item.value();
     const bool is_norm = name.find("norm") != std::string::npos;
     if (is_norm) continue;  // norms keep weight 1, bias 0
+    if (name.find(".stem.") != std::string::npos) continue;  // conv stem keeps LibTorch's (Kaiming) init
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) t.zero_();
     else if (name.find("positions") != std::string::npos) continue;
     else if (name.find(".out.weight") != std::string::npos || name.find("down.weight") != std::string::npos)

@@ -1,6 +1,8 @@
 // ViT vision encoder.
 #include "lriad/model/vision_encoder.h"
 
+#include <algorithm>
+
 #include "lriad/model/layers.h"
 
 namespace lriad::model {
@@ -40,8 +42,23 @@ torch::Tensor sincos_2d(int64_t grid, int64_t dim) {
 
 VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& c) {
   const int64_t grid = c.image_size / c.patch_size;
-  patch = register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_dim, c.patch_size)
-                                                         .stride(c.patch_size)));
+  if (c.vision_stem == "conv") {
+    // k stride-2 3x3 convs (channels doubling up to vision_dim), GELU between, then a 1x1.
+    int k = 0;
+    while ((1 << k) < c.patch_size) ++k;
+    stem = register_module("stem", torch::nn::Sequential());
+    int64_t in = 3;
+    for (int i = 1; i <= k; ++i) {
+      const int64_t ch = std::max<int64_t>(16, int64_t(c.vision_dim) >> (k - i));
+      stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, ch, 3).stride(2).padding(1)));
+      stem->push_back(torch::nn::GELU());
+      in = ch;
+    }
+    stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c.vision_dim, 1)));
+  } else {
+    patch = register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_dim, c.patch_size)
+                                                           .stride(c.patch_size)));
+  }
   auto table = sincos_2d(grid, c.vision_dim).unsqueeze(0);  // (1,N,E)
   if (c.vision_positions == "learned") positions = register_parameter("positions", table * 0.02);
   else positions = register_buffer("positions", table);
@@ -53,7 +70,8 @@ VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& c) {
 }
 
 torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& images) {
-  auto x = patch((images - 0.5) * 4.0);           // (B,E,S/p,S/p); roughly unit-scale input
+  const auto input = (images - 0.5) * 4.0;              // roughly unit-scale
+  auto x = stem ? stem->forward(input) : patch(input);  // (B,E,S/p,S/p)
   x = x.flatten(2).transpose(1, 2) + positions;  // (B,N,E)
   for (auto& block : *blocks) x = block->as<VitBlock>()->forward(x);
   return out(norm(x));  // (B,N,D)

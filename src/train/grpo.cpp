@@ -55,6 +55,13 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
       u.entropy = ((ent * fm).sum() / fm.sum().clamp_min(1)).item<double>();
       u.rewards = reward_fn(lg).to(torch::kFloat).cpu();  // (N)
       u.advantages = rl::group_advantages(u.rewards, b.group, rl::parse_scale_rewards(g.scale_rewards), 1e-4, &u.stats);
+      // A continuous term (the focal reward's p) keeps rewards from tying exactly even when every
+      // completion of a group is equally right; dividing by such a tiny std would turn noise
+      // into +-1 advantages. Groups whose std is below kTieStd count as tied and carry no signal.
+      const auto tied = u.stats.std < kTieStd;  // (B)
+      u.stats.zero_std_mask = u.stats.zero_std_mask | tied;
+      u.stats.frac_zero_std = u.stats.zero_std_mask.to(torch::kDouble).mean().item<double>();
+      u.advantages = u.advantages.masked_fill(u.stats.zero_std_mask.repeat_interleave(b.group), 0.0);
       if (g.drop_zero_std_groups)
         loss_mask = loss_mask & u.stats.zero_std_mask.logical_not().repeat_interleave(b.group).to(device).unsqueeze(1);
       old_logp = logp.detach();

@@ -7,6 +7,49 @@
 
 namespace lriad::train::detail {
 
+torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens) {
+  const auto z = probe->forward(tokens.to(torch::kFloat)).squeeze(-1);  // (B,N)
+  return torch::logsumexp(z, 1) - std::log(double(z.size(1)));      // (B)
+}
+
+StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& c = ctx.config.sft;
+  std::vector<TrainItem> items;
+  for (int i = 0; i < c.vision_batch_size; ++i) items.push_back(ctx.source->draw((uint64_t(2) << 40) + uint64_t(step), i));
+  std::vector<float> y;
+  for (const auto& it : items) y.push_back(it.anomalous ? 1.f : 0.f);
+  EncodedBatch batch = ctx.encode(std::move(items));
+  const auto target = torch::tensor(y).to(ctx.device);  // (B)
+  const double lr = lr_at(step, c.vision_steps, std::min(c.warmup_steps, c.vision_steps / 10), c.vision_lr);
+  set_lr(optimizer, lr);
+  ctx.policy->train();
+  optimizer.zero_grad();
+  torch::Tensor loss, acc;
+  {
+    model::AutocastGuard autocast(ctx.device, ctx.config.use_bf16());
+    const auto logit = probe_logits(ctx.vision_probe, ctx.policy->vision->forward(batch.images));  // (B)
+    loss = torch::binary_cross_entropy_with_logits(logit, target);
+    acc = ((logit > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
+  }
+  StepMetrics out;
+  out.finite = std::isfinite(loss.item<double>());
+  double grad_norm = 0;
+  if (out.finite) {
+    loss.backward();
+    grad_norm = clip_gradients(*ctx.policy->vision, c.max_grad_norm);
+    const double probe_norm = clip_gradients(*ctx.vision_probe, c.max_grad_norm);
+    out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
+    if (out.finite) optimizer.step();
+  }
+  out.json = {{"loss", loss.item<double>()},
+              {"accuracy", acc.item<double>()},
+              {"grad_norm", grad_norm},
+              {"learning_rate", lr},
+              {"step_time", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  return out;
+}
+
 StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& c = ctx.config.sft;
@@ -34,7 +77,7 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
   set_lr(optimizer, lr);
   ctx.policy->train();
   optimizer.zero_grad();
-  torch::Tensor loss, token_acc, answer_acc;
+  torch::Tensor loss, token_acc, aux = torch::zeros({}), aux_acc = torch::zeros({});
   {
     model::AutocastGuard autocast(ctx.device, ctx.config.use_bf16());
     auto logits = ctx.policy->completion_logits(batch.images, batch.prompts, tokens, mask).to(torch::kFloat);  // (B,C,V)
@@ -45,6 +88,15 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
     loss = (nll * m).sum() / m.sum().clamp_min(1);
     auto hit = (logits.argmax(-1) == tokens).to(torch::kFloat) * mask.to(torch::kFloat);  // (B,C)
     token_acc = hit.sum() / mask.sum().clamp_min(1);
+    if (c.vision_aux > 0 && ctx.vision_probe) {
+      std::vector<float> y;
+      for (const auto& it : batch.items) y.push_back(it.anomalous ? 1.f : 0.f);
+      const auto target = torch::tensor(y).to(ctx.device);  // (B)
+      const auto logit = probe_logits(ctx.vision_probe, ctx.policy->vision->forward(batch.images));
+      aux = torch::binary_cross_entropy_with_logits(logit, target);
+      aux_acc = ((logit > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
+      loss = loss + c.vision_aux * aux;
+    }
   }
   StepMetrics out;
   out.finite = std::isfinite(loss.item<double>());
@@ -52,11 +104,14 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
   if (out.finite) {
     loss.backward();
     grad_norm = clip_gradients(*ctx.policy, c.max_grad_norm);
-    out.finite = std::isfinite(grad_norm);
+    const double probe_norm = ctx.vision_probe ? clip_gradients(*ctx.vision_probe, c.max_grad_norm) : 0.0;
+    out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
     if (out.finite) optimizer.step();
   }
   out.json = {{"loss", loss.item<double>()},
               {"token_accuracy", token_acc.item<double>()},
+              {"vision_aux_loss", aux.item<double>()},
+              {"vision_aux_accuracy", aux_acc.item<double>()},
               {"grad_norm", grad_norm},
               {"learning_rate", lr},
               {"completions/mean_length", double(mask.sum().item<int64_t>()) / double(B)},

@@ -30,6 +30,13 @@ uint64_t mix(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
 }
 enum Domain : uint64_t { kDraw = 1, kValidation = 2, kTestShare = 3, kHoldout = 4 };
 
+// FNV-1a: a string hash that is the same with every standard library (std::hash is not).
+uint64_t fnv1a(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
 double uniform01(uint64_t x) { return double(splitmix(x) >> 11) * (1.0 / 9007199254740992.0); }
 
 std::string kind_word(data::AnomalyKind k) {
@@ -82,17 +89,23 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
 
   // Normal training images per category; a seeded share is held out for validation.
   size_t skipped = 0;
-  std::vector<Normal> held_out;
-  for (const auto& cat : categories_) {
+  // Validation takes the same number of images from every category (half of val_size are
+  // normal), so that a run over many categories validates them all.
+  const size_t per_category =
+      categories_.empty() ? 0 : (size_t(std::max(0, config.train.val_size)) / 2 + categories_.size() - 1) / categories_.size();
+  std::vector<std::vector<Normal>> held_out(categories_.size());
+  for (size_t ci = 0; ci < categories_.size(); ++ci) {
+    const std::string& cat = categories_[ci];
     std::vector<data::Sample> train;
     for (const auto& s : ds.select(cat, data::Split::Train))
       if (s.label == data::Label::Normal) train.push_back(s);
     std::vector<size_t> order(train.size());
     std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(mix(config.seed, kHoldout, std::hash<std::string>{}(cat), 0));
+    std::mt19937_64 rng(mix(config.seed, kHoldout, fnv1a(cat), 0));
     std::shuffle(order.begin(), order.end(), rng);
     size_t hold = train.size() >= 4 ? std::max<size_t>(1, size_t(dc.val_fraction * double(train.size()) + 0.5)) : 0;
     if (dc.val_fraction <= 0) hold = 0;
+    hold = std::min(hold, per_category);
     for (size_t k = 0; k < order.size(); ++k) {
       const auto& s = train[order[k]];
       bool ok = true;
@@ -101,7 +114,7 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
         ++skipped;
         continue;
       }
-      (k < hold ? held_out : normals_).push_back({img, cat, s.image_path});
+      (k < hold ? held_out[ci] : normals_).push_back({img, cat, s.image_path});
     }
   }
   if (normals_.empty())
@@ -114,7 +127,7 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
     for (const auto& s : ds.samples)
       if (s.split == data::Split::Test) strata[{s.category, s.defect_type}].push_back(s);
     for (auto& [key, samples] : strata) {
-      std::mt19937_64 rng(mix(config.seed, kTestShare, std::hash<std::string>{}(key.first + "/" + key.second), 0));
+      std::mt19937_64 rng(mix(config.seed, kTestShare, fnv1a(key.first + "/" + key.second), 0));
       std::shuffle(samples.begin(), samples.end(), rng);
       const size_t take = size_t(dc.train_from_test * double(samples.size()) + 0.5);
       for (size_t k = 0; k < take && k < samples.size(); ++k) {
@@ -135,15 +148,20 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   }
 
   // Validation: each held-out normal, and the same image with a synthetic anomaly.
-  for (size_t i = 0; i < held_out.size() && int(validation_.size()) < config.train.val_size; ++i) {
-    TrainItem n;
-    n.image = held_out[i].image;
-    n.category = held_out[i].category;
-    n.source = held_out[i].path;
-    validation_.push_back(n);
-    if (int(validation_.size()) < config.train.val_size && !mix_.empty())
-      validation_.push_back(synthesize(held_out[i], mix(config.seed, kValidation, i, 0)));
-  }
+  // Round-robin over the categories.
+  uint64_t vi = 0;
+  for (size_t round = 0; round < per_category; ++round)
+    for (const auto& cat_held : held_out) {
+      if (round >= cat_held.size() || int(validation_.size()) >= config.train.val_size) continue;
+      const Normal& h = cat_held[round];
+      TrainItem n;
+      n.image = h.image;
+      n.category = h.category;
+      n.source = h.path;
+      validation_.push_back(n);
+      if (int(validation_.size()) < config.train.val_size && !mix_.empty())
+        validation_.push_back(synthesize(h, mix(config.seed, kValidation, vi++, 0)));
+    }
 
   // Expected share of each class among draws (for static weights and the logs).
   const double real = double(test_items_.size()) / double(test_items_.size() + normals_.size());

@@ -175,7 +175,7 @@ std::string best_path(const RunFiles& run) { return run.dir + "/best.safetensors
 std::string sft_path(const RunFiles& run) { return run.dir + "/sft.safetensors"; }
 
 struct TrainerState {
-  std::string stage = "sft";  // sft | grpo | done
+  std::string stage = "vision";  // vision | sft | grpo | done
   int step = 0;               // completed steps of `stage`
   double best = -1;           // best validation balanced accuracy
   std::string best_at;        // "sft:300"
@@ -210,6 +210,7 @@ TrainerState load_state(const RunFiles& run) {
 void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState& state) {
   if (ctx.dynamic_weights) state.dynamic_weights = ctx.dynamic_weights->to_json();
   save_policy(ctx.run, *ctx.policy, {{"stage", state.stage}, {"step", std::to_string(state.step)}});
+  if (ctx.vision_probe && state.stage != "grpo") model::save_weights(*ctx.vision_probe, ctx.run.dir + "/vision_probe.safetensors");
   const std::string tmp = optimizer_path(ctx.run) + ".tmp";
   torch::save(optimizer, tmp);
   fs::rename(tmp, optimizer_path(ctx.run));
@@ -269,8 +270,11 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
       for (const auto& [c, _] : ctx.source->class_prior()) line["class_weight/" + c] = ctx.class_weight(c);
     ctx.log_metrics(line);
     std::vector<std::pair<std::string, double>> shown;
-    if (stage == "sft") {
-      shown = {{"loss", line["loss"].get<double>()}, {"tok_acc", line["token_accuracy"].get<double>()}};
+    if (stage == "vision") {
+      shown = {{"loss", line["loss"].get<double>()}, {"acc", line["accuracy"].get<double>()}};
+    } else if (stage == "sft") {
+      shown = {{"loss", line["loss"].get<double>()}, {"tok_acc", line["token_accuracy"].get<double>()},
+               {"aux_acc", line["vision_aux_accuracy"].get<double>()}};
     } else {
       shown = {{"reward", line["reward"].get<double>()}, {"acc", line["accuracy"].get<double>()},
                {"kl", line["kl"].get<double>()}};
@@ -279,7 +283,7 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
     progress.update(state.step, shown);
     ++summary.steps;
     const bool last = state.step == total;
-    if ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || last) {
+    if (stage != "vision" && ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || last)) {
       const auto v = detail::validate(ctx);
       log_validation(ctx, stage, state.step, v);
       maybe_keep_best(ctx, state, v, stage + ":" + std::to_string(state.step));
@@ -290,6 +294,42 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
   progress.finish();
   summary.seconds = progress.elapsed_seconds();
   return summary;
+}
+
+// The longest prompt and SFT target must fit the model, and GRPO must be able to sample a whole
+// completion; otherwise training fails late or (GRPO) silently learns nothing.
+void check_lengths(Context& ctx) {
+  size_t prompt = 0, completion = 0;
+  for (const auto& cat : ctx.source->categories()) {
+    prompt = std::max(prompt, ctx.prompt(cat).size());
+    for (int v = 0; v < text::kCotVariants; ++v) {
+      TrainItem item;
+      item.category = cat;
+      completion = std::max(completion, ctx.completion_ids(item, v).size());
+      item.anomalous = true;
+      for (const auto& type : ctx.defect_types) {
+        item.defect_type = type;
+        for (int r = 0; r < text::kRegionCount; ++r) {
+          item.region = text::Region(r);
+          completion = std::max(completion, ctx.completion_ids(item, v).size());
+        }
+      }
+    }
+  }
+  const auto& m = ctx.config.model;
+  const size_t need = size_t(m.image_tokens()) + prompt + std::max(completion, size_t(ctx.config.sampling.max_new_tokens));
+  if (need > size_t(m.max_seq_len))
+    throw Error("model.max_seq_len " + std::to_string(m.max_seq_len) + " is too short: " + std::to_string(m.image_tokens()) +
+                    " image tokens + " + std::to_string(prompt) + " prompt tokens + " +
+                    std::to_string(std::max(completion, size_t(ctx.config.sampling.max_new_tokens))) + " completion tokens",
+                "--set model.max_seq_len=" + std::to_string(need));
+  if (ctx.config.grpo.steps > 0 && completion > size_t(ctx.config.sampling.max_new_tokens))
+    spdlog::warn("sampling.max_new_tokens {} cannot hold the longest chain of thought ({} tokens with eos): GRPO will "
+                 "see truncated completions{} (--set sampling.max_new_tokens={})",
+                 ctx.config.sampling.max_new_tokens, completion,
+                 ctx.config.grpo.mask_truncated_completions ? ", which grpo.mask_truncated_completions excludes from the loss" : "",
+                 completion + 4);
+  spdlog::debug("longest prompt {} tokens, longest target {} tokens", prompt, completion);
 }
 
 torch::optim::AdamW make_optimizer(Context& ctx, double lr, double weight_decay) {
@@ -310,10 +350,15 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   } else {
     if (o.overwrite)
       for (const char* f : {"metrics.jsonl", "validation.jsonl", "trainer_state.json", "optimizer.pt", "best.safetensors",
-                            "sft.safetensors", "tokenizer.model"}) {
+                            "sft.safetensors", "tokenizer.model", "vision_probe.safetensors", "model.safetensors",
+                            "train_from_test.csv"}) {
         std::error_code ec;
         fs::remove(ctx.run.dir + "/" + f, ec);
       }
+    if (o.overwrite) {
+      std::error_code ec;
+      fs::remove_all(ctx.run.dir + "/completions", ec);
+    }
     const int vocab = ensure_tokenizer(ctx.run, config, o.tokenizer);
     if (config.model.vocab_size != 0 && config.model.vocab_size != vocab)
       spdlog::warn("model.vocab_size {} replaced by the tokenizer's {}", config.model.vocab_size, vocab);
@@ -332,6 +377,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   ctx.source = std::make_unique<TrainingSource>(config);
   spdlog::info("data: {}", ctx.source->describe());
   ctx.defect_types = ctx.source->defect_types();
+  check_lengths(ctx);
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.dir + "/train_from_test.csv");
   fs::create_directories(ctx.run.dir + "/completions");
@@ -346,6 +392,10 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     spdlog::info("initialised from {}", from.weights());
   }
   ctx.policy->to(ctx.device);
+  if (!o.resume) {  // a run has weights (and a resumable state) from its first moment
+    save_policy(ctx.run, *ctx.policy, {{"stage", "init"}, {"step", "0"}});
+    save_state(ctx.run, state);
+  }
   const auto counts = model::parameter_counts(*ctx.policy);
   spdlog::info("policy: {} parameters on {} ({})", counts.back().second, config.device, config.use_bf16() ? "bf16 autocast" : "fp32");
 
@@ -367,11 +417,35 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
 
   TrainSummary summary;
   summary.run_dir = o.out;
+  if (config.sft.vision_aux > 0 || config.sft.vision_steps > 0) {
+    torch::manual_seed(config.seed + 17);
+    ctx.vision_probe = torch::nn::Linear(config.model.dim, 1);
+    ctx.vision_probe->to(ctx.device);
+    if (o.resume && io::is_file(ctx.run.dir + "/vision_probe.safetensors"))
+      model::load_weights(*ctx.vision_probe, ctx.run.dir + "/vision_probe.safetensors");
+  }
+  // Stage 0: vision warm-up.
+  if (state.stage == "vision") {
+    if (config.sft.vision_steps > state.step) {
+      auto params = ctx.policy->vision->parameters();
+      for (const auto& p : ctx.vision_probe->parameters()) params.push_back(p);
+      torch::optim::AdamW opt(params, torch::optim::AdamWOptions(config.sft.vision_lr).weight_decay(config.sft.weight_decay));
+      if (o.resume && state.step > 0 && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      summary.stages.push_back(run_stage(ctx, opt, state, "vision", config.sft.vision_steps,
+                                         [&](int step) { return detail::vision_step(ctx, opt, step); }));
+    }
+    state.stage = "sft";
+    state.step = 0;
+    save_state(ctx.run, state);
+  }
   // Stage 1.
   if (state.stage == "sft") {
     if (config.sft.steps > state.step) {
-      auto opt = make_optimizer(ctx, config.sft.lr, config.sft.weight_decay);
-      if (o.resume && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      auto params = ctx.policy->parameters();
+      if (config.sft.vision_aux > 0)
+        for (const auto& p : ctx.vision_probe->parameters()) params.push_back(p);
+      torch::optim::AdamW opt(params, torch::optim::AdamWOptions(config.sft.lr).weight_decay(config.sft.weight_decay));
+      if (o.resume && state.step > 0 && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
       summary.stages.push_back(run_stage(ctx, opt, state, "sft", config.sft.steps,
                                          [&](int step) { return detail::sft_step(ctx, opt, step); }));
     }
@@ -384,6 +458,8 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   if (state.stage == "grpo") {
     if (config.grpo.beta > 0) {
       ctx.reference = model::make_policy(config.model, config.seed);
+      if (!io::is_file(sft_path(ctx.run)))
+        spdlog::warn("{} is missing: the KL reference is the current weights", sft_path(ctx.run));
       model::load_weights(*ctx.reference, io::is_file(sft_path(ctx.run)) ? sft_path(ctx.run) : ctx.run.weights());
       ctx.reference->to(ctx.device);
       ctx.reference->eval();

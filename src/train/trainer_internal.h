@@ -34,6 +34,7 @@ struct Context {
   std::shared_ptr<text::Tokenizer> tokenizer;
   model::Policy policy{nullptr};
   model::Policy reference{nullptr};  // GRPO with beta > 0
+  torch::nn::Linear vision_probe{nullptr};  // SFT's auxiliary image-level head on the vision tokens
   std::unique_ptr<TrainingSource> source;
   std::vector<std::string> defect_types;  // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;
@@ -59,6 +60,10 @@ struct StepMetrics {
 
 // One optimizer step of each stage; `step` counts from 0 within the stage.
 StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step);
+StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step);
+// Image-level anomaly logit from vision tokens (B,N,D): log-mean-exp of the probe's patch logits,
+// a smooth max (one anomalous patch suffices). -> (B)
+torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens);
 StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bool log_completions);
 
 // Greedy generation on the validation items.

@@ -19,6 +19,9 @@ struct ModelConfig {
   int vision_heads = 4;
   int vision_mlp_ratio = 4;
   std::string vision_positions = "sincos";  // sincos (fixed 2-D) | learned
+  // patch: one patch_size x patch_size conv (plain ViT); conv: log2(patch_size) stride-2 3x3
+  // convs then a 1x1 (an "early convolutions" stem: learns local defects from little data).
+  std::string vision_stem = "patch";
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -44,6 +47,7 @@ struct ModelConfig {
     v("vision_heads", vision_heads, "ViT attention heads");
     v("vision_mlp_ratio", vision_mlp_ratio, "ViT MLP width / vision_dim");
     v("vision_positions", vision_positions, "sincos | learned");
+    v("vision_stem", vision_stem, "patch | conv");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");
@@ -122,9 +126,22 @@ struct SftConfig {
   int warmup_steps = 20;
   double weight_decay = 0.01;
   double max_grad_norm = 1.0;
+  // Weight of an auxiliary image-level loss on the vision tokens (a linear probe, max-pooled over
+  // patches, trained with the normal/anomalous label; mask-free). A from-scratch ViT learns local
+  // defects much faster with it; the probe is not part of the policy. 0 = off.
+  double vision_aux = 0.0;
+  // Stage 0, vision warm-up: the ViT and the probe alone on image-level labels of the same
+  // training draws (a from-scratch stand-in for a pretrained vision tower; cheap per step).
+  int vision_steps = 0;     // 0 skips it
+  int vision_batch_size = 48;
+  double vision_lr = 1e-3;
   template <class V>
   void visit(V& v) {
     v("steps", steps, "SFT steps (0 = skip)");
+    v("vision_steps", vision_steps, "vision warm-up steps before SFT (0 = skip)");
+    v("vision_batch_size", vision_batch_size, "images per vision warm-up step");
+    v("vision_lr", vision_lr, "vision warm-up peak learning rate");
+    v("vision_aux", vision_aux, "weight of the auxiliary image-level vision loss (0 = off)");
     v("batch_size", batch_size, "samples per step");
     v("lr", lr, "peak learning rate");
     v("warmup_steps", warmup_steps, "linear warmup steps");

@@ -20,7 +20,8 @@ TORCH_MODULE(VitBlock);
 struct VisionEncoderImpl : torch::nn::Module {
   explicit VisionEncoderImpl(const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& images);  // (B,3,S,S) in [0,1] -> (B,N,D)
-  torch::nn::Conv2d patch{nullptr};
+  torch::nn::Conv2d patch{nullptr};      // vision_stem "patch"
+  torch::nn::Sequential stem{nullptr};    // vision_stem "conv"
   torch::Tensor positions;  // (1,N,E): a buffer (sincos) or a parameter (learned)
   torch::nn::ModuleList blocks;
   torch::nn::LayerNorm norm{nullptr};

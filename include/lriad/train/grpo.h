@@ -32,6 +32,11 @@ struct GrpoUpdate {
   bool finite = true;
 };
 
+// Groups whose reward std is below this count as tied (frac_reward_zero_std) and get zero
+// advantages: differences that small come from the focal term's probability, not from a
+// better completion.
+inline constexpr double kTieStd = 1e-3;
+
 // logits (N,C,V) of the first forward pass, detached -> rewards (N).
 using RewardFn = std::function<torch::Tensor(const torch::Tensor& logits)>;
 
