@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up (installs missing packages, builds) and runs lriad's main job on the embedded default:
-# the synthetic demo dataset, generated into data/demo and described.
-# Env: LRIAD_DEMO_DIR (default data/demo), LRIAD_DEMO_REGEN=1 to regenerate it.
+# the synthetic demo dataset (generated into data/demo and described), then `lriad train` with
+# configs/tiny.json into runs/demo (replaced on each run).
+# Env: LRIAD_DEMO_DIR (default data/demo), LRIAD_DEMO_REGEN=1 to regenerate it,
+#      LRIAD_DEMO_RUN (default runs/demo), LRIAD_DEMO_SET="sft.steps=50 grpo.steps=20" (overrides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,4 +20,12 @@ else
 fi
 "$LRIAD" info
 "$LRIAD" data stats --format mvtec --root "$DEMO"
-echo "[demo] done: images are in $DEMO (open any PNG to look at them)"
+
+RUN=${LRIAD_DEMO_RUN:-runs/demo}
+SETS=()
+for kv in ${LRIAD_DEMO_SET:-}; do SETS+=(--set "$kv"); done
+echo "[demo] training configs/tiny.json on $DEMO into $RUN (a few minutes on 2 CPU cores)"
+"$LRIAD" train --config configs/tiny.json --format mvtec --root "$DEMO" --out "$RUN" --overwrite "${SETS[@]}"
+"$LRIAD" model info --run "$RUN" | sed -n '1,8p'
+echo "[demo] validation history: $RUN/validation.jsonl; per-step metrics: $RUN/metrics.jsonl;"
+echo "[demo] sampled completions with rewards: $RUN/completions/; images: $DEMO (open any PNG)"

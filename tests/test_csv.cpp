@@ -49,3 +49,14 @@ TEST(Csv, RejectsRaggedRowsAndUnterminatedQuotes) {
   EXPECT_THROW(parse_csv("a,b\n\"1,2\n", "q.csv"), lriad::Error);
   EXPECT_THROW(parse_csv("", "empty.csv"), lriad::Error);
 }
+
+TEST(Csv, FieldsWrittenWithCsvFieldParseBack) {
+  const std::vector<std::string> values = {"plain", "a,b", "say \"hi\"", "two\nlines"};
+  std::string text = "v\n";
+  for (const auto& v : values) text += lriad::io::csv_field(v) + "\n";
+  EXPECT_EQ(lriad::io::csv_field("plain"), "plain");
+  EXPECT_EQ(lriad::io::csv_field("a,b"), "\"a,b\"");
+  const auto t = lriad::io::parse_csv(text, "mem");
+  ASSERT_EQ(t.rows.size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(t.rows[i][0], values[i]);
+}

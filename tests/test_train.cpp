@@ -166,7 +166,7 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   RunConfig c = small_run(dir / "d");
   c.sft.vision_steps = 2;  // stage 0 and the auxiliary probe run too
   c.sft.vision_batch_size = 4;
-  c.sft.vision_aux = 0.5;
+  c.sft.vision_aux = 0.0;
   c.sft.steps = 4;
   c.sft.batch_size = 4;
   c.grpo.steps = 2;
@@ -203,4 +203,22 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   o.resume = true;
   const auto r = train::run_training(c, o);
   EXPECT_TRUE(r.stages.empty());
+  // Interrupted after SFT step 2: resuming replays SFT 3-4 and GRPO without duplicate log lines.
+  {
+    std::ifstream st(dir / "run/trainer_state.json");
+    auto j = nlohmann::json::parse(st);
+    j["stage"] = "sft";
+    j["step"] = 2;
+    std::ofstream(dir / "run/trainer_state.json") << j.dump();
+  }
+  const auto again = train::run_training(c, o);
+  ASSERT_EQ(again.stages.size(), 2u);
+  EXPECT_EQ(again.stages[0].steps, 2);
+  std::ifstream in2(dir / "run/metrics.jsonl");
+  std::vector<std::string> keys;
+  for (std::string l; std::getline(in2, l);) {
+    const auto j = nlohmann::json::parse(l);
+    keys.push_back(j["stage"].get<std::string>() + std::to_string(j["step"].get<int>()));
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"vision1", "vision2", "sft1", "sft2", "sft3", "sft4", "grpo1", "grpo2"}));
 }

@@ -92,13 +92,6 @@ void read_split_file(Dataset& ds, const std::string& path) {
   ds.split_note = "split read from " + path;
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 }  // namespace
 
 Dataset read_folder(const std::string& root, const LoadOptions& options) {
@@ -144,9 +137,9 @@ void save_split(const Dataset& dataset, const std::string& path) {
   std::string out = "category,split,label,defect_type,image,mask\n";
   auto rel = [&](const std::string& p) { return fs::path(p).lexically_relative(dataset.root).string(); };
   for (const auto& s : dataset.samples)
-    out += csv_field(s.category) + "," + to_string(s.split) + "," + to_string(s.label) + "," +
-           csv_field(s.defect_type) + "," + csv_field(rel(s.image_path)) + "," +
-           csv_field(s.mask_path ? rel(*s.mask_path) : "") + "\n";
+    out += io::csv_field(s.category) + "," + to_string(s.split) + "," + to_string(s.label) + "," +
+           io::csv_field(s.defect_type) + "," + io::csv_field(rel(s.image_path)) + "," +
+           io::csv_field(s.mask_path ? rel(*s.mask_path) : "") + "\n";
   io::write_file_atomic(path, out);
 }
 

@@ -102,4 +102,11 @@ size_t CsvTable::column(const std::string& name) const {
               "the file must have a header row naming this column");
 }
 
+std::string csv_field(const std::string& value) {
+  if (value.find_first_of(",\"\r\n") == std::string::npos) return value;
+  std::string out = "\"";
+  for (char c : value) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 }  // namespace lriad::io

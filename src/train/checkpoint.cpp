@@ -88,17 +88,23 @@ nlohmann::json run_info(const std::string& dir) {
   std::map<std::string, int64_t> counts;
   std::map<std::string, int64_t> dtypes;
   int64_t total = 0;
+  int64_t buffers = 0;
   for (const auto& [name, t] : header.tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    counts[component_of(name)] += n;
     dtypes[t.dtype] += n;
+    if (name == "vision.positions" && config.model.vision_positions == "sincos") {  // a fixed buffer
+      buffers += n;
+      continue;
+    }
+    counts[component_of(name)] += n;
     total += n;
   }
   nlohmann::json j;
   j["run"] = dir;
   j["parameters"] = counts;
   j["parameters"]["total"] = total;
+  j["buffer_values"] = buffers;  // stored but not trained
   j["tensors"] = header.tensors.size();
   j["dtypes"] = dtypes;
   j["weights_bytes"] = fs::file_size(run.weights());

@@ -95,7 +95,8 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bo
   nlohmann::json& j = out.json;
   j["loss"] = u.loss;
   j["reward"] = rewards.mean().item<double>();
-  j["reward_std"] = stats.std.mean().item<double>();
+  // TRL: the std the advantages were divided by (mean group std, or the batch std).
+  j["reward_std"] = g.scale_rewards == "batch" ? rewards.std().item<double>() : stats.std.mean().item<double>();
   j["frac_reward_zero_std"] = stats.frac_zero_std;
   for (const auto& name : rl::reward_names()) {
     double s = 0;

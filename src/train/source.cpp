@@ -12,6 +12,7 @@
 #include "lriad/data/anomaly.h"
 #include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
+#include "lriad/io/csv.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 
@@ -55,13 +56,6 @@ cv::Mat load_resized(const std::string& path, int size, bool skip_bad, bool* ok)
     *ok = false;
     return {};
   }
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
 }
 
 }  // namespace
@@ -233,8 +227,8 @@ void save_train_from_test(const TrainFromTest& t, const std::string& path) {
   std::ostringstream s;
   s << "category,label,defect_type,image\n";
   for (const auto& x : t.samples)
-    s << csv_field(x.category) << ',' << data::to_string(x.label) << ',' << csv_field(x.defect_type) << ','
-      << csv_field(x.image_path) << '\n';
+    s << io::csv_field(x.category) << ',' << data::to_string(x.label) << ',' << io::csv_field(x.defect_type) << ','
+      << io::csv_field(x.image_path) << '\n';
   io::write_file_atomic(path, s.str());
 }
 

@@ -188,6 +188,35 @@ void save_state(const RunFiles& run, const TrainerState& s) {
   io::write_file_atomic(state_path(run), j.dump(2) + "\n");
 }
 
+int stage_rank(const std::string& stage) {
+  return stage == "vision" ? 0 : stage == "sft" ? 1 : stage == "grpo" ? 2 : 3;
+}
+
+// Resuming replays the steps after the last checkpoint: drop their lines from the logs first.
+void truncate_log(const std::string& path, const TrainerState& s) {
+  if (!io::is_file(path)) return;
+  std::ifstream in(path);
+  std::string kept, line;
+  size_t dropped = 0;
+  while (std::getline(in, line)) {
+    bool keep = true;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      const int rank = stage_rank(j.at("stage").get<std::string>()), step = j.at("step").get<int>();
+      keep = rank < stage_rank(s.stage) || (rank == stage_rank(s.stage) && step <= s.step);
+    } catch (const nlohmann::json::exception&) {
+      keep = false;  // a line cut short by the interruption
+    }
+    if (keep) kept += line + "\n";
+    else ++dropped;
+  }
+  in.close();
+  if (dropped) {
+    io::write_file_atomic(path, kept);
+    spdlog::info("{}: dropped {} lines written after the last checkpoint", path, dropped);
+  }
+}
+
 TrainerState load_state(const RunFiles& run) {
   TrainerState s;
   if (!io::is_file(state_path(run)))
@@ -273,8 +302,8 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
     if (stage == "vision") {
       shown = {{"loss", line["loss"].get<double>()}, {"acc", line["accuracy"].get<double>()}};
     } else if (stage == "sft") {
-      shown = {{"loss", line["loss"].get<double>()}, {"tok_acc", line["token_accuracy"].get<double>()},
-               {"aux_acc", line["vision_aux_accuracy"].get<double>()}};
+      shown = {{"loss", line["loss"].get<double>()}, {"tok_acc", line["token_accuracy"].get<double>()}};
+      if (ctx.config.sft.vision_aux > 0) shown.push_back({"aux_acc", line["vision_aux_accuracy"].get<double>()});
     } else {
       shown = {{"reward", line["reward"].get<double>()}, {"acc", line["accuracy"].get<double>()},
                {"kl", line["kl"].get<double>()}};
@@ -346,6 +375,8 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   if (o.resume) {
     state = load_state(ctx.run);
     config = load_config(ctx.run.config());  // the run's own config wins over --config
+    truncate_log(ctx.run.metrics(), state);
+    truncate_log(ctx.run.dir + "/validation.jsonl", state);
     spdlog::info("resuming {} at {} step {}", o.out, state.stage, state.step);
   } else {
     if (o.overwrite)

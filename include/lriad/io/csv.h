@@ -22,4 +22,7 @@ struct CsvTable {
 CsvTable parse_csv(std::string_view text, const std::string& source);
 CsvTable read_csv(const std::string& path);
 
+// One field for writing: quoted (with "" for ") when it holds a comma, quote or newline.
+std::string csv_field(const std::string& value);
+
 }  // namespace lriad::io
