@@ -73,6 +73,19 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   categories_ = ds.categories;
   const int size = config.model.image_size;
 
+  {
+    data::AnomalyParams p;  // validated here, once, with the config's key names in the message
+    p.scale_min = float(dc.anomaly_scale_min);
+    p.scale_max = float(dc.anomaly_scale_max);
+    p.contrast_min = float(dc.anomaly_contrast_min);
+    p.contrast_max = float(dc.anomaly_contrast_max);
+    p.min_visible = float(dc.anomaly_min_visible);
+    try {
+      p.validate();
+    } catch (const Error& e) {
+      throw Error(std::string("data.anomaly_*: ") + e.what(), "check data.anomaly_scale_* and data.anomaly_contrast_*");
+    }
+  }
   for (const auto& [name, weight] : dc.anomaly_mix) {
     const auto kind = data::parse_anomaly_kind(name);
     if (!kind) throw Error("data.anomaly_mix: unknown anomaly kind '" + name + "'", "see lriad/data/anomaly.h");
@@ -183,7 +196,13 @@ TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
   if (!pool.empty()) donor = &normals_[pool[splitmix(seed ^ 0xD1) % pool.size()]];
   std::map<data::AnomalyKind, double> m;
   for (const auto& [k, w] : mix_) m[data::AnomalyKind(k)] = w;
-  const data::Anomaly a = data::make_random_anomaly(base.image, donor->image, m, seed);
+  data::AnomalyParams params;
+  params.scale_min = float(config_.data.anomaly_scale_min);
+  params.scale_max = float(config_.data.anomaly_scale_max);
+  params.contrast_min = float(config_.data.anomaly_contrast_min);
+  params.contrast_max = float(config_.data.anomaly_contrast_max);
+  params.min_visible = float(config_.data.anomaly_min_visible);
+  const data::Anomaly a = data::make_random_anomaly(base.image, donor->image, m, seed, params);
   TrainItem t;
   t.image = a.image;
   t.category = base.category;

@@ -97,6 +97,10 @@ struct DataConfig {
                                                {"stain", 0.14}, {"hole", 0.1}, {"crack", 0.08},
                                                {"missing_part", 0.05}, {"misplaced_part", 0.03}};
   double donor_other_category = 0.3;  // chance that foreign texture comes from another category
+  // Size (fraction of the image side) and contrast ranges of synthetic anomalies.
+  double anomaly_scale_min = 0.03, anomaly_scale_max = 0.25;
+  double anomaly_contrast_min = 0.15, anomaly_contrast_max = 0.7;
+  double anomaly_min_visible = 0.02;  // redraw anomalies whose mean |change| in the footprint is lower
   double train_from_test = 0.0;       // share of the labelled test split that joins training (0 = none)
   double val_fraction = 0.1;          // normal training images held out for validation
   bool skip_bad_images = false;       // unreadable images become counted warnings
@@ -110,6 +114,11 @@ struct DataConfig {
     v("anomaly_ratio", anomaly_ratio, "share of synthetic anomalies in training batches");
     v("anomaly_mix", anomaly_mix, "relative weights of synthetic anomaly kinds");
     v("donor_other_category", donor_other_category, "chance of foreign texture from another category");
+    v("anomaly_scale_min", anomaly_scale_min, "smallest synthetic anomaly (fraction of the side)");
+    v("anomaly_scale_max", anomaly_scale_max, "largest synthetic anomaly (fraction of the side)");
+    v("anomaly_contrast_min", anomaly_contrast_min, "weakest synthetic anomaly contrast (0-1)");
+    v("anomaly_contrast_max", anomaly_contrast_max, "strongest synthetic anomaly contrast (0-1)");
+    v("anomaly_min_visible", anomaly_min_visible, "least mean change inside a synthetic anomaly (0-1)");
     v("train_from_test", train_from_test, "share of the test split used for training");
     v("val_fraction", val_fraction, "share of normal training images held out for validation");
     v("skip_bad_images", skip_bad_images, "skip unreadable images with a warning");
