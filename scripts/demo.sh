@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (installs missing packages, builds) and runs lriad's main job on the embedded default:
-# the synthetic demo dataset (generated into data/demo and described), then `lriad train` with
-# configs/tiny.json into runs/demo (replaced on each run).
+# the synthetic demo dataset (generated into data/demo and described), `lriad train` with
+# configs/tiny.json into runs/demo (replaced on each run), then `lriad eval` on the demo's test
+# split into runs/demo/eval-test (metrics.json, predictions.jsonl, report.html).
 # Env: LRIAD_DEMO_DIR (default data/demo), LRIAD_DEMO_REGEN=1 to regenerate it,
 #      LRIAD_DEMO_RUN (default runs/demo), LRIAD_DEMO_SET="sft.steps=50 grpo.steps=20" (overrides).
 set -euo pipefail
@@ -27,5 +28,8 @@ for kv in ${LRIAD_DEMO_SET:-}; do SETS+=(--set "$kv"); done
 echo "[demo] training configs/tiny.json on $DEMO into $RUN (a few minutes on 2 CPU cores)"
 "$LRIAD" train --config configs/tiny.json --format mvtec --root "$DEMO" --out "$RUN" --overwrite "${SETS[@]}"
 "$LRIAD" model info --run "$RUN" | sed -n '1,8p'
+echo "[demo] evaluating $RUN on the test split of $DEMO"
+"$LRIAD" eval --run "$RUN" --format mvtec --root "$DEMO" --out "$RUN/eval-test"
 echo "[demo] validation history: $RUN/validation.jsonl; per-step metrics: $RUN/metrics.jsonl;"
 echo "[demo] sampled completions with rewards: $RUN/completions/; images: $DEMO (open any PNG)"
+echo "[demo] report (open in a browser): $RUN/eval-test/report.html"

@@ -10,6 +10,7 @@ JOBS=${LRIAD_JOBS:-$(nproc)}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache git
   libtorch-dev libopencv-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libsentencepiece-dev libgtest-dev
+  python3-sklearn  # the metrics cross-check test (tests/test_eval.cpp)
   libopenblas0-openmp)  # without it Debian's LibTorch runs on the ~100x slower reference BLAS
 
 missing=()

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sstream>
+
 #include "fixtures.h"
 
 using lriad::test::run_command;
@@ -104,4 +106,84 @@ TEST(Cli, ModelInitThenInfoReportsComponentsAndVocabulary) {
   r = run_command(bin() + " model info --run " + dir / "nothing", true);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(dir / "nothing"), std::string::npos) << r.out;
+}
+
+// A freshly initialised tiny policy evaluated on a generated MVTec tree: the files and their schema.
+TEST(Cli, EvalAndPredictOnATinyCheckpoint) {
+  TempDir dir;
+  const std::string run = dir / "run", tree = dir / "tree", out = dir / "eval";
+  lriad::test::make_mvtec_tree(tree);
+  const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
+                            " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
+                            " --set tokenizer.vocab_size=320 --set sampling.max_new_tokens=12";
+  auto r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --set data.format=mvtec --set data.root=" +
+                       tree + " --out " + run + small, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(bin() + " eval --run " + run + " --format mvtec --root " + tree + " --out " + out, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("report: " + out + "/report.html"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("balanced accuracy"), std::string::npos) << r.out;
+  const auto m = nlohmann::json::parse(lriad::test::read_text(out + "/metrics.json"));
+  for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
+                          "average_precision", "n", "n_normal", "n_anomalous", "format_rate", "consistency_rate",
+                          "localization_agreement", "per_category", "per_defect_type", "run", "dataset", "split",
+                          "timestamp"})
+    EXPECT_TRUE(m.contains(key)) << key;
+  EXPECT_EQ(m["n"], 8);  // alpha: 2 good + 3 defective, beta: 1 good + 2 defective
+  EXPECT_EQ(m["n_anomalous"], 5);
+  EXPECT_EQ(m["split"], "test");
+  EXPECT_EQ(m["per_category"].size(), 2u);
+  EXPECT_TRUE(m["per_defect_type"].contains("crack"));
+  std::istringstream lines(lriad::test::read_text(out + "/predictions.jsonl"));
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    const auto p = nlohmann::json::parse(line);
+    for (const char* key : {"image", "category", "label", "defect_type", "pred", "score", "pred_defect_type",
+                            "completion", "well_formed"})
+      EXPECT_TRUE(p.contains(key)) << key;
+    EXPECT_TRUE(p["pred"] == 0 || p["pred"] == 1);
+    EXPECT_GE(p["score"].get<double>(), 0.0);
+    EXPECT_LE(p["score"].get<double>(), 1.0);
+    ++count;
+  }
+  EXPECT_EQ(count, 8);
+  EXPECT_NE(lriad::test::read_text(out + "/report.html").find("id=\"gallery\""), std::string::npos);
+
+  // Images used for training (data.train_from_test) are left out and counted.
+  lriad::test::write_text(run + "/train_from_test.csv", "category,label,defect_type,image\nalpha,anomalous,crack," + tree +
+                                                            "/alpha/test/crack/000.png\n");
+  r = run_command(bin() + " eval --run " + run + " --format mvtec --root " + tree + " --category alpha --out " + out, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto m2 = nlohmann::json::parse(lriad::test::read_text(out + "/metrics.json"));
+  EXPECT_EQ(m2["n"], 4);
+  EXPECT_EQ(m2["excluded_train_from_test"], 1);
+
+  // predict: one JSON object per image; --samples shows the votes; bad paths are named.
+  const std::string img = tree + "/alpha/test/crack/000.png";
+  r = run_command(bin() + " predict --run " + run + " --json " + img + " " + tree + "/beta/test/good/000.png");
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream pl(r.out);
+  count = 0;
+  while (std::getline(pl, line)) {
+    const auto p = nlohmann::json::parse(line);
+    EXPECT_TRUE(p.contains("completion"));
+    EXPECT_TRUE(p.contains("score"));
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+  EXPECT_NE(r.out.find("\"category\":\"alpha\""), std::string::npos);  // from the MVTec layout
+  r = run_command(bin() + " predict --run " + run + " --samples 3 --temperature 1.0 " + img);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("votes:"), std::string::npos) << r.out;
+  r = run_command(bin() + " predict --run " + run + " " + dir / "nope.png", true);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find(dir / "nope.png"), std::string::npos) << r.out;
+  r = run_command(bin() + " predict --run " + run + " " + tree, true);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("directory"), std::string::npos) << r.out;
+  lriad::test::write_text(dir / "notes.png", "not an image");
+  r = run_command(bin() + " predict --run " + run + " --category alpha " + dir / "notes.png", true);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find(dir / "notes.png"), std::string::npos) << r.out;
 }

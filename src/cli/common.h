@@ -25,5 +25,7 @@ void add_tokenizer_command(CLI::App& app, const GlobalOptions& global);
 void add_model_command(CLI::App& app, const GlobalOptions& global);
 void add_bench_command(CLI::App& app, const GlobalOptions& global);
 void add_train_command(CLI::App& app, const GlobalOptions& global);
+void add_eval_command(CLI::App& app, const GlobalOptions& global);
+void add_predict_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace lriad::cli

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   lriad::cli::add_model_command(app, global);
   lriad::cli::add_bench_command(app, global);
   lriad::cli::add_train_command(app, global);
+  lriad::cli::add_eval_command(app, global);
+  lriad::cli::add_predict_command(app, global);
   app.require_subcommand(1);
 
   try {

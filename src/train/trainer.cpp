@@ -12,6 +12,7 @@
 #include "lriad/io/fs.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/precision.h"
+#include "lriad/model/verdict.h"
 #include "lriad/model/weights.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
@@ -84,29 +85,7 @@ void Context::log_metrics(const nlohmann::json& line) {
 
 torch::Tensor verdict_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
                             const torch::Tensor& mask) {
-  const int64_t N = tokens.size(0), C = tokens.size(1);
-  auto out = torch::full({N, 2}, -1.0, torch::kFloat);
-  const int64_t open = ctx.tokenizer->answer_open();
-  if (open < 0 || ctx.verdict_normal_id < 0) return out;
-  const auto tk = tokens.cpu();
-  const auto mk = mask.cpu();
-  std::vector<int64_t> rows, cols;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t + 1 < C; ++t)
-      if (tk[n][t].item<int64_t>() == open) {
-        if (mk[n][t + 1].item<bool>()) {
-          rows.push_back(n);
-          cols.push_back(t + 1);
-        }
-        break;
-      }
-  if (rows.empty()) return out;
-  const auto r = torch::tensor(rows, torch::kInt64), c = torch::tensor(cols, torch::kInt64);
-  const auto sel = logits.index({r.to(logits.device()), c.to(logits.device())}).to(torch::kFloat);  // (K,V)
-  const auto p = torch::softmax(sel, -1).cpu();
-  const auto ids = torch::tensor(std::vector<int64_t>{ctx.verdict_normal_id, ctx.verdict_anomalous_id});
-  out.index_put_({r}, p.index_select(1, ids));
-  return out;
+  return model::verdict_probs(logits, tokens, mask, ctx.verdict);
 }
 
 void set_lr(torch::optim::AdamW& optimizer, double lr) {
@@ -400,11 +379,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   ctx.config = config;
   ctx.device = torch::Device(config.device);
   ctx.tokenizer = std::make_shared<text::Tokenizer>(ctx.run.tokenizer());
-  const auto normal = ctx.tokenizer->encode("normal"), anomalous = ctx.tokenizer->encode("anomalous");
-  if (!normal.empty() && !anomalous.empty() && normal[0] != anomalous[0]) {
-    ctx.verdict_normal_id = normal[0];
-    ctx.verdict_anomalous_id = anomalous[0];
-  }
+  ctx.verdict = model::verdict_ids(*ctx.tokenizer);
   ctx.source = std::make_unique<TrainingSource>(config);
   spdlog::info("data: {}", ctx.source->describe());
   ctx.defect_types = ctx.source->defect_types();

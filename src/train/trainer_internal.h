@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "lriad/model/policy.h"
+#include "lriad/model/verdict.h"
 #include "lriad/rl/class_weights.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/train/checkpoint.h"
@@ -38,7 +39,7 @@ struct Context {
   std::unique_ptr<TrainingSource> source;
   std::vector<std::string> defect_types;  // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;
-  int64_t verdict_normal_id = -1, verdict_anomalous_id = -1;  // first pieces of the verdict words
+  model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words
   std::ofstream metrics;
 
   // Class weights of the focal reward.

@@ -1,0 +1,51 @@
+// One evaluated image (a line of predictions.jsonl) and the metrics over many: image-level
+// anomaly metrics overall, per category and macro-averaged, recall per defect type, and the
+// chain-of-thought metrics (format, consistency, length, truncation, localisation agreement).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include "lriad/text/prompt.h"
+
+namespace lriad::eval {
+
+struct Prediction {
+  std::string image;        // path
+  std::string category;
+  int label = 0;            // 0 normal, 1 anomalous
+  std::string defect_type;  // ground truth ("good" for normal images)
+  int pred = 0;             // parsed verdict; an unparseable answer counts as wrong (1 - label)
+  bool parsed = false;      // the answer held a verdict
+  double score = 0.5;       // p(anomalous) at the answer position; 0.5 when there is no answer
+  std::string pred_defect_type;
+  std::string region;       // region phrase stated in the reasoning, "" none
+  std::string completion;
+  bool well_formed = false, consistent = false, truncated = false;
+  int length = 0;           // completion tokens
+  std::optional<std::string> mask;    // ground-truth mask path, when the dataset has one
+  std::optional<bool> localized;      // correctly flagged anomaly with a mask: region overlaps it
+  std::vector<int> votes;   // --samples N: each chain's verdict (-1 unparseable)
+};
+
+nlohmann::json to_json(const Prediction& p);  // the predictions.jsonl fields
+Prediction prediction_from_json(const nlohmann::json& j);
+
+// Does the 3x3 cell `region` of the mask (CV_8UC1, non-zero = defective) hold a defective pixel?
+bool region_overlaps_mask(text::Region region, const cv::Mat& mask);
+
+// metrics.json without the run/dataset/split/timestamp keys: accuracy, balanced_accuracy,
+// precision, recall, specificity, f1, auroc, average_precision (null when undefined), n,
+// n_normal, n_anomalous, confusion, format_rate, consistency_rate, unparseable, mean_length,
+// max_length, truncation_rate, localization_agreement (null without masks), n_localized,
+// defect_type_accuracy (null when no flagged anomaly has a named type), per_category,
+// per_defect_type and macro (the mean over categories; AUROC/AP over the categories that have one).
+nlohmann::json summarize(const std::vector<Prediction>& predictions);
+
+// A compact fixed-width table: one row per category, then the macro average and "all".
+std::string format_table(const nlohmann::json& metrics);
+
+}  // namespace lriad::eval

@@ -1,0 +1,80 @@
+// `lriad predict`: the chain of thought and verdict for one or more images.
+#include <cstdio>
+#include <filesystem>
+
+#include "common.h"
+#include "lriad/data/image_io.h"
+#include "lriad/eval/evaluator.h"
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+
+namespace lriad::cli {
+namespace {
+
+struct PredictCli {
+  std::string run, weights, device, category;
+  std::vector<std::string> images;
+  bool json = false;
+  eval::InspectOptions inspect;
+};
+
+// The category for the prompt: --category, the run's only category, or the MVTec layout
+// <category>/<split>/<defect>/<image>.
+std::string category_for(const std::string& image, const PredictCli& o, const std::vector<std::string>& trained) {
+  if (!o.category.empty()) return o.category;
+  if (trained.size() == 1) return trained[0];
+  const auto p = std::filesystem::absolute(image).lexically_normal();
+  const auto split = p.parent_path().parent_path().filename().string();
+  if (split == "test" || split == "train") return p.parent_path().parent_path().parent_path().filename().string();
+  throw Error("cannot tell the category of " + image, "pass --category NAME (the object or texture, e.g. bottle)");
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, const GlobalOptions& global) {
+  auto o = std::make_shared<PredictCli>();
+  auto* cmd = app.add_subcommand("predict", "Inspect images: chain of thought and verdict");
+  cmd->add_option("--run", o->run, "Run directory (the --out of lriad train)")->required();
+  cmd->add_option("images", o->images, "Image files")->required();
+  cmd->add_option("--weights", o->weights, "Weights in the run (default model.safetensors)");
+  cmd->add_option("--category", o->category, "Object/texture name for the prompt (default: from the run or the path)");
+  cmd->add_flag("--json", o->json, "One JSON object per image (the fields of predictions.jsonl)");
+  cmd->add_option("--samples", o->inspect.samples, "Sampled chains per image, majority vote (1 = greedy)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", o->inspect.temperature, "Sampling temperature for --samples > 1")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->inspect.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu or cuda (default: the run's)");
+  cmd->callback([o, &global] {
+    for (const auto& path : o->images) {
+      if (io::is_dir(path)) throw Error(path + " is a directory, not an image", "pass image files (e.g. dir/*.png)");
+      if (!io::is_file(path)) throw Error("image " + path + " does not exist");
+    }
+    start_torch_runtime(global);
+    eval::Inspector inspector(o->run, o->device, o->weights);
+    for (const auto& path : o->images) {
+      eval::Inspector::Input in{data::read_image(path), category_for(path, *o, inspector.trained_categories()), path};
+      const auto p = inspector.inspect({in}, o->inspect).at(0);
+      if (o->json) {
+        auto j = eval::to_json(p);
+        j.erase("label");
+        j.erase("defect_type");
+        j.erase("mask");
+        j.erase("localized");
+        std::printf("%s\n", j.dump().c_str());
+        continue;
+      }
+      const char* verdict = !p.parsed ? "unreadable" : p.pred ? "anomalous" : "normal";
+      std::printf("%s (%s)\n  %s\n  verdict: %s%s%s  score %.3f\n", path.c_str(), p.category.c_str(), p.completion.c_str(),
+                  verdict, p.pred == 1 && !p.pred_defect_type.empty() ? ", type " : "",
+                  p.pred == 1 ? p.pred_defect_type.c_str() : "", p.score);
+      if (!p.votes.empty()) {
+        std::printf("  votes:");
+        for (int v : p.votes) std::printf(" %s", v < 0 ? "?" : v ? "anomalous" : "normal");
+        std::printf("\n");
+      }
+    }
+  });
+}
+
+}  // namespace lriad::cli

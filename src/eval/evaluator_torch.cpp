@@ -1,0 +1,252 @@
+// `lriad eval` / `lriad predict`: generation, parsing, scoring and the split summary (see evaluator.h).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <set>
+
+#include "lriad/data/dataset.h"
+#include "lriad/data/image_io.h"
+#include "lriad/data/image_tensor.h"
+#include "lriad/eval/evaluator.h"
+#include "lriad/io/csv.h"
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+#include "lriad/model/generate.h"
+#include "lriad/model/precision.h"
+#include "lriad/model/verdict.h"
+#include "lriad/text/answer.h"
+#include "lriad/text/prompt.h"
+#include "lriad/train/checkpoint.h"
+#include "lriad/train/progress.h"
+
+namespace lriad::eval {
+
+struct Inspector::State {
+  train::LoadedPolicy loaded;
+  torch::Device device{torch::kCPU};
+  model::VerdictIds ids;
+  std::map<std::string, std::vector<int64_t>> prompts;
+  std::string decode(const torch::Tensor& row, int64_t length) const {
+    std::vector<int> ids_;
+    const auto r = row.to(torch::kCPU);
+    for (int64_t t = 0; t < length && t < r.size(0); ++t) {
+      const int id = int(r[t].item<int64_t>());
+      if (id == loaded.tokenizer->eos_id()) break;
+      ids_.push_back(id);
+    }
+    return loaded.tokenizer->decode(ids_);
+  }
+  const std::vector<int64_t>& prompt(const std::string& category) {
+    auto it = prompts.find(category);
+    if (it != prompts.end()) return it->second;
+    std::vector<int64_t> ids_;
+    for (int id : loaded.tokenizer->encode(text::build_prompt(category))) ids_.push_back(id);
+    return prompts[category] = ids_;
+  }
+};
+
+Inspector::Inspector(const std::string& run_dir, const std::string& device, const std::string& weights)
+    : s_(std::make_unique<State>()) {
+  const std::string path = weights.empty() || weights.find('/') != std::string::npos ? weights : run_dir + "/" + weights;
+  s_->loaded = train::load_policy(run_dir, device, path);
+  s_->device = torch::Device(s_->loaded.config.device);
+  s_->ids = model::verdict_ids(*s_->loaded.tokenizer);
+  s_->loaded.policy->eval();
+}
+
+Inspector::~Inspector() = default;
+
+const std::vector<std::string>& Inspector::trained_categories() const { return s_->loaded.config.data.categories; }
+
+std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, const InspectOptions& options,
+                                           const std::vector<std::string>& known_defect_types) {
+  if (inputs.empty()) return {};
+  torch::NoGradGuard no_grad;
+  const auto& config = s_->loaded.config;
+  const int G = std::max(1, options.samples);
+  std::vector<torch::Tensor> images;
+  model::TokenRows prompts;
+  for (const auto& in : inputs) {
+    images.push_back(data::image_to_tensor(data::resize_square(in.image, config.model.image_size)));  // (3,S,S)
+    prompts.push_back(s_->prompt(in.category));
+  }
+  const auto batch = torch::stack(images).to(s_->device);  // (B,3,S,S)
+  model::GenerateOptions go;
+  go.group = G;
+  go.max_new_tokens = config.sampling.max_new_tokens;
+  go.sampling.greedy = G == 1;
+  go.sampling.temperature = options.temperature;
+  go.sampling.top_k = config.sampling.top_k;
+  go.sampling.top_p = config.sampling.top_p;
+  go.seed = options.seed;
+  go.eos_id = s_->loaded.tokenizer->eos_id();
+  go.pad_id = s_->loaded.tokenizer->pad_id();
+  auto& policy = s_->loaded.policy;
+  model::Generation gen;
+  std::vector<double> scores;
+  {
+    model::AutocastGuard autocast(s_->device, config.use_bf16());
+    gen = model::generate(policy, batch, prompts, go);
+    // The anomaly score: p(anomalous) at the answer position, given the policy's own chain.
+    model::TokenRows rows;
+    for (const auto& p : prompts)
+      for (int g = 0; g < G; ++g) rows.push_back(p);
+    const auto expanded = G == 1 ? batch : batch.repeat_interleave(G, 0);  // (B*G,3,S,S)
+    const auto logits = policy->completion_logits(expanded, rows, gen.tokens, gen.mask);  // (N,C,V)
+    scores = model::anomaly_scores(model::verdict_probs(logits, gen.tokens, gen.mask, s_->ids));
+  }
+  const auto lengths = gen.lengths.to(torch::kCPU), truncated = gen.truncated.to(torch::kCPU);
+  std::vector<Prediction> out;
+  for (size_t b = 0; b < inputs.size(); ++b) {
+    std::vector<Prediction> chains;
+    for (int g = 0; g < G; ++g) {
+      const int64_t n = int64_t(b) * G + g;
+      Prediction p;
+      p.image = inputs[b].path;
+      p.category = inputs[b].category;
+      p.completion = s_->decode(gen.tokens[n], lengths[n].item<int64_t>());
+      const auto parsed = text::parse_completion(p.completion, known_defect_types);
+      p.parsed = parsed.verdict.has_value();
+      p.pred = parsed.verdict.value_or(-1);
+      p.well_formed = parsed.well_formed;
+      p.consistent = parsed.consistent;
+      p.pred_defect_type = parsed.defect_type;
+      p.region = parsed.region ? text::region_word(*parsed.region) : "";
+      p.truncated = truncated[n].item<bool>();
+      p.length = int(lengths[n].item<int64_t>());
+      p.score = scores[size_t(n)];
+      chains.push_back(std::move(p));
+    }
+    if (G == 1) {
+      out.push_back(std::move(chains[0]));
+      continue;
+    }
+    // Majority vote over the parsed chains; a tie goes to the mean score.
+    int votes[2] = {0, 0};
+    double mean_score = 0;
+    std::vector<int> all;
+    for (const auto& c : chains) {
+      if (c.parsed) ++votes[c.pred];
+      mean_score += c.score / G;
+      all.push_back(c.parsed ? c.pred : -1);
+    }
+    const bool any = votes[0] + votes[1] > 0;
+    const int verdict = votes[1] > votes[0] ? 1 : votes[0] > votes[1] ? 0 : mean_score >= 0.5 ? 1 : 0;
+    size_t pick = 0;
+    for (size_t g = 0; g < chains.size(); ++g)
+      if (chains[g].parsed && chains[g].pred == verdict) {
+        pick = g;
+        break;
+      }
+    Prediction p = std::move(chains[pick]);
+    p.parsed = any;
+    p.pred = any ? verdict : -1;
+    p.score = mean_score;
+    p.votes = all;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+namespace {
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return buf;
+}
+
+std::set<std::string> used_in_training(const std::string& run_dir) {
+  std::set<std::string> out;
+  const std::string path = run_dir + "/train_from_test.csv";
+  if (!io::is_file(path)) return out;
+  const io::CsvTable t = io::read_csv(path);
+  const size_t col = t.column("image");
+  for (const auto& row : t.rows) out.insert(row[col]);
+  return out;
+}
+
+}  // namespace
+
+EvalResult evaluate(const EvalOptions& o) {
+  if (o.split != "test" && o.split != "train")
+    throw Error("--split " + o.split + " is not a split", "use test or train");
+  if (o.batch_size < 1) throw Error("--batch-size must be at least 1");
+  Inspector inspector(o.run_dir, o.device, o.weights);
+  const RunConfig config = load_config(train::RunFiles{o.run_dir}.config());
+  const std::string format = o.format.empty() ? config.data.format : o.format;
+  const std::string root = o.root.empty() ? config.data.root : o.root;
+  data::LoadOptions lo;
+  lo.categories = o.categories;
+  lo.folder_seed = config.data.folder_seed;
+  lo.folder_test_fraction = config.data.folder_test_fraction;
+  const data::Dataset dataset = data::load_dataset(data::parse_format(format), root, lo);
+  const data::Split split = o.split == "test" ? data::Split::Test : data::Split::Train;
+  const auto exclude = used_in_training(o.run_dir);
+
+  std::vector<data::Sample> samples;
+  std::set<std::string> types;
+  EvalResult result;
+  for (const auto& cat : dataset.categories)
+    for (const auto& s : dataset.select(cat, split)) {
+      if (exclude.count(s.image_path)) {
+        ++result.excluded;
+        continue;
+      }
+      samples.push_back(s);
+      if (s.label == data::Label::Anomalous) types.insert(s.defect_type);
+    }
+  if (samples.empty())
+    throw Error("no " + o.split + " images to evaluate in " + root, "check --root, --format and --category");
+  if (result.excluded)
+    spdlog::info("{} test images are left out: training used them (data.train_from_test)", result.excluded);
+  const std::vector<std::string> known(types.begin(), types.end());
+  spdlog::info("evaluating {} {} images of {} categories from {}", samples.size(), o.split, dataset.categories.size(),
+               root);
+
+  train::Progress progress("eval", int(samples.size()), std::max(1, o.batch_size));
+  int64_t right = 0;
+  for (size_t start = 0; start < samples.size(); start += size_t(o.batch_size)) {
+    const size_t end = std::min(samples.size(), start + size_t(o.batch_size));
+    std::vector<Inspector::Input> inputs;
+    for (size_t i = start; i < end; ++i)
+      inputs.push_back({data::read_image(samples[i].image_path), samples[i].category, samples[i].image_path});
+    InspectOptions io = o.inspect;
+    io.seed = o.inspect.seed + start;
+    auto preds = inspector.inspect(inputs, io, known);
+    for (size_t i = start; i < end; ++i) {
+      Prediction& p = preds[i - start];
+      const data::Sample& s = samples[i];
+      p.label = s.label == data::Label::Anomalous ? 1 : 0;
+      p.defect_type = s.defect_type;
+      if (!p.parsed) p.pred = 1 - p.label;  // an unparseable answer counts as wrong
+      if (s.mask_path) {
+        p.mask = *s.mask_path;
+        if (p.label == 1 && p.pred == 1) {
+          const auto region = text::parse_region(p.region);
+          p.localized = region.has_value() && region_overlaps_mask(*region, data::read_mask(*s.mask_path));
+        }
+      }
+      right += p.pred == p.label;
+      result.predictions.push_back(std::move(p));
+    }
+    progress.update(int(end), {{"acc", double(right) / double(end)}});
+  }
+  progress.finish();
+
+  result.metrics = summarize(result.predictions);
+  result.metrics["run"] = o.run_dir;
+  result.metrics["weights"] = o.weights.empty() ? "model.safetensors" : o.weights;
+  result.metrics["dataset"] = root;
+  result.metrics["format"] = format;
+  result.metrics["split"] = o.split;
+  result.metrics["timestamp"] = timestamp();
+  result.metrics["samples"] = o.inspect.samples;
+  result.metrics["excluded_train_from_test"] = result.excluded;
+  return result;
+}
+
+}  // namespace lriad::eval

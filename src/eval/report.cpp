@@ -1,0 +1,228 @@
+// metrics.json, predictions.jsonl and report.html (see report.h).
+#include "lriad/eval/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <spdlog/spdlog.h>
+
+#include "lriad/data/image_io.h"
+#include "lriad/eval/metrics.h"
+#include "lriad/io/fs.h"
+
+namespace lriad::eval {
+namespace {
+
+std::string fmt(const nlohmann::json& v, int digits = 3) {
+  if (v.is_null()) return "&ndash;";
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v.get<double>());
+  return buf;
+}
+
+// Thumbnail with the mask outline in red, as a data: URI; "" when the image cannot be read.
+std::string thumbnail(const Prediction& p, int side) {
+  try {
+    cv::Mat rgb = data::read_image(p.image);  // CV_32FC3 RGB [0,1]
+    cv::Mat bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    bgr.convertTo(bgr, CV_8UC3, 255.0);
+    const double scale = double(side) / std::max(bgr.cols, bgr.rows);
+    cv::resize(bgr, bgr, cv::Size(std::max(1, int(bgr.cols * scale)), std::max(1, int(bgr.rows * scale))), 0, 0,
+               cv::INTER_AREA);
+    if (p.mask) {
+      cv::Mat mask = data::read_mask(*p.mask);
+      cv::resize(mask, mask, bgr.size(), 0, 0, cv::INTER_NEAREST);
+      std::vector<std::vector<cv::Point>> contours;
+      cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+      cv::drawContours(bgr, contours, -1, cv::Scalar(0, 0, 255), 1);
+    }
+    std::vector<uchar> jpeg;
+    cv::imencode(".jpg", bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 88});
+    return "data:image/jpeg;base64," + base64(std::string(jpeg.begin(), jpeg.end()));
+  } catch (const std::exception& e) {
+    spdlog::warn("report: no thumbnail for {}: {}", p.image, e.what());
+    return "";
+  }
+}
+
+std::string roc_svg(const std::vector<Prediction>& ps) {
+  std::vector<int> labels;
+  std::vector<double> scores;
+  for (const auto& p : ps) {
+    labels.push_back(p.label);
+    scores.push_back(p.score);
+  }
+  std::ostringstream o;
+  o << "<svg id=\"roc\" xmlns=\"http://www.w3.org/2000/svg\" width=\"260\" height=\"260\" viewBox=\"-30 -10 260 260\">"
+    << "<rect x=\"0\" y=\"0\" width=\"220\" height=\"220\" fill=\"#fafafa\" stroke=\"#999\"/>"
+    << "<line x1=\"0\" y1=\"220\" x2=\"220\" y2=\"0\" stroke=\"#ccc\" stroke-dasharray=\"4\"/>"
+    << "<text x=\"110\" y=\"245\" text-anchor=\"middle\" font-size=\"11\">false positive rate</text>"
+    << "<text x=\"-18\" y=\"110\" text-anchor=\"middle\" font-size=\"11\" transform=\"rotate(-90 -18 110)\">true positive "
+       "rate</text>";
+  const auto curve = roc_curve(labels, scores);
+  if (curve.size() > 1) {
+    o << "<polyline class=\"roc-curve\" fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"";
+    for (const auto& pt : curve) o << pt.fpr * 220 << "," << (1 - pt.tpr) * 220 << " ";
+    o << "\"/>";
+  } else {
+    o << "<text x=\"110\" y=\"110\" text-anchor=\"middle\" font-size=\"12\">undefined: one class only</text>";
+  }
+  o << "</svg>";
+  return o.str();
+}
+
+const char* kStyle = R"(
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff}
+h1{font-size:22px}h2{font-size:18px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}
+.row{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
+#gallery{display:flex;flex-wrap:wrap;gap:12px}
+.card{width:340px;border:1px solid #ccc;border-radius:6px;padding:8px;display:flex;gap:8px}
+.card img{width:160px;height:auto;image-rendering:pixelated;flex:none}
+.card .text{font-size:12px;overflow-wrap:anywhere}
+.card.fn{border-color:#c0392b;background:#fdf0ee}.card.fp{border-color:#d68910;background:#fef5e7}
+.card.tp,.card.tn{border-color:#27ae60}
+.tag{font-weight:bold}.cot{font-family:monospace;white-space:pre-wrap;margin-top:4px}
+.muted{color:#777}
+)";
+
+}  // namespace
+
+std::string base64(const std::string& bytes) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += abc[(v >> s) & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = uint8_t(bytes[i]) << 16;
+    out += abc[(v >> 18) & 63];
+    out += abc[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
+    out += abc[(v >> 18) & 63];
+    out += abc[(v >> 12) & 63];
+    out += abc[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  return out;
+}
+
+std::string render_report(const nlohmann::json& m, const std::vector<Prediction>& ps, const ReportOptions& options) {
+  std::ostringstream o;
+  const std::string run = m.value("run", ""), dataset = m.value("dataset", ""), split = m.value("split", "");
+  o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>lriad evaluation: "
+    << html_escape(run) << "</title><style>" << kStyle << "</style></head><body>";
+  o << "<h1>lriad evaluation</h1><p class=\"muted\">run <code>" << html_escape(run) << "</code> &middot; dataset <code>"
+    << html_escape(dataset) << "</code> &middot; split " << html_escape(split) << " &middot; "
+    << html_escape(m.value("timestamp", "")) << "</p>";
+  if (m.value("excluded_train_from_test", 0) > 0)
+    o << "<p>" << m["excluded_train_from_test"].get<int64_t>()
+      << " test images were excluded because training used them (data.train_from_test).</p>";
+
+  o << "<h2>Summary</h2><table id=\"summary\"><tr><th>metric</th><th>value</th></tr>";
+  for (const char* key : {"n", "n_normal", "n_anomalous", "accuracy", "balanced_accuracy", "precision", "recall",
+                          "specificity", "f1", "auroc", "average_precision", "format_rate", "consistency_rate",
+                          "unparseable", "truncation_rate", "mean_length", "max_length", "localization_agreement",
+                          "defect_type_accuracy"})
+    if (m.contains(key)) o << "<tr><td>" << key << "</td><td>" << fmt(m[key]) << "</td></tr>";
+  o << "</table>";
+
+  o << "<div class=\"row\"><div><h2>Confusion matrix</h2><table id=\"confusion\"><tr><th></th><th>predicted "
+       "normal</th><th>predicted anomalous</th></tr>";
+  const auto& cm = m["confusion"];
+  o << "<tr><td>normal</td><td>" << fmt(cm["tn"]) << "</td><td>" << fmt(cm["fp"]) << "</td></tr>";
+  o << "<tr><td>anomalous</td><td>" << fmt(cm["fn"]) << "</td><td>" << fmt(cm["tp"]) << "</td></tr></table></div>";
+  o << "<div><h2>ROC curve (AUROC " << fmt(m["auroc"]) << ")</h2>" << roc_svg(ps) << "</div></div>";
+
+  o << "<h2>Per category</h2><table id=\"per-category\"><tr><th>category</th><th>n</th><th>accuracy</th><th>balanced "
+       "acc.</th><th>precision</th><th>recall</th><th>specificity</th><th>F1</th><th>AUROC</th><th>AP</th><th>format</"
+       "th><th>consistency</th><th>localisation</th></tr>";
+  auto cat_row = [&](const std::string& name, const nlohmann::json& c) {
+    o << "<tr><td>" << html_escape(name) << "</td><td>" << (c.contains("n") ? fmt(c["n"]) : "") << "</td>";
+    for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
+                            "average_precision", "format_rate", "consistency_rate", "localization_agreement"})
+      o << "<td>" << (c.contains(key) ? fmt(c[key]) : "") << "</td>";
+    o << "</tr>";
+  };
+  for (const auto& [cat, c] : m["per_category"].items()) cat_row(cat, c);
+  if (m.contains("macro")) cat_row("macro average", m["macro"]);
+  o << "</table>";
+
+  o << "<h2>Per defect type</h2><table id=\"per-defect-type\"><tr><th>defect type</th><th>n</th><th>recall</th><th>type "
+       "accuracy</th></tr>";
+  for (const auto& [type, t] : m["per_defect_type"].items())
+    o << "<tr><td>" << html_escape(type) << "</td><td>" << fmt(t["n"]) << "</td><td>" << fmt(t["recall"]) << "</td><td>"
+      << fmt(t["type_accuracy"]) << "</td></tr>";
+  o << "</table>";
+
+  // Gallery: false negatives, false positives, then some correct ones.
+  std::vector<std::pair<std::string, const Prediction*>> cards;
+  for (const char* kind : {"fn", "fp", "tp", "tn"})
+    for (const auto& p : ps) {
+      const std::string k = p.label ? (p.pred ? "tp" : "fn") : (p.pred ? "fp" : "tn");
+      if (k == kind) cards.emplace_back(k, &p);
+    }
+  int errors = 0, correct = 0;
+  for (const auto& [k, p] : cards) (k == "fn" || k == "fp" ? errors : correct)++;
+  o << "<h2>Gallery</h2><p class=\"muted\">" << errors << " errors and " << correct
+    << " correct; errors first (false negatives, then false positives). Red outline: ground-truth mask.</p>"
+    << "<div id=\"gallery\">";
+  int shown_errors = 0, shown_correct = 0;
+  for (const auto& [k, p] : cards) {
+    const bool error = k == "fn" || k == "fp";
+    if (error ? shown_errors++ >= options.max_errors : shown_correct++ >= options.max_correct) continue;
+    static const std::map<std::string, std::string> names = {
+        {"fn", "false negative"}, {"fp", "false positive"}, {"tp", "true positive"}, {"tn", "true negative"}};
+    const std::string uri = thumbnail(*p, options.thumbnail);
+    o << "<div class=\"card " << k << "\">";
+    if (!uri.empty()) o << "<img src=\"" << uri << "\" alt=\"" << html_escape(p->image) << "\">";
+    o << "<div class=\"text\"><div class=\"tag\">" << names.at(k) << "</div><div>" << html_escape(p->category) << " / "
+      << html_escape(p->defect_type) << " &middot; score " << fmt(p->score) << "</div><div class=\"muted\">"
+      << html_escape(p->image) << "</div><div class=\"cot\">" << html_escape(p->completion) << "</div>";
+    if (!p->votes.empty()) {
+      o << "<div class=\"muted\">votes:";
+      for (int v : p->votes) o << " " << (v < 0 ? "?" : v ? "anomalous" : "normal");
+      o << "</div>";
+    }
+    o << "</div></div>";
+  }
+  o << "</div></body></html>\n";
+  return o.str();
+}
+
+void write_outputs(const std::string& dir, const nlohmann::json& metrics, const std::vector<Prediction>& predictions,
+                   const ReportOptions& options) {
+  io::write_file_atomic(dir + "/metrics.json", metrics.dump(2) + "\n");
+  std::string lines;
+  for (const auto& p : predictions) lines += to_json(p).dump() + "\n";
+  io::write_file_atomic(dir + "/predictions.jsonl", lines);
+  io::write_file_atomic(dir + "/report.html", render_report(metrics, predictions, options));
+}
+
+}  // namespace lriad::eval

@@ -1,0 +1,201 @@
+// Metrics over evaluated images (see summary.h).
+#include "lriad/eval/summary.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "lriad/eval/metrics.h"
+
+namespace lriad::eval {
+namespace {
+
+nlohmann::json opt(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
+
+// The image-level block shared by the whole set and each category.
+nlohmann::json binary_block(const std::vector<const Prediction*>& ps) {
+  std::vector<int> labels, preds;
+  std::vector<double> scores;
+  for (const auto* p : ps) {
+    labels.push_back(p->label);
+    preds.push_back(p->pred);
+    scores.push_back(p->score);
+  }
+  const BinaryMetrics m = binary_metrics(labels, preds, scores);
+  return {{"accuracy", m.accuracy},
+          {"balanced_accuracy", m.balanced_accuracy},
+          {"precision", m.precision},
+          {"recall", m.recall},
+          {"specificity", m.specificity},
+          {"f1", m.f1},
+          {"auroc", opt(m.auroc)},
+          {"average_precision", opt(m.average_precision)},
+          {"n", m.n},
+          {"n_normal", m.n_normal},
+          {"n_anomalous", m.n_anomalous},
+          {"confusion", {{"tp", m.cm.tp}, {"fp", m.cm.fp}, {"tn", m.cm.tn}, {"fn", m.cm.fn}}}};
+}
+
+double share(int64_t k, int64_t n) { return n ? double(k) / double(n) : 0.0; }
+
+// Chain-of-thought and defect-type figures.
+void cot_block(const std::vector<const Prediction*>& ps, nlohmann::json& out) {
+  int64_t formed = 0, consistent = 0, unparseable = 0, truncated = 0, length_sum = 0, max_length = 0;
+  int64_t loc_n = 0, loc_hit = 0, type_n = 0, type_hit = 0;
+  for (const auto* p : ps) {
+    formed += p->well_formed;
+    consistent += p->consistent;
+    unparseable += !p->parsed;
+    truncated += p->truncated;
+    length_sum += p->length;
+    max_length = std::max<int64_t>(max_length, p->length);
+    if (p->localized) {
+      ++loc_n;
+      loc_hit += *p->localized;
+    }
+    if (p->label == 1 && p->pred == 1 && !text::is_unnamed_defect(p->defect_type)) {
+      ++type_n;
+      type_hit += text::canonical_defect_type(p->pred_defect_type) == text::canonical_defect_type(p->defect_type);
+    }
+  }
+  const int64_t n = int64_t(ps.size());
+  out["format_rate"] = share(formed, n);
+  out["consistency_rate"] = share(consistent, n);
+  out["unparseable"] = unparseable;
+  out["truncation_rate"] = share(truncated, n);
+  out["mean_length"] = share(length_sum, n);
+  out["max_length"] = max_length;
+  out["localization_agreement"] = loc_n ? nlohmann::json(share(loc_hit, loc_n)) : nlohmann::json(nullptr);
+  out["n_localized"] = loc_n;
+  out["defect_type_accuracy"] = type_n ? nlohmann::json(share(type_hit, type_n)) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Prediction& p) {
+  nlohmann::json j = {{"image", p.image},
+                      {"category", p.category},
+                      {"label", p.label},
+                      {"defect_type", p.defect_type},
+                      {"pred", p.pred},
+                      {"parsed", p.parsed},
+                      {"score", p.score},
+                      {"pred_defect_type", p.pred_defect_type},
+                      {"region", p.region},
+                      {"completion", p.completion},
+                      {"well_formed", p.well_formed},
+                      {"consistent", p.consistent},
+                      {"truncated", p.truncated},
+                      {"length", p.length},
+                      {"mask", p.mask ? nlohmann::json(*p.mask) : nlohmann::json(nullptr)},
+                      {"localized", p.localized ? nlohmann::json(*p.localized) : nlohmann::json(nullptr)}};
+  if (!p.votes.empty()) j["votes"] = p.votes;
+  return j;
+}
+
+Prediction prediction_from_json(const nlohmann::json& j) {
+  Prediction p;
+  p.image = j.at("image").get<std::string>();
+  p.category = j.at("category").get<std::string>();
+  p.label = j.at("label").get<int>();
+  p.defect_type = j.at("defect_type").get<std::string>();
+  p.pred = j.at("pred").get<int>();
+  p.parsed = j.value("parsed", true);
+  p.score = j.at("score").get<double>();
+  p.pred_defect_type = j.value("pred_defect_type", "");
+  p.region = j.value("region", "");
+  p.completion = j.value("completion", "");
+  p.well_formed = j.value("well_formed", false);
+  p.consistent = j.value("consistent", false);
+  p.truncated = j.value("truncated", false);
+  p.length = j.value("length", 0);
+  if (j.contains("mask") && j["mask"].is_string()) p.mask = j["mask"].get<std::string>();
+  if (j.contains("localized") && j["localized"].is_boolean()) p.localized = j["localized"].get<bool>();
+  if (j.contains("votes")) p.votes = j["votes"].get<std::vector<int>>();
+  return p;
+}
+
+bool region_overlaps_mask(text::Region region, const cv::Mat& mask) {
+  if (mask.empty()) return false;
+  const int r = int(region) / 3, c = int(region) % 3;
+  const int x0 = c * mask.cols / 3, x1 = (c + 1) * mask.cols / 3;
+  const int y0 = r * mask.rows / 3, y1 = (r + 1) * mask.rows / 3;
+  if (x1 <= x0 || y1 <= y0) return false;
+  return cv::countNonZero(mask(cv::Range(y0, y1), cv::Range(x0, x1))) > 0;
+}
+
+nlohmann::json summarize(const std::vector<Prediction>& predictions) {
+  std::vector<const Prediction*> all;
+  std::map<std::string, std::vector<const Prediction*>> by_category, by_type;
+  for (const auto& p : predictions) {
+    all.push_back(&p);
+    by_category[p.category].push_back(&p);
+    if (p.label == 1) by_type[p.defect_type].push_back(&p);
+  }
+  nlohmann::json out = binary_block(all);
+  cot_block(all, out);
+
+  nlohmann::json per_category = nlohmann::json::object();
+  std::map<std::string, std::vector<double>> macro_values;
+  for (const auto& [cat, ps] : by_category) {
+    nlohmann::json c = binary_block(ps);
+    cot_block(ps, c);
+    for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
+                            "average_precision", "format_rate", "consistency_rate"})
+      if (!c[key].is_null()) macro_values[key].push_back(c[key].get<double>());
+    per_category[cat] = c;
+  }
+  out["per_category"] = per_category;
+  nlohmann::json macro = nlohmann::json::object();
+  for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
+                          "average_precision", "format_rate", "consistency_rate"}) {
+    const auto& v = macro_values[key];
+    double s = 0;
+    for (double x : v) s += x;
+    macro[key] = v.empty() ? nlohmann::json(nullptr) : nlohmann::json(s / double(v.size()));
+  }
+  macro["categories"] = by_category.size();
+  out["macro"] = macro;
+
+  nlohmann::json per_type = nlohmann::json::object();
+  for (const auto& [type, ps] : by_type) {
+    int64_t flagged = 0, named = 0;
+    for (const auto* p : ps) {
+      flagged += p->pred == 1;
+      named += p->pred == 1 && text::canonical_defect_type(p->pred_defect_type) == text::canonical_defect_type(type);
+    }
+    per_type[type] = {{"n", ps.size()},
+                      {"recall", share(flagged, int64_t(ps.size()))},
+                      {"type_accuracy", flagged && !text::is_unnamed_defect(type) ? nlohmann::json(share(named, flagged))
+                                                                                  : nlohmann::json(nullptr)}};
+  }
+  out["per_defect_type"] = per_type;
+  return out;
+}
+
+std::string format_table(const nlohmann::json& m) {
+  auto num = [](const nlohmann::json& v) {
+    char buf[16];
+    if (v.is_null()) return std::string("    -");
+    std::snprintf(buf, sizeof buf, "%5.3f", v.get<double>());
+    return std::string(buf);
+  };
+  std::ostringstream o;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %5s %5s %5s %5s %5s %5s %6s\n", "category", "n", "acc", "bacc", "f1", "auroc",
+                "fmt", "recall");
+  o << line;
+  auto row = [&](const std::string& name, const nlohmann::json& c, const std::string& n) {
+    std::snprintf(line, sizeof line, "%-16s %5s %5s %5s %5s %5s %5s %6s\n", name.substr(0, 16).c_str(), n.c_str(),
+                  num(c["accuracy"]).c_str(), num(c["balanced_accuracy"]).c_str(), num(c["f1"]).c_str(),
+                  num(c["auroc"]).c_str(), num(c["format_rate"]).c_str(), num(c["recall"]).c_str());
+    o << line;
+  };
+  for (const auto& [cat, c] : m["per_category"].items()) row(cat, c, std::to_string(c["n"].get<int64_t>()));
+  if (m["per_category"].size() > 1) row("macro", m["macro"], "");
+  row("all", m, std::to_string(m["n"].get<int64_t>()));
+  return o.str();
+}
+
+}  // namespace lriad::eval

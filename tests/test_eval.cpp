@@ -1,0 +1,243 @@
+// Evaluation summary (golden numbers on hand-made predictions), localisation on constructed
+// masks, the report's pieces, and a cross-check of the metrics against scikit-learn.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include <opencv2/core.hpp>
+
+#include "fixtures.h"
+#include "lriad/eval/metrics.h"
+#include "lriad/eval/report.h"
+#include "lriad/eval/summary.h"
+
+using namespace lriad::eval;
+using lriad::test::run_command;
+using lriad::test::TempDir;
+using lriad::text::Region;
+
+namespace {
+
+Prediction make(const std::string& cat, int label, int pred, double score, const std::string& type = "good",
+                const std::string& pred_type = "") {
+  Prediction p;
+  p.image = cat + "/" + std::to_string(label) + "_" + std::to_string(score) + ".png";
+  p.category = cat;
+  p.label = label;
+  p.pred = pred;
+  p.parsed = true;
+  p.score = score;
+  p.defect_type = type;
+  p.pred_defect_type = pred_type;
+  p.well_formed = true;
+  p.consistent = true;
+  p.length = 10;
+  p.completion = "<think>x</think><answer>" + std::string(pred ? "anomalous" : "normal") + "</answer>";
+  return p;
+}
+
+// Category a: three anomalies (one missed, one with the wrong type), three normals (one false
+// alarm, one score tying an anomaly's); category b: two normals only.
+std::vector<Prediction> golden_set() {
+  std::vector<Prediction> ps = {
+      make("a", 1, 1, 0.9, "crack", "crack"), make("a", 1, 0, 0.4, "crack"), make("a", 1, 1, 0.6, "hole", "crack"),
+      make("a", 0, 0, 0.4),                   make("a", 0, 1, 0.7),          make("a", 0, 0, 0.1),
+      make("b", 0, 0, 0.2),                   make("b", 0, 0, 0.3)};
+  ps[1].parsed = false;  // unparseable: counted wrong (pred = 1 - label), reported
+  ps[1].well_formed = false;
+  ps[1].consistent = false;
+  ps[4].consistent = false;
+  ps[0].localized = true;
+  ps[2].localized = false;
+  ps[5].length = 30;
+  ps[5].truncated = true;
+  return ps;
+}
+
+}  // namespace
+
+TEST(Summary, GoldenNumbersOnHandMadePredictions) {
+  const auto m = summarize(golden_set());
+  // tp 2, fn 1, fp 1, tn 4
+  EXPECT_EQ(m["confusion"]["tp"], 2);
+  EXPECT_EQ(m["confusion"]["fn"], 1);
+  EXPECT_EQ(m["confusion"]["fp"], 1);
+  EXPECT_EQ(m["confusion"]["tn"], 4);
+  EXPECT_EQ(m["n"], 8);
+  EXPECT_EQ(m["n_anomalous"], 3);
+  EXPECT_NEAR(m["accuracy"].get<double>(), 0.75, 1e-12);
+  EXPECT_NEAR(m["recall"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(m["specificity"].get<double>(), 0.8, 1e-12);
+  EXPECT_NEAR(m["balanced_accuracy"].get<double>(), (2.0 / 3 + 0.8) / 2, 1e-12);
+  EXPECT_NEAR(m["precision"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(m["f1"].get<double>(), 2.0 / 3, 1e-12);
+  // anomalies {.9,.4,.6} vs normals {.4,.7,.1,.2,.3}: 5 + (3 + 1/2) + 4 = 12.5 of 15 pairs
+  EXPECT_NEAR(m["auroc"].get<double>(), 12.5 / 15, 1e-12);
+  // thresholds .9 (P 1, R 1/3), .7 (P 1/2), .6 (P 2/3, R 2/3), .4 (P 3/5, R 1)
+  EXPECT_NEAR(m["average_precision"].get<double>(), 1.0 / 3 + 2.0 / 9 + 1.0 / 5, 1e-12);
+  EXPECT_NEAR(m["format_rate"].get<double>(), 7.0 / 8, 1e-12);
+  EXPECT_NEAR(m["consistency_rate"].get<double>(), 6.0 / 8, 1e-12);
+  EXPECT_EQ(m["unparseable"], 1);
+  EXPECT_NEAR(m["truncation_rate"].get<double>(), 1.0 / 8, 1e-12);
+  EXPECT_NEAR(m["mean_length"].get<double>(), 100.0 / 8, 1e-12);
+  EXPECT_EQ(m["max_length"], 30);
+  EXPECT_NEAR(m["localization_agreement"].get<double>(), 0.5, 1e-12);
+  EXPECT_EQ(m["n_localized"], 2);
+  EXPECT_NEAR(m["defect_type_accuracy"].get<double>(), 0.5, 1e-12);  // crack right, hole named crack
+  // Per category: a's AUROC with its tie; b has no anomalies -> AUROC and AP null, not a crash.
+  const auto& a = m["per_category"]["a"];
+  EXPECT_NEAR(a["auroc"].get<double>(), 6.5 / 9, 1e-12);
+  EXPECT_NEAR(a["accuracy"].get<double>(), 4.0 / 6, 1e-12);
+  const auto& b = m["per_category"]["b"];
+  EXPECT_TRUE(b["auroc"].is_null());
+  EXPECT_TRUE(b["average_precision"].is_null());
+  EXPECT_TRUE(b["localization_agreement"].is_null());
+  EXPECT_NEAR(b["balanced_accuracy"].get<double>(), 1.0, 1e-12);  // the recall of the one class present
+  // Macro: mean over categories; AUROC over the categories that have one.
+  EXPECT_NEAR(m["macro"]["accuracy"].get<double>(), (4.0 / 6 + 1.0) / 2, 1e-12);
+  EXPECT_NEAR(m["macro"]["auroc"].get<double>(), 6.5 / 9, 1e-12);
+  EXPECT_EQ(m["macro"]["categories"], 2);
+  // Per defect type: recall and type accuracy on the flagged ones.
+  EXPECT_NEAR(m["per_defect_type"]["crack"]["recall"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(m["per_defect_type"]["crack"]["type_accuracy"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(m["per_defect_type"]["hole"]["recall"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(m["per_defect_type"]["hole"]["type_accuracy"].get<double>(), 0.0, 1e-12);
+  EXPECT_FALSE(m["per_defect_type"].contains("good"));
+  const std::string table = format_table(m);
+  EXPECT_NE(table.find("macro"), std::string::npos);
+  EXPECT_NE(table.find("0.750"), std::string::npos) << table;
+}
+
+TEST(Summary, AllNormalPredictionsAndNoMasks) {
+  std::vector<Prediction> ps = {make("a", 1, 0, 0.3, "crack"), make("a", 0, 0, 0.3), make("a", 0, 0, 0.3)};
+  const auto m = summarize(ps);
+  EXPECT_EQ(m["precision"], 0.0);  // zero division -> 0, like sklearn's zero_division=0
+  EXPECT_EQ(m["recall"], 0.0);
+  EXPECT_EQ(m["f1"], 0.0);
+  EXPECT_NEAR(m["balanced_accuracy"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(m["auroc"].get<double>(), 0.5, 1e-12);  // all scores tie
+  EXPECT_TRUE(m["localization_agreement"].is_null());
+  EXPECT_TRUE(m["defect_type_accuracy"].is_null());
+  EXPECT_TRUE(m["per_defect_type"]["crack"]["type_accuracy"].is_null());
+}
+
+TEST(Summary, PredictionJsonRoundTrip) {
+  auto p = golden_set()[0];
+  p.mask = "m.png";
+  p.votes = {1, -1, 0};
+  const auto j = to_json(p);
+  for (const char* key : {"image", "category", "label", "defect_type", "pred", "score", "pred_defect_type", "completion",
+                          "well_formed"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  const auto q = prediction_from_json(nlohmann::json::parse(j.dump()));
+  EXPECT_EQ(to_json(q), j);
+}
+
+TEST(Localization, RegionAgainstConstructedMasks) {
+  cv::Mat mask = cv::Mat::zeros(30, 30, CV_8UC1);
+  mask(cv::Rect(12, 12, 5, 5)).setTo(1);  // the centre cell only
+  EXPECT_TRUE(region_overlaps_mask(Region::Center, mask));
+  for (Region r : {Region::UpperLeft, Region::Top, Region::Right, Region::LowerRight}) EXPECT_FALSE(region_overlaps_mask(r, mask));
+  cv::Mat corner = cv::Mat::zeros(31, 31, CV_8UC1);
+  corner.at<uchar>(0, 30) = 1;  // last column: the right third of an odd width
+  EXPECT_TRUE(region_overlaps_mask(Region::UpperRight, corner));
+  EXPECT_FALSE(region_overlaps_mask(Region::Top, corner));
+  cv::Mat straddle = cv::Mat::zeros(30, 30, CV_8UC1);
+  straddle(cv::Rect(8, 8, 4, 4)).setTo(1);  // over the boundary of four cells
+  EXPECT_TRUE(region_overlaps_mask(Region::UpperLeft, straddle));
+  EXPECT_TRUE(region_overlaps_mask(Region::Center, straddle));
+  EXPECT_FALSE(region_overlaps_mask(Region::Bottom, straddle));
+  EXPECT_FALSE(region_overlaps_mask(Region::Center, cv::Mat()));
+}
+
+TEST(Report, Base64AndEscaping) {
+  // RFC 4648 test vectors.
+  const std::vector<std::pair<std::string, std::string>> v = {{"", ""},         {"f", "Zg=="},     {"fo", "Zm8="},
+                                                              {"foo", "Zm9v"},  {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+                                                              {"foobar", "Zm9vYmFy"}};
+  for (const auto& [in, out] : v) EXPECT_EQ(base64(in), out) << in;
+  EXPECT_EQ(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+}
+
+TEST(Report, HtmlHasTheSectionsAndErrorsComeFirst) {
+  TempDir dir;
+  auto ps = golden_set();
+  lriad::test::write_png(dir / "img.png", 40, 30);
+  lriad::test::write_mask(dir / "mask.png", 40, 30);
+  for (auto& p : ps) p.image = dir / "img.png";
+  ps[0].mask = dir / "mask.png";
+  ps[3].image = dir / "missing.png";  // no thumbnail, still a card
+  ps[2].completion = "<think>a <b> tag</think>";
+  auto m = summarize(ps);
+  m["run"] = "runs/x";
+  write_outputs(dir.path(), m, ps);
+  const std::string html = lriad::test::read_text(dir / "report.html");
+  for (const char* id : {"id=\"summary\"", "id=\"per-category\"", "id=\"confusion\"", "id=\"roc\"", "id=\"gallery\"",
+                         "class=\"roc-curve\"", "data:image/jpeg;base64,"})
+    EXPECT_NE(html.find(id), std::string::npos) << id;
+  EXPECT_NE(html.find("a &lt;b&gt; tag"), std::string::npos);  // completions are escaped
+  // Cards: false negative before false positive before true positives and negatives.
+  const auto fn = html.find("card fn"), fp = html.find("card fp"), tp = html.find("card tp"), tn = html.find("card tn");
+  ASSERT_NE(fn, std::string::npos);
+  EXPECT_LT(fn, fp);
+  EXPECT_LT(fp, tp);
+  EXPECT_LT(tp, tn);
+  // metrics.json and predictions.jsonl sit next to it.
+  EXPECT_EQ(nlohmann::json::parse(lriad::test::read_text(dir / "metrics.json"))["n"], 8);
+  std::istringstream lines(lriad::test::read_text(dir / "predictions.jsonl"));
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) count += !line.empty();
+  EXPECT_EQ(count, 8);
+}
+
+// The same predictions through scikit-learn (Debian's python3-sklearn); skipped where it is missing.
+TEST(Sklearn, MetricsAgreeWithScikitLearn) {
+  // Debian's interpreter first: a python3 earlier on PATH (pyenv, venv) may lack Debian's modules.
+  std::string python;
+  for (const std::string candidate : {"/usr/bin/python3", "python3"})
+    if (run_command(candidate + " -c 'import sklearn' 2>/dev/null").code == 0) {
+      python = candidate;
+      break;
+    }
+  if (python.empty()) GTEST_SKIP() << "python3-sklearn not installed";
+  std::mt19937 rng(7);
+  std::vector<int> y, p;
+  std::vector<double> s;
+  std::ostringstream csv;
+  for (int i = 0; i < 300; ++i) {
+    const int label = rng() % 3 == 0;
+    const double score = std::round(((rng() % 1000) / 1000.0 * 0.7 + label * 0.3) * 20) / 20;  // coarse: many ties
+    const int pred = score > 0.5;
+    y.push_back(label);
+    p.push_back(pred);
+    s.push_back(score);
+    csv << label << "," << pred << "," << score << "\n";
+  }
+  TempDir dir;
+  lriad::test::write_text(dir / "p.csv", csv.str());
+  lriad::test::write_text(dir / "check.py",
+                          "import sys, json\n"
+                          "from sklearn import metrics as M\n"
+                          "rows=[l.split(',') for l in open(sys.argv[1]) if l.strip()]\n"
+                          "y=[int(r[0]) for r in rows]; p=[int(r[1]) for r in rows]; s=[float(r[2]) for r in rows]\n"
+                          "tn,fp,fn,tp=M.confusion_matrix(y,p).ravel()\n"
+                          "print(json.dumps({'accuracy':M.accuracy_score(y,p),'balanced_accuracy':M.balanced_accuracy_score(y,p),"
+                          "'precision':M.precision_score(y,p,zero_division=0),'recall':M.recall_score(y,p),"
+                          "'specificity':tn/(tn+fp),'f1':M.f1_score(y,p),'auroc':M.roc_auc_score(y,s),"
+                          "'average_precision':M.average_precision_score(y,s)}))\n");
+  const auto r = run_command(python + " " + dir / "check.py" + " " + dir / "p.csv");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto ref = nlohmann::json::parse(r.out);
+  const auto m = binary_metrics(y, p, s);
+  EXPECT_NEAR(m.accuracy, ref["accuracy"].get<double>(), 1e-12);
+  EXPECT_NEAR(m.balanced_accuracy, ref["balanced_accuracy"].get<double>(), 1e-12);
+  EXPECT_NEAR(m.precision, ref["precision"].get<double>(), 1e-12);
+  EXPECT_NEAR(m.recall, ref["recall"].get<double>(), 1e-12);
+  EXPECT_NEAR(m.specificity, ref["specificity"].get<double>(), 1e-12);
+  EXPECT_NEAR(m.f1, ref["f1"].get<double>(), 1e-12);
+  EXPECT_NEAR(*m.auroc, ref["auroc"].get<double>(), 1e-12);
+  EXPECT_NEAR(*m.average_precision, ref["average_precision"].get<double>(), 1e-12);
+}
