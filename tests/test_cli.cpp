@@ -83,7 +83,7 @@ TEST(Cli, ModelInitThenInfoReportsComponentsAndVocabulary) {
   const std::string run = dir / "run";
   const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
                             " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=320";
+                            " --set tokenizer.vocab_size=320 --set model.reference=none";
   auto r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --out " +
                        run + small);
   ASSERT_EQ(r.code, 0) << r.out;

@@ -3,6 +3,11 @@
 
 #include <torch/torch.h>
 
+#include <opencv2/core.hpp>
+
+#include <cstdio>
+
+#include "lriad/data/reference.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/policy.h"
 #include "lriad/model/sampling.h"
@@ -231,4 +236,89 @@ TEST(Precision, Bf16AutocastIsScopedAndCloseToFp32) {
   EXPECT_LT(diff, 0.1f * fp32.abs().max().item<float>());
   // The guard restored fp32.
   EXPECT_EQ(f.policy->completion_logits(f.images, f.prompts, comp, comp != 0).scalar_type(), torch::kFloat32);
+}
+
+// ---- normal reference (model.reference = "knn") -------------------------------------------
+
+namespace {
+
+// A flat grey image with mild pixel noise; `defect` paints a dark 4x4 square at (x, y).
+cv::Mat grey(int size, uint64_t seed, int defect_x = -1, int defect_y = -1) {
+  cv::Mat img(size, size, CV_32FC3, cv::Scalar(0.5, 0.5, 0.5));
+  cv::Mat noise(size, size, CV_32FC3);
+  cv::RNG rng(seed);
+  rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.02);
+  img += noise;
+  if (defect_x >= 0) img(cv::Rect(defect_x, defect_y, 4, 4)).setTo(cv::Scalar(0.05, 0.05, 0.05));
+  return img;
+}
+
+data::NormalReference grey_reference() {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 6; ++i) halves["plate"][size_t(i % 2)].push_back(grey(24, 100 + uint64_t(i)));
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 600;
+  return data::NormalReference::build(halves, o);
+}
+
+}  // namespace
+
+TEST(NormalReference, DefectsStandOutNormalImagesPeakNearOne) {
+  const auto ref = grey_reference();
+  const auto normal = ref.deviation(grey(24, 7), "plate");  // (S,S)
+  ASSERT_EQ(normal.sizes(), torch::IntArrayRef({24, 24}));
+  EXPECT_GT(normal.max().item<double>(), 0.5);  // scaled by the typical peak of unseen normals
+  EXPECT_LT(normal.max().item<double>(), 2.0);
+  const auto bad = ref.deviation(grey(24, 7, 16, 4), "plate");
+  EXPECT_GT(bad.max().item<double>(), 5 * normal.max().item<double>());
+  // The peak lies on the defect (x 16..19, y 4..7).
+  const int64_t at = bad.argmax().item<int64_t>(), y = at / 24, x = at % 24;
+  EXPECT_GE(x, 15);
+  EXPECT_LE(x, 20);
+  EXPECT_GE(y, 3);
+  EXPECT_LE(y, 8);
+  // Fourth channel and errors.
+  const auto four = ref.with_deviation(grey(24, 7), "plate");
+  EXPECT_EQ(four.sizes(), torch::IntArrayRef({4, 24, 24}));
+  EXPECT_TRUE(torch::equal(four[3], normal));
+  EXPECT_THROW(ref.deviation(grey(24, 7), "bottle"), lriad::Error);
+}
+
+TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  const cv::Mat a = grey(24, 1), b = grey(24, 2);
+  halves["plate"] = {std::vector<cv::Mat>{a}, std::vector<cv::Mat>{b}};
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 100000;  // every patch kept
+  const auto ref = data::NormalReference::build(halves, o);
+  // a is in bank 0: against bank 0 it matches itself exactly, against bank 1 it does not.
+  EXPECT_LT(ref.deviation(a, "plate", 0).max().item<double>(), 0.05);  // float cancellation only
+  EXPECT_GT(ref.deviation(a, "plate", 1).max().item<double>(), 0.3);
+  // The scale of bank h is the mean peak of the other half's raw maps (one image each here):
+  // so b's own map against bank 0 peaks at exactly 1.
+  EXPECT_NEAR(ref.deviation(b, "plate", 0).max().item<double>(), 1.0, 1e-4);
+  const std::string path = ::testing::TempDir() + "/lriad_reference_test.safetensors";
+  ref.save(path);
+  const auto back = data::NormalReference::load(path);
+  std::remove(path.c_str());
+  EXPECT_EQ(back.categories(), std::vector<std::string>{"plate"});
+  EXPECT_TRUE(torch::allclose(back.deviation(b, "plate", 1), ref.deviation(b, "plate", 1)));
+  EXPECT_DOUBLE_EQ(back.scale("plate", 0), double(float(ref.scale("plate", 0))));
+}
+
+TEST(NormalReference, PolicyTakesTheDeviationChannelAndOneSummaryToken) {
+  auto c = tiny_config();
+  c.reference = "knn";
+  auto policy = make_policy(c, 3);
+  const auto four = torch::rand({2, 4, 16, 16});
+  const auto tokens = policy->vision->forward(four);  // (B, N+1, D)
+  EXPECT_EQ(tokens.sizes(), torch::IntArrayRef({2, c.image_tokens(), c.dim}));
+  EXPECT_EQ(c.image_tokens(), 5);
+  EXPECT_THROW(policy->vision->forward(torch::rand({2, 3, 16, 16})), std::exception);
+  // The deviation channel changes the output: the evidence reaches the tokens.
+  auto other = four.clone();
+  other.narrow(1, 3, 1).fill_(4.0);
+  EXPECT_GT((policy->vision->forward(other) - tokens).abs().max().item<double>(), 1e-3);
 }

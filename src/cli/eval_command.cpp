@@ -17,7 +17,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
   auto out = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("eval", "Evaluate a trained policy on a dataset split and write a report");
   cmd->add_option("--run", o->run_dir, "Run directory (the --out of lriad train)")->required();
-  cmd->add_option("--weights", o->weights, "Weights in the run: model.safetensors (default), best.safetensors, sft.safetensors");
+  cmd->add_option("--weights", o->weights, "Weights in the run: best.safetensors (default when present), model.safetensors (the last step), sft.safetensors");
   cmd->add_option("-f,--format", o->format, "Dataset format: mvtec, visa, folder, synth (default: the run's)");
   cmd->add_option("-r,--root", o->root, "Dataset root (default: the run's)");
   add_category_option(*cmd, o->categories);

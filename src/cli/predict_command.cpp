@@ -36,7 +36,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("predict", "Inspect images: chain of thought and verdict");
   cmd->add_option("--run", o->run, "Run directory (the --out of lriad train)")->required();
   cmd->add_option("images", o->images, "Image files")->required();
-  cmd->add_option("--weights", o->weights, "Weights in the run (default model.safetensors)");
+  cmd->add_option("--weights", o->weights, "Weights in the run (default: best.safetensors when present, else model.safetensors)");
   cmd->add_option("--category", o->category, "Object/texture name for the prompt (default: from the run or the path)");
   cmd->add_flag("--json", o->json, "One JSON object per image (the fields of predictions.jsonl)");
   cmd->add_option("--samples", o->inspect.samples, "Sampled chains per image, majority vote (1 = greedy)")

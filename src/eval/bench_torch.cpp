@@ -21,7 +21,7 @@ std::vector<GenerateBenchRow> bench_generate(const RunConfig& config_in, const G
   policy->to(device);
   policy->eval();
   const int64_t s = config.model.image_size;
-  const torch::Tensor images = torch::rand({o.prompts, 3, s, s}).to(device);  // (B,3,S,S)
+  const torch::Tensor images = torch::rand({o.prompts, int64_t(config.model.image_channels()), s, s}).to(device);  // (B,C,S,S)
   model::TokenRows prompts;
   for (int b = 0; b < o.prompts; ++b) {
     std::vector<int64_t> row;

@@ -9,6 +9,7 @@
 #include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
+#include "lriad/data/reference.h"
 #include "lriad/eval/evaluator.h"
 #include "lriad/io/csv.h"
 #include "lriad/io/error.h"
@@ -27,6 +28,7 @@ struct Inspector::State {
   train::LoadedPolicy loaded;
   torch::Device device{torch::kCPU};
   model::VerdictIds ids;
+  std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
   std::map<std::string, std::vector<int64_t>> prompts;
   std::string decode(const torch::Tensor& row, int64_t length) const {
     std::vector<int> ids_;
@@ -47,12 +49,25 @@ struct Inspector::State {
   }
 };
 
-Inspector::Inspector(const std::string& run_dir, const std::string& device, const std::string& weights)
+std::string default_weights(const std::string& run_dir) {
+  return io::is_file(run_dir + "/best.safetensors") ? "best.safetensors" : "model.safetensors";
+}
+
+Inspector::Inspector(const std::string& run_dir, const std::string& device, const std::string& weights_in)
     : s_(std::make_unique<State>()) {
-  const std::string path = weights.empty() || weights.find('/') != std::string::npos ? weights : run_dir + "/" + weights;
+  const std::string weights = weights_in.empty() ? default_weights(run_dir) : weights_in;
+  const std::string path = weights.find('/') != std::string::npos ? weights : run_dir + "/" + weights;
+  spdlog::info("policy: {}", path);
   s_->loaded = train::load_policy(run_dir, device, path);
   s_->device = torch::Device(s_->loaded.config.device);
   s_->ids = model::verdict_ids(*s_->loaded.tokenizer);
+  if (s_->loaded.config.model.reference == "knn") {
+    const std::string path = train::RunFiles{run_dir}.reference();
+    if (!io::is_file(path))
+      throw Error("run " + run_dir + " uses model.reference=knn but has no reference.safetensors",
+                  "the run is incomplete: train it again (or copy the file along with the weights)");
+    s_->reference = std::make_unique<data::NormalReference>(data::NormalReference::load(path));
+  }
   s_->loaded.policy->eval();
 }
 
@@ -69,7 +84,9 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   std::vector<torch::Tensor> images;
   model::TokenRows prompts;
   for (const auto& in : inputs) {
-    images.push_back(data::image_to_tensor(data::resize_square(in.image, config.model.image_size)));  // (3,S,S)
+    const cv::Mat img = data::resize_square(in.image, config.model.image_size);
+    images.push_back(s_->reference ? s_->reference->with_deviation(img, in.category)  // (4,S,S)
+                                   : data::image_to_tensor(img));                     // (3,S,S)
     prompts.push_back(s_->prompt(in.category));
   }
   const auto batch = torch::stack(images).to(s_->device);  // (B,3,S,S)
@@ -239,7 +256,7 @@ EvalResult evaluate(const EvalOptions& o) {
 
   result.metrics = summarize(result.predictions);
   result.metrics["run"] = o.run_dir;
-  result.metrics["weights"] = o.weights.empty() ? "model.safetensors" : o.weights;
+  result.metrics["weights"] = o.weights.empty() ? default_weights(o.run_dir) : o.weights;
   result.metrics["dataset"] = root;
   result.metrics["format"] = format;
   result.metrics["split"] = o.split;

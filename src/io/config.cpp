@@ -38,6 +38,11 @@ void validate_model(const ModelConfig& m) {
     invalid("model.vision_stem", "must be 'patch' or 'conv', got '" + m.vision_stem + "'");
   if (m.vision_stem == "conv" && (m.patch_size < 2 || (m.patch_size & (m.patch_size - 1)) != 0))
     invalid("model.patch_size", "a conv stem needs a power of two >= 2, got " + std::to_string(m.patch_size));
+  if (m.reference != "none" && m.reference != "knn")
+    invalid("model.reference", "must be 'none' or 'knn', got '" + m.reference + "'");
+  if (m.reference_patch < 1 || m.reference_patch > m.image_size)
+    invalid("model.reference_patch", "must be between 1 and model.image_size");
+  if (m.reference_bank < 16) invalid("model.reference_bank", "must be at least 16");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
   if (m.max_seq_len <= m.image_tokens())

@@ -78,6 +78,8 @@ Policy make_policy(const ModelConfig& config, uint64_t seed) {
     const bool is_norm = name.find("norm") != std::string::npos;
     if (is_norm) continue;  // norms keep weight 1, bias 0
     if (name.find(".stem.") != std::string::npos) continue;  // conv stem keeps LibTorch's (Kaiming) init
+    // The reference-evidence MLPs read a few unit-scale numbers: LibTorch's init keeps them audible.
+    if (name.find(".evidence.") != std::string::npos || name.find(".summary.") != std::string::npos) continue;
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) t.zero_();
     else if (name.find("positions") != std::string::npos) continue;
     else if (name.find(".out.weight") != std::string::npos || name.find("down.weight") != std::string::npos)

@@ -67,14 +67,45 @@ VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& c) {
     blocks->push_back(VitBlock(c.vision_dim, c.vision_heads, int64_t(c.vision_dim) * c.vision_mlp_ratio));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.vision_dim})));
   out = register_module("out", Linear(LinearOptions(c.vision_dim, c.dim)));
+  patch_size = c.patch_size;
+  if (c.reference == "knn") {
+    evidence = register_module("evidence", torch::nn::Sequential(Linear(LinearOptions(2, c.vision_dim)), torch::nn::GELU(),
+                                                                   Linear(LinearOptions(c.vision_dim, c.vision_dim))));
+    summary = register_module("summary", torch::nn::Sequential(Linear(LinearOptions(3, c.dim)), torch::nn::GELU(),
+                                                                 Linear(LinearOptions(c.dim, c.dim))));
+  }
 }
 
+namespace {
+// Deviation d >= 0 as features that stay well scaled: (min(d, 8), log(d + 0.05)).
+torch::Tensor deviation_features(const torch::Tensor& d) {
+  return torch::stack({d.clamp_max(8.0), (d + 0.05).log()}, -1);
+}
+}  // namespace
+
 torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& images) {
-  const auto input = (images - 0.5) * 4.0;              // roughly unit-scale
+  const bool with_reference = static_cast<bool>(evidence);
+  const int64_t channels = with_reference ? 4 : 3;
+  if (images.dim() != 4 || images.size(1) != channels)
+    throw std::invalid_argument("vision encoder: expected images (B," + std::to_string(channels) +
+                                ",S,S), got " + c10::str(images.sizes()));
+  const auto rgb = with_reference ? images.narrow(1, 0, 3) : images;
+  const auto input = (rgb - 0.5) * 4.0;                 // roughly unit-scale
   auto x = stem ? stem->forward(input) : patch(input);  // (B,E,S/p,S/p)
   x = x.flatten(2).transpose(1, 2) + positions;  // (B,N,E)
+  torch::Tensor summary_token;
+  if (with_reference) {
+    const auto dev = images.narrow(1, 3, 1).to(x.scalar_type());                           // (B,1,S,S)
+    const auto peak = torch::max_pool2d(dev, patch_size, patch_size).flatten(1);           // (B,N)
+    x = x + evidence->forward(deviation_features(peak));                                   // (B,N,E)
+    const auto flat = dev.flatten(1);                                                      // (B,S*S)
+    const auto stats = torch::stack({flat.amax(1), flat.mean(1), std::get<0>(flat.topk(std::min<int64_t>(16, flat.size(1)), 1)).mean(1)}, 1);  // (B,3)
+    summary_token = summary->forward((stats + 0.05).log()).unsqueeze(1);                 // (B,1,D)
+  }
   for (auto& block : *blocks) x = block->as<VitBlock>()->forward(x);
-  return out(norm(x));  // (B,N,D)
+  auto tokens = out(norm(x));  // (B,N,D)
+  if (with_reference) tokens = torch::cat({tokens, summary_token.to(tokens.scalar_type())}, 1);  // (B,N+1,D)
+  return tokens;
 }
 
 }  // namespace lriad::model

@@ -1,4 +1,5 @@
 #include "lriad/train/checkpoint.h"
+#include "lriad/train/source.h"
 
 #include <spdlog/spdlog.h>
 
@@ -155,6 +156,10 @@ RunConfig init_run(RunConfig config, const InitOptions& options) {
   config.model.vocab_size = vocab;
   config.validate();
   save_config(config, run.config());
+  if (config.model.reference == "knn") {
+    const TrainingSource source(config);
+    build_normal_reference(source, config).save(run.reference());
+  }
   auto policy = model::make_policy(config.model, config.seed);
   save_policy(run, *policy, {{"stage", "init"}, {"step", "0"}});
   return config;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -126,7 +127,11 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   }
   if (normals_.empty())
     throw Error("no normal training images in " + dc.root, "check data.root, data.format and data.categories");
-  for (size_t i = 0; i < normals_.size(); ++i) by_category_[normals_[i].category].push_back(i);
+  for (size_t i = 0; i < normals_.size(); ++i) {
+    auto& list = by_category_[normals_[i].category];
+    normals_[i].half = int(list.size() % 2);
+    list.push_back(i);
+  }
 
   // Optional share of the labelled test split (stratified by category and defect type).
   if (dc.train_from_test > 0) {
@@ -168,6 +173,7 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
       validation_.push_back(n);
       if (int(validation_.size()) < config.train.val_size && !mix_.empty())
         validation_.push_back(synthesize(h, mix(config.seed, kValidation, vi++, 0)));
+      if (!validation_.empty()) validation_.back().reference_bank = 0;  // held out: in neither bank
     }
 
   // Expected share of each class among draws (for static weights and the logs).
@@ -210,6 +216,7 @@ TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
   t.defect_type = a.type_name();
   t.region = text::region_of_point(a.cx, a.cy);
   t.source = base.path + "#" + data::to_string(a.kind);
+  t.reference_bank = 1 - base.half;
   return t;
 }
 
@@ -224,7 +231,14 @@ TrainItem TrainingSource::draw(uint64_t step, int index) const {
   t.image = base.image;
   t.category = base.category;
   t.source = base.path;
+  t.reference_bank = 1 - base.half;
   return t;
+}
+
+std::map<std::string, std::array<std::vector<cv::Mat>, 2>> TrainingSource::reference_halves() const {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> out;
+  for (const auto& n : normals_) out[n.category][size_t(n.half)].push_back(n.image);
+  return out;
 }
 
 std::vector<std::string> TrainingSource::defect_types() const {
@@ -240,6 +254,18 @@ std::string TrainingSource::describe() const {
   s << normals_.size() << " normal training images in " << categories_.size() << " categories, "
     << validation_.size() << " validation items, " << test_items_.size() << " test images used for training";
   return s.str();
+}
+
+data::NormalReference build_normal_reference(const TrainingSource& source, const RunConfig& config) {
+  const auto t0 = std::chrono::steady_clock::now();
+  data::NormalReference::Options o;
+  o.patch = config.model.reference_patch;
+  o.bank_size = config.model.reference_bank;
+  o.seed = config.seed;
+  auto ref = data::NormalReference::build(source.reference_halves(), o);
+  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s", ref.categories().size(),
+               o.bank_size, o.patch, o.patch, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return ref;
 }
 
 void save_train_from_test(const TrainFromTest& t, const std::string& path) {

@@ -46,7 +46,21 @@ EncodedBatch Context::encode(std::vector<TrainItem> items) {
   EncodedBatch b;
   std::vector<torch::Tensor> images;
   for (const auto& it : items) {
-    images.push_back(data::image_to_tensor(it.image));  // (3,S,S)
+    if (normal_reference) {
+      // Normal images recur unchanged: their deviation maps are computed once.
+      const bool plain = !it.anomalous && it.source.find('#') == std::string::npos && !it.source.empty();
+      const std::string key = it.source + "|" + std::to_string(it.reference_bank);
+      auto cached = plain ? normal_evidence.find(key) : normal_evidence.end();
+      if (cached != normal_evidence.end()) {
+        images.push_back(cached->second);
+      } else {
+        auto t = normal_reference->with_deviation(it.image, it.category, it.reference_bank);  // (4,S,S)
+        if (plain) normal_evidence[key] = t;
+        images.push_back(t);
+      }
+    } else {
+      images.push_back(data::image_to_tensor(it.image));  // (3,S,S)
+    }
     b.prompts.push_back(prompt(it.category));
   }
   b.images = torch::stack(images).to(device);  // (B,3,S,S)
@@ -383,6 +397,15 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   ctx.source = std::make_unique<TrainingSource>(config);
   spdlog::info("data: {}", ctx.source->describe());
   ctx.defect_types = ctx.source->defect_types();
+  if (config.model.reference == "knn") {
+    const std::string path = ctx.run.reference();
+    if (o.resume && io::is_file(path)) {
+      ctx.normal_reference = std::make_unique<data::NormalReference>(data::NormalReference::load(path));
+    } else {
+      ctx.normal_reference = std::make_unique<data::NormalReference>(build_normal_reference(*ctx.source, config));
+      ctx.normal_reference->save(path);
+    }
+  }
   check_lengths(ctx);
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.dir + "/train_from_test.csv");

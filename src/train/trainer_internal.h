@@ -37,6 +37,8 @@ struct Context {
   model::Policy reference{nullptr};  // GRPO with beta > 0
   torch::nn::Linear vision_probe{nullptr};  // SFT's auxiliary image-level head on the vision tokens
   std::unique_ptr<TrainingSource> source;
+  std::unique_ptr<data::NormalReference> normal_reference;  // model.reference "knn"
+  std::map<std::string, torch::Tensor> normal_evidence;     // deviation maps of unchanged normal images, by source
   std::vector<std::string> defect_types;  // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;
   model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words

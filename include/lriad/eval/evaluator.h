@@ -19,11 +19,14 @@ struct InspectOptions {
   uint64_t seed = 0;
 };
 
+// best.safetensors (the best validation checkpoint) when the run has one, else model.safetensors.
+std::string default_weights(const std::string& run_dir);
+
 // A loaded policy that inspects images.
 class Inspector {
  public:
-  // Loads `run_dir` (config, tokenizer, weights: "" = model.safetensors, or a file name in the
-  // run such as best.safetensors) onto `device` ("" = the run's config).
+  // Loads `run_dir` (config, tokenizer, weights: a file name in the run such as
+  // sft.safetensors, or a path; "" = default_weights) onto `device` ("" = the run's config).
   Inspector(const std::string& run_dir, const std::string& device = "", const std::string& weights = "");
   ~Inspector();
 
@@ -47,7 +50,7 @@ class Inspector {
 
 struct EvalOptions {
   std::string run_dir;
-  std::string weights;                  // "" = model.safetensors
+  std::string weights;                  // "" = default_weights(run_dir)
   std::string format, root;             // "" = the run config's dataset
   std::vector<std::string> categories;  // empty = every category found
   std::string split = "test";           // test | train

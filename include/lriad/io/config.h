@@ -22,6 +22,12 @@ struct ModelConfig {
   // patch: one patch_size x patch_size conv (plain ViT); conv: log2(patch_size) stride-2 3x3
   // convs then a 1x1 (an "early convolutions" stem: learns local defects from little data).
   std::string vision_stem = "patch";
+  // Normal-reference evidence: "knn" compares every 5x5 patch of the image with a bank of patches
+  // from the category's normal training images (data/reference.h) and gives the vision encoder the
+  // deviation map (added to each patch token, and summarised in one extra image token); "none" off.
+  std::string reference = "none";
+  int reference_patch = 5;       // patch side compared, pixels at image_size
+  int reference_bank = 8000;     // patches kept per bank (two banks per category)
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -34,7 +40,10 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   double init_std = 0.02;
 
-  int image_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
+  int image_tokens() const {
+    return (image_size / patch_size) * (image_size / patch_size) + (reference == "knn" ? 1 : 0);
+  }
+  int image_channels() const { return reference == "knn" ? 4 : 3; }  // RGB (+ deviation)
   int head_dim() const { return dim / heads; }
   int mlp_width() const;
 
@@ -48,6 +57,9 @@ struct ModelConfig {
     v("vision_mlp_ratio", vision_mlp_ratio, "ViT MLP width / vision_dim");
     v("vision_positions", vision_positions, "sincos | learned");
     v("vision_stem", vision_stem, "patch | conv");
+    v("reference", reference, "none | knn (normal-patch deviation evidence)");
+    v("reference_patch", reference_patch, "reference patch side in pixels");
+    v("reference_bank", reference_bank, "reference patches per bank");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

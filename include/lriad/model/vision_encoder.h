@@ -19,13 +19,19 @@ TORCH_MODULE(VitBlock);
 
 struct VisionEncoderImpl : torch::nn::Module {
   explicit VisionEncoderImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& images);  // (B,3,S,S) in [0,1] -> (B,N,D)
+  // (B,3,S,S) RGB in [0,1] -> (B,N,D); with model.reference "knn", (B,4,S,S) whose fourth
+  // channel is the deviation map -> (B,N+1,D): each patch token gets an embedding of the patch's
+  // peak deviation, and one more token summarises the whole map (its peak and mean).
+  torch::Tensor forward(const torch::Tensor& images);
   torch::nn::Conv2d patch{nullptr};      // vision_stem "patch"
   torch::nn::Sequential stem{nullptr};    // vision_stem "conv"
   torch::Tensor positions;  // (1,N,E): a buffer (sincos) or a parameter (learned)
   torch::nn::ModuleList blocks;
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear out{nullptr};
+  torch::nn::Sequential evidence{nullptr};  // reference "knn": (.., 2) features -> (.., E)
+  torch::nn::Sequential summary{nullptr};   // reference "knn": (B, 3) -> (B, D) summary token
+  int64_t patch_size = 8;
 };
 TORCH_MODULE(VisionEncoder);
 

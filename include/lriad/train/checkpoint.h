@@ -23,6 +23,7 @@ struct RunFiles {
   std::string weights() const { return dir + "/model.safetensors"; }
   std::string trainer_state() const { return dir + "/trainer_state.safetensors"; }
   std::string metrics() const { return dir + "/metrics.jsonl"; }
+  std::string reference() const { return dir + "/reference.safetensors"; }  // model.reference "knn"
 };
 
 // Creates `dir`; an existing non-empty directory is refused unless `overwrite` (kept as is,

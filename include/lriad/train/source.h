@@ -2,6 +2,7 @@
 // anomalies synthesised from them on the fly, and optionally a seeded share of the test split.
 // Ground-truth masks are never read here. Every draw is a pure function of (seed, step, index).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -10,6 +11,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "lriad/data/reference.h"
 #include "lriad/data/sample.h"
 #include "lriad/io/config.h"
 #include "lriad/text/prompt.h"
@@ -23,6 +25,7 @@ struct TrainItem {
   std::string defect_type = data::kGoodType;  // anomaly type word, the test folder name, or "good"
   std::optional<text::Region> region;         // known for synthetic anomalies only
   std::string source;                         // image path (+ "#kind" when synthesised)
+  int reference_bank = 0;                     // normal-reference bank to compare with (data/reference.h)
   // The class the imbalance weights are kept for: "good" or the canonical defect type.
   std::string cls() const;
 };
@@ -50,11 +53,14 @@ class TrainingSource {
   const TrainFromTest& from_test() const { return from_test_; }
   size_t normal_images() const { return normals_.size(); }
   std::string describe() const;
+  // Training normals per category in two halves (by position): the normal reference's banks.
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> reference_halves() const;
 
  private:
   struct Normal {
     cv::Mat image;
     std::string category, path;
+    int half = 0;  // which reference bank holds its patches; it is compared with the other one
   };
   TrainItem synthesize(const Normal& base, uint64_t seed) const;
 
@@ -68,6 +74,10 @@ class TrainingSource {
   TrainFromTest from_test_;
   std::vector<std::pair<int, double>> mix_;  // (AnomalyKind, weight)
 };
+
+// The normal reference (model.reference "knn") from the source's training normals, with the
+// model's patch and bank sizes; logs its build time.
+data::NormalReference build_normal_reference(const TrainingSource& source, const RunConfig& config);
 
 // Writes the test images used for training (category,label,defect_type,image) as CSV.
 void save_train_from_test(const TrainFromTest& t, const std::string& path);

@@ -1,0 +1,164 @@
+// Normal-reference deviation maps (see reference.h).
+#include "lriad/data/reference.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cstring>
+
+#include <algorithm>
+
+#include "lriad/data/image_tensor.h"
+#include "lriad/io/error.h"
+#include "lriad/io/safetensors.h"
+
+namespace lriad::data {
+namespace {
+
+// Every K x K patch at stride 1: (3,S,S) -> ((S-K+1)^2, 3K^2).
+torch::Tensor patches_of(const torch::Tensor& chw, int k) {
+  namespace F = torch::nn::functional;
+  return F::unfold(chw.unsqueeze(0), F::UnfoldFuncOptions({k, k}))[0].t().contiguous();
+}
+
+torch::Tensor from_st(const io::StTensor& t) {
+  if (t.dtype != "F32") throw Error("reference tensor has dtype " + t.dtype + ", expected F32");
+  auto out = torch::empty(t.shape, torch::kFloat32);
+  if (size_t(out.numel()) * 4 != t.data.size()) throw Error("reference tensor byte length does not match its shape");
+  std::memcpy(out.data_ptr(), t.data.data(), t.data.size());
+  return out;
+}
+
+io::StTensor to_st(const torch::Tensor& t) {
+  auto c = t.contiguous().to(torch::kFloat32);
+  io::StTensor out;
+  out.dtype = "F32";
+  out.shape = c.sizes().vec();
+  out.data.assign(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * 4);
+  return out;
+}
+
+}  // namespace
+
+NormalReference NormalReference::build(const std::map<std::string, std::array<std::vector<cv::Mat>, 2>>& halves,
+                                       const Options& options) {
+  torch::NoGradGuard no_grad;
+  NormalReference ref;
+  ref.options_ = options;
+  uint64_t salt = 0;
+  for (const auto& [cat, half] : halves) {
+    if (half[0].empty() || half[1].empty())
+      throw Error("reference: category " + cat + " needs at least two normal training images",
+                  "add normal images, or set model.reference=none");
+    Banks b;
+    for (int h = 0; h < 2; ++h) {
+      std::vector<torch::Tensor> all;
+      for (const auto& img : half[h]) all.push_back(patches_of(image_to_tensor(img), options.patch));
+      auto p = torch::cat(all, 0);  // (P, 3K^2)
+      auto gen = at::detail::createCPUGenerator(options.seed * 1000003 + (++salt));
+      if (p.size(0) > options.bank_size) p = p.index_select(0, torch::randperm(p.size(0), gen).narrow(0, 0, options.bank_size));
+      b.patches[h] = p.contiguous();
+      b.norms[h] = p.pow(2).sum(1);
+    }
+    // Scale of bank h: the mean peak of the raw map over the other half's images (unseen by it).
+    for (int h = 0; h < 2; ++h) {
+      double sum = 0;
+      for (const auto& img : half[1 - h]) sum += ref.raw_deviation(img, b, h).max().item<double>();
+      b.scale[h] = std::max(1e-6, sum / double(half[1 - h].size()));
+    }
+    ref.banks_[cat] = std::move(b);
+  }
+  return ref;
+}
+
+torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& b, int bank) const {
+  torch::NoGradGuard no_grad;
+  const auto chw = image_to_tensor(image);  // (3,S,S)
+  const int64_t S = chw.size(1), k = options_.patch, g = S - k + 1;
+  const auto q = patches_of(chw, int(k));   // (g*g, D)
+  const auto& bp = b.patches[size_t(bank)];
+  const auto& bn = b.norms[size_t(bank)];
+  auto best = torch::empty({q.size(0)}, torch::kFloat32);
+  const int64_t chunk = 512;
+  for (int64_t i = 0; i < q.size(0); i += chunk) {
+    const auto qi = q.narrow(0, i, std::min(chunk, q.size(0) - i));                      // (c, D)
+    const auto d2 = (bn.unsqueeze(0) - 2 * torch::mm(qi, bp.t())).amin(1) + qi.pow(2).sum(1);  // (c)
+    best.narrow(0, i, qi.size(0)).copy_(d2.clamp_min(0).sqrt());
+  }
+  auto map = best.view({1, 1, g, g});
+  map = torch::avg_pool2d(map, 3, 1, 1, false, false);  // a little smoothing: one noisy patch is not a defect
+  const int64_t lo = (k - 1) / 2, hi = k - 1 - lo;       // back to S x S, edges repeated
+  map = torch::nn::functional::pad(map, torch::nn::functional::PadFuncOptions({lo, hi, lo, hi}).mode(torch::kReplicate));
+  return map.view({S, S});
+}
+
+torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string& category, int bank) const {
+  auto it = banks_.find(category);
+  if (it == banks_.end())
+    throw Error("the normal reference has no category '" + category + "'",
+                "the policy compares images with the normal images of the categories it was trained on");
+  bank = bank == 1 ? 1 : 0;
+  return raw_deviation(image, it->second, bank) / it->second.scale[size_t(bank)];
+}
+
+torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank) const {
+  return torch::cat({image_to_tensor(image), deviation(image, category, bank).unsqueeze(0)}, 0);  // (4,S,S)
+}
+
+std::vector<std::string> NormalReference::categories() const {
+  std::vector<std::string> out;
+  for (const auto& [c, _] : banks_) out.push_back(c);
+  return out;
+}
+
+double NormalReference::scale(const std::string& category, int bank) const {
+  return banks_.at(category).scale[size_t(bank == 1)];
+}
+
+void NormalReference::save(const std::string& path) const {
+  io::StFile f;
+  f.metadata = {{"format", "lriad-reference"}, {"patch", std::to_string(options_.patch)},
+                {"bank_size", std::to_string(options_.bank_size)}};
+  for (const auto& [cat, b] : banks_) {
+    f.tensors[cat + "/bank0"] = to_st(b.patches[0]);
+    f.tensors[cat + "/bank1"] = to_st(b.patches[1]);
+    f.tensors[cat + "/scale"] = to_st(torch::tensor({float(b.scale[0]), float(b.scale[1])}));
+  }
+  io::write_safetensors(path, f);
+}
+
+NormalReference NormalReference::load(const std::string& path) {
+  const io::StFile f = io::read_safetensors(path);
+  auto meta = [&](const std::string& key) {
+    auto it = f.metadata.find(key);
+    if (it == f.metadata.end()) throw Error(path + " is not an lriad reference (no '" + key + "' in its metadata)");
+    return it->second;
+  };
+  if (meta("format") != "lriad-reference") throw Error(path + " is not an lriad reference file");
+  NormalReference ref;
+  ref.options_.patch = std::stoi(meta("patch"));
+  ref.options_.bank_size = std::stoi(meta("bank_size"));
+  const int64_t dim = 3 * int64_t(ref.options_.patch) * ref.options_.patch;
+  for (const auto& [name, t] : f.tensors) {
+    const auto slash = name.rfind('/');
+    if (slash == std::string::npos || name.substr(slash) != "/scale") continue;
+    const std::string cat = name.substr(0, slash);
+    Banks b;
+    const auto scale = from_st(t);
+    for (int h = 0; h < 2; ++h) {
+      auto it = f.tensors.find(cat + "/bank" + std::to_string(h));
+      if (it == f.tensors.end()) throw Error(path + ": category " + cat + " has no bank" + std::to_string(h));
+      b.patches[size_t(h)] = from_st(it->second);
+      if (b.patches[size_t(h)].dim() != 2 || b.patches[size_t(h)].size(1) != dim)
+        throw Error(path + ": " + cat + "/bank" + std::to_string(h) + " does not hold patches of side " + meta("patch"));
+      b.norms[size_t(h)] = b.patches[size_t(h)].pow(2).sum(1);
+      if (scale.numel() != 2) throw Error(path + ": " + name + " must hold 2 values");
+      b.scale[size_t(h)] = scale[h].item<double>();
+    }
+    ref.banks_[cat] = std::move(b);
+  }
+  if (ref.banks_.empty()) throw Error(path + " holds no categories");
+  return ref;
+}
+
+}  // namespace lriad::data
