@@ -7,6 +7,9 @@
 #include <cstring>
 
 #include <algorithm>
+#include <limits>
+
+#include <opencv2/imgproc.hpp>
 
 #include "lriad/data/image_tensor.h"
 #include "lriad/io/error.h"
@@ -38,6 +41,52 @@ io::StTensor to_st(const torch::Tensor& t) {
   return out;
 }
 
+// Farthest-point (k-center greedy) selection of m rows of `pool` (P,D), distances in a random
+// 24-d projection; starts from row 0. -> (m,D)
+torch::Tensor coreset(const torch::Tensor& pool, int64_t m, uint64_t seed) {
+  const int64_t P = pool.size(0);
+  if (P <= m) return pool;
+  constexpr int kDim = 24;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const auto proj = torch::mm(pool, torch::randn({pool.size(1), kDim}, gen)).contiguous();  // (P,24)
+  const float* p = proj.data_ptr<float>();
+  std::vector<float> nearest(size_t(P), std::numeric_limits<float>::infinity());
+  std::vector<int64_t> pick;
+  pick.reserve(size_t(m));
+  int64_t current = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    pick.push_back(current);
+    const float* c = p + current * kDim;
+    int64_t far = 0;
+    float far_d = -1;
+    for (int64_t r = 0; r < P; ++r) {
+      const float* x = p + r * kDim;
+      float d = 0;
+      for (int k = 0; k < kDim; ++k) {
+        const float t = x[k] - c[k];
+        d += t * t;
+      }
+      float& n = nearest[size_t(r)];
+      if (d < n) n = d;
+      if (n > far_d) {
+        far_d = n;
+        far = r;
+      }
+    }
+    current = far;
+  }
+  return pool.index_select(0, torch::tensor(pick, torch::kInt64)).contiguous();
+}
+
+// `image` rotated about its centre by `degrees`, edges mirrored.
+cv::Mat rotated(const cv::Mat& image, double degrees) {
+  cv::Mat out;
+  const cv::Point2f centre(float(image.cols) / 2.f, float(image.rows) / 2.f);
+  cv::warpAffine(image, out, cv::getRotationMatrix2D(centre, degrees, 1.0), image.size(), cv::INTER_LINEAR,
+                 cv::BORDER_REFLECT);
+  return out;
+}
+
 }  // namespace
 
 NormalReference NormalReference::build(const std::map<std::string, std::array<std::vector<cv::Mat>, 2>>& halves,
@@ -53,10 +102,18 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     Banks b;
     for (int h = 0; h < 2; ++h) {
       std::vector<torch::Tensor> all;
-      for (const auto& img : half[h]) all.push_back(patches_of(image_to_tensor(img), options.patch));
+      for (const auto& img : half[h]) {
+        all.push_back(patches_of(image_to_tensor(img), options.patch));
+        for (int r = 1; r <= options.rotations; ++r)
+          all.push_back(patches_of(image_to_tensor(rotated(img, 360.0 * r / (options.rotations + 1))), options.patch));
+      }
       auto p = torch::cat(all, 0);  // (P, 3K^2)
-      auto gen = at::detail::createCPUGenerator(options.seed * 1000003 + (++salt));
-      if (p.size(0) > options.bank_size) p = p.index_select(0, torch::randperm(p.size(0), gen).narrow(0, 0, options.bank_size));
+      ++salt;
+      auto gen = at::detail::createCPUGenerator(options.seed * 1000003 + salt);
+      // A random pool of 5x the bank first: the greedy pass is O(pool x bank).
+      const int64_t pool = 5 * int64_t(options.bank_size);
+      if (p.size(0) > pool) p = p.index_select(0, torch::randperm(p.size(0), gen).narrow(0, 0, pool));
+      p = coreset(p, options.bank_size, options.seed * 1000003 + salt + 7919);
       b.patches[h] = p.contiguous();
       b.norms[h] = p.pow(2).sum(1);
     }

@@ -80,7 +80,7 @@ std::string roc_svg(const std::vector<Prediction>& ps) {
 const char* kStyle = R"(
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .row{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
 #gallery{display:flex;flex-wrap:wrap;gap:12px}

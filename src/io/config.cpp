@@ -43,6 +43,8 @@ void validate_model(const ModelConfig& m) {
   if (m.reference_patch < 1 || m.reference_patch > m.image_size)
     invalid("model.reference_patch", "must be between 1 and model.image_size");
   if (m.reference_bank < 16) invalid("model.reference_bank", "must be at least 16");
+  if (m.reference_rotations < 0 || m.reference_rotations > 35)
+    invalid("model.reference_rotations", "must be between 0 and 35");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
   if (m.max_seq_len <= m.image_tokens())

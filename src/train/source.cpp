@@ -261,6 +261,7 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   data::NormalReference::Options o;
   o.patch = config.model.reference_patch;
   o.bank_size = config.model.reference_bank;
+  o.rotations = config.model.reference_rotations;
   o.seed = config.seed;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
   spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s", ref.categories().size(),

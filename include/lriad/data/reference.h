@@ -4,6 +4,10 @@
 // peak on normal images (so normal images peak near 1 and a defect stands out). It is made from
 // normal images only (mask-free) and does not depend on how anomalies are synthesised.
 //
+// The bank keeps a greedy coreset of the patches (each next patch the farthest from those kept,
+// measured in a seeded 24-d random projection), so rare normal patches such as an object's edges
+// at some angle are covered, which a random subset of mostly background patches misses.
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself), any other image with bank 0.
 // Shapes: S = image side.
@@ -22,7 +26,8 @@ class NormalReference {
  public:
   struct Options {
     int patch = 5;        // patch side in pixels
-    int bank_size = 8000; // patches kept per bank (seeded random subset)
+    int bank_size = 8000; // patches kept per bank: a greedy coreset (farthest-point) of the image patches
+    int rotations = 0;    // also bank each normal image rotated by k*360/(rotations+1) degrees
     uint64_t seed = 0;
   };
   NormalReference() = default;

@@ -28,6 +28,7 @@ struct ModelConfig {
   std::string reference = "none";
   int reference_patch = 5;       // patch side compared, pixels at image_size
   int reference_bank = 8000;     // patches kept per bank (two banks per category)
+  int reference_rotations = 0;   // rotated copies of each normal image in the banks (parts that turn)
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -60,6 +61,7 @@ struct ModelConfig {
     v("reference", reference, "none | knn (normal-patch deviation evidence)");
     v("reference_patch", reference_patch, "reference patch side in pixels");
     v("reference_bank", reference_bank, "reference patches per bank");
+    v("reference_rotations", reference_rotations, "rotated copies of each normal image in the banks");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");
