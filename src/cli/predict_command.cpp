@@ -53,7 +53,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
     start_torch_runtime(global);
     eval::Inspector inspector(o->run, o->device, o->weights);
     for (const auto& path : o->images) {
-      eval::Inspector::Input in{data::read_image(path), category_for(path, *o, inspector.trained_categories()), path};
+      eval::Inspector::Input in{data::read_image(path), category_for(path, *o, inspector.config().data.categories), path};
       const auto p = inspector.inspect({in}, o->inspect).at(0);
       if (o->json) {
         auto j = eval::to_json(p);

@@ -4,7 +4,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include <cstring>
 
 #include <algorithm>
 #include <limits>
@@ -14,6 +13,7 @@
 #include "lriad/data/image_tensor.h"
 #include "lriad/io/error.h"
 #include "lriad/io/safetensors.h"
+#include "lriad/model/weights.h"
 
 namespace lriad::data {
 namespace {
@@ -26,20 +26,10 @@ torch::Tensor patches_of(const torch::Tensor& chw, int k) {
 
 torch::Tensor from_st(const io::StTensor& t) {
   if (t.dtype != "F32") throw Error("reference tensor has dtype " + t.dtype + ", expected F32");
-  auto out = torch::empty(t.shape, torch::kFloat32);
-  if (size_t(out.numel()) * 4 != t.data.size()) throw Error("reference tensor byte length does not match its shape");
-  std::memcpy(out.data_ptr(), t.data.data(), t.data.size());
-  return out;
+  return model::from_st_tensor(t);  // checks the byte length against the shape
 }
 
-io::StTensor to_st(const torch::Tensor& t) {
-  auto c = t.contiguous().to(torch::kFloat32);
-  io::StTensor out;
-  out.dtype = "F32";
-  out.shape = c.sizes().vec();
-  out.data.assign(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * 4);
-  return out;
-}
+io::StTensor to_st(const torch::Tensor& t) { return model::to_st_tensor(t.to(torch::kFloat32)); }
 
 // Farthest-point (k-center greedy) selection of m rows of `pool` (P,D), distances in a random
 // 24-d projection; starts from row 0. -> (m,D)

@@ -30,16 +30,6 @@ struct Inspector::State {
   model::VerdictIds ids;
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
   std::map<std::string, std::vector<int64_t>> prompts;
-  std::string decode(const torch::Tensor& row, int64_t length) const {
-    std::vector<int> ids_;
-    const auto r = row.to(torch::kCPU);
-    for (int64_t t = 0; t < length && t < r.size(0); ++t) {
-      const int id = int(r[t].item<int64_t>());
-      if (id == loaded.tokenizer->eos_id()) break;
-      ids_.push_back(id);
-    }
-    return loaded.tokenizer->decode(ids_);
-  }
   const std::vector<int64_t>& prompt(const std::string& category) {
     auto it = prompts.find(category);
     if (it != prompts.end()) return it->second;
@@ -73,7 +63,7 @@ Inspector::Inspector(const std::string& run_dir, const std::string& device, cons
 
 Inspector::~Inspector() = default;
 
-const std::vector<std::string>& Inspector::trained_categories() const { return s_->loaded.config.data.categories; }
+const RunConfig& Inspector::config() const { return s_->loaded.config; }
 
 std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, const InspectOptions& options,
                                            const std::vector<std::string>& known_defect_types) {
@@ -89,7 +79,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
                                    : data::image_to_tensor(img));                     // (3,S,S)
     prompts.push_back(s_->prompt(in.category));
   }
-  const auto batch = torch::stack(images).to(s_->device);  // (B,3,S,S)
+  const auto batch = torch::stack(images).to(s_->device);  // (B,C,S,S)
   model::GenerateOptions go;
   go.group = G;
   go.max_new_tokens = config.sampling.max_new_tokens;
@@ -110,11 +100,13 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     model::TokenRows rows;
     for (const auto& p : prompts)
       for (int g = 0; g < G; ++g) rows.push_back(p);
-    const auto expanded = G == 1 ? batch : batch.repeat_interleave(G, 0);  // (B*G,3,S,S)
+    const auto expanded = G == 1 ? batch : batch.repeat_interleave(G, 0);  // (B*G,C,S,S)
     const auto logits = policy->completion_logits(expanded, rows, gen.tokens, gen.mask);  // (N,C,V)
     scores = model::anomaly_scores(model::verdict_probs(logits, gen.tokens, gen.mask, s_->ids));
   }
   const auto lengths = gen.lengths.to(torch::kCPU), truncated = gen.truncated.to(torch::kCPU);
+  const auto tokens = gen.tokens.to(torch::kCPU).contiguous();  // (N,C)
+  const int64_t C = tokens.size(1);
   std::vector<Prediction> out;
   for (size_t b = 0; b < inputs.size(); ++b) {
     std::vector<Prediction> chains;
@@ -123,7 +115,8 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       Prediction p;
       p.image = inputs[b].path;
       p.category = inputs[b].category;
-      p.completion = s_->decode(gen.tokens[n], lengths[n].item<int64_t>());
+      p.completion = s_->loaded.tokenizer->decode_completion(tokens.data_ptr<int64_t>() + n * C,
+                                                               std::min(lengths[n].item<int64_t>(), C));
       const auto parsed = text::parse_completion(p.completion, known_defect_types);
       p.parsed = parsed.verdict.has_value();
       p.pred = parsed.verdict.value_or(-1);
@@ -193,7 +186,7 @@ EvalResult evaluate(const EvalOptions& o) {
     throw Error("--split " + o.split + " is not a split", "use test or train");
   if (o.batch_size < 1) throw Error("--batch-size must be at least 1");
   Inspector inspector(o.run_dir, o.device, o.weights);
-  const RunConfig config = load_config(train::RunFiles{o.run_dir}.config());
+  const RunConfig& config = inspector.config();
   const std::string format = o.format.empty() ? config.data.format : o.format;
   const std::string root = o.root.empty() ? config.data.root : o.root;
   data::LoadOptions lo;

@@ -37,6 +37,10 @@ nlohmann::json binary_block(const std::vector<const Prediction*>& ps) {
           {"confusion", {{"tp", m.cm.tp}, {"fp", m.cm.fp}, {"tn", m.cm.tn}, {"fn", m.cm.fn}}}};
 }
 
+// The per-category figures averaged into "macro".
+const char* const kMacroKeys[] = {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
+                                  "average_precision", "format_rate", "consistency_rate"};
+
 double share(int64_t k, int64_t n) { return n ? double(k) / double(n) : 0.0; }
 
 // Chain-of-thought and defect-type figures.
@@ -141,15 +145,13 @@ nlohmann::json summarize(const std::vector<Prediction>& predictions) {
   for (const auto& [cat, ps] : by_category) {
     nlohmann::json c = binary_block(ps);
     cot_block(ps, c);
-    for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
-                            "average_precision", "format_rate", "consistency_rate"})
+    for (const char* key : kMacroKeys)
       if (!c[key].is_null()) macro_values[key].push_back(c[key].get<double>());
     per_category[cat] = c;
   }
   out["per_category"] = per_category;
   nlohmann::json macro = nlohmann::json::object();
-  for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
-                          "average_precision", "format_rate", "consistency_rate"}) {
+  for (const char* key : kMacroKeys) {
     const auto& v = macro_values[key];
     double s = 0;
     for (double x : v) s += x;

@@ -148,6 +148,12 @@ Tokenizer::Tokenizer(const std::string& model_path)
 
 std::vector<int> Tokenizer::encode(const std::string& text) const { return sp_->encode(text); }
 
+std::string Tokenizer::decode_completion(const int64_t* ids, int64_t length) const {
+  std::vector<int> out;
+  for (int64_t t = 0; t < length && ids[t] != eos_; ++t) out.push_back(int(ids[t]));
+  return decode(out);
+}
+
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
   for (int id : ids)
     if (id < 0 || id >= vocab_size_)

@@ -48,7 +48,7 @@ EncodedBatch Context::encode(std::vector<TrainItem> items) {
   for (const auto& it : items) {
     if (normal_reference) {
       // Normal images recur unchanged: their deviation maps are computed once.
-      const bool plain = !it.anomalous && it.source.find('#') == std::string::npos && !it.source.empty();
+      const bool plain = !it.anomalous && !it.source.empty();  // synthesised items are always anomalous
       const std::string key = it.source + "|" + std::to_string(it.reference_bank);
       auto cached = plain ? normal_evidence.find(key) : normal_evidence.end();
       if (cached != normal_evidence.end()) {
@@ -63,7 +63,7 @@ EncodedBatch Context::encode(std::vector<TrainItem> items) {
     }
     b.prompts.push_back(prompt(it.category));
   }
-  b.images = torch::stack(images).to(device);  // (B,3,S,S)
+  b.images = torch::stack(images).to(device);  // (B,C,S,S), C = model.image_channels()
   b.items = std::move(items);
   return b;
 }
@@ -82,14 +82,8 @@ std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant)
 }
 
 std::string Context::decode(const torch::Tensor& row, int64_t length) const {
-  std::vector<int> ids;
-  const auto r = row.cpu();
-  for (int64_t t = 0; t < length && t < r.size(0); ++t) {
-    const int id = int(r[t].item<int64_t>());
-    if (id == tokenizer->eos_id()) break;
-    ids.push_back(id);
-  }
-  return tokenizer->decode(ids);
+  const auto r = row.to(torch::kCPU, torch::kInt64).contiguous();
+  return tokenizer->decode_completion(r.data_ptr<int64_t>(), std::min(length, r.size(0)));
 }
 
 void Context::log_metrics(const nlohmann::json& line) {

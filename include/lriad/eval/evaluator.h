@@ -10,6 +10,7 @@
 #include <opencv2/core.hpp>
 
 #include "lriad/eval/summary.h"
+#include "lriad/io/config.h"
 
 namespace lriad::eval {
 
@@ -41,7 +42,7 @@ class Inspector {
   std::vector<Prediction> inspect(const std::vector<Input>& inputs, const InspectOptions& options,
                                   const std::vector<std::string>& known_defect_types = {});
 
-  const std::vector<std::string>& trained_categories() const;  // the run config's, may be empty
+  const RunConfig& config() const;  // the run's config (device as loaded)
 
  private:
   struct State;

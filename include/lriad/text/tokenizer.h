@@ -42,6 +42,8 @@ class Tokenizer {
 
   std::vector<int> encode(const std::string& text) const;  // no bos/eos added
   std::string decode(const std::vector<int>& ids) const;   // ids outside the vocabulary throw
+  // A generated completion: the first `length` ids, stopping before the first eos.
+  std::string decode_completion(const int64_t* ids, int64_t length) const;
   std::vector<std::string> encode_pieces(const std::string& text) const;
   std::string piece(int id) const;
 
