@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "lriad/data/reference.h"
+#include "lriad/model/flops.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/policy.h"
 #include "lriad/model/sampling.h"
@@ -321,4 +322,52 @@ TEST(NormalReference, PolicyTakesTheDeviationChannelAndOneSummaryToken) {
   auto other = four.clone();
   other.narrow(1, 3, 1).fill_(4.0);
   EXPECT_GT((policy->vision->forward(other) - tokens).abs().max().item<double>(), 1e-3);
+}
+
+TEST(Flops, GoldenCountOnAHandSizedModel) {
+  ModelConfig c;
+  c.image_size = 16;
+  c.patch_size = 8;  // 4 patch tokens
+  c.vision_dim = 4;
+  c.vision_layers = 1;
+  c.vision_mlp_ratio = 2;
+  c.dim = 6;
+  c.layers = 1;
+  c.heads = 2;
+  c.kv_heads = 1;  // head_dim 3
+  c.mlp_hidden = 8;
+  c.vocab_size = 10;
+  // By hand, multiply-adds: stem 4*(3*8*8)*4 = 3072; block 4*(4*16 + 2*4*8) + 2*4*4*4 = 640;
+  // projection 4*4*6 = 96. Decoder over 4 + 2 + 3 = 9 tokens: per token 6*(2+2)*3 + 2*3*6 +
+  // 3*6*8 = 252, so 9*252 + 2*81*2*3 = 3240. Head 3*6*10 = 180. FLOPs are twice these.
+  const auto f = forward_flops(c, 2, 3);
+  EXPECT_DOUBLE_EQ(f.vision, 2 * 3808.0);
+  EXPECT_DOUBLE_EQ(f.decoder, 2 * 3240.0);
+  EXPECT_DOUBLE_EQ(f.head, 2 * 180.0);
+  EXPECT_DOUBLE_EQ(f.total(), 2 * (3808.0 + 3240.0 + 180.0));
+}
+
+TEST(Flops, PerTokenCountMatchesTheBuiltPolicysWeights) {
+  // The decoder's per-token multiply-adds are its blocks' matrix weights: tie the formula to the
+  // architecture so that a changed layer shows up here.
+  ModelConfig c = tiny_config();
+  c.reference = "knn";
+  auto policy = make_policy(c, 0);
+  double block_weights = 0, vision_weights = 0;
+  for (const auto& p : policy->named_parameters()) {
+    if (p.value().dim() != 2) continue;
+    if (p.key().rfind("decoder.blocks.", 0) == 0) block_weights += double(p.value().numel());
+  }
+  for (const auto& p : policy->vision->named_parameters())
+    if (p.value().dim() == 2 && p.key().rfind("blocks.", 0) == 0) vision_weights += double(p.value().numel());
+  const auto one = forward_flops(c, 5, 1), two = forward_flops(c, 5, 2);
+  // One more completion token adds its pass through every block, attention over the longer
+  // sequence ((t+1)^2 - t^2 = 2t + 1 query-key pairs per layer) and one head row.
+  const double t = c.image_tokens() + 6;
+  const double attention = c.layers * 2 * (2 * t + 1) * c.heads * c.head_dim();
+  EXPECT_DOUBLE_EQ(two.decoder - one.decoder, 2 * (block_weights + attention));
+  EXPECT_DOUBLE_EQ(two.head - one.head, 2.0 * c.dim * c.vocab_size);
+  EXPECT_EQ(two.vision, one.vision);
+  const double np = (c.image_size / c.patch_size) * (c.image_size / c.patch_size);
+  EXPECT_GT(one.vision, 2 * np * vision_weights);  // blocks are part of the vision count
 }

@@ -2,9 +2,12 @@
 // short end-to-end `run_training` with resume.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -15,6 +18,7 @@
 #include "lriad/data/synth.h"
 #include "lriad/model/generate.h"
 #include "lriad/train/grpo.h"
+#include "lriad/train/prefetch.h"
 #include "lriad/train/source.h"
 #include "lriad/train/trainer.h"
 
@@ -184,7 +188,8 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   EXPECT_EQ(s.stages[1].steps, 4);
   EXPECT_EQ(s.stages[2].steps, 2);
   for (const char* f : {"config.json", "tokenizer.model", "model.safetensors", "sft.safetensors", "best.safetensors",
-                        "optimizer.pt", "trainer_state.json", "metrics.jsonl", "validation.jsonl",
+                        "checkpoints/grpo-00002/optimizer.pt", "checkpoints/grpo-00002/model.safetensors",
+                        "trainer_state.json", "metrics.jsonl", "validation.jsonl",
                         "completions/step_00002.jsonl"})
     EXPECT_TRUE(std::filesystem::exists(dir / ("run/" + std::string(f)))) << f;
   std::ifstream in(dir / "run/metrics.jsonl");
@@ -221,4 +226,55 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
     keys.push_back(j["stage"].get<std::string>() + std::to_string(j["step"].get<int>()));
   }
   EXPECT_EQ(keys, (std::vector<std::string>{"vision1", "vision2", "sft1", "sft2", "sft3", "sft4", "grpo1", "grpo2"}));
+}
+
+TEST(Prefetcher, DeliversEveryStepInOrderAtMostDepthAhead) {
+  for (int depth : {0, 1, 2, 3}) {
+    std::atomic<int> produced{0}, taken{0}, most_ahead{0};
+    train::Prefetcher<int> p(
+        [&](int step) {
+          const int ahead = produced.load() - taken.load();
+          if (ahead > most_ahead.load()) most_ahead = ahead;
+          ++produced;
+          return step * step;
+        },
+        3, 12, depth);
+    for (int step = 3; step < 12; ++step) {
+      if (step == 5) std::this_thread::sleep_for(std::chrono::milliseconds(30));  // let the producer run ahead
+      EXPECT_EQ(p.take(step), step * step) << "depth " << depth;
+      ++taken;
+      EXPECT_GE(p.last_wait(), 0.0);
+    }
+    EXPECT_EQ(produced.load(), 9);
+    // The queue holds at most `depth` batches; the producer may hold one more in its hands.
+    EXPECT_LE(most_ahead.load(), std::max(0, depth)) << "depth " << depth;
+    if (depth >= 2) EXPECT_GE(most_ahead.load(), 1) << "the producer never ran ahead";
+    EXPECT_THROW(p.take(12), Error);  // past the end
+  }
+}
+
+TEST(Prefetcher, RethrowsTheProducersErrorAfterTheGoodBatchesAndStopsCleanly) {
+  train::Prefetcher<int> p(
+      [](int step) {
+        if (step == 2) throw Error("cannot read image 2");
+        return step;
+      },
+      0, 5, 2);
+  EXPECT_EQ(p.take(0), 0);
+  EXPECT_EQ(p.take(1), 1);
+  try {
+    p.take(2);
+    FAIL() << "expected the producer's error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("image 2"), std::string::npos);
+  }
+  EXPECT_THROW(p.take(1), Error);  // out of order
+  // Destroying a prefetcher whose producer is blocked on a full queue stops it (a hang here
+  // would time the test out).
+  std::atomic<int> produced{0};
+  {
+    train::Prefetcher<int> q([&](int step) { return ++produced, step; }, 0, 1000, 2);
+    EXPECT_EQ(q.take(0), 0);
+  }
+  EXPECT_LE(produced.load(), 4);
 }

@@ -18,11 +18,47 @@ struct GenerateCli {
   bool json = false;
 };
 
+struct BenchCli {
+  std::string config = "configs/tiny.json";
+  std::vector<std::string> set;
+  std::string device;
+  eval::BenchOptions bench;
+  bool json = false;
+};
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, const GlobalOptions& global) {
-  auto* bench_cmd = app.add_subcommand("bench", "Measure speed (figures only)");
-  bench_cmd->require_subcommand(1);
+  auto* bench_cmd = app.add_subcommand("bench", "Measure speed and memory (figures only): GEMM ceiling, generation, "
+                                                "GRPO step, evaluation, data loading");
+  bench_cmd->require_subcommand(0, 1);
+  auto b = std::make_shared<BenchCli>();
+  bench_cmd->add_option("--config", b->config, "Config file")->capture_default_str();
+  bench_cmd->add_option("--set", b->set, "Override a config value (repeatable)");
+  bench_cmd->add_option("--device", b->device, "cpu or cuda[:N] (default: the config's)");
+  bench_cmd->add_option("--prompts", b->bench.prompts, "Prompts per GRPO batch (B)")->capture_default_str()->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--group", b->bench.group, "Completions per prompt (G)")->capture_default_str()->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--max-new-tokens", b->bench.max_new_tokens, "Completion length (L)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--repeats", b->bench.repeats, "Timed runs per measurement (median)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--gemm-size", b->bench.gemm_size, "n of the GEMM ceiling's n x n product")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  bench_cmd->add_option("--sections", b->bench.sections, "gemm,generate,grpo,eval,data (default: all)")->delimiter(',');
+  bench_cmd->add_option("--scratch", b->bench.scratch, "Folder for the data section's generated images (default: temporary)");
+  bench_cmd->add_flag("--json", b->json, "Print one JSON object");
+  bench_cmd->callback([b, bench_cmd, &global] {
+    if (!bench_cmd->get_subcommands().empty()) return;  // `bench generate` ran
+    start_torch_runtime(global);
+    std::vector<std::string> set = b->set;
+    if (!b->device.empty()) set.push_back("device=" + b->device);
+    const RunConfig config = load_config(b->config, set);
+    const auto result = eval::run_bench(config, b->bench);
+    std::cout << (b->json ? result.dump(2) + "\n" : eval::format_bench(result)) << std::flush;
+  });
   auto g = std::make_shared<GenerateCli>();
   auto* gen = bench_cmd->add_subcommand("generate", "Tokens/s of sampling with and without the KV cache");
   gen->add_option("--config", g->config, "Config file")->capture_default_str();

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common.h"
+#include "lriad/io/interrupt.h"
 
 int main(int argc, char** argv) {
   // Logs go to stderr so that --json output on stdout stays machine-readable.
@@ -34,6 +35,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const lriad::io::Interrupted& e) {
+    spdlog::warn("{}", e.what());
+    return e.exit_code();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "common.h"
+#include "lriad/io/interrupt.h"
 #include "lriad/train/checkpoint.h"
 #include "lriad/train/progress.h"
 #include "lriad/train/trainer.h"
@@ -35,14 +36,22 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--init", o->train.init, "Start from the weights of this run directory");
   cmd->add_flag("--overwrite", o->train.overwrite, "Replace the files of an existing run directory");
   cmd->add_flag("--resume", o->train.resume, "Continue the run in --out from its last checkpoint");
-  cmd->callback([o, &global] {
+  cmd->add_flag_callback("--skip-bad-images", [o] { o->set.push_back("data.skip_bad_images=true"); }, "Skip unreadable images with a counted warning (data.skip_bad_images)");
+  cmd->callback([o, cmd, &global] {
     start_torch_runtime(global);
-    std::vector<std::string> overrides = o->set;
-    if (!o->format.empty()) overrides.push_back("data.format=" + o->format);
-    if (!o->root.empty()) overrides.push_back("data.root=" + o->root);
-    if (!o->device.empty()) overrides.push_back("device=" + o->device);
-    RunConfig config = load_config(o->config, overrides);
-    if (!o->categories.empty()) config.data.categories = o->categories;
+    RunConfig config;  // with --resume the run's own config.json is used instead
+    if (o->train.resume) {
+      if (cmd->count("--config") || !o->set.empty() || !o->format.empty() || !o->root.empty())
+        spdlog::warn("--resume continues with {}/config.json; --config, --set, --format and --root are ignored", o->train.out);
+    } else {
+      std::vector<std::string> overrides = o->set;
+      if (!o->format.empty()) overrides.push_back("data.format=" + o->format);
+      if (!o->root.empty()) overrides.push_back("data.root=" + o->root);
+      if (!o->device.empty()) overrides.push_back("device=" + o->device);
+      config = load_config(o->config, overrides);
+      if (!o->categories.empty()) config.data.categories = o->categories;
+    }
+    io::install_interrupt_handlers();  // Ctrl-C: checkpoint at the end of the step, then exit 130
     const auto s = train::run_training(config, o->train);
     for (const auto& st : s.stages)
       std::printf("%-5s %4d steps in %s; validation balanced accuracy %.3f, format %.3f\n", st.stage.c_str(), st.steps,

@@ -1,6 +1,9 @@
 #include "lriad/train/grpo.h"
 
+#include <chrono>
 #include <cmath>
+
+#include <torch/cuda.h>
 
 #include "lriad/model/precision.h"
 #include "lriad/rl/grpo_loss.h"
@@ -12,6 +15,23 @@ namespace {
 torch::Tensor token_logps(const torch::Tensor& logits, const torch::Tensor& tokens, double temperature) {
   return torch::log_softmax(logits / temperature, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
 }
+
+// Seconds since the last call, with the device's queued work finished first.
+class Lap {
+ public:
+  explicit Lap(const torch::Device& device) : cuda_(device.is_cuda()), last_(std::chrono::steady_clock::now()) {}
+  double operator()() {
+    if (cuda_) torch::cuda::synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    return s;
+  }
+
+ private:
+  bool cuda_;
+  std::chrono::steady_clock::time_point last_;
+};
 }  // namespace
 
 double clip_gradients(torch::nn::Module& module, double max_norm) {
@@ -42,11 +62,13 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
   params.max_completion_length = max_new_tokens;
   torch::Tensor old_logp, ref_logp;
   policy->train();
+  Lap lap(device);
   for (int it = 0; it < std::max(1, g.num_iterations); ++it) {
     optimizer.zero_grad();
     model::AutocastGuard autocast(device, bf16);
     auto logits = policy->completion_logits(b.images, b.prompts, b.tokens, b.mask).to(torch::kFloat);  // (N,C,V)
     auto logp = token_logps(logits, b.tokens, g.temperature);                                           // (N,C)
+    u.times.forward += lap();
     if (it == 0) {
       torch::NoGradGuard no_grad;
       const auto lg = logits.detach();
@@ -65,11 +87,13 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
       if (g.drop_zero_std_groups)
         loss_mask = loss_mask & u.stats.zero_std_mask.logical_not().repeat_interleave(b.group).to(device).unsqueeze(1);
       old_logp = logp.detach();
+      params.num_items_in_batch = loss_mask.sum().item<double>();
+      u.times.reward += lap();
       if (g.beta > 0 && reference && *reference) {
         auto ref_logits = (*reference)->completion_logits(b.images, b.prompts, b.tokens, b.mask).to(torch::kFloat);
         ref_logp = token_logps(ref_logits, b.tokens, g.temperature);
+        u.times.reference += lap();
       }
-      params.num_items_in_batch = loss_mask.sum().item<double>();
     }
     if (loss_mask.sum().item<int64_t>() == 0) break;  // nothing to learn from (all truncated or tied and dropped)
     const auto res = rl::grpo_loss(logp, old_logp, ref_logp, u.advantages.to(device), loss_mask, params);
@@ -84,12 +108,14 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
     }
     res.loss.backward();
     u.grad_norm = clip_gradients(*policy, g.max_grad_norm);
+    u.times.backward += lap();
     if (!std::isfinite(u.grad_norm)) {
       u.finite = false;
       optimizer.zero_grad();
       break;
     }
     optimizer.step();
+    u.times.optimizer += lap();
     ++u.updates;
   }
   return u;

@@ -24,13 +24,11 @@ model::TokenRows repeat_rows(const model::TokenRows& rows, int64_t times) {
 
 }  // namespace
 
-StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bool log_completions) {
+StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared, bool log_completions) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& g = ctx.config.grpo;
   const int64_t B = g.batch_size, G = g.num_generations, N = B * G;
-  std::vector<TrainItem> items;
-  for (int i = 0; i < g.batch_size; ++i) items.push_back(ctx.source->draw((uint64_t(1) << 40) + uint64_t(step), i));
-  EncodedBatch batch = ctx.encode(std::move(items));
+  EncodedBatch batch = ctx.encode(std::move(prepared));
   const bool bf16 = ctx.config.use_bf16();
 
   // 1. Sample G completions per prompt from the current policy.
@@ -49,6 +47,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bo
     model::AutocastGuard autocast(ctx.device, bf16);
     gen = model::generate(ctx.policy, batch.images, batch.prompts, go);
   }
+  const double generate_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto lengths = gen.lengths.cpu();
   const auto truncated = gen.truncated.cpu();
   std::vector<std::string> texts(static_cast<size_t>(N));
@@ -125,6 +124,11 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bo
   j["accuracy"] = double(correct) / double(N);
   j["format_rate"] = double(formatted) / double(N);
   for (const auto& [cls, ct] : per_class) j["class_accuracy/" + cls] = double(ct.first) / double(ct.second);
+  j["time/generate"] = generate_seconds;
+  j["time/policy_forward"] = u.times.forward;
+  j["time/reference"] = u.times.reference;
+  j["time/backward"] = u.times.backward;
+  j["time/optimizer"] = u.times.optimizer;
   j["step_time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   if (log_completions) {

@@ -12,14 +12,12 @@ torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens
   return torch::logsumexp(z, 1) - std::log(double(z.size(1)));      // (B)
 }
 
-StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
+StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& c = ctx.config.sft;
-  std::vector<TrainItem> items;
-  for (int i = 0; i < c.vision_batch_size; ++i) items.push_back(ctx.source->draw((uint64_t(2) << 40) + uint64_t(step), i));
   std::vector<float> y;
-  for (const auto& it : items) y.push_back(it.anomalous ? 1.f : 0.f);
-  EncodedBatch batch = ctx.encode(std::move(items));
+  for (const auto& it : prepared.items) y.push_back(it.anomalous ? 1.f : 0.f);
+  EncodedBatch batch = ctx.encode(std::move(prepared));
   const auto target = torch::tensor(y).to(ctx.device);  // (B)
   const double lr = lr_at(step, c.vision_steps, std::min(c.warmup_steps, c.vision_steps / 10), c.vision_lr);
   set_lr(optimizer, lr);
@@ -50,11 +48,10 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step) 
   return out;
 }
 
-StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
+StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& c = ctx.config.sft;
-  std::vector<TrainItem> items;
-  for (int i = 0; i < c.batch_size; ++i) items.push_back(ctx.source->draw(uint64_t(step), i));
+  const std::vector<TrainItem>& items = prepared.items;
   std::vector<std::vector<int64_t>> targets;
   size_t longest = 0;
   for (size_t i = 0; i < items.size(); ++i) {
@@ -71,7 +68,7 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step) {
     }
   tokens = tokens.to(ctx.device);
   mask = mask.to(ctx.device);
-  EncodedBatch batch = ctx.encode(std::move(items));
+  EncodedBatch batch = ctx.encode(std::move(prepared));
 
   const double lr = lr_at(step, c.steps, c.warmup_steps, c.lr);
   set_lr(optimizer, lr);

@@ -10,12 +10,14 @@
 #include "lriad/data/image_tensor.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
+#include "lriad/io/interrupt.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/precision.h"
 #include "lriad/model/verdict.h"
 #include "lriad/model/weights.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
+#include "lriad/train/prefetch.h"
 #include "lriad/train/progress.h"
 #include "trainer_internal.h"
 
@@ -42,30 +44,59 @@ const std::vector<int64_t>& Context::prompt(const std::string& category) {
   return prompt_cache[category] = ids;
 }
 
-EncodedBatch Context::encode(std::vector<TrainItem> items) {
-  EncodedBatch b;
+PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   std::vector<torch::Tensor> images;
   for (const auto& it : items) {
     if (normal_reference) {
       // Normal images recur unchanged: their deviation maps are computed once.
       const bool plain = !it.anomalous && !it.source.empty();  // synthesised items are always anomalous
       const std::string key = it.source + "|" + std::to_string(it.reference_bank);
-      auto cached = plain ? normal_evidence.find(key) : normal_evidence.end();
-      if (cached != normal_evidence.end()) {
-        images.push_back(cached->second);
-      } else {
-        auto t = normal_reference->with_deviation(it.image, it.category, it.reference_bank);  // (4,S,S)
-        if (plain) normal_evidence[key] = t;
-        images.push_back(t);
+      if (plain) {
+        std::lock_guard<std::mutex> lock(evidence_mutex);
+        auto cached = normal_evidence.find(key);
+        if (cached != normal_evidence.end()) {
+          images.push_back(cached->second);
+          continue;
+        }
       }
+      auto t = normal_reference->with_deviation(it.image, it.category, it.reference_bank);  // (4,S,S)
+      if (plain) {
+        std::lock_guard<std::mutex> lock(evidence_mutex);
+        normal_evidence[key] = t;
+      }
+      images.push_back(t);
     } else {
       images.push_back(data::image_to_tensor(it.image));  // (3,S,S)
     }
-    b.prompts.push_back(prompt(it.category));
   }
-  b.images = torch::stack(images).to(device);  // (B,C,S,S), C = model.image_channels()
+  PreparedBatch b;
+  b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
   b.items = std::move(items);
   return b;
+}
+
+EncodedBatch Context::encode(PreparedBatch prepared) {
+  EncodedBatch b;
+  for (const auto& it : prepared.items) b.prompts.push_back(prompt(it.category));
+  b.images = prepared.images.to(device);
+  b.items = std::move(prepared.items);
+  return b;
+}
+
+std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage, int step) {
+  // Each stage draws from its own stream of (step, index) keys.
+  uint64_t base = 0;
+  int count = ctx.config.sft.batch_size;
+  if (stage == "grpo") {
+    base = uint64_t(1) << 40;
+    count = ctx.config.grpo.batch_size;
+  } else if (stage == "vision") {
+    base = uint64_t(2) << 40;
+    count = ctx.config.sft.vision_batch_size;
+  }
+  std::vector<TrainItem> items;
+  for (int i = 0; i < count; ++i) items.push_back(ctx.source->draw(base + uint64_t(step), i));
+  return items;
 }
 
 std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant) const {
@@ -156,7 +187,6 @@ nlohmann::json to_json(const ValidationResult& v) {
           {"class_accuracy", v.class_accuracy},       {"items", v.items}};
 }
 
-std::string optimizer_path(const RunFiles& run) { return run.dir + "/optimizer.pt"; }
 std::string state_path(const RunFiles& run) { return run.dir + "/trainer_state.json"; }
 std::string best_path(const RunFiles& run) { return run.dir + "/best.safetensors"; }
 std::string sft_path(const RunFiles& run) { return run.dir + "/sft.safetensors"; }
@@ -167,10 +197,20 @@ struct TrainerState {
   double best = -1;           // best validation balanced accuracy
   std::string best_at;        // "sft:300"
   nlohmann::json dynamic_weights;
+  // The checkpoint folder (relative to the run) whose files resume the run; "" = the run's own
+  // model.safetensors (a run that has not finished a checkpoint yet).
+  std::string checkpoint;
 };
 
+// A checkpoint's files: weights, optimizer state and the SFT vision probe.
+std::string checkpoint_file(const RunFiles& run, const TrainerState& s, const std::string& name) {
+  if (s.checkpoint.empty()) return name == "model.safetensors" ? run.weights() : run.dir + "/" + name;
+  return run.dir + "/" + s.checkpoint + "/" + name;
+}
+
 void save_state(const RunFiles& run, const TrainerState& s) {
-  nlohmann::json j = {{"stage", s.stage}, {"step", s.step}, {"best_balanced_accuracy", s.best}, {"best_at", s.best_at}};
+  nlohmann::json j = {{"stage", s.stage}, {"step", s.step}, {"best_balanced_accuracy", s.best}, {"best_at", s.best_at},
+                      {"checkpoint", s.checkpoint}};
   if (!s.dynamic_weights.is_null()) j["dynamic_class_weights"] = s.dynamic_weights;
   io::write_file_atomic(state_path(run), j.dump(2) + "\n");
 }
@@ -217,20 +257,38 @@ TrainerState load_state(const RunFiles& run) {
     s.best = j.at("best_balanced_accuracy").get<double>();
     s.best_at = j.at("best_at").get<std::string>();
     if (j.contains("dynamic_class_weights")) s.dynamic_weights = j["dynamic_class_weights"];
+    if (j.contains("checkpoint")) s.checkpoint = j["checkpoint"].get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(state_path(run) + " is damaged: " + e.what(), "start the run again with --overwrite");
   }
   return s;
 }
 
+// A checkpoint is a folder checkpoints/<stage>-<step> written in full, then committed by
+// trainer_state.json (renamed into place) naming it; only then do older folders go. A crash at any
+// moment leaves the state naming a complete checkpoint.
 void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState& state) {
   if (ctx.dynamic_weights) state.dynamic_weights = ctx.dynamic_weights->to_json();
-  save_policy(ctx.run, *ctx.policy, {{"stage", state.stage}, {"step", std::to_string(state.step)}});
-  if (ctx.vision_probe && state.stage != "grpo") model::save_weights(*ctx.vision_probe, ctx.run.dir + "/vision_probe.safetensors");
-  const std::string tmp = optimizer_path(ctx.run) + ".tmp";
-  torch::save(optimizer, tmp);
-  fs::rename(tmp, optimizer_path(ctx.run));
-  save_state(ctx.run, state);
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s-%05d", state.stage.c_str(), state.step);
+  const std::string rel = std::string("checkpoints/") + name, dir = ctx.run.dir + "/" + rel;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("cannot create " + dir + ": " + ec.message(), "check permissions and free space");
+  const std::map<std::string, std::string> meta = {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion},
+                                                   {"stage", state.stage}, {"step", std::to_string(state.step)}};
+  model::save_weights(*ctx.policy, dir + "/model.safetensors", meta);
+  if (ctx.vision_probe && state.stage != "grpo") model::save_weights(*ctx.vision_probe, dir + "/vision_probe.safetensors");
+  torch::save(optimizer, dir + "/optimizer.pt.tmp");
+  fs::rename(dir + "/optimizer.pt.tmp", dir + "/optimizer.pt");
+  TrainerState committed = state;
+  committed.checkpoint = rel;
+  save_state(ctx.run, committed);  // the commit point
+  state = committed;
+  save_policy(ctx.run, *ctx.policy, {{"stage", state.stage}, {"step", std::to_string(state.step)}});  // for eval
+  for (const auto& e : fs::directory_iterator(ctx.run.dir + "/checkpoints", ec))
+    if (e.path().filename() != name) fs::remove_all(e.path(), ec);
 }
 
 void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& v, const std::string& where) {
@@ -260,8 +318,16 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
   Progress progress(stage, total, tc.log_every);
   int skips = 0;
   const int first = state.step;
+  // The next batches are prepared on a background thread (one LibTorch thread, so the step keeps
+  // the others) while this one trains; two ahead at most.
+  Prefetcher<detail::PreparedBatch> prefetch(
+      [&](int step) { return ctx.prepare(detail::stage_items(ctx, stage, step)); }, first, total, 2,
+      [] { torch::set_num_threads(1); });
   for (int step = first; step < total; ++step) {
-    detail::StepMetrics m = step_fn(step);
+    detail::PreparedBatch batch = prefetch.take(step);
+    const double data_wait = prefetch.last_wait();
+    detail::StepMetrics m = step_fn(step, std::move(batch));
+    m.json["time/data_wait"] = data_wait;
     if (!m.finite) {
       ++skips;
       spdlog::warn("{} step {}: non-finite loss or gradient, update skipped ({} in a row)", stage, step + 1, skips);
@@ -305,7 +371,16 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
       maybe_keep_best(ctx, state, v, stage + ":" + std::to_string(state.step));
       if (last) summary.final_validation = v;
     }
-    if ((tc.save_every > 0 && state.step % tc.save_every == 0) || last) save_checkpoint(ctx, optimizer, state);
+    const bool save = (tc.save_every > 0 && state.step % tc.save_every == 0) || last;
+    if (save) save_checkpoint(ctx, optimizer, state);
+    if (const int sig = io::interrupt_requested()) {
+      if (!save) save_checkpoint(ctx, optimizer, state);
+      progress.finish();
+      throw io::Interrupted(sig,
+                            "interrupted: " + stage + " step " + std::to_string(state.step) + " of " + std::to_string(total) +
+                                " is saved in " + ctx.run.dir + "/" + state.checkpoint,
+                            "continue the run with: lriad train --resume --out " + ctx.run.dir);
+    }
   }
   progress.finish();
   summary.seconds = progress.elapsed_seconds();
@@ -348,6 +423,15 @@ void check_lengths(Context& ctx) {
   spdlog::debug("longest prompt {} tokens, longest target {} tokens", prompt, completion);
 }
 
+void load_optimizer(torch::optim::AdamW& opt, const std::string& path) {
+  if (!io::is_file(path)) throw Error("cannot resume: " + path + " is missing", "the checkpoint is incomplete; start again with --overwrite");
+  try {
+    torch::load(opt, path);
+  } catch (const c10::Error& e) {
+    throw Error("cannot resume: " + path + " is not a readable optimizer state", "start again with --overwrite");
+  }
+}
+
 torch::optim::AdamW make_optimizer(Context& ctx, double lr, double weight_decay) {
   return torch::optim::AdamW(ctx.policy->parameters(), torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
 }
@@ -376,6 +460,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     if (o.overwrite) {
       std::error_code ec;
       fs::remove_all(ctx.run.dir + "/completions", ec);
+      fs::remove_all(ctx.run.dir + "/checkpoints", ec);
     }
     const int vocab = ensure_tokenizer(ctx.run, config, o.tokenizer);
     if (config.model.vocab_size != 0 && config.model.vocab_size != vocab)
@@ -408,7 +493,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   // Policy: resumed, initialised from another run, or fresh.
   ctx.policy = model::make_policy(config.model, config.seed);
   if (o.resume) {
-    model::load_weights(*ctx.policy, ctx.run.weights());
+    model::load_weights(*ctx.policy, checkpoint_file(ctx.run, state, "model.safetensors"));
   } else if (!o.init.empty()) {
     const RunFiles from{o.init};
     model::load_weights(*ctx.policy, from.weights());
@@ -444,8 +529,8 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     torch::manual_seed(config.seed + 17);
     ctx.vision_probe = torch::nn::Linear(config.model.dim, 1);
     ctx.vision_probe->to(ctx.device);
-    if (o.resume && io::is_file(ctx.run.dir + "/vision_probe.safetensors"))
-      model::load_weights(*ctx.vision_probe, ctx.run.dir + "/vision_probe.safetensors");
+    if (o.resume && io::is_file(checkpoint_file(ctx.run, state, "vision_probe.safetensors")))
+      model::load_weights(*ctx.vision_probe, checkpoint_file(ctx.run, state, "vision_probe.safetensors"));
   }
   // Stage 0: vision warm-up.
   if (state.stage == "vision") {
@@ -453,9 +538,9 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       auto params = ctx.policy->vision->parameters();
       for (const auto& p : ctx.vision_probe->parameters()) params.push_back(p);
       torch::optim::AdamW opt(params, torch::optim::AdamWOptions(config.sft.vision_lr).weight_decay(config.sft.weight_decay));
-      if (o.resume && state.step > 0 && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      if (o.resume && state.step > 0) load_optimizer(opt, checkpoint_file(ctx.run, state, "optimizer.pt"));
       summary.stages.push_back(run_stage(ctx, opt, state, "vision", config.sft.vision_steps,
-                                         [&](int step) { return detail::vision_step(ctx, opt, step); }));
+                                         [&](int step, detail::PreparedBatch b) { return detail::vision_step(ctx, opt, step, std::move(b)); }));
     }
     state.stage = "sft";
     state.step = 0;
@@ -468,9 +553,9 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       if (config.sft.vision_aux > 0)
         for (const auto& p : ctx.vision_probe->parameters()) params.push_back(p);
       torch::optim::AdamW opt(params, torch::optim::AdamWOptions(config.sft.lr).weight_decay(config.sft.weight_decay));
-      if (o.resume && state.step > 0 && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      if (o.resume && state.step > 0) load_optimizer(opt, checkpoint_file(ctx.run, state, "optimizer.pt"));
       summary.stages.push_back(run_stage(ctx, opt, state, "sft", config.sft.steps,
-                                         [&](int step) { return detail::sft_step(ctx, opt, step); }));
+                                         [&](int step, detail::PreparedBatch b) { return detail::sft_step(ctx, opt, step, std::move(b)); }));
     }
     model::save_weights(*ctx.policy, sft_path(ctx.run), {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", "sft"}});
     state.stage = "grpo";
@@ -490,10 +575,10 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     }
     if (config.grpo.steps > state.step) {
       auto opt = make_optimizer(ctx, config.grpo.lr, config.grpo.weight_decay);
-      if (o.resume && state.step > 0 && io::is_file(optimizer_path(ctx.run))) torch::load(opt, optimizer_path(ctx.run));
+      if (o.resume && state.step > 0) load_optimizer(opt, checkpoint_file(ctx.run, state, "optimizer.pt"));
       const int every = config.train.log_completions_every;
-      summary.stages.push_back(run_stage(ctx, opt, state, "grpo", config.grpo.steps, [&](int step) {
-        return detail::grpo_step(ctx, opt, step, every > 0 && (step + 1) % every == 0);
+      summary.stages.push_back(run_stage(ctx, opt, state, "grpo", config.grpo.steps, [&](int step, detail::PreparedBatch b) {
+        return detail::grpo_step(ctx, opt, step, std::move(b), every > 0 && (step + 1) % every == 0);
       }));
     }
     state.stage = "done";

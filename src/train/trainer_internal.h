@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,12 @@
 #include "lriad/train/trainer.h"
 
 namespace lriad::train::detail {
+
+// A step's items with their image tensors, made on the CPU (by the prefetcher's thread).
+struct PreparedBatch {
+  std::vector<TrainItem> items;
+  torch::Tensor images;  // (B,C,S,S) CPU float, C = model.image_channels()
+};
 
 // Items encoded for the policy. Shapes: B items, C completion tokens.
 struct EncodedBatch {
@@ -39,6 +46,7 @@ struct Context {
   std::unique_ptr<TrainingSource> source;
   std::unique_ptr<data::NormalReference> normal_reference;  // model.reference "knn"
   std::map<std::string, torch::Tensor> normal_evidence;     // deviation maps of unchanged normal images, by source
+  std::mutex evidence_mutex;                                 // prepare() runs on the prefetcher's thread too
   std::vector<std::string> defect_types;  // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;
   model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words
@@ -50,7 +58,10 @@ struct Context {
   double class_weight(const std::string& cls) const;
 
   const std::vector<int64_t>& prompt(const std::string& category);
-  EncodedBatch encode(std::vector<TrainItem> items);
+  // Image tensors of `items` (with the deviation channel when the model has a reference); thread-safe.
+  PreparedBatch prepare(std::vector<TrainItem> items);
+  EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts
+  EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
   std::vector<int64_t> completion_ids(const TrainItem& item, int variant) const;  // + eos
   std::string decode(const torch::Tensor& row, int64_t length) const;             // stops at eos
   void log_metrics(const nlohmann::json& line);
@@ -61,13 +72,17 @@ struct StepMetrics {
   bool finite = true;
 };
 
-// One optimizer step of each stage; `step` counts from 0 within the stage.
-StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step);
-StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step);
+// The items a stage trains on at `step` (a pure function of the seed, stage and step).
+std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage, int step);
+
+// One optimizer step of each stage on the batch of stage_items(ctx, stage, step); `step` counts
+// from 0 within the stage.
+StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared);
+StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared);
 // Image-level anomaly logit from vision tokens (B,N,D): log-mean-exp of the probe's patch logits,
 // a smooth max (one anomalous patch suffices). -> (B)
 torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens);
-StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, bool log_completions);
+StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared, bool log_completions);
 
 // Greedy generation on the validation items.
 ValidationResult validate(Context& ctx);

@@ -29,4 +29,23 @@ struct GenerateBenchRow {
 std::vector<GenerateBenchRow> bench_generate(const RunConfig& config, const GenerateBenchOptions& options);
 nlohmann::json to_json(const std::vector<GenerateBenchRow>& rows, const GenerateBenchOptions& options);
 
+// Everything `lriad bench` measures, on random weights of `config` (issue "Performance").
+struct BenchOptions {
+  int prompts = 8;          // B
+  int group = 8;            // G
+  int max_new_tokens = 64;  // L
+  int repeats = 3;          // timed runs per measurement (median), after one warm-up
+  int gemm_size = 2048;     // n of the n x n x n product
+  int eval_batch = 16;      // images per greedy batch
+  int data_images = 24;     // normal images of the generated category for the data section
+  std::string scratch;      // folder for the generated images ("" = a temporary folder, removed after)
+  // gemm, generate, grpo, eval, data (every section by default)
+  std::vector<std::string> sections = {"gemm", "generate", "grpo", "eval", "data"};
+};
+
+// One JSON object: runtime, and one key per section run, plus peak_rss_mib. Progress on stderr.
+nlohmann::json run_bench(const RunConfig& config, const BenchOptions& options);
+// The same figures as a few readable lines.
+std::string format_bench(const nlohmann::json& bench);
+
 }  // namespace lriad::eval

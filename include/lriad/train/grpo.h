@@ -23,6 +23,16 @@ struct GrpoBatch {
   int64_t group = 1;         // G
 };
 
+// Where an update's time went, seconds (summed over num_iterations; the device is synchronised
+// at each boundary, so on CUDA the figures are honest but a little slower than unmeasured).
+struct GrpoTimes {
+  double forward = 0;    // policy forward (logits, log-probs)
+  double reward = 0;     // reward callback, advantages, entropy
+  double reference = 0;  // reference policy forward (beta > 0)
+  double backward = 0;   // loss, backward, gradient clipping
+  double optimizer = 0;  // optimizer step
+};
+
 struct GrpoUpdate {
   torch::Tensor rewards;     // (N) float
   torch::Tensor advantages;  // (N) float
@@ -30,6 +40,7 @@ struct GrpoUpdate {
   double loss = 0, kl = 0, clip_region = 0, clip_low = 0, clip_high = 0, entropy = 0, grad_norm = 0;
   int updates = 0;           // optimizer steps taken (0 when every row was masked out)
   bool finite = true;
+  GrpoTimes times;
 };
 
 // Groups whose reward std is below this count as tied (frac_reward_zero_std) and get zero
