@@ -17,6 +17,7 @@
 #include "lriad/io/error.h"
 #include "lriad/data/synth.h"
 #include "lriad/model/generate.h"
+#include "lriad/model/weights.h"
 #include "lriad/train/grpo.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/source.h"
@@ -277,4 +278,49 @@ TEST(Prefetcher, RethrowsTheProducersErrorAfterTheGoodBatchesAndStopsCleanly) {
     EXPECT_EQ(q.take(0), 0);
   }
   EXPECT_LE(produced.load(), 4);
+}
+
+TEST(Training, NonFiniteStepsAreSkippedCountedAndStopWithTheCheckpointIntact) {
+  TempDir dir;
+  make_demo(dir / "d", 1, 16);
+  RunConfig c = small_run(dir / "d");
+  c.sft.steps = 8;
+  c.sft.batch_size = 4;
+  c.sft.lr = 1e30;  // the first update blows the weights up; every later loss is not finite
+  c.sft.warmup_steps = 0;
+  c.grpo.steps = 0;
+  c.train.save_every = 1;
+  c.train.eval_every = 100;
+  c.train.max_consecutive_skips = 2;
+  train::TrainOptions o;
+  o.out = dir / "run";
+  try {
+    train::run_training(c, o);
+    FAIL() << "expected the run to stop";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("non-finite steps in a row"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(o.out), std::string::npos) << msg;
+  }
+  // Skipped steps are in metrics.jsonl with the term that was not finite.
+  std::ifstream in(dir / "run/metrics.jsonl");
+  int skipped = 0, lines = 0;
+  for (std::string l; std::getline(in, l); ++lines) {
+    const auto j = nlohmann::json::parse(l);
+    ASSERT_TRUE(j.contains("skipped")) << l;
+    if (j["skipped"] == 1) {
+      ++skipped;
+      EXPECT_TRUE(j["nonfinite"] == "loss" || j["nonfinite"] == "gradient") << l;
+    }
+  }
+  EXPECT_GE(skipped, 1);
+  EXPECT_LT(lines, 8);
+  // The state names a complete checkpoint that loads.
+  std::ifstream st(dir / "run/trainer_state.json");
+  const auto state = nlohmann::json::parse(st);
+  const std::string ckpt = dir / ("run/" + state["checkpoint"].get<std::string>());
+  EXPECT_TRUE(std::filesystem::exists(ckpt + "/optimizer.pt"));
+  RunConfig saved = load_config(dir / "run/config.json");
+  auto policy = model::make_policy(saved.model, 0);
+  EXPECT_NO_THROW(model::load_weights(*policy, ckpt + "/model.safetensors"));
 }

@@ -39,10 +39,12 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_flag_callback("--skip-bad-images", [o] { o->set.push_back("data.skip_bad_images=true"); }, "Skip unreadable images with a counted warning (data.skip_bad_images)");
   cmd->callback([o, cmd, &global] {
     start_torch_runtime(global);
-    RunConfig config;  // with --resume the run's own config.json is used instead
+    RunConfig config;  // with --resume the run's own config.json is used instead, --set changing it
     if (o->train.resume) {
-      if (cmd->count("--config") || !o->set.empty() || !o->format.empty() || !o->root.empty())
-        spdlog::warn("--resume continues with {}/config.json; --config, --set, --format and --root are ignored", o->train.out);
+      if (cmd->count("--config") || !o->format.empty() || !o->root.empty())
+        spdlog::warn("--resume continues with {}/config.json; --config, --format and --root are ignored", o->train.out);
+      o->train.resume_overrides = o->set;
+      if (!o->device.empty()) o->train.resume_overrides.push_back("device=" + o->device);
     } else {
       std::vector<std::string> overrides = o->set;
       if (!o->format.empty()) overrides.push_back("data.format=" + o->format);

@@ -104,6 +104,7 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
     u.clip_high = res.clip_ratio_high;
     if (!std::isfinite(u.loss)) {
       u.finite = false;
+      u.nonfinite = "loss";
       break;
     }
     res.loss.backward();
@@ -111,6 +112,7 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
     u.times.backward += lap();
     if (!std::isfinite(u.grad_norm)) {
       u.finite = false;
+      u.nonfinite = "gradient";
       optimizer.zero_grad();
       break;
     }

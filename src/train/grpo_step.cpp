@@ -91,6 +91,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   // 3. Metrics (TRL's names where one exists).
   StepMetrics out;
   out.finite = u.finite;
+  out.nonfinite = u.nonfinite;
   nlohmann::json& j = out.json;
   j["loss"] = u.loss;
   j["reward"] = rewards.mean().item<double>();

@@ -32,12 +32,14 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
   }
   StepMetrics out;
   out.finite = std::isfinite(loss.item<double>());
+  if (!out.finite) out.nonfinite = "loss";
   double grad_norm = 0;
   if (out.finite) {
     loss.backward();
     grad_norm = clip_gradients(*ctx.policy->vision, c.max_grad_norm);
     const double probe_norm = clip_gradients(*ctx.vision_probe, c.max_grad_norm);
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
+    if (!out.finite) out.nonfinite = "gradient";
     if (out.finite) optimizer.step();
   }
   out.json = {{"loss", loss.item<double>()},
@@ -97,12 +99,14 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
   }
   StepMetrics out;
   out.finite = std::isfinite(loss.item<double>());
+  if (!out.finite) out.nonfinite = "loss";
   double grad_norm = 0;
   if (out.finite) {
     loss.backward();
     grad_norm = clip_gradients(*ctx.policy, c.max_grad_norm);
     const double probe_norm = ctx.vision_probe ? clip_gradients(*ctx.vision_probe, c.max_grad_norm) : 0.0;
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
+    if (!out.finite) out.nonfinite = "gradient";
     if (out.finite) optimizer.step();
   }
   out.json = {{"loss", loss.item<double>()},

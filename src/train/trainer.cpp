@@ -328,11 +328,14 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
     const double data_wait = prefetch.last_wait();
     detail::StepMetrics m = step_fn(step, std::move(batch));
     m.json["time/data_wait"] = data_wait;
+    m.json["skipped"] = m.finite ? 0 : 1;  // a non-finite update is skipped and counted
     if (!m.finite) {
       ++skips;
-      spdlog::warn("{} step {}: non-finite loss or gradient, update skipped ({} in a row)", stage, step + 1, skips);
+      m.json["nonfinite"] = m.nonfinite;
+      spdlog::warn("{} step {}: non-finite {}, update skipped ({} in a row)", stage, step + 1, m.nonfinite, skips);
       if (skips >= tc.max_consecutive_skips)
-        throw Error(stage + " stopped after " + std::to_string(skips) + " non-finite steps in a row at step " +
+        throw Error(stage + " stopped after " + std::to_string(skips) + " non-finite steps in a row (last: " + m.nonfinite +
+                        ") at step " +
                         std::to_string(step + 1) + "; the last checkpoint in " + ctx.run.dir + " is intact",
                     "lower the learning rate (--set " + stage + ".lr=...) or use precision fp32, then --resume");
     } else {
@@ -445,7 +448,13 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   TrainerState state;
   if (o.resume) {
     state = load_state(ctx.run);
-    config = load_config(ctx.run.config());  // the run's own config wins over --config
+    config = load_config(ctx.run.config(), o.resume_overrides);  // the run's own config wins over --config
+    if (!o.resume_overrides.empty()) {
+      std::string shown;
+      for (const auto& s : o.resume_overrides) shown += " " + s;
+      spdlog::warn("resuming with changed settings:{} (saved in {})", shown, ctx.run.config());
+      save_config(config, ctx.run.config());
+    }
     truncate_log(ctx.run.metrics(), state);
     truncate_log(ctx.run.dir + "/validation.jsonl", state);
     spdlog::info("resuming {} at {} step {}", o.out, state.stage, state.step);

@@ -70,6 +70,7 @@ struct Context {
 struct StepMetrics {
   nlohmann::json json;  // the metrics.jsonl line (without stage/step)
   bool finite = true;
+  std::string nonfinite;  // the term that was not finite ("loss" or "gradient") when the update was skipped
 };
 
 // The items a stage trains on at `step` (a pure function of the seed, stage and step).

@@ -40,6 +40,7 @@ struct GrpoUpdate {
   double loss = 0, kl = 0, clip_region = 0, clip_low = 0, clip_high = 0, entropy = 0, grad_norm = 0;
   int updates = 0;           // optimizer steps taken (0 when every row was masked out)
   bool finite = true;
+  std::string nonfinite;  // "loss" or "gradient" when the update was skipped
   GrpoTimes times;
 };
 

@@ -1,7 +1,8 @@
 // `lriad train`: stage 1 (supervised warm start on templated chains of thought), then stage 2
 // (GRPO with the class-imbalance focal reward), writing everything into a run directory:
 // config.json, tokenizer.model, model.safetensors (latest), sft.safetensors (end of stage 1),
-// best.safetensors (best validation), optimizer.pt + trainer_state.json (resume),
+// best.safetensors (best validation), checkpoints/<stage>-<step>/ (weights, optimizer) and
+// trainer_state.json naming it (resume),
 // metrics.jsonl, completions/step_NNNNN.jsonl, validation.jsonl, train_from_test.csv.
 #pragma once
 #include <map>
@@ -18,6 +19,9 @@ struct TrainOptions {
   bool resume = false;     // continue the run in `out` where its last checkpoint stopped
   std::string tokenizer;   // existing sentencepiece .model (empty = config / train one)
   std::string init;        // start from this run directory's model.safetensors (same model config)
+  // With `resume`: "key=value" changes to the run's own config.json (e.g. a lower learning rate
+  // after non-finite steps), saved into it. Without them the run continues exactly.
+  std::vector<std::string> resume_overrides;
 };
 
 struct ValidationResult {
