@@ -40,7 +40,7 @@ PY
 # A short real run on the demo data: data wait share and peak memory of `lriad train`.
 if [[ -d data/demo ]]; then
   /usr/bin/time -v "$BIN" "${THREADS[@]}" train --config configs/tiny.json --out "$OUT/train-bench" --overwrite \
-    --set sft.steps=30 --set grpo.steps=10 --set train.eval_every=0 > "$OUT/train.log" 2> "$OUT/train.time" || true
+    --set sft.steps=30 --set grpo.steps=10 --set train.eval_every=1000 > "$OUT/train.log" 2> "$OUT/train.time" || true
   grep "Maximum resident" "$OUT/train.time" | sed 's/^\s*/lriad train (sft 30, grpo 10): /'
   python3 - "$OUT/train-bench/metrics.jsonl" <<'PY'
 import json, sys

@@ -58,6 +58,44 @@ TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
   EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
 }
 
+TEST(Config, IntegerOutOfRangeIsRejectedNotWrapped) {
+  // 4294967360 = 2^32 + 64 would wrap to 64 in an int.
+  std::string msg = load_error(R"({"model": {"dim": 4294967360}})");
+  EXPECT_NE(msg.find("model.dim: expected an integer in [-2147483648, 2147483647]"), std::string::npos) << msg;
+  msg = load_error(R"({"model": {"dim": -9223372036854775808}})");
+  EXPECT_NE(msg.find("model.dim: expected an integer"), std::string::npos) << msg;
+  // The full range of a 64-bit unsigned field is accepted.
+  EXPECT_EQ(load_config("", {"seed=18446744073709551615"}).seed, 18446744073709551615u);
+  EXPECT_EQ(load_config("", {"model.dim=192"}).model.dim, 192);
+}
+
+// (65536 / 1)^2 image tokens overflowed int inside validate() (UB; found in review, confirmed by
+// running fuzz_config on that input).
+TEST(Config, HugeModelSizesAreErrorsNotIntOverflows) {
+  std::string msg = load_error(R"({"model": {"image_size": 65536, "patch_size": 1}})");
+  EXPECT_NE(msg.find("model.max_seq_len: must exceed the 4294967296 image tokens"), std::string::npos) << msg;
+  // 8 * dim overflowed int in mlp_width(); the automatic width must fit in an int.
+  msg = load_error(R"({"model": {"dim": 1000000000, "heads": 1, "kv_heads": 1, "mlp_hidden": 0}})");
+  EXPECT_NE(msg.find("model.dim: too large"), std::string::npos) << msg;
+  ModelConfig m;
+  m.mlp_hidden = 0;
+  m.dim = 300000000;  // 8 * dim > 2^31, the width (800000000) fits
+  EXPECT_EQ(m.mlp_width(), 800000000);
+}
+
+// Found by fuzz_config: a --set value that is not JSON is kept as a string; bytes that are not
+// UTF-8 then made the type error's message (or save_config) throw nlohmann's exception instead.
+TEST(Config, OverrideThatIsNotUtf8IsAnErrorNamingTheKey) {
+  for (const std::string bad : {"data.categories=[\"a\"]\xCB", "name=caf\xE9"}) {
+    try {
+      load_config("", {bad});
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const lriad::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(bad.substr(0, bad.find('='))), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Config, PrecedenceDefaultsFileFlags) {
   test::TempDir dir;
   test::write_text(dir / "c.json", R"({"model": {"dim": 256, "heads": 8, "kv_heads": 4}, "seed": 5})");

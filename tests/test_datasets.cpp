@@ -7,6 +7,7 @@
 
 #include "fixtures.h"
 #include "lriad/data/dataset.h"
+#include "lriad/io/csv.h"
 #include "lriad/io/error.h"
 
 using namespace lriad;
@@ -179,6 +180,20 @@ TEST(VisA, BadCsvIsNamed) {
     fs::create_directories(dir / "something");
     EXPECT_NE(error_of([&] { read_visa(dir.path(), {}); }).find("not a VisA dataset"), std::string::npos);
   }
+}
+
+// parse_visa_split is read_visa's CSV half, exposed for fuzz_visa_csv: same result from a
+// table held in memory, errors named after the table's source.
+TEST(VisA, ParsesASplitTableHeldInMemory) {
+  TempDir dir;
+  make_visa_tree(dir.path());
+  const io::CsvTable table = io::parse_csv(test::read_text(dir / "split_csv/1cls.csv"), "memory.csv");
+  const Dataset ds = parse_visa_split(table, dir.path(), {});
+  EXPECT_EQ(ds.samples.size(), read_visa(dir.path(), {}).samples.size());
+  EXPECT_EQ(ds.samples.size(), 15u);  // candle 5 + 2 + 3, pcb1 3 + 1 + 1
+  const io::CsvTable bad = io::parse_csv("object,split,label,image\npcb1,train,normal,nope.JPG\n", "memory.csv");
+  const std::string msg = error_of([&] { parse_visa_split(bad, dir.path(), {}); });
+  EXPECT_NE(msg.find("memory.csv:2: image not found"), std::string::npos) << msg;
 }
 
 TEST(VisA, AcceptsConvertedMvtecStyleTree) {

@@ -281,6 +281,16 @@ TEST(Safetensors, RejectsShapeWhoseSizeOverflows) {
   // 2^62 elements fit, 2^62 * 4 bytes do not.
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]})", 0),
                   {"overflows"});
+  // 2^63 bytes fit in uint64 but not in int64, the type LibTorch counts elements in.
+  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[9223372036854775807,2],"data_offsets":[0,0]})", 0),
+                  {"overflows"});
+  // Empty, but 2^40 * 2^40 would overflow whoever multiplies the other dimensions first
+  // (a running product that meets the 0 first would have accepted it).
+  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]})", 0),
+                  {"'w'", "overflows"});
+  // An empty tensor whose other dimensions stay in range is fine.
+  EXPECT_TRUE(parse_safetensors(one_tensor(R"({"dtype":"F32","shape":[0,1048576],"data_offsets":[0,0]})", 0), "t")
+                  .tensors.at("w").data.empty());
   // A dimension above INT64_MAX cannot be represented in the shape at all.
   expect_rejected(one_tensor(R"({"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]})", 0),
                   {"shape must hold non-negative integers"});

@@ -48,6 +48,8 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   bench_cmd->add_option("--sections", b->bench.sections, "gemm,generate,grpo,eval,data (default: all)")->delimiter(',');
+  bench_cmd->add_option("--precision", b->bench.precisions, "Precisions of the GRPO step: fp32,bf16 (default: both)")
+      ->delimiter(',');
   bench_cmd->add_option("--scratch", b->bench.scratch, "Folder for the data section's generated images (default: temporary)");
   bench_cmd->add_flag("--json", b->json, "Print one JSON object");
   bench_cmd->callback([b, bench_cmd, &global] {

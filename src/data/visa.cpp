@@ -52,8 +52,10 @@ Sample visa_row(const io::CsvTable& t, const std::vector<std::string>& row, cons
   return s;
 }
 
-Dataset read_visa_csv(const std::string& root, const std::string& csv_path, const LoadOptions& options) {
-  const io::CsvTable table = io::read_csv(csv_path);
+}  // namespace
+
+Dataset parse_visa_split(const io::CsvTable& table, const std::string& root, const LoadOptions& options) {
+  const std::string& csv_path = table.source;
   for (const char* col : {"object", "split", "label", "image"}) table.column(col);  // fail early, naming it
   const size_t object_col = table.column("object");
   std::set<std::string> found;
@@ -79,12 +81,10 @@ Dataset read_visa_csv(const std::string& root, const std::string& csv_path, cons
   return ds;
 }
 
-}  // namespace
-
 Dataset read_visa(const std::string& root, const LoadOptions& options) {
   io::require_dir(root, "dataset root", kVisaLayout);
   const std::string csv = root + "/split_csv/1cls.csv";
-  if (io::is_file(csv)) return read_visa_csv(root, csv, options);
+  if (io::is_file(csv)) return parse_visa_split(io::read_csv(csv), root, options);
   for (const auto& name : io::list_subdirs(root))
     if (io::is_dir(root + "/" + name + "/train")) return read_mvtec(root, options, Format::VisA);
   throw Error("not a VisA dataset: " + root, kVisaLayout);

@@ -397,7 +397,9 @@ nlohmann::json run_bench(const RunConfig& config_in, const BenchOptions& o) {
       g["shared_over_cache"] = g["cache+shared"]["tokens_per_s"].get<double>() / g["cache"]["tokens_per_s"].get<double>();
   }
   if (want("grpo")) {
-    for (bool bf16 : {false, true}) {
+    for (const auto& p : o.precisions) {
+      if (p != "fp32" && p != "bf16") throw Error("unknown precision " + p, "use fp32 or bf16");
+      const bool bf16 = p == "bf16";
       spdlog::info("bench: GRPO step ({})", bf16 ? "bf16" : "fp32");
       j["grpo"][bf16 ? "bf16" : "fp32"] = bench_grpo(config, o, bf16, bf16 ? ceiling16 : ceiling32);
     }

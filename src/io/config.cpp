@@ -2,6 +2,7 @@
 #include "lriad/io/config.h"
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "lriad/io/config_visit.h"
@@ -47,8 +48,14 @@ void validate_model(const ModelConfig& m) {
     invalid("model.reference_rotations", "must be between 0 and 35");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
-  if (m.max_seq_len <= m.image_tokens())
-    invalid("model.max_seq_len", "must exceed the " + std::to_string(m.image_tokens()) + " image tokens");
+  // Counted in 64 bits: (image_size / patch_size)^2 overflows int for sides above 46340. Once
+  // max_seq_len exceeds it, image_tokens() fits in int everywhere else.
+  const int64_t side = m.image_size / m.patch_size;
+  const int64_t image_tokens = side * side + (m.reference == "knn" ? 1 : 0);
+  if (m.max_seq_len <= image_tokens)
+    invalid("model.max_seq_len", "must exceed the " + std::to_string(image_tokens) + " image tokens");
+  if (m.mlp_hidden == 0 && (8 * int64_t{m.dim} + 2) / 3 + 31 > std::numeric_limits<int>::max())
+    invalid("model.dim", "too large for the automatic mlp_hidden (8/3 * dim)");
   check_positive("model.rope_theta", m.rope_theta);
   check_positive("model.norm_eps", m.norm_eps);
   check_positive("model.init_std", m.init_std);
@@ -108,14 +115,15 @@ void validate_training(const RunConfig& c) {
                         {"eval_every", c.train.eval_every}, {"save_every", c.train.save_every},
                         {"val_size", c.train.val_size}, {"max_consecutive_skips", c.train.max_consecutive_skips}})
     check_positive(std::string("train.") + key, v);
+  if (c.train.prefetch < -1 || c.train.prefetch > 64) invalid("train.prefetch", "must be -1 (auto), 0 (off) or 1..64");
 }
 
 }  // namespace
 
 int ModelConfig::mlp_width() const {
   if (mlp_hidden > 0) return mlp_hidden;
-  const int raw = (8 * dim + 2) / 3;
-  return (raw + 31) / 32 * 32;
+  const int64_t raw = (8 * int64_t{dim} + 2) / 3;  // 8 * dim overflows int above 2^28
+  return static_cast<int>((raw + 31) / 32 * 32);   // fits: validate() checks it
 }
 
 void RunConfig::validate() const {
@@ -145,22 +153,28 @@ RunConfig config_from_json(const nlohmann::json& j, const std::string& source) {
 }
 
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  nlohmann::json j = nlohmann::json::object();
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) throw Error("cannot open config file " + path, "see configs/ for the shipped configs");
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error("config file " + path + " is not valid JSON: " + e.what());
-    }
+  if (path.empty()) return parse_config("{}", "config", overrides);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open config file " + path, "see configs/ for the shipped configs");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, overrides);
+}
+
+RunConfig parse_config(const std::string& json_text, const std::string& source,
+                       const std::vector<std::string>& overrides) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("config file " + source + " is not valid JSON: " + e.what());
   }
   for (const auto& o : overrides) io::merge_json(j, io::parse_override(o));
-  RunConfig c = config_from_json(j, path.empty() ? "config" : path);
+  RunConfig c = config_from_json(j, source);
   try {
     c.validate();
   } catch (const Error& e) {
-    throw Error((path.empty() ? std::string("config") : path) + ": " + e.what());
+    throw Error(source + ": " + e.what());
   }
   return c;
 }

@@ -34,7 +34,16 @@ nlohmann::json parse_override(const std::string& assignment) {
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
-  if (value.is_discarded()) value = text;
+  if (value.is_discarded()) {
+    // Not JSON: kept as a string, which must be UTF-8 like any JSON string, or the resolved
+    // config could not be written into the run directory (found by fuzz_config).
+    value = text;
+    try {
+      (void)value.dump();
+    } catch (const nlohmann::json::exception&) {
+      throw Error("override " + path + ": the value is not valid UTF-8", "check the --set flag's encoding");
+    }
+  }
   size_t end = path.size();
   while (true) {
     const size_t dot = path.rfind('.', end - 1);

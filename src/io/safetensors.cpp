@@ -51,16 +51,25 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-// numel(shape) * elem_size, or false when a dimension is negative or the product overflows.
+// numel(shape) * elem_size, or false when a dimension is negative or the size does not fit in
+// int64 (LibTorch and the rest of lriad count elements in int64). Zero dimensions are left out
+// of the bound, so that no product of a subset of the dimensions overflows either: an empty
+// tensor of shape [2^40, 2^40, 0] would pass a plain running product and overflow its readers.
 bool checked_byte_size(const std::vector<int64_t>& shape, size_t elem_size, uint64_t* out) {
+  const uint64_t limit = std::numeric_limits<int64_t>::max();
   uint64_t n = elem_size;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) return false;
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
     const auto ud = static_cast<uint64_t>(d);
-    if (ud != 0 && n > std::numeric_limits<uint64_t>::max() / ud) return false;
+    if (n > limit / ud) return false;
     n *= ud;
   }
-  *out = n;
+  *out = empty ? 0 : n;
   return true;
 }
 
@@ -142,7 +151,8 @@ StTensorInfo parse_tensor_entry(const std::string& name, const json& e, uint64_t
   }
   uint64_t nbytes = 0;
   if (!checked_byte_size(info.shape, elem_size, &nbytes))
-    fail(source, ctx + "shape " + shape.dump() + " overflows: its byte size does not fit in 64 bits");
+    fail(source, ctx + "shape " + shape.dump() +
+                     " overflows: its byte size (zero dimensions aside) does not fit in int64");
 
   // 3. data_offsets: [begin, end] inside the buffer, exactly the tensor's size.
   const json& offs = e.at("data_offsets");

@@ -318,10 +318,11 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
   Progress progress(stage, total, tc.log_every);
   int skips = 0;
   const int first = state.step;
-  // The next batches are prepared on a background thread (one LibTorch thread, so the step keeps
-  // the others) while this one trains; two ahead at most.
+  // The next batches are prepared on a background thread (one LibTorch thread) while this one
+  // trains (train.prefetch; by default on CUDA only: on a CPU the thread takes cores from the step).
+  const int depth = tc.prefetch >= 0 ? tc.prefetch : (ctx.device.is_cuda() ? 2 : 0);
   Prefetcher<detail::PreparedBatch> prefetch(
-      [&](int step) { return ctx.prepare(detail::stage_items(ctx, stage, step)); }, first, total, 2,
+      [&](int step) { return ctx.prepare(detail::stage_items(ctx, stage, step)); }, first, total, depth,
       [] { torch::set_num_threads(1); });
   for (int step = first; step < total; ++step) {
     detail::PreparedBatch batch = prefetch.take(step);

@@ -6,6 +6,10 @@
 
 #include "lriad/data/sample.h"
 
+namespace lriad::io {
+struct CsvTable;
+}  // namespace lriad::io
+
 namespace lriad::data {
 
 struct LoadOptions {
@@ -23,6 +27,10 @@ Dataset read_mvtec(const std::string& root, const LoadOptions& options, Format t
 // <root>/split_csv/1cls.csv (columns object,split,label,image,mask found by name), or an
 // already-converted MVTec-style VisA tree.
 Dataset read_visa(const std::string& root, const LoadOptions& options);
+
+// The CSV half of read_visa: interprets a parsed split CSV (table.source names it in errors)
+// whose image and mask paths are relative to `root`; they must exist. Exposed for the fuzzer.
+Dataset parse_visa_split(const io::CsvTable& table, const std::string& root, const LoadOptions& options);
 
 // <root>/good/ plus one folder per defect type (one category named after <root>), or
 // <root>/<category>/good/ ... for several categories. Optional masks in

@@ -38,6 +38,7 @@ struct BenchOptions {
   int gemm_size = 2048;     // n of the n x n x n product
   int eval_batch = 16;      // images per greedy batch
   int data_images = 24;     // normal images of the generated category for the data section
+  std::vector<std::string> precisions = {"fp32", "bf16"};  // of the GRPO step
   std::string scratch;      // folder for the generated images ("" = a temporary folder, removed after)
   // gemm, generate, grpo, eval, data (every section by default)
   std::vector<std::string> sections = {"gemm", "generate", "grpo", "eval", "data"};

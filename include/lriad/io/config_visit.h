@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -29,13 +30,27 @@ template <class V>
 struct is_string_map<std::map<std::string, V>> : std::true_type {};
 
 template <class T>
-const char* type_name() {
+std::string type_name() {
   if constexpr (is_string_map<T>::value) return "an object";
   else if constexpr (std::is_same_v<T, bool>) return "a boolean";
-  else if constexpr (std::is_integral_v<T>) return "an integer";
+  else if constexpr (std::is_integral_v<T>)
+    return "an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
+           std::to_string(std::numeric_limits<T>::max()) + "]";
   else if constexpr (std::is_floating_point_v<T>) return "a number";
   else if constexpr (std::is_same_v<T, std::string>) return "a string";
   else return "a list";
+}
+
+// Whether the JSON integer `j` fits in T: get<T>() would silently wrap a value that does not
+// (model.dim = 4294967360 would become 64).
+template <class T>
+bool integer_fits(const nlohmann::json& j) {
+  if (j.is_number_unsigned() || j.get<int64_t>() >= 0) {
+    const uint64_t v = j.is_number_unsigned() ? j.get<uint64_t>() : static_cast<uint64_t>(j.get<int64_t>());
+    return v <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  }
+  if constexpr (std::is_signed_v<T>) return j.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min());
+  else return false;
 }
 
 template <class T>
@@ -46,7 +61,7 @@ bool json_is(const nlohmann::json& j) {
       if (!json_is<typename T::mapped_type>(e)) return false;
     return true;
   } else if constexpr (std::is_same_v<T, bool>) return j.is_boolean();
-  else if constexpr (std::is_integral_v<T>) return j.is_number_integer() && (std::is_signed_v<T> || j.get<int64_t>() >= 0);
+  else if constexpr (std::is_integral_v<T>) return j.is_number_integer() && integer_fits<T>(j);
   else if constexpr (std::is_floating_point_v<T>) return j.is_number();
   else if constexpr (std::is_same_v<T, std::string>) return j.is_string();
   else {
@@ -72,7 +87,8 @@ class JsonReader {
     if (!j_.contains(key)) return;
     const auto& v = j_.at(key);
     if (!detail::json_is<T>(v))
-      throw Error("config key " + path_of(key) + ": expected " + detail::type_name<T>() + ", got " + v.dump(),
+      throw Error("config key " + path_of(key) + ": expected " + detail::type_name<T>() + ", got " +
+                      v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),  // never throws
                   "fix the value in the config file or the --set flag");
     value = v.get<T>();
   }

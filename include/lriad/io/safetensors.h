@@ -65,11 +65,11 @@ StHeader read_safetensors_header(const std::string& path);
 // rejects: a file shorter than 8 bytes; a header length over kStMaxHeaderSize or past the end;
 // a header that is not a JSON object; duplicate keys anywhere in it; a tensor entry that is not
 // an object or lacks "dtype" (string), "shape" (array of non-negative integers) or
-// "data_offsets" (two integers, begin <= end); an unknown dtype; a shape whose element count
-// overflows 64 bits; a byte range past the buffer, or of the wrong length; overlapping tensors;
-// gaps between tensors, or bytes after the last one (as the reference reader does, since they
-// indicate a corrupt file); "__metadata__" that is not an object of strings (null is accepted as
-// empty). Unknown keys inside a tensor entry are ignored.
+// "data_offsets" (two integers, begin <= end); an unknown dtype; a shape whose byte size
+// (leaving zero dimensions out) overflows int64; a byte range past the buffer, or of the wrong
+// length; overlapping tensors; gaps between tensors, or bytes after the last one (as the
+// reference reader does, since they indicate a corrupt file); "__metadata__" that is not an
+// object of strings (null is accepted as empty). Unknown keys inside a tensor entry are ignored.
 StFile parse_safetensors(std::string_view bytes, const std::string& source);
 
 }  // namespace lriad::io
