@@ -28,74 +28,9 @@
 #include "lriad/model/precision.h"
 
 namespace lriad::eval {
-
-std::vector<GenerateBenchRow> bench_generate(const RunConfig& config_in, const GenerateBenchOptions& o) {
-  RunConfig config = config_in;
-  if (config.model.vocab_size == 0) config.model.vocab_size = 512;
-  config.validate();
-  const torch::Device device(config.device);
-  auto policy = model::make_policy(config.model, config.seed);
-  policy->to(device);
-  policy->eval();
-  const int64_t s = config.model.image_size;
-  const torch::Tensor images = torch::rand({o.prompts, int64_t(config.model.image_channels()), s, s}).to(device);  // (B,C,S,S)
-  model::TokenRows prompts;
-  for (int b = 0; b < o.prompts; ++b) {
-    std::vector<int64_t> row;
-    for (int t = 0; t < 24; ++t) row.push_back(10 + (t * 7 + b) % 200);  // a 24-token prompt, like ours
-    prompts.push_back(row);
-  }
-  std::vector<GenerateBenchRow> rows;
-  for (const auto& variant : o.variants) {
-    model::GenerateOptions g;
-    g.group = o.group;
-    g.max_new_tokens = o.max_new_tokens;
-    g.eos_id = -1;  // never stops early: every variant generates the same number of tokens
-    g.use_cache = variant != "no-cache";
-    g.share_prefix = variant == "cache+shared";
-    if (variant != "no-cache" && variant != "cache" && variant != "cache+shared")
-      throw Error("unknown generation bench variant " + variant, "use cache+shared, cache or no-cache");
-    std::vector<double> times;
-    // The no-cache path recomputes every prefix at every token (minutes for a GRPO batch on a
-    // CPU): one run, after the cached variants have warmed everything up.
-    const int first = variant == "no-cache" ? o.repeats : 0;
-    for (int r = first; r <= o.repeats; ++r) {
-      g.seed = r;
-      model::AutocastGuard autocast(device, config.use_bf16());
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto gen = model::generate(policy, images, prompts, g);
-      if (device.is_cuda()) torch::cuda::synchronize();
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0) times.push_back(dt);  // run 0 warms up
-      spdlog::debug("bench: {} run {}: {:.2f} s", variant, r, dt);
-    }
-    std::sort(times.begin(), times.end());
-    GenerateBenchRow row;
-    row.variant = variant;
-    row.seconds = times[times.size() / 2];
-    row.tokens_per_s = double(o.prompts) * o.group * o.max_new_tokens / row.seconds;
-    rows.push_back(row);
-  }
-  return rows;
-}
-
-nlohmann::json to_json(const std::vector<GenerateBenchRow>& rows, const GenerateBenchOptions& o) {
-  nlohmann::json j;
-  j["prompts"] = o.prompts;
-  j["group"] = o.group;
-  j["max_new_tokens"] = o.max_new_tokens;
-  j["repeats"] = o.repeats;
-  for (const auto& r : rows) j["results"].push_back({{"variant", r.variant}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_s}});
-  return j;
-}
-
-}  // namespace lriad::eval
-
-// ---------------------------------------------------------------------------------------------
-// `lriad bench`: every section.
-
-namespace lriad::eval {
 namespace {
+
+constexpr int kPromptTokens = 24;  // the bench's prompts are as long as lriad's
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -121,11 +56,75 @@ model::TokenRows bench_prompts(int rows) {
   model::TokenRows prompts;
   for (int b = 0; b < rows; ++b) {
     std::vector<int64_t> row;
-    for (int t = 0; t < 24; ++t) row.push_back(10 + (t * 7 + b) % 200);  // a 24-token prompt, like ours
+    for (int t = 0; t < kPromptTokens; ++t) row.push_back(10 + (t * 7 + b) % 200);
     prompts.push_back(row);
   }
   return prompts;
 }
+
+}  // namespace
+
+std::vector<GenerateBenchRow> bench_generate(const RunConfig& config_in, const GenerateBenchOptions& o) {
+  RunConfig config = config_in;
+  if (config.model.vocab_size == 0) config.model.vocab_size = 512;
+  config.validate();
+  const torch::Device device(config.device);
+  auto policy = model::make_policy(config.model, config.seed);
+  policy->to(device);
+  policy->eval();
+  const int64_t s = config.model.image_size;
+  const torch::Tensor images = torch::rand({o.prompts, int64_t(config.model.image_channels()), s, s}).to(device);  // (B,C,S,S)
+  const model::TokenRows prompts = bench_prompts(o.prompts);
+  std::vector<GenerateBenchRow> rows;
+  for (const auto& variant : o.variants) {
+    model::GenerateOptions g;
+    g.group = o.group;
+    g.max_new_tokens = o.max_new_tokens;
+    g.eos_id = -1;  // never stops early: every variant generates the same number of tokens
+    g.use_cache = variant != "no-cache";
+    g.share_prefix = variant == "cache+shared";
+    if (variant != "no-cache" && variant != "cache" && variant != "cache+shared")
+      throw Error("unknown generation bench variant " + variant, "use cache+shared, cache or no-cache");
+    std::vector<double> times;
+    // The no-cache path recomputes every prefix at every token (minutes for a GRPO batch on a
+    // CPU): one run, after the cached variants have warmed everything up.
+    const int first = variant == "no-cache" ? o.repeats : 0;
+    for (int r = first; r <= o.repeats; ++r) {
+      g.seed = r;
+      model::AutocastGuard autocast(device, config.use_bf16());
+      const auto t0 = std::chrono::steady_clock::now();
+      model::generate(policy, images, prompts, g);
+      sync(device);
+      const double dt = seconds_since(t0);
+      if (r > 0) times.push_back(dt);  // run 0 warms up
+      spdlog::debug("bench: {} run {}: {:.2f} s", variant, r, dt);
+    }
+    GenerateBenchRow row;
+    row.variant = variant;
+    row.seconds = median(times);
+    row.tokens_per_s = double(o.prompts) * o.group * o.max_new_tokens / row.seconds;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+nlohmann::json to_json(const std::vector<GenerateBenchRow>& rows, const GenerateBenchOptions& o) {
+  nlohmann::json j;
+  j["prompts"] = o.prompts;
+  j["group"] = o.group;
+  j["max_new_tokens"] = o.max_new_tokens;
+  j["repeats"] = o.repeats;
+  for (const auto& r : rows) j["results"].push_back({{"variant", r.variant}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_s}});
+  return j;
+}
+
+}  // namespace lriad::eval
+
+// ---------------------------------------------------------------------------------------------
+// `lriad bench`: every section.
+
+namespace lriad::eval {
+namespace {
 
 // GFLOP/s of an n x n x n product in `dtype`, repeated for at least half a second.
 nlohmann::json bench_gemm(const torch::Device& device, int n, torch::ScalarType dtype) {
@@ -204,7 +203,7 @@ nlohmann::json bench_grpo(RunConfig config, const BenchOptions& o, bool bf16, do
   nlohmann::json j;
   j["precision"] = config.precision;
   for (const auto& [k, v] : t) j["ms"][k] = 1000 * median(v);
-  const auto f = model::forward_flops(config.model, 24, o.max_new_tokens);
+  const auto f = model::forward_flops(config.model, kPromptTokens, o.max_new_tokens);
   const double fwd_bwd_flops = 3.0 * f.total() * double(N);
   const double fwd_bwd_s = (median(t["policy_forward"]) + median(t["backward"]));
   j["policy_forward_backward_gflop"] = fwd_bwd_flops / 1e9;

@@ -276,9 +276,8 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create " + dir + ": " + ec.message(), "check permissions and free space");
-  const std::map<std::string, std::string> meta = {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion},
-                                                   {"stage", state.stage}, {"step", std::to_string(state.step)}};
-  model::save_weights(*ctx.policy, dir + "/model.safetensors", meta);
+  const std::map<std::string, std::string> where = {{"stage", state.stage}, {"step", std::to_string(state.step)}};
+  save_policy(RunFiles{dir}, *ctx.policy, where);  // dir/model.safetensors with the policy format
   if (ctx.vision_probe && state.stage != "grpo") model::save_weights(*ctx.vision_probe, dir + "/vision_probe.safetensors");
   torch::save(optimizer, dir + "/optimizer.pt.tmp");
   fs::rename(dir + "/optimizer.pt.tmp", dir + "/optimizer.pt");
@@ -286,7 +285,7 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
   committed.checkpoint = rel;
   save_state(ctx.run, committed);  // the commit point
   state = committed;
-  save_policy(ctx.run, *ctx.policy, {{"stage", state.stage}, {"step", std::to_string(state.step)}});  // for eval
+  save_policy(ctx.run, *ctx.policy, where);  // the run's model.safetensors, for eval
   for (const auto& e : fs::directory_iterator(ctx.run.dir + "/checkpoints", ec))
     if (e.path().filename() != name) fs::remove_all(e.path(), ec);
 }
