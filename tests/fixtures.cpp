@@ -2,6 +2,9 @@
 #include "fixtures.h"
 
 #include <array>
+#include <cmath>
+#include <cstdint>
+#include <vector>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -94,6 +97,35 @@ void make_mvtec_tree(const std::string& root, int size) {
     img("beta/test/scratch/00" + std::to_string(i) + ".png");
     mask("beta/ground_truth/scratch/00" + std::to_string(i) + "_mask.png");
   }
+}
+
+cv::Mat draw_part(int size, double cx, double cy, double degrees, uint64_t seed, int spot) {
+  cv::Mat img(size, size, CV_32FC3);
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x) {
+      const float v = 0.75f - 0.15f * float(x) / float(size);
+      img.at<cv::Vec3f>(y, x) = {v, v, v};
+    }
+  const double t = degrees * M_PI / 180.0, ux = std::cos(t), uy = -std::sin(t);  // image y points down
+  auto box = [&](double along, double len, double width, float value) {
+    const double mx = cx + along * ux, my = cy + along * uy;
+    const cv::RotatedRect r(cv::Point2f(float(mx), float(my)), cv::Size2f(float(len), float(width)), float(-degrees));
+    cv::Point2f p[4];
+    r.points(p);
+    std::vector<cv::Point> q;
+    for (auto& v : p) q.emplace_back(int(std::lround(v.x * 16)), int(std::lround(v.y * 16)));
+    cv::fillConvexPoly(img, q, cv::Scalar(value, value, value), cv::LINE_AA, 4);
+  };
+  box(-3, 30, 6, 0.25f);   // shaft
+  box(-18, 7, 14, 0.2f);   // head
+  if (spot >= 0) {
+    const int sx = int(std::lround(cx + (spot - 3) * ux)), sy = int(std::lround(cy + (spot - 3) * uy));
+    img(cv::Rect(sx - 1, sy - 1, 3, 3)).setTo(cv::Scalar(0.95, 0.95, 0.95));
+  }
+  cv::Mat noise(size, size, CV_32FC3);
+  cv::RNG rng(seed);
+  rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.01);
+  return img + noise;
 }
 
 }  // namespace lriad::test

@@ -2,6 +2,8 @@
 #pragma once
 #include <string>
 
+#include <opencv2/core.hpp>
+
 namespace lriad::test {
 
 // A fresh directory under the system temp dir, removed with its contents on destruction.
@@ -36,5 +38,11 @@ CommandResult run_command(const std::string& cmd, bool merge_stderr = false);
 // A small MVTec-AD tree: categories "alpha" (2 defect types, masks) and "beta" (1 type).
 // alpha: train/good 4, test/good 2, test/crack 2, test/hole 1; beta: 3 / 1 / scratch 2.
 void make_mvtec_tree(const std::string& root, int size = 32);
+
+// A screw-like part (shaft 30x6 px with a 7x14 head at one end, grey 0.25) centred at (cx, cy),
+// turned by `degrees` (OpenCV's sense), on a 0.75 background with a left-to-right lighting gradient
+// and pixel noise; CV_32FC3 RGB, size x size. `spot` >= 0 paints a 3x3 bright spot on the shaft,
+// `spot` px along the axis from the shaft's centre.
+cv::Mat draw_part(int size, double cx, double cy, double degrees, uint64_t seed, int spot = -1);
 
 }  // namespace lriad::test

@@ -1,6 +1,8 @@
 // The policy: KV cache parity, padding invariance, prefix sharing, scorer vs generation, sampling.
 #include <gtest/gtest.h>
 
+#include "fixtures.h"
+
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
@@ -307,6 +309,50 @@ TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips)
   EXPECT_EQ(back.categories(), std::vector<std::string>{"plate"});
   EXPECT_TRUE(torch::allclose(back.deviation(b, "plate", 1), ref.deviation(b, "plate", 1)));
   EXPECT_DOUBLE_EQ(back.scale("plate", 0), double(float(ref.scale("plate", 0))));
+}
+
+TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
+  // Eight normal parts at random places and angles; a texture-like category beside them.
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  cv::RNG rng(11);
+  for (int i = 0; i < 8; ++i) {
+    halves["screw"][size_t(i % 2)].push_back(
+        test::draw_part(48, rng.uniform(20.0, 28.0), rng.uniform(20.0, 28.0), rng.uniform(0.0, 360.0), uint64_t(i)));
+    halves["plate"][size_t(i % 2)].push_back(grey(48, 50 + uint64_t(i)));
+  }
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 2000;
+  o.shift = 2;
+  const auto ref = data::NormalReference::build(halves, o);
+  EXPECT_TRUE(ref.aligned("screw"));
+  EXPECT_FALSE(ref.aligned("plate"));
+  o.align = false;
+  const auto unaligned = data::NormalReference::build(halves, o);
+  EXPECT_FALSE(unaligned.aligned("screw"));
+
+  // A normal part at a pose none of the normals has: near the typical peak when aligned.
+  const auto normal = test::draw_part(48, 25, 22, 137, 99);
+  const double peak = ref.deviation(normal, "screw").max().item<double>();
+  EXPECT_LT(peak, 2.0);
+  // A bright spot on the shaft stands out, and the map's peak is on the spot in the image's own frame.
+  const auto bad = test::draw_part(48, 25, 22, 137, 99, 8);
+  const auto map = ref.deviation(bad, "screw");  // (S,S)
+  ASSERT_EQ(map.sizes(), torch::IntArrayRef({48, 48}));
+  EXPECT_GT(map.max().item<double>(), 3 * peak);
+  const int64_t at = map.argmax().item<int64_t>(), y = at / 48, x = at % 48;
+  const double t = 137 * M_PI / 180.0;
+  const double sx = 25 + 5 * std::cos(t), sy = 22 - 5 * std::sin(t);  // the spot: 5 px along the axis
+  EXPECT_LE(std::hypot(double(x) - sx, double(y) - sy), 3.0) << x << "," << y;
+
+  // Save/load keeps the aligned comparison.
+  const std::string path = ::testing::TempDir() + "/lriad_reference_pose_test.safetensors";
+  ref.save(path);
+  const auto back = data::NormalReference::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(back.aligned("screw"));
+  EXPECT_FALSE(back.aligned("plate"));
+  EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
 }
 
 TEST(NormalReference, PolicyTakesTheDeviationChannelAndOneSummaryToken) {

@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "lriad/data/image_tensor.h"
+#include "lriad/data/pose.h"
 #include "lriad/io/error.h"
 #include "lriad/io/safetensors.h"
 #include "lriad/model/weights.h"
@@ -77,6 +78,40 @@ cv::Mat rotated(const cv::Mat& image, double degrees) {
   return out;
 }
 
+// Smoothed (S,S) map from per-patch distances (g,g), g = S-K+1, edges repeated.
+torch::Tensor finish_map(torch::Tensor best, int64_t S, int64_t k) {
+  const int64_t g = S - k + 1;
+  auto map = best.reshape({1, 1, g, g});
+  map = torch::avg_pool2d(map, 3, 1, 1, false, false);  // a little smoothing: one noisy patch is not a defect
+  const int64_t lo = (k - 1) / 2, hi = k - 1 - lo;       // back to S x S, edges repeated
+  map = torch::nn::functional::pad(map, torch::nn::functional::PadFuncOptions({lo, hi, lo, hi}).mode(torch::kReplicate));
+  return map.view({S, S});
+}
+
+// Distance from each K x K patch of `chw` (3,S,S) to the nearest patch of any of `normals` (N,3,S,S)
+// displaced by at most `shift` pixels: min over (n, dy, dx) of the box-filtered squared difference.
+// -> (g,g), g = S-K+1.
+torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor& normals, int64_t k, int64_t shift) {
+  namespace F = torch::nn::functional;
+  const int64_t S = chw.size(1);
+  const auto padded = F::pad(normals, F::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
+  const auto q = chw.unsqueeze(0);  // (1,3,S,S)
+  torch::Tensor best;
+  for (int64_t dy = -shift; dy <= shift; ++dy)
+    for (int64_t dx = -shift; dx <= shift; ++dx) {
+      const auto b = padded.narrow(2, shift + dy, S).narrow(3, shift + dx, S);    // (N,3,S,S)
+      const auto e = (b - q).pow(2).sum(1, true);                                 // (N,1,S,S)
+      const auto d = torch::avg_pool2d(e, k, 1).amin(0) * double(k * k);          // (1,g,g)
+      best = best.defined() ? torch::minimum(best, d) : d;
+    }
+  return best.clamp_min(0).sqrt()[0];
+}
+
+cv::Mat tensor_to_mat(const torch::Tensor& map) {  // (H,W) float -> CV_32FC1 (copy)
+  const auto c = map.contiguous();
+  return cv::Mat(int(c.size(0)), int(c.size(1)), CV_32FC1, const_cast<float*>(c.data_ptr<float>())).clone();
+}
+
 }  // namespace
 
 NormalReference NormalReference::build(const std::map<std::string, std::array<std::vector<cv::Mat>, 2>>& halves,
@@ -90,7 +125,15 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       throw Error("reference: category " + cat + " needs at least two normal training images",
                   "add normal images, or set model.reference=none");
     Banks b;
-    for (int h = 0; h < 2; ++h) {
+    std::vector<cv::Mat> every(half[0]);
+    every.insert(every.end(), half[1].begin(), half[1].end());
+    b.aligned = options.align && is_object_category(every);
+    for (int h = 0; h < 2 && b.aligned; ++h) {
+      std::vector<torch::Tensor> canon;
+      for (const auto& img : half[h]) canon.push_back(image_to_tensor(to_canonical(img, estimate_pose(img))));
+      b.normals[h] = torch::stack(canon).contiguous();  // (N,3,S,S)
+    }
+    for (int h = 0; h < 2 && !b.aligned; ++h) {
       std::vector<torch::Tensor> all;
       for (const auto& img : half[h]) {
         all.push_back(patches_of(image_to_tensor(img), options.patch));
@@ -120,8 +163,16 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
 
 torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& b, int bank) const {
   torch::NoGradGuard no_grad;
+  const int64_t k = options_.patch;
+  if (b.aligned) {
+    const Pose pose = estimate_pose(image);
+    const auto chw = image_to_tensor(to_canonical(image, pose));  // (3,S,S)
+    const auto map = finish_map(positional_distance(chw, b.normals[size_t(bank)], k, options_.shift), chw.size(1), k);
+    cv::Mat back = from_canonical(tensor_to_mat(map), pose);  // CV_32FC1 (S,S), a fresh continuous matrix
+    return torch::from_blob(back.data, {back.rows, back.cols}, torch::kFloat32).clone();
+  }
   const auto chw = image_to_tensor(image);  // (3,S,S)
-  const int64_t S = chw.size(1), k = options_.patch, g = S - k + 1;
+  const int64_t S = chw.size(1);
   const auto q = patches_of(chw, int(k));   // (g*g, D)
   const auto& bp = b.patches[size_t(bank)];
   const auto& bn = b.norms[size_t(bank)];
@@ -132,11 +183,7 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
     const auto d2 = (bn.unsqueeze(0) - 2 * torch::mm(qi, bp.t())).amin(1) + qi.pow(2).sum(1);  // (c)
     best.narrow(0, i, qi.size(0)).copy_(d2.clamp_min(0).sqrt());
   }
-  auto map = best.view({1, 1, g, g});
-  map = torch::avg_pool2d(map, 3, 1, 1, false, false);  // a little smoothing: one noisy patch is not a defect
-  const int64_t lo = (k - 1) / 2, hi = k - 1 - lo;       // back to S x S, edges repeated
-  map = torch::nn::functional::pad(map, torch::nn::functional::PadFuncOptions({lo, hi, lo, hi}).mode(torch::kReplicate));
-  return map.view({S, S});
+  return finish_map(best, S, k);
 }
 
 torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string& category, int bank) const {
@@ -158,6 +205,11 @@ std::vector<std::string> NormalReference::categories() const {
   return out;
 }
 
+bool NormalReference::aligned(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && it->second.aligned;
+}
+
 double NormalReference::scale(const std::string& category, int bank) const {
   return banks_.at(category).scale[size_t(bank == 1)];
 }
@@ -165,10 +217,11 @@ double NormalReference::scale(const std::string& category, int bank) const {
 void NormalReference::save(const std::string& path) const {
   io::StFile f;
   f.metadata = {{"format", "lriad-reference"}, {"patch", std::to_string(options_.patch)},
-                {"bank_size", std::to_string(options_.bank_size)}};
+                {"bank_size", std::to_string(options_.bank_size)}, {"shift", std::to_string(options_.shift)}};
   for (const auto& [cat, b] : banks_) {
-    f.tensors[cat + "/bank0"] = to_st(b.patches[0]);
-    f.tensors[cat + "/bank1"] = to_st(b.patches[1]);
+    const std::string kind = b.aligned ? "/normals" : "/bank";
+    for (int h = 0; h < 2; ++h)
+      f.tensors[cat + kind + std::to_string(h)] = to_st(b.aligned ? b.normals[size_t(h)] : b.patches[size_t(h)]);
     f.tensors[cat + "/scale"] = to_st(torch::tensor({float(b.scale[0]), float(b.scale[1])}));
   }
   io::write_safetensors(path, f);
@@ -185,6 +238,10 @@ NormalReference NormalReference::load(const std::string& path) {
   NormalReference ref;
   ref.options_.patch = std::stoi(meta("patch"));
   ref.options_.bank_size = std::stoi(meta("bank_size"));
+  if (f.metadata.count("shift")) ref.options_.shift = std::stoi(f.metadata.at("shift"));  // absent before pose alignment
+  if (ref.options_.patch < 1 || ref.options_.shift < 0 || ref.options_.shift > 64)
+    throw Error(path + ": reference metadata out of range (patch " + meta("patch") + ", shift " +
+                std::to_string(ref.options_.shift) + ")");
   const int64_t dim = 3 * int64_t(ref.options_.patch) * ref.options_.patch;
   for (const auto& [name, t] : f.tensors) {
     const auto slash = name.rfind('/');
@@ -192,14 +249,25 @@ NormalReference NormalReference::load(const std::string& path) {
     const std::string cat = name.substr(0, slash);
     Banks b;
     const auto scale = from_st(t);
-    for (int h = 0; h < 2; ++h) {
+    if (scale.numel() != 2) throw Error(path + ": " + name + " must hold 2 values");
+    b.aligned = f.tensors.count(cat + "/normals0") > 0;
+    for (int h = 0; h < 2 && b.aligned; ++h) {
+      const std::string key = cat + "/normals" + std::to_string(h);
+      auto it = f.tensors.find(key);
+      if (it == f.tensors.end()) throw Error(path + ": category " + cat + " has normals0 but no " + key);
+      auto& n = b.normals[size_t(h)];
+      n = from_st(it->second);
+      if (n.dim() != 4 || n.size(0) < 1 || n.size(1) != 3 || n.size(2) != n.size(3) || n.size(2) < ref.options_.patch)
+        throw Error(path + ": " + key + " must hold (N,3,S,S) images at least " + meta("patch") + " pixels wide");
+      b.scale[size_t(h)] = scale[h].item<double>();
+    }
+    for (int h = 0; h < 2 && !b.aligned; ++h) {
       auto it = f.tensors.find(cat + "/bank" + std::to_string(h));
       if (it == f.tensors.end()) throw Error(path + ": category " + cat + " has no bank" + std::to_string(h));
       b.patches[size_t(h)] = from_st(it->second);
       if (b.patches[size_t(h)].dim() != 2 || b.patches[size_t(h)].size(1) != dim)
         throw Error(path + ": " + cat + "/bank" + std::to_string(h) + " does not hold patches of side " + meta("patch"));
       b.norms[size_t(h)] = b.patches[size_t(h)].pow(2).sum(1);
-      if (scale.numel() != 2) throw Error(path + ": " + name + " must hold 2 values");
       b.scale[size_t(h)] = scale[h].item<double>();
     }
     ref.banks_[cat] = std::move(b);

@@ -46,6 +46,8 @@ void validate_model(const ModelConfig& m) {
   if (m.reference_bank < 16) invalid("model.reference_bank", "must be at least 16");
   if (m.reference_rotations < 0 || m.reference_rotations > 35)
     invalid("model.reference_rotations", "must be between 0 and 35");
+  if (m.reference_shift < 0 || m.reference_shift > m.image_size / 4)
+    invalid("model.reference_shift", "must be between 0 and model.image_size / 4, got " + std::to_string(m.reference_shift));
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
   // Counted in 64 bits: (image_size / patch_size)^2 overflows int for sides above 46340. Once

@@ -262,10 +262,17 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   o.patch = config.model.reference_patch;
   o.bank_size = config.model.reference_bank;
   o.rotations = config.model.reference_rotations;
+  o.align = config.model.reference_align;
+  o.shift = config.model.reference_shift;
   o.seed = config.seed;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
-  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s", ref.categories().size(),
-               o.bank_size, o.patch, o.patch, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::string aligned;
+  for (const auto& c : ref.categories())
+    if (ref.aligned(c)) aligned += (aligned.empty() ? "" : ", ") + c;
+  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s; compared in a canonical "
+               "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+               aligned.empty() ? "none" : aligned);
   return ref;
 }
 

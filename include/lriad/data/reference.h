@@ -8,9 +8,17 @@
 // measured in a seeded 24-d random projection), so rare normal patches such as an object's edges
 // at some angle are covered, which a random subset of mostly background patches misses.
 //
+// Parts on a plain background (options.align and data::is_object_category: screws, pills, nuts)
+// lie at other places and angles in every image, which a bank of raw patches cannot tell from a
+// defect. Their images are moved to a canonical pose (data/pose.h) and compared position by
+// position with the category's normal images in that pose: at every pixel, the distance from the
+// patch there to the nearest patch of any normal image within +-shift pixels of the same place
+// (per-pixel squared differences, box-filtered; the idea of SPADE/template matching with a little
+// slack). The map is then moved back onto the image, so it lines up with the pixels the model sees.
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself), any other image with bank 0.
-// Shapes: S = image side.
+// Shapes: S = image side, N = normal images in a half.
 #pragma once
 #include <array>
 #include <map>
@@ -28,6 +36,8 @@ class NormalReference {
     int patch = 5;        // patch side in pixels
     int bank_size = 8000; // patches kept per bank: a greedy coreset (farthest-point) of the image patches
     int rotations = 0;    // also bank each normal image rotated by k*360/(rotations+1) degrees
+    bool align = true;    // pose-aligned comparison for categories of parts on a plain background
+    int shift = 3;        // +- pixels of slack in the pose-aligned comparison
     uint64_t seed = 0;
   };
   NormalReference() = default;
@@ -43,17 +53,21 @@ class NormalReference {
   torch::Tensor with_deviation(const cv::Mat& image, const std::string& category, int bank = 0) const;
 
   bool has(const std::string& category) const { return banks_.count(category) > 0; }
+  bool aligned(const std::string& category) const;  // compared in a canonical pose
   std::vector<std::string> categories() const;
   double scale(const std::string& category, int bank) const;  // the normalising peak
 
-  // reference.safetensors: "<category>/bank0", "<category>/bank1" (M, 3K^2), "<category>/scale" (2).
+  // reference.safetensors: "<category>/bank0", "<category>/bank1" (M, 3K^2), or for an aligned
+  // category "<category>/normals0", "<category>/normals1" (N,3,S,S); "<category>/scale" (2).
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
  private:
   struct Banks {
-    std::array<torch::Tensor, 2> patches;  // (M, 3K^2)
+    bool aligned = false;
+    std::array<torch::Tensor, 2> patches;  // (M, 3K^2); unused when aligned
     std::array<torch::Tensor, 2> norms;    // (M) squared norms
+    std::array<torch::Tensor, 2> normals;  // aligned only: (N,3,S,S) normal images in the canonical pose
     std::array<double, 2> scale = {1.0, 1.0};
   };
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S)

@@ -1,0 +1,93 @@
+// Pose of a part on a plain background (data/pose.h).
+#include <gtest/gtest.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include "fixtures.h"
+#include "lriad/data/pose.h"
+
+using namespace lriad;
+using lriad::test::draw_part;
+
+namespace {
+
+// Intersection over union of the dark part's pixels (grey < 0.45) in two images.
+double part_iou(const cv::Mat& a, const cv::Mat& b) {
+  cv::Mat ga, gb;
+  cv::cvtColor(a, ga, cv::COLOR_RGB2GRAY);
+  cv::cvtColor(b, gb, cv::COLOR_RGB2GRAY);
+  const cv::Mat ma = ga < 0.45, mb = gb < 0.45;
+  return double(cv::countNonZero(ma & mb)) / double(std::max(1, cv::countNonZero(ma | mb)));
+}
+
+}  // namespace
+
+TEST(Pose, CentroidAndAxisOfAnElongatedPart) {
+  const auto img = draw_part(64, 30, 36, 0, 1);
+  const auto p = data::estimate_pose(img);
+  ASSERT_TRUE(p.found);
+  // Centroid of the union of shaft (30x6 at along -3) and head (7x14 at along -18), which overlap
+  // on 3.5x6 pixels centred at along -16.25.
+  EXPECT_NEAR(p.cx, 30 + (180.0 * -3 + 98.0 * -18 - 21.0 * -16.25) / 257.0, 0.6);
+  EXPECT_NEAR(p.cy, 36, 1.0);
+  EXPECT_NEAR(std::fmod(p.degrees + 360.0, 180.0), 0.0, 3.0);  // axis horizontal already
+  EXPECT_NEAR(p.area, 257.0 / (64 * 64), 0.015);
+  EXPECT_EQ(p.border_touch, 0.0);
+}
+
+TEST(Pose, TheSamePartAtAnyPlaceAndAngleLooksTheSameInTheCanonicalFrame) {
+  const auto ref = draw_part(64, 32, 32, 0, 1);
+  const auto ref_c = data::to_canonical(ref, data::estimate_pose(ref));
+  for (const auto& [cx, cy, deg] : std::vector<std::array<double, 3>>{{26, 38, 35}, {38, 28, 120}, {33, 33, 200}, {30, 36, 290}}) {
+    const auto img = draw_part(64, cx, cy, deg, 2 + uint64_t(deg));
+    const auto pose = data::estimate_pose(img);
+    ASSERT_TRUE(pose.found) << deg;
+    EXPECT_LT(part_iou(img, ref), 0.4) << deg;
+    EXPECT_GT(part_iou(data::to_canonical(img, pose), ref_c), 0.8) << deg;  // head at the same end too
+  }
+}
+
+TEST(Pose, FromCanonicalUndoesToCanonical) {
+  const auto img = draw_part(64, 28, 35, 57, 3);
+  const auto pose = data::estimate_pose(img);
+  cv::Mat grey;
+  cv::cvtColor(img, grey, cv::COLOR_RGB2GRAY);
+  const cv::Mat back = data::from_canonical(data::to_canonical(grey, pose), pose);
+  ASSERT_EQ(back.type(), CV_32FC1);
+  ASSERT_EQ(back.size(), grey.size());
+  const cv::Rect centre(16, 16, 32, 32);  // away from the replicated edges
+  EXPECT_LT(cv::mean(cv::abs(back(centre) - grey(centre)))[0], 0.02);
+  // A marker on the part stays on the part: the brightest pixel of the round trip is the spot's.
+  cv::Mat spot = cv::Mat::zeros(64, 64, CV_32FC1);
+  spot.at<float>(40, 20) = 1.f;
+  cv::Point at;
+  cv::minMaxLoc(data::from_canonical(data::to_canonical(spot, pose), pose), nullptr, nullptr, nullptr, &at);
+  EXPECT_LE(std::abs(at.x - 20) + std::abs(at.y - 40), 2);
+}
+
+TEST(Pose, RoundPartsKeepTheirAngleAndTexturesAreNotParts) {
+  cv::Mat disc(64, 64, CV_32FC3, cv::Scalar(0.2, 0.2, 0.2));
+  cv::circle(disc, {34, 30}, 14, cv::Scalar(0.8, 0.8, 0.8), cv::FILLED);
+  const auto p = data::estimate_pose(disc);
+  ASSERT_TRUE(p.found);
+  EXPECT_EQ(p.degrees, 0.0);
+  EXPECT_NEAR(p.cx, 34, 0.5);
+  EXPECT_NEAR(p.cy, 30, 0.5);
+
+  std::vector<cv::Mat> parts, textures;
+  cv::RNG rng(5);
+  for (int i = 0; i < 6; ++i) {
+    parts.push_back(draw_part(64, 28 + 2 * i, 30 + i, 40.0 * i, uint64_t(i)));
+    cv::Mat t(64, 64, CV_32FC3);
+    rng.fill(t, cv::RNG::UNIFORM, 0.0, 1.0);
+    cv::GaussianBlur(t, t, {0, 0}, 1.5);
+    textures.push_back(t);
+  }
+  EXPECT_TRUE(data::is_object_category(parts));
+  EXPECT_FALSE(data::is_object_category(textures));
+  EXPECT_FALSE(data::is_object_category({}));
+  // A part that runs off the frame is not a part on a plain background.
+  std::vector<cv::Mat> cut;
+  for (int i = 0; i < 6; ++i) cut.push_back(draw_part(64, 4, 32, 0, uint64_t(i)));
+  EXPECT_FALSE(data::is_object_category(cut));
+}
