@@ -7,6 +7,8 @@
 #include <fstream>
 #include <functional>
 
+#include <nlohmann/json.hpp>
+
 #include "fixtures.h"
 
 namespace fs = std::filesystem;
@@ -142,6 +144,34 @@ TEST(BadInput, SkipBadImagesTurnsAnUnreadableImageIntoAWarning) {
   EXPECT_NE(r.out.find("skipping unreadable image"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(img), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 unreadable training images skipped"), std::string::npos) << r.out;
+}
+
+// The same for `lriad eval` on a test image: stopped with the file and the flag named; with
+// --skip-bad-images the image is left out, counted, and listed in metrics.json and the report.
+TEST(BadInput, EvalSkipBadImagesLeavesOutAnUnreadableTestImage) {
+  TempDir dir;
+  const std::string tree = dir / "tree";
+  lriad::test::make_mvtec_tree(tree);
+  const std::string run = dir / "run";
+  const auto init = run_command(kBin + " model init --config " + kTiny + " --out " + run + kSmall, true);
+  ASSERT_EQ(init.code, 0) << init.out;
+  const std::string eval = kBin + " eval --run " + run + " --format mvtec --root " + tree + " --category alpha";
+  const auto good = run_command(eval + " --out " + (dir / "e0"), true);
+  ASSERT_EQ(good.code, 0) << good.out;
+  const std::string img = tree + "/alpha/test/good/000.png";
+  ASSERT_TRUE(fs::exists(img));
+  write_bytes(img, "garbage");
+  expect_error(run_command(eval + " --out " + (dir / "e1"), true), {img, "--skip-bad-images"});
+  const auto r = run_command(eval + " --out " + (dir / "e2") + " --skip-bad-images", true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("skipping unreadable image"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 unreadable images skipped"), std::string::npos) << r.out;
+  const auto before = nlohmann::json::parse(lriad::test::read_text(dir / "e0/metrics.json"));
+  const auto after = nlohmann::json::parse(lriad::test::read_text(dir / "e2/metrics.json"));
+  EXPECT_EQ(after["skipped_images"], nlohmann::json::array({img}));
+  EXPECT_EQ(before["skipped_images"], nlohmann::json::array());
+  EXPECT_EQ(after["n"].get<int>(), before["n"].get<int>() - 1);  // one image fewer than the intact run
+  EXPECT_NE(lriad::test::read_text(dir / "e2/report.html").find("unreadable images were left out"), std::string::npos);
 }
 
 // --- configs (via --set, as a user would mistype them) ---------------------------------------

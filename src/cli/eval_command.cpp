@@ -30,6 +30,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--seed", o->inspect.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "Images per generation batch")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--device", o->device, "cpu or cuda (default: the run's)");
+  cmd->add_flag("--skip-bad-images", o->skip_bad_images,
+                "Leave out unreadable images with a warning each (listed in metrics.json as skipped_images)");
   cmd->callback([o, out, &global] {
     start_torch_runtime(global);
     const std::string dir = out->empty() ? o->run_dir + "/eval-" + o->split : *out;
@@ -45,6 +47,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
                 num(m["balanced_accuracy"]).c_str(), num(m["accuracy"]).c_str(), num(m["auroc"]).c_str(),
                 num(m["f1"]).c_str(), num(m["format_rate"]).c_str(), num(m["consistency_rate"]).c_str(),
                 num(m["localization_agreement"]).c_str());
+    if (!r.skipped.empty()) std::printf("%zu unreadable images skipped\n", r.skipped.size());
     if (r.excluded) std::printf("%lld test images left out (used in training)\n", static_cast<long long>(r.excluded));
     std::printf("report: %s/report.html\n", dir.c_str());
   });

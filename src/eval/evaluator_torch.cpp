@@ -222,14 +222,26 @@ EvalResult evaluate(const EvalOptions& o) {
   for (size_t start = 0; start < samples.size(); start += size_t(o.batch_size)) {
     const size_t end = std::min(samples.size(), start + size_t(o.batch_size));
     std::vector<Inspector::Input> inputs;
-    for (size_t i = start; i < end; ++i)
-      inputs.push_back({data::read_image(samples[i].image_path), samples[i].category, samples[i].image_path});
+    std::vector<size_t> read;  // indices into samples of the images in `inputs`
+    for (size_t i = start; i < end; ++i) {
+      cv::Mat image;
+      try {
+        image = data::read_image(samples[i].image_path);
+      } catch (const Error& e) {
+        if (!o.skip_bad_images) throw Error(e.what(), "fix or remove the file, or pass --skip-bad-images");
+        spdlog::warn("skipping unreadable image: {}", e.what());
+        result.skipped.push_back(samples[i].image_path);
+        continue;
+      }
+      inputs.push_back({image, samples[i].category, samples[i].image_path});
+      read.push_back(i);
+    }
     InspectOptions io = o.inspect;
     io.seed = o.inspect.seed + start;
-    auto preds = inspector.inspect(inputs, io, known);
-    for (size_t i = start; i < end; ++i) {
-      Prediction& p = preds[i - start];
-      const data::Sample& s = samples[i];
+    auto preds = inputs.empty() ? std::vector<Prediction>{} : inspector.inspect(inputs, io, known);
+    for (size_t k = 0; k < read.size(); ++k) {
+      Prediction& p = preds[k];
+      const data::Sample& s = samples[read[k]];
       p.label = s.label == data::Label::Anomalous ? 1 : 0;
       p.defect_type = s.defect_type;
       if (!p.parsed) p.pred = 1 - p.label;  // an unparseable answer counts as wrong
@@ -243,9 +255,13 @@ EvalResult evaluate(const EvalOptions& o) {
       right += p.pred == p.label;
       result.predictions.push_back(std::move(p));
     }
-    progress.update(int(end), {{"acc", double(right) / double(end)}});
+    progress.update(int(end), {{"acc", double(right) / double(std::max<size_t>(1, result.predictions.size()))}});
   }
   progress.finish();
+  if (result.predictions.empty())
+    throw Error("none of the " + std::to_string(samples.size()) + " " + o.split + " images in " + root + " could be read");
+  if (!result.skipped.empty())
+    spdlog::warn("{} unreadable images skipped (listed in metrics.json as skipped_images)", result.skipped.size());
 
   result.metrics = summarize(result.predictions);
   result.metrics["run"] = o.run_dir;
@@ -256,6 +272,7 @@ EvalResult evaluate(const EvalOptions& o) {
   result.metrics["timestamp"] = timestamp();
   result.metrics["samples"] = o.inspect.samples;
   result.metrics["excluded_train_from_test"] = result.excluded;
+  result.metrics["skipped_images"] = result.skipped;
   return result;
 }
 

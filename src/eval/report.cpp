@@ -144,6 +144,11 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
   if (m.value("excluded_train_from_test", 0) > 0)
     o << "<p>" << m["excluded_train_from_test"].get<int64_t>()
       << " test images were excluded because training used them (data.train_from_test).</p>";
+  if (m.contains("skipped_images") && m["skipped_images"].is_array() && !m["skipped_images"].empty()) {
+    o << "<p>" << m["skipped_images"].size() << " unreadable images were left out (--skip-bad-images):";
+    for (const auto& path : m["skipped_images"]) o << " <code>" << html_escape(path.get<std::string>()) << "</code>";
+    o << "</p>";
+  }
 
   o << "<h2>Summary</h2><table id=\"summary\"><tr><th>metric</th><th>value</th></tr>";
   for (const char* key : {"n", "n_normal", "n_anomalous", "accuracy", "balanced_accuracy", "precision", "recall",

@@ -57,6 +57,7 @@ struct EvalOptions {
   std::string split = "test";           // test | train
   std::string device;
   int batch_size = 16;
+  bool skip_bad_images = false;         // unreadable images: a warning each, listed in the metrics
   InspectOptions inspect;
 };
 
@@ -64,6 +65,7 @@ struct EvalResult {
   nlohmann::json metrics;               // metrics.json
   std::vector<Prediction> predictions;  // predictions.jsonl
   int64_t excluded = 0;                 // test images training used (data.train_from_test)
+  std::vector<std::string> skipped;     // unreadable images left out (skip_bad_images)
 };
 
 // Evaluates the split, shows progress, and returns the metrics with run, dataset, split and
