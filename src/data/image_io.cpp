@@ -8,6 +8,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <spdlog/spdlog.h>
 
 #include "lriad/io/error.h"
 
@@ -135,6 +136,16 @@ cv::Mat read_image(const std::string& path) {
   cv::Mat out;
   rgb.convertTo(out, CV_32FC3, scale);
   return out;
+}
+
+cv::Mat read_image_or_skip(const std::string& path, bool skip, const std::string& hint) {
+  try {
+    return read_image(path);
+  } catch (const Error& e) {
+    if (!skip) throw Error(e.what(), hint);
+    spdlog::warn("skipping unreadable image: {}", e.what());
+    return {};
+  }
 }
 
 cv::Mat read_mask(const std::string& path) {

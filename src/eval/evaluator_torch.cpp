@@ -224,12 +224,9 @@ EvalResult evaluate(const EvalOptions& o) {
     std::vector<Inspector::Input> inputs;
     std::vector<size_t> read;  // indices into samples of the images in `inputs`
     for (size_t i = start; i < end; ++i) {
-      cv::Mat image;
-      try {
-        image = data::read_image(samples[i].image_path);
-      } catch (const Error& e) {
-        if (!o.skip_bad_images) throw Error(e.what(), "fix or remove the file, or pass --skip-bad-images");
-        spdlog::warn("skipping unreadable image: {}", e.what());
+      const cv::Mat image = data::read_image_or_skip(samples[i].image_path, o.skip_bad_images,
+                                                     "fix or remove the file, or pass --skip-bad-images");
+      if (image.empty()) {
         result.skipped.push_back(samples[i].image_path);
         continue;
       }

@@ -48,15 +48,10 @@ std::string kind_word(data::AnomalyKind k) {
 }
 
 cv::Mat load_resized(const std::string& path, int size, bool skip_bad, bool* ok) {
-  try {
-    *ok = true;
-    return data::resize_square(data::read_image(path), size);
-  } catch (const Error& e) {
-    if (!skip_bad) throw Error(std::string(e.what()), "fix or remove the file, or set data.skip_bad_images=true");
-    spdlog::warn("skipping unreadable image: {}", e.what());
-    *ok = false;
-    return {};
-  }
+  const cv::Mat image =
+      data::read_image_or_skip(path, skip_bad, "fix or remove the file, or set data.skip_bad_images=true");
+  *ok = !image.empty();
+  return *ok ? data::resize_square(image, size) : cv::Mat();
 }
 
 }  // namespace

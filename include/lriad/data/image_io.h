@@ -23,6 +23,10 @@ ImageInfo read_image_info(const std::string& path);
 // alpha is dropped, 16-bit images are scaled by 1/65535. Throws naming the file.
 cv::Mat read_image(const std::string& path);
 
+// read_image for a run that may skip bad files: an unreadable image throws with `hint` (how to
+// skip it), or with `skip` logs a warning naming it and returns an empty matrix.
+cv::Mat read_image_or_skip(const std::string& path, bool skip, const std::string& hint);
+
 // Decodes a mask to CV_8UC1 with values {0,1} (any non-zero pixel is defective).
 cv::Mat read_mask(const std::string& path);
 
