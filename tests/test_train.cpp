@@ -2,7 +2,9 @@
 // short end-to-end `run_training` with resume.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,9 @@
 #include "lriad/io/error.h"
 #include "lriad/data/synth.h"
 #include "lriad/model/generate.h"
+#include "lriad/model/verdict.h"
+#include "lriad/text/prompt.h"
+#include "lriad/text/tokenizer.h"
 #include "lriad/model/weights.h"
 #include "lriad/train/grpo.h"
 #include "lriad/train/prefetch.h"
@@ -323,4 +328,71 @@ TEST(Training, NonFiniteStepsAreSkippedCountedAndStopWithTheCheckpointIntact) {
   RunConfig saved = load_config(dir / "run/config.json");
   auto policy = model::make_policy(saved.model, 0);
   EXPECT_NO_THROW(model::load_weights(*policy, ckpt + "/model.safetensors"));
+}
+
+// The focal reward's p and eval's anomaly score are read where the chain of thought commits to a
+// verdict, not at <answer> (where the chain has already written it and p is ~1).
+TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
+  TempDir dir;
+  text::TokenizerTrainOptions o;
+  o.vocab_size = 320;
+  o.categories = {"hex_nut", "wood"};
+  o.defect_types = {"scratch", "crack"};
+  const text::Tokenizer tok = text::Tokenizer::train(dir.path(), o);
+  const auto points = model::decision_points(tok, {"hex_nut", "wood"});
+  ASSERT_EQ(points.size(), 2u);
+  const auto& hex = points.at("hex_nut");
+  ASSERT_GE(hex.size(), 2u);  // the phrasings part at different places
+  for (int v = 0; v < text::kCotVariants; ++v) {
+    const auto normal = tok.encode(text::build_completion({"hex_nut", false, "", std::nullopt, v}));
+    const auto anomalous = tok.encode(text::build_completion({"hex_nut", true, "crack", text::Region::Top, v}));
+    int found = 0;
+    for (const auto& d : hex) {
+      const size_t k = d.prefix.size();
+      if (k >= normal.size() || !std::equal(d.prefix.begin(), d.prefix.end(), normal.begin())) continue;
+      ++found;
+      EXPECT_EQ(normal[k], d.normal);
+      ASSERT_GT(anomalous.size(), k);
+      EXPECT_TRUE(std::equal(d.prefix.begin(), d.prefix.end(), anomalous.begin()));  // shared start
+      EXPECT_NE(anomalous[k], d.normal);                                             // then they part
+    }
+    EXPECT_EQ(found, 1) << "phrasing " << v;
+  }
+
+  // Rows: a normal chain, an anomalous chain (both hex_nut, phrasing 1), a chain the templates do
+  // not describe, and a category without points. Golden logits at the decision: p(normal) 0.5, 0.75.
+  const int v = 1;
+  const auto n_ids = tok.encode(text::build_completion({"hex_nut", false, "", std::nullopt, v}));
+  const auto a_ids = tok.encode(text::build_completion({"hex_nut", true, "scratch", std::nullopt, v}));
+  const auto x_ids = tok.encode("<think>odd words</think><answer>normal</answer>");
+  const model::DecisionPoint* d = nullptr;
+  for (const auto& p : hex)
+    if (p.prefix.size() < n_ids.size() && std::equal(p.prefix.begin(), p.prefix.end(), n_ids.begin())) d = &p;
+  ASSERT_NE(d, nullptr);
+  const int64_t k = int64_t(d->prefix.size()), V = tok.vocab_size();
+  const int64_t C = int64_t(std::max({n_ids.size(), a_ids.size(), x_ids.size()}));
+  auto tokens = torch::zeros({4, C}, torch::kInt64);
+  auto mask = torch::zeros({4, C}, torch::kInt64);
+  const std::vector<const std::vector<int>*> rows = {&n_ids, &a_ids, &x_ids, &n_ids};
+  for (int64_t r = 0; r < 4; ++r)
+    for (size_t c = 0; c < rows[size_t(r)]->size(); ++c) {
+      tokens[r][int64_t(c)] = (*rows[size_t(r)])[c];
+      mask[r][int64_t(c)] = 1;
+    }
+  auto logits = torch::zeros({4, C, V});
+  logits[0][k][d->normal] = std::log(double(V - 1));      // p(normal) = (V-1) / (2(V-1)) = 0.5
+  logits[1][k][d->normal] = std::log(3.0 * double(V - 1));  // 3(V-1) / (4(V-1)) = 0.75
+  logits[0][k - 1][d->normal] = 9.0;                      // other positions are not read
+  const auto fallback = torch::tensor({0.1f, 0.9f, 0.2f, 0.8f, 0.3f, 0.7f, -1.f, -1.f}).view({4, 2});
+  const auto p = model::decision_probs(logits, tokens, mask, {"hex_nut", "hex_nut", "hex_nut", "pill"}, points, fallback);
+  ASSERT_EQ(p.sizes(), torch::IntArrayRef({4, 2}));
+  EXPECT_NEAR(p[0][0].item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(p[0][1].item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(p[1][0].item<double>(), 0.75, 1e-6);
+  EXPECT_NEAR(p[1][1].item<double>(), 0.25, 1e-6);
+  EXPECT_FLOAT_EQ(p[2][0].item<float>(), 0.3f);  // not a template chain: the fallback row
+  EXPECT_FLOAT_EQ(p[3][1].item<float>(), -1.f);  // no points for "pill"
+  const auto scores = model::anomaly_scores(p);
+  EXPECT_NEAR(scores[1], 0.25, 1e-6);
+  EXPECT_THROW(model::decision_probs(logits, tokens, mask, {"hex_nut"}, points, fallback), std::invalid_argument);
 }

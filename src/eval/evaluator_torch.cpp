@@ -28,6 +28,15 @@ struct Inspector::State {
   train::LoadedPolicy loaded;
   torch::Device device{torch::kCPU};
   model::VerdictIds ids;
+  model::DecisionPoints decisions;  // filled per category on first use
+  const model::DecisionPoints& decisions_for(const std::vector<Input>& inputs) {
+    for (const auto& in : inputs)
+      if (!decisions.count(in.category)) {
+        auto d = model::decision_points(*loaded.tokenizer, {in.category});
+        decisions[in.category] = d.count(in.category) ? d[in.category] : std::vector<model::DecisionPoint>{};
+      }
+    return decisions;
+  }
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
   std::map<std::string, std::vector<int64_t>> prompts;
   const std::vector<int64_t>& prompt(const std::string& category) {
@@ -96,13 +105,20 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   {
     model::AutocastGuard autocast(s_->device, config.use_bf16());
     gen = model::generate(policy, batch, prompts, go);
-    // The anomaly score: p(anomalous) at the answer position, given the policy's own chain.
+    // The anomaly score: 1 - p(normal) where the chain of thought commits to a verdict (or, for a
+    // chain the templates do not describe, p(anomalous) at the answer position).
     model::TokenRows rows;
-    for (const auto& p : prompts)
-      for (int g = 0; g < G; ++g) rows.push_back(p);
+    std::vector<std::string> row_categories;
+    for (size_t i = 0; i < prompts.size(); ++i)
+      for (int g = 0; g < G; ++g) {
+        rows.push_back(prompts[i]);
+        row_categories.push_back(inputs[i].category);
+      }
     const auto expanded = G == 1 ? batch : batch.repeat_interleave(G, 0);  // (B*G,C,S,S)
     const auto logits = policy->completion_logits(expanded, rows, gen.tokens, gen.mask);  // (N,C,V)
-    scores = model::anomaly_scores(model::verdict_probs(logits, gen.tokens, gen.mask, s_->ids));
+    const auto at_answer = model::verdict_probs(logits, gen.tokens, gen.mask, s_->ids);   // (N,2)
+    scores = model::anomaly_scores(
+        model::decision_probs(logits, gen.tokens, gen.mask, row_categories, s_->decisions_for(inputs), at_answer));
   }
   const auto lengths = gen.lengths.to(torch::kCPU), truncated = gen.truncated.to(torch::kCPU);
   const auto tokens = gen.tokens.to(torch::kCPU).contiguous();  // (N,C)

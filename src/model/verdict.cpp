@@ -3,6 +3,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
+#include "lriad/text/prompt.h"
+
 namespace lriad::model {
 
 VerdictIds verdict_ids(const text::Tokenizer& tokenizer) {
@@ -39,6 +43,68 @@ torch::Tensor verdict_probs(const torch::Tensor& logits, const torch::Tensor& to
   const auto sel = logits.index({r.to(logits.device()), c.to(logits.device())}).to(torch::kFloat);  // (K,V)
   const auto p = torch::softmax(sel, -1).cpu();
   out.index_put_({r}, p.index_select(1, torch::tensor(std::vector<int64_t>{ids.normal, ids.anomalous})));
+  return out;
+}
+
+DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories) {
+  DecisionPoints out;
+  for (const auto& category : categories)
+    for (int v = 0; v < text::kCotVariants; ++v) {
+      text::CotSpec spec{category, false, "", std::nullopt, v};
+      const auto normal = tokenizer.encode(text::build_completion(spec));
+      spec.anomalous = true;
+      spec.defect_type = "scratch";
+      const auto anomalous = tokenizer.encode(text::build_completion(spec));
+      size_t k = 0;
+      while (k < normal.size() && k < anomalous.size() && normal[k] == anomalous[k]) ++k;
+      if (k == 0 || k >= normal.size() || k >= anomalous.size()) continue;  // no shared start, or no branch
+      DecisionPoint d;
+      d.prefix.assign(normal.begin(), normal.begin() + std::ptrdiff_t(k));
+      d.normal = normal[k];
+      auto& list = out[category];
+      const bool seen = std::any_of(list.begin(), list.end(), [&](const DecisionPoint& o) {
+        return o.prefix == d.prefix && o.normal == d.normal;
+      });
+      if (!seen) list.push_back(d);
+    }
+  return out;
+}
+
+torch::Tensor decision_probs(const torch::Tensor& logits, const torch::Tensor& tokens, const torch::Tensor& mask,
+                             const std::vector<std::string>& categories, const DecisionPoints& points,
+                             const torch::Tensor& fallback) {
+  const int64_t N = tokens.size(0), C = tokens.size(1);
+  if (int64_t(categories.size()) != N || fallback.dim() != 2 || fallback.size(0) != N || fallback.size(1) != 2)
+    throw std::invalid_argument("decision_probs: need one category and one fallback row (N,2) per row, got " +
+                                std::to_string(categories.size()) + " categories, fallback " + c10::str(fallback.sizes()) +
+                                " for " + std::to_string(N) + " rows");
+  auto out = fallback.to(torch::kCPU).to(torch::kFloat).clone();
+  const auto tk = tokens.to(torch::kCPU).contiguous();
+  const auto mk = mask.to(torch::kCPU).to(torch::kBool).contiguous();
+  const int64_t* t = tk.data_ptr<int64_t>();
+  const bool* m = mk.data_ptr<bool>();
+  std::vector<int64_t> rows, cols, normal_ids;
+  for (int64_t n = 0; n < N; ++n) {
+    auto it = points.find(categories[size_t(n)]);
+    if (it == points.end()) continue;
+    for (const auto& d : it->second) {
+      const int64_t k = int64_t(d.prefix.size());
+      if (k >= C || !m[n * C + k]) continue;  // the completion must go on after the prefix
+      bool match = true;
+      for (int64_t c = 0; c < k && match; ++c) match = m[n * C + c] && t[n * C + c] == d.prefix[size_t(c)];
+      if (!match) continue;
+      rows.push_back(n);
+      cols.push_back(k);
+      normal_ids.push_back(d.normal);
+      break;
+    }
+  }
+  if (rows.empty()) return out;
+  const auto r = torch::tensor(rows, torch::kInt64), c = torch::tensor(cols, torch::kInt64);
+  const auto sel = logits.index({r.to(logits.device()), c.to(logits.device())}).to(torch::kFloat);  // (K,V)
+  const auto p = torch::softmax(sel, -1).cpu();                                                      // (K,V)
+  const auto pn = p.gather(1, torch::tensor(normal_ids, torch::kInt64).unsqueeze(1)).squeeze(1);    // (K)
+  out.index_put_({r}, torch::stack({pn, 1.0 - pn}, 1));
   return out;
 }
 

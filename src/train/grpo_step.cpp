@@ -71,7 +71,9 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   set_lr(optimizer, lr);
   const GrpoUpdate u = grpo_update(ctx.policy, &ctx.reference, optimizer, gb, g, ctx.config.sampling.max_new_tokens, bf16,
                                    [&](const torch::Tensor& logits) {
-    const auto probs = verdict_probs(ctx, logits, gb.tokens, gb.mask).cpu();  // (N,2)
+    std::vector<std::string> categories;
+    for (int64_t n = 0; n < N; ++n) categories.push_back(batch.items[size_t(n / G)].category);
+    const auto probs = verdict_probs(ctx, logits, gb.tokens, gb.mask, categories).cpu();  // (N,2)
     std::vector<double> r(static_cast<size_t>(N));
     for (int64_t n = 0; n < N; ++n) {
       const TrainItem& item = batch.items[size_t(n / G)];

@@ -123,8 +123,9 @@ void Context::log_metrics(const nlohmann::json& line) {
 }
 
 torch::Tensor verdict_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
-                            const torch::Tensor& mask) {
-  return model::verdict_probs(logits, tokens, mask, ctx.verdict);
+                            const torch::Tensor& mask, const std::vector<std::string>& categories) {
+  return model::decision_probs(logits, tokens, mask, categories, ctx.decisions,
+                               model::verdict_probs(logits, tokens, mask, ctx.verdict));
 }
 
 void set_lr(torch::optim::AdamW& optimizer, double lr) {
@@ -483,6 +484,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   ctx.tokenizer = std::make_shared<text::Tokenizer>(ctx.run.tokenizer());
   ctx.verdict = model::verdict_ids(*ctx.tokenizer);
   ctx.source = std::make_unique<TrainingSource>(config);
+  ctx.decisions = model::decision_points(*ctx.tokenizer, ctx.source->categories());
   spdlog::info("data: {}", ctx.source->describe());
   ctx.defect_types = ctx.source->defect_types();
   if (config.model.reference == "knn") {

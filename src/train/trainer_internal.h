@@ -50,6 +50,7 @@ struct Context {
   std::vector<std::string> defect_types;  // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;
   model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words
+  model::DecisionPoints decisions;  // where the chains of thought of each category commit to a verdict
   std::ofstream metrics;
 
   // Class weights of the focal reward.
@@ -88,10 +89,11 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
 // Greedy generation on the validation items.
 ValidationResult validate(Context& ctx);
 
-// Probability of each verdict at the position after <answer>: logits (N,C,V), tokens (N,C)
-// -> (N,2) [p(normal), p(anomalous)], or -1 where the completion has no <answer> followed by a token.
+// Probability of each verdict where the chain of thought commits to one (model::decision_probs;
+// rows of `categories`), else at the position after <answer>: logits (N,C,V), tokens (N,C)
+// -> (N,2) [p(normal), p(anomalous)], or -1 where the completion has neither.
 torch::Tensor verdict_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
-                            const torch::Tensor& mask);
+                            const torch::Tensor& mask, const std::vector<std::string>& categories);
 
 void set_lr(torch::optim::AdamW& optimizer, double lr);
 

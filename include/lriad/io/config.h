@@ -196,7 +196,11 @@ struct GrpoConfig {
   double epsilon_high = 0.0;         // clip range (high); 0 = epsilon
   int num_iterations = 1;            // updates per generation batch (mu)
   std::string loss_type = "dapo";    // grpo | dr_grpo | dapo
-  std::string scale_rewards = "group";  // group | batch | none
+  // "batch": advantages are divided by the batch's reward std, not each group's. Dividing by the
+  // group's std would cancel LR-IAD's focal term: it adds the same bonus to every right answer in a
+  // group (one image, one belief), and a group whose rewards are all scaled alike gets the same
+  // advantages. Across the batch, groups of rare or uncertain classes keep their larger rewards.
+  std::string scale_rewards = "batch";  // group | batch | none
   bool mask_truncated_completions = true;
   bool drop_zero_std_groups = false;
   double temperature = 1.0;          // sampling temperature during GRPO

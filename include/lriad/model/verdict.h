@@ -3,6 +3,9 @@
 // Shapes: N = rows, C = completion tokens, V = vocabulary.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -25,6 +28,26 @@ VerdictIds verdict_ids(const text::Tokenizer& tokenizer);
 // by a real token (or the ids are not ok).
 torch::Tensor verdict_probs(const torch::Tensor& logits, const torch::Tensor& tokens, const torch::Tensor& mask,
                             const VerdictIds& ids);
+
+// Where a chain of thought commits to its verdict. The templates (text/prompt.h) write the same
+// words for a normal and an anomalous sample up to a point and then go on differently ("I find"
+// + " no defect" / " a scratch defect"); by the <answer> the verdict is already written, so the
+// probability there is ~1 whatever the policy believed. The decision is the first token of the
+// normal completion that the anomalous one does not share: one per category and phrasing.
+struct DecisionPoint {
+  std::vector<int64_t> prefix;  // completion tokens before the decision (from <think>)
+  int64_t normal = -1;          // the token that continues the normal phrasing
+};
+using DecisionPoints = std::map<std::string, std::vector<DecisionPoint>>;  // category -> phrasings
+DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories);
+
+// The policy's belief at the decision point: [p(normal), 1 - p(normal)] (full softmax of the
+// logits that predict the token after the prefix) for each row whose completion starts with one of
+// its category's prefixes and goes on; the other rows keep their `fallback` row (e.g. the output
+// of verdict_probs). logits (N,C,V), tokens (N,C), mask (N,C), categories (N), fallback (N,2) -> (N,2).
+torch::Tensor decision_probs(const torch::Tensor& logits, const torch::Tensor& tokens, const torch::Tensor& mask,
+                             const std::vector<std::string>& categories, const DecisionPoints& points,
+                             const torch::Tensor& fallback);
 
 // p(anomalous) / (p(normal) + p(anomalous)) per row of verdict_probs' output; `fallback`
 // where the row has none. -> (N) double on the CPU.
