@@ -1,6 +1,9 @@
 // The policy: KV cache parity, padding invariance, prefix sharing, scorer vs generation, sampling.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <numeric>
+
 #include "fixtures.h"
 
 #include <torch/torch.h>
@@ -286,6 +289,28 @@ TEST(NormalReference, DefectsStandOutNormalImagesPeakNearOne) {
   EXPECT_EQ(four.sizes(), torch::IntArrayRef({4, 24, 24}));
   EXPECT_TRUE(torch::equal(four[3], normal));
   EXPECT_THROW(ref.deviation(grey(24, 7), "bottle"), lriad::Error);
+}
+
+// The scale is the median peak of the unseen half's normals: one odd normal image (here with a
+// dark spot) does not move it, so it does not move where "above normal" starts either.
+TEST(NormalReference, ScaleIsTheMedianPeakOfTheOtherHalfSoOneOddNormalDoesNotMoveIt) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 4; ++i) halves["plate"][0].push_back(grey(24, 200 + uint64_t(i)));
+  for (int i = 0; i < 4; ++i) halves["plate"][1].push_back(grey(24, 300 + uint64_t(i)));
+  halves["plate"][1].push_back(grey(24, 304, 10, 10));  // the odd one of five
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 100000;
+  const auto ref = data::NormalReference::build(halves, o);
+  const double scale = ref.scale("plate", 0);
+  std::vector<double> raw;  // the raw peaks against bank 0 = scaled peaks x scale
+  for (const auto& img : halves["plate"][1]) raw.push_back(ref.deviation(img, "plate", 0).max().item<double>() * scale);
+  std::vector<double> sorted = raw;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_NEAR(scale, sorted[2], 1e-4 * scale);  // the middle of five
+  EXPECT_GT(raw.back(), 3 * sorted[2]);         // the odd image peaks far above the rest...
+  const double mean = std::accumulate(raw.begin(), raw.end(), 0.0) / double(raw.size());
+  EXPECT_GT(mean, 1.3 * scale);                 // ...and a mean would have moved with it
 }
 
 TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips) {

@@ -107,6 +107,12 @@ torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor&
   return best.clamp_min(0).sqrt()[0];
 }
 
+double median_of(std::vector<double> v) {  // v non-empty; the mean of the middle two for an even count
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 cv::Mat tensor_to_mat(const torch::Tensor& map) {  // (H,W) float -> CV_32FC1 (copy)
   const auto c = map.contiguous();
   return cv::Mat(int(c.size(0)), int(c.size(1)), CV_32FC1, const_cast<float*>(c.data_ptr<float>())).clone();
@@ -150,11 +156,13 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.patches[h] = p.contiguous();
       b.norms[h] = p.pow(2).sum(1);
     }
-    // Scale of bank h: the mean peak of the raw map over the other half's images (unseen by it).
+    // Scale of bank h: the median peak of the raw map over the other half's images (unseen by it).
+    // The median, not the mean: a few odd normal images (a part the pose puts off by some degrees)
+    // peak at 2-4x the rest and would move the scale, and with it where "above normal" starts.
     for (int h = 0; h < 2; ++h) {
-      double sum = 0;
-      for (const auto& img : half[1 - h]) sum += ref.raw_deviation(img, b, h).max().item<double>();
-      b.scale[h] = std::max(1e-6, sum / double(half[1 - h].size()));
+      std::vector<double> peaks;
+      for (const auto& img : half[1 - h]) peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
+      b.scale[h] = std::max(1e-6, median_of(peaks));
     }
     ref.banks_[cat] = std::move(b);
   }

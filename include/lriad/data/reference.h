@@ -1,7 +1,8 @@
 // Normal-reference evidence (model.reference = "knn"): for each category, banks of K x K colour
 // patches from its normal training images; an image's deviation map is, at every pixel, the
 // distance from the patch there to its nearest bank patch, divided by the category's typical
-// peak on normal images (so normal images peak near 1 and a defect stands out). It is made from
+// peak on normal images (the median over unseen normals, so normal images peak near 1 and a defect
+// stands out). It is made from
 // normal images only (mask-free) and does not depend on how anomalies are synthesised.
 //
 // The bank keeps a greedy coreset of the patches (each next patch the farthest from those kept,
@@ -55,7 +56,7 @@ class NormalReference {
   bool has(const std::string& category) const { return banks_.count(category) > 0; }
   bool aligned(const std::string& category) const;  // compared in a canonical pose
   std::vector<std::string> categories() const;
-  double scale(const std::string& category, int bank) const;  // the normalising peak
+  double scale(const std::string& category, int bank) const;  // the normalising (median) peak
 
   // reference.safetensors: "<category>/bank0", "<category>/bank1" (M, 3K^2), or for an aligned
   // category "<category>/normals0", "<category>/normals1" (N,3,S,S); "<category>/scale" (2).
