@@ -324,7 +324,7 @@ TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips)
   // a is in bank 0: against bank 0 it matches itself exactly, against bank 1 it does not.
   EXPECT_LT(ref.deviation(a, "plate", 0).max().item<double>(), 0.05);  // float cancellation only
   EXPECT_GT(ref.deviation(a, "plate", 1).max().item<double>(), 0.3);
-  // The scale of bank h is the mean peak of the other half's raw maps (one image each here):
+  // The scale of bank h is the median peak of the other half's raw maps (one image each here):
   // so b's own map against bank 0 peaks at exactly 1.
   EXPECT_NEAR(ref.deviation(b, "plate", 0).max().item<double>(), 1.0, 1e-4);
   const std::string path = ::testing::TempDir() + "/lriad_reference_test.safetensors";

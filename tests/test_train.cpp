@@ -342,7 +342,7 @@ TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
   const auto points = model::decision_points(tok, {"hex_nut", "wood"});
   ASSERT_EQ(points.size(), 2u);
   const auto& hex = points.at("hex_nut");
-  ASSERT_GE(hex.size(), 2u);  // the phrasings part at different places
+  ASSERT_EQ(hex.size(), size_t(text::kCotVariants));  // each phrasing has its own shared start
   for (int v = 0; v < text::kCotVariants; ++v) {
     const auto normal = tok.encode(text::build_completion({"hex_nut", false, "", std::nullopt, v}));
     const auto anomalous = tok.encode(text::build_completion({"hex_nut", true, "crack", text::Region::Top, v}));
@@ -363,7 +363,7 @@ TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
   // not describe, and a category without points. Golden logits at the decision: p(normal) 0.5, 0.75.
   const int v = 1;
   const auto n_ids = tok.encode(text::build_completion({"hex_nut", false, "", std::nullopt, v}));
-  const auto a_ids = tok.encode(text::build_completion({"hex_nut", true, "scratch", std::nullopt, v}));
+  const auto a_ids = tok.encode(text::build_completion({"hex_nut", true, "crack", text::Region::Left, v}));
   const auto x_ids = tok.encode("<think>odd words</think><answer>normal</answer>");
   const model::DecisionPoint* d = nullptr;
   for (const auto& p : hex)

@@ -1,4 +1,4 @@
-// Verdict probabilities at the answer position (see verdict.h).
+// Verdict probabilities at the answer position and at the decision point (see verdict.h).
 #include "lriad/model/verdict.h"
 
 #include <torch/torch.h>

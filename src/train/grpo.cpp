@@ -78,8 +78,9 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
       u.rewards = reward_fn(lg).to(torch::kFloat).cpu();  // (N)
       u.advantages = rl::group_advantages(u.rewards, b.group, rl::parse_scale_rewards(g.scale_rewards), 1e-4, &u.stats);
       // A continuous term (the focal reward's p) keeps rewards from tying exactly even when every
-      // completion of a group is equally right; dividing by such a tiny std would turn noise
-      // into +-1 advantages. Groups whose std is below kTieStd count as tied and carry no signal.
+      // completion of a group is equally right; with scale_rewards=group, dividing by such a tiny
+      // std would turn noise into +-1 advantages. Under every scaling, groups whose std is below
+      // kTieStd count as tied and carry no signal.
       const auto tied = u.stats.std < kTieStd;  // (B)
       u.stats.zero_std_mask = u.stats.zero_std_mask | tied;
       u.stats.frac_zero_std = u.stats.zero_std_mask.to(torch::kDouble).mean().item<double>();

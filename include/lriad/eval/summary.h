@@ -20,7 +20,7 @@ struct Prediction {
   std::string defect_type;  // ground truth ("good" for normal images)
   int pred = 0;             // parsed verdict; an unparseable answer counts as wrong (1 - label)
   bool parsed = false;      // the answer held a verdict
-  double score = 0.5;       // p(anomalous) at the answer position; 0.5 when there is no answer
+  double score = 0.5;       // 1 - p(normal) at the decision point (else p(anomalous) at the answer); 0.5 when neither
   std::string pred_defect_type;
   std::string region;       // region phrase stated in the reasoning, "" none
   std::string completion;

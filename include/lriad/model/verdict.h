@@ -1,5 +1,6 @@
-// The policy's probability of each verdict at the answer position: the token right after
-// `<answer>` in a completion, scored from the logits of that completion.
+// The policy's probability of each verdict, read from the logits of its own completion: at the
+// answer position (the token right after `<answer>`), or where the chain of thought commits to a
+// verdict (decision_points / decision_probs below).
 // Shapes: N = rows, C = completion tokens, V = vocabulary.
 #pragma once
 #include <cstdint>
@@ -34,6 +35,9 @@ torch::Tensor verdict_probs(const torch::Tensor& logits, const torch::Tensor& to
 // + " no defect" / " a scratch defect"); by the <answer> the verdict is already written, so the
 // probability there is ~1 whatever the policy believed. The decision is the first token of the
 // normal completion that the anomalous one does not share: one per category and phrasing.
+// 1 - p(that token) is read as p(anomalous); a policy that spelt the normal phrasing with other
+// pieces (not the tokenizer's own split) would be counted as leaving it, which the templates' SFT
+// makes rare.
 struct DecisionPoint {
   std::vector<int64_t> prefix;  // completion tokens before the decision (from <think>)
   int64_t normal = -1;          // the token that continues the normal phrasing
