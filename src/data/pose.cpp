@@ -102,13 +102,16 @@ cv::Mat from_canonical(const cv::Mat& map, const Pose& pose) {
 }
 
 bool is_object_category(const std::vector<cv::Mat>& normal_images) {
-  if (normal_images.empty()) return false;
+  std::vector<Pose> poses;
+  for (const auto& img : normal_images) poses.push_back(estimate_pose(img));
+  return is_object_category_from(poses);
+}
+
+bool is_object_category_from(const std::vector<Pose>& poses) {
+  if (poses.empty()) return false;
   size_t ok = 0;
-  for (const auto& img : normal_images) {
-    const Pose p = estimate_pose(img);
-    ok += p.found && p.border_touch < 0.05 && p.area > 0.03 && p.area < 0.7;
-  }
-  return double(ok) >= 0.9 * double(normal_images.size());
+  for (const auto& p : poses) ok += p.found && p.border_touch < 0.05 && p.area > 0.03 && p.area < 0.7;
+  return double(ok) >= 0.9 * double(poses.size());
 }
 
 }  // namespace lriad::data

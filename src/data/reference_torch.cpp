@@ -131,12 +131,17 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       throw Error("reference: category " + cat + " needs at least two normal training images",
                   "add normal images, or set model.reference=none");
     Banks b;
-    std::vector<cv::Mat> every(half[0]);
-    every.insert(every.end(), half[1].begin(), half[1].end());
-    b.aligned = options.align && is_object_category(every);
+    std::array<std::vector<Pose>, 2> poses;  // of each half's images, found once
+    std::vector<Pose> every;
+    for (int h = 0; h < 2 && options.align; ++h)
+      for (const auto& img : half[h]) {
+        poses[h].push_back(estimate_pose(img));
+        every.push_back(poses[h].back());
+      }
+    b.aligned = options.align && is_object_category_from(every);
     for (int h = 0; h < 2 && b.aligned; ++h) {
       std::vector<torch::Tensor> canon;
-      for (const auto& img : half[h]) canon.push_back(image_to_tensor(to_canonical(img, estimate_pose(img))));
+      for (size_t i = 0; i < half[h].size(); ++i) canon.push_back(image_to_tensor(to_canonical(half[h][i], poses[h][i])));
       b.normals[h] = torch::stack(canon).contiguous();  // (N,3,S,S)
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {

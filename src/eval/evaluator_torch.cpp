@@ -31,10 +31,8 @@ struct Inspector::State {
   model::DecisionPoints decisions;  // filled per category on first use
   const model::DecisionPoints& decisions_for(const std::vector<Input>& inputs) {
     for (const auto& in : inputs)
-      if (!decisions.count(in.category)) {
-        auto d = model::decision_points(*loaded.tokenizer, {in.category});
-        decisions[in.category] = d.count(in.category) ? d[in.category] : std::vector<model::DecisionPoint>{};
-      }
+      if (!decisions.count(in.category))  // none found: an empty list, not looked up again
+        decisions[in.category] = model::decision_points(*loaded.tokenizer, {in.category})[in.category];
     return decisions;
   }
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"

@@ -37,5 +37,7 @@ cv::Mat from_canonical(const cv::Mat& map, const Pose& pose);
 
 // True when the images show one separable part each (see above); false for an empty list.
 bool is_object_category(const std::vector<cv::Mat>& normal_images);
+// The same from the images' poses (estimate_pose), for a caller that needs the poses anyway.
+bool is_object_category_from(const std::vector<Pose>& poses);
 
 }  // namespace lriad::data

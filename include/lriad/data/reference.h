@@ -2,8 +2,8 @@
 // patches from its normal training images; an image's deviation map is, at every pixel, the
 // distance from the patch there to its nearest bank patch, divided by the category's typical
 // peak on normal images (the median over unseen normals, so normal images peak near 1 and a defect
-// stands out). It is made from
-// normal images only (mask-free) and does not depend on how anomalies are synthesised.
+// stands out). It is made from normal images only (mask-free) and does not depend on how anomalies
+// are synthesised.
 //
 // The bank keeps a greedy coreset of the patches (each next patch the farthest from those kept,
 // measured in a seeded 24-d random projection), so rare normal patches such as an object's edges
