@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <cstdio>
 
@@ -377,6 +378,71 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
   std::remove(path.c_str());
   EXPECT_TRUE(back.aligned("screw"));
   EXPECT_FALSE(back.aligned("plate"));
+  EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
+}
+
+// A part drawn at 48 px and enlarged to 96 (the "photograph"), optionally with a 1-px bright line
+// across its shaft: at the model's 48 px the line is half a pixel wide.
+cv::Mat part96(double cx, double cy, double degrees, uint64_t seed, bool line) {
+  cv::Mat big;
+  cv::resize(test::draw_part(48, cx, cy, degrees, seed), big, cv::Size(96, 96), 0, 0, cv::INTER_LINEAR);
+  if (line) {
+    const double t = degrees * M_PI / 180.0, ux = std::cos(t), uy = -std::sin(t);
+    const cv::Point2d mid(2 * (cx - 3 * ux), 2 * (cy - 3 * uy)), across(-uy * 5, ux * 5);
+    cv::line(big, cv::Point(mid - across), cv::Point(mid + across), cv::Scalar(0.5, 0.5, 0.5), 1, cv::LINE_8);
+  }
+  return big;
+}
+
+TEST(NormalReference, FineComparisonSeesALineThatIsHalfAPixelAtTheModelsSide) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  cv::RNG rng(5);
+  for (int i = 0; i < 10; ++i) {
+    halves["screw"][size_t(i % 2)].push_back(
+        part96(rng.uniform(21.0, 27.0), rng.uniform(21.0, 27.0), rng.uniform(0.0, 360.0), uint64_t(i), false));
+    cv::Mat plate;
+    cv::resize(grey(48, 70 + uint64_t(i)), plate, cv::Size(96, 96));
+    halves["plate"][size_t(i % 2)].push_back(plate);
+  }
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 2000;
+  o.shift = 2;
+  o.side = 48;
+  const auto coarse = data::NormalReference::build(halves, o);
+  o.fine_side = 96;
+  o.fine_sigma = 2.0;
+  o.fine_shift = 2;
+  o.neighbours = 3;
+  const auto ref = data::NormalReference::build(halves, o);
+  EXPECT_TRUE(ref.fine("screw"));
+  EXPECT_FALSE(ref.fine("plate"));  // textures keep the patch bank at the model's side
+  EXPECT_FALSE(coarse.fine("screw"));
+
+  const cv::Mat normal = part96(24, 23, 61, 77, false), bad = part96(24, 23, 61, 77, true);
+  const auto map = ref.deviation(bad, "screw");  // maps come back at the model's side
+  ASSERT_EQ(map.sizes(), torch::IntArrayRef({48, 48}));
+  EXPECT_EQ(ref.with_deviation(bad, "screw").sizes(), torch::IntArrayRef({4, 48, 48}));
+  const double normal_peak = ref.deviation(normal, "screw").max().item<double>();
+  const double fine_peak = map.max().item<double>(), coarse_peak = coarse.deviation(bad, "screw").max().item<double>();
+  EXPECT_LT(normal_peak, 2.0);                 // both maps are normalised to their normal peaks
+  EXPECT_GT(fine_peak, 2 * normal_peak);       // the line stands out...
+  EXPECT_GT(fine_peak, 1.5 * coarse_peak);     // ...more than at 48 px alone
+  // On the line (the shaft 3 px from the centre, at the model's side), in the image's own frame.
+  const int64_t at = map.argmax().item<int64_t>(), y = at / 48, x = at % 48;
+  const double t = 61 * M_PI / 180.0;
+  EXPECT_LE(std::hypot(double(x) - (24 - 3 * std::cos(t)), double(y) - (23 + 3 * std::sin(t))), 3.5) << x << "," << y;
+  // The texture's map is the same as without the fine comparison.
+  EXPECT_TRUE(torch::allclose(ref.deviation(halves["plate"][1][0], "plate", 0),
+                              coarse.deviation(halves["plate"][1][0], "plate", 0)));
+
+  const std::string path = ::testing::TempDir() + "/lriad_reference_fine_test.safetensors";
+  ref.save(path);
+  const auto back = data::NormalReference::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(back.fine("screw"));
+  EXPECT_EQ(back.options().side, 48);
+  EXPECT_EQ(back.options().fine_side, 96);
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
 }
 

@@ -99,6 +99,28 @@ TEST(TrainingSource, NoTestImageReachesTrainingByDefault) {
   const auto a = source.draw(7, 3), b = again.draw(7, 3);
   EXPECT_EQ(a.source, b.source);
   EXPECT_EQ(cv::norm(a.image, b.image, cv::NORM_INF), 0.0);
+  // With the reference's fine comparison the images stay at its side (anomalies drawn there too).
+  c.model.reference = "knn";
+  c.model.reference_fine_size = 48;
+  EXPECT_EQ(c.model.work_size(), 48);
+  // ...for parts on a plain background only; textures stay at image_size.
+  std::map<std::string, int> sides;
+  train::TrainingSource fine(c);
+  for (uint64_t step = 0; step < 20; ++step) {
+    const auto item = fine.draw(step, 0);
+    sides[item.category] = item.image.rows;
+  }
+  for (const auto& v : fine.validation()) EXPECT_EQ(v.image.cols, sides.at(v.category)) << v.category;
+  int parts = 0, textures = 0;
+  for (const auto& [cat, side] : sides) {
+    const bool part = data::synth_categories().end() !=
+                      std::find_if(data::synth_categories().begin(), data::synth_categories().end(),
+                                   [&](const data::SynthCategoryInfo& i) { return i.name == cat && !i.is_texture; });
+    EXPECT_EQ(side, part ? 48 : 32) << cat;
+    (part ? parts : textures)++;
+  }
+  EXPECT_GT(parts, 0);
+  EXPECT_GT(textures, 0);
 }
 
 TEST(TrainingSource, TrainFromTestTakesAStratifiedRecordedShare) {

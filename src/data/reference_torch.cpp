@@ -10,6 +10,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
 #include "lriad/data/pose.h"
 #include "lriad/io/error.h"
@@ -107,6 +108,28 @@ torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor&
   return best.clamp_min(0).sqrt()[0];
 }
 
+// Luminance (the channels' mean) minus its Gaussian blur: (H,W) CV_32FC1. Keeps lines and edges a
+// few pixels wide, drops lighting gradients and broad stains.
+cv::Mat highpass_luminance(const cv::Mat& rgb, double sigma) {
+  cv::Mat gray, blurred;
+  cv::transform(rgb, gray, cv::Matx13f(1.f / 3, 1.f / 3, 1.f / 3));
+  cv::GaussianBlur(gray, blurred, cv::Size(0, 0), sigma, sigma, cv::BORDER_REPLICATE);
+  return gray - blurred;
+}
+
+torch::Tensor gray_to_tensor(const cv::Mat& m) {  // CV_32FC1 (H,W) -> (1,H,W), copied
+  const cv::Mat c = m.isContinuous() ? m : m.clone();
+  return torch::from_blob(c.data, {1, c.rows, c.cols}, torch::kFloat32).clone();
+}
+
+constexpr int kThumb = 16;  // side of the thumbnails that pick the fine comparison's neighbours
+
+torch::Tensor thumbnail(const cv::Mat& canonical) {  // -> (3,16,16)
+  cv::Mat t;
+  cv::resize(canonical, t, cv::Size(kThumb, kThumb), 0, 0, cv::INTER_AREA);
+  return image_to_tensor(t);
+}
+
 double median_of(std::vector<double> v) {  // v non-empty; the mean of the middle two for an even count
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -126,10 +149,13 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
   NormalReference ref;
   ref.options_ = options;
   uint64_t salt = 0;
-  for (const auto& [cat, half] : halves) {
-    if (half[0].empty() || half[1].empty())
+  for (const auto& [cat, given] : halves) {
+    if (given[0].empty() || given[1].empty())
       throw Error("reference: category " + cat + " needs at least two normal training images",
                   "add normal images, or set model.reference=none");
+    std::array<std::vector<cv::Mat>, 2> half;  // at the model's side
+    for (int h = 0; h < 2; ++h)
+      for (const auto& img : given[h]) half[h].push_back(ref.sized(img, options.side));
     Banks b;
     std::array<std::vector<Pose>, 2> poses;  // of each half's images, found once
     std::vector<Pose> every;
@@ -143,6 +169,17 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       std::vector<torch::Tensor> canon;
       for (size_t i = 0; i < half[h].size(); ++i) canon.push_back(image_to_tensor(to_canonical(half[h][i], poses[h][i])));
       b.normals[h] = torch::stack(canon).contiguous();  // (N,3,S,S)
+    }
+    for (int h = 0; h < 2 && b.aligned && options.fine_side > 0; ++h) {
+      std::vector<torch::Tensor> fine, thumbs;
+      for (const auto& img : given[h]) {
+        const cv::Mat f = ref.sized(img, options.fine_side);
+        const cv::Mat canon = to_canonical(f, estimate_pose(f));
+        fine.push_back(gray_to_tensor(highpass_luminance(canon, options.fine_sigma)));
+        thumbs.push_back(thumbnail(canon));
+      }
+      b.fine[h] = torch::stack(fine).contiguous();      // (N,1,F,F)
+      b.thumbs[h] = torch::stack(thumbs).contiguous();  // (N,3,16,16)
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       std::vector<torch::Tensor> all;
@@ -164,14 +201,44 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     // Scale of bank h: the median peak of the raw map over the other half's images (unseen by it).
     // The median, not the mean: a few odd normal images (a part the pose puts off by some degrees)
     // peak at 2-4x the rest and would move the scale, and with it where "above normal" starts.
+    // The fine map's scale likewise, measured at the model's side where the two maps meet.
     for (int h = 0; h < 2; ++h) {
-      std::vector<double> peaks;
-      for (const auto& img : half[1 - h]) peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
+      std::vector<double> peaks, fine_peaks;
+      for (size_t i = 0; i < half[1 - h].size(); ++i) {
+        const cv::Mat& img = half[1 - h][i];
+        peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
+        if (b.fine[size_t(h)].defined())
+          fine_peaks.push_back(
+              ref.raw_fine(ref.sized(given[1 - h][i], options.fine_side), b, h, img.rows).max().item<double>());
+      }
       b.scale[h] = std::max(1e-6, median_of(peaks));
+      if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, median_of(fine_peaks));
     }
     ref.banks_[cat] = std::move(b);
   }
   return ref;
+}
+
+cv::Mat NormalReference::sized(const cv::Mat& image, int side) const {
+  return side <= 0 || (image.rows == side && image.cols == side) ? image : resize_square(image, side);
+}
+
+torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, int bank, int64_t out) const {
+  torch::NoGradGuard no_grad;
+  const Pose pose = estimate_pose(image);
+  const cv::Mat canon = to_canonical(image, pose);
+  const auto q = gray_to_tensor(highpass_luminance(canon, options_.fine_sigma));  // (1,F,F)
+  auto normals = b.fine[size_t(bank)];                                           // (N,1,F,F)
+  if (options_.neighbours > 0 && options_.neighbours < normals.size(0)) {
+    const auto d = (b.thumbs[size_t(bank)] - thumbnail(canon).unsqueeze(0)).pow(2).sum({1, 2, 3});  // (N)
+    normals = normals.index_select(0, std::get<1>(d.topk(options_.neighbours, 0, /*largest=*/false)));
+  }
+  const int64_t k = options_.patch, F = q.size(1);
+  const auto map = finish_map(positional_distance(q, normals, k, options_.fine_shift), F, k);  // (F,F)
+  cv::Mat back = from_canonical(tensor_to_mat(map), pose);
+  if (back.rows != out) cv::resize(back, back, cv::Size(int(out), int(out)), 0, 0, back.rows > out ? cv::INTER_AREA : cv::INTER_LINEAR);
+  if (!back.isContinuous()) back = back.clone();
+  return torch::from_blob(back.data, {back.rows, back.cols}, torch::kFloat32).clone();
 }
 
 torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& b, int bank) const {
@@ -205,17 +272,28 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
     throw Error("the normal reference has no category '" + category + "'",
                 "the policy compares images with the normal images of the categories it was trained on");
   bank = bank == 1 ? 1 : 0;
-  return raw_deviation(image, it->second, bank) / it->second.scale[size_t(bank)];
+  const Banks& b = it->second;
+  const cv::Mat coarse = sized(image, options_.side);
+  auto map = raw_deviation(coarse, b, bank) / b.scale[size_t(bank)];  // (S,S)
+  if (b.fine[size_t(bank)].defined())
+    map = torch::maximum(map, raw_fine(sized(image, options_.fine_side), b, bank, map.size(0)) / b.fine_scale[size_t(bank)]);
+  return map;
 }
 
 torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank) const {
-  return torch::cat({image_to_tensor(image), deviation(image, category, bank).unsqueeze(0)}, 0);  // (4,S,S)
+  const auto map = deviation(image, category, bank).unsqueeze(0);  // (1,S,S)
+  return torch::cat({image_to_tensor(sized(image, int(map.size(1)))), map}, 0);  // (4,S,S)
 }
 
 std::vector<std::string> NormalReference::categories() const {
   std::vector<std::string> out;
   for (const auto& [c, _] : banks_) out.push_back(c);
   return out;
+}
+
+bool NormalReference::fine(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && it->second.fine[0].defined();
 }
 
 bool NormalReference::aligned(const std::string& category) const {
@@ -230,12 +308,21 @@ double NormalReference::scale(const std::string& category, int bank) const {
 void NormalReference::save(const std::string& path) const {
   io::StFile f;
   f.metadata = {{"format", "lriad-reference"}, {"patch", std::to_string(options_.patch)},
-                {"bank_size", std::to_string(options_.bank_size)}, {"shift", std::to_string(options_.shift)}};
+                {"bank_size", std::to_string(options_.bank_size)}, {"shift", std::to_string(options_.shift)},
+                {"side", std::to_string(options_.side)}, {"fine_side", std::to_string(options_.fine_side)},
+                {"fine_sigma", std::to_string(options_.fine_sigma)}, {"fine_shift", std::to_string(options_.fine_shift)},
+                {"neighbours", std::to_string(options_.neighbours)}};
   for (const auto& [cat, b] : banks_) {
     const std::string kind = b.aligned ? "/normals" : "/bank";
     for (int h = 0; h < 2; ++h)
       f.tensors[cat + kind + std::to_string(h)] = to_st(b.aligned ? b.normals[size_t(h)] : b.patches[size_t(h)]);
     f.tensors[cat + "/scale"] = to_st(torch::tensor({float(b.scale[0]), float(b.scale[1])}));
+    if (!b.fine[0].defined()) continue;
+    for (int h = 0; h < 2; ++h) {
+      f.tensors[cat + "/fine" + std::to_string(h)] = to_st(b.fine[size_t(h)]);
+      f.tensors[cat + "/thumbs" + std::to_string(h)] = to_st(b.thumbs[size_t(h)]);
+    }
+    f.tensors[cat + "/fine_scale"] = to_st(torch::tensor({float(b.fine_scale[0]), float(b.fine_scale[1])}));
   }
   io::write_safetensors(path, f);
 }
@@ -252,6 +339,19 @@ NormalReference NormalReference::load(const std::string& path) {
   ref.options_.patch = std::stoi(meta("patch"));
   ref.options_.bank_size = std::stoi(meta("bank_size"));
   if (f.metadata.count("shift")) ref.options_.shift = std::stoi(f.metadata.at("shift"));  // absent before pose alignment
+  // Absent before the fine comparison: maps at the side of the image given, no fine comparison.
+  auto optional_int = [&](const char* key, int fallback) {
+    auto it = f.metadata.find(key);
+    return it == f.metadata.end() ? fallback : std::stoi(it->second);
+  };
+  ref.options_.side = optional_int("side", 0);
+  ref.options_.fine_side = optional_int("fine_side", 0);
+  ref.options_.fine_shift = optional_int("fine_shift", 3);
+  ref.options_.neighbours = optional_int("neighbours", 8);
+  if (f.metadata.count("fine_sigma")) ref.options_.fine_sigma = std::stod(f.metadata.at("fine_sigma"));
+  if (ref.options_.side < 0 || ref.options_.fine_side < 0 || ref.options_.fine_shift < 0 || ref.options_.fine_shift > 64 ||
+      ref.options_.neighbours < 0 || !(ref.options_.fine_sigma > 0))
+    throw Error(path + ": reference metadata out of range (side, fine_side, fine_shift, neighbours or fine_sigma)");
   if (ref.options_.patch < 1 || ref.options_.shift < 0 || ref.options_.shift > 64)
     throw Error(path + ": reference metadata out of range (patch " + meta("patch") + ", shift " +
                 std::to_string(ref.options_.shift) + ")");
@@ -273,6 +373,23 @@ NormalReference NormalReference::load(const std::string& path) {
       if (n.dim() != 4 || n.size(0) < 1 || n.size(1) != 3 || n.size(2) != n.size(3) || n.size(2) < ref.options_.patch)
         throw Error(path + ": " + key + " must hold (N,3,S,S) images at least " + meta("patch") + " pixels wide");
       b.scale[size_t(h)] = scale[h].item<double>();
+    }
+    for (int h = 0; h < 2 && b.aligned && f.tensors.count(cat + "/fine0"); ++h) {
+      auto get = [&](const std::string& key) {
+        auto it = f.tensors.find(key);
+        if (it == f.tensors.end()) throw Error(path + ": category " + cat + " has fine0 but no " + key);
+        return from_st(it->second);
+      };
+      const auto fine = get(cat + "/fine" + std::to_string(h)), thumbs = get(cat + "/thumbs" + std::to_string(h));
+      const auto fs = get(cat + "/fine_scale");
+      if (fine.dim() != 4 || fine.size(0) < 1 || fine.size(1) != 1 || fine.size(2) != fine.size(3) ||
+          fine.size(2) < ref.options_.patch || thumbs.dim() != 4 || thumbs.size(0) != fine.size(0) ||
+          thumbs.size(1) != 3 || thumbs.size(2) != kThumb || thumbs.size(3) != kThumb || fs.numel() != 2)
+        throw Error(path + ": " + cat + "/fine" + std::to_string(h) + " must hold (N,1,F,F) maps with (N,3,16,16) thumbs" +
+                    " and a 2-value fine_scale");
+      b.fine[size_t(h)] = fine;
+      b.thumbs[size_t(h)] = thumbs;
+      b.fine_scale[size_t(h)] = fs[h].item<double>();
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       auto it = f.tensors.find(cat + "/bank" + std::to_string(h));

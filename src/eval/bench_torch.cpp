@@ -12,6 +12,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
 #include "lriad/data/reference.h"
 #include "lriad/data/synth.h"
@@ -315,7 +316,7 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
     for (int i = 0; i < batch; ++i) {
       const auto item = source.draw(uint64_t(step), i);
       images.push_back(reference ? reference->with_deviation(item.image, item.category, item.reference_bank)
-                                 : data::image_to_tensor(item.image));
+                                 : data::image_to_tensor(data::resize_square(item.image, config.model.image_size)));
     }
     return torch::stack(images);  // (B,C,S,S)
   };

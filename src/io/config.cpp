@@ -48,6 +48,14 @@ void validate_model(const ModelConfig& m) {
     invalid("model.reference_rotations", "must be between 0 and 35");
   if (m.reference_shift < 0 || m.reference_shift > m.image_size / 4)
     invalid("model.reference_shift", "must be between 0 and model.image_size / 4, got " + std::to_string(m.reference_shift));
+  if (m.reference_fine_size != 0 && (m.reference_fine_size < m.image_size || m.reference_fine_size > 1024))
+    invalid("model.reference_fine_size", "must be 0 (off) or between model.image_size and 1024, got " +
+                                             std::to_string(m.reference_fine_size));
+  if (!(m.reference_fine_sigma > 0 && m.reference_fine_sigma <= 64))
+    invalid("model.reference_fine_sigma", "must be in (0, 64] pixels");
+  if (m.reference_fine_shift < 0 || m.reference_fine_shift > 16)
+    invalid("model.reference_fine_shift", "must be between 0 and 16, got " + std::to_string(m.reference_fine_shift));
+  if (m.reference_neighbours < 0) invalid("model.reference_neighbours", "must be >= 0 (0 = every normal image)");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
   // Counted in 64 bits: (image_size / patch_size)^2 overflows int for sides above 46340. Once

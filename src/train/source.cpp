@@ -13,6 +13,7 @@
 #include "lriad/data/anomaly.h"
 #include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
+#include "lriad/data/pose.h"
 #include "lriad/io/csv.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
@@ -67,7 +68,7 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
   for (const auto& w : ds.warnings) spdlog::warn("{}", w);
   categories_ = ds.categories;
-  const int size = config.model.image_size;
+  const int size = config.model.work_size();  // the model sees them resized to image_size
 
   {
     data::AnomalyParams p;  // validated here, once, with the config's key names in the message
@@ -122,6 +123,21 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   }
   if (normals_.empty())
     throw Error("no normal training images in " + dc.root, "check data.root, data.format and data.categories");
+  // Only parts on a plain background get the reference's fine comparison (data/reference.h, the
+  // same test): every other category goes back to image_size, so its synthetic anomalies are drawn
+  // at the side its deviation map is made at and stay visible in it.
+  if (size != config.model.image_size) {
+    for (size_t ci = 0; ci < categories_.size(); ++ci) {
+      std::vector<cv::Mat*> all;
+      for (auto& n : normals_)
+        if (n.category == categories_[ci]) all.push_back(&n.image);
+      for (auto& n : held_out[ci]) all.push_back(&n.image);
+      std::vector<cv::Mat> images;
+      for (auto* m : all) images.push_back(*m);
+      if (!config.model.reference_align || !data::is_object_category(images))
+        for (auto* m : all) *m = data::resize_square(*m, config.model.image_size);
+    }
+  }
   for (size_t i = 0; i < normals_.size(); ++i) {
     auto& list = by_category_[normals_[i].category];
     normals_[i].half = int(list.size() % 2);
@@ -203,7 +219,10 @@ TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
   params.contrast_min = float(config_.data.anomaly_contrast_min);
   params.contrast_max = float(config_.data.anomaly_contrast_max);
   params.min_visible = float(config_.data.anomaly_min_visible);
-  const data::Anomaly a = data::make_random_anomaly(base.image, donor->image, m, seed, params);
+  // A donor of another category may be kept at another side (only parts keep the fine one).
+  const cv::Mat donor_image =
+      donor->image.size() == base.image.size() ? donor->image : data::resize_square(donor->image, base.image.rows);
+  const data::Anomaly a = data::make_random_anomaly(base.image, donor_image, m, seed, params);
   TrainItem t;
   t.image = a.image;
   t.category = base.category;
@@ -260,10 +279,15 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   o.align = config.model.reference_align;
   o.shift = config.model.reference_shift;
   o.seed = config.seed;
+  o.side = config.model.image_size;
+  o.fine_side = config.model.reference_fine_size;
+  o.fine_sigma = config.model.reference_fine_sigma;
+  o.fine_shift = config.model.reference_fine_shift;
+  o.neighbours = config.model.reference_neighbours;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
   std::string aligned;
   for (const auto& c : ref.categories())
-    if (ref.aligned(c)) aligned += (aligned.empty() ? "" : ", ") + c;
+    if (ref.aligned(c)) aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? " (also at " + std::to_string(o.fine_side) + " px)" : "");
   spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s; compared in a canonical "
                "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),

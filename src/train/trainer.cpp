@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
@@ -66,7 +67,7 @@ PreparedBatch Context::prepare(std::vector<TrainItem> items) {
       }
       images.push_back(t);
     } else {
-      images.push_back(data::image_to_tensor(it.image));  // (3,S,S)
+      images.push_back(data::image_to_tensor(data::resize_square(it.image, config.model.image_size)));  // (3,S,S)
     }
   }
   PreparedBatch b;

@@ -17,9 +17,20 @@
 // (per-pixel squared differences, box-filtered; the idea of SPADE/template matching with a little
 // slack). The map is then moved back onto the image, so it lines up with the pixels the model sees.
 //
+// Fine comparison of parts (options.fine_side > 0): scratches and damaged threads are lines 1-2 px
+// wide in a 128-px photograph, half a pixel at the model's 64 px, where the map above cannot see
+// them. An aligned category is then also compared at fine_side pixels: the luminance in the
+// canonical pose, minus its Gaussian blur (fine_sigma px: lighting and stains go, lines stay),
+// position by position with the `neighbours` normal images most like the image (16 x 16
+// thumbnails), +-fine_shift pixels. Its map, normalised by its own median normal peak and brought
+// to the model's side, joins the first one by a per-pixel maximum, so a defect either map sees
+// stands out, and a normal image still peaks near 1.
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself), any other image with bank 0.
-// Shapes: S = image side, N = normal images in a half.
+// Images may come at any side: they are resized to options.side (the model's input side) for the
+// first map and to fine_side for the fine one; maps come back at options.side.
+// Shapes: S = options.side, F = fine_side, N = normal images in a half.
 #pragma once
 #include <array>
 #include <map>
@@ -40,26 +51,35 @@ class NormalReference {
     bool align = true;    // pose-aligned comparison for categories of parts on a plain background
     int shift = 3;        // +- pixels of slack in the pose-aligned comparison
     uint64_t seed = 0;
+    int side = 0;         // the model's input side: images are compared and maps returned at it (0: as given)
+    int fine_side = 0;    // fine comparison of aligned categories at this side (0: off)
+    double fine_sigma = 3.0;  // Gaussian high-pass of the fine comparison, pixels at fine_side
+    int fine_shift = 3;       // +- pixels of slack in the fine comparison
+    int neighbours = 8;       // normal images the fine comparison uses (the most alike; 0: all)
   };
   NormalReference() = default;
 
-  // halves[category] = {images of half 0, images of half 1}, CV_32FC3 RGB [0,1], all S x S.
-  // A category needs at least one image in each half.
+  // halves[category] = {images of half 0, images of half 1}, CV_32FC3 RGB [0,1], all of one side
+  // (at least fine_side when the fine comparison is on). A category needs an image in each half.
   static NormalReference build(const std::map<std::string, std::array<std::vector<cv::Mat>, 2>>& halves,
                                const Options& options);
 
-  // Deviation map (S,S) float >= 0 of `image` against `bank` (0 or 1) of `category`.
+  // Deviation map (S,S) float >= 0 of `image` (any side) against `bank` (0 or 1) of `category`.
   torch::Tensor deviation(const cv::Mat& image, const std::string& category, int bank = 0) const;
-  // RGB (3,S,S) with the deviation map as a fourth channel -> (4,S,S).
+  // RGB resized to (3,S,S) with the deviation map as a fourth channel -> (4,S,S).
   torch::Tensor with_deviation(const cv::Mat& image, const std::string& category, int bank = 0) const;
 
   bool has(const std::string& category) const { return banks_.count(category) > 0; }
   bool aligned(const std::string& category) const;  // compared in a canonical pose
+  bool fine(const std::string& category) const;     // also compared at fine_side
+  const Options& options() const { return options_; }
   std::vector<std::string> categories() const;
   double scale(const std::string& category, int bank) const;  // the normalising (median) peak
 
   // reference.safetensors: "<category>/bank0", "<category>/bank1" (M, 3K^2), or for an aligned
-  // category "<category>/normals0", "<category>/normals1" (N,3,S,S); "<category>/scale" (2).
+  // category "<category>/normals0", "<category>/normals1" (N,3,S,S); "<category>/scale" (2); with
+  // the fine comparison "<category>/fine0", "/fine1" (N,1,F,F), "/thumbs0", "/thumbs1" (N,3,16,16)
+  // and "/fine_scale" (2).
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
@@ -70,8 +90,14 @@ class NormalReference {
     std::array<torch::Tensor, 2> norms;    // (M) squared norms
     std::array<torch::Tensor, 2> normals;  // aligned only: (N,3,S,S) normal images in the canonical pose
     std::array<double, 2> scale = {1.0, 1.0};
+    std::array<torch::Tensor, 2> fine;    // fine only: (N,1,F,F) high-passed luminance, canonical pose
+    std::array<torch::Tensor, 2> thumbs;  // fine only: (N,3,16,16) canonical thumbnails, to pick neighbours
+    std::array<double, 2> fine_scale = {1.0, 1.0};
   };
-  torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S)
+  torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
+  // The fine comparison's map of `image` (side fine_side), unnormalised, brought to `out` x `out`.
+  torch::Tensor raw_fine(const cv::Mat& image, const Banks& b, int bank, int64_t out) const;
+  cv::Mat sized(const cv::Mat& image, int side) const;  // resized to `side` (0: as given)
   Options options_;
   std::map<std::string, Banks> banks_;
 };

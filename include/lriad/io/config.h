@@ -34,6 +34,15 @@ struct ModelConfig {
   // +-reference_shift pixels, instead of with the patch bank. false: every category uses the bank.
   bool reference_align = true;
   int reference_shift = 3;
+  // Fine comparison of those parts (data/reference.h): also at reference_fine_size pixels (0: off),
+  // high-passed (Gaussian sigma reference_fine_sigma px), with the reference_neighbours most alike
+  // normal images (0: all), +-reference_fine_shift px. Lines 1-2 px wide in the photograph (scratches,
+  // damaged threads) vanish at a 64-px image_size. Images are then kept at this side for training
+  // (synthetic anomalies are drawn at it) and evaluation, and resized to image_size for the model.
+  int reference_fine_size = 0;
+  double reference_fine_sigma = 3.0;
+  int reference_fine_shift = 3;
+  int reference_neighbours = 8;
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -50,6 +59,8 @@ struct ModelConfig {
     return (image_size / patch_size) * (image_size / patch_size) + (reference == "knn" ? 1 : 0);
   }
   int image_channels() const { return reference == "knn" ? 4 : 3; }  // RGB (+ deviation)
+  // Side at which images are loaded, synthesised and compared: image_size, or the fine comparison's.
+  int work_size() const { return reference == "knn" && reference_fine_size > image_size ? reference_fine_size : image_size; }
   int head_dim() const { return dim / heads; }
   int mlp_width() const;
 
@@ -69,6 +80,10 @@ struct ModelConfig {
     v("reference_rotations", reference_rotations, "rotated copies of each normal image in the banks");
     v("reference_align", reference_align, "compare parts on a plain background in a canonical pose");
     v("reference_shift", reference_shift, "pixels a pose-aligned comparison may shift");
+    v("reference_fine_size", reference_fine_size, "side of the fine comparison of parts (0 = off)");
+    v("reference_fine_sigma", reference_fine_sigma, "high-pass Gaussian sigma of the fine comparison, pixels");
+    v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
+    v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

@@ -1,4 +1,4 @@
-// Mask-free training data: normal training images (preloaded at the model's size), labelled
+// Mask-free training data: normal training images (preloaded at model.work_size()), labelled
 // anomalies synthesised from them on the fly, and optionally a seeded share of the test split.
 // Ground-truth masks are never read here. Every draw is a pure function of (seed, step, index).
 #pragma once
@@ -19,7 +19,9 @@
 namespace lriad::train {
 
 struct TrainItem {
-  cv::Mat image;  // CV_32FC3 RGB in [0,1], image_size x image_size
+  // CV_32FC3 RGB in [0,1], square: model.work_size() for parts the reference compares finely, else
+  // image_size (the model sees every image at image_size).
+  cv::Mat image;
   std::string category;
   bool anomalous = false;
   std::string defect_type = data::kGoodType;  // anomaly type word, the test folder name, or "good"
