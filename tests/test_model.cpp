@@ -13,6 +13,7 @@
 
 #include <cstdio>
 
+#include "lriad/data/image_io.h"
 #include "lriad/data/reference.h"
 #include "lriad/model/flops.h"
 #include "lriad/model/generate.h"
@@ -418,6 +419,13 @@ TEST(NormalReference, FineComparisonSeesALineThatIsHalfAPixelAtTheModelsSide) {
   EXPECT_TRUE(ref.fine("screw"));
   EXPECT_FALSE(ref.fine("plate"));  // textures keep the patch bank at the model's side
   EXPECT_FALSE(coarse.fine("screw"));
+  // Images smaller than fine_side get none: its normals would be enlarged, blurrier than its inputs.
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> small;
+  for (int h = 0; h < 2; ++h)
+    for (const auto& img : halves["screw"][size_t(h)]) small["screw"][size_t(h)].push_back(data::resize_square(img, 48));
+  const auto from_small = data::NormalReference::build(small, o);
+  EXPECT_TRUE(from_small.aligned("screw"));
+  EXPECT_FALSE(from_small.fine("screw"));
 
   const cv::Mat normal = part96(24, 23, 61, 77, false), bad = part96(24, 23, 61, 77, true);
   const auto map = ref.deviation(bad, "screw");  // maps come back at the model's side

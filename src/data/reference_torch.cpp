@@ -6,6 +6,7 @@
 
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
 
 #include <opencv2/imgproc.hpp>
@@ -136,6 +137,12 @@ double median_of(std::vector<double> v) {  // v non-empty; the mean of the middl
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+std::string exact(double x) {  // round-trips through std::stod
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
 cv::Mat tensor_to_mat(const torch::Tensor& map) {  // (H,W) float -> CV_32FC1 (copy)
   const auto c = map.contiguous();
   return cv::Mat(int(c.size(0)), int(c.size(1)), CV_32FC1, const_cast<float*>(c.data_ptr<float>())).clone();
@@ -170,7 +177,12 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       for (size_t i = 0; i < half[h].size(); ++i) canon.push_back(image_to_tensor(to_canonical(half[h][i], poses[h][i])));
       b.normals[h] = torch::stack(canon).contiguous();  // (N,3,S,S)
     }
-    for (int h = 0; h < 2 && b.aligned && options.fine_side > 0; ++h) {
+    // The fine comparison needs the images at fine_side at least: enlarged ones would make its
+    // normals blurrier than the images it is later given.
+    bool fine = b.aligned && options.fine_side > 0;
+    for (int h = 0; h < 2 && fine; ++h)
+      for (const auto& img : given[h]) fine = fine && img.rows >= options.fine_side && img.cols >= options.fine_side;
+    for (int h = 0; h < 2 && fine; ++h) {
       std::vector<torch::Tensor> fine, thumbs;
       for (const auto& img : given[h]) {
         const cv::Mat f = ref.sized(img, options.fine_side);
@@ -310,7 +322,7 @@ void NormalReference::save(const std::string& path) const {
   f.metadata = {{"format", "lriad-reference"}, {"patch", std::to_string(options_.patch)},
                 {"bank_size", std::to_string(options_.bank_size)}, {"shift", std::to_string(options_.shift)},
                 {"side", std::to_string(options_.side)}, {"fine_side", std::to_string(options_.fine_side)},
-                {"fine_sigma", std::to_string(options_.fine_sigma)}, {"fine_shift", std::to_string(options_.fine_shift)},
+                {"fine_sigma", exact(options_.fine_sigma)}, {"fine_shift", std::to_string(options_.fine_shift)},
                 {"neighbours", std::to_string(options_.neighbours)}};
   for (const auto& [cat, b] : banks_) {
     const std::string kind = b.aligned ? "/normals" : "/bank";
@@ -383,10 +395,11 @@ NormalReference NormalReference::load(const std::string& path) {
       const auto fine = get(cat + "/fine" + std::to_string(h)), thumbs = get(cat + "/thumbs" + std::to_string(h));
       const auto fs = get(cat + "/fine_scale");
       if (fine.dim() != 4 || fine.size(0) < 1 || fine.size(1) != 1 || fine.size(2) != fine.size(3) ||
-          fine.size(2) < ref.options_.patch || thumbs.dim() != 4 || thumbs.size(0) != fine.size(0) ||
+          fine.size(2) < ref.options_.patch || (ref.options_.fine_side > 0 && fine.size(2) != ref.options_.fine_side) ||
+          thumbs.dim() != 4 || thumbs.size(0) != fine.size(0) ||
           thumbs.size(1) != 3 || thumbs.size(2) != kThumb || thumbs.size(3) != kThumb || fs.numel() != 2)
-        throw Error(path + ": " + cat + "/fine" + std::to_string(h) + " must hold (N,1,F,F) maps with (N,3,16,16) thumbs" +
-                    " and a 2-value fine_scale");
+        throw Error(path + ": " + cat + "/fine" + std::to_string(h) + " must hold (N,1,F,F) maps, F = fine_side " +
+                    std::to_string(ref.options_.fine_side) + ", with (N,3,16,16) thumbs and a 2-value fine_scale");
       b.fine[size_t(h)] = fine;
       b.thumbs[size_t(h)] = thumbs;
       b.fine_scale[size_t(h)] = fs[h].item<double>();

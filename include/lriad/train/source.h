@@ -1,4 +1,5 @@
-// Mask-free training data: normal training images (preloaded at model.work_size()), labelled
+// Mask-free training data: normal training images (preloaded at model.work_size() for parts the
+// reference compares finely, at image_size otherwise), labelled
 // anomalies synthesised from them on the fly, and optionally a seeded share of the test split.
 // Ground-truth masks are never read here. Every draw is a pure function of (seed, step, index).
 #pragma once
@@ -19,8 +20,8 @@
 namespace lriad::train {
 
 struct TrainItem {
-  // CV_32FC3 RGB in [0,1], square: model.work_size() for parts the reference compares finely, else
-  // image_size (the model sees every image at image_size).
+  // CV_32FC3 RGB in [0,1], square: model.work_size() for parts the reference compares finely and for
+  // test-split items, else image_size (the model sees every image at image_size).
   cv::Mat image;
   std::string category;
   bool anomalous = false;
