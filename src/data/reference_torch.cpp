@@ -249,8 +249,7 @@ torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, in
   const auto map = finish_map(positional_distance(q, normals, k, options_.fine_shift), F, k);  // (F,F)
   cv::Mat back = from_canonical(tensor_to_mat(map), pose);
   if (back.rows != out) cv::resize(back, back, cv::Size(int(out), int(out)), 0, 0, back.rows > out ? cv::INTER_AREA : cv::INTER_LINEAR);
-  if (!back.isContinuous()) back = back.clone();
-  return torch::from_blob(back.data, {back.rows, back.cols}, torch::kFloat32).clone();
+  return gray_to_tensor(back)[0];  // (out,out)
 }
 
 torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& b, int bank) const {
@@ -261,7 +260,7 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
     const auto chw = image_to_tensor(to_canonical(image, pose));  // (3,S,S)
     const auto map = finish_map(positional_distance(chw, b.normals[size_t(bank)], k, options_.shift), chw.size(1), k);
     cv::Mat back = from_canonical(tensor_to_mat(map), pose);  // CV_32FC1 (S,S), a fresh continuous matrix
-    return torch::from_blob(back.data, {back.rows, back.cols}, torch::kFloat32).clone();
+    return gray_to_tensor(back)[0];  // (S,S)
   }
   const auto chw = image_to_tensor(image);  // (3,S,S)
   const int64_t S = chw.size(1);
