@@ -417,6 +417,7 @@ TEST(NormalReference, FineComparisonSeesALineThatIsHalfAPixelAtTheModelsSide) {
   o.neighbours = 3;
   const auto ref = data::NormalReference::build(halves, o);
   EXPECT_TRUE(ref.fine("screw"));
+  EXPECT_FALSE(ref.polar("screw"));  // elongated: the high-passed luminance
   EXPECT_FALSE(ref.fine("plate"));  // textures keep the patch bank at the model's side
   EXPECT_FALSE(coarse.fine("screw"));
   // Images smaller than fine_side get none: its normals would be enlarged, blurrier than its inputs.
@@ -452,6 +453,74 @@ TEST(NormalReference, FineComparisonSeesALineThatIsHalfAPixelAtTheModelsSide) {
   EXPECT_EQ(back.options().side, 48);
   EXPECT_EQ(back.options().fine_side, 96);
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
+}
+
+// A turned round part at 96 px: turning marks of its own along the radius (two waves of random
+// phase), a bow-tie highlight at its own angle, a bore; optionally a bright 1-px scratch on the face.
+cv::Mat turned96(cv::RNG& rng, bool scratch) {
+  const int S = 96;
+  const double cx = 48 + rng.uniform(-3.0, 3.0), cy = 48 + rng.uniform(-3.0, 3.0);
+  const double light = rng.uniform(0.0, M_PI), p1 = rng.uniform(0.0, 2 * M_PI), p2 = rng.uniform(0.0, 2 * M_PI);
+  cv::Mat img(S, S, CV_32FC3);
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const double r = std::hypot(x - cx, y - cy), t = std::atan2(y - cy, x - cx);
+      const double cover = std::clamp(30.5 - r, 0.0, 1.0) * std::clamp(r - 10.5, 0.0, 1.0);
+      const double face = 0.45 + 0.2 * (0.5 + 0.5 * std::cos(2 * (t - light))) + 0.05 * std::sin(r / 0.9 + p1) +
+                          0.04 * std::sin(r / 1.7 + p2);
+      const float v = float(0.12 + cover * (face - 0.12));
+      img.at<cv::Vec3f>(y, x) = cv::Vec3f(v, v, v);
+    }
+  if (scratch) cv::line(img, cv::Point(int(cx) + 6, int(cy) - 20), cv::Point(int(cx) + 18, int(cy) - 8),
+                        cv::Scalar::all(0.85), 1, cv::LINE_8);
+  return img;
+}
+
+TEST(NormalReference, RoundPartsAreComparedAfterARingByRingFit) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  cv::RNG rng(11);
+  for (int i = 0; i < 16; ++i) halves["nut"][size_t(i % 2)].push_back(turned96(rng, false));
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.shift = 2;
+  o.side = 48;
+  o.fine_side = 96;
+  o.fine_shift = 2;
+  o.neighbours = 4;
+  const auto ref = data::NormalReference::build(halves, o);
+  o.polar = false;
+  const auto highpass = data::NormalReference::build(halves, o);
+  ASSERT_TRUE(ref.fine("nut"));
+  EXPECT_TRUE(ref.polar("nut"));
+  EXPECT_FALSE(highpass.polar("nut"));
+
+  std::vector<double> normal, scratched, normal_hp, scratched_hp;
+  for (int i = 0; i < 6; ++i) {
+    cv::RNG a(100 + uint64_t(i)), b(100 + uint64_t(i));
+    const cv::Mat good = turned96(a, false), bad = turned96(b, true);  // the same part, with and without
+    normal.push_back(ref.deviation(good, "nut").max().item<double>());
+    scratched.push_back(ref.deviation(bad, "nut").max().item<double>());
+    normal_hp.push_back(highpass.deviation(good, "nut").max().item<double>());
+    scratched_hp.push_back(highpass.deviation(bad, "nut").max().item<double>());
+  }
+  // Each part's own rings are noise to a comparison with other parts; the fit removes them first.
+  const double worst_normal = *std::max_element(normal.begin(), normal.end());
+  const double least_scratch = *std::min_element(scratched.begin(), scratched.end());
+  EXPECT_LT(worst_normal, 3.0);  // normalised: a normal part peaks near 1 (0.8-2.2 here, 8 normals a half)
+  EXPECT_GT(least_scratch, 1.5 * worst_normal);  // every scratch above every normal part
+  const double margin = least_scratch / worst_normal;
+  const double margin_hp = *std::min_element(scratched_hp.begin(), scratched_hp.end()) /
+                           *std::max_element(normal_hp.begin(), normal_hp.end());
+  EXPECT_GT(margin, 1.3 * margin_hp) << margin << " vs high-pass " << margin_hp;
+
+  const std::string path = ::testing::TempDir() + "/lriad_reference_polar_test.safetensors";
+  ref.save(path);
+  const auto back = data::NormalReference::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(back.polar("nut"));
+  cv::RNG c(100);
+  const cv::Mat bad = turned96(c, true);
+  EXPECT_TRUE(torch::allclose(back.deviation(bad, "nut", 1), ref.deviation(bad, "nut", 1)));
 }
 
 TEST(NormalReference, PolicyTakesTheDeviationChannelAndOneSummaryToken) {

@@ -33,6 +33,7 @@ TEST(Pose, CentroidAndAxisOfAnElongatedPart) {
   EXPECT_NEAR(std::fmod(p.degrees + 360.0, 180.0), 0.0, 3.0);  // axis horizontal already
   EXPECT_NEAR(p.area, 257.0 / (64 * 64), 0.015);
   EXPECT_EQ(p.border_touch, 0.0);
+  EXPECT_TRUE(p.elongated);
 }
 
 TEST(Pose, TheSamePartAtAnyPlaceAndAngleLooksTheSameInTheCanonicalFrame) {
@@ -73,6 +74,18 @@ TEST(Pose, RoundPartsKeepTheirAngleAndTexturesAreNotParts) {
   EXPECT_EQ(p.degrees, 0.0);
   EXPECT_NEAR(p.cx, 34, 0.5);
   EXPECT_NEAR(p.cy, 30, 0.5);
+  EXPECT_FALSE(p.elongated);
+  // Round categories: nine round parts in ten are enough, an elongated one in five is not.
+  data::Pose screw = data::estimate_pose(draw_part(64, 30, 36, 0, 1)), lost;
+  std::vector<data::Pose> nuts(9, p);
+  nuts.push_back(screw);
+  EXPECT_TRUE(data::is_round_category_from(nuts));
+  nuts.resize(4);
+  nuts.push_back(screw);
+  EXPECT_FALSE(data::is_round_category_from(nuts));
+  nuts.back() = lost;  // no part found
+  EXPECT_FALSE(data::is_round_category_from(nuts));
+  EXPECT_FALSE(data::is_round_category_from({}));
 
   std::vector<cv::Mat> parts, textures;
   cv::RNG rng(5);
@@ -90,4 +103,38 @@ TEST(Pose, RoundPartsKeepTheirAngleAndTexturesAreNotParts) {
   std::vector<cv::Mat> cut;
   for (int i = 0; i < 6; ++i) cut.push_back(draw_part(64, 4, 32, 0, uint64_t(i)));
   EXPECT_FALSE(data::is_object_category(cut));
+}
+
+TEST(Pose, PolarResidualRemovesTurningMarksAndTheHighlightButKeepsAScratch) {
+  const int S = 64;
+  cv::Mat turned(S, S, CV_32FC1), wavy(S, S, CV_32FC1);
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const double r = std::hypot(x - S / 2.0, y - S / 2.0), t = std::atan2(y - S / 2.0, x - S / 2.0);
+      // rings along the radius and a bow-tie highlight (second harmonic of the angle)
+      turned.at<float>(y, x) = float(0.5 + 0.08 * std::sin(r / 1.5) + 0.2 * std::cos(2 * (t - 0.7)));
+      wavy.at<float>(y, x) = float(0.5 + 0.2 * std::cos(6 * t));  // sixth harmonic: beyond 2
+    }
+  const cv::Mat res = data::polar_residual(turned, 2);
+  ASSERT_EQ(res.type(), CV_32FC1);
+  ASSERT_EQ(res.size(), turned.size());
+  const cv::Rect face(S / 2 - 24, S / 2 - 24, 48, 48);
+  double lo, hi;
+  cv::minMaxLoc(cv::abs(res(face)), &lo, &hi);
+  EXPECT_LT(hi, 0.03);  // 0.16 of rings and 0.4 of highlight, left to within the rings' own slope
+
+  cv::Mat scratched = turned.clone();
+  cv::line(scratched, {38, 20}, {50, 30}, cv::Scalar(0.95), 1, cv::LINE_8);
+  const cv::Mat res2 = data::polar_residual(scratched, 2);
+  EXPECT_GT(res2.at<float>(25, 44), 0.15);  // on the line: most of its ~0.3-0.6 contrast stays
+  EXPECT_LT(std::abs(res2.at<float>(44, 20)), 0.03);  // far from it, the fit is as before
+
+  cv::minMaxLoc(cv::abs(data::polar_residual(wavy, 2)(face)), &lo, &hi);
+  EXPECT_GT(hi, 0.15);  // more angle terms than asked for are not fitted
+  cv::minMaxLoc(cv::abs(data::polar_residual(wavy, 6)(face)), &lo, &hi);
+  EXPECT_LT(hi, 0.01);
+
+  EXPECT_THROW(data::polar_residual(cv::Mat(8, 9, CV_32FC1, cv::Scalar(0)), 2), std::exception);
+  EXPECT_THROW(data::polar_residual(cv::Mat(8, 8, CV_32FC3), 2), std::exception);
+  EXPECT_THROW(data::polar_residual(turned, -1), std::exception);
 }

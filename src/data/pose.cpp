@@ -67,6 +67,7 @@ Pose estimate_pose(const cv::Mat& image) {
   const double half_gap = std::sqrt(0.25 * (a - c) * (a - c) + b * b);
   const double major = 0.5 * (a + c) + half_gap, minor = 0.5 * (a + c) - half_gap;
   if (major < 2.0 * minor) return p;  // round or square-ish: no axis to trust
+  p.elongated = true;
   const double theta = 0.5 * std::atan2(2 * b, a - c);
   const double ux = std::cos(theta), uy = std::sin(theta);
   double skew = 0;  // third moment along the axis: which end carries more of the part
@@ -112,6 +113,70 @@ bool is_object_category_from(const std::vector<Pose>& poses) {
   size_t ok = 0;
   for (const auto& p : poses) ok += p.found && p.border_touch < 0.05 && p.area > 0.03 && p.area < 0.7;
   return double(ok) >= 0.9 * double(poses.size());
+}
+
+bool is_round_category_from(const std::vector<Pose>& poses) {
+  if (poses.empty()) return false;
+  size_t round = 0;
+  for (const auto& p : poses) round += p.found && !p.elongated;
+  return double(round) >= 0.9 * double(poses.size());
+}
+
+cv::Mat polar_residual(const cv::Mat& grey, int harmonics) {
+  if (grey.type() != CV_32FC1 || grey.rows != grey.cols || grey.rows < 1)
+    throw Error("polar_residual: expected a square CV_32FC1 image");
+  if (harmonics < 0) throw Error("polar_residual: harmonics must be >= 0");
+  const int S = grey.rows, nb = 2 * harmonics + 1;
+  const int rings = int(std::ceil(std::hypot(S / 2.0, S / 2.0))) + 1;
+  // Basis per pixel: 1, cos t, sin t, ..., cos Kt, sin Kt (angle sums from cos t, sin t).
+  std::vector<int> ring(size_t(S) * S);
+  std::vector<double> basis(size_t(S) * S * nb);
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const double dx = x - S / 2.0, dy = y - S / 2.0, r = std::hypot(dx, dy);
+      const double c1 = r > 0 ? dx / r : 1.0, s1 = r > 0 ? dy / r : 0.0;
+      const size_t i = size_t(y) * S + x;
+      ring[i] = int(r);
+      double* b = &basis[i * nb];
+      b[0] = 1;
+      double c = 1, s = 0;
+      for (int k = 1; k <= harmonics; ++k) {
+        const double cn = c * c1 - s * s1, sn = s * c1 + c * s1;
+        c = cn;
+        s = sn;
+        b[2 * k - 1] = c;
+        b[2 * k] = s;
+      }
+    }
+  // Normal equations per ring, a small ridge so rings of a few pixels (the centre) stay solvable.
+  std::vector<cv::Mat> ata(static_cast<size_t>(rings)), aty(static_cast<size_t>(rings));
+  for (int r = 0; r < rings; ++r) {
+    ata[size_t(r)] = cv::Mat::eye(nb, nb, CV_64F) * 1e-3;
+    aty[size_t(r)] = cv::Mat::zeros(nb, 1, CV_64F);
+  }
+  const cv::Mat g = grey.isContinuous() ? grey : grey.clone();
+  const float* v = g.ptr<float>();
+  for (size_t i = 0; i < ring.size(); ++i) {
+    const double* b = &basis[i * nb];
+    double* A = ata[size_t(ring[i])].ptr<double>();
+    double* z = aty[size_t(ring[i])].ptr<double>();
+    for (int p = 0; p < nb; ++p) {
+      z[p] += b[p] * v[i];
+      for (int q = 0; q < nb; ++q) A[p * nb + q] += b[p] * b[q];
+    }
+  }
+  std::vector<cv::Mat> coef(static_cast<size_t>(rings));
+  for (int r = 0; r < rings; ++r) cv::solve(ata[size_t(r)], aty[size_t(r)], coef[size_t(r)], cv::DECOMP_CHOLESKY);
+  cv::Mat out(S, S, CV_32FC1);
+  float* o = out.ptr<float>();
+  for (size_t i = 0; i < ring.size(); ++i) {
+    const double* b = &basis[i * nb];
+    const double* c = coef[size_t(ring[i])].ptr<double>();
+    double fit = 0;
+    for (int p = 0; p < nb; ++p) fit += b[p] * c[p];
+    o[i] = float(v[i] - fit);
+  }
+  return out;
 }
 
 }  // namespace lriad::data

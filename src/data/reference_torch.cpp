@@ -109,13 +109,31 @@ torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor&
   return best.clamp_min(0).sqrt()[0];
 }
 
-// Luminance (the channels' mean) minus its Gaussian blur: (H,W) CV_32FC1. Keeps lines and edges a
-// few pixels wide, drops lighting gradients and broad stains.
-cv::Mat highpass_luminance(const cv::Mat& rgb, double sigma) {
+constexpr int kPolarHarmonics = 2;  // angle terms of a round part's ring-by-ring fit (polar_residual)
+
+// What the fine comparison compares, from an image in its canonical pose: (H,W) CV_32FC1.
+// Round parts: the luminance (the channels' mean) minus its ring-by-ring fit (data::polar_residual),
+// so each part's own turning marks and lighting drop out and scratches and stains stay. Other parts:
+// the luminance minus its Gaussian blur (sigma px), which keeps lines and edges a few pixels wide and
+// drops lighting gradients and broad stains.
+cv::Mat fine_image(const cv::Mat& canonical_rgb, bool polar, double sigma) {
   cv::Mat gray, blurred;
-  cv::transform(rgb, gray, cv::Matx13f(1.f / 3, 1.f / 3, 1.f / 3));
+  cv::transform(canonical_rgb, gray, cv::Matx13f(1.f / 3, 1.f / 3, 1.f / 3));
+  if (polar) return polar_residual(gray, kPolarHarmonics);
   cv::GaussianBlur(gray, blurred, cv::Size(0, 0), sigma, sigma, cv::BORDER_REPLICATE);
   return gray - blurred;
+}
+
+// How far normal images typically are from their neighbours at each position of the canonical
+// frame, relative to the frame's median: maps (N,F,F) of unseen normal images -> (F,F) >= 1. The
+// per-position median, box-smoothed (5 x 5), floored at its own median: sharp edges whose place
+// varies from part to part (a bore's rim, a chamfer) weigh less; plain faces keep their full weight.
+torch::Tensor spread_of(const torch::Tensor& maps) {
+  const int64_t F = maps.size(1);
+  auto m = std::get<0>(maps.median(0)).view({1, 1, F, F});
+  m = torch::avg_pool2d(m, 5, 1, 2, false, false).view({F, F});
+  const double floor = std::max(1e-6, m.median().item<double>());
+  return (m.clamp_min(floor) / floor).contiguous();
 }
 
 torch::Tensor gray_to_tensor(const cv::Mat& m) {  // CV_32FC1 (H,W) -> (1,H,W), copied
@@ -182,12 +200,13 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     bool fine = b.aligned && options.fine_side > 0;
     for (int h = 0; h < 2 && fine; ++h)
       for (const auto& img : given[h]) fine = fine && img.rows >= options.fine_side && img.cols >= options.fine_side;
+    b.polar = fine && options.polar && is_round_category_from(every);
     for (int h = 0; h < 2 && fine; ++h) {
       std::vector<torch::Tensor> fine, thumbs;
       for (const auto& img : given[h]) {
         const cv::Mat f = ref.sized(img, options.fine_side);
         const cv::Mat canon = to_canonical(f, estimate_pose(f));
-        fine.push_back(gray_to_tensor(highpass_luminance(canon, options.fine_sigma)));
+        fine.push_back(gray_to_tensor(fine_image(canon, b.polar, options.fine_sigma)));
         thumbs.push_back(thumbnail(canon));
       }
       b.fine[h] = torch::stack(fine).contiguous();      // (N,1,F,F)
@@ -213,16 +232,23 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     // Scale of bank h: the median peak of the raw map over the other half's images (unseen by it).
     // The median, not the mean: a few odd normal images (a part the pose puts off by some degrees)
     // peak at 2-4x the rest and would move the scale, and with it where "above normal" starts.
-    // The fine map's scale likewise, measured at the model's side where the two maps meet.
+    // The fine map's scale likewise, measured at the model's side where the two maps meet, after
+    // its positions are weighed by the same images' spread (spread_of).
     for (int h = 0; h < 2; ++h) {
       std::vector<double> peaks, fine_peaks;
+      std::vector<torch::Tensor> fine_maps;  // (F,F) each, canonical frame
+      std::vector<Pose> fine_poses;
       for (size_t i = 0; i < half[1 - h].size(); ++i) {
-        const cv::Mat& img = half[1 - h][i];
-        peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
-        if (b.fine[size_t(h)].defined())
-          fine_peaks.push_back(
-              ref.raw_fine(ref.sized(given[1 - h][i], options.fine_side), b, h, img.rows).max().item<double>());
+        peaks.push_back(ref.raw_deviation(half[1 - h][i], b, h).max().item<double>());
+        if (!b.fine[size_t(h)].defined()) continue;
+        const cv::Mat f = ref.sized(given[1 - h][i], options.fine_side);
+        fine_poses.push_back(estimate_pose(f));
+        fine_maps.push_back(ref.fine_canonical(to_canonical(f, fine_poses.back()), b, h));
       }
+      if (!fine_maps.empty()) b.fine_spread[size_t(h)] = spread_of(torch::stack(fine_maps));
+      for (size_t i = 0; i < fine_maps.size(); ++i)
+        fine_peaks.push_back(
+            in_image_frame(fine_maps[i] / b.fine_spread[size_t(h)], fine_poses[i], half[1 - h][i].rows).max().item<double>());
       b.scale[h] = std::max(1e-6, median_of(peaks));
       if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, median_of(fine_peaks));
     }
@@ -235,21 +261,29 @@ cv::Mat NormalReference::sized(const cv::Mat& image, int side) const {
   return side <= 0 || (image.rows == side && image.cols == side) ? image : resize_square(image, side);
 }
 
-torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, int bank, int64_t out) const {
+torch::Tensor NormalReference::fine_canonical(const cv::Mat& canon, const Banks& b, int bank) const {
   torch::NoGradGuard no_grad;
-  const Pose pose = estimate_pose(image);
-  const cv::Mat canon = to_canonical(image, pose);
-  const auto q = gray_to_tensor(highpass_luminance(canon, options_.fine_sigma));  // (1,F,F)
-  auto normals = b.fine[size_t(bank)];                                           // (N,1,F,F)
+  const auto q = gray_to_tensor(fine_image(canon, b.polar, options_.fine_sigma));  // (1,F,F)
+  auto normals = b.fine[size_t(bank)];                                            // (N,1,F,F)
   if (options_.neighbours > 0 && options_.neighbours < normals.size(0)) {
     const auto d = (b.thumbs[size_t(bank)] - thumbnail(canon).unsqueeze(0)).pow(2).sum({1, 2, 3});  // (N)
     normals = normals.index_select(0, std::get<1>(d.topk(options_.neighbours, 0, /*largest=*/false)));
   }
   const int64_t k = options_.patch, F = q.size(1);
-  const auto map = finish_map(positional_distance(q, normals, k, options_.fine_shift), F, k);  // (F,F)
+  return finish_map(positional_distance(q, normals, k, options_.fine_shift), F, k);  // (F,F)
+}
+
+torch::Tensor NormalReference::in_image_frame(const torch::Tensor& map, const Pose& pose, int64_t out) {
   cv::Mat back = from_canonical(tensor_to_mat(map), pose);
   if (back.rows != out) cv::resize(back, back, cv::Size(int(out), int(out)), 0, 0, back.rows > out ? cv::INTER_AREA : cv::INTER_LINEAR);
   return gray_to_tensor(back)[0];  // (out,out)
+}
+
+torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, int bank, int64_t out) const {
+  const Pose pose = estimate_pose(image);
+  auto map = fine_canonical(to_canonical(image, pose), b, bank);  // (F,F)
+  if (b.fine_spread[size_t(bank)].defined()) map = map / b.fine_spread[size_t(bank)];
+  return in_image_frame(map, pose, out);
 }
 
 torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& b, int bank) const {
@@ -307,6 +341,11 @@ bool NormalReference::fine(const std::string& category) const {
   return it != banks_.end() && it->second.fine[0].defined();
 }
 
+bool NormalReference::polar(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && it->second.polar;
+}
+
 bool NormalReference::aligned(const std::string& category) const {
   auto it = banks_.find(category);
   return it != banks_.end() && it->second.aligned;
@@ -334,6 +373,8 @@ void NormalReference::save(const std::string& path) const {
       f.tensors[cat + "/thumbs" + std::to_string(h)] = to_st(b.thumbs[size_t(h)]);
     }
     f.tensors[cat + "/fine_scale"] = to_st(torch::tensor({float(b.fine_scale[0]), float(b.fine_scale[1])}));
+    for (int h = 0; h < 2; ++h) f.tensors[cat + "/fine_spread" + std::to_string(h)] = to_st(b.fine_spread[size_t(h)]);
+    f.tensors[cat + "/polar"] = to_st(torch::tensor({b.polar ? 1.f : 0.f}));
   }
   io::write_safetensors(path, f);
 }
@@ -402,6 +443,20 @@ NormalReference NormalReference::load(const std::string& path) {
       b.fine[size_t(h)] = fine;
       b.thumbs[size_t(h)] = thumbs;
       b.fine_scale[size_t(h)] = fs[h].item<double>();
+      // Absent before the spread and the round parts' fit: plain distances, high-passed luminance.
+      const std::string spread = cat + "/fine_spread" + std::to_string(h);
+      if (f.tensors.count(spread)) {
+        b.fine_spread[size_t(h)] = get(spread);
+        const auto& t = b.fine_spread[size_t(h)];
+        if (t.dim() != 2 || t.size(0) != fine.size(2) || t.size(1) != fine.size(3) || !(t.min().item<double>() > 0))
+          throw Error(path + ": " + spread + " must hold an (F,F) map of positive weights, F = " +
+                      std::to_string(fine.size(2)));
+      }
+      if (f.tensors.count(cat + "/polar")) {
+        const auto polar = get(cat + "/polar");
+        if (polar.numel() != 1) throw Error(path + ": " + cat + "/polar must hold 1 value");
+        b.polar = polar.item<double>() > 0.5;
+      }
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       auto it = f.tensors.find(cat + "/bank" + std::to_string(h));

@@ -24,6 +24,7 @@ struct Pose {
   double degrees = 0;         // rotation that brings the principal axis to horizontal (OpenCV's sense)
   double area = 0;            // part pixels / image pixels
   double border_touch = 0;    // share of the border pixels that belong to the part
+  bool elongated = false;     // principal axis variance >= 2x the other: `degrees` follows that axis
 };
 
 Pose estimate_pose(const cv::Mat& image);
@@ -39,5 +40,15 @@ cv::Mat from_canonical(const cv::Mat& map, const Pose& pose);
 bool is_object_category(const std::vector<cv::Mat>& normal_images);
 // The same from the images' poses (estimate_pose), for a caller that needs the poses anyway.
 bool is_object_category_from(const std::vector<Pose>& poses);
+// True when the category's parts are round rather than elongated (nuts, washers, caps): at least
+// 90% of the poses found a part and not an elongated one. False for an empty list.
+bool is_round_category_from(const std::vector<Pose>& poses);
+
+// What a round, turned part's surface does not explain: `grey` (CV_32FC1, square, the part centred
+// at (side/2, side/2) as to_canonical puts it) minus, ring by ring (1-px rings about the centre),
+// its least-squares fit by a mean plus `harmonics` cosine/sine pairs of the angle. Turning marks
+// (any profile along the radius) and lighting that turns with the angle (a bow-tie highlight) fit;
+// a scratch, a stain or a chip covers a short arc of few rings and stays. -> CV_32FC1, same size.
+cv::Mat polar_residual(const cv::Mat& grey, int harmonics);
 
 }  // namespace lriad::data

@@ -20,11 +20,16 @@
 // Fine comparison of parts (options.fine_side > 0): scratches and damaged threads are lines 1-2 px
 // wide in a 128-px photograph, half a pixel at the model's 64 px, where the map above cannot see
 // them. An aligned category is then also compared at fine_side pixels: the luminance in the
-// canonical pose, minus its Gaussian blur (fine_sigma px: lighting and stains go, lines stay),
-// position by position with the `neighbours` normal images most like the image (16 x 16
-// thumbnails), +-fine_shift pixels. Its map, normalised by its own median normal peak and brought
-// to the model's side, joins the first one by a per-pixel maximum, so a defect either map sees
-// stands out, and a normal image still peaks near 1.
+// canonical pose, minus its Gaussian blur (fine_sigma px: lighting and stains go, lines stay) or,
+// for round parts (data::is_round_category_from: nuts, washers, caps), minus its ring-by-ring fit
+// (data::polar_residual: each part's own turning marks and turning highlight go, scratches and
+// stains stay), position by position with the `neighbours` normal images most like the image
+// (16 x 16 thumbnails), +-fine_shift pixels. Each position's distance is divided by how far unseen
+// normal images typically are there (their per-position median, relative to the frame's median,
+// at least 1: a rim whose place varies from part to part weighs less than a plain face). The map,
+// normalised by its own median normal peak and brought to the model's side, joins the first one
+// by a per-pixel maximum, so a defect either map sees stands out, and a normal image still peaks
+// near 1.
 //
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself), any other image with bank 0.
@@ -42,6 +47,8 @@
 
 namespace lriad::data {
 
+struct Pose;
+
 class NormalReference {
  public:
   struct Options {
@@ -56,6 +63,7 @@ class NormalReference {
     double fine_sigma = 3.0;  // Gaussian high-pass of the fine comparison, pixels at fine_side
     int fine_shift = 3;       // +- pixels of slack in the fine comparison
     int neighbours = 8;       // normal images the fine comparison uses (the most alike; 0: all)
+    bool polar = true;        // round parts' fine comparison after a ring-by-ring fit (false: high-pass)
   };
   NormalReference() = default;
 
@@ -72,14 +80,15 @@ class NormalReference {
   bool has(const std::string& category) const { return banks_.count(category) > 0; }
   bool aligned(const std::string& category) const;  // compared in a canonical pose
   bool fine(const std::string& category) const;     // also compared at fine_side
+  bool polar(const std::string& category) const;    // fine, and round: after a ring-by-ring fit
   const Options& options() const { return options_; }
   std::vector<std::string> categories() const;
   double scale(const std::string& category, int bank) const;  // the normalising (median) peak
 
   // reference.safetensors: "<category>/bank0", "<category>/bank1" (M, 3K^2), or for an aligned
   // category "<category>/normals0", "<category>/normals1" (N,3,S,S); "<category>/scale" (2); with
-  // the fine comparison "<category>/fine0", "/fine1" (N,1,F,F), "/thumbs0", "/thumbs1" (N,3,16,16)
-  // and "/fine_scale" (2).
+  // the fine comparison "<category>/fine0", "/fine1" (N,1,F,F), "/thumbs0", "/thumbs1" (N,3,16,16),
+  // "/fine_scale" (2), "/fine_spread0", "/fine_spread1" (F,F) and "/polar" (1: 1 for round parts).
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
@@ -93,9 +102,17 @@ class NormalReference {
     std::array<torch::Tensor, 2> fine;    // fine only: (N,1,F,F) high-passed luminance, canonical pose
     std::array<torch::Tensor, 2> thumbs;  // fine only: (N,3,16,16) canonical thumbnails, to pick neighbours
     std::array<double, 2> fine_scale = {1.0, 1.0};
+    std::array<torch::Tensor, 2> fine_spread;  // fine only: (F,F) >= 1, the fine map is divided by it
+    bool polar = false;                        // fine only: round parts, compared after a ring-by-ring fit
   };
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
-  // The fine comparison's map of `image` (side fine_side), unnormalised, brought to `out` x `out`.
+  // The fine comparison's map of `canon` (an image of side fine_side in its canonical pose) against
+  // `bank`, in the canonical frame, neither weighed nor normalised: (F,F).
+  torch::Tensor fine_canonical(const cv::Mat& canon, const Banks& b, int bank) const;
+  // A canonical-frame map (F,F) moved back onto the image with `pose` and resized: (out,out).
+  static torch::Tensor in_image_frame(const torch::Tensor& map, const Pose& pose, int64_t out);
+  // The fine comparison's map of `image` (side fine_side), weighed by the spread but not
+  // normalised, brought to `out` x `out`.
   torch::Tensor raw_fine(const cv::Mat& image, const Banks& b, int bank, int64_t out) const;
   cv::Mat sized(const cv::Mat& image, int side) const;  // resized to `side` (0: as given)
   Options options_;
