@@ -362,6 +362,19 @@ TEST(Rewards, FormatAccuracyTypeConsistencyGolden) {
   const auto no_think = parse("<answer>anomalous: scratch</answer>");
   EXPECT_EQ(format_reward(no_think), 0.0);
   EXPECT_EQ(accuracy_reward(no_think, scratch), 1.0);
+  // The object reward: the first sentence names the sample's category (whole words).
+  const RewardTarget nut{false, "good", "hex_nut"};
+  EXPECT_EQ(object_reward(parse("<think>This is a hex nut sample. I find no defect, so it is normal.</think>"
+                                "<answer>normal</answer>"), nut), 1.0);
+  EXPECT_EQ(object_reward(parse("<think>I see a HEX-NUT sample. Clean, so it is normal.</think><answer>normal</answer>"),
+                          nut), 1.0);
+  EXPECT_EQ(object_reward(parse("<think>This is a screw sample. It looks like a hex nut, so it is normal.</think>"
+                                "<answer>normal</answer>"), nut), 0.0);  // named later, not in the opening
+  EXPECT_EQ(object_reward(parse("<think>This is a hex nutcracker, so it is normal.</think><answer>normal</answer>"), nut),
+            0.0);  // whole words
+  EXPECT_EQ(object_reward(a, nut), 0.0);                      // "The screw looks even" of a hex nut
+  EXPECT_EQ(object_reward(a, RewardTarget{false, "good", "screw"}), 1.0);
+  EXPECT_EQ(object_reward(a, normal), 0.0);                   // no category: no reward
   // Reasoning says normal, answer says anomalous: inconsistent.
   EXPECT_EQ(consistency_reward(parse("<think>clean, so it is normal.</think><answer>anomalous</answer>")), 0.0);
 }
@@ -375,6 +388,10 @@ TEST(Rewards, TotalWeighsThePartsAndTheFocalTerm) {
   EXPECT_TRUE(r.correct);
   EXPECT_NEAR(r.parts.at("focal"), 0.32, 1e-12);
   EXPECT_NEAR(r.total, 0.5 + 1 + 0.5 + 0.25 + 0.32, 1e-12);
+  // Naming the category adds its weight (.25): "A scratch runs across the top" names no screw.
+  EXPECT_NEAR(total_reward(parse(kGoodNormal), RewardTarget{false, "good", "screw"}, 0.5, 1.0, w).total,
+              0.5 + 1 + 0.25 + 0.25 + 0.25, 1e-12);
+  EXPECT_EQ(r.parts.at("object"), 0.0);
   // Wrong verdict: no accuracy, no type, no focal.
   r = total_reward(b, RewardTarget{false, "good"}, 0.9, 2.0, w);
   EXPECT_FALSE(r.correct);

@@ -114,7 +114,7 @@ void validate_training(const RunConfig& c) {
   check_positive("grpo.temperature", g.temperature);
   const RewardConfig& r = c.reward;
   for (auto [key, v] : {std::pair{"format", r.format}, {"accuracy", r.accuracy}, {"defect_type", r.defect_type},
-                        {"consistency", r.consistency}, {"focal", r.focal}, {"focal_alpha", r.focal_alpha},
+                        {"consistency", r.consistency}, {"object", r.object}, {"focal", r.focal}, {"focal_alpha", r.focal_alpha},
                         {"focal_gamma", r.focal_gamma}})
     if (v < 0) invalid(std::string("reward.") + key, "must be >= 0");
   if (r.class_weights != "dynamic" && r.class_weights != "static" && r.class_weights != "none")

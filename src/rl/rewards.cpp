@@ -19,6 +19,10 @@ double defect_type_reward(const text::ParsedCompletion& c, const RewardTarget& t
 
 double consistency_reward(const text::ParsedCompletion& c) { return c.consistent ? 1.0 : 0.0; }
 
+double object_reward(const text::ParsedCompletion& c, const RewardTarget& t) {
+  return !t.category.empty() && text::names_category(c.think, t.category) ? 1.0 : 0.0;
+}
+
 RewardBreakdown total_reward(const text::ParsedCompletion& c, const RewardTarget& t, double p_correct,
                              double class_weight, const RewardConfig& w) {
   RewardBreakdown r;
@@ -26,10 +30,11 @@ RewardBreakdown total_reward(const text::ParsedCompletion& c, const RewardTarget
   r.parts["accuracy"] = accuracy_reward(c, t);
   r.parts["defect_type"] = defect_type_reward(c, t);
   r.parts["consistency"] = consistency_reward(c);
+  r.parts["object"] = object_reward(c, t);
   r.correct = r.parts["accuracy"] > 0;
   r.parts["focal"] = w.focal > 0 ? focal_reward(r.correct, p_correct, w.focal_alpha, w.focal_gamma, class_weight) : 0.0;
   r.total = w.format * r.parts["format"] + w.accuracy * r.parts["accuracy"] + w.defect_type * r.parts["defect_type"] +
-            w.consistency * r.parts["consistency"] + w.focal * r.parts["focal"];
+            w.consistency * r.parts["consistency"] + w.object * r.parts["object"] + w.focal * r.parts["focal"];
   return r;
 }
 

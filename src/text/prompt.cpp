@@ -129,6 +129,21 @@ const char* region_word(Region r) {
   return "center";
 }
 
+bool names_category(const std::string& think, const std::string& category) {
+  auto words = [](const std::string& s) {  // " w1 w2 ... ": lowercase words between single spaces
+    std::string out = " ";
+    for (char c : normalize_for_phrases(s)) {
+      const char w = is_alnum(c) ? c : ' ';
+      if (w != ' ' || out.back() != ' ') out += w;
+    }
+    if (out.back() != ' ') out += ' ';
+    return out;
+  };
+  const std::string name = words(category);
+  if (name == " ") return false;
+  return words(think.substr(0, think.find('.'))).find(name) != std::string::npos;
+}
+
 std::optional<Region> parse_region(const std::string& text) {
   const std::string t = normalize_for_phrases(text);
   for (size_t i = 0; i < t.size(); ++i) {

@@ -77,7 +77,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
     std::vector<double> r(static_cast<size_t>(N));
     for (int64_t n = 0; n < N; ++n) {
       const TrainItem& item = batch.items[size_t(n / G)];
-      const rl::RewardTarget target{item.anomalous, item.defect_type};
+      const rl::RewardTarget target{item.anomalous, item.defect_type, item.category};
       const double p = probs[n][item.anomalous ? 1 : 0].item<double>();
       breakdown[size_t(n)] = rl::total_reward(parsed[size_t(n)], target, std::max(0.0, p), ctx.class_weight(item.cls()),
                                               ctx.config.reward);

@@ -246,6 +246,7 @@ struct RewardConfig {
   double accuracy = 1.0;
   double defect_type = 0.5;
   double consistency = 0.25;
+  double object = 0.25;             // the reasoning names the sample's category
   double focal = 1.0;               // weight of the focal/imbalance term (0 = plain accuracy reward)
   double focal_alpha = 1.0;
   double focal_gamma = 2.0;
@@ -259,6 +260,7 @@ struct RewardConfig {
     v("accuracy", accuracy, "weight of the verdict accuracy reward");
     v("defect_type", defect_type, "weight of the defect type reward");
     v("consistency", consistency, "weight of the reasoning/answer consistency reward");
+    v("object", object, "weight of the object reward (the reasoning names the sample's category)");
     v("focal", focal, "weight of the class-imbalance focal reward");
     v("focal_alpha", focal_alpha, "focal alpha");
     v("focal_gamma", focal_gamma, "focal gamma");

@@ -14,6 +14,7 @@ namespace lriad::rl {
 struct RewardTarget {
   bool anomalous = false;
   std::string defect_type;  // "good" for normal samples; "" or "anomaly" = unnamed defect
+  std::string category;     // the sample's category ("" = not known: no object reward)
 };
 
 // 1 when the completion is well-formed (tags once each, in order, a parseable verdict), else 0.
@@ -25,10 +26,14 @@ double accuracy_reward(const text::ParsedCompletion& c, const RewardTarget& t);
 double defect_type_reward(const text::ParsedCompletion& c, const RewardTarget& t);
 // 1 when the reasoning's conclusion agrees with the answer, else 0.
 double consistency_reward(const text::ParsedCompletion& c);
+// 1 when the reasoning's first sentence names the sample's category (text::names_category), else 0.
+// Without it GRPO lets the opening drift ("This is a screw sample." of brushed metal): no reward
+// depends on it, and the focal term's decision point, found from the category's templates, is lost.
+double object_reward(const text::ParsedCompletion& c, const RewardTarget& t);
 
 // The names as logged: rewards/<name>/mean.
 inline const std::vector<std::string>& reward_names() {
-  static const std::vector<std::string> names = {"format", "accuracy", "defect_type", "consistency", "focal"};
+  static const std::vector<std::string> names = {"format", "accuracy", "defect_type", "consistency", "object", "focal"};
   return names;
 }
 

@@ -29,6 +29,9 @@ const char* region_word(Region r);  // "upper left", "top", ..., "lower right"
 // spaces). At one position the longest phrase wins, so "upper left" is never read as "left".
 // Also understood: "top left/right", "bottom left/right", "centre", "middle".
 std::optional<Region> parse_region(const std::string& text);
+// True when the first sentence of `think` (up to its first '.') names `category`: underscores read
+// as spaces, case-insensitive, whole words ("This is a hex nut sample." names hex_nut).
+bool names_category(const std::string& think, const std::string& category);
 // x, y in [0, 1) (x to the right, y down); values outside are clamped, NaN counts as 0.
 Region region_of_point(double x, double y);
 
