@@ -286,8 +286,11 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   o.neighbours = config.model.reference_neighbours;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
   std::string aligned;
-  for (const auto& c : ref.categories())
-    if (ref.aligned(c)) aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? " (also at " + std::to_string(o.fine_side) + " px)" : "");
+  for (const auto& c : ref.categories()) {
+    if (!ref.aligned(c)) continue;
+    const std::string fine = " (also at " + std::to_string(o.fine_side) + " px" + (ref.polar(c) ? ", ring by ring)" : ")");
+    aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "");
+  }
   spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s; compared in a canonical "
                "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
