@@ -201,11 +201,17 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2 && fine; ++h)
       for (const auto& img : given[h]) fine = fine && img.rows >= options.fine_side && img.cols >= options.fine_side;
     b.polar = fine && options.polar && is_round_category_from(every);
+    // Each half's images at fine_side in their canonical pose, and those poses: the bank's normals
+    // here, the other bank's unseen images for the spread and the scale below.
+    std::array<std::vector<cv::Mat>, 2> fine_canon;
+    std::array<std::vector<Pose>, 2> fine_poses;
     for (int h = 0; h < 2 && fine; ++h) {
       std::vector<torch::Tensor> fine, thumbs;
       for (const auto& img : given[h]) {
         const cv::Mat f = ref.sized(img, options.fine_side);
-        const cv::Mat canon = to_canonical(f, estimate_pose(f));
+        fine_poses[h].push_back(estimate_pose(f));
+        fine_canon[h].push_back(to_canonical(f, fine_poses[h].back()));
+        const cv::Mat& canon = fine_canon[h].back();
         fine.push_back(gray_to_tensor(fine_image(canon, b.polar, options.fine_sigma)));
         thumbs.push_back(thumbnail(canon));
       }
@@ -237,18 +243,12 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2; ++h) {
       std::vector<double> peaks, fine_peaks;
       std::vector<torch::Tensor> fine_maps;  // (F,F) each, canonical frame
-      std::vector<Pose> fine_poses;
-      for (size_t i = 0; i < half[1 - h].size(); ++i) {
-        peaks.push_back(ref.raw_deviation(half[1 - h][i], b, h).max().item<double>());
-        if (!b.fine[size_t(h)].defined()) continue;
-        const cv::Mat f = ref.sized(given[1 - h][i], options.fine_side);
-        fine_poses.push_back(estimate_pose(f));
-        fine_maps.push_back(ref.fine_canonical(to_canonical(f, fine_poses.back()), b, h));
-      }
+      for (const auto& img : half[1 - h]) peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
+      for (const auto& canon : fine_canon[1 - h]) fine_maps.push_back(ref.fine_canonical(canon, b, h));
       if (!fine_maps.empty()) b.fine_spread[size_t(h)] = spread_of(torch::stack(fine_maps));
       for (size_t i = 0; i < fine_maps.size(); ++i)
-        fine_peaks.push_back(
-            in_image_frame(fine_maps[i] / b.fine_spread[size_t(h)], fine_poses[i], half[1 - h][i].rows).max().item<double>());
+        fine_peaks.push_back(in_image_frame(fine_maps[i] / b.fine_spread[size_t(h)], fine_poses[1 - h][i],
+                                            half[1 - h][i].rows).max().item<double>());
       b.scale[h] = std::max(1e-6, median_of(peaks));
       if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, median_of(fine_peaks));
     }
@@ -373,7 +373,8 @@ void NormalReference::save(const std::string& path) const {
       f.tensors[cat + "/thumbs" + std::to_string(h)] = to_st(b.thumbs[size_t(h)]);
     }
     f.tensors[cat + "/fine_scale"] = to_st(torch::tensor({float(b.fine_scale[0]), float(b.fine_scale[1])}));
-    for (int h = 0; h < 2; ++h) f.tensors[cat + "/fine_spread" + std::to_string(h)] = to_st(b.fine_spread[size_t(h)]);
+    for (int h = 0; h < 2; ++h)  // absent from a reference loaded from a file made before the spread
+      if (b.fine_spread[size_t(h)].defined()) f.tensors[cat + "/fine_spread" + std::to_string(h)] = to_st(b.fine_spread[size_t(h)]);
     f.tensors[cat + "/polar"] = to_st(torch::tensor({b.polar ? 1.f : 0.f}));
   }
   io::write_safetensors(path, f);
