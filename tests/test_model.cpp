@@ -315,6 +315,59 @@ TEST(NormalReference, ScaleIsTheMedianPeakOfTheOtherHalfSoOneOddNormalDoesNotMov
   EXPECT_GT(mean, 1.3 * scale);                 // ...and a mean would have moved with it
 }
 
+// An image in neither bank (held out, test) is compared with both and the maps averaged: a
+// defect keeps its peak (what averaging gains on real normals is measured in the issue notes).
+TEST(NormalReference, AnImageInNeitherBankIsComparedWithBothAndTheMapsAveraged) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 8; ++i) halves["plate"][size_t(i % 2)].push_back(grey(24, 400 + uint64_t(i)));
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 100000;
+  const auto ref = data::NormalReference::build(halves, o);
+  constexpr int kBoth = data::NormalReference::kBothBanks;
+  const cv::Mat bad = grey(24, 9, 10, 12);
+  const auto mean = (ref.deviation(bad, "plate", 0) + ref.deviation(bad, "plate", 1)) / 2;
+  EXPECT_TRUE(torch::allclose(ref.deviation(bad, "plate", kBoth), mean));
+  EXPECT_TRUE(torch::allclose(ref.with_deviation(bad, "plate", kBoth)[3], mean));
+  // The defect keeps its peak against both banks (a defect deviates from each alike) and stands
+  // far above every unseen normal image's averaged peak.
+  const double defect = ref.deviation(bad, "plate", kBoth).max().item<double>();
+  EXPECT_GT(defect, 0.8 * ref.deviation(bad, "plate", 0).max().item<double>());
+  for (int i = 0; i < 6; ++i) EXPECT_LT(5 * ref.deviation(grey(24, 500 + uint64_t(i)), "plate", kBoth).max().item<double>(), defect);
+}
+
+// A speck of a colour no normal image shows: with the palette the map is at least its bins beyond
+// the tolerance there; normal images gain nothing; the palette survives save and load.
+TEST(NormalReference, AColourNoNormalImageShowsStandsOut) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 8; ++i) halves["plate"][size_t(i % 2)].push_back(grey(24, 600 + uint64_t(i)));
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 100000;
+  const auto with = data::NormalReference::build(halves, o);
+  o.colour = false;
+  const auto without = data::NormalReference::build(halves, o);
+  EXPECT_TRUE(with.colour("plate"));
+  EXPECT_FALSE(without.colour("plate"));
+  // Blue (0.2, 0.3, 0.9): bins (6, 9, 28); the noisy greys (0.5 +- 3.5 sigma = 0.07) fill bins
+  // 13-18 of each channel, so the speck lies >= 7 + 4 + 10 = 21 bins away: novelty >= 20 inside.
+  cv::Mat bad = grey(24, 9);
+  bad(cv::Rect(10, 12, 4, 4)).setTo(cv::Scalar(0.2, 0.3, 0.9));
+  const double peak = with.deviation(bad, "plate", 0).max().item<double>();
+  EXPECT_GE(peak, 15.0);
+  EXPECT_GT(peak, 1.5 * without.deviation(bad, "plate", 0).max().item<double>());
+  for (int i = 0; i < 4; ++i) {
+    const cv::Mat normal = grey(24, 700 + uint64_t(i));
+    EXPECT_TRUE(torch::allclose(with.deviation(normal, "plate", 0), without.deviation(normal, "plate", 0)));
+  }
+  const std::string path = ::testing::TempDir() + "/lriad_reference_colour.safetensors";
+  with.save(path);
+  const auto back = data::NormalReference::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(back.colour("plate"));
+  EXPECT_TRUE(torch::allclose(back.deviation(bad, "plate", 1), with.deviation(bad, "plate", 1)));
+}
+
 TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips) {
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
   const cv::Mat a = grey(24, 1), b = grey(24, 2);

@@ -93,7 +93,16 @@ TEST(TrainingSource, NoTestImageReachesTrainingByDefault) {
     }
   EXPECT_NEAR(anomalous / 400.0, c.data.anomaly_ratio, 0.1);
   EXPECT_GE(kinds.size(), 4u);  // a mix of synthetic kinds, not one
-  for (const auto& v : source.validation()) EXPECT_EQ(test_paths.count(strip_kind(v.source)), 0u);
+  for (const auto& v : source.validation()) {
+    EXPECT_EQ(test_paths.count(strip_kind(v.source)), 0u);
+    // Held out of both reference banks, so compared with both, as a test image is.
+    EXPECT_EQ(v.reference_bank, data::NormalReference::kBothBanks) << v.source;
+  }
+  // A draw is compared with the bank of the other half (never its own).
+  for (int i = 0; i < 8; ++i) {
+    const int bank = source.draw(3, i).reference_bank;
+    EXPECT_TRUE(bank == 0 || bank == 1) << bank;
+  }
   // Deterministic in (seed, step, index).
   train::TrainingSource again(c);
   const auto a = source.draw(7, 3), b = again.draw(7, 3);

@@ -218,6 +218,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.fine[h] = torch::stack(fine).contiguous();      // (N,1,F,F)
       b.thumbs[h] = torch::stack(thumbs).contiguous();  // (N,3,16,16)
     }
+    for (int h = 0; h < 2 && options.colour; ++h) b.palette[size_t(h)] = ColourPalette::build(half[h]);
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       std::vector<torch::Tensor> all;
       for (const auto& img : half[h]) {
@@ -316,13 +317,17 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
   if (it == banks_.end())
     throw Error("the normal reference has no category '" + category + "'",
                 "the policy compares images with the normal images of the categories it was trained on");
-  bank = bank == 1 ? 1 : 0;
   const Banks& b = it->second;
   const cv::Mat coarse = sized(image, options_.side);
-  auto map = raw_deviation(coarse, b, bank) / b.scale[size_t(bank)];  // (S,S)
-  if (b.fine[size_t(bank)].defined())
-    map = torch::maximum(map, raw_fine(sized(image, options_.fine_side), b, bank, map.size(0)) / b.fine_scale[size_t(bank)]);
-  return map;
+  const cv::Mat fine = b.fine[0].defined() ? sized(image, options_.fine_side) : cv::Mat();
+  auto against = [&](size_t h) {  // (S,S)
+    auto map = raw_deviation(coarse, b, int(h)) / b.scale[h];
+    if (!fine.empty()) map = torch::maximum(map, raw_fine(fine, b, int(h), map.size(0)) / b.fine_scale[h]);
+    if (!b.palette[h].empty()) map = torch::maximum(map, gray_to_tensor(b.palette[h].novelty(coarse))[0]);
+    return map;
+  };
+  if (bank == kBothBanks) return (against(0) + against(1)) / 2;
+  return against(bank == 1 ? 1 : 0);
 }
 
 torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank) const {
@@ -346,6 +351,11 @@ bool NormalReference::polar(const std::string& category) const {
   return it != banks_.end() && it->second.polar;
 }
 
+bool NormalReference::colour(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && !it->second.palette[0].empty();
+}
+
 bool NormalReference::aligned(const std::string& category) const {
   auto it = banks_.find(category);
   return it != banks_.end() && it->second.aligned;
@@ -367,6 +377,9 @@ void NormalReference::save(const std::string& path) const {
     for (int h = 0; h < 2; ++h)
       f.tensors[cat + kind + std::to_string(h)] = to_st(b.aligned ? b.normals[size_t(h)] : b.patches[size_t(h)]);
     f.tensors[cat + "/scale"] = to_st(torch::tensor({float(b.scale[0]), float(b.scale[1])}));
+    for (int h = 0; h < 2; ++h)
+      if (!b.palette[size_t(h)].empty())
+        f.tensors[cat + "/palette" + std::to_string(h)] = to_st(torch::tensor(b.palette[size_t(h)].distances()));
     if (!b.fine[0].defined()) continue;
     for (int h = 0; h < 2; ++h) {
       f.tensors[cat + "/fine" + std::to_string(h)] = to_st(b.fine[size_t(h)]);
@@ -457,6 +470,16 @@ NormalReference NormalReference::load(const std::string& path) {
         const auto polar = get(cat + "/polar");
         if (polar.numel() != 1) throw Error(path + ": " + cat + "/polar must hold 1 value");
         b.polar = polar.item<double>() > 0.5;
+      }
+    }
+    for (int h = 0; h < 2; ++h) {  // absent before the colour palette, or without it
+      auto it = f.tensors.find(cat + "/palette" + std::to_string(h));
+      if (it == f.tensors.end()) continue;
+      const auto t = from_st(it->second).contiguous();
+      try {
+        b.palette[size_t(h)] = ColourPalette::from_distances(std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()));
+      } catch (const Error& e) {
+        rethrow_with_context(path + ": " + it->first, e);
       }
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {

@@ -82,7 +82,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   model::TokenRows prompts;
   for (const auto& in : inputs) {
     const cv::Mat img = data::resize_square(in.image, config.model.work_size());  // the reference resizes for the model
-    images.push_back(s_->reference ? s_->reference->with_deviation(img, in.category)  // (4,S,S)
+    images.push_back(s_->reference ? s_->reference->with_deviation(img, in.category, data::NormalReference::kBothBanks)  // (4,S,S)
                                    : data::image_to_tensor(data::resize_square(img, config.model.image_size)));
     prompts.push_back(s_->prompt(in.category));
   }

@@ -181,10 +181,12 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
       n.image = h.image;
       n.category = h.category;
       n.source = h.path;
+      n.reference_bank = data::NormalReference::kBothBanks;  // held out: in neither bank, as a test image
       validation_.push_back(n);
-      if (int(validation_.size()) < config.train.val_size && !mix_.empty())
+      if (int(validation_.size()) < config.train.val_size && !mix_.empty()) {
         validation_.push_back(synthesize(h, mix(config.seed, kValidation, vi++, 0)));
-      if (!validation_.empty()) validation_.back().reference_bank = 0;  // held out: in neither bank
+        validation_.back().reference_bank = data::NormalReference::kBothBanks;
+      }
     }
 
   // Expected share of each class among draws (for static weights and the logs).
@@ -284,6 +286,7 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   o.fine_sigma = config.model.reference_fine_sigma;
   o.fine_shift = config.model.reference_fine_shift;
   o.neighbours = config.model.reference_neighbours;
+  o.colour = config.model.reference_colour;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
   std::string aligned;
   for (const auto& c : ref.categories()) {
@@ -291,8 +294,8 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
     const std::string fine = " (also at " + std::to_string(o.fine_side) + " px" + (ref.polar(c) ? ", ring by ring)" : ")");
     aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "");
   }
-  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank, built in {:.1f} s; compared in a canonical "
-               "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch,
+  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank{}, built in {:.1f} s; compared in a canonical "
+               "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch, o.colour ? " and a colour palette" : "",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                aligned.empty() ? "none" : aligned);
   return ref;

@@ -43,6 +43,9 @@ struct ModelConfig {
   double reference_fine_sigma = 3.0;
   int reference_fine_shift = 3;
   int reference_neighbours = 8;
+  // Colour novelty (data/palette.h): a pixel's colour that no normal image of the category shows
+  // counts as deviation too (specks of a foreign colour on a part with its own random marks).
+  bool reference_colour = true;
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -84,6 +87,7 @@ struct ModelConfig {
     v("reference_fine_sigma", reference_fine_sigma, "high-pass Gaussian sigma of the fine comparison, pixels");
     v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
+    v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

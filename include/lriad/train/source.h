@@ -28,7 +28,7 @@ struct TrainItem {
   std::string defect_type = data::kGoodType;  // anomaly type word, the test folder name, or "good"
   std::optional<text::Region> region;         // known for synthetic anomalies only
   std::string source;                         // image path (+ "#kind" when synthesised)
-  int reference_bank = 0;                     // normal-reference bank to compare with (data/reference.h)
+  int reference_bank = 0;  // normal-reference bank to compare with: 0, 1, or kBothBanks for held-out images (data/reference.h)
   // The class the imbalance weights are kept for: "good" or the canonical defect type.
   std::string cls() const;
 };
