@@ -270,6 +270,17 @@ data::NormalReference grey_reference() {
   return data::NormalReference::build(halves, o);
 }
 
+// Eight noisy grey plates (seeds first .. first + 7) in two halves, every 3x3 patch kept.
+data::NormalReference plate_reference(uint64_t first, bool colour = true) {
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 8; ++i) halves["plate"][size_t(i % 2)].push_back(grey(24, first + uint64_t(i)));
+  data::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 100000;
+  o.colour = colour;
+  return data::NormalReference::build(halves, o);
+}
+
 }  // namespace
 
 TEST(NormalReference, DefectsStandOutNormalImagesPeakNearOne) {
@@ -318,12 +329,7 @@ TEST(NormalReference, ScaleIsTheMedianPeakOfTheOtherHalfSoOneOddNormalDoesNotMov
 // An image in neither bank (held out, test) is compared with both and the maps averaged: a
 // defect keeps its peak (what averaging gains on real normals is measured in the issue notes).
 TEST(NormalReference, AnImageInNeitherBankIsComparedWithBothAndTheMapsAveraged) {
-  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
-  for (int i = 0; i < 8; ++i) halves["plate"][size_t(i % 2)].push_back(grey(24, 400 + uint64_t(i)));
-  data::NormalReference::Options o;
-  o.patch = 3;
-  o.bank_size = 100000;
-  const auto ref = data::NormalReference::build(halves, o);
+  const auto ref = plate_reference(400);
   constexpr int kBoth = data::NormalReference::kBothBanks;
   const cv::Mat bad = grey(24, 9, 10, 12);
   const auto mean = (ref.deviation(bad, "plate", 0) + ref.deviation(bad, "plate", 1)) / 2;
@@ -339,14 +345,7 @@ TEST(NormalReference, AnImageInNeitherBankIsComparedWithBothAndTheMapsAveraged) 
 // A speck of a colour no normal image shows: with the palette the map is at least its bins beyond
 // the tolerance there; normal images gain nothing; the palette survives save and load.
 TEST(NormalReference, AColourNoNormalImageShowsStandsOut) {
-  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
-  for (int i = 0; i < 8; ++i) halves["plate"][size_t(i % 2)].push_back(grey(24, 600 + uint64_t(i)));
-  data::NormalReference::Options o;
-  o.patch = 3;
-  o.bank_size = 100000;
-  const auto with = data::NormalReference::build(halves, o);
-  o.colour = false;
-  const auto without = data::NormalReference::build(halves, o);
+  const auto with = plate_reference(600), without = plate_reference(600, /*colour=*/false);
   EXPECT_TRUE(with.colour("plate"));
   EXPECT_FALSE(without.colour("plate"));
   // Blue (0.2, 0.3, 0.9): bins (6, 9, 28); the noisy greys (0.5 +- 3.5 sigma = 0.07) fill bins
