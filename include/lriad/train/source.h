@@ -28,7 +28,9 @@ struct TrainItem {
   std::string defect_type = data::kGoodType;  // anomaly type word, the test folder name, or "good"
   std::optional<text::Region> region;         // known for synthetic anomalies only
   std::string source;                         // image path (+ "#kind" when synthesised)
-  int reference_bank = 0;  // normal-reference bank to compare with: 0, 1, or kBothBanks for held-out images (data/reference.h)
+  // Normal-reference bank to compare with (data/reference.h): 0 or 1, the other half's; kBothBanks
+  // for held-out (validation) images, as for test images.
+  int reference_bank = 0;
   // The class the imbalance weights are kept for: "good" or the canonical defect type.
   std::string cls() const;
 };
