@@ -82,6 +82,9 @@ void validate_data(const DataConfig& d) {
   check_unit("data.train_from_test", d.train_from_test, false);
   check_unit("data.val_fraction", d.val_fraction, false);
   check_unit("data.donor_other_category", d.donor_other_category);
+  check_unit("data.evidence_gate_quantile", d.evidence_gate_quantile);
+  if (d.evidence_gate_attempts < 1 || d.evidence_gate_attempts > 32)
+    invalid("data.evidence_gate_attempts", "must be in [1, 32] (the first draw is an attempt)");
   double total = 0;
   for (const auto& [kind, w] : d.anomaly_mix) {
     if (!(w >= 0)) invalid("data.anomaly_mix." + kind, "weights must be >= 0");

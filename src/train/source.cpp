@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include <opencv2/imgproc.hpp>
+
 #include "lriad/data/anomaly.h"
 #include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
@@ -184,8 +186,10 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
       n.reference_bank = data::NormalReference::kBothBanks;  // held out: in neither bank, as a test image
       validation_.push_back(n);
       if (int(validation_.size()) < config.train.val_size && !mix_.empty()) {
-        validation_.push_back(synthesize(h, mix(config.seed, kValidation, vi++, 0)));
+        const uint64_t seed = mix(config.seed, kValidation, vi++, 0);
+        validation_.push_back(synthesize(h, seed));
         validation_.back().reference_bank = data::NormalReference::kBothBanks;
+        validation_anomalies_.push_back({h, seed});
       }
     }
 
@@ -200,7 +204,64 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   if (skipped) spdlog::warn("{} unreadable training images skipped", skipped);
 }
 
-TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
+bool evidence_shows(const torch::Tensor& input, const cv::Mat& footprint, double level) {
+  const auto map = input[input.size(0) - 1].contiguous();  // (S,S)
+  const int S = int(map.size(0));
+  if (footprint.empty()) return map.max().item<double>() > level;
+  cv::Mat fp;
+  cv::resize(footprint, fp, cv::Size(S, S), 0, 0, cv::INTER_AREA);  // any overlap survives as > 0
+  cv::dilate(fp > 0, fp, cv::Mat::ones(3, 3, CV_8U));
+  const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
+  double peak = 0;
+  cv::minMaxLoc(m, nullptr, &peak, nullptr, nullptr, fp);
+  return peak > level;
+}
+
+TrainItem TrainingSource::as_item(const Normal& n) const {
+  TrainItem t;
+  t.image = n.image;
+  t.category = n.category;
+  t.source = n.path;
+  t.reference_bank = 1 - n.half;
+  return t;
+}
+
+std::vector<TrainItem> TrainingSource::normal_items() const {
+  std::vector<TrainItem> out;
+  for (const auto& n : normals_) out.push_back(as_item(n));
+  return out;
+}
+
+void TrainingSource::set_evidence_gate(EvidenceGate gate) {
+  gate_ = std::move(gate);
+  // Validation measures what training teaches: its synthetic anomalies pass the same gate.
+  size_t k = 0;
+  for (auto& item : validation_) {
+    if (!item.anomalous || k >= validation_anomalies_.size()) continue;
+    const auto& [base, seed] = validation_anomalies_[k++];
+    item = gated(base, seed, data::NormalReference::kBothBanks);
+  }
+}
+
+TrainItem TrainingSource::gated(const Normal& base, uint64_t seed, int bank) const {
+  if (!gate_) {
+    TrainItem t = synthesize(base, seed);
+    t.reference_bank = bank;
+    return t;
+  }
+  auto level = gate_->level.find(base.category);
+  for (int attempt = 0; attempt < gate_->attempts; ++attempt) {
+    TrainItem t = synthesize(base, attempt ? mix(seed, attempt, 0x6A7E, 0) : seed, attempt);
+    t.reference_bank = bank;
+    t.input = gate_->input(t);  // (4,S,S)
+    if (level == gate_->level.end() || evidence_shows(t.input, t.footprint, level->second)) return t;
+  }
+  TrainItem t = as_item(base);  // the evidence shows none of them: the image is what it was, normal
+  t.reference_bank = bank;
+  return t;
+}
+
+TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed, int attempt) const {
   // Foreign texture from another category with probability donor_other_category.
   const Normal* donor = &base;
   const double u = uniform01(seed ^ 0xD0);
@@ -221,6 +282,12 @@ TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
   params.contrast_min = float(config_.data.anomaly_contrast_min);
   params.contrast_max = float(config_.data.anomaly_contrast_max);
   params.min_visible = float(config_.data.anomaly_min_visible);
+  if (attempt > 0) {  // a redraw the evidence gate asked for: larger and stronger each time
+    const int n = std::max(1, config_.data.evidence_gate_attempts - 1);
+    const float f = float(std::min(attempt, n)) / float(n);
+    params.contrast_min += f * (params.contrast_max - params.contrast_min) * 0.75f;
+    params.scale_min += f * (params.scale_max - params.scale_min) * 0.25f;
+  }
   // A donor of another category may be kept at another side (only parts keep the fine one).
   const cv::Mat donor_image =
       donor->image.size() == base.image.size() ? donor->image : data::resize_square(donor->image, base.image.rows);
@@ -231,6 +298,7 @@ TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed) const {
   t.anomalous = true;
   t.defect_type = a.type_name();
   t.region = text::region_of_point(a.cx, a.cy);
+  t.footprint = a.footprint;
   t.source = base.path + "#" + data::to_string(a.kind);
   t.reference_bank = 1 - base.half;
   return t;
@@ -242,13 +310,8 @@ TrainItem TrainingSource::draw(uint64_t step, int index) const {
   const size_t pick = splitmix(seed) % (real + normals_.size());
   if (pick < real) return test_items_[pick];
   const Normal& base = normals_[pick - real];
-  if (!mix_.empty() && uniform01(seed ^ 0xA0) < config_.data.anomaly_ratio) return synthesize(base, seed ^ 0xA1);
-  TrainItem t;
-  t.image = base.image;
-  t.category = base.category;
-  t.source = base.path;
-  t.reference_bank = 1 - base.half;
-  return t;
+  if (!mix_.empty() && uniform01(seed ^ 0xA0) < config_.data.anomaly_ratio) return gated(base, seed ^ 0xA1, 1 - base.half);
+  return as_item(base);
 }
 
 std::map<std::string, std::array<std::vector<cv::Mat>, 2>> TrainingSource::reference_halves() const {

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -18,6 +19,7 @@
 #include "lriad/model/weights.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
+#include "lriad/train/evidence_check.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/progress.h"
 #include "trainer_internal.h"
@@ -48,6 +50,10 @@ const std::vector<int64_t>& Context::prompt(const std::string& category) {
 PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   std::vector<torch::Tensor> images;
   for (const auto& it : items) {
+    if (it.input.defined()) {  // made by the evidence gate
+      images.push_back(it.input);
+      continue;
+    }
     if (normal_reference) {
       // Normal images recur unchanged: their deviation maps are computed once.
       const bool plain = !it.anomalous && !it.source.empty();  // synthesised items are always anomalous
@@ -428,6 +434,43 @@ void check_lengths(Context& ctx) {
   spdlog::debug("longest prompt {} tokens, longest target {} tokens", prompt, completion);
 }
 
+// What the policy will be taught to read: whether the synthetic anomalies stand out of the normal
+// draws in the evidence at all. Where they do not, their labels are noise and training stays at chance.
+void log_evidence_check(Context& ctx) {
+  const int steps = std::max(1, std::min(ctx.config.sft.steps, 400 / std::max(1, ctx.config.sft.batch_size)));
+  const auto t0 = std::chrono::steady_clock::now();
+  const EvidenceCheck check = check_evidence(*ctx.source, *ctx.normal_reference, steps, ctx.config.sft.batch_size);
+  spdlog::info("evidence check on {} training draws ({:.1f} s):", steps * ctx.config.sft.batch_size,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  for (const auto& line : describe(check)) spdlog::info("  {}", line);
+}
+
+// The evidence gate's normal level per category, from every training normal's map against the
+// bank its draws use (those maps then stay cached for training).
+void attach_evidence_gate(Context& ctx) {
+  std::map<std::string, std::vector<double>> peaks;
+  const auto normals = ctx.source->normal_items();
+  for (size_t i = 0; i < normals.size(); i += 32) {
+    std::vector<TrainItem> part(normals.begin() + long(i), normals.begin() + long(std::min(normals.size(), i + 32)));
+    const auto batch = ctx.prepare(part).images;  // (B,4,S,S), cached by source
+    const auto peak = batch.select(1, batch.size(1) - 1).flatten(1).amax(1);  // (B)
+    for (size_t k = 0; k < part.size(); ++k) peaks[part[k].category].push_back(peak[long(k)].item<double>());
+  }
+  EvidenceGate gate;
+  gate.attempts = ctx.config.data.evidence_gate_attempts;
+  std::string shown;
+  for (const auto& [cat, p] : peaks) {
+    gate.level[cat] = quantile(p, ctx.config.data.evidence_gate_quantile);
+    shown += fmt::format("{}{} {:.2f}", shown.empty() ? "" : ", ", cat, gate.level[cat]);
+  }
+  const data::NormalReference* ref = ctx.normal_reference.get();
+  gate.input = [ref](const TrainItem& t) { return ref->with_deviation(t.image, t.category, t.reference_bank); };
+  ctx.source->set_evidence_gate(std::move(gate));
+  spdlog::info("evidence gate: synthetic anomalies must peak above the normal draws' {:.0f}% level ({}), else are "
+               "redrawn up to {} times", 100 * ctx.config.data.evidence_gate_quantile, shown,
+               ctx.config.data.evidence_gate_attempts);
+}
+
 void load_optimizer(torch::optim::AdamW& opt, const std::string& path) {
   if (!io::is_file(path)) throw Error("cannot resume: " + path + " is missing", "the checkpoint is incomplete; start again with --overwrite");
   try {
@@ -498,6 +541,9 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     }
   }
   check_lengths(ctx);
+  if (ctx.normal_reference && !o.resume) log_evidence_check(ctx);
+  if (ctx.normal_reference && config.data.evidence_gate_quantile > 0 && config.data.anomaly_ratio > 0)
+    attach_evidence_gate(ctx);
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.dir + "/train_from_test.csv");
   fs::create_directories(ctx.run.dir + "/completions");

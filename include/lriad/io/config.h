@@ -141,6 +141,12 @@ struct DataConfig {
   double anomaly_scale_min = 0.03, anomaly_scale_max = 0.25;
   double anomaly_contrast_min = 0.15, anomaly_contrast_max = 0.7;
   double anomaly_min_visible = 0.02;  // redraw anomalies whose mean |change| in the footprint is lower
+  // Evidence gate (with model.reference knn): a synthetic anomaly is labelled anomalous only when the
+  // normal reference's deviation map, inside its footprint, peaks above the category's normal level
+  // (this quantile of the normal training draws' peaks); otherwise it is redrawn, stronger, up to
+  // evidence_gate_attempts times, then the draw is the normal image. 0 = off.
+  double evidence_gate_quantile = 0.95;
+  int evidence_gate_attempts = 4;
   double train_from_test = 0.0;       // share of the labelled test split that joins training (0 = none)
   double val_fraction = 0.1;          // normal training images held out for validation
   bool skip_bad_images = false;       // unreadable images become counted warnings
@@ -159,6 +165,8 @@ struct DataConfig {
     v("anomaly_contrast_min", anomaly_contrast_min, "weakest synthetic anomaly contrast (0-1)");
     v("anomaly_contrast_max", anomaly_contrast_max, "strongest synthetic anomaly contrast (0-1)");
     v("anomaly_min_visible", anomaly_min_visible, "least mean change inside a synthetic anomaly (0-1)");
+    v("evidence_gate_quantile", evidence_gate_quantile, "normal level a synthetic anomaly's evidence must exceed (quantile; 0 = off)");
+    v("evidence_gate_attempts", evidence_gate_attempts, "redraws of a synthetic anomaly the evidence does not show");
     v("train_from_test", train_from_test, "share of the test split used for training");
     v("val_fraction", val_fraction, "share of normal training images held out for validation");
     v("skip_bad_images", skip_bad_images, "skip unreadable images with a warning");

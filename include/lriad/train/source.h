@@ -5,6 +5,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -27,6 +28,9 @@ struct TrainItem {
   bool anomalous = false;
   std::string defect_type = data::kGoodType;  // anomaly type word, the test folder name, or "good"
   std::optional<text::Region> region;         // known for synthetic anomalies only
+  cv::Mat footprint;                          // synthetic anomalies: CV_8UC1 1 where the image changed (never
+                                              // fed to the model; the evidence gate looks there)
+  torch::Tensor input;                        // the policy's input (C,S,S) when the evidence gate made it
   std::string source;                         // image path (+ "#kind" when synthesised)
   // Normal-reference bank to compare with (data/reference.h): 0 or 1, the other half's; kBothBanks
   // for held-out (validation) images, as for test images.
@@ -40,12 +44,33 @@ struct TrainFromTest {
   std::vector<data::Sample> samples;
 };
 
+// The evidence gate (data.evidence_gate_quantile > 0, model.reference knn): the policy learns to
+// read the normal reference's evidence, so a synthetic anomaly that the evidence does not show is a
+// label the policy cannot learn from. On busy real textures at 64 px most are (a cut-and-paste of the
+// same texture, a faint stain): 70% of the draws on two real textures in one measurement, and
+// training stayed at chance. With the gate, a synthetic anomaly counts only when its deviation map
+// peaks inside its footprint above the category's normal level; else it is drawn again with another
+// seed, stronger each time, and after `attempts` draws the sample is its normal image.
+struct EvidenceGate {
+  std::function<torch::Tensor(const TrainItem&)> input;  // the policy's input of an item: (4,S,S)
+  std::map<std::string, double> level;                   // per category: the normal draws' peak quantile
+  int attempts = 4;
+};
+
+// True when the deviation map (channel 3 of `input`, (4,S,S)) peaks above `level` inside `footprint`
+// (CV_8UC1 of any side, brought to S and grown by one pixel).
+bool evidence_shows(const torch::Tensor& input, const cv::Mat& footprint, double level);
+
 class TrainingSource {
  public:
   // Loads the dataset named by config.data, preloads and resizes the images it trains on.
   explicit TrainingSource(const RunConfig& config);
 
   TrainItem draw(uint64_t step, int index) const;  // deterministic in (config.seed, step, index)
+  // Every training normal as a draw would give it (for the gate's levels and evidence caches).
+  std::vector<TrainItem> normal_items() const;
+  // From now on synthetic anomalies (draws and validation items) pass the gate.
+  void set_evidence_gate(EvidenceGate gate);
   // Held-out normal training images, each also used once with a synthetic anomaly (fixed
   // seeds): at most config.train.val_size items, half anomalous. Never the test split.
   const std::vector<TrainItem>& validation() const { return validation_; }
@@ -67,13 +92,18 @@ class TrainingSource {
     std::string category, path;
     int half = 0;  // which reference bank holds its patches; it is compared with the other one
   };
-  TrainItem synthesize(const Normal& base, uint64_t seed) const;
+  TrainItem synthesize(const Normal& base, uint64_t seed, int attempt = 0) const;
+  // synthesize() through the gate: the first attempt the evidence shows, else the normal image.
+  TrainItem gated(const Normal& base, uint64_t seed, int bank) const;
+  TrainItem as_item(const Normal& n) const;
 
   RunConfig config_;
   std::vector<std::string> categories_;
   std::vector<Normal> normals_;            // training normals (validation ones removed)
   std::vector<TrainItem> test_items_;      // data.train_from_test share, preloaded
   std::vector<TrainItem> validation_;
+  std::vector<std::pair<Normal, uint64_t>> validation_anomalies_;  // (base, seed) of each synthetic one, in order
+  std::optional<EvidenceGate> gate_;
   std::map<std::string, std::vector<size_t>> by_category_;
   std::map<std::string, double> prior_;
   TrainFromTest from_test_;

@@ -1,0 +1,46 @@
+// How well the normal reference's evidence separates the training draws: the peak of each draw's
+// deviation map (exactly the fourth channel the policy is trained on), normal draws against
+// synthetic anomalies, per category and anomaly kind. A policy trained from scratch learns to
+// read this evidence; where the synthetic anomalies do not stand out of it, their labels teach
+// nothing and training stays at chance, which this check shows before the first step.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lriad::data {
+class NormalReference;
+}
+
+namespace lriad::train {
+
+class TrainingSource;
+
+struct EvidenceCheck {
+  struct Category {
+    std::vector<double> normal_peaks;                         // normal draws
+    std::map<std::string, std::vector<double>> anomaly_peaks;  // by defect-type word
+    double level = 0;  // the `quantile` of normal_peaks: "above normal" starts here
+    // Share of the synthetic anomalies whose peak is above `level` (all kinds, and by kind).
+    double visible = 0;
+    std::map<std::string, double> visible_by_kind;
+  };
+  double quantile = 0.95;
+  std::map<std::string, Category> categories;
+  double visible = 0;  // over every category's synthetic anomalies
+};
+
+// q-quantile of `v` by linear interpolation between order statistics (numpy's default); v non-empty.
+double quantile(std::vector<double> v, double q);
+
+// Share of `values` strictly above `level` (0 for an empty list).
+double share_above(const std::vector<double>& values, double level);
+
+// Peaks of the source's draws of SFT steps [0, steps) (every index of a batch of `batch`).
+EvidenceCheck check_evidence(const TrainingSource& source, const data::NormalReference& reference, int steps, int batch,
+                             double q = 0.95);
+
+// One line per category: the normal level and the share of synthetic anomalies above it, by kind.
+std::vector<std::string> describe(const EvidenceCheck& check);
+
+}  // namespace lriad::train

@@ -1,0 +1,71 @@
+// Separation of the training draws by the normal reference's evidence (see evidence_check.h).
+#include "lriad/train/evidence_check.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "lriad/data/reference.h"
+#include "lriad/train/source.h"
+
+namespace lriad::train {
+
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const size_t lo = size_t(std::floor(pos)), hi = std::min(v.size() - 1, lo + 1);
+  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
+}
+
+double share_above(const std::vector<double>& values, double level) {
+  if (values.empty()) return 0;
+  return double(std::count_if(values.begin(), values.end(), [&](double x) { return x > level; })) / double(values.size());
+}
+
+EvidenceCheck check_evidence(const TrainingSource& source, const data::NormalReference& reference, int steps, int batch,
+                             double q) {
+  torch::NoGradGuard no_grad;
+  EvidenceCheck check;
+  check.quantile = q;
+  // 1. The peak of every draw's map, against the bank training compares it with.
+  for (int step = 0; step < steps; ++step)
+    for (int i = 0; i < batch; ++i) {
+      const TrainItem it = source.draw(uint64_t(step), i);
+      const double peak = reference.deviation(it.image, it.category, it.reference_bank).max().item<double>();
+      auto& c = check.categories[it.category];
+      if (it.anomalous) c.anomaly_peaks[it.defect_type].push_back(peak);
+      else c.normal_peaks.push_back(peak);
+    }
+  // 2. The normal level and the share of each kind above it.
+  int64_t visible = 0, total = 0;
+  for (auto& [name, c] : check.categories) {
+    if (c.normal_peaks.empty()) continue;
+    c.level = quantile(c.normal_peaks, q);
+    std::vector<double> all;
+    for (const auto& [kind, peaks] : c.anomaly_peaks) {
+      c.visible_by_kind[kind] = share_above(peaks, c.level);
+      all.insert(all.end(), peaks.begin(), peaks.end());
+    }
+    c.visible = share_above(all, c.level);
+    visible += std::llround(c.visible * double(all.size()));
+    total += int64_t(all.size());
+  }
+  check.visible = total ? double(visible) / double(total) : 0;
+  return check;
+}
+
+std::vector<std::string> describe(const EvidenceCheck& check) {
+  std::vector<std::string> lines;
+  for (const auto& [name, c] : check.categories) {
+    std::string kinds;
+    for (const auto& [kind, share] : c.visible_by_kind) kinds += fmt::format("{}{} {:.0f}%", kinds.empty() ? "" : ", ", kind, 100 * share);
+    lines.push_back(fmt::format("{}: normal draws peak at {:.2f} or less ({:.0f}% of {}); synthetic anomalies above that: "
+                                "{:.0f}% ({})",
+                                name, c.level, 100 * check.quantile, c.normal_peaks.size(), 100 * c.visible, kinds));
+  }
+  return lines;
+}
+
+}  // namespace lriad::train
