@@ -187,3 +187,48 @@ TEST(Cli, EvalAndPredictOnATinyCheckpoint) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find(dir / "notes.png"), std::string::npos) << r.out;
 }
+
+// The demo in VisA's published layout end to end: synth --layout visa, data stats, a few
+// training steps and eval, all through --format visa.
+TEST(Cli, SynthVisaThenStatsTrainAndEval) {
+  TempDir dir;
+  const std::string tree = dir / "visa", run = dir / "run", out = dir / "eval";
+  auto r = run_command(bin() + " synth --layout visa --out " + tree + " --categories 2 --per-category 30 --size 64 --seed 3",
+                       true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("--format visa"), std::string::npos) << r.out;
+  r = run_command(bin() + " data stats --format visa --root " + tree + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["categories"].size(), 2u);
+  int test_images = 0, test_anomalous = 0;
+  for (auto& [name, c] : j["categories"].items()) {
+    EXPECT_EQ(c["train"]["total"].get<int>() + c["test"]["total"].get<int>(), 30) << name;
+    EXPECT_EQ(c["train"]["anomalous"], 0) << name;
+    EXPECT_GT(c["test"]["anomalous"].get<int>(), 0) << name;
+    EXPECT_EQ(c["test"]["masks"], c["test"]["anomalous"]) << name;
+    EXPECT_EQ(c["image_sizes"]["85x64"], 30) << name;  // width round(64 * 4 / 3), height 64
+    test_images += c["test"]["total"].get<int>();
+    test_anomalous += c["test"]["anomalous"].get<int>();
+  }
+  // 30 per category: defects round(0.235 * 30) = 7, test normal round(0.165 * 30) = 5.
+  EXPECT_EQ(test_images, 2 * (7 + 5));
+  EXPECT_EQ(test_anomalous, 2 * 7);
+
+  std::string train = bin() + " --threads 1 train --config " + std::string(LRIAD_SOURCE_DIR) +
+                      "/configs/tiny.json --format visa --root " + tree + " --out " + run;
+  for (const char* s : {"model.dim=32", "model.layers=1", "model.heads=4", "model.kv_heads=2", "model.vision_dim=32",
+                        "model.vision_layers=1", "model.vision_heads=2", "tokenizer.vocab_size=320",
+                        "model.reference=none", "model.max_seq_len=320", "sampling.max_new_tokens=12", "sft.steps=3", "sft.batch_size=4",
+                        "sft.vision_steps=0", "grpo.steps=1", "grpo.batch_size=2", "grpo.num_generations=3",
+                        "train.val_size=4", "train.log_completions_every=100"})
+    train += std::string(" --set ") + s;
+  r = run_command(train, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(bin() + " eval --run " + run + " --format visa --root " + tree + " --out " + out, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto m = nlohmann::json::parse(lriad::test::read_text(out + "/metrics.json"));
+  EXPECT_EQ(m["n"], test_images);
+  EXPECT_EQ(m["n_anomalous"], test_anomalous);
+  EXPECT_EQ(m["per_category"].size(), 2u);
+}

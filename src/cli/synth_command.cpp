@@ -1,4 +1,4 @@
-// `lriad synth`: write the procedural demo dataset (MVTec-AD layout with masks).
+// `lriad synth`: write the procedural demo dataset (MVTec-AD or VisA layout, with masks).
 #include <spdlog/spdlog.h>
 
 #include "common.h"
@@ -16,11 +16,13 @@ void add_synth_command(CLI::App& app, const GlobalOptions&) {
   cmd->add_option("--size", o->size, "Image side in pixels")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Random seed (same seed, same bytes)")->capture_default_str();
   cmd->add_flag("--overwrite", o->overwrite, "Write into a non-empty directory");
+  cmd->add_option("--layout", o->layout, "mvtec (square PNG tree) or visa (split_csv/1cls.csv, 4:3 JPG)")
+      ->capture_default_str();
   cmd->callback([o] {
     const auto summary = data::generate_synthetic(*o);
     spdlog::info("wrote {} images ({} anomalous) in {} categories to {}", summary.total_images(),
                  summary.total_anomalous(), summary.train_good.size(), summary.root);
-    spdlog::info("describe it with: lriad data stats --format mvtec --root {}", summary.root);
+    spdlog::info("describe it with: lriad data stats --format {} --root {}", o->layout, summary.root);
   });
 }
 

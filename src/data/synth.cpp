@@ -1,12 +1,13 @@
 // Synthetic demo dataset: the category table, split counts, per-sample rendering and the
-// writer of the MVTec-AD tree (images, masks, README.txt, synth.json).
+// writer of the MVTec-AD tree (images, masks, README.txt, synth.json); VisA's is in synth_visa.cpp.
 #include "lriad/data/synth.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -14,6 +15,7 @@
 
 #include "lriad/data/sample.h"
 #include "lriad/io/error.h"
+#include "lriad/io/fs.h"
 #include "synth_internal.h"
 
 namespace fs = std::filesystem;
@@ -110,7 +112,7 @@ cv::Mat variant_footprint(const cv::Mat& clean, const cv::Mat& defective) {
 }  // namespace
 
 RenderedSample render_sample(const std::string& category, const std::string& defect_type,
-                             int size, uint64_t seed) {
+                             cv::Size canvas, uint64_t seed) {
   const CategorySpec& spec = find_spec(category);
   const DefectSpec* defect = nullptr;
   for (const auto& d : spec.defects)
@@ -121,15 +123,15 @@ RenderedSample render_sample(const std::string& category, const std::string& def
   Rng root(seed);
   Rng scene_rng = root.fork(1), defect_rng = root.fork(2), noise_rng = root.fork(3);
   const Rng scene_start = scene_rng;
-  Scene scene = spec.render(scene_rng, size, {});
-  cv::Mat image = scene.image.clone(), mask = cv::Mat::zeros(size, size, CV_8U);
+  Scene scene = spec.render(scene_rng, canvas, {});
+  cv::Mat image = scene.image.clone(), mask = cv::Mat::zeros(canvas, CV_8U);
   // 2. the defect; redrawn in the rare case that it lands almost outside the object
-  const int min_pixels = std::max(4, size * size / 4000);
+  const int min_pixels = std::max(4, canvas.area() / 4000);
   for (int attempt = 0; defect && attempt < 16; ++attempt) {
     cv::Mat footprint;
     if (defect->kind == DefectKind::Variant) {
       Rng again = scene_start;
-      image = spec.render(again, size, draw_variant(defect->name, defect_rng)).image;
+      image = spec.render(again, canvas, draw_variant(defect->name, defect_rng)).image;
       footprint = variant_footprint(scene.image, image);
     } else {
       image = scene.image.clone();
@@ -151,6 +153,18 @@ RenderedSample render_sample(const std::string& category, const std::string& def
   out.image = to_8u(image, spec.color);
   out.mask = mask;
   return out;
+}
+
+void write_image(const std::string& path, const cv::Mat& image) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool jpg = ext == ".jpg";
+  std::vector<uchar> buf;
+  const std::vector<int> params = jpg ? std::vector<int>{cv::IMWRITE_JPEG_QUALITY, 95}
+                                      : std::vector<int>{cv::IMWRITE_PNG_COMPRESSION, 3};
+  if (!cv::imencode(jpg ? ".jpg" : ".png", image, buf, params))
+    throw Error("synth: cannot encode " + path);
+  io::write_file_atomic(path, std::string(buf.begin(), buf.end()));
 }
 
 }  // namespace synth
@@ -237,6 +251,9 @@ std::string known_names() {
 std::vector<SynthCategoryInfo> validate(const SynthOptions& o) {
   const int known = static_cast<int>(synth_categories().size());
   if (o.out.empty()) throw Error("synth: no output directory given", "pass --out DIR");
+  if (o.layout != "mvtec" && o.layout != "visa")
+    throw Error("synth: unknown layout '" + o.layout + "'",
+                "choose one of: mvtec (MVTec-AD tree), visa (VisA's split_csv/1cls.csv)");
   if (o.size < 32 || o.size > 1024)
     throw Error("synth: image size " + std::to_string(o.size) + " is outside [32, 1024]",
                 "use e.g. --size 128 (fast on a CPU) or 256");
@@ -278,22 +295,6 @@ void prepare_root(const SynthOptions& o, const std::vector<SynthCategoryInfo>& c
   if (ec) throw Error("synth: cannot create '" + o.out + "': " + ec.message(), "check the path and permissions");
 }
 
-// PNG with fixed compression, written under a temporary name and renamed into place.
-void write_png(const fs::path& path, const cv::Mat& image) {
-  std::vector<uchar> buf;
-  if (!cv::imencode(".png", image, buf, {cv::IMWRITE_PNG_COMPRESSION, 3}))
-    throw Error("synth: cannot encode " + path.string());
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    if (!f) throw Error("synth: cannot write " + tmp.string(), "check free disk space and permissions");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw Error("synth: cannot rename " + tmp.string() + ": " + ec.message());
-}
-
 std::string stem(int i) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%03d", i);
@@ -314,9 +315,26 @@ void write_folder(const SynthOptions& o, const std::string& cat, const std::stri
   for (int i = 0; i < n; ++i) {
     const uint64_t seed = synth::sample_seed(o.seed, cat, split + "/" + defect, i);
     const synth::RenderedSample s = synth::render_sample(cat, defect, o.size, seed);
-    write_png(dir / (stem(i) + ".png"), s.image);
-    if (!good) write_png(mask_dir / (stem(i) + "_mask.png"), s.mask);
+    synth::write_image((dir / (stem(i) + ".png")).string(), s.image);
+    if (!good) synth::write_image((mask_dir / (stem(i) + "_mask.png")).string(), s.mask);
   }
+}
+
+// One category's MVTec-AD folders: train/good, test/good, test/<defect> and their masks.
+void write_mvtec_category(const SynthOptions& o, const SynthCategoryInfo& c, const SynthSplitCounts& n) {
+  write_folder(o, c.name, "train", kGoodType, n.train_good);
+  write_folder(o, c.name, "test", kGoodType, n.test_good);
+  for (size_t t = 0; t < c.defect_types.size(); ++t)
+    write_folder(o, c.name, "test", c.defect_types[t], n.defects[t]);
+}
+
+const char* layout_description(const std::string& layout) {
+  if (layout == "visa")
+    return "Layout as VisA: split_csv/1cls.csv (object,split,label,image,mask),\n"
+           "<object>/Data/Images/{Normal,Anomaly}/NNNN.JPG (4:3 colour),\n"
+           "<object>/Data/Masks/Anomaly/NNNN.png (0/255).\n\n";
+  return "Layout as MVTec-AD: <category>/train/good, <category>/test/<defect>,\n"
+         "<category>/ground_truth/<defect>/<stem>_mask.png (0/255).\n\n";
 }
 
 void write_metadata(const SynthOptions& o, const std::vector<SynthCategoryInfo>& cats,
@@ -327,6 +345,7 @@ void write_metadata(const SynthOptions& o, const std::vector<SynthCategoryInfo>&
   j["format_version"] = 1;
   j["options"] = {{"categories", static_cast<int>(cats.size())}, {"per_category", o.per_category},
                   {"size", o.size}, {"seed", o.seed}};
+  if (o.layout != "mvtec") j["options"]["layout"] = o.layout;  // absent = mvtec, as files before it
   for (const auto& c : cats) {
     json jc = {{"name", c.name}, {"is_texture", c.is_texture}, {"color", c.color},
                {"defect_types", c.defect_types}, {"train_good", sum.train_good.at(c.name)},
@@ -336,17 +355,16 @@ void write_metadata(const SynthOptions& o, const std::vector<SynthCategoryInfo>&
   j["total_images"] = sum.total_images();
   j["total_anomalous"] = sum.total_anomalous();
   const fs::path root(o.out);
-  std::ofstream(root / "synth.json") << j.dump(2) << "\n";
-  std::ofstream readme(root / "README.txt");
+  io::write_file_atomic((root / "synth.json").string(), j.dump(2) + "\n");
+  std::ostringstream readme;
   readme << "Synthetic industrial anomaly dataset written by lriad synth (procedural, no real data).\n"
-         << "Layout as MVTec-AD: <category>/train/good, <category>/test/<defect>,\n"
-         << "<category>/ground_truth/<defect>/<stem>_mask.png (0/255).\n\n"
+         << layout_description(o.layout)
          << "seed: " << o.seed << "\nsize: " << o.size << "\nper_category: " << o.per_category
          << "\ncategories:";
   for (const auto& c : cats) readme << " " << c.name;
   readme << "\nimages: " << sum.total_images() << " (" << sum.total_anomalous() << " defective)\n"
          << "Same seed and options reproduce the files byte for byte.\n";
-  if (!readme) throw Error("synth: cannot write " + (root / "README.txt").string());
+  io::write_file_atomic((root / "README.txt").string(), readme.str());
 }
 
 }  // namespace
@@ -354,19 +372,19 @@ void write_metadata(const SynthOptions& o, const std::vector<SynthCategoryInfo>&
 SynthSummary generate_synthetic(const SynthOptions& options) {
   const std::vector<SynthCategoryInfo> cats = validate(options);
   prepare_root(options, cats);
+  const bool visa = options.layout == "visa";
   SynthSummary sum;
   sum.root = options.out;
+  std::vector<std::vector<std::string>> csv_rows;  // VisA's split_csv/1cls.csv, one per image
   for (const auto& c : cats) {
     const SynthSplitCounts n = split_counts(options.per_category, static_cast<int>(c.defect_types.size()));
-    write_folder(options, c.name, "train", kGoodType, n.train_good);
-    write_folder(options, c.name, "test", kGoodType, n.test_good);
+    if (visa) synth::write_visa_object(options, c, n, csv_rows);
+    else write_mvtec_category(options, c, n);
     sum.train_good[c.name] = n.train_good;
     sum.test_good[c.name] = n.test_good;
-    for (size_t t = 0; t < c.defect_types.size(); ++t) {
-      write_folder(options, c.name, "test", c.defect_types[t], n.defects[t]);
-      sum.test_defects[c.name][c.defect_types[t]] = n.defects[t];
-    }
+    for (size_t t = 0; t < c.defect_types.size(); ++t) sum.test_defects[c.name][c.defect_types[t]] = n.defects[t];
   }
+  if (visa) synth::write_visa_csv(options.out, cats, csv_rows);
   write_metadata(options, cats, sum);
   return sum;
 }

@@ -11,15 +11,17 @@
 namespace lriad::data::synth {
 namespace {
 
-double unit_px(const Scene& s) { return s.image.cols / 128.0; }  // 1 px at the default size
+// The scene's scale: its height, which is the image side of a square (MVTec-layout) image.
+int side(const cv::Mat& img) { return std::min(img.cols, img.rows); }
+double unit_px(const Scene& s) { return side(s.image) / 128.0; }  // 1 px at the default size
 
 // A point well inside the object's body (or the texture, away from the border).
 cv::Point2f pick_point(Rng& rng, const Scene& s, double margin) {
-  const int n = s.image.cols;
-  cv::Point2f best(n * 0.5f, n * 0.5f);
+  const int w = s.image.cols, h = s.image.rows;
+  cv::Point2f best(w * 0.5f, h * 0.5f);
   for (int i = 0; i < 200; ++i) {
-    const cv::Point2f p(static_cast<float>(rng.uniform(margin, n - margin)),
-                        static_cast<float>(rng.uniform(margin, n - margin)));
+    const cv::Point2f p(static_cast<float>(rng.uniform(margin, w - margin)),
+                        static_cast<float>(rng.uniform(margin, h - margin)));
     if (s.coverage.at<float>(cv::Point(p)) > 0.97f) return p;
     if (i == 0) best = p;
   }
@@ -43,7 +45,7 @@ cv::Mat scratch(const Scene& s, const MaterialStyle& st, Rng& rng, cv::Mat& img)
   const double u = unit_px(s);
   const double len = std::max(8.0 * u, s.feature * rng.uniform(0.35, 1.0));
   const double ang = rng.uniform(0, M_PI);
-  const cv::Point2f mid = pick_point(rng, s, 0.15 * img.cols);
+  const cv::Point2f mid = pick_point(rng, s, 0.15 * side(img));
   const cv::Point2f dir(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
   auto path = curved_path(rng, mid - dir * static_cast<float>(len / 2), ang, len, 0.15);
   cv::Mat alpha = stroke_alpha(img.size(), path, rng.uniform(0.6, 1.8) * u, 0.3 * u);
@@ -60,7 +62,7 @@ cv::Mat crack(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
   const double u = unit_px(s);
   const double len = std::max(10.0 * u, s.feature * rng.uniform(0.4, 1.1));
   const double ang = rng.uniform(0, 2 * M_PI);
-  const cv::Point2f mid = pick_point(rng, s, 0.15 * img.cols);
+  const cv::Point2f mid = pick_point(rng, s, 0.15 * side(img));
   const cv::Point2f dir(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
   const double width = rng.uniform(0.7, 1.6) * u;
   auto path = jagged_path(rng, mid - dir * static_cast<float>(len / 2), ang, len, 1.5 * u, 0.5);
@@ -80,7 +82,7 @@ cv::Mat crack(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
 cv::Mat hole(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
   const double u = unit_px(s);
   const double r = std::max(2.5 * u, s.feature * rng.uniform(0.05, 0.18));
-  const cv::Point2f c = pick_point(rng, s, r + 0.08 * img.cols);
+  const cv::Point2f c = pick_point(rng, s, r + 0.08 * side(img));
   cv::Mat alpha = blob_alpha(rng, img.size(), c, r, rng.uniform(0.7, 1.3), rng.uniform(0, M_PI),
                              0.22, 0.5 * u);
   alpha = alpha.mul(s.coverage);
@@ -99,7 +101,7 @@ cv::Mat hole(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
 cv::Mat stain(const Scene& s, const MaterialStyle& st, Rng& rng, cv::Mat& img) {
   const double u = unit_px(s);
   const double r = std::max(4.0 * u, s.feature * rng.uniform(0.1, 0.35));
-  const cv::Point2f c = pick_point(rng, s, 0.1 * img.cols);
+  const cv::Point2f c = pick_point(rng, s, 0.1 * side(img));
   cv::Mat alpha = blob_alpha(rng, img.size(), c, r, rng.uniform(0.6, 1.5), rng.uniform(0, M_PI),
                              0.35, 0.2 * r);
   cv::Mat grain = fbm(rng, img.size(), std::max(2.0, r / 2), 3);
@@ -118,7 +120,7 @@ cv::Mat stain(const Scene& s, const MaterialStyle& st, Rng& rng, cv::Mat& img) {
 
 cv::Mat contamination(const Scene& s, const MaterialStyle& st, Rng& rng, cv::Mat& img) {
   const double u = unit_px(s);
-  const cv::Point2f c = pick_point(rng, s, 0.15 * img.cols);
+  const cv::Point2f c = pick_point(rng, s, 0.15 * side(img));
   const cv::Vec3f col = pick(rng, st.dirt_colors, {0.15f, 0.12f, 0.1f}) *
                         static_cast<float>(rng.uniform(0.8, 1.2));
   cv::Mat alpha = cv::Mat::zeros(img.size(), CV_32F);
@@ -155,7 +157,7 @@ cv::Mat dent(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
   // A dent is seen by its shading: the slope facing the light brightens, the other darkens.
   const double u = unit_px(s);
   const double r = std::max(4.0 * u, s.feature * rng.uniform(0.08, 0.22));
-  const cv::Point2f c = pick_point(rng, s, r + 0.05 * img.cols);
+  const cv::Point2f c = pick_point(rng, s, r + 0.05 * side(img));
   const double aspect = rng.uniform(0.6, 1.4), ang = rng.uniform(0, M_PI);
   cv::Mat g(img.size(), CV_32F), shade(img.size(), CV_32F);
   for (int y = 0; y < img.rows; ++y)
@@ -178,7 +180,7 @@ cv::Mat dent(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
 
 cv::Mat loose_thread(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
   const double u = unit_px(s);
-  const cv::Point2f p = pick_point(rng, s, 0.2 * img.cols);
+  const cv::Point2f p = pick_point(rng, s, 0.2 * side(img));
   auto path = curved_path(rng, p, rng.uniform(0, 2 * M_PI), s.feature * rng.uniform(0.3, 0.8), 0.35);
   const double w = rng.uniform(1.3, 2.4) * u;
   cv::Mat alpha = stroke_alpha(img.size(), path, w, 0.3 * u);
@@ -201,7 +203,7 @@ cv::Mat loose_thread(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& im
 cv::Mat cut(const Scene& s, const MaterialStyle&, Rng& rng, cv::Mat& img) {
   const double u = unit_px(s);
   const double len = s.feature * rng.uniform(0.25, 0.6), ang = rng.uniform(0, M_PI);
-  const cv::Point2f mid = pick_point(rng, s, 0.2 * img.cols);
+  const cv::Point2f mid = pick_point(rng, s, 0.2 * side(img));
   const cv::Point2f dir(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
   auto path = jagged_path(rng, mid - dir * static_cast<float>(len / 2), ang, len, 2.0 * u, 0.15);
   cv::Mat alpha = stroke_alpha(img.size(), path, rng.uniform(1.2, 2.8) * u, 0.3 * u);

@@ -8,6 +8,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "lriad/data/synth.h"
+
 namespace lriad::data::synth {
 
 // --- randomness --------------------------------------------------------------
@@ -84,18 +86,21 @@ struct Scene {
   double feature = 1.0;  // typical object size in px, scales the defects
 };
 
-using Renderer = Scene (*)(Rng& rng, int size, const Variant& variant);
+// `canvas` is the image's width x height. The scene's scale follows the height (the `--size`);
+// a wider canvas shows more of the texture, or more background beside the centred part
+// (VisA's ~4:3 frames). A square canvas draws exactly what the MVTec layout always had.
+using Renderer = Scene (*)(Rng& rng, cv::Size canvas, const Variant& variant);
 
-Scene render_fabric(Rng& rng, int size, const Variant& v);
-Scene render_brushed_metal(Rng& rng, int size, const Variant& v);
-Scene render_wood(Rng& rng, int size, const Variant& v);
-Scene render_tile(Rng& rng, int size, const Variant& v);
-Scene render_granite(Rng& rng, int size, const Variant& v);
-Scene render_hex_nut(Rng& rng, int size, const Variant& v);
-Scene render_pill(Rng& rng, int size, const Variant& v);
-Scene render_screw(Rng& rng, int size, const Variant& v);
-Scene render_bottle_cap(Rng& rng, int size, const Variant& v);
-Scene render_washer(Rng& rng, int size, const Variant& v);
+Scene render_fabric(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_brushed_metal(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_wood(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_tile(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_granite(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_hex_nut(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_pill(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_screw(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_bottle_cap(Rng& rng, cv::Size canvas, const Variant& v);
+Scene render_washer(Rng& rng, cv::Size canvas, const Variant& v);
 
 // --- defects (synth_defects.cpp) ------------------------------------------------
 enum class DefectKind { Scratch, Crack, Hole, Stain, Contamination, Dent, LooseThread, Cut,
@@ -142,10 +147,30 @@ struct RenderedSample {
   cv::Mat mask;
 };
 RenderedSample render_sample(const std::string& category, const std::string& defect_type,
-                             int size, uint64_t seed);
+                             cv::Size canvas, uint64_t seed);
+inline RenderedSample render_sample(const std::string& category, const std::string& defect_type,
+                                    int size, uint64_t seed) {
+  return render_sample(category, defect_type, cv::Size(size, size), seed);
+}
 
 // Seed of one image, from the master seed and its place in the tree (not generation order).
 uint64_t sample_seed(uint64_t master, const std::string& category, const std::string& folder,
                      int index);
+
+// --- writing (synth.cpp, synth_visa.cpp) ----------------------------------------
+// Encodes by the extension (.png: compression 3; .jpg/.JPG: quality 95, fixed settings, so
+// the same pixels give the same bytes) and writes through a temporary name and a rename.
+void write_image(const std::string& path, const cv::Mat& image);
+
+// VisA frames are about 4:3 (real VisA ~1.5:1): width round(size * 4 / 3), height size.
+cv::Size visa_canvas(int size);
+// One object's VisA folders (<object>/Data/Images/{Normal,Anomaly}/NNNN.JPG and
+// Data/Masks/Anomaly/NNNN.png); appends its CSV rows (object,split,label,image,mask).
+void write_visa_object(const SynthOptions& o, const SynthCategoryInfo& c, const SynthSplitCounts& n,
+                       std::vector<std::vector<std::string>>& csv_rows);
+// Writes <root>/split_csv/1cls.csv; rows of objects not in `written` that an earlier run left
+// there (--overwrite with other categories) are kept, first.
+void write_visa_csv(const std::string& root, const std::vector<SynthCategoryInfo>& written,
+                    const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace lriad::data::synth

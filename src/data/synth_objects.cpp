@@ -13,16 +13,15 @@ namespace {
 
 float coverage_from_sdf(double d) { return static_cast<float>(std::clamp(0.5 - d, 0.0, 1.0)); }
 
-cv::Mat object_background(Rng& rng, int size, float level, cv::Vec3f tint, double texture) {
-  const cv::Size sz(size, size);
-  cv::Mat f = fbm(rng, sz, size / 6.0, 4);
+cv::Mat object_background(Rng& rng, cv::Size sz, float level, cv::Vec3f tint, double texture) {
+  cv::Mat f = fbm(rng, sz, sz.height / 6.0, 4);
   cv::Mat grain = value_noise(rng, sz, 1.5, 1.5);
   cv::Mat light = lighting(rng, sz, 0.2, 0.12);
   const float lv = level * static_cast<float>(1.0 + rng.normal(0, 0.04));
   cv::Mat t = (1.0 + texture * f + texture * 0.5 * grain).mul(light) * lv;
   cv::Mat out(sz, CV_32FC3);
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) out.at<cv::Vec3f>(y, x) = tint * t.at<float>(y, x);
+  for (int y = 0; y < sz.height; ++y)
+    for (int x = 0; x < sz.width; ++x) out.at<cv::Vec3f>(y, x) = tint * t.at<float>(y, x);
   return out;
 }
 
@@ -72,25 +71,26 @@ float turned_metal(double r, double theta, double light, const cv::Mat& rings, i
 
 }  // namespace
 
-Scene render_hex_nut(Rng& rng, int size, const Variant&) {
-  const double S = size;
-  cv::Mat bg = object_background(rng, size, 0.14f, {1, 1, 1}, 0.25);
-  const cv::Point2f c(static_cast<float>(S / 2 + rng.normal(0, 0.03 * S)),
+Scene render_hex_nut(Rng& rng, cv::Size canvas, const Variant&) {
+  const double S = canvas.height, W = canvas.width;  // the part's scale, the frame's width
+  cv::Mat bg = object_background(rng, canvas, 0.14f, {1, 1, 1}, 0.25);
+  const cv::Point2f c(static_cast<float>(W / 2 + rng.normal(0, 0.03 * S)),
                       static_cast<float>(S / 2 + rng.normal(0, 0.03 * S)));
   const double a = 0.31 * S * (1 + rng.normal(0, 0.02));  // apothem
   const double phi = rng.uniform(0, M_PI / 3), light = rng.uniform(0, M_PI);
   const double rc = a * 1.03, rh = a * 0.48, pitch = std::max(1.5, 0.025 * S);
-  cv::Mat rings = value_noise(rng, {size, 1}, 2.0, 1.0);
-  cv::Mat body(size, size, CV_32FC3), alpha(size, size, CV_32F);
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
+  const int n_rings = std::max(canvas.width, canvas.height);  // one value per px of radius
+  cv::Mat rings = value_noise(rng, {n_rings, 1}, 2.0, 1.0);
+  cv::Mat body(canvas, CV_32FC3), alpha(canvas, CV_32F);
+  for (int y = 0; y < canvas.height; ++y)
+    for (int x = 0; x < canvas.width; ++x) {
       const double px = x - c.x, py = y - c.y, r = std::hypot(px, py), th = std::atan2(py, px);
       double dhex = -1e9;
       for (int k = 0; k < 6; ++k) {
         const double n = phi + k * M_PI / 3;
         dhex = std::max(dhex, px * std::cos(n) + py * std::sin(n) - a);
       }
-      const int ri = std::min(size - 1, static_cast<int>(r));
+      const int ri = std::min(n_rings - 1, static_cast<int>(r));
       float v = turned_metal(r, th, light, rings, ri);
       if (r > rc) v = 0.6f * v + 0.1f * static_cast<float>(std::cos(th - light));  // chamfer
       if (r < rh * 1.22) {  // threads inside the bore
@@ -111,16 +111,16 @@ Scene render_hex_nut(Rng& rng, int size, const Variant&) {
   return s;
 }
 
-Scene render_pill(Rng& rng, int size, const Variant& v) {
-  const double S = size;
-  cv::Mat bg = object_background(rng, size, 0.16f, {1.0f, 0.93f, 0.86f}, 0.3);
-  const cv::Point2f c(static_cast<float>(S / 2 + rng.normal(0, 0.02 * S)),
+Scene render_pill(Rng& rng, cv::Size canvas, const Variant& v) {
+  const double S = canvas.height, W = canvas.width;  // the part's scale, the frame's width
+  cv::Mat bg = object_background(rng, canvas, 0.16f, {1.0f, 0.93f, 0.86f}, 0.3);
+  const cv::Point2f c(static_cast<float>(W / 2 + rng.normal(0, 0.02 * S)),
                       static_cast<float>(S / 2 + rng.normal(0, 0.02 * S)));
   const double ang = rng.normal(0, 0.05), half = 0.22 * S * (1 + rng.normal(0, 0.02));
   const double R = 0.17 * S * (1 + rng.normal(0, 0.02));
   const cv::Point2f d(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
   const cv::Vec3f cream(0.93f, 0.90f, 0.84f), red(0.80f, 0.36f, 0.30f);
-  cv::Mat speck = value_noise(rng, {size, size}, 1.2, 1.2);
+  cv::Mat speck = value_noise(rng, canvas, 1.2, 1.2);
   const float speck_thr = static_cast<float>(rng.uniform(0.72, 0.82));
   // 1. imprint: normal "LR"; print errors lose it, change it, or shift it.
   std::string text = "LR";
@@ -131,13 +131,13 @@ Scene render_pill(Rng& rng, int size, const Variant& v) {
     else if (v.a < 0.7) text = (v.b < 0.5) ? "L" : (v.b < 0.75 ? "LB" : "IR");  // wrong
     else text_c += cv::Point2f(static_cast<float>((0.5 + v.b) * 0.1 * S), static_cast<float>((v.c - 0.5) * 0.15 * S));
   }
-  cv::Mat print = text_alpha({size, size}, text, text_c, 0.15 * S, -ang * 180 / M_PI, 0.022 * S);
+  cv::Mat print = text_alpha(canvas, text, text_c, 0.15 * S, -ang * 180 / M_PI, 0.022 * S);
   print = blur(print, 0.4) * ink;
   // 2. body: capsule distance, dome shading and a specular spot
-  cv::Mat body(size, size, CV_32FC3), alpha(size, size, CV_32F);
+  cv::Mat body(canvas, CV_32FC3), alpha(canvas, CV_32F);
   const cv::Point2f spot = c + cv::Point2f(static_cast<float>(-0.25 * half), static_cast<float>(-0.45 * R));
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
+  for (int y = 0; y < canvas.height; ++y)
+    for (int x = 0; x < canvas.width; ++x) {
       const cv::Point2f p(x - c.x, y - c.y);
       const double t = std::clamp(static_cast<double>(p.dot(d)), -half, half);
       const double dseg = cv::norm(p - d * static_cast<float>(t));
@@ -167,13 +167,13 @@ Scene render_pill(Rng& rng, int size, const Variant& v) {
   return s;
 }
 
-Scene render_screw(Rng& rng, int size, const Variant& v) {
-  const double S = size;
-  cv::Mat bg = object_background(rng, size, 0.8f, {1, 1, 1}, 0.04);
+Scene render_screw(Rng& rng, cv::Size canvas, const Variant& v) {
+  const double S = canvas.height, W = canvas.width;  // the part's scale, the frame's width
+  cv::Mat bg = object_background(rng, canvas, 0.8f, {1, 1, 1}, 0.04);
   const double ang = rng.uniform(0, 2 * M_PI);
   const cv::Point2f d(static_cast<float>(std::cos(ang)), static_cast<float>(std::sin(ang)));
   const cv::Point2f n(-d.y, d.x);
-  const cv::Point2f c(static_cast<float>(S / 2 + rng.normal(0, 0.04 * S)),
+  const cv::Point2f c(static_cast<float>(W / 2 + rng.normal(0, 0.04 * S)),
                       static_cast<float>(S / 2 + rng.normal(0, 0.04 * S)));
   const double len = 0.74 * S * (1 + rng.normal(0, 0.02)), head = 0.13 * S, hw = 0.12 * S;
   const double rs = 0.058 * S, pitch = std::max(2.0, 0.045 * S);
@@ -182,9 +182,9 @@ Scene render_screw(Rng& rng, int size, const Variant& v) {
   // thread_damage: a band of the shaft whose threads are flattened and slightly crushed
   const double dmg_a = a0 + (0.2 + 0.5 * v.a) * (taper - a0), dmg_w = (0.06 + 0.08 * v.b) * S;
   const bool damaged = v.kind == "thread_damage";
-  cv::Mat body(size, size, CV_32FC3), alpha(size, size, CV_32F);
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
+  cv::Mat body(canvas, CV_32FC3), alpha(canvas, CV_32F);
+  for (int y = 0; y < canvas.height; ++y)
+    for (int x = 0; x < canvas.width; ++x) {
       const cv::Point2f p(x - c.x, y - c.y);
       const double a = p.dot(d), b = p.dot(n);
       const bool in_dmg = damaged && std::abs(a - dmg_a) < dmg_w;
@@ -215,10 +215,10 @@ Scene render_screw(Rng& rng, int size, const Variant& v) {
   return s;
 }
 
-Scene render_bottle_cap(Rng& rng, int size, const Variant& v) {
-  const double S = size;
-  cv::Mat bg = object_background(rng, size, 0.78f, {0.98f, 0.96f, 0.92f}, 0.05);
-  const cv::Point2f c(static_cast<float>(S / 2 + rng.normal(0, 0.03 * S)),
+Scene render_bottle_cap(Rng& rng, cv::Size canvas, const Variant& v) {
+  const double S = canvas.height, W = canvas.width;  // the part's scale, the frame's width
+  cv::Mat bg = object_background(rng, canvas, 0.78f, {0.98f, 0.96f, 0.92f}, 0.05);
+  const cv::Point2f c(static_cast<float>(W / 2 + rng.normal(0, 0.03 * S)),
                       static_cast<float>(S / 2 + rng.normal(0, 0.03 * S)));
   const double R = 0.38 * S * (1 + rng.normal(0, 0.015)), rot = rng.uniform(0, 360);
   const cv::Vec3f paint(0.72f + static_cast<float>(rng.normal(0, 0.02)), 0.12f, 0.11f);
@@ -232,12 +232,12 @@ Scene render_bottle_cap(Rng& rng, int size, const Variant& v) {
     else if (v.a < 0.7) gap = (0.6 + 1.2 * v.b);  // radians of missing ring
     else pc += cv::Point2f(static_cast<float>((0.08 + 0.08 * v.b) * R), static_cast<float>((v.c - 0.5) * 0.2 * R));
   }
-  cv::Mat ink = text_on ? text_alpha({size, size}, "LR", pc, 0.2 * S, rot, 0.03 * S)
-                        : cv::Mat::zeros(size, size, CV_32F);
+  cv::Mat ink = text_on ? text_alpha(canvas, "LR", pc, 0.2 * S, rot, 0.03 * S)
+                        : cv::Mat::zeros(canvas, CV_32F);
   const double gap_at = rot * M_PI / 180;
-  cv::Mat body(size, size, CV_32FC3), alpha(size, size, CV_32F);
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
+  cv::Mat body(canvas, CV_32FC3), alpha(canvas, CV_32F);
+  for (int y = 0; y < canvas.height; ++y)
+    for (int x = 0; x < canvas.width; ++x) {
       const double px = x - c.x, py = y - c.y, r = std::hypot(px, py), th = std::atan2(py, px);
       double shade;
       if (r > 0.86 * R) {  // knurled skirt, rounding off towards the outer edge
@@ -260,25 +260,26 @@ Scene render_bottle_cap(Rng& rng, int size, const Variant& v) {
   return finish_object(bg, body, alpha, 0.03 * S, 0.35f, R);
 }
 
-Scene render_washer(Rng& rng, int size, const Variant& v) {
-  const double S = size;
-  cv::Mat bg = object_background(rng, size, 0.3f, {1, 1, 1}, 0.15);
-  const cv::Point2f c(static_cast<float>(S / 2 + rng.normal(0, 0.03 * S)),
+Scene render_washer(Rng& rng, cv::Size canvas, const Variant& v) {
+  const double S = canvas.height, W = canvas.width;  // the part's scale, the frame's width
+  cv::Mat bg = object_background(rng, canvas, 0.3f, {1, 1, 1}, 0.15);
+  const cv::Point2f c(static_cast<float>(W / 2 + rng.normal(0, 0.03 * S)),
                       static_cast<float>(S / 2 + rng.normal(0, 0.03 * S)));
   const double R = 0.37 * S * (1 + rng.normal(0, 0.015)), r_in = 0.42 * R;
   const double light = rng.uniform(0, M_PI);
-  cv::Mat rings = value_noise(rng, {size, 1}, 1.5, 1.0);
+  const int n_rings = std::max(canvas.width, canvas.height);
+  cv::Mat rings = value_noise(rng, {n_rings, 1}, 1.5, 1.0);
   cv::Point2f hc = c;  // misplaced: the punched hole is off centre
   if (v.kind == "misplaced") {
     const double off = (0.03 + 0.05 * v.a) * S, t = 2 * M_PI * v.b;
     hc += cv::Point2f(static_cast<float>(off * std::cos(t)), static_cast<float>(off * std::sin(t)));
   }
-  cv::Mat body(size, size, CV_32FC3), alpha(size, size, CV_32F);
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
+  cv::Mat body(canvas, CV_32FC3), alpha(canvas, CV_32F);
+  for (int y = 0; y < canvas.height; ++y)
+    for (int x = 0; x < canvas.width; ++x) {
       const double px = x - c.x, py = y - c.y, r = std::hypot(px, py), th = std::atan2(py, px);
       const double rh = std::hypot(x - hc.x, y - hc.y);
-      const int ri = std::min(size - 1, static_cast<int>(r));
+      const int ri = std::min(n_rings - 1, static_cast<int>(r));
       float val = turned_metal(r, th, light, rings, ri);
       const double edge = std::min(R - r, rh - r_in);  // rounded edges catch the light
       if (edge < 0.03 * S) val += 0.12f * static_cast<float>(1.0 - edge / (0.03 * S));

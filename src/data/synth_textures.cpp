@@ -11,8 +11,12 @@
 namespace lriad::data::synth {
 namespace {
 
-// Canvas drawn before rotate_crop: large enough for a 5 degree turn without border artefacts.
-cv::Size padded(int size) { return cv::Size(size * 11 / 10 + 4, size * 11 / 10 + 4); }
+// Canvas drawn before rotate_crop: large enough for a 5 degree turn without border artefacts,
+// and square, so that fabric's quarter turn of a wide image still lands on drawn pixels.
+cv::Size padded(cv::Size out) {
+  const int side = std::max(out.width, out.height);
+  return cv::Size(side * 11 / 10 + 4, side * 11 / 10 + 4);
+}
 
 cv::Vec3f jitter_color(Rng& rng, cv::Vec3f c, double brightness, double hue) {
   const float b = static_cast<float>(1.0 + rng.normal(0, brightness));
@@ -25,7 +29,7 @@ Scene texture_scene(cv::Mat image, float backing) {
   s.background = image * backing;
   s.image = std::move(image);
   s.coverage = cv::Mat::ones(s.image.size(), CV_32F);
-  s.feature = s.image.cols * 0.5;
+  s.feature = std::min(s.image.cols, s.image.rows) * 0.5;
   return s;
 }
 
@@ -46,9 +50,9 @@ float weave_shade(double u, double v, double period, uint64_t seed, bool* warp_o
 
 }  // namespace
 
-Scene render_fabric(Rng& rng, int size, const Variant&) {
-  const cv::Size canvas = padded(size);
-  const double s = size / 128.0;
+Scene render_fabric(Rng& rng, cv::Size out, const Variant&) {
+  const cv::Size canvas = padded(out);
+  const double s = out.height / 128.0;
   const double period = std::max(3.2, rng.uniform(4.6, 5.4) * s);
   const uint64_t seed = rng.next();
   const cv::Vec3f warp_col = jitter_color(rng, {0.20f, 0.30f, 0.52f}, 0.05, 0.01);
@@ -71,13 +75,13 @@ Scene render_fabric(Rng& rng, int size, const Variant&) {
     }
   }
   image = mul3(image, lighting(rng, canvas, 0.12, 0.08));
-  image = rotate_crop(image, rng.normal(0, 1.5) + 90.0 * rng.uniform_int(0, 1), {size, size});
+  image = rotate_crop(image, rng.normal(0, 1.5) + 90.0 * rng.uniform_int(0, 1), out);
   return texture_scene(image, 0.18f);
 }
 
-Scene render_brushed_metal(Rng& rng, int size, const Variant&) {
-  const cv::Size canvas = padded(size);
-  const double s = size / 128.0;
+Scene render_brushed_metal(Rng& rng, cv::Size out, const Variant&) {
+  const cv::Size canvas = padded(out);
+  const double s = out.height / 128.0;
   const float base = static_cast<float>(rng.uniform(0.47, 0.57));
   cv::Mat streak = value_noise(rng, canvas, rng.uniform(40, 90) * s, 1.0);
   cv::Mat fine = value_noise(rng, canvas, 8.0 * s, 1.0);
@@ -85,19 +89,19 @@ Scene render_brushed_metal(Rng& rng, int size, const Variant&) {
   cv::Mat field = base + 0.07 * streak + 0.035 * fine + 0.05 * broad;
   field = field.mul(lighting(rng, canvas, 0.25, 0.1));
   cv::Mat image = gray3(field);
-  image = rotate_crop(image, rng.normal(0, 2.0), {size, size});
+  image = rotate_crop(image, rng.normal(0, 2.0), out);
   return texture_scene(image, 0.15f);
 }
 
-Scene render_wood(Rng& rng, int size, const Variant&) {
+Scene render_wood(Rng& rng, cv::Size out, const Variant&) {
   // Rings are iso-lines of a distance to a far-away pith, warped by fBm; fibres are noise
   // stretched along the grain, pores short dark dashes.
-  const cv::Size canvas = padded(size);
-  const double s = size / 128.0;
+  const cv::Size canvas = padded(out);
+  const double s = out.height / 128.0;
   const double period = rng.uniform(9.0, 15.0) * s;
   // The pith lies well above or below the board: flat-sawn arcs, never a bull's eye.
-  const double pith_y = (rng.chance(0.5) ? -1 : 1) * rng.uniform(1.2, 3.0) * size + 0.5 * size;
-  const double pith_x = rng.uniform(-0.5, 1.5) * size;
+  const double pith_y = (rng.chance(0.5) ? -1 : 1) * rng.uniform(1.2, 3.0) * out.height + 0.5 * out.height;
+  const double pith_x = rng.uniform(-0.5, 1.5) * out.width;
   cv::Mat warp = fbm(rng, canvas, 48.0 * s, 3, 0.5, 3.0);
   cv::Mat fibre = value_noise(rng, canvas, 30.0 * s, 1.2);
   cv::Mat pores = value_noise(rng, canvas, 6.0 * s, 1.0);
@@ -116,14 +120,14 @@ Scene render_wood(Rng& rng, int size, const Variant&) {
     }
   cv::Mat image = colorize(t, light, dark);  // t = 0 light earlywood, 1 dark latewood
   image = mul3(image, lighting(rng, canvas, 0.15, 0.06));
-  image = rotate_crop(image, rng.normal(0, 2.0), {size, size});
+  image = rotate_crop(image, rng.normal(0, 2.0), out);
   return texture_scene(image, 0.2f);
 }
 
-Scene render_tile(Rng& rng, int size, const Variant&) {
-  const cv::Size canvas = padded(size);
-  const double s = size / 128.0;
-  const double pitch = size / rng.uniform(2.3, 3.0);
+Scene render_tile(Rng& rng, cv::Size out, const Variant&) {
+  const cv::Size canvas = padded(out);
+  const double s = out.height / 128.0;
+  const double pitch = out.height / rng.uniform(2.3, 3.0);
   const double grout = pitch * rng.uniform(0.05, 0.07), bevel = pitch * 0.05;
   const double ox = rng.uniform(0, pitch), oy = rng.uniform(0, pitch);
   const uint64_t seed = rng.next();
@@ -149,14 +153,13 @@ Scene render_tile(Rng& rng, int size, const Variant&) {
       field.at<float>(y, x) = val * (1.f - g) + grout_val * g;
     }
   field = field.mul(lighting(rng, canvas, 0.15, 0.08));
-  cv::Mat image = rotate_crop(gray3(field), rng.normal(0, 1.2), {size, size});
+  cv::Mat image = rotate_crop(gray3(field), rng.normal(0, 1.2), out);
   return texture_scene(image, 0.35f);
 }
 
-Scene render_granite(Rng& rng, int size, const Variant&) {
+Scene render_granite(Rng& rng, cv::Size canvas, const Variant&) {
   // Three minerals as soft-thresholded noise: dark mica flecks, pink feldspar, white quartz.
-  const cv::Size canvas(size, size);
-  const double s = size / 128.0;
+  const double s = canvas.height / 128.0;
   cv::Mat ground = fbm(rng, canvas, 20.0 * s, 4);
   cv::Mat mica = fbm(rng, canvas, 2.2 * s, 2);
   cv::Mat feld = fbm(rng, canvas, 4.0 * s, 3);
@@ -166,8 +169,8 @@ Scene render_granite(Rng& rng, int size, const Variant&) {
   const cv::Vec3f white(0.86f, 0.85f, 0.83f), black(0.13f, 0.12f, 0.12f);
   const float mica_thr = static_cast<float>(rng.uniform(0.45, 0.55));
   cv::Mat image(canvas, CV_32FC3);
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
+  for (int y = 0; y < canvas.height; ++y)
+    for (int x = 0; x < canvas.width; ++x) {
       cv::Vec3f c = base * (1.f + 0.08f * ground.at<float>(y, x));
       c += (pink - c) * smoothstep(0.15f, 0.3f, feld.at<float>(y, x));
       c += (white - c) * smoothstep(0.35f, 0.5f, quartz.at<float>(y, x));

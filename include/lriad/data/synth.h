@@ -1,5 +1,6 @@
 // Procedural demo dataset: textures and simple objects with realistic defects, written as an
-// MVTec-AD tree (train/good, test/<defect>, ground_truth/<defect>/<stem>_mask.png).
+// MVTec-AD tree (train/good, test/<defect>, ground_truth/<defect>/<stem>_mask.png) or in VisA's
+// published layout (split_csv/1cls.csv, <object>/Data/Images/{Normal,Anomaly}/NNNN.JPG).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -13,16 +14,18 @@ struct SynthOptions {
   int categories = 6;       // how many of synth_categories() to write, in that order
   std::vector<std::string> only;  // explicit category names (overrides `categories` when set)
   int per_category = 100;   // images per category, train + test
-  int size = 128;           // image side in pixels
+  int size = 128;           // image side in pixels (visa: the height; width round(size * 4 / 3))
   uint64_t seed = 0;        // same seed, same options -> byte-identical files
   bool overwrite = false;   // allow writing into a non-empty `out`; the written categories'
                             // folders are replaced, other files are left alone
+  std::string layout = "mvtec";  // mvtec: square PNG tree | visa: 4:3 colour JPG + 1cls.csv
 };
 
 struct SynthCategoryInfo {
   std::string name;
   bool is_texture = false;
   bool color = false;                     // false: grayscale images, written as 1-channel PNG
+                                          // (3-channel JPG in the visa layout)
   std::vector<std::string> defect_types;  // ordered from most to least frequent
 };
 
