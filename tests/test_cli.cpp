@@ -198,7 +198,8 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   lriad::test::make_mvtec_tree(tree);
   const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
                             " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=320 --set sampling.max_new_tokens=8 --set model.max_seq_len=256";
+                            " --set tokenizer.vocab_size=320 --set sampling.max_new_tokens=8 --set model.max_seq_len=256"
+                            " --set model.reference_bank=256";  // a small bank: each map in milliseconds
   const std::string tiny = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
   auto r = run_command(bin() + " train --config " + tiny + " --format mvtec --root " + tree + " --out " + run + small +
                            " --set sft.steps=1 --set sft.vision_steps=0 --set grpo.steps=0 --set train.val_size=4",
