@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <sstream>
 
 #include "fixtures.h"
@@ -231,4 +232,77 @@ TEST(Cli, SynthVisaThenStatsTrainAndEval) {
   EXPECT_EQ(m["n"], test_images);
   EXPECT_EQ(m["n_anomalous"], test_anomalous);
   EXPECT_EQ(m["per_category"].size(), 2u);
+}
+
+// The evidence-only baseline (issue 19): a short trained run writes baseline.json, and eval
+// reports the baseline beside the policy with the same thresholds; a run without the file gets
+// the same thresholds rebuilt from its config; a run without the reference reports null and why.
+TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
+  TempDir dir;
+  const std::string run = dir / "run", tree = dir / "tree";
+  lriad::test::make_mvtec_tree(tree);
+  const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
+                            " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
+                            " --set tokenizer.vocab_size=320 --set sampling.max_new_tokens=8 --set model.max_seq_len=256"
+                            " --set model.reference_bank=256";  // a small bank: each map in milliseconds
+  const std::string tiny = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
+  auto r = run_command(bin() + " train --config " + tiny + " --format mvtec --root " + tree + " --out " + run + small +
+                           " --set sft.steps=1 --set sft.vision_steps=0 --set grpo.steps=0 --set train.val_size=4",
+                       true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  // alpha holds out 1 of its 4 normal training images; beta (3) none, so it takes the pooled threshold.
+  const auto file = nlohmann::json::parse(lriad::test::read_text(run + "/baseline.json"));
+  EXPECT_EQ(file["format"], "lriad-baseline");
+  EXPECT_EQ(file["q"], 0.95);
+  EXPECT_EQ(file["categories"]["alpha"]["n_normals"], 1);
+  EXPECT_EQ(file["categories"]["alpha"]["peaks"].size(), 1u);
+  EXPECT_EQ(file["categories"]["beta"]["n_normals"], 0);
+  EXPECT_EQ(file["categories"]["beta"]["pooled"], true);
+  EXPECT_EQ(file["categories"]["beta"]["threshold"], file["pooled"]["threshold"]);
+
+  r = run_command(bin() + " eval --run " + run + " --out " + dir / "e1", true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("b.bacc b.auroc"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("evidence-only baseline"), std::string::npos) << r.out;
+  const auto m = nlohmann::json::parse(lriad::test::read_text(dir / "e1/metrics.json"));
+  ASSERT_TRUE(m["baseline"].is_object()) << m.dump(2);
+  const auto& b = m["baseline"];
+  for (const char* key : {"balanced_accuracy", "auroc", "accuracy", "recall_anomalous", "recall_normal"}) {
+    ASSERT_TRUE(b[key].is_number()) << key;
+    EXPECT_GE(b[key].get<double>(), 0.0) << key;
+    EXPECT_LE(b[key].get<double>(), 1.0) << key;
+  }
+  EXPECT_EQ(b["q"], 0.95);
+  EXPECT_NE(b["method"].get<std::string>().find("held-out normal training images"), std::string::npos);
+  for (const char* cat : {"alpha", "beta"}) {
+    EXPECT_EQ(b["thresholds"][cat], file["categories"][cat]["threshold"]) << cat;
+    ASSERT_TRUE(b["per_category"].contains(cat)) << cat;
+    EXPECT_TRUE(b["per_category"][cat]["balanced_accuracy"].is_number()) << cat;
+    EXPECT_TRUE(b["per_category"][cat]["auroc"].is_number()) << cat;
+  }
+  std::istringstream lines(lriad::test::read_text(dir / "e1/predictions.jsonl"));
+  int count = 0;
+  for (std::string line; std::getline(lines, line); ++count)
+    EXPECT_TRUE(nlohmann::json::parse(line)["evidence_peak"].is_number()) << line;
+  EXPECT_EQ(count, 8);
+  EXPECT_NE(lriad::test::read_text(dir / "e1/report.html").find("<table id=\"baseline\""), std::string::npos);
+
+  // A run made before baseline.json: the held-out set is rebuilt from the config, same thresholds.
+  std::filesystem::remove(run + "/baseline.json");
+  r = run_command(bin() + " eval --run " + run + " --out " + dir / "e2", true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no baseline.json"), std::string::npos) << r.out;
+  const auto m2 = nlohmann::json::parse(lriad::test::read_text(dir / "e2/metrics.json"));
+  EXPECT_EQ(m2["baseline"]["thresholds"], b["thresholds"]);
+
+  // model.reference=none: no baseline, and metrics.json says why.
+  r = run_command(bin() + " model init --config " + tiny + " --set data.format=mvtec --set data.root=" + tree + " --out " +
+                      dir / "plain" + small + " --set model.reference=none",
+                  true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(bin() + " eval --run " + dir / "plain" + " --category alpha --out " + dir / "e3", true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto m3 = nlohmann::json::parse(lriad::test::read_text(dir / "e3/metrics.json"));
+  EXPECT_TRUE(m3.contains("baseline") && m3["baseline"].is_null());
+  EXPECT_NE(m3["baseline_reason"].get<std::string>().find("model.reference=none"), std::string::npos);
 }

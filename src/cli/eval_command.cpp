@@ -47,6 +47,11 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
                 num(m["balanced_accuracy"]).c_str(), num(m["accuracy"]).c_str(), num(m["auroc"]).c_str(),
                 num(m["f1"]).c_str(), num(m["format_rate"]).c_str(), num(m["consistency_rate"]).c_str(),
                 num(m["localization_agreement"]).c_str());
+    if (m["baseline"].is_object())
+      std::printf("evidence-only baseline (peak of the normal reference's map): balanced accuracy %s  AUROC %s\n",
+                  num(m["baseline"]["balanced_accuracy"]).c_str(), num(m["baseline"]["auroc"]).c_str());
+    else
+      std::printf("evidence-only baseline: none (%s)\n", m.value("baseline_reason", "").c_str());
     if (!r.skipped.empty()) std::printf("%zu unreadable images skipped\n", r.skipped.size());
     if (r.excluded) std::printf("%lld test images left out (used in training)\n", static_cast<long long>(r.excluded));
     std::printf("report: %s/report.html\n", dir.c_str());

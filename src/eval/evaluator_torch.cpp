@@ -10,6 +10,7 @@
 #include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
 #include "lriad/data/reference.h"
+#include "lriad/eval/baseline.h"
 #include "lriad/eval/evaluator.h"
 #include "lriad/io/csv.h"
 #include "lriad/io/error.h"
@@ -19,6 +20,7 @@
 #include "lriad/model/verdict.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
+#include "lriad/train/baseline.h"
 #include "lriad/train/checkpoint.h"
 #include "lriad/train/progress.h"
 
@@ -72,6 +74,8 @@ Inspector::~Inspector() = default;
 
 const RunConfig& Inspector::config() const { return s_->loaded.config; }
 
+const data::NormalReference* Inspector::reference() const { return s_->reference.get(); }
+
 std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, const InspectOptions& options,
                                            const std::vector<std::string>& known_defect_types) {
   if (inputs.empty()) return {};
@@ -86,6 +90,9 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
                                    : data::image_to_tensor(data::resize_square(img, config.model.image_size)));
     prompts.push_back(s_->prompt(in.category));
   }
+  std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
+  if (s_->reference)
+    for (size_t i = 0; i < images.size(); ++i) peaks[i] = train::evidence_peak(images[i]);
   const auto batch = torch::stack(images).to(s_->device);  // (B,C,S,S)
   model::GenerateOptions go;
   go.group = G;
@@ -141,6 +148,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       p.truncated = truncated[n].item<bool>();
       p.length = int(lengths[n].item<int64_t>());
       p.score = scores[size_t(n)];
+      p.evidence_peak = peaks[b];
       chains.push_back(std::move(p));
     }
     if (G == 1) {
@@ -284,6 +292,7 @@ EvalResult evaluate(const EvalOptions& o) {
   result.metrics["samples"] = o.inspect.samples;
   result.metrics["excluded_train_from_test"] = result.excluded;
   result.metrics["skipped_images"] = result.skipped;
+  add_baseline(result.metrics, o.run_dir, config, inspector.reference(), result.predictions);
   return result;
 }
 

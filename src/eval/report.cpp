@@ -77,6 +77,38 @@ std::string roc_svg(const std::vector<Prediction>& ps) {
   return o.str();
 }
 
+// The policy beside the evidence-only baseline (eval/baseline.h): balanced accuracy and AUROC,
+// overall and per category; or why the run has no baseline.
+std::string baseline_section(const nlohmann::json& m) {
+  std::ostringstream o;
+  o << "<h2>Policy vs evidence-only baseline</h2>";
+  if (!m.contains("baseline") || !m["baseline"].is_object()) {
+    o << "<p id=\"baseline-none\" class=\"muted\">No baseline: " << html_escape(m.value("baseline_reason", "not computed"))
+      << "</p>";
+    return o.str();
+  }
+  const auto& b = m["baseline"];
+  o << "<p class=\"muted\">Baseline: " << html_escape(b.value("method", "")) << "; anomalous when the peak is above.</p>"
+    << "<table id=\"baseline\"><tr><th>category</th><th>n</th><th>policy balanced acc.</th><th>baseline balanced "
+       "acc.</th><th>policy AUROC</th><th>baseline AUROC</th><th>baseline threshold</th></tr>";
+  auto row = [&](const std::string& name, const nlohmann::json& c, const nlohmann::json& bc, const nlohmann::json& thr) {
+    o << "<tr><td>" << html_escape(name) << "</td><td>" << (c.contains("n") ? fmt(c["n"]) : "") << "</td><td>"
+      << fmt(c.value("balanced_accuracy", nlohmann::json())) << "</td><td>"
+      << fmt(bc.value("balanced_accuracy", nlohmann::json())) << "</td><td>" << fmt(c.value("auroc", nlohmann::json()))
+      << "</td><td>" << fmt(bc.value("auroc", nlohmann::json())) << "</td><td>" << (thr.is_null() ? "" : fmt(thr))
+      << "</td></tr>";
+  };
+  const nlohmann::json none = nlohmann::json::object();
+  for (const auto& [cat, c] : m["per_category"].items()) {
+    const bool has = b.contains("per_category") && b["per_category"].contains(cat);
+    row(cat, c, has ? b["per_category"][cat] : none, has ? b["per_category"][cat].value("threshold", nlohmann::json()) : nlohmann::json());
+  }
+  if (m.contains("macro") && b.contains("macro")) row("macro average", m["macro"], b["macro"], nlohmann::json());
+  row("all", m, b, nlohmann::json());
+  o << "</table>";
+  return o.str();
+}
+
 const char* kStyle = R"(
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px}
@@ -178,6 +210,8 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
   for (const auto& [cat, c] : m["per_category"].items()) cat_row(cat, c);
   if (m.contains("macro")) cat_row("macro average", m["macro"]);
   o << "</table>";
+
+  o << baseline_section(m);
 
   o << "<h2>Per defect type</h2><table id=\"per-defect-type\"><tr><th>defect type</th><th>n</th><th>recall</th><th>type "
        "accuracy</th></tr>";

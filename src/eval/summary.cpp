@@ -93,7 +93,8 @@ nlohmann::json to_json(const Prediction& p) {
                       {"truncated", p.truncated},
                       {"length", p.length},
                       {"mask", p.mask ? nlohmann::json(*p.mask) : nlohmann::json(nullptr)},
-                      {"localized", p.localized ? nlohmann::json(*p.localized) : nlohmann::json(nullptr)}};
+                      {"localized", p.localized ? nlohmann::json(*p.localized) : nlohmann::json(nullptr)},
+                      {"evidence_peak", p.evidence_peak ? nlohmann::json(*p.evidence_peak) : nlohmann::json(nullptr)}};
   if (!p.votes.empty()) j["votes"] = p.votes;
   return j;
 }
@@ -116,6 +117,7 @@ Prediction prediction_from_json(const nlohmann::json& j) {
   p.length = j.value("length", 0);
   if (j.contains("mask") && j["mask"].is_string()) p.mask = j["mask"].get<std::string>();
   if (j.contains("localized") && j["localized"].is_boolean()) p.localized = j["localized"].get<bool>();
+  if (j.contains("evidence_peak") && j["evidence_peak"].is_number()) p.evidence_peak = j["evidence_peak"].get<double>();
   if (j.contains("votes")) p.votes = j["votes"].get<std::vector<int>>();
   return p;
 }
@@ -183,20 +185,34 @@ std::string format_table(const nlohmann::json& m) {
     std::snprintf(buf, sizeof buf, "%5.3f", v.get<double>());
     return std::string(buf);
   };
+  // The evidence-only baseline (eval/baseline.h) beside the policy, when the run has one.
+  const bool base = m.contains("baseline") && m["baseline"].is_object();
+  auto baseline_of = [&](const nlohmann::json& b) {
+    char cols[32];
+    std::snprintf(cols, sizeof cols, "  %6s %7s", num(b.value("balanced_accuracy", nlohmann::json())).c_str(),
+                  num(b.value("auroc", nlohmann::json())).c_str());
+    return std::string(cols);
+  };
   std::ostringstream o;
   char line[256];
-  std::snprintf(line, sizeof line, "%-16s %5s %5s %5s %5s %5s %5s %6s\n", "category", "n", "acc", "bacc", "f1", "auroc",
+  std::snprintf(line, sizeof line, "%-16s %5s %5s %5s %5s %5s %5s %6s", "category", "n", "acc", "bacc", "f1", "auroc",
                 "fmt", "recall");
-  o << line;
-  auto row = [&](const std::string& name, const nlohmann::json& c, const std::string& n) {
-    std::snprintf(line, sizeof line, "%-16s %5s %5s %5s %5s %5s %5s %6s\n", name.substr(0, 16).c_str(), n.c_str(),
+  o << line << (base ? "  b.bacc b.auroc" : "") << "\n";  // b. = baseline
+  auto row = [&](const std::string& name, const nlohmann::json& c, const std::string& n, const nlohmann::json& b) {
+    std::snprintf(line, sizeof line, "%-16s %5s %5s %5s %5s %5s %5s %6s", name.substr(0, 16).c_str(), n.c_str(),
                   num(c["accuracy"]).c_str(), num(c["balanced_accuracy"]).c_str(), num(c["f1"]).c_str(),
                   num(c["auroc"]).c_str(), num(c["format_rate"]).c_str(), num(c["recall"]).c_str());
-    o << line;
+    o << line << (base ? baseline_of(b) : "") << "\n";
   };
-  for (const auto& [cat, c] : m["per_category"].items()) row(cat, c, std::to_string(c["n"].get<int64_t>()));
-  if (m["per_category"].size() > 1) row("macro", m["macro"], "");
-  row("all", m, std::to_string(m["n"].get<int64_t>()));
+  const nlohmann::json none = nlohmann::json::object();
+  const nlohmann::json& b = base ? m["baseline"] : none;
+  auto part = [&](const char* key, const std::string& cat) {
+    return b.contains(key) && b[key].contains(cat) ? b[key][cat] : none;
+  };
+  for (const auto& [cat, c] : m["per_category"].items())
+    row(cat, c, std::to_string(c["n"].get<int64_t>()), part("per_category", cat));
+  if (m["per_category"].size() > 1) row("macro", m["macro"], "", b.value("macro", none));
+  row("all", m, std::to_string(m["n"].get<int64_t>()), b);
   return o.str();
 }
 

@@ -1,4 +1,5 @@
 #include "lriad/train/checkpoint.h"
+#include "lriad/train/baseline.h"
 #include "lriad/train/source.h"
 
 #include <spdlog/spdlog.h>
@@ -158,7 +159,9 @@ RunConfig init_run(RunConfig config, const InitOptions& options) {
   save_config(config, run.config());
   if (config.model.reference == "knn") {
     const TrainingSource source(config);
-    build_normal_reference(source, config).save(run.reference());
+    const auto reference = build_normal_reference(source, config);
+    reference.save(run.reference());
+    save_baseline(fit_baseline(source, reference), run.baseline());  // the evidence-only baseline's thresholds
   }
   auto policy = model::make_policy(config.model, config.seed);
   save_policy(run, *policy, {{"stage", "init"}, {"step", "0"}});

@@ -8,16 +8,10 @@
 #include <cmath>
 
 #include "lriad/data/reference.h"
+#include "lriad/train/baseline.h"  // quantile
 #include "lriad/train/source.h"
 
 namespace lriad::train {
-
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * double(v.size() - 1);
-  const size_t lo = size_t(std::floor(pos)), hi = std::min(v.size() - 1, lo + 1);
-  return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
-}
 
 double share_above(const std::vector<double>& values, double level) {
   if (values.empty()) return 0;

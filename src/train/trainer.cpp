@@ -20,6 +20,7 @@
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
 #include "lriad/train/evidence_check.h"
+#include "lriad/train/baseline.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/progress.h"
 #include "trainer_internal.h"
@@ -507,7 +508,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     if (o.overwrite)
       for (const char* f : {"metrics.jsonl", "validation.jsonl", "trainer_state.json", "optimizer.pt", "best.safetensors",
                             "sft.safetensors", "tokenizer.model", "vision_probe.safetensors", "model.safetensors",
-                            "train_from_test.csv"}) {
+                            "train_from_test.csv", "baseline.json"}) {
         std::error_code ec;
         fs::remove(ctx.run.dir + "/" + f, ec);
       }
@@ -539,6 +540,8 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       ctx.normal_reference = std::make_unique<data::NormalReference>(build_normal_reference(*ctx.source, config));
       ctx.normal_reference->save(path);
     }
+    if (!o.resume || !io::is_file(ctx.run.baseline()))  // the evidence-only baseline eval reports
+      save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
   }
   check_lengths(ctx);
   if (ctx.normal_reference && !o.resume) log_evidence_check(ctx);

@@ -1,6 +1,6 @@
 // `lriad eval` and `lriad predict`: run a trained policy on images (greedy, or N sampled chains
 // with a majority vote), read its chain of thought and verdict, score the anomaly, and
-// summarise a dataset split.
+// summarise a dataset split, beside the evidence-only baseline (eval/baseline.h).
 #pragma once
 #include <memory>
 #include <string>
@@ -11,6 +11,10 @@
 
 #include "lriad/eval/summary.h"
 #include "lriad/io/config.h"
+
+namespace lriad::data {
+class NormalReference;
+}
 
 namespace lriad::eval {
 
@@ -43,6 +47,7 @@ class Inspector {
                                   const std::vector<std::string>& known_defect_types = {});
 
   const RunConfig& config() const;  // the run's config (device as loaded)
+  const data::NormalReference* reference() const;  // the run's normal reference; null without one
 
  private:
   struct State;

@@ -29,6 +29,7 @@ struct Prediction {
   std::optional<std::string> mask;    // ground-truth mask path, when the dataset has one
   std::optional<bool> localized;      // correctly flagged anomaly with a mask: region overlaps it
   std::vector<int> votes;   // --samples N: each chain's verdict (-1 unparseable)
+  std::optional<double> evidence_peak;  // peak of the normal reference's deviation map (eval/baseline.h); none without it
 };
 
 nlohmann::json to_json(const Prediction& p);  // the predictions.jsonl fields
@@ -45,7 +46,8 @@ bool region_overlaps_mask(text::Region region, const cv::Mat& mask);
 // per_defect_type and macro (the mean over categories; AUROC/AP over the categories that have one).
 nlohmann::json summarize(const std::vector<Prediction>& predictions);
 
-// A compact fixed-width table: one row per category, then the macro average and "all".
+// A compact fixed-width table: one row per category, then the macro average and "all"; with a
+// "baseline" object (eval/baseline.h), its balanced accuracy and AUROC in two more columns.
 std::string format_table(const nlohmann::json& metrics);
 
 }  // namespace lriad::eval

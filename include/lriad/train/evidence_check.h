@@ -30,9 +30,6 @@ struct EvidenceCheck {
   double visible = 0;  // over every category's synthetic anomalies
 };
 
-// q-quantile of `v` by linear interpolation between order statistics (numpy's default); v non-empty.
-double quantile(std::vector<double> v, double q);
-
 // Share of `values` strictly above `level` (0 for an empty list).
 double share_above(const std::vector<double>& values, double level);
 
