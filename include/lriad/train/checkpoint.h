@@ -24,6 +24,7 @@ struct RunFiles {
   std::string trainer_state() const { return dir + "/trainer_state.safetensors"; }
   std::string metrics() const { return dir + "/metrics.jsonl"; }
   std::string reference() const { return dir + "/reference.safetensors"; }  // model.reference "knn"
+  std::string policy_input() const { return dir + "/policy_input.json"; }   // model/policy_input.h
 };
 
 // Creates `dir`; an existing non-empty directory is refused unless `overwrite` (kept as is,
