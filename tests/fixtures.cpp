@@ -128,4 +128,58 @@ cv::Mat draw_part(int size, double cx, double cy, double degrees, uint64_t seed,
   return img + noise;
 }
 
+namespace {
+
+// A woven texture filling the frame: two crossing sinusoids with noise, slightly shifted per seed.
+cv::Mat draw_texture(int size, uint64_t seed) {
+  cv::Mat img(size, size, CV_32FC3);
+  cv::RNG rng(seed);
+  const double phase = rng.uniform(0.0, 6.28);
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x) {
+      const float v = float(0.5 + 0.2 * std::sin(0.8 * x + phase) * std::sin(0.8 * y + phase));
+      img.at<cv::Vec3f>(y, x) = {v * 0.9f, v * 0.7f, v * 0.5f};
+    }
+  cv::Mat noise(size, size, CV_32FC3);
+  rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.03);
+  return img + noise;
+}
+
+// RGB [0,1] square -> a (3/2 h) x h 8-bit JPG (BGR on disk).
+void write_photo(const std::string& path, const cv::Mat& rgb, int height) {
+  fs::create_directories(fs::path(path).parent_path());
+  cv::Mat wide, bgr, u8;
+  cv::resize(rgb, wide, cv::Size(height * 3 / 2, height), 0, 0, cv::INTER_LINEAR);
+  cv::cvtColor(wide, bgr, cv::COLOR_RGB2BGR);
+  bgr.convertTo(u8, CV_8UC3, 255.0);
+  cv::imwrite(path, u8, {cv::IMWRITE_JPEG_QUALITY, 92});
+}
+
+}  // namespace
+
+void make_photo_tree(const std::string& root, const std::string& format, int normals, int height) {
+  std::string csv = "object,split,label,image\n";
+  for (const std::string cat : {"carpet", "screw"}) {
+    auto draw = [&](int i, bool defect) {
+      const uint64_t seed = uint64_t(i) * 7 + (cat == "screw" ? 1000 : 0);
+      cv::Mat img = cat == "screw" ? draw_part(64, 26 + 2 * (i % 6), 28 + 2 * (i % 5), 25.0 * i, seed) : draw_texture(64, seed);
+      if (defect) img(cv::Rect(28, 30, 8, 3)).setTo(cv::Scalar(0.05, 0.9, 0.1));  // a green gash
+      return img;
+    };
+    auto put = [&](const std::string& split, const std::string& cls, int i, bool defect) {
+      const std::string name = std::to_string(100 + i) + ".jpg";
+      std::string rel;
+      if (format == "mvtec") rel = cat + "/" + split + "/" + cls + "/" + name;
+      else if (format == "visa") rel = cat + "/Data/Images/" + (defect ? "Anomaly/" : "Normal/") + split + name;
+      else rel = cat + "/" + cls + "/" + split + name;
+      write_photo(root + "/" + rel, draw(i, defect), height);
+      csv += cat + "," + split + "," + (defect ? "anomaly" : "normal") + "," + rel + "\n";
+    };
+    for (int i = 0; i < normals; ++i) put("train", "good", i, false);
+    for (int i = 0; i < 2; ++i) put("test", "good", normals + i, false);
+    for (int i = 0; i < 2; ++i) put("test", "crack", normals + 2 + i, true);
+  }
+  if (format == "visa") write_text(root + "/split_csv/1cls.csv", csv);
+}
+
 }  // namespace lriad::test

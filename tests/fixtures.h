@@ -45,4 +45,11 @@ void make_mvtec_tree(const std::string& root, int size = 32);
 // `spot` px along the axis from the shaft's centre.
 cv::Mat draw_part(int size, double cx, double cy, double degrees, uint64_t seed, int spot = -1);
 
+// Two categories of non-square (w = 3/2 h) JPG photographs in the `format` layout ("mvtec", "visa"
+// or "folder"): "carpet", a woven texture that fills the frame, and "screw", draw_part at other
+// places and angles on a plain background. `normals` normal images per category (mvtec/visa: all
+// in train; folder: lriad's split takes its share), plus 2 normal and 2 "crack" test images.
+// The folder layout puts the extra images in good/ and crack/.
+void make_photo_tree(const std::string& root, const std::string& format, int normals = 10, int height = 64);
+
 }  // namespace lriad::test

@@ -59,7 +59,16 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       std::printf("%-5s %4d steps in %s; validation balanced accuracy %.3f, format %.3f\n", st.stage.c_str(), st.steps,
                   train::format_duration(st.seconds).c_str(), st.final_validation.balanced_accuracy,
                   st.final_validation.format_rate);
-    std::printf("run: %s (best validation balanced accuracy %.3f)\n", s.run_dir.c_str(), s.best_balanced_accuracy);
+    std::printf("run: %s\n", s.run_dir.c_str());
+    if (s.best_balanced_accuracy < 0) {
+      std::printf("no validation ran (train.val_size 0 or no steps): best.safetensors was not written\n");
+    } else {
+      std::printf("best validation balanced accuracy %.3f at %s (best.safetensors)\n", s.best_balanced_accuracy, s.best_at.c_str());
+      if (s.best_at_chance)  // the run completed (exit 0), but what it made is no detector
+        std::printf("FAILED: AT CHANCE. The best validation (%.3f at %s) is no better than a coin: the policy %s.\n"
+                    "FAILED: `lriad eval` of this run will be meaningless; see the warnings above for what to check.\n",
+                    s.best_balanced_accuracy, s.best_at.c_str(), s.best_answers.c_str());
+    }
   });
 }
 

@@ -26,6 +26,7 @@
 #include <torch/cuda.h>
 
 #include "lriad/model/generate.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/model/precision.h"
 
 namespace lriad::eval {
@@ -315,8 +316,7 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
     std::vector<torch::Tensor> images;
     for (int i = 0; i < batch; ++i) {
       const auto item = source.draw(uint64_t(step), i);
-      images.push_back(reference ? reference->with_deviation(item.image, item.category, item.reference_bank)
-                                 : data::image_to_tensor(data::resize_square(item.image, config.model.image_size)));
+      images.push_back(model::policy_input(item.image, item.category, item.reference_bank, config.model, reference.get()));
     }
     return torch::stack(images);  // (B,C,S,S)
   };

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <optional>
 #include <set>
 
 #include "lriad/data/dataset.h"
@@ -16,6 +17,7 @@
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 #include "lriad/model/generate.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/model/precision.h"
 #include "lriad/model/verdict.h"
 #include "lriad/text/answer.h"
@@ -38,6 +40,7 @@ struct Inspector::State {
     return decisions;
   }
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
+  std::optional<model::InputRecord> record;          // the run's policy_input.json (absent in older runs)
   std::map<std::string, std::vector<int64_t>> prompts;
   const std::vector<int64_t>& prompt(const std::string& category) {
     auto it = prompts.find(category);
@@ -67,10 +70,18 @@ Inspector::Inspector(const std::string& run_dir, const std::string& device, cons
                   "the run is incomplete: train it again (or copy the file along with the weights)");
     s_->reference = std::make_unique<data::NormalReference>(data::NormalReference::load(path));
   }
+  const std::string record = train::RunFiles{run_dir}.policy_input();
+  if (io::is_file(record)) s_->record = model::InputRecord::load(record);
   s_->loaded.policy->eval();
 }
 
 Inspector::~Inspector() = default;
+
+static_assert(data::NormalReference::kBothBanks == -1, "Inspector::Input::reference_bank's default");
+
+int Inspector::training_bank(const std::string& path) const {
+  return s_->record ? s_->record->bank_of(path, data::NormalReference::kBothBanks) : data::NormalReference::kBothBanks;
+}
 
 const RunConfig& Inspector::config() const { return s_->loaded.config; }
 
@@ -85,9 +96,8 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   std::vector<torch::Tensor> images;
   model::TokenRows prompts;
   for (const auto& in : inputs) {
-    const cv::Mat img = data::resize_square(in.image, config.model.work_size());  // the reference resizes for the model
-    images.push_back(s_->reference ? s_->reference->with_deviation(img, in.category, data::NormalReference::kBothBanks)  // (4,S,S)
-                                   : data::image_to_tensor(data::resize_square(img, config.model.image_size)));
+    images.push_back(model::decoded_policy_input(in.image, in.category, in.reference_bank, config.model, s_->reference.get(),
+                                                 s_->record ? &*s_->record : nullptr));  // (C,S,S)
     prompts.push_back(s_->prompt(in.category));
   }
   std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
@@ -236,6 +246,12 @@ EvalResult evaluate(const EvalOptions& o) {
   if (result.excluded)
     spdlog::info("{} test images are left out: training used them (data.train_from_test)", result.excluded);
   const std::vector<std::string> known(types.begin(), types.end());
+  if (split == data::Split::Train && inspector.config().model.reference == "knn") {
+    size_t own = 0;
+    for (const auto& s : samples) own += inspector.training_bank(s.image_path) != data::NormalReference::kBothBanks;
+    spdlog::info("{} of {} train images are compared with the reference bank training compared them with, the rest "
+                 "(validation, unknown paths) with both", own, samples.size());
+  }
   spdlog::info("evaluating {} {} images of {} categories from {}", samples.size(), o.split, dataset.categories.size(),
                root);
 
@@ -252,7 +268,7 @@ EvalResult evaluate(const EvalOptions& o) {
         result.skipped.push_back(samples[i].image_path);
         continue;
       }
-      inputs.push_back({image, samples[i].category, samples[i].image_path});
+      inputs.push_back({image, samples[i].category, samples[i].image_path, inspector.training_bank(samples[i].image_path)});
       read.push_back(i);
     }
     InspectOptions io = o.inspect;

@@ -13,6 +13,7 @@
 
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/train/checkpoint.h"
 #include "lriad/train/source.h"
 
@@ -130,7 +131,8 @@ BaselineThresholds fit_baseline(const TrainingSource& source, const data::Normal
     if (item.anomalous) continue;
     // As the policy input is built for a validation or test image: in neither bank, both compared.
     peaks[item.category].push_back(
-        evidence_peak(reference.with_deviation(item.image, item.category, data::NormalReference::kBothBanks)));
+        evidence_peak(model::policy_input(item.image, item.category, data::NormalReference::kBothBanks,
+                                          source.config().model, &reference)));
   }
   auto t = fit_thresholds(peaks, source.categories(), q);
   spdlog::info("evidence-only baseline: thresholds from {} held-out normal images in {:.1f} s", t.n_pooled,

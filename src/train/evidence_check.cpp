@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "lriad/data/reference.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/train/baseline.h"  // quantile
 #include "lriad/train/source.h"
 
@@ -27,7 +28,8 @@ EvidenceCheck check_evidence(const TrainingSource& source, const data::NormalRef
   for (int step = 0; step < steps; ++step)
     for (int i = 0; i < batch; ++i) {
       const TrainItem it = source.draw(uint64_t(step), i);
-      const double peak = reference.deviation(it.image, it.category, it.reference_bank).max().item<double>();
+      const double peak = evidence_peak(
+          it.input.defined() ? it.input : model::policy_input(it.image, it.category, it.reference_bank, source.config().model, &reference));
       auto& c = check.categories[it.category];
       if (it.anomalous) c.anomaly_peaks[it.defect_type].push_back(peak);
       else c.normal_peaks.push_back(peak);

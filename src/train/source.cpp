@@ -15,10 +15,10 @@
 #include "lriad/data/anomaly.h"
 #include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
-#include "lriad/data/pose.h"
 #include "lriad/io/csv.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
+#include "lriad/model/policy_input.h"
 
 namespace lriad::train {
 
@@ -50,11 +50,13 @@ std::string kind_word(data::AnomalyKind k) {
   return a.type_name();
 }
 
-cv::Mat load_resized(const std::string& path, int size, bool skip_bad, bool* ok) {
+// Decoded and kept at the work side; model::model_side_image reduces it later where the category
+// is not kept there (the same pixels as reducing the decoded file at once, as eval does).
+cv::Mat load_resized(const std::string& path, const ModelConfig& model, bool skip_bad, bool* ok) {
   const cv::Mat image =
       data::read_image_or_skip(path, skip_bad, "fix or remove the file, or set data.skip_bad_images=true");
   *ok = !image.empty();
-  return *ok ? data::resize_square(image, size) : cv::Mat();
+  return *ok ? model::model_side_image(image, /*keep_work_side=*/true, model) : cv::Mat();
 }
 
 }  // namespace
@@ -70,7 +72,6 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
   for (const auto& w : ds.warnings) spdlog::warn("{}", w);
   categories_ = ds.categories;
-  const int size = config.model.work_size();  // the model sees them resized to image_size
 
   {
     data::AnomalyParams p;  // validated here, once, with the config's key names in the message
@@ -115,7 +116,7 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
     for (size_t k = 0; k < order.size(); ++k) {
       const auto& s = train[order[k]];
       bool ok = true;
-      cv::Mat img = load_resized(s.image_path, size, dc.skip_bad_images, &ok);
+      cv::Mat img = load_resized(s.image_path, config.model, dc.skip_bad_images, &ok);
       if (!ok) {
         ++skipped;
         continue;
@@ -128,17 +129,16 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   // Only parts on a plain background get the reference's fine comparison (data/reference.h, the
   // same test): every other category goes back to image_size, so its synthetic anomalies are drawn
   // at the side its deviation map is made at and stay visible in it.
-  if (size != config.model.image_size) {
-    for (size_t ci = 0; ci < categories_.size(); ++ci) {
-      std::vector<cv::Mat*> all;
-      for (auto& n : normals_)
-        if (n.category == categories_[ci]) all.push_back(&n.image);
-      for (auto& n : held_out[ci]) all.push_back(&n.image);
-      std::vector<cv::Mat> images;
-      for (auto* m : all) images.push_back(*m);
-      if (!config.model.reference_align || !data::is_object_category(images))
-        for (auto* m : all) *m = data::resize_square(*m, config.model.image_size);
-    }
+  for (size_t ci = 0; ci < categories_.size(); ++ci) {
+    std::vector<cv::Mat*> all;
+    for (auto& n : normals_)
+      if (n.category == categories_[ci]) all.push_back(&n.image);
+    for (auto& n : held_out[ci]) all.push_back(&n.image);
+    std::vector<cv::Mat> images;
+    for (auto* m : all) images.push_back(*m);
+    if (model::keeps_work_side(images, config.model)) work_side_.insert(categories_[ci]);
+    else if (config.model.work_size() != config.model.image_size)
+      for (auto* m : all) *m = model::model_side_image(*m, false, config.model);
   }
   for (size_t i = 0; i < normals_.size(); ++i) {
     auto& list = by_category_[normals_[i].category];
@@ -158,10 +158,10 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
       for (size_t k = 0; k < take && k < samples.size(); ++k) {
         const auto& s = samples[k];
         bool ok = true;
-        cv::Mat img = load_resized(s.image_path, size, dc.skip_bad_images, &ok);
+        cv::Mat img = load_resized(s.image_path, config.model, dc.skip_bad_images, &ok);
         if (!ok) continue;
         TrainItem t;
-        t.image = img;
+        t.image = keeps_work_side(s.category) ? img : model::model_side_image(img, false, config.model);
         t.category = s.category;
         t.anomalous = s.label == data::Label::Anomalous;
         t.defect_type = s.defect_type;
@@ -318,6 +318,15 @@ std::map<std::string, std::array<std::vector<cv::Mat>, 2>> TrainingSource::refer
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> out;
   for (const auto& n : normals_) out[n.category][size_t(n.half)].push_back(n.image);
   return out;
+}
+
+model::InputRecord TrainingSource::input_record() const {
+  model::InputRecord r;
+  r.work_side_categories.assign(work_side_.begin(), work_side_.end());
+  for (const auto& n : normals_) r.reference_banks[n.path] = 1 - n.half;
+  for (const auto& v : validation_)
+    if (!v.anomalous) r.reference_banks[v.source] = v.reference_bank;
+  return r;
 }
 
 std::vector<std::string> TrainingSource::defect_types() const {

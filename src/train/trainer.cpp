@@ -14,13 +14,14 @@
 #include "lriad/io/fs.h"
 #include "lriad/io/interrupt.h"
 #include "lriad/model/generate.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/model/precision.h"
 #include "lriad/model/verdict.h"
 #include "lriad/model/weights.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
-#include "lriad/train/evidence_check.h"
 #include "lriad/train/baseline.h"
+#include "lriad/train/evidence_check.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/progress.h"
 #include "trainer_internal.h"
@@ -55,27 +56,23 @@ PreparedBatch Context::prepare(std::vector<TrainItem> items) {
       images.push_back(it.input);
       continue;
     }
-    if (normal_reference) {
-      // Normal images recur unchanged: their deviation maps are computed once.
-      const bool plain = !it.anomalous && !it.source.empty();  // synthesised items are always anomalous
-      const std::string key = it.source + "|" + std::to_string(it.reference_bank);
-      if (plain) {
-        std::lock_guard<std::mutex> lock(evidence_mutex);
-        auto cached = normal_evidence.find(key);
-        if (cached != normal_evidence.end()) {
-          images.push_back(cached->second);
-          continue;
-        }
+    // Normal images recur unchanged: their deviation maps are computed once.
+    const bool plain = normal_reference && !it.anomalous && !it.source.empty();  // synthesised items are always anomalous
+    const std::string key = it.source + "|" + std::to_string(it.reference_bank);
+    if (plain) {
+      std::lock_guard<std::mutex> lock(evidence_mutex);
+      auto cached = normal_evidence.find(key);
+      if (cached != normal_evidence.end()) {
+        images.push_back(cached->second);
+        continue;
       }
-      auto t = normal_reference->with_deviation(it.image, it.category, it.reference_bank);  // (4,S,S)
-      if (plain) {
-        std::lock_guard<std::mutex> lock(evidence_mutex);
-        normal_evidence[key] = t;
-      }
-      images.push_back(t);
-    } else {
-      images.push_back(data::image_to_tensor(data::resize_square(it.image, config.model.image_size)));  // (3,S,S)
     }
+    auto t = model::policy_input(it.image, it.category, it.reference_bank, config.model, normal_reference.get());  // (C,S,S)
+    if (plain) {
+      std::lock_guard<std::mutex> lock(evidence_mutex);
+      normal_evidence[key] = t;
+    }
+    images.push_back(t);
   }
   PreparedBatch b;
   b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
@@ -171,6 +168,17 @@ ValidationResult validate(Context& ctx) {
       formatted += p.well_formed;
       if (truth) (right ? tp : fn)++;
       else (right ? tn : fp)++;
+      CategoryAnswers& a = v.answers[b.items[i].category];
+      const bool said_anomalous = p.verdict == 1, said_normal = p.verdict == 0;
+      if (truth) {
+        ++a.anomalous_items;
+        a.anomalous_said_anomalous += said_anomalous;
+        a.anomalous_said_normal += said_normal;
+      } else {
+        ++a.normal_items;
+        a.normal_said_anomalous += said_anomalous;
+        a.normal_said_normal += said_normal;
+      }
       per_class[b.items[i].cls()].first += right;
       per_class[b.items[i].cls()].second += 1;
     }
@@ -179,6 +187,8 @@ ValidationResult validate(Context& ctx) {
   v.recall_normal = tn + fp ? double(tn) / (tn + fp) : 0;
   v.balanced_accuracy = (tp + fn && tn + fp) ? (v.recall_anomalous + v.recall_normal) / 2 : (tp + fn ? v.recall_anomalous : v.recall_normal);
   v.accuracy = double(tp + tn) / v.items;
+  v.normal_items = tn + fp;
+  v.anomalous_items = tp + fn;
   v.format_rate = double(formatted) / v.items;
   for (const auto& [c, ct] : per_class) v.class_accuracy[c] = double(ct.first) / ct.second;
   return v;
@@ -190,12 +200,6 @@ namespace {
 
 using detail::Context;
 
-nlohmann::json to_json(const ValidationResult& v) {
-  return {{"balanced_accuracy", v.balanced_accuracy}, {"accuracy", v.accuracy},     {"format_rate", v.format_rate},
-          {"recall_anomalous", v.recall_anomalous},   {"recall_normal", v.recall_normal},
-          {"class_accuracy", v.class_accuracy},       {"items", v.items}};
-}
-
 std::string state_path(const RunFiles& run) { return run.dir + "/trainer_state.json"; }
 std::string best_path(const RunFiles& run) { return run.dir + "/best.safetensors"; }
 std::string sft_path(const RunFiles& run) { return run.dir + "/sft.safetensors"; }
@@ -205,6 +209,8 @@ struct TrainerState {
   int step = 0;               // completed steps of `stage`
   double best = -1;           // best validation balanced accuracy
   std::string best_at;        // "sft:300"
+  bool best_at_chance = false;  // at_chance of the best validation
+  std::string best_answers;     // describe_answers of the best validation
   nlohmann::json dynamic_weights;
   // The checkpoint folder (relative to the run) whose files resume the run; "" = the run's own
   // model.safetensors (a run that has not finished a checkpoint yet).
@@ -219,7 +225,7 @@ std::string checkpoint_file(const RunFiles& run, const TrainerState& s, const st
 
 void save_state(const RunFiles& run, const TrainerState& s) {
   nlohmann::json j = {{"stage", s.stage}, {"step", s.step}, {"best_balanced_accuracy", s.best}, {"best_at", s.best_at},
-                      {"checkpoint", s.checkpoint}};
+                      {"checkpoint", s.checkpoint}, {"at_chance", s.best_at_chance}, {"best_answers", s.best_answers}};
   if (!s.dynamic_weights.is_null()) j["dynamic_class_weights"] = s.dynamic_weights;
   io::write_file_atomic(state_path(run), j.dump(2) + "\n");
 }
@@ -267,6 +273,8 @@ TrainerState load_state(const RunFiles& run) {
     s.best_at = j.at("best_at").get<std::string>();
     if (j.contains("dynamic_class_weights")) s.dynamic_weights = j["dynamic_class_weights"];
     if (j.contains("checkpoint")) s.checkpoint = j["checkpoint"].get<std::string>();
+    if (j.contains("at_chance")) s.best_at_chance = j["at_chance"].get<bool>();
+    if (j.contains("best_answers")) s.best_answers = j["best_answers"].get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(state_path(run) + " is damaged: " + e.what(), "start the run again with --overwrite");
   }
@@ -300,9 +308,11 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
 }
 
 void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& v, const std::string& where) {
-  if (v.items == 0 || v.balanced_accuracy <= state.best) return;
+  if (v.items == 0 || !replaces_best(v.balanced_accuracy, state.best)) return;
   state.best = v.balanced_accuracy;
   state.best_at = where;
+  state.best_at_chance = at_chance(v);
+  state.best_answers = describe_answers(v);
   model::save_weights(*ctx.policy, best_path(ctx.run), {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", where}});
 }
 
@@ -314,6 +324,19 @@ void log_validation(Context& ctx, const std::string& stage, int step, const Vali
   out << line.dump() << "\n";
   spdlog::info("validation {} step {}: balanced accuracy {:.3f} (anomalous recall {:.3f}, normal {:.3f}), format {:.3f}",
                stage, step, v.balanced_accuracy, v.recall_anomalous, v.recall_normal, v.format_rate);
+}
+
+// A stage that ends at chance has learnt nothing the evidence could tell it: say so loudly, with
+// what the policy answers and where to look, instead of letting GRPO and eval run on it unnoticed.
+void warn_if_at_chance(const ValidationResult& v, const std::string& what, const RunConfig& config) {
+  if (!at_chance(v)) return;
+  spdlog::warn("!!! validation after {} is AT CHANCE: balanced accuracy {:.3f} (anomalous recall {:.3f}, normal {:.3f})",
+               what, v.balanced_accuracy, v.recall_anomalous, v.recall_normal);
+  spdlog::warn("!!! the policy {}", describe_answers(v));
+  spdlog::warn("!!! check: the normal reference's evidence on your images (`lriad eval` prints the evidence-only "
+               "baseline); the synthetic anomalies' strength (data.anomaly_contrast_min {}, data.anomaly_scale_min {}); "
+               "the learning rate (sft.lr {}); more steps (sft.steps {})",
+               config.data.anomaly_contrast_min, config.data.anomaly_scale_min, config.sft.lr, config.sft.steps);
 }
 
 // Runs `stage` from state.step to `total`; returns what this call ran.
@@ -465,7 +488,8 @@ void attach_evidence_gate(Context& ctx) {
     shown += fmt::format("{}{} {:.2f}", shown.empty() ? "" : ", ", cat, gate.level[cat]);
   }
   const data::NormalReference* ref = ctx.normal_reference.get();
-  gate.input = [ref](const TrainItem& t) { return ref->with_deviation(t.image, t.category, t.reference_bank); };
+  const ModelConfig model = ctx.config.model;
+  gate.input = [ref, model](const TrainItem& t) { return model::policy_input(t.image, t.category, t.reference_bank, model, ref); };
   ctx.source->set_evidence_gate(std::move(gate));
   spdlog::info("evidence gate: synthetic anomalies must peak above the normal draws' {:.0f}% level ({}), else are "
                "redrawn up to {} times", 100 * ctx.config.data.evidence_gate_quantile, shown,
@@ -508,7 +532,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     if (o.overwrite)
       for (const char* f : {"metrics.jsonl", "validation.jsonl", "trainer_state.json", "optimizer.pt", "best.safetensors",
                             "sft.safetensors", "tokenizer.model", "vision_probe.safetensors", "model.safetensors",
-                            "train_from_test.csv", "baseline.json"}) {
+                            "train_from_test.csv", "baseline.json", "policy_input.json"}) {
         std::error_code ec;
         fs::remove(ctx.run.dir + "/" + f, ec);
       }
@@ -531,6 +555,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   ctx.source = std::make_unique<TrainingSource>(config);
   ctx.decisions = model::decision_points(*ctx.tokenizer, ctx.source->categories());
   spdlog::info("data: {}", ctx.source->describe());
+  ctx.source->input_record().save(ctx.run.policy_input());  // eval makes the input training makes
   ctx.defect_types = ctx.source->defect_types();
   if (config.model.reference == "knn") {
     const std::string path = ctx.run.reference();
@@ -617,6 +642,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       if (o.resume && state.step > 0) load_optimizer(opt, checkpoint_file(ctx.run, state, "optimizer.pt"));
       summary.stages.push_back(run_stage(ctx, opt, state, "sft", config.sft.steps,
                                          [&](int step, detail::PreparedBatch b) { return detail::sft_step(ctx, opt, step, std::move(b)); }));
+      warn_if_at_chance(summary.stages.back().final_validation, "the warm start (SFT)", config);
     }
     model::save_weights(*ctx.policy, sft_path(ctx.run), {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", "sft"}});
     state.stage = "grpo";
@@ -647,7 +673,13 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   }
   if (!io::is_file(ctx.run.weights())) save_policy(ctx.run, *ctx.policy, {{"stage", "done"}});
   summary.best_balanced_accuracy = state.best;
+  summary.best_at = state.best_at;
+  summary.best_at_chance = state.best_at_chance;
+  summary.best_answers = state.best_answers;
   spdlog::info("best validation balanced accuracy {:.3f} at {} -> {}", state.best, state.best_at, best_path(ctx.run));
+  if (state.best_at_chance)
+    spdlog::warn("FAILED: even the best validation ({:.3f} at {}) is at chance: the policy {}; `lriad eval` of this run "
+                 "will be meaningless", state.best, state.best_at, state.best_answers);
   return summary;
 }
 

@@ -39,6 +39,9 @@ class Inspector {
     cv::Mat image;  // CV_32FC3 RGB [0,1], any size (resized to the model's)
     std::string category;
     std::string path;
+    // The normal reference's bank to compare with: both (data::NormalReference::kBothBanks) for an
+    // image in neither bank; a normal training image's own (InputRecord::bank_of) for --split train.
+    int reference_bank = -1;
   };
   // Fills image, category, pred, parsed, score, pred_defect_type, region, completion,
   // well_formed, consistent, truncated, length and votes (samples > 1). `known_defect_types`
@@ -48,6 +51,9 @@ class Inspector {
 
   const RunConfig& config() const;  // the run's config (device as loaded)
   const data::NormalReference* reference() const;  // the run's normal reference; null without one
+  // The reference bank training compared the image at `path` with (the run's policy_input.json);
+  // data::NormalReference::kBothBanks for any image training did not draw.
+  int training_bank(const std::string& path) const;
 
  private:
   struct State;

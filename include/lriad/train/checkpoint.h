@@ -25,6 +25,7 @@ struct RunFiles {
   std::string metrics() const { return dir + "/metrics.jsonl"; }
   std::string reference() const { return dir + "/reference.safetensors"; }  // model.reference "knn"
   std::string baseline() const { return dir + "/baseline.json"; }  // train/baseline.h, with the reference
+  std::string policy_input() const { return dir + "/policy_input.json"; }   // model/policy_input.h
 };
 
 // Creates `dir`; an existing non-empty directory is refused unless `overwrite` (kept as is,

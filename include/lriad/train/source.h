@@ -1,5 +1,6 @@
-// Mask-free training data: normal training images (preloaded at model.work_size() for parts the
-// reference compares finely, at image_size otherwise), labelled
+// Mask-free training data: normal training images (preloaded at their model side,
+// model::model_side_image: model.work_size() for parts the reference compares finely, image_size
+// otherwise), labelled
 // anomalies synthesised from them on the fly, and optionally a seeded share of the test split.
 // Ground-truth masks are never read here. Every draw is a pure function of (seed, step, index).
 #pragma once
@@ -8,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,13 +18,15 @@
 #include "lriad/data/reference.h"
 #include "lriad/data/sample.h"
 #include "lriad/io/config.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/text/prompt.h"
 
 namespace lriad::train {
 
 struct TrainItem {
-  // CV_32FC3 RGB in [0,1], square: model.work_size() for parts the reference compares finely and for
-  // test-split items, else image_size (the model sees every image at image_size).
+  // CV_32FC3 RGB in [0,1], square, at its model side (model::model_side_image): model.work_size()
+  // for parts the reference compares finely, else image_size (the model sees every image at
+  // image_size).
   cv::Mat image;
   std::string category;
   bool anomalous = false;
@@ -76,6 +80,7 @@ class TrainingSource {
   const std::vector<TrainItem>& validation() const { return validation_; }
 
   const std::vector<std::string>& categories() const { return categories_; }
+  const RunConfig& config() const { return config_; }
   // Every class a draw can produce ("good" first), and its expected share of draws.
   const std::map<std::string, double>& class_prior() const { return prior_; }
   // Defect-type names the policy may write (for parsing answers).
@@ -85,6 +90,13 @@ class TrainingSource {
   std::string describe() const;
   // Training normals per category in two halves (by position): the normal reference's banks.
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> reference_halves() const;
+  // What eval needs to make the input training makes (policy_input.json): the categories kept at
+  // model.work_size(), and the bank each normal training image is compared with (the other half's
+  // for the images training draws, both for the validation normals).
+  model::InputRecord input_record() const;
+  // Whether `category`'s images are kept at model.work_size() (model::keeps_work_side), else at
+  // image_size.
+  bool keeps_work_side(const std::string& category) const { return work_side_.count(category) > 0; }
 
  private:
   struct Normal {
@@ -105,6 +117,7 @@ class TrainingSource {
   std::vector<std::pair<Normal, uint64_t>> validation_anomalies_;  // (base, seed) of each synthetic one, in order
   std::optional<EvidenceGate> gate_;
   std::map<std::string, std::vector<size_t>> by_category_;
+  std::set<std::string> work_side_;        // categories kept at model.work_size()
   std::map<std::string, double> prior_;
   TrainFromTest from_test_;
   std::vector<std::pair<int, double>> mix_;  // (AnomalyKind, weight)

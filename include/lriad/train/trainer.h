@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lriad/io/config.h"
+#include "lriad/train/validation.h"
 
 namespace lriad::train {
 
@@ -24,12 +25,6 @@ struct TrainOptions {
   std::vector<std::string> resume_overrides;
 };
 
-struct ValidationResult {
-  double balanced_accuracy = 0, accuracy = 0, format_rate = 0;
-  double recall_anomalous = 0, recall_normal = 0;
-  std::map<std::string, double> class_accuracy;  // per "good" / defect type
-  int items = 0;
-};
 
 struct StageSummary {
   std::string stage;  // sft | grpo
@@ -40,7 +35,10 @@ struct StageSummary {
 
 struct TrainSummary {
   std::vector<StageSummary> stages;
-  double best_balanced_accuracy = -1;
+  double best_balanced_accuracy = -1;  // -1: no validation ran
+  std::string best_at;                 // "sft:300"
+  bool best_at_chance = false;         // at_chance of the best validation: eval of it is meaningless
+  std::string best_answers;            // describe_answers of the best validation when at chance
   std::string run_dir;
 };
 

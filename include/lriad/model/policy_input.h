@@ -1,0 +1,65 @@
+// The policy's image input, made in one place for training, validation, `eval`, `predict` and
+// `bench`: an image is first kept at its model side (model_side_image: what TrainingSource preloads
+// and what eval resizes a decoded file to), then turned into the (C,S,S) tensor the policy reads
+// (policy_input: RGB at model.image_size, plus the normal reference's deviation map as a fourth
+// channel). Two call sites building this input themselves could drift apart, and the policy would
+// then be judged on input it never saw in training.
+// Shapes: S = model.image_size, W = model.work_size(), C = model.image_channels().
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <torch/types.h>
+
+#include "lriad/io/config.h"
+
+namespace lriad::data {
+class NormalReference;
+}
+
+namespace lriad::model {
+
+// True when a category is kept at W rather than S: the reference's fine comparison is on
+// (W > S) and the category's normal images (CV_32FC3 RGB, at W) show a part on a plain background
+// (model.reference_align and data::is_object_category). Synthetic anomalies of such a category
+// are drawn at W, as thin as real scratches; every other category is kept at S.
+bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model);
+
+// `image` (CV_32FC3 RGB [0,1], any size, square or not: it is stretched to a square) at its model
+// side: resized to W, then, unless `keep_work_side`, from W to S. The first step does nothing to an
+// image already at W x W, so an image preloaded at W and reduced later gets the same pixels as the
+// decoded file reduced at once.
+cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelConfig& model);
+
+// The policy's input (C,S,S) float for `image` at its model side (model_side_image; throws
+// otherwise): with a reference, RGB at S and the deviation map against `bank` (0, 1 or
+// data::NormalReference::kBothBanks) of `category`; without one, RGB at S.
+torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
+                           const data::NormalReference* reference);
+
+// policy_input.json in a run directory: what training decided about its images, so that eval and
+// predict make the input training made. Written by `lriad train`; a run without it (older) has
+// eval fall back to the reference's own test (NormalReference::fine) and to both banks.
+struct InputRecord {
+  static constexpr int kFormatVersion = 1;
+  std::vector<std::string> work_side_categories;  // kept at W (keeps_work_side)
+  // The reference bank each normal training image was compared with, by path: 0 or 1 for the
+  // images training drew, data::NormalReference::kBothBanks for the validation normals.
+  std::map<std::string, int> reference_banks;
+
+  bool keeps_work_side(const std::string& category) const;
+  int bank_of(const std::string& path, int otherwise) const;
+  void save(const std::string& path) const;       // atomically, with "format" and "format_version"
+  static InputRecord load(const std::string& path);  // throws lriad::Error naming the file
+};
+
+// Eval's and predict's path, from a decoded file (any size) to the input: the image kept at the
+// side training kept `category` at (record; without one, at W where the reference compares the
+// category finely), then policy_input. For a training image and its bank this is bit for bit the
+// tensor training made (tests/test_policy_input.cpp).
+torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank, const ModelConfig& model,
+                                   const data::NormalReference* reference, const InputRecord* record);
+
+}  // namespace lriad::model

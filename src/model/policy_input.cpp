@@ -1,0 +1,91 @@
+// The policy's image input (see policy_input.h): one function for training, validation, eval,
+// predict and bench.
+#include "lriad/model/policy_input.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "lriad/data/image_io.h"
+#include "lriad/data/image_tensor.h"
+#include "lriad/data/pose.h"
+#include "lriad/data/reference.h"
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+
+namespace lriad::model {
+
+bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model) {
+  return model.work_size() != model.image_size && model.reference_align && data::is_object_category(normal_images_at_work_side);
+}
+
+cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelConfig& model) {
+  // Two steps even when the second undoes most of the first: TrainingSource preloads every image
+  // at W before it knows which categories keep W, and the pixels must not depend on when the
+  // decision is made.
+  const cv::Mat work = data::resize_square(image, model.work_size());
+  return keep_work_side ? work : data::resize_square(work, model.image_size);
+}
+
+torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
+                           const data::NormalReference* reference) {
+  const int S = model.image_size, W = model.work_size();
+  if (image.rows != image.cols || (image.rows != S && image.rows != W))
+    throw Error("policy input for category " + category + ": the image is " + std::to_string(image.cols) + "x" +
+                    std::to_string(image.rows) + ", not at a model side (" + std::to_string(S) + " or " + std::to_string(W) + ")",
+                "pass it through model::model_side_image first");
+  // The reference resizes to S itself (and compares a part at W when it keeps one there).
+  torch::Tensor t = reference ? reference->with_deviation(image, category, bank)                 // (4,S,S)
+                              : data::image_to_tensor(data::resize_square(image, S));            // (3,S,S)
+  if (t.size(1) != S || t.size(2) != S || t.size(0) != model.image_channels())
+    throw Error("policy input for category " + category + " has shape (" + std::to_string(t.size(0)) + "," +
+                    std::to_string(t.size(1)) + "," + std::to_string(t.size(2)) + "), the model expects (" +
+                    std::to_string(model.image_channels()) + "," + std::to_string(S) + "," + std::to_string(S) + ")",
+                "the normal reference and model.reference / model.image_size of the run disagree: rebuild the reference");
+  return t;
+}
+
+bool InputRecord::keeps_work_side(const std::string& category) const {
+  return std::find(work_side_categories.begin(), work_side_categories.end(), category) != work_side_categories.end();
+}
+
+int InputRecord::bank_of(const std::string& path, int otherwise) const {
+  auto it = reference_banks.find(path);
+  return it == reference_banks.end() ? otherwise : it->second;
+}
+
+void InputRecord::save(const std::string& path) const {
+  const nlohmann::json j = {{"format", "lriad-policy-input"}, {"format_version", kFormatVersion},
+                            {"work_side_categories", work_side_categories}, {"reference_banks", reference_banks}};
+  io::write_file_atomic(path, j.dump(1) + "\n");
+}
+
+InputRecord InputRecord::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read " + path, "check permissions");
+  InputRecord r;
+  try {
+    const auto j = nlohmann::json::parse(in);
+    if (j.at("format") != "lriad-policy-input" || j.at("format_version").get<int>() > kFormatVersion)
+      throw Error(path + ": not a policy input record of format version <= " + std::to_string(kFormatVersion),
+                  "it was written by a newer lriad, or is not lriad's: train the run again");
+    r.work_side_categories = j.at("work_side_categories").get<std::vector<std::string>>();
+    r.reference_banks = j.at("reference_banks").get<std::map<std::string, int>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + " is damaged: " + e.what(), "train the run again, or delete the file (eval then compares with both banks)");
+  }
+  return r;
+}
+
+torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank, const ModelConfig& model,
+                                   const data::NormalReference* reference, const InputRecord* record) {
+  // Without a record (a run older than policy_input.json) the reference's own test stands in: a
+  // category it compares finely was kept at W by training (its normals had to be), and any other
+  // the reference brings to S itself, by the same two resizes.
+  const bool keep = record ? record->keeps_work_side(category) : reference && reference->fine(category);
+  return policy_input(model_side_image(decoded, keep, model), category, bank, model, reference);
+}
+
+}  // namespace lriad::model

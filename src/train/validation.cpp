@@ -1,0 +1,59 @@
+// Validation results and how to read them (see validation.h).
+#include "lriad/train/validation.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <vector>
+
+namespace lriad::train {
+
+bool at_chance(const ValidationResult& v) {
+  if (v.items == 0) return false;
+  if (v.normal_items > 0 && v.recall_normal == 0) return true;
+  if (v.anomalous_items > 0 && v.recall_anomalous == 0) return true;
+  return v.balanced_accuracy <= 0.55;
+}
+
+bool replaces_best(double candidate, double best) { return candidate >= best; }
+
+std::string describe_answers(const ValidationResult& v) {
+  auto pct = [](int k, int n) { return fmt::format("{:.0f}%", 100.0 * k / std::max(1, n)); };
+  std::string out;
+  for (const auto& [cat, a] : v.answers) {
+    const int total = a.normal_items + a.anomalous_items;
+    const int anomalous = a.normal_said_anomalous + a.anomalous_said_anomalous;
+    const int normal = a.normal_said_normal + a.anomalous_said_normal;
+    std::string clause;
+    if (total == 0) continue;
+    if (anomalous == total) clause = "'anomalous' to 100% of " + cat + " images";
+    else if (normal == total) clause = "'normal' to 100% of " + cat + " images";
+    else if (anomalous + normal == 0) clause = "nothing readable to " + cat + " images";
+    else {
+      std::vector<std::string> parts;
+      if (a.normal_items) parts.push_back(pct(a.normal_said_anomalous, a.normal_items) + " of normal");
+      if (a.anomalous_items) parts.push_back(pct(a.anomalous_said_anomalous, a.anomalous_items) + " of anomalous");
+      clause = "'anomalous' to " + parts[0] + (parts.size() > 1 ? " and " + parts[1] : "") + " " + cat + " images";
+    }
+    out += (out.empty() ? "answers " : ", ") + clause;
+  }
+  return out;
+}
+
+nlohmann::json to_json(const ValidationResult& v) {
+  nlohmann::json answers = nlohmann::json::object();
+  // Per category, the share of its normal and of its anomalous items answered "anomalous": a
+  // policy that says one thing to everything shows 0/0 or 1/1 here.
+  for (const auto& [cat, a] : v.answers)
+    answers[cat] = {{"normal", a.normal_items ? double(a.normal_said_anomalous) / a.normal_items : 0.0},
+                    {"anomalous", a.anomalous_items ? double(a.anomalous_said_anomalous) / a.anomalous_items : 0.0},
+                    {"normal_items", a.normal_items},
+                    {"anomalous_items", a.anomalous_items}};
+  return {{"balanced_accuracy", v.balanced_accuracy}, {"accuracy", v.accuracy},     {"format_rate", v.format_rate},
+          {"recall_anomalous", v.recall_anomalous},   {"recall_normal", v.recall_normal},
+          {"class_accuracy", v.class_accuracy},       {"items", v.items},
+          {"answered_anomalous", answers},            {"at_chance", at_chance(v)}};
+}
+
+}  // namespace lriad::train

@@ -1,0 +1,172 @@
+// model/policy_input.h: training and eval make the same input tensor for the same image and bank
+// (for each dataset format, non-square JPGs, a texture and a part); train/validation.h: the chance
+// rule, ties to the later checkpoint, and what the policy answers per category.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "fixtures.h"
+#include "lriad/data/image_io.h"
+#include "lriad/data/reference.h"
+#include "lriad/io/error.h"
+#include "lriad/model/policy_input.h"
+#include "lriad/train/source.h"
+#include "lriad/train/validation.h"
+
+using namespace lriad;
+using lriad::test::TempDir;
+
+namespace {
+
+RunConfig input_config(const std::string& format, const std::string& root) {
+  RunConfig c;
+  c.data.format = format;
+  c.data.root = root;
+  c.model.image_size = 32;
+  c.model.patch_size = 8;
+  c.model.reference = "knn";
+  c.model.reference_fine_size = 64;  // W = 64 > S = 32: parts are kept at 64, the texture at 32
+  c.model.reference_bank = 64;
+  c.train.val_size = 4;  // one held-out normal (and its anomaly) per category
+  return c;
+}
+
+train::ValidationResult result(double recall_normal, double recall_anomalous, int normal_items = 10, int anomalous_items = 10) {
+  train::ValidationResult v;
+  v.normal_items = normal_items;
+  v.anomalous_items = anomalous_items;
+  v.items = normal_items + anomalous_items;
+  v.recall_normal = recall_normal;
+  v.recall_anomalous = recall_anomalous;
+  v.balanced_accuracy = (recall_normal + recall_anomalous) / 2;
+  return v;
+}
+
+}  // namespace
+
+TEST(Validation, AtChanceRule) {
+  struct Case {
+    train::ValidationResult v;
+    bool chance;
+    const char* why;
+  };
+  train::ValidationResult empty;
+  train::ValidationResult at_line = result(0.6, 0.5);
+  at_line.balanced_accuracy = 0.55;  // (0.6 + 0.5) / 2, the literal (the sum may round either way)
+  const std::vector<Case> cases = {
+      {result(1.0, 0.0), true, "'normal' to everything: (1 + 0) / 2 = 0.5, and anomalous recall 0"},
+      {result(0.0, 1.0), true, "'anomalous' to everything"},
+      {result(0.9, 0.0), true, "anomalous recall 0 although (0.9 + 0) / 2 = 0.45"},
+      {at_line, true, "balanced accuracy 0.55: at the line counts as chance"},
+      {result(0.6, 0.6), false, "(0.6 + 0.6) / 2 = 0.6 > 0.55 and both recalls > 0"},
+      {result(1.0, 0.2), false, "(1.0 + 0.2) / 2 = 0.6"},
+      {result(0.0, 0.0), true, "no readable answer: both recalls 0"},
+      {empty, false, "no items: not judged"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(train::at_chance(c.v), c.chance) << c.why;
+  // Validation without anomalous items (no synthetic anomalies): its recall 0 is no verdict.
+  train::ValidationResult normals_only = result(0.8, 0.0, 10, 0);
+  normals_only.balanced_accuracy = 0.8;  // validate() takes the one recall there is
+  EXPECT_FALSE(train::at_chance(normals_only));
+}
+
+TEST(Validation, TiesGoToTheLaterCheckpoint) {
+  EXPECT_TRUE(train::replaces_best(0.5, -1));   // the first validation is the best so far
+  EXPECT_TRUE(train::replaces_best(0.7, 0.7));  // a tie: the later checkpoint
+  EXPECT_TRUE(train::replaces_best(0.8, 0.7));
+  EXPECT_FALSE(train::replaces_best(0.69, 0.7));
+  // Over a run's validations 0.5, 0.7, 0.6, 0.7, 0.65 the best is the 4th (0.7, the later of two).
+  const std::vector<double> run = {0.5, 0.7, 0.6, 0.7, 0.65};
+  double best = -1;
+  size_t at = 0;
+  for (size_t i = 0; i < run.size(); ++i)
+    if (train::replaces_best(run[i], best)) best = run[i], at = i;
+  EXPECT_EQ(at, 3u);
+}
+
+TEST(Validation, DescribesWhichAnswerEachCategoryGets) {
+  train::ValidationResult v = result(0.5, 0.5, 4, 4);
+  auto& bottle = v.answers["bottle"];
+  bottle.normal_items = bottle.anomalous_items = 2;
+  bottle.normal_said_normal = bottle.anomalous_said_normal = 2;  // 4 of 4 answered "normal"
+  auto& cable = v.answers["cable"];
+  cable.normal_items = cable.anomalous_items = 2;
+  cable.normal_said_anomalous = cable.anomalous_said_anomalous = 2;  // 4 of 4 "anomalous"
+  EXPECT_EQ(train::describe_answers(v), "answers 'normal' to 100% of bottle images, 'anomalous' to 100% of cable images");
+  // Mixed: 1 of 4 normals and 3 of 4 anomalous items answered "anomalous" -> 25% and 75%.
+  train::ValidationResult m = result(0.75, 0.75, 4, 4);
+  auto& nut = m.answers["nut"];
+  nut.normal_items = nut.anomalous_items = 4;
+  nut.normal_said_anomalous = 1;
+  nut.normal_said_normal = 3;
+  nut.anomalous_said_anomalous = 3;
+  nut.anomalous_said_normal = 1;
+  EXPECT_EQ(train::describe_answers(m), "answers 'anomalous' to 25% of normal and 75% of anomalous nut images");
+  // validation.jsonl carries the shares: 1/4 = 0.25 of normal nut items answered "anomalous".
+  const auto j = train::to_json(m);
+  EXPECT_DOUBLE_EQ(j["answered_anomalous"]["nut"]["normal"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(j["answered_anomalous"]["nut"]["anomalous"].get<double>(), 0.75);
+  EXPECT_FALSE(j["at_chance"].get<bool>());
+}
+
+TEST(PolicyInput, ModelSideIsTheSameFromTheFileOrFromTheWorkSide) {
+  ModelConfig m;
+  m.image_size = 32;
+  m.reference = "knn";
+  m.reference_fine_size = 64;
+  cv::Mat raw(48, 72, CV_32FC3);  // non-square: stretched to a square
+  cv::randu(raw, 0.0, 1.0);
+  const cv::Mat work = model::model_side_image(raw, true, m);
+  ASSERT_EQ(work.rows, 64);
+  ASSERT_EQ(work.cols, 64);
+  // TrainingSource preloads at W and reduces later; eval reduces the decoded file at once.
+  const cv::Mat later = model::model_side_image(work, false, m), at_once = model::model_side_image(raw, false, m);
+  ASSERT_EQ(at_once.rows, 32);
+  EXPECT_EQ(cv::norm(later, at_once, cv::NORM_INF), 0.0);
+  // An image at neither model side is refused, so no caller can skip model_side_image.
+  EXPECT_THROW(model::policy_input(raw, "x", 0, m, nullptr), Error);
+}
+
+// For each format: the tensor eval makes from the JPG of a training image equals, bit for bit, the
+// one training made from its preloaded image, for the bank training used (and for the validation
+// normals, both banks).
+TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
+  for (const std::string format : {"mvtec", "visa", "folder"}) {
+    SCOPED_TRACE(format);
+    TempDir dir;
+    lriad::test::make_photo_tree(dir / "d", format);
+    const RunConfig c = input_config(format, dir / "d");
+    const train::TrainingSource source(c);
+    // The part is kept at W, the texture at S: both branches of model_side_image are compared.
+    ASSERT_TRUE(source.keeps_work_side("screw"));
+    ASSERT_FALSE(source.keeps_work_side("carpet"));
+    const data::NormalReference ref = train::build_normal_reference(source, c);
+    ASSERT_TRUE(ref.fine("screw"));
+    const model::InputRecord record = source.input_record();
+    std::vector<train::TrainItem> items;
+    for (uint64_t step = 0; step < 12; ++step)
+      if (!source.draw(step, 0).anomalous) items.push_back(source.draw(step, 0));
+    for (const auto& v : source.validation())
+      if (!v.anomalous) items.push_back(v);
+    std::set<std::string> categories;
+    int both = 0;
+    for (const auto& it : items) {
+      SCOPED_TRACE(it.source);
+      const auto trained = model::policy_input(it.image, it.category, it.reference_bank, c.model, &ref);  // (4,32,32)
+      ASSERT_EQ(trained.sizes().vec(), (std::vector<int64_t>{4, 32, 32}));
+      const int bank = record.bank_of(it.source, 99);
+      EXPECT_EQ(bank, it.reference_bank);  // eval finds the bank training used
+      const cv::Mat decoded = data::read_image(it.source);
+      ASSERT_NE(decoded.rows, decoded.cols);  // the file is not square
+      const auto evaluated = model::decoded_policy_input(decoded, it.category, bank, c.model, &ref, &record);
+      EXPECT_TRUE(torch::equal(trained, evaluated)) << "max difference " << (trained - evaluated).abs().max().item<float>();
+      categories.insert(it.category);
+      both += it.reference_bank == data::NormalReference::kBothBanks;
+    }
+    EXPECT_EQ(categories.size(), 2u);
+    EXPECT_GT(both, 0);
+  }
+}
