@@ -30,6 +30,7 @@ TEST(Config, ShippedConfigsLoadAndValidate) {
     const std::string path = std::string(LRIAD_SOURCE_DIR) + "/configs/" + name + ".json";
     RunConfig c = load_config(path);
     EXPECT_EQ(c.name, name);
+    EXPECT_EQ(c.model.reference, "knn") << name;  // the policy depends on the normal reference
   }
   EXPECT_NO_THROW(RunConfig().validate());
 }
