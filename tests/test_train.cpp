@@ -23,6 +23,7 @@
 #include "lriad/text/prompt.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/model/weights.h"
+#include "lriad/train/evidence_check.h"
 #include "lriad/train/grpo.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/source.h"
@@ -426,4 +427,78 @@ TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
   const auto scores = model::anomaly_scores(p);
   EXPECT_NEAR(scores[1], 0.25, 1e-6);
   EXPECT_THROW(model::decision_probs(logits, tokens, mask, {"hex_nut"}, points, fallback), std::invalid_argument);
+}
+
+// The evidence gate's test: the map (channel 3) inside the footprint, brought to the map's side.
+TEST(EvidenceGate, ShowsOnlyAPeakAboveTheLevelInsideTheFootprint) {
+  auto input = torch::zeros({4, 8, 8});
+  input[3][2][2] = 3.0;  // the peak, at map pixel (2,2)
+  input[3][6][6] = 1.5;  // a lower bump elsewhere
+  cv::Mat at_peak = cv::Mat::zeros(16, 16, CV_8UC1), elsewhere = at_peak.clone();
+  at_peak(cv::Rect(4, 4, 2, 2)) = 1;       // 16 px -> 8 px: pixels 4-5 become map pixel 2
+  elsewhere(cv::Rect(12, 12, 2, 2)) = 1;   // map pixel 6, grown by one: 5-7, away from (2,2)
+  EXPECT_TRUE(train::evidence_shows(input, at_peak, 2.0));    // 3.0 > 2.0
+  EXPECT_FALSE(train::evidence_shows(input, at_peak, 3.0));   // 3.0 is not above 3.0
+  EXPECT_FALSE(train::evidence_shows(input, elsewhere, 2.0));  // only 1.5 there
+  EXPECT_TRUE(train::evidence_shows(input, elsewhere, 1.0));   // 1.5 > 1.0
+  EXPECT_TRUE(train::evidence_shows(input, cv::Mat(), 2.9));   // no footprint: the whole map's peak
+}
+
+// With a gate, a synthetic anomaly the evidence never shows is drawn `attempts` times and then
+// becomes its normal image; one the evidence always shows is kept at the first draw. Validation's
+// synthetic anomalies pass the same gate.
+TEST(EvidenceGate, RedrawsAnInvisibleAnomalyThenFallsBackToTheNormalImage) {
+  TempDir dir;
+  make_demo(dir / "d", 2, 20);
+  const RunConfig c = small_run(dir / "d");
+  train::TrainingSource plain(c), hidden(c), shown(c);
+  auto calls = std::make_shared<int>(0);
+  auto gate_with = [&](float value) {
+    train::EvidenceGate g;
+    g.attempts = 3;
+    for (const auto& cat : plain.categories()) g.level[cat] = 1.0;
+    g.input = [calls, value](const train::TrainItem& t) {
+      ++*calls;
+      auto x = torch::zeros({4, t.image.rows, t.image.rows});
+      x[3].fill_(value);
+      return x;
+    };
+    return g;
+  };
+  hidden.set_evidence_gate(gate_with(0.5f));  // below every level: nothing shows
+  for (const auto& v : hidden.validation()) EXPECT_FALSE(v.anomalous) << v.source;
+  *calls = 0;
+  int anomalous = 0, fell_back = 0;
+  for (uint64_t step = 0; step < 20; ++step)
+    for (int i = 0; i < 4; ++i) {
+      const auto p = plain.draw(step, i), h = hidden.draw(step, i);
+      anomalous += p.anomalous;
+      EXPECT_FALSE(h.anomalous) << h.source;
+      if (p.anomalous) {  // the same base image, untouched, labelled normal
+        ++fell_back;
+        EXPECT_EQ(h.source, strip_kind(p.source));
+        EXPECT_EQ(h.reference_bank, p.reference_bank);
+      }
+    }
+  ASSERT_GT(anomalous, 10);
+  EXPECT_EQ(fell_back, anomalous);
+  EXPECT_EQ(*calls, 3 * anomalous);  // every anomalous draw tried 3 times
+  shown.set_evidence_gate(gate_with(5.0f));  // above every level: the first draw stands
+  *calls = 0;
+  for (uint64_t step = 0; step < 20; ++step)
+    for (int i = 0; i < 4; ++i) {
+      const auto p = plain.draw(step, i), s = shown.draw(step, i);
+      EXPECT_EQ(s.anomalous, p.anomalous);
+      EXPECT_EQ(s.source, p.source);
+      EXPECT_EQ(cv::norm(s.image, p.image, cv::NORM_INF), 0.0);
+      if (s.anomalous) EXPECT_TRUE(s.input.defined());
+    }
+  EXPECT_EQ(*calls, anomalous);
+}
+
+// The evidence check's share: values strictly above the level.
+TEST(EvidenceCheck, ShareAboveCountsValuesStrictlyAboveTheLevel) {
+  // {0.5, 1.0, 1.5, 2.0} above 1.0: 1.5 and 2.0 -> 2/4 = 0.5; 1.0 itself is not above.
+  EXPECT_DOUBLE_EQ(train::share_above({0.5, 1.0, 1.5, 2.0}, 1.0), 0.5);
+  EXPECT_DOUBLE_EQ(train::share_above({}, 1.0), 0.0);
 }
