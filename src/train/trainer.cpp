@@ -461,7 +461,7 @@ void check_lengths(Context& ctx) {
 // What the policy will be taught to read: whether the synthetic anomalies stand out of the normal
 // draws in the evidence at all. Where they do not, their labels are noise and training stays at chance.
 void log_evidence_check(Context& ctx) {
-  const int steps = std::max(1, std::min(ctx.config.sft.steps, 400 / std::max(1, ctx.config.sft.batch_size)));
+  const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
   const auto t0 = std::chrono::steady_clock::now();
   const EvidenceCheck check = check_evidence(*ctx.source, *ctx.normal_reference, steps, ctx.config.sft.batch_size);
   spdlog::info("evidence check on {} training draws ({:.1f} s):", steps * ctx.config.sft.batch_size,
