@@ -458,42 +458,48 @@ void check_lengths(Context& ctx) {
   spdlog::debug("longest prompt {} tokens, longest target {} tokens", prompt, completion);
 }
 
-// What the policy will be taught to read: whether the synthetic anomalies stand out of the normal
-// draws in the evidence at all. Where they do not, their labels are noise and training stays at chance.
-void log_evidence_check(Context& ctx) {
-  const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
-  const auto t0 = std::chrono::steady_clock::now();
-  const EvidenceCheck check = check_evidence(*ctx.source, *ctx.normal_reference, steps, ctx.config.sft.batch_size);
-  spdlog::info("evidence check on {} training draws ({:.1f} s):", steps * ctx.config.sft.batch_size,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  for (const auto& line : describe(check)) spdlog::info("  {}", line);
-}
-
-// The evidence gate's normal level per category, from every training normal's map against the
-// bank its draws use (those maps then stay cached for training).
-void attach_evidence_gate(Context& ctx) {
+// The evidence: every training normal's map against the bank its draws use (kept cached for
+// training), and from those the normal level per category. Then, before the first step of a new
+// run, the evidence check (is a synthetic anomaly above that level at all? where it is not, its
+// label is noise and training stays at chance), and the evidence gate built on the same levels.
+void prepare_evidence(Context& ctx, bool log_check) {
+  const auto& dc = ctx.config.data;
+  const bool gate_on = dc.evidence_gate_quantile > 0 && dc.anomaly_ratio > 0;
+  if (!log_check && !gate_on) return;
+  // 1. The normal draws' peaks.
   std::map<std::string, std::vector<double>> peaks;
   const auto normals = ctx.source->normal_items();
   for (size_t i = 0; i < normals.size(); i += 32) {
     std::vector<TrainItem> part(normals.begin() + long(i), normals.begin() + long(std::min(normals.size(), i + 32)));
     const auto batch = ctx.prepare(part).images;  // (B,4,S,S), cached by source
-    const auto peak = batch.select(1, batch.size(1) - 1).flatten(1).amax(1);  // (B)
-    for (size_t k = 0; k < part.size(); ++k) peaks[part[k].category].push_back(peak[long(k)].item<double>());
+    for (size_t k = 0; k < part.size(); ++k) peaks[part[k].category].push_back(evidence_peak(batch[long(k)]));
   }
-  EvidenceGate gate;
-  gate.attempts = ctx.config.data.evidence_gate_attempts;
-  std::string shown;
-  for (const auto& [cat, p] : peaks) {
-    gate.level[cat] = quantile(p, ctx.config.data.evidence_gate_quantile);
-    shown += fmt::format("{}{} {:.2f}", shown.empty() ? "" : ", ", cat, gate.level[cat]);
-  }
+  const double q = gate_on ? dc.evidence_gate_quantile : kBaselineQuantile;
   const data::NormalReference* ref = ctx.normal_reference.get();
   const ModelConfig model = ctx.config.model;
-  gate.input = [ref, model](const TrainItem& t) { return model::policy_input(t.image, t.category, t.reference_bank, model, ref); };
+  const auto input = [ref, model](const TrainItem& t) { return model::policy_input(t.image, t.category, t.reference_bank, model, ref); };
+  // 2. The raw synthetic anomalies against those levels (before the gate changes the draws).
+  if (log_check) {
+    const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
+    const auto t0 = std::chrono::steady_clock::now();
+    const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q);
+    spdlog::info("evidence check on the synthetic anomalies of {} training draws ({:.1f} s):",
+                 steps * ctx.config.sft.batch_size, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (const auto& line : describe(check)) spdlog::info("  {}", line);
+  }
+  if (!gate_on) return;
+  // 3. The gate.
+  EvidenceGate gate;
+  gate.attempts = dc.evidence_gate_attempts;
+  gate.input = input;
+  std::string shown;
+  for (const auto& [cat, p] : peaks) {
+    gate.level[cat] = quantile(p, q);
+    shown += fmt::format("{}{} {:.2f}", shown.empty() ? "" : ", ", cat, gate.level[cat]);
+  }
   ctx.source->set_evidence_gate(std::move(gate));
   spdlog::info("evidence gate: synthetic anomalies must peak above the normal draws' {:.0f}% level ({}), else are "
-               "redrawn up to {} times", 100 * ctx.config.data.evidence_gate_quantile, shown,
-               ctx.config.data.evidence_gate_attempts);
+               "redrawn up to {} times", 100 * q, shown, dc.evidence_gate_attempts);
 }
 
 void load_optimizer(torch::optim::AdamW& opt, const std::string& path) {
@@ -569,9 +575,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
   }
   check_lengths(ctx);
-  if (ctx.normal_reference && !o.resume) log_evidence_check(ctx);
-  if (ctx.normal_reference && config.data.evidence_gate_quantile > 0 && config.data.anomaly_ratio > 0)
-    attach_evidence_gate(ctx);
+  if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume);
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.dir + "/train_from_test.csv");
   fs::create_directories(ctx.run.dir + "/completions");

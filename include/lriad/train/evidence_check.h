@@ -4,23 +4,23 @@
 // read this evidence; where the synthetic anomalies do not stand out of it, their labels teach
 // nothing and training stays at chance, which this check shows before the first step.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
-namespace lriad::data {
-class NormalReference;
-}
+#include <torch/types.h>
 
 namespace lriad::train {
 
 class TrainingSource;
+struct TrainItem;
 
 struct EvidenceCheck {
   struct Category {
-    std::vector<double> normal_peaks;                         // normal draws
+    size_t normals = 0;                                        // normal training images the level is from
     std::map<std::string, std::vector<double>> anomaly_peaks;  // by defect-type word
-    double level = 0;  // the `quantile` of normal_peaks: "above normal" starts here
+    double level = 0;  // the `quantile` of the normal images' peaks: "above normal" starts here
     // Share of the synthetic anomalies whose peak is above `level` (all kinds, and by kind).
     double visible = 0;
     std::map<std::string, double> visible_by_kind;
@@ -33,9 +33,11 @@ struct EvidenceCheck {
 // Share of `values` strictly above `level` (0 for an empty list).
 double share_above(const std::vector<double>& values, double level);
 
-// Peaks of the source's draws of SFT steps [0, steps) (every index of a batch of `batch`).
-EvidenceCheck check_evidence(const TrainingSource& source, const data::NormalReference& reference, int steps, int batch,
-                             double q = 0.95);
+// The synthetic anomalies among the source's draws of SFT steps [0, steps) (every index of a batch
+// of `batch`), their inputs made by `input`, against the q-quantile of `normal_peaks` (per category:
+// the peaks of its normal training images, each against the bank its draws use).
+EvidenceCheck check_evidence(const TrainingSource& source, const std::map<std::string, std::vector<double>>& normal_peaks,
+                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch, double q);
 
 // One line per category: the normal level and the share of synthetic anomalies above it, by kind.
 std::vector<std::string> describe(const EvidenceCheck& check);
