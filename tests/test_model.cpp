@@ -13,6 +13,7 @@
 
 #include <cstdio>
 
+#include "lriad/data/anomaly.h"
 #include "lriad/data/image_io.h"
 #include "lriad/data/reference.h"
 #include "lriad/model/flops.h"
@@ -20,6 +21,7 @@
 #include "lriad/model/policy.h"
 #include "lriad/model/sampling.h"
 #include "lriad/model/weights.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/model/precision.h"
 #include "lriad/io/error.h"
 
@@ -636,4 +638,65 @@ TEST(Flops, PerTokenCountMatchesTheBuiltPolicysWeights) {
   EXPECT_EQ(two.vision, one.vision);
   const double np = (c.image_size / c.patch_size) * (c.image_size / c.patch_size);
   EXPECT_GT(one.vision, 2 * np * vision_weights);  // blocks are part of the vision count
+}
+
+// Incremental maps (NormalReference::changed_deviation via model::changed_policy_input): a
+// synthetic anomaly changes part of a normal image; recomputing only the patches the change
+// touches gives the map a full recomputation gives, on random draws of every kind, either bank
+// and both banks.
+TEST(NormalReference, ChangedMapsEqualAFullRecomputationOnRandomDraws) {
+  constexpr int S = 48;
+  auto texture = [](uint64_t seed) {  // stripes with noise: patches differ from place to place
+    cv::Mat img = grey(S, seed);
+    for (int y = 0; y < S; ++y)
+      for (int x = 0; x < S; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
+    return img;
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 6; ++i) halves["plate"][size_t(i % 2)].push_back(texture(200 + uint64_t(i)));
+  data::NormalReference::Options o;
+  o.patch = 5;
+  o.bank_size = 1500;  // more than one 512-row chunk of patches per image
+  o.side = S;
+  const auto ref = data::NormalReference::build(halves, o);
+  ASSERT_TRUE(ref.updatable("plate", S));
+  EXPECT_FALSE(ref.updatable("plate", S + 1));  // the map is made at S: another side is resized first
+  EXPECT_FALSE(ref.updatable("bottle", S));
+  ModelConfig model;
+  model.image_size = S;
+  model.reference = "knn";
+  std::map<data::AnomalyKind, double> mix;
+  for (auto k : data::all_anomaly_kinds()) mix[k] = 1.0;
+  const cv::Mat base = texture(300), donor = texture(301);
+  int partial = 0, distance_calls = 0;
+  for (uint64_t seed = 0; seed < 24; ++seed) {
+    const auto a = data::make_random_anomaly(base, donor, mix, seed);
+    const int bank = int(seed % 3) - 1;  // kBothBanks, 0, 1
+    const auto full = model::policy_input(a.image, "plate", bank, model, &ref);  // (4,S,S)
+    const auto fast = model::changed_policy_input(
+        a.image, base, [&](int h) { ++distance_calls; return ref.patch_distances(base, "plate", h); }, "plate", bank, model, &ref);
+    ASSERT_EQ(fast.sizes(), full.sizes());
+    EXPECT_TRUE(torch::equal(fast.narrow(0, 0, 3), full.narrow(0, 0, 3))) << "seed " << seed;  // the RGB channels
+    EXPECT_LE((fast[3] - full[3]).abs().max().item<double>(), 1e-4 * std::max(1.0, full[3].max().item<double>()))
+        << "seed " << seed << " (" << a.type_name() << ", bank " << bank << ")";
+    const cv::Rect r = model::changed_rect(a.image, base);
+    partial += r.area() > 0 && r.area() < S * S / 2;
+  }
+  EXPECT_GE(partial, 12) << "most draws change a small part of the image, which the update recomputes";
+  EXPECT_EQ(distance_calls, 8 * 2 + 16) << "both banks for kBothBanks draws, one bank otherwise";
+  // An unchanged copy gives the normal image's own map.
+  const auto same = model::changed_policy_input(
+      base, base, [&](int h) { return ref.patch_distances(base, "plate", h); }, "plate", 0, model, &ref);
+  EXPECT_LE((same[3] - ref.deviation(base, "plate", 0)).abs().max().item<double>(), 1e-6);
+  EXPECT_THROW(ref.patch_distances(base, "plate", data::NormalReference::kBothBanks), lriad::Error);
+}
+
+TEST(NormalReference, ChangedRectIsTheBoundingBoxOfEveryChangedChannel) {
+  const cv::Mat a = grey(20, 1);
+  cv::Mat b = a.clone();
+  EXPECT_TRUE(model::changed_rect(a, b).empty());
+  b.at<cv::Vec3f>(3, 7)[2] += 0.5f;   // last channel of (x 7, y 3)
+  b.at<cv::Vec3f>(11, 2)[0] -= 0.5f;  // first channel of (x 2, y 11)
+  EXPECT_EQ(model::changed_rect(a, b), cv::Rect(2, 3, 6, 9));
+  EXPECT_THROW(model::changed_rect(a, grey(21, 1)), lriad::Error);
 }

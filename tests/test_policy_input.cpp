@@ -13,6 +13,7 @@
 #include "lriad/data/reference.h"
 #include "lriad/io/error.h"
 #include "lriad/model/policy_input.h"
+#include "lriad/train/input_maker.h"
 #include "lriad/train/source.h"
 #include "lriad/train/validation.h"
 
@@ -153,9 +154,10 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
       if (!v.anomalous) items.push_back(v);
     std::set<std::string> categories;
     int both = 0;
+    train::InputMaker training_inputs(c.model, &ref);  // the trainer's path
     for (const auto& it : items) {
       SCOPED_TRACE(it.source);
-      const auto trained = model::policy_input(it.image, it.category, it.reference_bank, c.model, &ref);  // (4,32,32)
+      const auto trained = training_inputs(it);  // (4,32,32)
       ASSERT_EQ(trained.sizes().vec(), (std::vector<int64_t>{4, 32, 32}));
       const int bank = record.bank_of(it.source, 99);
       EXPECT_EQ(bank, it.reference_bank);  // eval finds the bank training used
@@ -169,4 +171,43 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     EXPECT_EQ(categories.size(), 2u);
     EXPECT_GT(both, 0);
   }
+}
+
+// Training's inputs (train/input_maker.h): a normal image's input is made once; a synthetic anomaly
+// of the texture is updated from its normal image's patch distances and equals the whole map up to
+// float rounding; one of the part (compared in a pose, finely) is made whole, bit for bit.
+TEST(PolicyInput, TrainingUpdatesTextureAnomaliesAndMakesPartsWhole) {
+  TempDir dir;
+  lriad::test::make_photo_tree(dir / "d", "mvtec");
+  RunConfig c = input_config("mvtec", dir / "d");
+  c.data.anomaly_ratio = 0.5;
+  const train::TrainingSource source(c);
+  const data::NormalReference ref = train::build_normal_reference(source, c);
+  train::InputMaker inputs(c.model, &ref);
+  int texture = 0, part = 0, normal = 0;
+  for (uint64_t step = 0; step < 40 && (texture < 3 || part < 3 || normal < 2); ++step) {
+    const auto it = source.draw(step, 0);
+    SCOPED_TRACE(it.source);
+    const auto made = inputs(it);
+    const auto whole = model::policy_input(it.image, it.category, it.reference_bank, c.model, &ref);
+    if (!it.anomalous) {
+      EXPECT_TRUE(torch::equal(made, whole));
+      EXPECT_TRUE(torch::equal(inputs(it), made));  // the second time from the cache
+      ++normal;
+    } else if (it.category == "carpet") {
+      ASSERT_FALSE(it.base.empty());
+      EXPECT_LE((made - whole).abs().max().item<double>(), 1e-4 * std::max(1.0, whole.abs().max().item<double>()));
+      ++texture;
+    } else {
+      EXPECT_TRUE(torch::equal(made, whole));
+      ++part;
+    }
+  }
+  ASSERT_GE(texture, 3);
+  ASSERT_GE(part, 3);
+  ASSERT_GE(normal, 2);
+  const auto n = inputs.counts();
+  EXPECT_EQ(n.updated, size_t(texture));
+  EXPECT_EQ(n.cached + n.whole, size_t(part + 2 * normal));  // a normal image drawn again is cached at once
+  EXPECT_GE(n.cached, size_t(normal));
 }

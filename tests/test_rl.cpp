@@ -2,6 +2,7 @@
 // N = completions, T = completion tokens.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -236,76 +237,96 @@ TEST(GrpoLoss, RejectsMismatchedInputs) {
 
 // --- class weights -------------------------------------------------------------
 
-TEST(ClassWeights, StaticInverseFrequency) {
-  const std::map<std::string, int64_t> counts = {{"good", 80}, {"crack", 15}, {"hole", 5}};
-  // power 1: 1/n = {1/80, 1/15, 1/5} = {3, 16, 48}/240, mean 67/720 -> w = 3*{3,16,48}/67
-  //          = {9/67, 48/67, 144/67} = {0.134328, 0.716418, 2.149254}, mean 1.
-  auto w = static_class_weights(counts, 1.0);
-  EXPECT_NEAR(w["good"], 9.0 / 67, 1e-12);
-  EXPECT_NEAR(w["crack"], 48.0 / 67, 1e-12);
-  EXPECT_NEAR(w["hole"], 144.0 / 67, 1e-12);
-  // power 0.5: 1/sqrt(n) = {0.111803, 0.258199, 0.447214}, mean 0.272405
-  //            -> {0.410430, 0.947848, 1.641721}.
-  w = static_class_weights(counts, 0.5);
-  EXPECT_NEAR(w["good"], 0.410430, 1e-6);
-  EXPECT_NEAR(w["crack"], 0.947848, 1e-6);
-  EXPECT_NEAR(w["hole"], 1.641721, 1e-6);
-  EXPECT_NEAR((w["good"] + w["crack"] + w["hole"]) / 3, 1.0, 1e-12);
-  // power 0: all ones.
-  for (const auto& [cls, v] : static_class_weights(counts, 0.0)) EXPECT_DOUBLE_EQ(v, 1.0) << cls;
-  EXPECT_THROW(static_class_weights({{"good", 10}, {"scratch", 0}}), Error);
+TEST(ClassWeights, RealFrequenciesInTwoLevels) {
+  // Share 0.2 defective, power 1: u_g = 1/0.8 = 1.25, u_a = 1/0.2 = 5 -> good 2*1.25/6.25 = 0.4,
+  // anomalous 2*5/6.25 = 1.6. Defect shares {crack 3, hole 1} -> {0.75, 0.25}: sum s (1/s) = 2,
+  // crack 1.6 * (4/3) / 2 = 1.066667, hole 1.6 * 4 / 2 = 3.2.
+  auto w = class_weights(0.2, {{"crack", 3}, {"hole", 1}}, 1.0);
+  ASSERT_EQ(w.size(), 3u);
+  EXPECT_NEAR(w["good"], 0.4, 1e-12);
+  EXPECT_NEAR(w["crack"], 1.6 * (4.0 / 3) / 2, 1e-12);
+  EXPECT_NEAR(w["hole"], 3.2, 1e-12);
+  EXPECT_NEAR(0.75 * w["crack"] + 0.25 * w["hole"], 1.6, 1e-12);  // the share-weighted mean is the anomalous weight
+  // The rare defect weighs most, and "good" is not crushed by a mix of many defect classes.
+  std::map<std::string, double> nine;
+  for (const char* c : {"a", "b", "c", "d", "e", "f", "g", "h"}) nine[c] = 1;
+  w = class_weights(0.235, nine, 1.0);
+  EXPECT_NEAR(w["good"], 2 * (1 / 0.765) / (1 / 0.765 + 1 / 0.235), 1e-12);  // 0.470
+  EXPECT_GT(w["good"], 0.4);
+  EXPECT_NEAR(w["a"], 2 - w["good"], 1e-12);  // equal shares: each defect class gets the anomalous weight
+  // power 0.5 softens: share 0.2 -> u_g = sqrt(1.25), u_a = sqrt(5): good 2*1.118034/3.354102 = 0.666667.
+  w = class_weights(0.2, {{"crack", 3}, {"hole", 1}}, 0.5);
+  EXPECT_NEAR(w["good"], 2.0 / 3, 1e-6);
+  EXPECT_GT(w["hole"], w["crack"]);
+  for (const auto& [cls, v] : class_weights(0.2, {{"crack", 3}, {"hole", 1}}, 0.0)) EXPECT_DOUBLE_EQ(v, 1.0) << cls;
+  EXPECT_THROW(class_weights(0.0, {{"crack", 1}}), Error);
+  EXPECT_THROW(class_weights(1.0, {{"crack", 1}}), Error);
+  EXPECT_THROW(class_weights(0.2, {{"crack", 0}}), Error);
+  EXPECT_THROW(class_weights(0.2, {}), Error);
 }
 
-TEST(ClassWeights, DynamicMovesTowardsWrongClassesAndStaysNormalised) {
-  DynamicClassWeights dyn({"good", "crack", "hole"}, /*momentum=*/0.5, /*power=*/1.0, /*floor=*/0.1);
-  for (const auto& [cls, v] : dyn.weights()) EXPECT_DOUBLE_EQ(v, 1.0) << cls;  // all start at acc 0.5
-  for (int i = 0; i < 4; ++i) dyn.observe("good", true);  // batch accuracy 1
-  dyn.observe("crack", false);                            // batch accuracy 0
+TEST(ClassWeights, DynamicFollowsRarityAmongTheSamplesSeen) {
+  // Prior: equal shares over crack and hole, 4 pseudo-samples (2 each).
+  DynamicClassWeights dyn(0.2, {{"crack", 1}, {"hole", 1}}, /*momentum=*/0.5, /*power=*/1.0, /*difficulty=*/0.0,
+                          /*prior_samples=*/4);
+  auto w = dyn.weights();
+  EXPECT_NEAR(w["good"], 0.4, 1e-12);
+  EXPECT_NEAR(w["crack"], 1.6, 1e-12);
+  EXPECT_NEAR(w["hole"], 1.6, 1e-12);
+  // 6 cracks and no hole seen (and normals, which do not count): shares (2+6)/10 = 0.8, 2/10 = 0.2
+  // -> sum s (1/s) = 2: crack 1.6 * 1.25 / 2 = 1.0, hole 1.6 * 5 / 2 = 4.0.
+  for (int i = 0; i < 6; ++i) dyn.observe_sample("crack");
+  for (int i = 0; i < 9; ++i) dyn.observe_sample("good");
+  dyn.observe("crack", false);  // accuracy plays no part without difficulty
+  w = dyn.recompute();
+  EXPECT_NEAR(dyn.shares().at("crack"), 0.8, 1e-12);
+  EXPECT_NEAR(w["crack"], 1.0, 1e-12);
+  EXPECT_NEAR(w["hole"], 4.0, 1e-12);
+  EXPECT_NEAR(w["good"], 0.4, 1e-12);  // the line's share, not the draws'
+  for (const auto& [cls, d] : dyn.difficulties()) EXPECT_DOUBLE_EQ(d, 1.0) << cls;
+  // A class first seen later joins the shares.
+  dyn.observe_sample("stain");
+  w = dyn.recompute();
+  EXPECT_EQ(w.size(), 4u);
+  EXPECT_GT(w["stain"], w["hole"]);  // 1 sample against 2 pseudo-samples
+}
+
+TEST(ClassWeights, DynamicDifficultyIsANamedFactor) {
+  DynamicClassWeights dyn(0.2, {{"crack", 1}, {"hole", 1}}, 0.5, 1.0, /*difficulty=*/1.0, 4);
+  dyn.observe("good", true);
   dyn.observe("crack", false);
-  dyn.observe("hole", true);  // batch accuracy 0.5
+  dyn.observe("hole", true);
   dyn.observe("hole", false);
-  auto w = dyn.recompute();
-  // EMA (m = 0.5): good .5*.5+.5*1 = .75, crack .25, hole .5.
-  // r = 1 - acc + 0.01 = {.26, .76, .51}, mean .51 -> r/mean = {.509804, 1.490196, 1}
-  // w = 0.1 + 0.9 * r/mean = {0.558824, 1.441176, 1.0}.
-  EXPECT_NEAR(w["good"], 0.558824, 1e-6);
-  EXPECT_NEAR(w["crack"], 1.441176, 1e-6);
-  EXPECT_NEAR(w["hole"], 1.0, 1e-9);
-  EXPECT_NEAR((w["good"] + w["crack"] + w["hole"]) / 3, 1.0, 1e-12);
-  // Keep getting crack wrong and good right: crack rises, good sinks but never below the floor.
-  for (int step = 0; step < 30; ++step) {
-    dyn.observe("crack", false);
-    dyn.observe("good", true);
-    const auto next = dyn.recompute();
-    EXPECT_GE(next.at("crack"), w.at("crack"));
-    EXPECT_GE(next.at("good"), 0.1);
-    EXPECT_NEAR((next.at("good") + next.at("crack") + next.at("hole")) / 3, 1.0, 1e-12);
-    w = next;
-  }
-  // A class seen for the first time joins at accuracy 0.5.
-  dyn.observe("scratch", true);
-  EXPECT_DOUBLE_EQ(dyn.weights().at("scratch"), 1.0);
-  EXPECT_EQ(dyn.recompute().size(), 4u);
+  const auto w = dyn.recompute();
+  // EMA (m = .5) from .5: good .75, crack .25, hole .5 -> d = 1 - acc + .01 = {.26, .76, .51}, mean .51.
+  const auto d = dyn.difficulties();
+  EXPECT_NEAR(d.at("good"), 0.26 / 0.51, 1e-12);
+  EXPECT_NEAR(d.at("crack"), 0.76 / 0.51, 1e-12);
+  EXPECT_NEAR(w.at("good"), 0.4 * 0.26 / 0.51, 1e-12);
+  EXPECT_NEAR(w.at("crack"), 1.6 * 0.76 / 0.51, 1e-12);
+  EXPECT_NEAR(w.at("hole"), 1.6 * 1.0, 1e-12);
 }
 
 TEST(ClassWeights, DynamicJsonRoundTripIsExact) {
-  DynamicClassWeights a({"good", "crack", "hole"}, 0.9, 0.7, 0.05);
+  DynamicClassWeights a(0.11, {{"crack", 2}, {"hole", 1}}, 0.9, 0.7, 0.5, 16);
+  a.observe_sample("crack");
   a.observe("good", true);
   a.observe("crack", false);
   a.recompute();
   a.observe("hole", true);  // pending counts must survive too
+  a.observe_sample("hole");
   // Through text, as a checkpoint would store it; start from different parameters.
-  DynamicClassWeights b({"other"}, 0.1, 2.0, 0.5);
+  DynamicClassWeights b(0.5, {{"other", 1}}, 0.1, 2.0, 0.0, 1);
   b.from_json(nlohmann::json::parse(a.to_json().dump()));
   EXPECT_EQ(a.to_json(), b.to_json());
   EXPECT_EQ(a.weights(), b.weights());  // bit-exact doubles
-  EXPECT_EQ(a.accuracies(), b.accuracies());
+  EXPECT_EQ(a.shares(), b.shares());
   // And both evolve identically afterwards.
   a.observe("crack", true);
   b.observe("crack", true);
   EXPECT_EQ(a.recompute(), b.recompute());
   nlohmann::json bad = a.to_json();
-  bad["version"] = 99;
+  bad["version"] = 1;  // an older run's accuracy-driven weights
   EXPECT_THROW(b.from_json(bad), Error);
   EXPECT_THROW(b.from_json(nlohmann::json::object()), Error);
   EXPECT_EQ(a.to_json(), b.to_json());  // a failed load leaves the state alone
@@ -319,17 +340,22 @@ TEST(Focal, HandValues) {
   EXPECT_NEAR(focal_reward(true, 0.75, 2.0, 0.5, 1.5), 1.5, 1e-12);    // 2 * sqrt(.25) * 1.5
   EXPECT_NEAR(focal_reward(true, 0.3, 0.5, 0.0, 2.0), 1.0, 1e-12);     // gamma 0: alpha * f_c
   EXPECT_NEAR(focal_reward(true, 1.3, 1.0, 2.0, 1.0), 0.0, 1e-12);     // p clamped to 1
-  EXPECT_NEAR(focal_reward(true, -0.1, 1.0, 2.0, 3.0), 3.0, 1e-12);    // p clamped to 0
+  EXPECT_NEAR(focal_reward(true, 0.0, 1.0, 2.0, 3.0), 3.0, 1e-12);     // p 0: the largest bonus, earned
+  EXPECT_EQ(focal_reward(true, -1.0, 1.0, 2.0, 3.0), 0.0);             // p unread: no bonus at all
+  EXPECT_EQ(focal_reward(true, -0.1, 1.0, 2.0, 3.0), 0.0);
   EXPECT_EQ(focal_reward(false, 0.2, 1.0, 2.0, 5.0), 0.0);             // wrong: nothing
   EXPECT_THROW(focal_reward(true, std::nan(""), 1.0, 2.0, 1.0), Error);
 }
 
 TEST(Focal, TensorMatchesScalar) {
-  const auto correct = torch::tensor({true, true, false, true});
-  const auto p = vec({0.2, 0.9, 0.2, 1.3});
-  const auto w = vec({1.0, 2.0, 5.0, 1.0});
-  // {.64*1, .01*2, 0 (wrong), 0 (p -> 1)}
-  expect_near(focal_rewards(correct, p, 1.0, 2.0, w), {0.64, 0.02, 0.0, 0.0}, 1e-12);
+  const auto correct = torch::tensor({true, true, false, true, true});
+  const auto p = vec({0.2, 0.9, 0.2, 1.3, -1.0});
+  const auto w = vec({1.0, 2.0, 5.0, 1.0, 4.0});
+  // {.64*1, .01*2, 0 (wrong), 0 (p -> 1), 0 (p unread)}
+  expect_near(focal_rewards(correct, p, 1.0, 2.0, w), {0.64, 0.02, 0.0, 0.0, 0.0}, 1e-12);
+  for (int64_t n = 0; n < 5; ++n)
+    EXPECT_DOUBLE_EQ(focal_rewards(correct, p, 1.0, 2.0, w)[n].item<double>(),
+                     focal_reward(correct[n].item<bool>(), p[n].item<double>(), 1.0, 2.0, w[n].item<double>()));
   EXPECT_THROW(focal_rewards(correct, vec({0.1, 0.2}), 1.0, 2.0, w), Error);
 }
 
@@ -380,7 +406,7 @@ TEST(Rewards, FormatAccuracyTypeConsistencyGolden) {
 }
 
 TEST(Rewards, TotalWeighsThePartsAndTheFocalTerm) {
-  RewardConfig w;  // format .5, accuracy 1, type .5, consistency .25, focal 1, alpha 1, gamma 2
+  RewardConfig w;  // format .5, accuracy 1, type .5, consistency .25, focal (alpha) 1, gamma 2
   const auto b = parse(kScratch);
   const RewardTarget scratch{true, "scratch"};
   // p = 0.6 of the right verdict, class weight 2: focal = 1 * 0.4^2 * 2 = 0.32.
@@ -401,4 +427,63 @@ TEST(Rewards, TotalWeighsThePartsAndTheFocalTerm) {
   r = total_reward(b, scratch, 0.6, 2.0, w);
   EXPECT_EQ(r.parts.at("focal"), 0.0);
   EXPECT_NEAR(r.total, 2.25, 1e-12);
+}
+
+// ---- GRPO's groups: one belief per group, the wiring grpo_step uses ----
+
+TEST(Rewards, GroupBeliefIsReadOncePerGroupWhateverThePhrasing) {
+  // Group 0 (anomalous): rows read [p(normal), p(anomalous)] at different decision points; one row
+  // unread. Normalised p(anomalous): .6/.8 = .75, .2/.4 = .5 -> mean .625. Group 1 (normal): all unread.
+  const std::vector<std::array<double, 2>> probs = {{0.2, 0.6}, {0.2, 0.2}, {-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+  const auto b = group_beliefs(probs, {true, false});
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_NEAR(b[0], 0.625, 1e-12);
+  EXPECT_EQ(b[1], -1.0);
+  // The label picks the verdict: the same rows for a normal sample read p(normal) .25 and .5.
+  EXPECT_NEAR(group_beliefs({{0.2, 0.6}, {0.2, 0.2}, {-1, -1}}, {false})[0], 0.375, 1e-12);
+  EXPECT_THROW(group_beliefs(probs, {true, false, true, false}), Error);  // 6 rows, 4 samples
+}
+
+TEST(Rewards, GroupRewardsPutEachSamplesWeightOnItsOwnRows) {
+  RewardConfig w;
+  w.focal_gamma = 1;
+  const auto right_anomalous = parse(kScratch), right_normal = parse(kGoodNormal);
+  // Sample 0: scratch, weight 3, belief .6; sample 1: good, weight .5, belief .2; sample 2: unread belief.
+  const std::vector<GroupSample> samples = {{{true, "scratch"}, 3.0}, {{false, "good"}, 0.5}, {{true, "scratch"}, 3.0}};
+  const std::vector<text::ParsedCompletion> rows = {right_anomalous, right_normal,   // group 0: right, wrong
+                                                    right_normal, right_normal,      // group 1: right, right
+                                                    right_anomalous, right_anomalous};  // group 2: right, right
+  const auto r = group_rewards(rows, samples, {0.6, 0.2, -1.0}, w);
+  ASSERT_EQ(r.size(), 6u);
+  EXPECT_NEAR(r[0].parts.at("focal"), 0.4 * 3.0, 1e-12);  // (1 - .6) * 3
+  EXPECT_EQ(r[1].parts.at("focal"), 0.0);                 // wrong verdict
+  EXPECT_NEAR(r[2].parts.at("focal"), 0.8 * 0.5, 1e-12);  // (1 - .2) * .5: the normal sample's own weight
+  EXPECT_DOUBLE_EQ(r[2].parts.at("focal"), r[3].parts.at("focal"));  // one bonus per group
+  EXPECT_EQ(r[4].parts.at("focal"), 0.0);                 // unread belief: no bonus
+  EXPECT_EQ(r[5].parts.at("focal"), 0.0);
+  EXPECT_TRUE(r[4].correct);
+  EXPECT_THROW(group_rewards(rows, samples, {0.6, 0.2}, w), Error);
+  EXPECT_THROW(group_rewards({right_normal, right_normal}, samples, {0.6, 0.2, 0.1}, w), Error);
+}
+
+// Focal + batch scaling against the plain accuracy reward on the same completions: a rare class's
+// groups (weight 4) and a common class's (weight 0.5), each half right. With the plain reward both
+// kinds of group get the same advantages; with the focal term the rare class's right answers get
+// larger advantages than the common class's.
+TEST(Rewards, FocalWithBatchScalingFavoursRareClassGroups) {
+  RewardConfig focal, plain;
+  plain.focal = 0;
+  const auto right = parse(kScratch), wrong = parse(kGoodNormal);
+  const std::vector<GroupSample> samples = {{{true, "hole"}, 4.0}, {{true, "crack"}, 0.5}};  // neither named: no type reward
+  const std::vector<text::ParsedCompletion> rows = {right, wrong, right, wrong, right, wrong, right, wrong};
+  const std::vector<double> beliefs = {0.5, 0.5};  // the same belief: only the class weight differs
+  auto advantages_of = [&](const RewardConfig& c) {
+    std::vector<double> r;
+    for (const auto& b : group_rewards(rows, samples, beliefs, c)) r.push_back(b.total);
+    return group_advantages(vec(r), 4, ScaleRewards::batch);  // (8)
+  };
+  const auto a_focal = advantages_of(focal), a_plain = advantages_of(plain);
+  EXPECT_NEAR(a_plain[0].item<double>(), a_plain[4].item<double>(), 1e-12);  // plain: rare = common
+  EXPECT_GT(a_focal[0].item<double>(), a_focal[4].item<double>() + 0.1);    // focal: the rare group's right answer
+  EXPECT_GT(a_focal[0].item<double>() - a_focal[1].item<double>(), a_focal[4].item<double>() - a_focal[5].item<double>());
 }

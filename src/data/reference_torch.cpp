@@ -90,6 +90,19 @@ torch::Tensor finish_map(torch::Tensor best, int64_t S, int64_t k) {
   return map.view({S, S});
 }
 
+// Distance from each row of `q` (P,D) to its nearest row of the bank `bp` (M,D) with squared norms
+// `bn` (M), in chunks of 512 rows: -> (P).
+torch::Tensor nearest_distances(const torch::Tensor& q, const torch::Tensor& bp, const torch::Tensor& bn) {
+  auto best = torch::empty({q.size(0)}, torch::kFloat32);
+  const int64_t chunk = 512;
+  for (int64_t i = 0; i < q.size(0); i += chunk) {
+    const auto qi = q.narrow(0, i, std::min(chunk, q.size(0) - i));                             // (c, D)
+    const auto d2 = (bn.unsqueeze(0) - 2 * torch::mm(qi, bp.t())).amin(1) + qi.pow(2).sum(1);  // (c)
+    best.narrow(0, i, qi.size(0)).copy_(d2.clamp_min(0).sqrt());
+  }
+  return best;
+}
+
 // Distance from each K x K patch of `chw` (3,S,S) to the nearest patch of any of `normals` (N,3,S,S)
 // displaced by at most `shift` pixels: min over (n, dy, dx) of the box-filtered squared difference.
 // -> (g,g), g = S-K+1.
@@ -298,18 +311,61 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
     return gray_to_tensor(back)[0];  // (S,S)
   }
   const auto chw = image_to_tensor(image);  // (3,S,S)
-  const int64_t S = chw.size(1);
-  const auto q = patches_of(chw, int(k));   // (g*g, D)
-  const auto& bp = b.patches[size_t(bank)];
-  const auto& bn = b.norms[size_t(bank)];
-  auto best = torch::empty({q.size(0)}, torch::kFloat32);
-  const int64_t chunk = 512;
-  for (int64_t i = 0; i < q.size(0); i += chunk) {
-    const auto qi = q.narrow(0, i, std::min(chunk, q.size(0) - i));                      // (c, D)
-    const auto d2 = (bn.unsqueeze(0) - 2 * torch::mm(qi, bp.t())).amin(1) + qi.pow(2).sum(1);  // (c)
-    best.narrow(0, i, qi.size(0)).copy_(d2.clamp_min(0).sqrt());
-  }
-  return finish_map(best, S, k);
+  return finish_map(nearest_distances(patches_of(chw, int(k)), b.patches[size_t(bank)], b.norms[size_t(bank)]), chw.size(1), k);
+}
+
+torch::Tensor NormalReference::with_colour(torch::Tensor map, const cv::Mat& coarse, const Banks& b, size_t h) const {
+  if (!b.palette[h].empty()) map = torch::maximum(map, gray_to_tensor(b.palette[h].novelty(coarse))[0]);
+  return map;
+}
+
+bool NormalReference::updatable(const std::string& category, int image_side) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && !it->second.aligned && !it->second.fine[0].defined() &&
+         (options_.side <= 0 || image_side == options_.side) && image_side >= options_.patch;
+}
+
+torch::Tensor NormalReference::patch_distances(const cv::Mat& image, const std::string& category, int bank) const {
+  if (!updatable(category, image.rows) || image.rows != image.cols || (bank != 0 && bank != 1))
+    throw Error("patch_distances: category '" + category + "' at side " + std::to_string(image.rows) + ", bank " +
+                    std::to_string(bank) + " cannot be updated incrementally",
+                "check NormalReference::updatable first, and pass bank 0 or 1");
+  torch::NoGradGuard no_grad;
+  const Banks& b = banks_.at(category);
+  const int64_t k = options_.patch, g = image.rows - k + 1;
+  return nearest_distances(patches_of(image_to_tensor(image), int(k)), b.patches[size_t(bank)], b.norms[size_t(bank)]).view({g, g});
+}
+
+torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std::string& category, int bank,
+                                                 const std::array<torch::Tensor, 2>& base_distances,
+                                                 const cv::Rect& changed) const {
+  if (!updatable(category, image.rows) || image.rows != image.cols)
+    throw Error("changed_deviation: category '" + category + "' at side " + std::to_string(image.rows) +
+                    " cannot be updated incrementally", "check NormalReference::updatable first");
+  torch::NoGradGuard no_grad;
+  const Banks& b = banks_.at(category);
+  const int64_t k = options_.patch, S = image.rows, g = S - k + 1;
+  // Patches whose top-left corner lies within k-1 pixels above/left of the change overlap it.
+  const cv::Rect r = changed & cv::Rect(0, 0, int(S), int(S));
+  const int64_t y0 = std::max<int64_t>(0, r.y - k + 1), x0 = std::max<int64_t>(0, r.x - k + 1);
+  const int64_t y1 = std::min<int64_t>(g - 1, r.y + r.height - 1), x1 = std::min<int64_t>(g - 1, r.x + r.width - 1);
+  torch::Tensor q;  // (ny*nx, D): the patches the change touches, in the full image's patch layout
+  if (!r.empty() && y1 >= y0 && x1 >= x0)
+    q = patches_of(image_to_tensor(image).narrow(1, y0, y1 - y0 + k).narrow(2, x0, x1 - x0 + k), int(k));
+  auto against = [&](size_t h) {  // (S,S)
+    const auto& base = base_distances[h];
+    if (!base.defined() || base.dim() != 2 || base.size(0) != g || base.size(1) != g)
+      throw Error("changed_deviation: the normal image's patch distances against bank " + std::to_string(h) +
+                      " are missing or not (" + std::to_string(g) + "," + std::to_string(g) + ")",
+                  "make them with patch_distances at the same side");
+    auto best = base.clone();  // (g,g)
+    if (q.defined())
+      best.narrow(0, y0, y1 - y0 + 1).narrow(1, x0, x1 - x0 + 1)
+          .copy_(nearest_distances(q, b.patches[h], b.norms[h]).view({y1 - y0 + 1, x1 - x0 + 1}));
+    return with_colour(finish_map(best, S, k) / b.scale[h], image, b, h);
+  };
+  if (bank == kBothBanks) return (against(0) + against(1)) / 2;
+  return against(bank == 1 ? 1 : 0);
 }
 
 torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string& category, int bank) const {
@@ -323,8 +379,7 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
   auto against = [&](size_t h) {  // (S,S)
     auto map = raw_deviation(coarse, b, int(h)) / b.scale[h];
     if (!fine.empty()) map = torch::maximum(map, raw_fine(fine, b, int(h), map.size(0)) / b.fine_scale[h]);
-    if (!b.palette[h].empty()) map = torch::maximum(map, gray_to_tensor(b.palette[h].novelty(coarse))[0]);
-    return map;
+    return with_colour(map, coarse, b, h);
   };
   if (bank == kBothBanks) return (against(0) + against(1)) / 2;
   return against(bank == 1 ? 1 : 0);

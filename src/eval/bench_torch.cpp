@@ -27,6 +27,7 @@
 
 #include "lriad/model/generate.h"
 #include "lriad/model/policy_input.h"
+#include "lriad/train/input_maker.h"
 #include "lriad/model/precision.h"
 
 namespace lriad::eval {
@@ -311,12 +312,34 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
       j["reference_ms_per_image"] = *deviation_ms_per_image;
     }
   }
+  // Synthetic anomalies' maps, made whole against updated from their normal image's patch
+  // distances (train/input_maker.h; the distances made beforehand, as training keeps them).
+  if (reference) {
+    std::vector<train::TrainItem> anomalies;
+    for (uint64_t step = 0; anomalies.size() < 16 && step < 64; ++step)
+      for (int i = 0; i < 8; ++i) {
+        auto item = source.draw(step, i);
+        if (!item.base.empty() && reference->updatable(item.category, item.image.rows)) anomalies.push_back(std::move(item));
+      }
+    if (!anomalies.empty()) {
+      train::InputMaker warm(config.model, reference.get());
+      for (const auto& a : anomalies) warm(a);  // fills the distances
+      t0 = std::chrono::steady_clock::now();
+      for (const auto& a : anomalies) model::policy_input(a.image, a.category, a.reference_bank, config.model, reference.get());
+      const double whole = double(anomalies.size()) / seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      for (const auto& a : anomalies) warm(a);
+      const double updated = double(anomalies.size()) / seconds_since(t0);
+      j["anomaly_maps_per_s"] = {{"whole", whole}, {"updated", updated}, {"items", anomalies.size()}};
+    }
+  }
   const int batch = std::max(1, std::min(8, config.sft.batch_size));
+  train::InputMaker inputs(config.model, reference.get());  // as the trainer makes them
   auto prepare = [&](int step) {
     std::vector<torch::Tensor> images;
     for (int i = 0; i < batch; ++i) {
       const auto item = source.draw(uint64_t(step), i);
-      images.push_back(model::policy_input(item.image, item.category, item.reference_bank, config.model, reference.get()));
+      images.push_back(item.input.defined() ? item.input : inputs(item));
     }
     return torch::stack(images);  // (B,C,S,S)
   };
@@ -460,6 +483,9 @@ std::string format_bench(const nlohmann::json& j) {
          num(d.value("reference_ms_per_image", nlohmann::json()), 1) + " ms/image; batches " + num(d["batch_items_per_s"], 1) +
          " items/s; data wait in the step " + num(d["in_step"]["data_wait_share"].get<double>() * 100, 0) +
          "%, with the prefetcher " + num(d["prefetch"]["data_wait_share"].get<double>() * 100, 0) + "%");
+    if (d.contains("anomaly_maps_per_s"))
+      line("data: synthetic anomalies' maps " + num(d["anomaly_maps_per_s"]["whole"], 1) + "/s made whole, " +
+           num(d["anomaly_maps_per_s"]["updated"], 1) + "/s updated from their normal image's");
   }
   if (j.contains("eval"))
     line("evaluation: " + num(j["eval"]["images_per_s"], 1) + " images/s (greedy, batch " +

@@ -117,13 +117,16 @@ void validate_training(const RunConfig& c) {
   check_positive("grpo.temperature", g.temperature);
   const RewardConfig& r = c.reward;
   for (auto [key, v] : {std::pair{"format", r.format}, {"accuracy", r.accuracy}, {"defect_type", r.defect_type},
-                        {"consistency", r.consistency}, {"object", r.object}, {"focal", r.focal}, {"focal_alpha", r.focal_alpha},
-                        {"focal_gamma", r.focal_gamma}})
+                        {"consistency", r.consistency}, {"object", r.object}, {"focal", r.focal},
+                        {"focal_gamma", r.focal_gamma}, {"weight_power", r.weight_power},
+                        {"dynamic_difficulty", r.dynamic_difficulty}})
     if (v < 0) invalid(std::string("reward.") + key, "must be >= 0");
   if (r.class_weights != "dynamic" && r.class_weights != "static" && r.class_weights != "none")
     invalid("reward.class_weights", "must be dynamic, static or none, got '" + r.class_weights + "'");
   check_positive("reward.dynamic_every", r.dynamic_every);
   check_unit("reward.dynamic_momentum", r.dynamic_momentum, false);
+  if (!(r.anomaly_share >= 0 && r.anomaly_share < 1))
+    invalid("reward.anomaly_share", "must be in (0, 1), or 0 for the share the dataset shows");
   for (auto [key, v] : {std::pair{"log_every", c.train.log_every}, {"log_completions_every", c.train.log_completions_every},
                         {"eval_every", c.train.eval_every}, {"save_every", c.train.save_every},
                         {"val_size", c.train.val_size}, {"max_consecutive_skips", c.train.max_consecutive_skips}})

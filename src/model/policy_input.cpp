@@ -3,9 +3,12 @@
 #include "lriad/model/policy_input.h"
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 
 #include "lriad/data/image_io.h"
@@ -45,6 +48,34 @@ torch::Tensor policy_input(const cv::Mat& image, const std::string& category, in
                     std::to_string(model.image_channels()) + "," + std::to_string(S) + "," + std::to_string(S) + ")",
                 "the normal reference and model.reference / model.image_size of the run disagree: rebuild the reference");
   return t;
+}
+
+cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b) {
+  if (a.size() != b.size() || a.type() != b.type())
+    throw Error("changed_rect: the images differ in size or type (" + std::to_string(a.cols) + "x" + std::to_string(a.rows) +
+                    " and " + std::to_string(b.cols) + "x" + std::to_string(b.rows) + ")",
+                "compare a synthetic anomaly with the normal image it was made from");
+  cv::Mat diff, nonzero;
+  cv::absdiff(a, b, diff);
+  cv::findNonZero(diff.reshape(1) > 0, nonzero);  // (x = column * channels + channel, y = row)
+  if (nonzero.empty()) return {};
+  const cv::Rect flat = cv::boundingRect(nonzero);
+  const int ch = a.channels(), x0 = flat.x / ch, x1 = (flat.x + flat.width - 1) / ch;
+  return {x0, flat.y, x1 - x0 + 1, flat.height};
+}
+
+torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
+                                   const std::string& category, int bank, const ModelConfig& model,
+                                   const data::NormalReference* reference) {
+  if (!reference || base.empty() || !reference->updatable(category, image.rows) || image.rows != image.cols ||
+      image.rows != model.image_size)
+    return policy_input(image, category, bank, model, reference);
+  const cv::Rect r = changed_rect(image, base);
+  std::array<torch::Tensor, 2> distances;
+  for (int h = 0; h < 2; ++h)
+    if (bank == data::NormalReference::kBothBanks || (bank == 1) == (h == 1)) distances[size_t(h)] = base_distances(h);
+  const auto map = reference->changed_deviation(image, category, bank, distances, r).unsqueeze(0);  // (1,S,S)
+  return torch::cat({data::image_to_tensor(image), map}, 0);                                       // (4,S,S)
 }
 
 bool InputRecord::keeps_work_side(const std::string& category) const {

@@ -1,5 +1,6 @@
 // Stage 2: one GRPO step — sample G completions per prompt (prefix shared), score them, turn the
 // rewards into group advantages and take num_iterations clipped-surrogate updates.
+#include <array>
 #include <chrono>
 
 #include "lriad/io/fs.h"
@@ -67,22 +68,30 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
 
   // 2. Rewards (the first forward pass gives the focal term's verdict probability), updates.
   std::vector<rl::RewardBreakdown> breakdown(static_cast<size_t>(N));
+  std::vector<double> beliefs;
+  if (ctx.dynamic_weights)
+    for (const auto& item : batch.items) ctx.dynamic_weights->observe_sample(item.cls());  // rarity: once per sample
   const double lr = lr_at(step, g.steps, g.warmup_steps, g.lr);
   set_lr(optimizer, lr);
   const GrpoUpdate u = grpo_update(ctx.policy, &ctx.reference, optimizer, gb, g, ctx.config.sampling.max_new_tokens, bf16,
                                    [&](const torch::Tensor& logits) {
     std::vector<std::string> categories;
     for (int64_t n = 0; n < N; ++n) categories.push_back(batch.items[size_t(n / G)].category);
-    const auto probs = verdict_probs(ctx, logits, gb.tokens, gb.mask, categories).cpu();  // (N,2)
+    const auto probs = verdict_probs(ctx, logits, gb.tokens, gb.mask, categories).to(torch::kDouble).cpu().contiguous();  // (N,2)
+    std::vector<std::array<double, 2>> p(static_cast<size_t>(N));
+    for (int64_t n = 0; n < N; ++n) p[size_t(n)] = {probs[n][0].item<double>(), probs[n][1].item<double>()};
+    std::vector<bool> anomalous;
+    std::vector<rl::GroupSample> samples;
+    for (const auto& item : batch.items) {
+      anomalous.push_back(item.anomalous);
+      samples.push_back({rl::RewardTarget{item.anomalous, item.defect_type, item.category}, ctx.class_weight(item.cls())});
+    }
+    beliefs = rl::group_beliefs(p, anomalous);  // (B): one belief per group, whatever each row's phrasing
+    breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);
     std::vector<double> r(static_cast<size_t>(N));
     for (int64_t n = 0; n < N; ++n) {
-      const TrainItem& item = batch.items[size_t(n / G)];
-      const rl::RewardTarget target{item.anomalous, item.defect_type, item.category};
-      const double p = probs[n][item.anomalous ? 1 : 0].item<double>();
-      breakdown[size_t(n)] = rl::total_reward(parsed[size_t(n)], target, std::max(0.0, p), ctx.class_weight(item.cls()),
-                                              ctx.config.reward);
       r[size_t(n)] = breakdown[size_t(n)].total;
-      if (ctx.dynamic_weights) ctx.dynamic_weights->observe(item.cls(), breakdown[size_t(n)].correct);
+      if (ctx.dynamic_weights) ctx.dynamic_weights->observe(batch.items[size_t(n / G)].cls(), breakdown[size_t(n)].correct);
     }
     return torch::tensor(r, torch::kDouble);
   });
@@ -125,6 +134,12 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
     formatted += parsed[size_t(n)].well_formed;
   }
   j["accuracy"] = double(correct) / double(N);
+  double belief = 0;
+  int read = 0;
+  for (double b : beliefs)
+    if (b >= 0) belief += b, ++read;
+  j["belief/mean"] = read ? belief / read : -1.0;  // the focal term's p, per group
+  j["belief/unread"] = beliefs.empty() ? 0.0 : double(beliefs.size() - size_t(read)) / double(beliefs.size());
   j["format_rate"] = double(formatted) / double(N);
   for (const auto& [cls, ct] : per_class) j["class_accuracy/" + cls] = double(ct.first) / double(ct.second);
   j["time/generate"] = generate_seconds;

@@ -72,6 +72,15 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
   for (const auto& w : ds.warnings) spdlog::warn("{}", w);
   categories_ = ds.categories;
+  {  // the real line's defective share, as the dataset shows it (the focal reward's class weights)
+    size_t defective = 0, all = 0;
+    for (const auto& smp : ds.samples) {
+      if (std::find(categories_.begin(), categories_.end(), smp.category) == categories_.end()) continue;
+      ++all;
+      defective += smp.label == data::Label::Anomalous;
+    }
+    anomaly_share_ = all ? double(defective) / double(all) : 0.0;
+  }
 
   {
     data::AnomalyParams p;  // validated here, once, with the config's key names in the message
@@ -204,6 +213,15 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   if (skipped) spdlog::warn("{} unreadable training images skipped", skipped);
 }
 
+std::pair<std::map<std::string, double>, std::string> TrainingSource::defect_shares() const {
+  std::map<std::string, double> out;
+  for (const auto& t : test_items_)
+    if (t.anomalous) out[t.cls()] += 1;
+  if (!out.empty()) return {out, "the labelled test images training takes (data.train_from_test)"};
+  for (const auto& [k, w] : mix_) out[text::canonical_defect_type(kind_word(data::AnomalyKind(k)))] += w;
+  return {out, "the synthetic mix (data.anomaly_mix): no labelled defects to count"};
+}
+
 bool evidence_shows(const torch::Tensor& input, const cv::Mat& footprint, double level) {
   const auto map = input[input.size(0) - 1].contiguous();  // (S,S)
   const int S = int(map.size(0));
@@ -299,6 +317,7 @@ TrainItem TrainingSource::synthesize(const Normal& base, uint64_t seed, int atte
   t.defect_type = a.type_name();
   t.region = text::region_of_point(a.cx, a.cy);
   t.footprint = a.footprint;
+  t.base = base.image;
   t.source = base.path + "#" + data::to_string(a.kind);
   t.reference_bank = 1 - base.half;
   return t;

@@ -51,33 +51,16 @@ const std::vector<int64_t>& Context::prompt(const std::string& category) {
 
 PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   std::vector<torch::Tensor> images;
-  for (const auto& it : items) {
-    if (it.input.defined()) {  // made by the evidence gate
-      images.push_back(it.input);
-      continue;
-    }
-    // Normal images recur unchanged: their deviation maps are computed once.
-    const bool plain = normal_reference && !it.anomalous && !it.source.empty();  // synthesised items are always anomalous
-    const std::string key = it.source + "|" + std::to_string(it.reference_bank);
-    if (plain) {
-      std::lock_guard<std::mutex> lock(evidence_mutex);
-      auto cached = normal_evidence.find(key);
-      if (cached != normal_evidence.end()) {
-        images.push_back(cached->second);
-        continue;
-      }
-    }
-    auto t = model::policy_input(it.image, it.category, it.reference_bank, config.model, normal_reference.get());  // (C,S,S)
-    if (plain) {
-      std::lock_guard<std::mutex> lock(evidence_mutex);
-      normal_evidence[key] = t;
-    }
-    images.push_back(t);
-  }
+  for (const auto& it : items) images.push_back(it.input.defined() ? it.input : input_of(it));  // (C,S,S); the gate made some
   PreparedBatch b;
   b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
   b.items = std::move(items);
   return b;
+}
+
+torch::Tensor Context::input_of(const TrainItem& item) {
+  std::call_once(inputs_made, [this] { inputs = std::make_unique<InputMaker>(config.model, normal_reference.get()); });
+  return (*inputs)(item);
 }
 
 EncodedBatch Context::encode(PreparedBatch prepared) {
@@ -383,8 +366,13 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
       for (const auto& [c, x] : w) shown += fmt::format(" {}={:.2f}", c, x);
       spdlog::debug("class weights:{}", shown);
     }
-    if (stage == "grpo")
+    if (stage == "grpo") {
       for (const auto& [c, _] : ctx.source->class_prior()) line["class_weight/" + c] = ctx.class_weight(c);
+      if (ctx.dynamic_weights) {  // the two named parts of the dynamic weights
+        for (const auto& [c, v] : ctx.dynamic_weights->shares()) line["class_rarity/" + c] = v;
+        for (const auto& [c, v] : ctx.dynamic_weights->difficulties()) line["class_difficulty/" + c] = v;
+      }
+    }
     ctx.log_metrics(line);
     std::vector<std::pair<std::string, double>> shown;
     if (stage == "vision") {
@@ -475,9 +463,8 @@ void prepare_evidence(Context& ctx, bool log_check) {
     for (size_t k = 0; k < part.size(); ++k) peaks[part[k].category].push_back(evidence_peak(batch[long(k)]));
   }
   const double q = gate_on ? dc.evidence_gate_quantile : kBaselineQuantile;
-  const data::NormalReference* ref = ctx.normal_reference.get();
-  const ModelConfig model = ctx.config.model;
-  const auto input = [ref, model](const TrainItem& t) { return model::policy_input(t.image, t.category, t.reference_bank, model, ref); };
+  Context* c = &ctx;  // the gate keeps it: the context outlives the source's draws
+  const auto input = [c](const TrainItem& t) { return c->input_of(t); };
   // 2. The raw synthetic anomalies against those levels (before the gate changes the draws).
   if (log_check) {
     const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
@@ -597,18 +584,37 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   const auto counts = model::parameter_counts(*ctx.policy);
   spdlog::info("policy: {} parameters on {} ({})", counts.back().second, config.device, config.use_bf16() ? "bf16 autocast" : "fp32");
 
-  // Class weights of the focal reward.
+  // Class weights of the focal reward: real frequencies (rl/class_weights.h).
   const auto& rc = config.reward;
-  std::vector<std::string> classes;
-  std::map<std::string, int64_t> prior_counts;
-  for (const auto& [c, p] : ctx.source->class_prior()) {
-    classes.push_back(c);
-    prior_counts[c] = std::max<int64_t>(1, int64_t(std::llround(p * 1e6)));
-  }
-  if (rc.class_weights == "static") ctx.static_weights = rl::static_class_weights(prior_counts, rc.weight_power);
-  if (rc.class_weights == "dynamic") {
-    ctx.dynamic_weights = std::make_unique<rl::DynamicClassWeights>(classes, rc.dynamic_momentum, rc.weight_power);
-    if (!state.dynamic_weights.is_null()) ctx.dynamic_weights->from_json(state.dynamic_weights);
+  if (rc.class_weights != "none" && rc.focal > 0) {
+    double share = rc.anomaly_share;
+    std::string share_from = "reward.anomaly_share";
+    if (share <= 0) {
+      share = ctx.source->dataset_anomaly_share();
+      share_from = "the dataset's defective images";
+    }
+    if (!(share > 0 && share < 1)) {
+      share = rl::kFallbackAnomalyShare;
+      share_from = "MVTec-AD's share: the dataset shows no defective image (set reward.anomaly_share)";
+    }
+    const auto [defects, defects_from] = ctx.source->defect_shares();
+    spdlog::info("focal reward: anomalous share {:.3f} from {}; defect classes' shares from {}", share, share_from, defects_from);
+    if (rc.class_weights == "static") ctx.static_weights = rl::class_weights(share, defects, rc.weight_power);
+    if (rc.class_weights == "dynamic") {
+      ctx.dynamic_weights = std::make_unique<rl::DynamicClassWeights>(share, defects, rc.dynamic_momentum, rc.weight_power,
+                                                                     rc.dynamic_difficulty);
+      if (!state.dynamic_weights.is_null()) {
+        try {
+          ctx.dynamic_weights->from_json(state.dynamic_weights);
+        } catch (const Error& e) {  // an older run's accuracy-driven weights: start the rarity counts anew
+          spdlog::warn("class weights not resumed ({}): counting rarity from here", e.what());
+        }
+      }
+    }
+    std::string shown;
+    for (const auto& [c, w] : ctx.dynamic_weights ? ctx.dynamic_weights->weights() : ctx.static_weights)
+      shown += fmt::format("{}{} {:.2f}", shown.empty() ? "" : ", ", c, w);
+    spdlog::info("class weights ({}): {}", rc.class_weights, shown);
   }
   ctx.metrics.open(ctx.run.metrics(), std::ios::app);
   if (!ctx.metrics) throw Error("cannot write " + ctx.run.metrics(), "check permissions and free space");

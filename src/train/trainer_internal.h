@@ -14,6 +14,7 @@
 #include "lriad/model/policy.h"
 #include "lriad/model/verdict.h"
 #include "lriad/rl/class_weights.h"
+#include "lriad/train/input_maker.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/train/checkpoint.h"
 #include "lriad/train/grpo.h"
@@ -45,8 +46,8 @@ struct Context {
   torch::nn::Linear vision_probe{nullptr};  // SFT's auxiliary image-level head on the vision tokens
   std::unique_ptr<TrainingSource> source;
   std::unique_ptr<data::NormalReference> normal_reference;  // model.reference "knn"
-  std::map<std::string, torch::Tensor> normal_evidence;     // deviation maps of unchanged normal images, by source
-  std::mutex evidence_mutex;                                 // prepare() runs on the prefetcher's thread too
+  std::unique_ptr<InputMaker> inputs;  // made at the first input, once the reference is there
+  std::once_flag inputs_made;          // prepare() runs on the prefetcher's thread too
   std::vector<std::string> defect_types;  // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;
   model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words
@@ -61,6 +62,9 @@ struct Context {
   const std::vector<int64_t>& prompt(const std::string& category);
   // Image tensors of `items` (with the deviation channel when the model has a reference); thread-safe.
   PreparedBatch prepare(std::vector<TrainItem> items);
+  // The policy input of one item (C,S,S), thread-safe (train/input_maker.h: normal images' inputs
+  // kept, synthetic anomalies' maps updated from their normal image's).
+  torch::Tensor input_of(const TrainItem& item);
   EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
   std::vector<int64_t> completion_ids(const TrainItem& item, int variant) const;  // + eos

@@ -91,6 +91,19 @@ class NormalReference {
   // RGB resized to (3,S,S) with the deviation map as a fourth channel -> (4,S,S).
   torch::Tensor with_deviation(const cv::Mat& image, const std::string& category, int bank = 0) const;
 
+  // Incremental maps, for training's synthetic anomalies: an anomaly changes a small part of a
+  // normal image, and only the patches that overlap the change have new nearest distances. For a
+  // category compared by patch banks (not aligned, no fine comparison) and an image at S:
+  // patch_distances gives the normal image's per-patch distances against `bank` (0 or 1) once,
+  // (g,g) with g = S-K+1, and changed_deviation the deviation map of a copy that differs from it
+  // only inside `changed` (pixels), recomputing the patches there and taking the rest from
+  // `base_distances` (indexed by bank). Equal to deviation() up to float rounding (the GEMM of a
+  // few rows against the whole image's): tests/test_model.cpp checks it on random draws.
+  bool updatable(const std::string& category, int image_side) const;
+  torch::Tensor patch_distances(const cv::Mat& image, const std::string& category, int bank) const;
+  torch::Tensor changed_deviation(const cv::Mat& image, const std::string& category, int bank,
+                                  const std::array<torch::Tensor, 2>& base_distances, const cv::Rect& changed) const;
+
   bool has(const std::string& category) const { return banks_.count(category) > 0; }
   bool aligned(const std::string& category) const;  // compared in a canonical pose
   bool fine(const std::string& category) const;     // also compared at fine_side
@@ -123,6 +136,8 @@ class NormalReference {
     std::array<ColourPalette, 2> palette;      // empty without options.colour (or from an older file)
   };
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
+  // The coarse map of bank h (already raw / scale) with the colour novelty of `coarse` (at S) joined: (S,S).
+  torch::Tensor with_colour(torch::Tensor map, const cv::Mat& coarse, const Banks& b, size_t h) const;
   // The fine comparison's map of `canon` (an image of side fine_side in its canonical pose) against
   // `bank`, in the canonical frame, neither weighed nor normalised: (F,F).
   torch::Tensor fine_canonical(const cv::Mat& canon, const Banks& b, int bank) const;

@@ -252,20 +252,26 @@ struct GrpoConfig {
   }
 };
 
-// Reward weights; the focal term is LR-IAD's class-imbalance reward alpha*(1-p)^gamma*f_c.
+// Reward weights; the focal term is LR-IAD's class-imbalance reward alpha*(1-p)^gamma*f_c, with
+// alpha = `focal` (the term's weight), p the policy's belief in the right verdict (read once per
+// group, rl::group_beliefs) and f_c the class weight (rl/class_weights.h).
 struct RewardConfig {
   double format = 0.5;
   double accuracy = 1.0;
   double defect_type = 0.5;
   double consistency = 0.25;
   double object = 0.25;             // the reasoning names the sample's category
-  double focal = 1.0;               // weight of the focal/imbalance term (0 = plain accuracy reward)
-  double focal_alpha = 1.0;
+  double focal = 1.0;               // alpha: weight of the focal/imbalance term (0 = plain accuracy reward)
   double focal_gamma = 2.0;
   std::string class_weights = "dynamic";  // dynamic | static | none
   double weight_power = 1.0;        // softens (< 1) or sharpens inverse-frequency weights
+  // Share of defective parts on the real line, which weighs normal against anomalous (the draws are
+  // balanced by data.anomaly_ratio, the line is not): 0 = what the dataset shows (defective test
+  // images over all its images: MVTec-AD 23.5%, VisA 11.1%), else this value in (0, 1).
+  double anomaly_share = 0.0;
   int dynamic_every = 10;           // steps between dynamic weight updates
-  double dynamic_momentum = 0.9;    // EMA of per-class accuracy
+  double dynamic_momentum = 0.9;    // EMA of each class's accuracy (for dynamic_difficulty)
+  double dynamic_difficulty = 0.0;  // dynamic: also multiply by (1 - class accuracy)^this (0 = rarity only)
   template <class V>
   void visit(V& v) {
     v("format", format, "weight of the format reward");
@@ -273,13 +279,14 @@ struct RewardConfig {
     v("defect_type", defect_type, "weight of the defect type reward");
     v("consistency", consistency, "weight of the reasoning/answer consistency reward");
     v("object", object, "weight of the object reward (the reasoning names the sample's category)");
-    v("focal", focal, "weight of the class-imbalance focal reward");
-    v("focal_alpha", focal_alpha, "focal alpha");
+    v("focal", focal, "alpha: weight of the class-imbalance focal reward (0 = plain accuracy reward)");
     v("focal_gamma", focal_gamma, "focal gamma");
     v("class_weights", class_weights, "dynamic | static | none");
     v("weight_power", weight_power, "exponent on class weights");
+    v("anomaly_share", anomaly_share, "defective share of the real line (0 = as the dataset shows)");
     v("dynamic_every", dynamic_every, "steps between dynamic weight updates");
-    v("dynamic_momentum", dynamic_momentum, "EMA momentum of class accuracy");
+    v("dynamic_momentum", dynamic_momentum, "EMA momentum of class accuracy (dynamic_difficulty)");
+    v("dynamic_difficulty", dynamic_difficulty, "dynamic: power of (1 - class accuracy), 0 = off");
   }
 };
 

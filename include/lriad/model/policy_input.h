@@ -6,6 +6,7 @@
 // then be judged on input it never saw in training.
 // Shapes: S = model.image_size, W = model.work_size(), C = model.image_channels().
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,19 @@ cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelC
 // data::NormalReference::kBothBanks) of `category`; without one, RGB at S.
 torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
                            const data::NormalReference* reference);
+
+// Bounding box of the pixels where `a` and `b` (one size and type) differ in any channel; empty
+// when they are equal.
+cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b);
+
+// Training's synthetic anomalies: the input of `image`, a copy of the normal image `base` (same
+// side) changed inside changed_rect(image, base). Where the reference can update the map
+// (NormalReference::updatable), only the patches the change touches are compared again and the rest
+// come from `base_distances(h)` (NormalReference::patch_distances of `base` against bank h, which
+// the caller caches); else policy_input. Equal to policy_input(image, ...) up to float rounding.
+torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
+                                   const std::string& category, int bank, const ModelConfig& model,
+                                   const data::NormalReference* reference);
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and
 // predict make the input training made. Written by `lriad train`; a run without it (older) has

@@ -7,8 +7,10 @@
 namespace lriad::rl {
 
 // p_correct: the policy's probability of the correct verdict where its chain of thought commits
-// to one (model::decision_probs; else at the answer position), clamped to [0,1]. gamma = 0 gives
-// alpha * f_c (class-weighted accuracy). Throws lriad::Error on a non-finite p_correct.
+// to one (model::decision_probs; else at the answer position), clamped to [0,1]; a negative
+// p_correct means it could not be read (no decision point, no answer) and earns 0, never the
+// largest bonus. gamma = 0 gives alpha * f_c (class-weighted accuracy). Throws lriad::Error on a
+// non-finite p_correct.
 double focal_reward(bool correct, double p_correct, double alpha, double gamma, double class_weight);
 
 // Tensor form: correct (N) bool, p_correct (N), class_weight (N) -> (N) in p_correct's dtype.

@@ -2,6 +2,7 @@
 // sample's image-level label (golden tests in tests/test_rl.cpp). The focal/imbalance term is
 // in focal.h; total_reward() weighs them all with the config's weights.
 #pragma once
+#include <array>
 #include <map>
 #include <string>
 #include <vector>
@@ -43,9 +44,31 @@ struct RewardBreakdown {
   bool correct = false;                 // verdict right
 };
 
-// focal: alpha * (1 - p_correct)^gamma * class_weight for a right verdict, else 0; with
-// config.focal == 0 the term is skipped (plain accuracy reward).
+// focal part: (1 - p_correct)^gamma * class_weight for a right verdict, else 0 (and 0 for an
+// unread p_correct < 0), weighed by config.focal (LR-IAD's alpha); with config.focal == 0 the term
+// is skipped (plain accuracy reward).
 RewardBreakdown total_reward(const text::ParsedCompletion& c, const RewardTarget& t, double p_correct,
                              double class_weight, const RewardConfig& config);
+
+// GRPO's groups: B samples (one image and prompt each), G completions each, N = B*G rows laid out
+// group by group ([s0c0, s0c1, ..., s1c0, ...]).
+struct GroupSample {
+  RewardTarget target;
+  double class_weight = 1.0;  // f_c of the sample's class
+};
+
+// The policy's belief in each sample's right verdict, read once per group so that every right
+// answer of a group gets the same focal bonus whatever its phrasing: the mean, over the group's
+// rows whose verdict probabilities were read (both >= 0, sum > 0), of p(right) / (p(normal) +
+// p(anomalous)); -1 (unread) when no row was. probs: N rows [p(normal), p(anomalous)], -1 where
+// unread (model::decision_probs); anomalous: B labels -> B beliefs.
+std::vector<double> group_beliefs(const std::vector<std::array<double, 2>>& probs, const std::vector<bool>& anomalous);
+
+// Every row's rewards: row n judged against samples[n / G] with beliefs[n / G] (total_reward).
+// Throws lriad::Error unless completions.size() is a positive multiple of samples.size() and
+// beliefs has one entry per sample.
+std::vector<RewardBreakdown> group_rewards(const std::vector<text::ParsedCompletion>& completions,
+                                           const std::vector<GroupSample>& samples, const std::vector<double>& beliefs,
+                                           const RewardConfig& config);
 
 }  // namespace lriad::rl

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct TrainItem {
   cv::Mat footprint;                          // synthetic anomalies: CV_8UC1 1 where the image changed (never
                                               // fed to the model; the evidence gate looks there)
   torch::Tensor input;                        // the policy's input (C,S,S) when the evidence gate made it
+  cv::Mat base;                               // synthetic anomalies: the normal image it was made from (same
+                                              // side), whose cached evidence the map is updated from
   std::string source;                         // image path (+ "#kind" when synthesised)
   // Normal-reference bank to compare with (data/reference.h): 0 or 1, the other half's; kBothBanks
   // for held-out (validation) images, as for test images.
@@ -83,6 +86,13 @@ class TrainingSource {
   const RunConfig& config() const { return config_; }
   // Every class a draw can produce ("good" first), and its expected share of draws.
   const std::map<std::string, double>& class_prior() const { return prior_; }
+  // The real line's share of defective parts as the dataset shows it: its defective images over
+  // all its images of the categories trained on (MVTec-AD 23.5%, VisA 11.1%); 0 when it has none.
+  double dataset_anomaly_share() const { return anomaly_share_; }
+  // Each defect class's weight among the defects (any scale), for the focal reward: counted over the
+  // labelled test images training takes (data.train_from_test) when there are any, else the
+  // synthetic mix's weights, a fallback (that mix is made up, not measured). Second: where from.
+  std::pair<std::map<std::string, double>, std::string> defect_shares() const;
   // Defect-type names the policy may write (for parsing answers).
   std::vector<std::string> defect_types() const;
   const TrainFromTest& from_test() const { return from_test_; }
@@ -119,6 +129,7 @@ class TrainingSource {
   std::map<std::string, std::vector<size_t>> by_category_;
   std::set<std::string> work_side_;        // categories kept at model.work_size()
   std::map<std::string, double> prior_;
+  double anomaly_share_ = 0;
   TrainFromTest from_test_;
   std::vector<std::pair<int, double>> mix_;  // (AnomalyKind, weight)
 };
