@@ -116,7 +116,7 @@ TEST(Cli, EvalAndPredictOnATinyCheckpoint) {
   lriad::test::make_mvtec_tree(tree);
   const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
                             " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=320 --set sampling.max_new_tokens=12";
+                            " --set tokenizer.vocab_size=1024 --set sampling.max_new_tokens=12";
   auto r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --set data.format=mvtec --set data.root=" +
                        tree + " --out " + run + small, true);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -243,7 +243,7 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   lriad::test::make_mvtec_tree(tree);
   const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
                             " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=320 --set sampling.max_new_tokens=8 --set model.max_seq_len=256"
+                            " --set tokenizer.vocab_size=1024 --set sampling.max_new_tokens=8 --set model.max_seq_len=256"
                             " --set model.reference_bank=256";  // a small bank: each map in milliseconds
   const std::string tiny = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
   auto r = run_command(bin() + " train --config " + tiny + " --format mvtec --root " + tree + " --out " + run + small +

@@ -241,3 +241,67 @@ TEST(Sklearn, MetricsAgreeWithScikitLearn) {
   EXPECT_NEAR(*m.auroc, ref["auroc"].get<double>(), 1e-12);
   EXPECT_NEAR(*m.average_precision, ref["average_precision"].get<double>(), 1e-12);
 }
+
+// The explanations beside their baselines (summary.h): localisation of "always the centre" and of
+// "the evidence's peak cell", the stated region against the evidence, family accuracy against the
+// most frequent family, and phrase collapse. Hand-made predictions, hand-counted figures.
+TEST(Summary, ExplanationsStandBesideTheirBaselines) {
+  auto chain = [](const std::string& think, const std::string& answer) {
+    return "<think>" + think + "</think><answer>" + answer + "</answer>";
+  };
+  std::vector<Prediction> ps = {make("a", 1, 1, 0.9, "poke", "hole"), make("a", 1, 1, 0.8, "crack", "crack"),
+                                make("a", 1, 1, 0.7, "poke", "crack"), make("a", 1, 1, 0.7, "combined", "crack"),
+                                make("a", 0, 0, 0.1), make("a", 0, 1, 0.6, "good", "hole")};
+  // Localisation on the three masked, correctly flagged anomalies: centre holds defect pixels in 1,
+  // the evidence's peak cell in 2, the stated region in 3.
+  for (int i = 0; i < 3; ++i) {
+    ps[size_t(i)].localized = true;
+    ps[size_t(i)].centre_localized = i == 0;
+    ps[size_t(i)].peak_localized = i < 2;
+  }
+  // Stated regions against the evidence: 0 agrees (a second cell), 1 disagrees, 4 (normal) agrees.
+  ps[0].region = "top";
+  ps[0].evidence_regions = {Region::UpperLeft, Region::Top};
+  ps[1].region = "left";
+  ps[1].evidence_regions = {Region::Right};
+  ps[4].region = "center";
+  ps[4].evidence_regions = {Region::Center};
+  ps[2].evidence_regions = {Region::Center};
+  // Anomalous answers: three share one chain.
+  const std::string same = chain("There is a thin, long mark, like a crack, so it is anomalous.", "anomalous: crack");
+  ps[0].completion = chain("There is a small, compact mark, like a hole, so it is anomalous.", "anomalous: hole");
+  ps[1].completion = ps[2].completion = ps[3].completion = same;
+  ps[5].completion = chain("There is a small mark, like a hole, so it is anomalous.", "anomalous: hole");
+  ps[1].region = ps[2].region = ps[3].region = "left";
+  const auto m = summarize(ps);
+  EXPECT_NEAR(m["localization_agreement"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(m["localization_baselines"]["centre"].get<double>(), 1.0 / 3, 1e-12);
+  EXPECT_NEAR(m["localization_baselines"]["evidence_peak"].get<double>(), 2.0 / 3, 1e-12);
+  // Stated and known: 0 (agrees), 1 and 2 ("left", later; disagree), 4 (agrees); 3 has no evidence.
+  EXPECT_NEAR(m["region_matches_evidence"].get<double>(), 0.5, 1e-12);
+  // Families of the flagged anomalies that map: poke -> hole (said hole: right), crack (right),
+  // poke -> hole (said crack: wrong); "combined" maps to none. Most frequent family: hole, 2 of 3.
+  EXPECT_NEAR(m["defect_family_accuracy"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(m["family_baseline_most_frequent"].get<double>(), 2.0 / 3, 1e-12);
+  // poke answered "hole" counts now; "combined" answered "crack" does not: 2 of 4.
+  EXPECT_NEAR(m["defect_type_accuracy"].get<double>(), 0.5, 1e-12);
+  // Collapse among the 5 anomalous answers: one chain 3 of 5, region "left" 3 of 5, type crack 3 of 5.
+  EXPECT_EQ(m["collapse"]["n"], 5);
+  EXPECT_NEAR(m["collapse"]["chain"].get<double>(), 0.6, 1e-12);
+  EXPECT_NEAR(m["collapse"]["region"].get<double>(), 0.6, 1e-12);
+  EXPECT_NEAR(m["collapse"]["type"].get<double>(), 0.6, 1e-12);
+  EXPECT_EQ(m["per_defect_type"]["poke"]["family"], "hole");
+  EXPECT_TRUE(m["per_defect_type"]["combined"]["family"].is_null());
+  // A user's map names a folder dataset's own words.
+  const lriad::text::DefectMap user = {{"combined", lriad::text::DefectFamily::Crack}};
+  EXPECT_NEAR(summarize(ps, &user)["defect_family_accuracy"].get<double>(), 3.0 / 4, 1e-12);
+  // The report shows them and flags the collapse.
+  const std::string page = render_report(m, ps, ReportOptions{});
+  EXPECT_NE(page.find("id=\"explanations\""), std::string::npos);
+  EXPECT_NE(page.find("Phrase collapse"), std::string::npos);
+  // predictions.jsonl keeps the new fields.
+  const auto back = prediction_from_json(to_json(ps[0]));
+  EXPECT_EQ(back.evidence_regions, ps[0].evidence_regions);
+  EXPECT_EQ(back.centre_localized, ps[0].centre_localized);
+  EXPECT_EQ(back.peak_localized, ps[0].peak_localized);
+}

@@ -487,3 +487,25 @@ TEST(Rewards, FocalWithBatchScalingFavoursRareClassGroups) {
   EXPECT_GT(a_focal[0].item<double>(), a_focal[4].item<double>() + 0.1);    // focal: the rare group's right answer
   EXPECT_GT(a_focal[0].item<double>() - a_focal[1].item<double>(), a_focal[4].item<double>() - a_focal[5].item<double>());
 }
+
+// The region reward: the stated region is where the evidence peaks (mask-free), on normal and
+// anomalous images alike; it counts in the total with reward.region.
+TEST(Rewards, RegionRewardChecksTheStatedRegionAgainstTheEvidence) {
+  const auto c = parse("<think>This is a wood sample. The largest deviation is at the upper left, 2.0 times the normal level. "
+                       "There is a small, compact mark, like a hole, so it is anomalous.</think><answer>anomalous: hole</answer>");
+  ASSERT_EQ(c.region, text::Region::UpperLeft);
+  RewardTarget t{true, "hole", "wood", {text::Region::Top, text::Region::UpperLeft}};  // the peak cell and a second
+  EXPECT_EQ(region_reward(c, t), 1.0);
+  t.evidence_cells = {text::Region::Top};
+  EXPECT_EQ(region_reward(c, t), 0.0);
+  t.evidence_cells.clear();  // not known: no reward
+  EXPECT_EQ(region_reward(c, t), 0.0);
+  EXPECT_EQ(region_reward(parse(kGoodNormal), RewardTarget{false, "good", "screw", {text::Region::Center}}), 0.0);  // states none
+  RewardConfig w;
+  t.evidence_cells = {text::Region::UpperLeft};
+  const auto with = total_reward(c, t, 0.5, 1.0, w);
+  t.evidence_cells = {text::Region::Bottom};
+  const auto without = total_reward(c, t, 0.5, 1.0, w);
+  EXPECT_NEAR(with.total - without.total, w.region, 1e-12);
+  EXPECT_EQ(with.parts.at("region"), 1.0);
+}

@@ -2,12 +2,16 @@
 // (round trips, single-piece tags, determinism) and `lriad tokenizer train`.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
 #include <random>
 #include <set>
 
 #include "fixtures.h"
 #include "lriad/io/error.h"
 #include "lriad/text/answer.h"
+#include "lriad/text/defect_family.h"
+#include "lriad/text/evidence.h"
 #include "lriad/text/prompt.h"
 #include "lriad/text/tokenizer.h"
 
@@ -126,8 +130,50 @@ TEST(Templates, CorpusCoversEveryTemplate) {
   const auto corpus = corpus_sentences({"bottle", "metal_nut"}, {"crack", "good", "broken_large"});
   const std::set<std::string> set(corpus.begin(), corpus.end());
   EXPECT_EQ(set.size(), corpus.size());  // de-duplicated
-  // 2 categories x (1 prompt + 3 variants x (1 normal + 3 types (crack, broken_large, unnamed) x 10))
-  EXPECT_EQ(corpus.size(), size_t(2 * (1 + 3 * (1 + 3 * 10))));
+  // Every short template: 2 categories x (1 prompt + 3 variants x (1 normal + 3 types (crack,
+  // broken_large, unnamed) x 10)).
+  size_t short_templates = 0;
+  for (const std::string c : {"bottle", "metal_nut"})
+    for (int v = 0; v < kCotVariants; ++v) {
+      short_templates += set.count(build_completion({c, false, "", std::nullopt, v}));
+      for (const std::string t : {"crack", "broken_large", ""})
+        for (int r = -1; r < kRegionCount; ++r)
+          short_templates += set.count(build_completion(
+              {c, true, t, r < 0 ? std::nullopt : std::optional<Region>(Region(r)), v}));
+    }
+  EXPECT_EQ(short_templates, size_t(2 * 3 * (1 + 3 * 10)));
+  // The grounded chains: every region pair, ratio and family a chain can state.
+  EvidenceFacts f;
+  f.where = Region::Left;
+  f.also = Region::LowerLeft;
+  f.ratio = 3.5;
+  EXPECT_TRUE(set.count(build_completion({"bottle", false, "", std::nullopt, 0, &f})));
+  for (const char* r : {"0.0", "4.7", "9.9", "10", "57", "99"})
+    EXPECT_TRUE(set.count(std::string("<think>The largest deviation is ") + r + kDecisionMarker)) << r;
+  f.above = true;
+  f.ratio = 2.5;
+  f.also.reset();
+  f.extent = EvidenceFacts::Extent::Thin;
+  f.tone = EvidenceFacts::Tone::Darker;
+  size_t families = 0;  // each family is named by a chain of some phrasing
+  for (auto fam : all_families())
+    for (int v = 0; v < kCotVariants; ++v) {
+      EvidenceFacts g = f;
+      g.where = Region::Center;
+      g.ratio = 2.5;
+      bool any = false;
+      for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large})
+        for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter, EvidenceFacts::Tone::Colour}) {
+          g.extent = e;
+          g.tone = t;
+          any = any || set.count(build_completion({"bottle", true, family_word(fam), std::nullopt, v, &g}));
+        }
+      families += any;
+    }
+  EXPECT_EQ(families, size_t(kDefectFamilyCount * kCotVariants));
+  // Without the grounded chains (a model without a reference): the short templates alone.
+  const auto plain = corpus_sentences({"bottle", "metal_nut"}, {"crack", "good", "broken_large"}, false);
+  EXPECT_EQ(plain.size(), size_t(2 * (1 + 3 * (1 + 3 * 10))));
   EXPECT_TRUE(set.count(build_prompt("metal_nut")));
   EXPECT_TRUE(set.count(build_completion({"bottle", true, "broken_large", Region::LowerRight, 1})));
   EXPECT_FALSE(set.count(build_completion({"bottle", true, "good", std::nullopt, 0})));  // good is no defect
@@ -355,11 +401,22 @@ TEST(Tokenizer, RoundTripsSpecialPiecesAndDeterminism) {
   joined.insert(joined.end(), whole.begin(), whole.end());
   EXPECT_EQ(tok.encode(build_prompt("bottle") + c), joined);
 
-  // 4. short: a completion is 20-45 tokens
+  // 4. short: a short template is 15-60 tokens, a grounded chain (which states the evidence) 40-90
+  EvidenceFacts f;
+  f.where = Region::UpperLeft;
+  f.also = Region::Top;
+  f.ratio = 3.4;
+  f.above = true;
+  f.extent = EvidenceFacts::Extent::Thin;
+  f.tone = EvidenceFacts::Tone::Darker;
   for (int v = 0; v < kCotVariants; ++v) {
     const auto n = tok.encode(build_completion({"metal_nut", true, "broken_large", Region::UpperLeft, v})).size();
     EXPECT_GE(n, 15u);
-    EXPECT_LE(n, 45u);
+    EXPECT_LE(n, 60u);
+    const auto g = tok.encode(build_completion({"metal_nut", true, "broken_large", std::nullopt, v, &f})).size();
+    EXPECT_GE(g, 40u);
+    EXPECT_LE(g, 90u);
+    std::printf("phrasing %d: short template %zu tokens, grounded chain %zu tokens\n", v, n, g);
   }
 
   // 5. training twice gives the same bytes (into the same directory: the model records the
@@ -423,4 +480,184 @@ TEST(Tokenizer, CliTrainsTheDemoTokenizer) {
   EXPECT_NE(lriad::test::run_command(std::string(LRIAD_BIN) + " tokenizer train --out " + (dir / "t3") + " -f mvtec")
                 .code,
             0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect families, evidence facts and the chains grounded in them
+
+TEST(DefectFamily, PublishedNamesMapOntoTheVocabulary) {
+  struct Case {
+    const char* name;
+    const char* family;
+  };
+  const Case cases[] = {{"poke", "hole"}, {"color", "stain"}, {"bent_wire", "deformation"}, {"broken_large", "missing part"},
+                        {"metal_contamination", "contamination"}, {"cut_lead", "cut"}, {"faulty_imprint", "misprint"},
+                        {"Scratch Head", "scratch"}, {"chip", "missing part"}, {"wrong place", "misplaced part"},
+                        {"foreign_patch", "contamination"}, {"missing part", "missing part"}, {"crack", "crack"}};
+  for (const auto& c : cases) {
+    const auto f = family_of(c.name);
+    ASSERT_TRUE(f.has_value()) << c.name;
+    EXPECT_STREQ(family_word(*f), c.family) << c.name;
+  }
+  EXPECT_FALSE(family_of("good").has_value());
+  EXPECT_FALSE(family_of("anomaly").has_value());  // unnamed
+  EXPECT_FALSE(family_of("combined").has_value());  // several defects: no one family
+  EXPECT_TRUE(same_defect("poke", "hole"));
+  EXPECT_TRUE(same_defect("scratch_neck", "Scratch"));
+  EXPECT_FALSE(same_defect("poke", "crack"));
+  EXPECT_FALSE(same_defect("combined", "crack"));
+  EXPECT_TRUE(same_defect("combined", "combined"));  // the same word
+  for (auto f : all_families()) EXPECT_EQ(parse_family(family_word(f)), f);
+  EXPECT_GT(published_defect_map().size(), 60u);
+}
+
+TEST(DefectFamily, AUsersMapComesFirstAndBadLinesSayWhere) {
+  TempDir dir;
+  {
+    std::ofstream out(dir / "map.csv");
+    out << "name,family\n# a comment\nblob,stain\ncrack,hole\r\n";
+  }
+  const auto m = load_defect_map(dir / "map.csv");
+  EXPECT_EQ(m.size(), 2u);
+  EXPECT_EQ(family_of("Blob", &m), DefectFamily::Stain);
+  EXPECT_EQ(family_of("crack", &m), DefectFamily::Hole);  // the user's word wins
+  EXPECT_EQ(family_of("crack"), DefectFamily::Crack);
+  {
+    std::ofstream out(dir / "bad.csv");
+    out << "blob,stain\nsmear,smudge\n";
+  }
+  try {
+    load_defect_map(dir / "bad.csv");
+    ADD_FAILURE() << "an unknown family must be refused";
+  } catch (const lriad::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("smudge"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_defect_map(dir / "missing.csv"), lriad::Error);
+}
+
+namespace {
+
+// A 30x30 grey image with its deviation map: flat 0.5 everywhere (below the level 1).
+struct Scene {
+  cv::Mat map = cv::Mat(30, 30, CV_32FC1, cv::Scalar(0.5));
+  cv::Mat rgb = cv::Mat(30, 30, CV_32FC3, cv::Scalar(0.5, 0.5, 0.5));
+  // An area where the map is `value` and the image `colour`.
+  void mark(const cv::Rect& r, float value, cv::Scalar colour) {
+    map(r).setTo(value);
+    rgb(r).setTo(colour);
+  }
+};
+
+}  // namespace
+
+TEST(EvidenceFacts, EachClauseIsTrueOfTheImage) {
+  {  // a thin dark line from the upper left into the top cell, peaking at 3.4 in the upper left
+    Scene s;
+    s.mark(cv::Rect(2, 4, 16, 1), 2.0f, cv::Scalar(0.2, 0.2, 0.2));
+    s.map.at<float>(4, 3) = 3.4f;
+    const auto f = evidence_facts(s.map, s.rgb, 1.0);
+    EXPECT_TRUE(f.above);
+    EXPECT_DOUBLE_EQ(f.ratio, 3.4);
+    EXPECT_EQ(f.where, Region::UpperLeft);
+    EXPECT_EQ(f.also, Region::Top);  // 8 of its 16 pixels lie in the top cell
+    EXPECT_EQ(f.extent, EvidenceFacts::Extent::Thin);
+    EXPECT_EQ(f.tone, EvidenceFacts::Tone::Darker);
+    EXPECT_EQ(where_text(f), "upper left and top");
+    EXPECT_EQ(looks_text(f), "a thin, long mark darker than around it");
+  }
+  {  // a small bright square in the centre, twice the level of 0.8
+    Scene s;
+    s.mark(cv::Rect(13, 13, 3, 3), 1.6f, cv::Scalar(0.9, 0.9, 0.9));
+    const auto f = evidence_facts(s.map, s.rgb, 0.8);
+    EXPECT_DOUBLE_EQ(f.ratio, 2.0);
+    EXPECT_EQ(f.where, Region::Center);
+    EXPECT_FALSE(f.also.has_value());
+    EXPECT_EQ(f.extent, EvidenceFacts::Extent::Compact);
+    EXPECT_EQ(f.tone, EvidenceFacts::Tone::Brighter);
+  }
+  {  // a large reddish area of the same brightness at the lower right
+    Scene s;
+    s.mark(cv::Rect(20, 18, 10, 12), 5.0f, cv::Scalar(0.7, 0.4, 0.4));
+    s.map.at<float>(25, 25) = 6.0f;
+    const auto f = evidence_facts(s.map, s.rgb, 1.0);
+    EXPECT_EQ(f.where, Region::LowerRight);
+    EXPECT_EQ(f.extent, EvidenceFacts::Extent::Large);  // 120 of 900 pixels
+    EXPECT_EQ(f.tone, EvidenceFacts::Tone::Colour);
+    EXPECT_EQ(looks_text(f), "a large area of another colour");
+  }
+  {  // nothing above the level: only where the largest deviation is, and how strong
+    Scene s;
+    s.map.at<float>(25, 5) = 0.83f;
+    const auto f = evidence_facts(s.map, s.rgb, 1.0);
+    EXPECT_FALSE(f.above);
+    EXPECT_DOUBLE_EQ(f.ratio, 0.8);
+    EXPECT_EQ(f.where, Region::LowerLeft);
+  }
+  EXPECT_EQ(ratio_text(3.44), "3.4");
+  EXPECT_EQ(ratio_text(12.6), "13");
+  EXPECT_EQ(ratio_text(0.04), "0.0");
+  EXPECT_THROW(evidence_facts(cv::Mat(), cv::Mat(), 1.0), lriad::Error);
+  EXPECT_THROW(evidence_facts(Scene().map, Scene().rgb, 0.0), lriad::Error);
+}
+
+TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
+  EvidenceFacts f;
+  f.where = Region::UpperLeft;
+  f.also = Region::Top;
+  f.ratio = 3.4;
+  f.above = true;
+  f.extent = EvidenceFacts::Extent::Thin;
+  f.tone = EvidenceFacts::Tone::Darker;
+  const std::string anomalous = build_completion({"carpet", true, "poke", std::nullopt, 0, &f});
+  EXPECT_EQ(anomalous,
+            "<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation is at "
+            "the upper left and top, 3.4 times the normal level. There is a thin, long mark darker than around it, like a "
+            "hole, so it is anomalous.</think><answer>anomalous: hole</answer>");  // poke is a hole
+  EvidenceFacts n;
+  n.where = Region::Bottom;
+  n.ratio = 0.8;
+  const std::string normal = build_completion({"carpet", false, "", std::nullopt, 1, &n});
+  EXPECT_EQ(normal,
+            "<think>This is a carpet sample. Against normal carpet images, its largest deviation lies at the bottom, 0.8 "
+            "times the normal level. Nothing there stands out from normal carpet images, so it is normal.</think>"
+            "<answer>normal</answer>");
+  for (const auto& text : {anomalous, normal}) {
+    const auto p = parse_completion(text, {"poke"});
+    SCOPED_TRACE(text);
+    EXPECT_TRUE(p.well_formed) << p.error;
+    EXPECT_TRUE(p.consistent);
+  }
+  const auto a = parse_completion(anomalous, {"poke"});
+  EXPECT_EQ(a.region, Region::UpperLeft);
+  EXPECT_EQ(a.finding_verdict, 1);
+  EXPECT_EQ(a.named_type, "hole");
+  EXPECT_EQ(a.defect_type, "hole");
+  EXPECT_EQ(parse_completion(normal).region, Region::Bottom);
+  EXPECT_EQ(parse_completion(normal).finding_verdict, 0);
+  // A type no family holds is named as it is; an unnamed defect likens it to nothing.
+  EXPECT_NE(build_completion({"carpet", true, "combined", std::nullopt, 2, &f}).find("like a combined, so"), std::string::npos);
+  EXPECT_NE(build_completion({"carpet", true, "anomaly", std::nullopt, 2, &f}).find("darker than around it, so it is anomalous"),
+            std::string::npos);
+}
+
+TEST(ParseCompletion, TheFindingAndTheNamedTypeMustAgreeWithTheAnswer) {
+  // "I find no defect, so it is anomalous" was consistent before: its conclusion matches the answer.
+  auto p = parse_completion(completion("I find no defect, so it is anomalous.", "anomalous"));
+  EXPECT_EQ(p.finding_verdict, 0);
+  EXPECT_FALSE(p.consistent);
+  p = parse_completion(completion("There is a thin mark, like a crack, so it is anomalous.", "anomalous: hole"));
+  EXPECT_EQ(p.named_type, "crack");
+  EXPECT_FALSE(p.consistent);  // likened to a crack, answered a hole
+  p = parse_completion(completion("There is a thin mark, like a crack, so it is anomalous.", "anomalous: crack"));
+  EXPECT_TRUE(p.consistent);
+  p = parse_completion(completion("There is a small mark, like a hole, so it is anomalous.", "anomalous: poke"), {"poke"});
+  EXPECT_TRUE(p.consistent);  // poke is a hole
+  p = parse_completion(completion("There is a large area, like contamination, so it is anomalous.", "anomalous: contamination"));
+  EXPECT_EQ(p.named_type, "contamination");
+  EXPECT_TRUE(p.consistent);
+  p = parse_completion(completion("Nothing there stands out from normal wood images, so it is normal.", "normal"));
+  EXPECT_TRUE(p.consistent);
+  p = parse_completion(completion("There is a small mark, so it is normal.", "normal"));
+  EXPECT_FALSE(p.consistent);  // found something, called it normal
 }

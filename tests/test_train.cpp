@@ -20,6 +20,7 @@
 #include "lriad/data/synth.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/verdict.h"
+#include "lriad/text/evidence.h"
 #include "lriad/text/prompt.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/model/weights.h"
@@ -373,8 +374,10 @@ TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
   const text::Tokenizer tok = text::Tokenizer::train(dir.path(), o);
   const auto points = model::decision_points(tok, {"hex_nut", "wood"});
   ASSERT_EQ(points.size(), 2u);
-  const auto& hex = points.at("hex_nut");
-  ASSERT_EQ(hex.size(), size_t(text::kCotVariants));  // each phrasing has its own shared start
+  std::vector<model::DecisionPoint> hex;  // the short templates' points: each phrasing has its own shared start
+  for (const auto& d : points.at("hex_nut"))
+    if (!d.anywhere) hex.push_back(d);
+  ASSERT_EQ(hex.size(), size_t(text::kCotVariants));
   for (int v = 0; v < text::kCotVariants; ++v) {
     const auto normal = tok.encode(text::build_completion({"hex_nut", false, "", std::nullopt, v}));
     const auto anomalous = tok.encode(text::build_completion({"hex_nut", true, "crack", text::Region::Top, v}));
@@ -427,6 +430,49 @@ TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
   const auto scores = model::anomaly_scores(p);
   EXPECT_NEAR(scores[1], 0.25, 1e-6);
   EXPECT_THROW(model::decision_probs(logits, tokens, mask, {"hex_nut"}, points, fallback), std::invalid_argument);
+}
+
+// Grounded chains state the image's own region and ratio before their decision: it is found after
+// the marker " times the normal level." wherever that lies, and its probability read there.
+TEST(Verdict, GroundedChainsDecideAfterTheMarker) {
+  TempDir dir;
+  text::TokenizerTrainOptions o;
+  o.vocab_size = 400;
+  o.categories = {"wood"};
+  o.defect_types = {"crack"};
+  const text::Tokenizer tok = text::Tokenizer::train(dir.path(), o);
+  const auto points = model::decision_points(tok, {"wood"});
+  const model::DecisionPoint* marker = nullptr;
+  for (const auto& d : points.at("wood"))
+    if (d.anywhere) marker = &d;
+  ASSERT_NE(marker, nullptr);
+  // Two images with other facts: the chains part right after the marker in both.
+  text::EvidenceFacts a, b;
+  a.ratio = 0.7;
+  b.where = text::Region::LowerRight;
+  b.also = text::Region::Bottom;
+  b.ratio = 4.2;
+  b.above = true;
+  b.extent = text::EvidenceFacts::Extent::Thin;
+  for (const auto* f : {&a, &b})
+    for (int v = 0; v < text::kCotVariants; ++v) {
+      const auto normal = tok.encode(text::build_completion({"wood", false, "", std::nullopt, v, f}));
+      const auto anomalous = tok.encode(text::build_completion({"wood", true, "crack", std::nullopt, v, f}));
+      size_t k = 0;
+      while (normal[k] == anomalous[k]) ++k;
+      EXPECT_EQ(normal[k], marker->normal);
+      ASSERT_GE(k, marker->prefix.size());
+      EXPECT_TRUE(std::equal(marker->prefix.begin(), marker->prefix.end(), normal.begin() + long(k - marker->prefix.size())));
+      // decision_probs reads row 0 (the anomalous chain) at k.
+      const int64_t C = int64_t(anomalous.size()), V = tok.vocab_size();
+      auto tokens = torch::zeros({1, C}, torch::kInt64);
+      auto mask = torch::ones({1, C}, torch::kInt64);
+      for (int64_t c = 0; c < C; ++c) tokens[0][c] = anomalous[size_t(c)];
+      auto logits = torch::zeros({1, C, V});
+      logits[0][int64_t(k)][marker->normal] = std::log(double(V - 1));  // p(normal) 0.5 at the decision only
+      const auto p = model::decision_probs(logits, tokens, mask, {"wood"}, points, torch::full({1, 2}, -1.f));
+      EXPECT_NEAR(p[0][0].item<double>(), 0.5, 1e-6) << "phrasing " << v;
+    }
 }
 
 // The evidence gate's test: the map (channel 3) inside the footprint, brought to the map's side.

@@ -24,7 +24,7 @@ std::string bin() { return LRIAD_BIN; }
 // A policy small enough to train in seconds on 2 cores; images 32 px, parts compared at 64.
 const std::string kSmall =
     " --set model.dim=48 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2 --set model.mlp_hidden=96"
-    " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2 --set tokenizer.vocab_size=320"
+    " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2 --set tokenizer.vocab_size=1024"
     " --set model.image_size=32 --set model.patch_size=8 --set model.reference_fine_size=64 --set model.reference_bank=64"
     " --set sft.batch_size=4 --set train.val_size=8 --set data.val_fraction=0.2 --set train.log_every=100";
 

@@ -32,6 +32,10 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--device", o->device, "cpu or cuda (default: the run's)");
   cmd->add_flag("--skip-bad-images", o->skip_bad_images,
                 "Leave out unreadable images with a warning each (listed in metrics.json as skipped_images)");
+  cmd->add_option("--defect-map", o->defect_map,
+                  "CSV of name,family lines mapping a folder dataset's defect names onto the families the chains name "
+                  "(scratch, crack, hole, stain, contamination, missing part, misplaced part, deformation, cut, misprint)")
+      ->check(CLI::ExistingFile);
   cmd->callback([o, out, &global] {
     start_torch_runtime(global);
     const std::string dir = out->empty() ? o->run_dir + "/eval-" + o->split : *out;

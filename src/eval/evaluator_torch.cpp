@@ -21,6 +21,8 @@
 #include "lriad/model/precision.h"
 #include "lriad/model/verdict.h"
 #include "lriad/text/answer.h"
+#include "lriad/text/defect_family.h"
+#include "lriad/text/evidence.h"
 #include "lriad/text/prompt.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/checkpoint.h"
@@ -41,6 +43,7 @@ struct Inspector::State {
   }
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
   std::optional<model::InputRecord> record;          // the run's policy_input.json (absent in older runs)
+  std::optional<train::BaselineThresholds> levels;   // baseline.json: each category's normal level (the facts)
   std::map<std::string, std::vector<int64_t>> prompts;
   const std::vector<int64_t>& prompt(const std::string& category) {
     auto it = prompts.find(category);
@@ -70,6 +73,8 @@ Inspector::Inspector(const std::string& run_dir, const std::string& device, cons
                   "the run is incomplete: train it again (or copy the file along with the weights)");
     s_->reference = std::make_unique<data::NormalReference>(data::NormalReference::load(path));
   }
+  const std::string levels = train::RunFiles{run_dir}.baseline();
+  if (s_->reference && io::is_file(levels)) s_->levels = train::load_baseline(levels);
   const std::string record = train::RunFiles{run_dir}.policy_input();
   if (io::is_file(record)) s_->record = model::InputRecord::load(record);
   s_->loaded.policy->eval();
@@ -101,8 +106,15 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     prompts.push_back(s_->prompt(in.category));
   }
   std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
+  std::vector<std::vector<text::Region>> where(inputs.size());  // where the evidence peaks (text/evidence.h)
   if (s_->reference)
-    for (size_t i = 0; i < images.size(); ++i) peaks[i] = train::evidence_peak(images[i]);
+    for (size_t i = 0; i < images.size(); ++i) {
+      peaks[i] = train::evidence_peak(images[i]);
+      if (!s_->levels || !s_->levels->usable() || !(s_->levels->threshold(inputs[i].category) > 0)) continue;
+      const auto f = model::input_facts(images[i], s_->levels->threshold(inputs[i].category));
+      where[i].push_back(f.where);
+      if (f.also) where[i].push_back(*f.also);
+    }
   const auto batch = torch::stack(images).to(s_->device);  // (B,C,S,S)
   model::GenerateOptions go;
   go.group = G;
@@ -159,6 +171,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       p.length = int(lengths[n].item<int64_t>());
       p.score = scores[size_t(n)];
       p.evidence_peak = peaks[b];
+      p.evidence_regions = where[b];
       chains.push_back(std::move(p));
     }
     if (G == 1) {
@@ -284,7 +297,10 @@ EvalResult evaluate(const EvalOptions& o) {
         p.mask = *s.mask_path;
         if (p.label == 1 && p.pred == 1) {
           const auto region = text::parse_region(p.region);
-          p.localized = region.has_value() && region_overlaps_mask(*region, data::read_mask(*s.mask_path));
+          const cv::Mat mask = data::read_mask(*s.mask_path);
+          p.localized = region.has_value() && region_overlaps_mask(*region, mask);
+          p.centre_localized = region_overlaps_mask(text::Region::Center, mask);  // the explanation baselines
+          if (!p.evidence_regions.empty()) p.peak_localized = region_overlaps_mask(p.evidence_regions.front(), mask);
         }
       }
       right += p.pred == p.label;
@@ -298,7 +314,9 @@ EvalResult evaluate(const EvalOptions& o) {
   if (!result.skipped.empty())
     spdlog::warn("{} unreadable images skipped (listed in metrics.json as skipped_images)", result.skipped.size());
 
-  result.metrics = summarize(result.predictions);
+  std::optional<text::DefectMap> user_map;
+  if (!o.defect_map.empty()) user_map = text::load_defect_map(o.defect_map);
+  result.metrics = summarize(result.predictions, user_map ? &*user_map : nullptr);
   result.metrics["run"] = o.run_dir;
   result.metrics["weights"] = o.weights.empty() ? default_weights(o.run_dir) : o.weights;
   result.metrics["dataset"] = root;

@@ -77,6 +77,39 @@ std::string roc_svg(const std::vector<Prediction>& ps) {
   return o.str();
 }
 
+// The explanations beside their baselines (summary.h): localisation of the stated region against
+// "always the centre" and "the evidence's peak cell", the stated region against the evidence,
+// family accuracy against "the most frequent family", and phrase collapse (a share over 30% flagged).
+std::string explanation_section(const nlohmann::json& m) {
+  std::ostringstream o;
+  o << "<h2>Explanations</h2><table id=\"explanations\"><tr><th>figure</th><th>policy</th><th>baseline</th></tr>";
+  const auto lb = m.value("localization_baselines", nlohmann::json());
+  auto row = [&](const std::string& name, const nlohmann::json& v, const std::string& base) {
+    o << "<tr><td>" << name << "</td><td>" << fmt(v) << "</td><td>" << base << "</td></tr>";
+  };
+  if (lb.is_object()) {
+    row("localisation (stated region holds defect pixels)", m.value("localization_agreement", nlohmann::json()),
+        "always the centre " + fmt(lb["centre"]) + "; the evidence's peak cell " + fmt(lb["evidence_peak"]));
+  }
+  row("stated region is where the evidence peaks", m.value("region_matches_evidence", nlohmann::json()), "-");
+  row("defect family accuracy", m.value("defect_family_accuracy", nlohmann::json()),
+      "the most frequent family " + fmt(m.value("family_baseline_most_frequent", nlohmann::json())));
+  o << "</table>";
+  const auto c = m.value("collapse", nlohmann::json());
+  if (c.is_object()) {
+    o << "<p>Among " << fmt(c["n"]) << " anomalous answers, the most frequent chain is " << fmt(c["chain"])
+      << " of them, the most frequent region " << fmt(c["region"]) << ", the most frequent type " << fmt(c["type"]) << ".";
+    std::string flagged;
+    for (const char* k : {"chain", "region", "type"})
+      if (c[k].is_number() && c[k].get<double>() > kCollapseShare) flagged += std::string(flagged.empty() ? "" : ", ") + k;
+    if (!flagged.empty())
+      o << " <strong class=\"flag\">Phrase collapse: the most frequent " << flagged
+        << " is over 30% of the anomalous answers; the explanations may not be specific to each image.</strong>";
+    o << "</p>";
+  }
+  return o.str();
+}
+
 // The policy beside the evidence-only baseline (eval/baseline.h): balanced accuracy and AUROC,
 // overall and per category; or why the run has no baseline.
 std::string baseline_section(const nlohmann::json& m) {
@@ -213,11 +246,13 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
 
   o << baseline_section(m);
 
-  o << "<h2>Per defect type</h2><table id=\"per-defect-type\"><tr><th>defect type</th><th>n</th><th>recall</th><th>type "
-       "accuracy</th></tr>";
+  o << explanation_section(m);
+
+  o << "<h2>Per defect type</h2><table id=\"per-defect-type\"><tr><th>defect type</th><th>family</th><th>n</th><th>recall"
+       "</th><th>type accuracy</th></tr>";
   for (const auto& [type, t] : m["per_defect_type"].items())
-    o << "<tr><td>" << html_escape(type) << "</td><td>" << fmt(t["n"]) << "</td><td>" << fmt(t["recall"]) << "</td><td>"
-      << fmt(t["type_accuracy"]) << "</td></tr>";
+    o << "<tr><td>" << html_escape(type) << "</td><td>" << (t.contains("family") && t["family"].is_string() ? html_escape(t["family"].get<std::string>()) : "-") << "</td><td>"
+      << fmt(t["n"]) << "</td><td>" << fmt(t["recall"]) << "</td><td>" << fmt(t["type_accuracy"]) << "</td></tr>";
   o << "</table>";
 
   // Gallery: false negatives, false positives, then some correct ones.

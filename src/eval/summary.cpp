@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "lriad/eval/metrics.h"
+#include "lriad/text/answer.h"
 
 namespace lriad::eval {
 namespace {
@@ -43,6 +44,55 @@ const char* const kMacroKeys[] = {"accuracy", "balanced_accuracy", "precision", 
 
 double share(int64_t k, int64_t n) { return n ? double(k) / double(n) : 0.0; }
 
+// The share of the most frequent value (0 for none).
+double top_share(const std::map<std::string, int64_t>& counts) {
+  int64_t top = 0, n = 0;
+  for (const auto& [k, c] : counts) top = std::max(top, c), n += c;
+  return share(top, n);
+}
+
+// Explanations: baselines of localisation, agreement with the evidence, family accuracy and its
+// baseline, and phrase collapse.
+void explanation_block(const std::vector<const Prediction*>& ps, const text::DefectMap* user, nlohmann::json& out) {
+  int64_t centre_n = 0, centre_hit = 0, peak_hit = 0, stated = 0, agree = 0, fam_n = 0, fam_hit = 0;
+  std::map<std::string, int64_t> truth_families, chains, regions, types;
+  for (const auto* p : ps) {
+    if (p->centre_localized) {
+      ++centre_n;
+      centre_hit += *p->centre_localized;
+      peak_hit += p->peak_localized.value_or(false);
+    }
+    const auto region = text::parse_region(p->region);
+    if (region && !p->evidence_regions.empty()) {
+      ++stated;
+      agree += std::find(p->evidence_regions.begin(), p->evidence_regions.end(), *region) != p->evidence_regions.end();
+    }
+    const auto truth = text::family_of(p->defect_type, user);
+    if (p->label == 1 && p->pred == 1 && truth) {
+      ++fam_n;
+      const auto said = text::family_of(p->pred_defect_type, user);
+      fam_hit += said && *said == *truth;
+      ++truth_families[text::family_word(*truth)];
+    }
+    if (p->pred == 1 && p->parsed) {
+      ++chains[text::parse_completion(p->completion).think];
+      ++regions[p->region];
+      ++types[text::canonical_defect_type(p->pred_defect_type)];
+    }
+  }
+  out["localization_baselines"] = centre_n ? nlohmann::json{{"centre", share(centre_hit, centre_n)}, {"evidence_peak", share(peak_hit, centre_n)},
+                                                            {"n", centre_n}}
+                                           : nlohmann::json(nullptr);
+  out["region_matches_evidence"] = stated ? nlohmann::json(share(agree, stated)) : nlohmann::json(nullptr);
+  out["defect_family_accuracy"] = fam_n ? nlohmann::json(share(fam_hit, fam_n)) : nlohmann::json(nullptr);
+  out["family_baseline_most_frequent"] = fam_n ? nlohmann::json(top_share(truth_families)) : nlohmann::json(nullptr);
+  int64_t anomalous = 0;
+  for (const auto& [k, c] : chains) anomalous += c;
+  out["collapse"] = anomalous ? nlohmann::json{{"chain", top_share(chains)}, {"region", top_share(regions)},
+                                               {"type", top_share(types)}, {"n", anomalous}}
+                              : nlohmann::json(nullptr);
+}
+
 // Chain-of-thought and defect-type figures.
 void cot_block(const std::vector<const Prediction*>& ps, nlohmann::json& out) {
   int64_t formed = 0, consistent = 0, unparseable = 0, truncated = 0, length_sum = 0, max_length = 0;
@@ -60,7 +110,7 @@ void cot_block(const std::vector<const Prediction*>& ps, nlohmann::json& out) {
     }
     if (p->label == 1 && p->pred == 1 && !text::is_unnamed_defect(p->defect_type)) {
       ++type_n;
-      type_hit += text::canonical_defect_type(p->pred_defect_type) == text::canonical_defect_type(p->defect_type);
+      type_hit += text::same_defect(p->pred_defect_type, p->defect_type);  // its word or its family
     }
   }
   const int64_t n = int64_t(ps.size());
@@ -95,6 +145,13 @@ nlohmann::json to_json(const Prediction& p) {
                       {"mask", p.mask ? nlohmann::json(*p.mask) : nlohmann::json(nullptr)},
                       {"localized", p.localized ? nlohmann::json(*p.localized) : nlohmann::json(nullptr)},
                       {"evidence_peak", p.evidence_peak ? nlohmann::json(*p.evidence_peak) : nlohmann::json(nullptr)}};
+  if (!p.evidence_regions.empty()) {
+    std::vector<std::string> words;
+    for (auto r : p.evidence_regions) words.push_back(text::region_word(r));
+    j["evidence_regions"] = words;
+  }
+  if (p.centre_localized) j["centre_localized"] = *p.centre_localized;
+  if (p.peak_localized) j["peak_localized"] = *p.peak_localized;
   if (!p.votes.empty()) j["votes"] = p.votes;
   return j;
 }
@@ -119,6 +176,11 @@ Prediction prediction_from_json(const nlohmann::json& j) {
   if (j.contains("localized") && j["localized"].is_boolean()) p.localized = j["localized"].get<bool>();
   if (j.contains("evidence_peak") && j["evidence_peak"].is_number()) p.evidence_peak = j["evidence_peak"].get<double>();
   if (j.contains("votes")) p.votes = j["votes"].get<std::vector<int>>();
+  if (j.contains("evidence_regions"))
+    for (const auto& w : j["evidence_regions"].get<std::vector<std::string>>())
+      if (const auto r = text::parse_region(w)) p.evidence_regions.push_back(*r);
+  if (j.contains("centre_localized") && j["centre_localized"].is_boolean()) p.centre_localized = j["centre_localized"].get<bool>();
+  if (j.contains("peak_localized") && j["peak_localized"].is_boolean()) p.peak_localized = j["peak_localized"].get<bool>();
   return p;
 }
 
@@ -131,7 +193,7 @@ bool region_overlaps_mask(text::Region region, const cv::Mat& mask) {
   return cv::countNonZero(mask(cv::Range(y0, y1), cv::Range(x0, x1))) > 0;
 }
 
-nlohmann::json summarize(const std::vector<Prediction>& predictions) {
+nlohmann::json summarize(const std::vector<Prediction>& predictions, const text::DefectMap* user) {
   std::vector<const Prediction*> all;
   std::map<std::string, std::vector<const Prediction*>> by_category, by_type;
   for (const auto& p : predictions) {
@@ -141,6 +203,7 @@ nlohmann::json summarize(const std::vector<Prediction>& predictions) {
   }
   nlohmann::json out = binary_block(all);
   cot_block(all, out);
+  explanation_block(all, user, out);
 
   nlohmann::json per_category = nlohmann::json::object();
   std::map<std::string, std::vector<double>> macro_values;
@@ -167,9 +230,11 @@ nlohmann::json summarize(const std::vector<Prediction>& predictions) {
     int64_t flagged = 0, named = 0;
     for (const auto* p : ps) {
       flagged += p->pred == 1;
-      named += p->pred == 1 && text::canonical_defect_type(p->pred_defect_type) == text::canonical_defect_type(type);
+      named += p->pred == 1 && text::same_defect(p->pred_defect_type, type, user);
     }
+    const auto family = text::family_of(type, user);
     per_type[type] = {{"n", ps.size()},
+                      {"family", family ? nlohmann::json(text::family_word(*family)) : nlohmann::json(nullptr)},
                       {"recall", share(flagged, int64_t(ps.size()))},
                       {"type_accuracy", flagged && !text::is_unnamed_defect(type) ? nlohmann::json(share(named, flagged))
                                                                                   : nlohmann::json(nullptr)}};

@@ -117,7 +117,7 @@ void validate_training(const RunConfig& c) {
   check_positive("grpo.temperature", g.temperature);
   const RewardConfig& r = c.reward;
   for (auto [key, v] : {std::pair{"format", r.format}, {"accuracy", r.accuracy}, {"defect_type", r.defect_type},
-                        {"consistency", r.consistency}, {"object", r.object}, {"focal", r.focal},
+                        {"consistency", r.consistency}, {"object", r.object}, {"region", r.region}, {"focal", r.focal},
                         {"focal_gamma", r.focal_gamma}, {"weight_power", r.weight_power},
                         {"dynamic_difficulty", r.dynamic_difficulty}})
     if (v < 0) invalid(std::string("reward.") + key, "must be >= 0");

@@ -78,6 +78,19 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, co
   return torch::cat({data::image_to_tensor(image), map}, 0);                                       // (4,S,S)
 }
 
+text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {
+  if (input.dim() != 3 || input.size(0) < 4 || input.size(1) != input.size(2))
+    throw Error("evidence facts need a policy input (4,S,S) with the deviation channel, got " + c10::str(input.sizes()),
+                "the run has no normal reference (model.reference)");
+  const auto t = input.detach().to(torch::kCPU, torch::kFloat32);
+  const int S = int(t.size(1));
+  const auto map = t[3].contiguous();                           // (S,S)
+  const auto rgb = t.narrow(0, 0, 3).permute({1, 2, 0}).contiguous();  // (S,S,3)
+  const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
+  const cv::Mat c(S, S, CV_32FC3, const_cast<float*>(rgb.data_ptr<float>()));
+  return text::evidence_facts(m, c, level);
+}
+
 bool InputRecord::keeps_work_side(const std::string& category) const {
   return std::find(work_side_categories.begin(), work_side_categories.end(), category) != work_side_categories.end();
 }

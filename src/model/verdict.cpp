@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "lriad/text/evidence.h"
 #include "lriad/text/prompt.h"
 
 namespace lriad::model {
@@ -67,6 +68,47 @@ DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vect
       });
       if (!seen) list.push_back(d);
     }
+  // Grounded chains: two images' facts (other region, ratio); the tokens both share right before the
+  // branch are the marker.
+  text::EvidenceFacts f1, f2;
+  f1.ratio = 2.0;
+  f2.where = text::Region::UpperLeft;
+  f2.also = text::Region::Top;
+  f2.ratio = 13;
+  f1.above = f2.above = true;
+  for (const auto& category : categories)
+    for (int v = 0; v < text::kCotVariants; ++v) {
+      std::vector<int64_t> before[2];
+      int64_t normal_token[2] = {-1, -1};
+      const text::EvidenceFacts* facts[2] = {&f1, &f2};
+      for (int i = 0; i < 2; ++i) {
+        text::CotSpec spec{category, false, "", std::nullopt, v, facts[i]};
+        const auto normal = tokenizer.encode(text::build_completion(spec));
+        spec.anomalous = true;
+        spec.defect_type = "scratch";
+        const auto anomalous = tokenizer.encode(text::build_completion(spec));
+        size_t k = 0;
+        while (k < normal.size() && k < anomalous.size() && normal[k] == anomalous[k]) ++k;
+        if (k == 0 || k >= normal.size() || k >= anomalous.size()) break;
+        before[i].assign(normal.begin(), normal.begin() + std::ptrdiff_t(k));
+        normal_token[i] = normal[k];
+      }
+      if (normal_token[0] < 0 || normal_token[0] != normal_token[1]) continue;
+      size_t n = 0;  // the shared suffix, at most 6 tokens
+      while (n < 6 && n < before[0].size() && n < before[1].size() &&
+             before[0][before[0].size() - 1 - n] == before[1][before[1].size() - 1 - n])
+        ++n;
+      if (n < 2) continue;
+      DecisionPoint d;
+      d.prefix.assign(before[0].end() - std::ptrdiff_t(n), before[0].end());
+      d.normal = normal_token[0];
+      d.anywhere = true;
+      auto& list = out[category];
+      const bool seen = std::any_of(list.begin(), list.end(), [&](const DecisionPoint& o) {
+        return o.anywhere && o.prefix == d.prefix && o.normal == d.normal;
+      });
+      if (!seen) list.push_back(d);
+    }
   return out;
 }
 
@@ -87,16 +129,22 @@ torch::Tensor decision_probs(const torch::Tensor& logits, const torch::Tensor& t
   for (int64_t n = 0; n < N; ++n) {
     auto it = points.find(categories[size_t(n)]);
     if (it == points.end()) continue;
+    bool found = false;
     for (const auto& d : it->second) {
       const int64_t k = int64_t(d.prefix.size());
-      if (k >= C || !m[n * C + k]) continue;  // the completion must go on after the prefix
-      bool match = true;
-      for (int64_t c = 0; c < k && match; ++c) match = m[n * C + c] && t[n * C + c] == d.prefix[size_t(c)];
-      if (!match) continue;
-      rows.push_back(n);
-      cols.push_back(k);
-      normal_ids.push_back(d.normal);
-      break;
+      // The prefix at the start, or the marker at its first place; the completion must go on after it.
+      for (int64_t start = 0; start + k < C && !found; ++start) {
+        if (!d.anywhere && start > 0) break;
+        if (!m[n * C + start + k]) break;
+        bool match = true;
+        for (int64_t c = 0; c < k && match; ++c) match = m[n * C + start + c] && t[n * C + start + c] == d.prefix[size_t(c)];
+        if (!match) continue;
+        rows.push_back(n);
+        cols.push_back(start + k);
+        normal_ids.push_back(d.normal);
+        found = true;
+      }
+      if (found) break;
     }
   }
   if (rows.empty()) return out;

@@ -1,6 +1,8 @@
 // parse_completion: the format, verdict, defect type, region and consistency of one completion.
 #include "lriad/text/answer.h"
 
+#include "lriad/text/defect_family.h"
+
 #include <cctype>
 
 namespace lriad::text {
@@ -137,6 +139,31 @@ std::optional<int> reasoning_verdict(const std::string& think) {
   return verdict_of_word(after.front().text);
 }
 
+// Rule 6: what the think says it found, from its phrases (lowercase, whitespace collapsed).
+std::optional<int> finding_verdict(const std::string& think) {
+  const std::string t = lowercase(think);
+  static const char* none[] = {"nothing there stands out", "no defect", "nothing looks out of place", "surface is uniform"};
+  static const char* some[] = {"there is a ", "there is an ", "i find a ", "i find an ", " is visible"};
+  bool n = false, a = false;
+  for (const char* p : none) n = n || t.find(p) != std::string::npos;
+  for (const char* p : some) a = a || t.find(p) != std::string::npos;
+  if (n == a) return std::nullopt;
+  return a ? 1 : 0;
+}
+
+// Rule 6: "like a crack," -> "crack", "like contamination." -> "contamination" (canonical); "" when
+// the think likens the finding to nothing.
+std::string named_type(const std::string& think) {
+  const std::string t = " " + lowercase(think);
+  const size_t p = t.find(" like ");
+  if (p == std::string::npos) return "";
+  size_t from = p + 6;
+  for (const char* article : {"an ", "a "})
+    if (t.compare(from, std::char_traits<char>::length(article), article) == 0) from += std::char_traits<char>::length(article);
+  const size_t to = t.find_first_of(",.;", from);
+  return canonical_defect_type(t.substr(from, to == std::string::npos ? std::string::npos : to - from));
+}
+
 // Blanks out whole-word occurrences of the defect-type names so parse_region skips them.
 std::string mask_names(const std::string& think, const std::vector<std::string>& names) {
   std::string t = lowercase(think);
@@ -189,7 +216,13 @@ ParsedCompletion parse_completion(const std::string& text, const std::vector<std
     if (!r.defect_type.empty()) names.push_back(r.defect_type);
     r.region = parse_region(mask_names(r.think, names));
   }
-  r.consistent = r.verdict && r.reasoning_verdict && *r.verdict == *r.reasoning_verdict;
+  if (has_think) {
+    r.finding_verdict = finding_verdict(r.think);
+    r.named_type = named_type(r.think);
+  }
+  r.consistent = r.verdict && r.reasoning_verdict && *r.verdict == *r.reasoning_verdict &&
+                 (!r.finding_verdict || *r.finding_verdict == *r.verdict) &&
+                 (r.named_type.empty() || (*r.verdict == 1 && same_defect(r.named_type, r.defect_type)));
 
   // 2. the format rules, first failure wins
   auto tag_count = [](size_t n, const std::string& tag) -> std::string {

@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 
 #include "lriad/data/sample.h"
+#include "lriad/text/defect_family.h"
+#include "lriad/text/evidence.h"
 #include "lriad/data/synth.h"
 
 namespace lriad::text {
@@ -107,6 +110,34 @@ std::string finding_anomalous(const CotSpec& s, int v) {
   }
 }
 
+// The grounded chain's comparison sentence, ending with kDecisionMarker.
+std::string compared(const std::string& category, const EvidenceFacts& f, int v) {
+  const std::string c = spaced(category), at = where_text(f) + ", " + ratio_text(f.ratio) + kDecisionMarker;
+  switch (v) {
+    case 0: return "I compare it with normal " + c + " images: the largest deviation is at the " + at;
+    case 1: return "Against normal " + c + " images, its largest deviation lies at the " + at;
+    default: return "Compared with normal " + c + " images, the largest deviation is at the " + at;
+  }
+}
+
+// The word an anomalous answer names: the defect's family where it maps onto one, else its type;
+// "" for an unnamed defect.
+std::string answer_type(const std::string& defect_type) {
+  if (is_unnamed_defect(defect_type)) return "";
+  if (const auto f = family_of(defect_type)) return family_word(*f);
+  return spaced(canonical_defect_type(defect_type));
+}
+
+std::string grounded_think(const CotSpec& s, int v) {
+  const EvidenceFacts& f = *s.evidence;
+  std::string think = intro(s.category, v) + " " + compared(s.category, f, v) + " ";
+  if (!s.anomalous) return think + "Nothing there stands out from normal " + spaced(s.category) + " images" + conclusion(false);
+  const std::string type = answer_type(s.defect_type);
+  // "like a crack", "like contamination" (a mass noun takes no article).
+  const std::string like = type == "contamination" ? type : article(type, false) + " " + type;
+  return think + "There is " + looks_text(f) + (type.empty() ? "" : ", like " + like) + conclusion(true);
+}
+
 }  // namespace
 
 std::string build_prompt(const std::string& category) {
@@ -190,18 +221,21 @@ bool is_unnamed_defect(const std::string& defect_type) {
 
 std::string build_completion(const CotSpec& spec) {
   const int v = ((spec.variant % kCotVariants) + kCotVariants) % kCotVariants;
-  std::string think = intro(spec.category, v) + " " + inspected(v) + " " +
-                      (spec.anomalous ? finding_anomalous(spec, v) : finding_normal(v));
+  std::string think = spec.evidence ? grounded_think(spec, v)
+                                    : intro(spec.category, v) + " " + inspected(v) + " " +
+                                          (spec.anomalous ? finding_anomalous(spec, v) : finding_normal(v));
   std::string answer = "normal";
   if (spec.anomalous) {
     answer = "anomalous";
-    if (!is_unnamed_defect(spec.defect_type)) answer += ": " + spaced(canonical_defect_type(spec.defect_type));
+    const std::string type = spec.evidence ? answer_type(spec.defect_type)
+                                           : is_unnamed_defect(spec.defect_type) ? "" : spaced(canonical_defect_type(spec.defect_type));
+    if (!type.empty()) answer += ": " + type;
   }
   return std::string(kThinkOpen) + think + kThinkClose + kAnswerOpen + answer + kAnswerClose;
 }
 
 std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories,
-                                          const std::vector<std::string>& defect_types) {
+                                          const std::vector<std::string>& defect_types, bool grounded) {
   // 1. names: the given ones, or the synthetic demo's
   std::vector<std::string> cats = categories, types = defect_types;
   if (cats.empty())
@@ -220,6 +254,48 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
   auto add = [&](std::string s) {
     if (seen.insert(s).second) out.push_back(std::move(s));
   };
+  // The grounded chains: every region and region pair, every description and family, and every
+  // ratio a chain can state (one sentence each, so that the numbers' pieces are learnt).
+  std::vector<EvidenceFacts> facts;
+  for (int r = 0; r < kRegionCount; ++r) {
+    EvidenceFacts f;
+    f.where = Region(r);
+    f.ratio = 0.5 + r;
+    facts.push_back(f);
+    for (int o = 0; o < kRegionCount; ++o)
+      if (o != r && std::abs(o / 3 - r / 3) <= 1 && std::abs(o % 3 - r % 3) <= 1) {
+        f.also = Region(o);
+        facts.push_back(f);
+        f.also.reset();
+      }
+  }
+  std::vector<EvidenceFacts> looks;
+  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large})
+    for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter, EvidenceFacts::Tone::Colour}) {
+      EvidenceFacts f;
+      f.above = true;
+      f.ratio = 2.5;
+      f.extent = e;
+      f.tone = t;
+      looks.push_back(f);
+    }
+  std::vector<std::string> families = {""};
+  for (auto fam : all_families()) families.push_back(family_word(fam));
+  for (const auto& t : types)
+    if (!family_of(t)) families.push_back(t);  // types no family holds are named as they are
+  const std::string fragment = std::string(kThinkOpen) + "The largest deviation is ";
+  for (int tenth = 0; tenth < 100 && grounded; ++tenth) add(fragment + ratio_text(tenth / 10.0) + kDecisionMarker);
+  for (int whole = 10; whole < 100 && grounded; ++whole) add(fragment + ratio_text(whole) + kDecisionMarker);
+  for (const auto& c : cats) {
+    if (!grounded) break;
+    add(build_prompt(c));
+    for (int v = 0; v < kCotVariants; ++v) {
+      for (const auto& f : facts) add(build_completion({c, false, "", std::nullopt, v, &f}));
+      for (size_t k = 0; k < looks.size(); ++k)
+        for (const auto& t : families)
+          if (k % 4 == size_t(v) || t.empty()) add(build_completion({c, true, t, std::nullopt, v, &looks[k]}));
+    }
+  }
   for (const auto& c : cats) {
     add(build_prompt(c));
     for (int v = 0; v < kCotVariants; ++v) {

@@ -33,7 +33,7 @@ void validate(const TokenizerTrainOptions& o) {
 // phrasing against (defect types + 1) x 10 anomalous ones; unweighted, "normal" would be left in
 // pieces while rare region phrases got whole ones.
 std::string corpus_text(const TokenizerTrainOptions& o, size_t* lines) {
-  const auto sentences = corpus_sentences(o.categories, o.defect_types);
+  const auto sentences = corpus_sentences(o.categories, o.defect_types, o.grounded);
   enum Kind { Prompt, Normal, Anomalous };
   const std::string normal_answer = std::string(kAnswerOpen) + "normal" + kAnswerClose;
   auto kind = [&](const std::string& s) {
@@ -195,7 +195,7 @@ TokenizerTrainSummary train_tokenizer_for_dataset(const TokenizerDatasetOptions&
   s.model_path = tok.model_path();
   s.vocab_size = tok.vocab_size();
   s.requested_vocab_size = train.vocab_size;
-  s.corpus_sentences = corpus_sentences(train.categories, train.defect_types).size() + train.extra_sentences.size();
+  s.corpus_sentences = corpus_sentences(train.categories, train.defect_types, train.grounded).size() + train.extra_sentences.size();
   s.categories = cats.size();
   s.defect_types = types.size();
   return s;

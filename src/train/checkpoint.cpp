@@ -131,6 +131,7 @@ int ensure_tokenizer(const RunFiles& run, const RunConfig& config, const std::st
   text::TokenizerDatasetOptions o;
   o.out = run.dir;
   o.train.vocab_size = config.tokenizer.vocab_size;
+  o.train.grounded = config.model.reference == "knn";  // chains grounded in the evidence (text/prompt.h)
   if (io::is_dir(config.data.root)) {
     o.format = config.data.format;
     o.root = config.data.root;

@@ -29,6 +29,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   const auto t0 = std::chrono::steady_clock::now();
   const auto& g = ctx.config.grpo;
   const int64_t B = g.batch_size, G = g.num_generations, N = B * G;
+  const torch::Tensor images_cpu = prepared.images;  // (B,C,S,S) on the CPU: the evidence facts
   EncodedBatch batch = ctx.encode(std::move(prepared));
   const bool bf16 = ctx.config.use_bf16();
 
@@ -82,9 +83,15 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
     for (int64_t n = 0; n < N; ++n) p[size_t(n)] = {probs[n][0].item<double>(), probs[n][1].item<double>()};
     std::vector<bool> anomalous;
     std::vector<rl::GroupSample> samples;
-    for (const auto& item : batch.items) {
+    for (size_t b = 0; b < batch.items.size(); ++b) {
+      const auto& item = batch.items[b];
       anomalous.push_back(item.anomalous);
-      samples.push_back({rl::RewardTarget{item.anomalous, item.defect_type, item.category}, ctx.class_weight(item.cls())});
+      rl::RewardTarget target{item.anomalous, item.defect_type, item.category, {}};
+      if (const auto f = ctx.facts_of(images_cpu[int64_t(b)], item.category)) {  // where the evidence is: the region reward
+        target.evidence_cells.push_back(f->where);
+        if (f->also) target.evidence_cells.push_back(*f->also);
+      }
+      samples.push_back({target, ctx.class_weight(item.cls())});
     }
     beliefs = rl::group_beliefs(p, anomalous);  // (B): one belief per group, whatever each row's phrasing
     breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);

@@ -87,8 +87,15 @@ std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage,
   return items;
 }
 
-std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant) const {
+std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input, const std::string& category) const {
+  if (!normal_reference || !levels || !levels->usable() || input.size(0) < 4 || !(levels->threshold(category) > 0))
+    return std::nullopt;  // no level to state a ratio to: the short template
+  return model::input_facts(input, levels->threshold(category));
+}
+
+std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant, const text::EvidenceFacts* facts) const {
   text::CotSpec spec;
+  spec.evidence = facts;
   spec.category = item.category;
   spec.anomalous = item.anomalous;
   spec.defect_type = item.anomalous ? item.defect_type : "";
@@ -428,6 +435,25 @@ void check_lengths(Context& ctx) {
           completion = std::max(completion, ctx.completion_ids(item, v).size());
         }
       }
+      if (ctx.levels) {  // grounded chains: the longest region pair, ratio and descriptions
+        text::EvidenceFacts f;
+        f.above = true;
+        f.where = text::Region::UpperLeft;
+        f.also = text::Region::LowerLeft;
+        f.ratio = 99;
+        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin})
+          for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter}) {
+            f.extent = e;
+            f.tone = t;
+            item.anomalous = false;
+            completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+            item.anomalous = true;
+            for (const auto& type : ctx.defect_types) {
+              item.defect_type = type;
+              completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+            }
+          }
+      }
     }
   }
   const auto& m = ctx.config.model;
@@ -560,6 +586,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     }
     if (!o.resume || !io::is_file(ctx.run.baseline()))  // the evidence-only baseline eval reports
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
+    ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to
   }
   check_lengths(ctx);
   if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume);

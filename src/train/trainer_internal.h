@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "lriad/model/policy.h"
 #include "lriad/model/verdict.h"
 #include "lriad/rl/class_weights.h"
+#include "lriad/text/evidence.h"
+#include "lriad/train/baseline.h"
 #include "lriad/train/input_maker.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/train/checkpoint.h"
@@ -46,6 +49,7 @@ struct Context {
   torch::nn::Linear vision_probe{nullptr};  // SFT's auxiliary image-level head on the vision tokens
   std::unique_ptr<TrainingSource> source;
   std::unique_ptr<data::NormalReference> normal_reference;  // model.reference "knn"
+  std::optional<BaselineThresholds> levels;  // each category's normal level (baseline.json), with a reference
   std::unique_ptr<InputMaker> inputs;  // made at the first input, once the reference is there
   std::once_flag inputs_made;          // prepare() runs on the prefetcher's thread too
   std::vector<std::string> defect_types;  // known names for parsing answers
@@ -67,7 +71,11 @@ struct Context {
   torch::Tensor input_of(const TrainItem& item);
   EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
-  std::vector<int64_t> completion_ids(const TrainItem& item, int variant) const;  // + eos
+  // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given.
+  std::vector<int64_t> completion_ids(const TrainItem& item, int variant, const text::EvidenceFacts* facts = nullptr) const;
+  // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
+  // baseline's threshold); nullopt without a reference.
+  std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category) const;
   std::string decode(const torch::Tensor& row, int64_t length) const;             // stops at eos
   void log_metrics(const nlohmann::json& line);
 };

@@ -69,6 +69,7 @@ struct EvalOptions {
   std::string device;
   int batch_size = 16;
   bool skip_bad_images = false;         // unreadable images: a warning each, listed in the metrics
+  std::string defect_map;               // CSV name,family for defect names no published table maps ("" = none)
   InspectOptions inspect;
 };
 

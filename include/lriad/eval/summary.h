@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include "lriad/text/defect_family.h"
 #include "lriad/text/prompt.h"
 
 namespace lriad::eval {
@@ -30,6 +31,11 @@ struct Prediction {
   std::optional<bool> localized;      // correctly flagged anomaly with a mask: region overlaps it
   std::vector<int> votes;   // --samples N: each chain's verdict (-1 unparseable)
   std::optional<double> evidence_peak;  // peak of the normal reference's deviation map (eval/baseline.h); none without it
+  // Where the deviation map peaks (text::EvidenceFacts: its cell, and a second cell an elongated
+  // area spans); empty without a reference. And, for a correctly flagged anomaly with a mask, the
+  // explanation baselines' localisation: "always the centre" and "the evidence's peak cell".
+  std::vector<text::Region> evidence_regions;
+  std::optional<bool> centre_localized, peak_localized;
 };
 
 nlohmann::json to_json(const Prediction& p);  // the predictions.jsonl fields
@@ -44,7 +50,15 @@ bool region_overlaps_mask(text::Region region, const cv::Mat& mask);
 // max_length, truncation_rate, localization_agreement (null without masks), n_localized,
 // defect_type_accuracy (null when no flagged anomaly has a named type), per_category,
 // per_defect_type and macro (the mean over categories; AUROC/AP over the categories that have one).
-nlohmann::json summarize(const std::vector<Prediction>& predictions);
+// Explanations (issue-level: chains a user can trust): localization_baselines {centre,
+// evidence_peak} beside localization_agreement; region_matches_evidence (the stated region is where
+// the evidence peaks, over chains that state one); defect_family_accuracy over correctly flagged
+// anomalies whose type maps onto a family (text/defect_family.h, `user` first) and its baseline
+// family_baseline_most_frequent; collapse {chain, region, type}: the share of the most frequent
+// anomalous chain, region and type among the anomalous answers (a share over kCollapseShare is
+// flagged by the report). per_defect_type gives each type's family.
+inline constexpr double kCollapseShare = 0.30;
+nlohmann::json summarize(const std::vector<Prediction>& predictions, const text::DefectMap* user = nullptr);
 
 // A compact fixed-width table: one row per category, then the macro average and "all"; with a
 // "baseline" object (eval/baseline.h), its balanced accuracy and AUROC in two more columns.

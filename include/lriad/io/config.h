@@ -261,6 +261,7 @@ struct RewardConfig {
   double defect_type = 0.5;
   double consistency = 0.25;
   double object = 0.25;             // the reasoning names the sample's category
+  double region = 0.25;             // the reasoning's region is where the evidence peaks (mask-free)
   double focal = 1.0;               // alpha: weight of the focal/imbalance term (0 = plain accuracy reward)
   double focal_gamma = 2.0;
   std::string class_weights = "dynamic";  // dynamic | static | none
@@ -279,6 +280,7 @@ struct RewardConfig {
     v("defect_type", defect_type, "weight of the defect type reward");
     v("consistency", consistency, "weight of the reasoning/answer consistency reward");
     v("object", object, "weight of the object reward (the reasoning names the sample's category)");
+    v("region", region, "weight of the region reward (the stated region is where the evidence peaks)");
     v("focal", focal, "alpha: weight of the class-imbalance focal reward (0 = plain accuracy reward)");
     v("focal_gamma", focal_gamma, "focal gamma");
     v("class_weights", class_weights, "dynamic | static | none");

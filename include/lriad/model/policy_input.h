@@ -15,6 +15,7 @@
 #include <torch/types.h>
 
 #include "lriad/io/config.h"
+#include "lriad/text/evidence.h"
 
 namespace lriad::data {
 class NormalReference;
@@ -52,6 +53,10 @@ cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b);
 torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
                                    const std::string& category, int bank, const ModelConfig& model,
                                    const data::NormalReference* reference);
+
+// The evidence facts (text/evidence.h) of a policy input (4,S,S): its deviation channel and RGB,
+// against the category's normal level. Training writes its chains from them; eval checks them.
+text::EvidenceFacts input_facts(const torch::Tensor& input, double level);
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and
 // predict make the input training made. Written by `lriad train`; a run without it (older) has

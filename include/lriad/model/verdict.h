@@ -38,9 +38,13 @@ torch::Tensor verdict_probs(const torch::Tensor& logits, const torch::Tensor& to
 // 1 - p(that token) is read as p(anomalous); a policy that spelt the normal phrasing with other
 // pieces (not the tokenizer's own split) would be counted as leaving it, which the templates' SFT
 // makes rare.
+// Grounded chains (text/prompt.h with evidence) state the image's own region and ratio before the
+// decision, so no fixed prefix leads to it: their decision follows a marker (the last tokens of
+// text::kDecisionMarker, " times the normal level.") found anywhere in the completion.
 struct DecisionPoint {
-  std::vector<int64_t> prefix;  // completion tokens before the decision (from <think>)
+  std::vector<int64_t> prefix;  // completion tokens before the decision (from <think>), or the marker
   int64_t normal = -1;          // the token that continues the normal phrasing
+  bool anywhere = false;        // prefix is a marker, matched at its first place in the completion
 };
 using DecisionPoints = std::map<std::string, std::vector<DecisionPoint>>;  // category -> phrasings
 DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories);

@@ -16,6 +16,9 @@ struct RewardTarget {
   bool anomalous = false;
   std::string defect_type;  // "good" for normal samples; "" or "anomaly" = unnamed defect
   std::string category;     // the sample's category ("" = not known: no object reward)
+  // Where the normal reference's deviation map peaks: its cell, and a second cell an elongated area
+  // spans (text::EvidenceFacts); empty = not known (no region reward). Mask-free.
+  std::vector<text::Region> evidence_cells;
 };
 
 // 1 when the completion is well-formed (tags once each, in order, a parseable verdict), else 0.
@@ -23,18 +26,23 @@ double format_reward(const text::ParsedCompletion& c);
 // 1 when the verdict is right; a hedge or no verdict is wrong (0).
 double accuracy_reward(const text::ParsedCompletion& c, const RewardTarget& t);
 // Anomalous samples with a named type: 1 when the verdict is anomalous and the named type
-// matches (canonical forms). Normal samples and unnamed defects: 0 (no type to learn).
+// matches (the same canonical form, or the same family: text::same_defect). Normal samples and
+// unnamed defects: 0 (no type to learn).
 double defect_type_reward(const text::ParsedCompletion& c, const RewardTarget& t);
-// 1 when the reasoning's conclusion agrees with the answer, else 0.
+// 1 when the reasoning agrees with the answer (text::ParsedCompletion::consistent: its conclusion,
+// its finding and the type it names), else 0.
 double consistency_reward(const text::ParsedCompletion& c);
 // 1 when the reasoning's first sentence names the sample's category (text::names_category), else 0.
 // Without it GRPO lets the opening drift ("This is a screw sample." of brushed metal): no reward
 // depends on it, and the focal term's decision point, found from the category's templates, is lost.
 double object_reward(const text::ParsedCompletion& c, const RewardTarget& t);
+// 1 when the region the reasoning states is one of t.evidence_cells, else 0 (and 0 when they are
+// not known): the chain says where the evidence is, on normal and anomalous images alike.
+double region_reward(const text::ParsedCompletion& c, const RewardTarget& t);
 
 // The names as logged: rewards/<name>/mean.
 inline const std::vector<std::string>& reward_names() {
-  static const std::vector<std::string> names = {"format", "accuracy", "defect_type", "consistency", "object", "focal"};
+  static const std::vector<std::string> names = {"format", "accuracy", "defect_type", "consistency", "object", "region", "focal"};
   return names;
 }
 

@@ -18,7 +18,12 @@ struct ParsedCompletion {
   std::string defect_type;         // known type as spelled in the dataset, else canonical; "" none
   std::optional<Region> region;    // first region phrase stated in the think
   std::optional<int> reasoning_verdict;  // the think's conclusion ("so it is normal")
-  bool consistent = false;         // reasoning_verdict == verdict, both present
+  std::optional<int> finding_verdict;    // what the think says it found: 0 "nothing there stands out", "no
+                                         // defect"; 1 "there is a", "I find a"; nullopt neither or both
+  std::string named_type;          // the type the think likens the finding to ("like a crack" -> "crack")
+  // reasoning_verdict == verdict, both present; the finding, when stated, says the same; and a
+  // type the think names is the answer's (the same family, text/defect_family.h)
+  bool consistent = false;
   std::string error;               // the first format rule broken; "" when well-formed
 };
 
@@ -41,6 +46,8 @@ struct ParsedCompletion {
 // 5. Reasoning verdict: the verdict word right after the last "so it is" / "therefore it is" /
 //    "thus it is" / "hence it is" in the think. Region: parse_region on the think, with the
 //    defect-type names masked out (MVTec's "thread_top" is a type, not a region).
+// 6. Finding and named type: see ParsedCompletion; "I find no defect, so it is anomalous" is
+//    inconsistent, and so is "like a crack" with the answer "anomalous: hole".
 ParsedCompletion parse_completion(const std::string& text,
                                   const std::vector<std::string>& known_defect_types = {});
 

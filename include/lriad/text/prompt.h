@@ -35,6 +35,8 @@ bool names_category(const std::string& think, const std::string& category);
 // x, y in [0, 1) (x to the right, y down); values outside are clamped, NaN counts as 0.
 Region region_of_point(double x, double y);
 
+struct EvidenceFacts;  // text/evidence.h
+
 // The image-level facts a chain of thought is written from.
 struct CotSpec {
   std::string category;            // "metal_nut" (rendered "metal nut")
@@ -42,13 +44,26 @@ struct CotSpec {
   std::string defect_type;         // "broken_large"; "" or "anomaly" = an unnamed defect
   std::optional<Region> region;    // coarse position, when known (e.g. from a synthetic mask)
   int variant = 0;                 // picks a phrasing, modulo kCotVariants (deterministic)
+  // The normal reference's evidence about the image (text/evidence.h; not owned): with it the chain
+  // states what was compared and found, with the values (build_completion); without it (a policy
+  // without a reference) the short template.
+  const EvidenceFacts* evidence = nullptr;
 };
 inline constexpr int kCotVariants = 3;
 
-// `<think>…</think><answer>…</answer>`: what the sample is, what was inspected, what was found,
-// ending with the fixed conclusion ", so it is normal." / ", so it is anomalous.". The answer is
-// "normal", "anomalous" (unnamed defect) or "anomalous: <type>", the type lowercase with spaces
-// ("anomalous: broken large"): the same words, and so the same tokens, as in the think.
+// `<think>…</think><answer>…</answer>`. With evidence, a chain grounded in it, every clause true of
+// the image:
+//   "This is a carpet sample. I compare it with normal carpet images: the largest deviation is at
+//   the upper left and top, 3.4 times the normal level. There is a thin, long mark darker than
+//   around it, like a crack, so it is anomalous." -> "anomalous: crack" (the defect family, text/
+//   defect_family.h, when the type maps onto one)
+//   "... the largest deviation is at the center, 0.8 times the normal level. Nothing there stands
+//   out from normal carpet images, so it is normal." -> "normal"
+// The finding starts with "There is" or "Nothing" right after kDecisionMarker: the decision point.
+// Without evidence, the short template: what the sample is, what was looked at, what was found.
+// Every chain ends with ", so it is normal." / ", so it is anomalous.". The answer's type is
+// lowercase with spaces: the same words, and so the same tokens, as in the think.
+inline constexpr const char* kDecisionMarker = " times the normal level.";
 std::string build_completion(const CotSpec& spec);
 
 // Canonical form of a defect type, for matching: lowercase, runs of spaces/underscores/hyphens
@@ -60,7 +75,10 @@ bool is_unnamed_defect(const std::string& defect_type);
 // Every prompt and completion the templates can emit for these names (all variants, regions,
 // verdicts), de-duplicated in a fixed order: the tokenizer's training corpus. Empty lists mean
 // the synthetic demo's categories / defect types. "good" is not a defect type and is skipped.
+// With `grounded`, also the chains grounded in evidence: every region and region pair, description
+// and family, and every ratio a chain states (as chain fragments "<think>The largest deviation is
+// 3.4 times the normal level.").
 std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories = {},
-                                          const std::vector<std::string>& defect_types = {});
+                                          const std::vector<std::string>& defect_types = {}, bool grounded = true);
 
 }  // namespace lriad::text

@@ -18,6 +18,9 @@ struct TokenizerTrainOptions {
   std::vector<std::string> categories;  // corpus names; empty = the synthetic demo's
   std::vector<std::string> defect_types;
   std::vector<std::string> extra_sentences;  // appended to the template corpus
+  // The chains grounded in the normal reference's evidence join the corpus (a model with a
+  // reference writes them); without, only the short templates, whose words then get more pieces.
+  bool grounded = true;
 };
 
 // Fixed special ids of trained models (external models may differ).

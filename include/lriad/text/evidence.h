@@ -1,0 +1,48 @@
+// What the normal reference's evidence shows about one image, in the terms a chain of thought
+// states and a test can check: where the deviation map peaks (its 3x3 cell, and a second cell an
+// elongated area spans), how strong the peak is against the category's normal level, and what the
+// area above that level looks like (thin and long, small and compact or large; darker, brighter or
+// of another colour than around it). Training writes its chains from these facts and GRPO's region
+// reward checks the stated region against them; eval compares them with the ground truth.
+// Shapes: S = the model's image side.
+#pragma once
+#include <optional>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+#include "lriad/text/prompt.h"
+
+namespace lriad::text {
+
+struct EvidenceFacts {
+  double peak = 0;               // the map's maximum
+  double level = 1;              // the category's normal level (the evidence baseline's threshold)
+  double ratio = 0;              // peak / level as stated (ratio_text): one decimal below 10, whole above
+  Region where = Region::Center;  // the 3x3 cell of the peak
+  std::optional<Region> also;    // a neighbouring cell holding >= 25% of the area above the level
+  bool above = false;            // peak > level: an area stands out
+  // What the area above the level (the connected part holding the peak) looks like; when above only.
+  enum class Extent { Compact, Thin, Large } extent = Extent::Compact;
+  enum class Tone { Same, Darker, Brighter, Colour } tone = Tone::Same;
+  double area = 0;               // its share of the image
+};
+
+// Thresholds of the descriptions, public for the tests.
+inline constexpr double kThinElongation = 3.0;  // major / minor axis of the area
+inline constexpr double kLargeArea = 0.12;      // share of the image
+inline constexpr double kToneStep = 0.06;       // mean RGB difference to the ring around the area
+inline constexpr double kSecondCellShare = 0.25;
+
+// map: CV_32FC1 (S,S) deviation map; rgb: CV_32FC3 (S,S) in [0,1] (the same image); level > 0.
+// Throws lriad::Error on empty or mismatched inputs.
+EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level);
+
+// "3.4", "0.8", "12": the ratio as a chain states it.
+std::string ratio_text(double ratio);
+// "upper left" or "upper left and top".
+std::string where_text(const EvidenceFacts& f);
+// "a thin, long mark darker than around it", "a large area of another colour", "a small, compact mark".
+std::string looks_text(const EvidenceFacts& f);
+
+}  // namespace lriad::text
