@@ -24,6 +24,18 @@ const std::vector<std::string> kKnown = {"crack", "broken_large", "thread_top", 
 
 constexpr std::optional<int> kNone = std::nullopt;
 
+// The evidence of a thin dark line from the upper left into the top cell, 3.4 times the normal level.
+EvidenceFacts thin_dark_line() {
+  EvidenceFacts f;
+  f.where = Region::UpperLeft;
+  f.also = Region::Top;
+  f.ratio = 3.4;
+  f.above = true;
+  f.extent = EvidenceFacts::Extent::Thin;
+  f.tone = EvidenceFacts::Tone::Darker;
+  return f;
+}
+
 std::string completion(const std::string& think, const std::string& answer) {
   return "<think>" + think + "</think><answer>" + answer + "</answer>";
 }
@@ -402,13 +414,7 @@ TEST(Tokenizer, RoundTripsSpecialPiecesAndDeterminism) {
   EXPECT_EQ(tok.encode(build_prompt("bottle") + c), joined);
 
   // 4. short: a short template is 15-60 tokens, a grounded chain (which states the evidence) 40-90
-  EvidenceFacts f;
-  f.where = Region::UpperLeft;
-  f.also = Region::Top;
-  f.ratio = 3.4;
-  f.above = true;
-  f.extent = EvidenceFacts::Extent::Thin;
-  f.tone = EvidenceFacts::Tone::Darker;
+  const EvidenceFacts f = thin_dark_line();
   for (int v = 0; v < kCotVariants; ++v) {
     const auto n = tok.encode(build_completion({"metal_nut", true, "broken_large", Region::UpperLeft, v})).size();
     EXPECT_GE(n, 15u);
@@ -602,13 +608,7 @@ TEST(EvidenceFacts, EachClauseIsTrueOfTheImage) {
 }
 
 TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
-  EvidenceFacts f;
-  f.where = Region::UpperLeft;
-  f.also = Region::Top;
-  f.ratio = 3.4;
-  f.above = true;
-  f.extent = EvidenceFacts::Extent::Thin;
-  f.tone = EvidenceFacts::Tone::Darker;
+  const EvidenceFacts f = thin_dark_line();
   const std::string anomalous = build_completion({"carpet", true, "poke", std::nullopt, 0, &f});
   EXPECT_EQ(anomalous,
             "<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation is at "

@@ -273,14 +273,14 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
   } cleanup{root, temporary};
   data::SynthOptions so;
   so.out = root;
-  so.only = {"screw"};
+  so.only = {"screw", "wood"};  // a part (compared in a pose, finely) and a texture (maps updated incrementally)
   so.per_category = std::max(8, o.data_images * 2);  // about half become training normals
   so.overwrite = true;
   spdlog::info("bench: writing {} demo images to {}", so.per_category, root);
   data::generate_synthetic(so);
   config.data.format = "synth";
   config.data.root = root;
-  config.data.categories = {"screw"};
+  config.data.categories = {"screw", "wood"};
   config.data.train_from_test = 0;
   nlohmann::json j;
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "lriad/text/evidence.h"
 #include "lriad/text/prompt.h"
@@ -47,21 +48,34 @@ torch::Tensor verdict_probs(const torch::Tensor& logits, const torch::Tensor& to
   return out;
 }
 
+namespace {
+
+// Where a normal and an anomalous chain of `spec` (its category, phrasing and evidence) part: the
+// tokens both share, then the normal chain's next token in `normal`. nullopt when they share no
+// start or one ends there.
+std::optional<std::vector<int64_t>> parting(const text::Tokenizer& tokenizer, text::CotSpec spec, int64_t* normal_token) {
+  spec.anomalous = false;
+  const auto normal = tokenizer.encode(text::build_completion(spec));
+  spec.anomalous = true;
+  spec.defect_type = "scratch";
+  const auto anomalous = tokenizer.encode(text::build_completion(spec));
+  size_t k = 0;
+  while (k < normal.size() && k < anomalous.size() && normal[k] == anomalous[k]) ++k;
+  if (k == 0 || k >= normal.size() || k >= anomalous.size()) return std::nullopt;
+  *normal_token = normal[k];
+  return std::vector<int64_t>(normal.begin(), normal.begin() + std::ptrdiff_t(k));
+}
+
+}  // namespace
+
 DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories) {
   DecisionPoints out;
   for (const auto& category : categories)
     for (int v = 0; v < text::kCotVariants; ++v) {
-      text::CotSpec spec{category, false, "", std::nullopt, v};
-      const auto normal = tokenizer.encode(text::build_completion(spec));
-      spec.anomalous = true;
-      spec.defect_type = "scratch";
-      const auto anomalous = tokenizer.encode(text::build_completion(spec));
-      size_t k = 0;
-      while (k < normal.size() && k < anomalous.size() && normal[k] == anomalous[k]) ++k;
-      if (k == 0 || k >= normal.size() || k >= anomalous.size()) continue;  // no shared start, or no branch
       DecisionPoint d;
-      d.prefix.assign(normal.begin(), normal.begin() + std::ptrdiff_t(k));
-      d.normal = normal[k];
+      const auto shared = parting(tokenizer, {category, false, "", std::nullopt, v}, &d.normal);
+      if (!shared) continue;  // no shared start, or no branch
+      d.prefix = *shared;
       auto& list = out[category];
       const bool seen = std::any_of(list.begin(), list.end(), [&](const DecisionPoint& o) {
         return o.prefix == d.prefix && o.normal == d.normal;
@@ -82,16 +96,9 @@ DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vect
       int64_t normal_token[2] = {-1, -1};
       const text::EvidenceFacts* facts[2] = {&f1, &f2};
       for (int i = 0; i < 2; ++i) {
-        text::CotSpec spec{category, false, "", std::nullopt, v, facts[i]};
-        const auto normal = tokenizer.encode(text::build_completion(spec));
-        spec.anomalous = true;
-        spec.defect_type = "scratch";
-        const auto anomalous = tokenizer.encode(text::build_completion(spec));
-        size_t k = 0;
-        while (k < normal.size() && k < anomalous.size() && normal[k] == anomalous[k]) ++k;
-        if (k == 0 || k >= normal.size() || k >= anomalous.size()) break;
-        before[i].assign(normal.begin(), normal.begin() + std::ptrdiff_t(k));
-        normal_token[i] = normal[k];
+        const auto shared = parting(tokenizer, {category, false, "", std::nullopt, v, facts[i]}, &normal_token[i]);
+        if (!shared) break;
+        before[i] = *shared;
       }
       if (normal_token[0] < 0 || normal_token[0] != normal_token[1]) continue;
       size_t n = 0;  // the shared suffix, at most 6 tokens
