@@ -292,6 +292,10 @@ TEST(Summary, ExplanationsStandBesideTheirBaselines) {
   EXPECT_NEAR(m["collapse"]["type"].get<double>(), 0.6, 1e-12);
   EXPECT_EQ(m["per_defect_type"]["poke"]["family"], "hole");
   EXPECT_TRUE(m["per_defect_type"]["combined"]["family"].is_null());
+  // Without evidence (no reference) the peak cell's baseline is unknown, not 0.
+  auto no_evidence = ps;
+  for (auto& p : no_evidence) p.peak_localized.reset();
+  EXPECT_TRUE(summarize(no_evidence)["localization_baselines"]["evidence_peak"].is_null());
   // A user's map names a folder dataset's own words.
   const lriad::text::DefectMap user = {{"combined", lriad::text::DefectFamily::Crack}};
   EXPECT_NEAR(summarize(ps, &user)["defect_family_accuracy"].get<double>(), 3.0 / 4, 1e-12);

@@ -413,15 +413,16 @@ TEST(Tokenizer, RoundTripsSpecialPiecesAndDeterminism) {
   joined.insert(joined.end(), whole.begin(), whole.end());
   EXPECT_EQ(tok.encode(build_prompt("bottle") + c), joined);
 
-  // 4. short: a short template is 15-60 tokens, a grounded chain (which states the evidence) 40-90
+  // 4. short: at 512 pieces a short template is 15-70 tokens, a grounded chain (which states the
+  //    evidence) 40-95 (configs/tiny.json has 1024 pieces: ~50)
   const EvidenceFacts f = thin_dark_line();
   for (int v = 0; v < kCotVariants; ++v) {
     const auto n = tok.encode(build_completion({"metal_nut", true, "broken_large", Region::UpperLeft, v})).size();
     EXPECT_GE(n, 15u);
-    EXPECT_LE(n, 60u);
+    EXPECT_LE(n, 70u);
     const auto g = tok.encode(build_completion({"metal_nut", true, "broken_large", std::nullopt, v, &f})).size();
     EXPECT_GE(g, 40u);
-    EXPECT_LE(g, 90u);
+    EXPECT_LE(g, 95u);
     std::printf("phrasing %d: short template %zu tokens, grounded chain %zu tokens\n", v, n, g);
   }
 
@@ -635,6 +636,22 @@ TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   EXPECT_EQ(a.defect_type, "hole");
   EXPECT_EQ(parse_completion(normal).region, Region::Bottom);
   EXPECT_EQ(parse_completion(normal).finding_verdict, 0);
+  // The finding says only what the facts hold: a normal image above the level, an anomaly below it.
+  EvidenceFacts strong = n;
+  strong.above = true;
+  strong.ratio = 1.3;
+  const std::string normal_above = build_completion({"carpet", false, "", std::nullopt, 0, &strong});
+  EXPECT_NE(normal_above.find("1.3 times the normal level. Nothing there seems defective, so it is normal."), std::string::npos)
+      << normal_above;
+  const std::string faint = build_completion({"carpet", true, "crack", std::nullopt, 0, &n});
+  EXPECT_NE(faint.find("0.8 times the normal level. There is only a faint change, like a crack, so it is anomalous."),
+            std::string::npos)
+      << faint;
+  for (const auto& text : {normal_above, faint}) {
+    const auto p = parse_completion(text);
+    EXPECT_TRUE(p.consistent) << text;
+    EXPECT_TRUE(p.finding_verdict.has_value()) << text;
+  }
   // A type no family holds is named as it is; an unnamed defect likens it to nothing.
   EXPECT_NE(build_completion({"carpet", true, "combined", std::nullopt, 2, &f}).find("like a combined, so"), std::string::npos);
   EXPECT_NE(build_completion({"carpet", true, "anomaly", std::nullopt, 2, &f}).find("darker than around it, so it is anomalous"),

@@ -89,7 +89,8 @@ std::string explanation_section(const nlohmann::json& m) {
   };
   if (lb.is_object()) {
     row("localisation (stated region holds defect pixels)", m.value("localization_agreement", nlohmann::json()),
-        "always the centre " + fmt(lb["centre"]) + "; the evidence's peak cell " + fmt(lb["evidence_peak"]));
+        "always the centre " + fmt(lb["centre"]) +
+            (lb["evidence_peak"].is_null() ? std::string() : "; the evidence's peak cell " + fmt(lb["evidence_peak"])));
   }
   row("stated region is where the evidence peaks", m.value("region_matches_evidence", nlohmann::json()), "-");
   row("defect family accuracy", m.value("defect_family_accuracy", nlohmann::json()),

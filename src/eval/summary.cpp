@@ -54,13 +54,16 @@ double top_share(const std::map<std::string, int64_t>& counts) {
 // Explanations: baselines of localisation, agreement with the evidence, family accuracy and its
 // baseline, and phrase collapse.
 void explanation_block(const std::vector<const Prediction*>& ps, const text::DefectMap* user, nlohmann::json& out) {
-  int64_t centre_n = 0, centre_hit = 0, peak_hit = 0, stated = 0, agree = 0, fam_n = 0, fam_hit = 0;
+  int64_t centre_n = 0, centre_hit = 0, peak_n = 0, peak_hit = 0, stated = 0, agree = 0, fam_n = 0, fam_hit = 0;
   std::map<std::string, int64_t> truth_families, chains, regions, types;
   for (const auto* p : ps) {
     if (p->centre_localized) {
       ++centre_n;
       centre_hit += *p->centre_localized;
-      peak_hit += p->peak_localized.value_or(false);
+    }
+    if (p->peak_localized) {  // only where the run has evidence
+      ++peak_n;
+      peak_hit += *p->peak_localized;
     }
     const auto region = text::parse_region(p->region);
     if (region && !p->evidence_regions.empty()) {
@@ -80,7 +83,7 @@ void explanation_block(const std::vector<const Prediction*>& ps, const text::Def
       ++types[text::canonical_defect_type(p->pred_defect_type)];
     }
   }
-  out["localization_baselines"] = centre_n ? nlohmann::json{{"centre", share(centre_hit, centre_n)}, {"evidence_peak", share(peak_hit, centre_n)},
+  out["localization_baselines"] = centre_n ? nlohmann::json{{"centre", share(centre_hit, centre_n)}, {"evidence_peak", peak_n ? nlohmann::json(share(peak_hit, peak_n)) : nlohmann::json(nullptr)},
                                                             {"n", centre_n}}
                                            : nlohmann::json(nullptr);
   out["region_matches_evidence"] = stated ? nlohmann::json(share(agree, stated)) : nlohmann::json(nullptr);
@@ -94,7 +97,7 @@ void explanation_block(const std::vector<const Prediction*>& ps, const text::Def
 }
 
 // Chain-of-thought and defect-type figures.
-void cot_block(const std::vector<const Prediction*>& ps, nlohmann::json& out) {
+void cot_block(const std::vector<const Prediction*>& ps, const text::DefectMap* user, nlohmann::json& out) {
   int64_t formed = 0, consistent = 0, unparseable = 0, truncated = 0, length_sum = 0, max_length = 0;
   int64_t loc_n = 0, loc_hit = 0, type_n = 0, type_hit = 0;
   for (const auto* p : ps) {
@@ -110,7 +113,7 @@ void cot_block(const std::vector<const Prediction*>& ps, nlohmann::json& out) {
     }
     if (p->label == 1 && p->pred == 1 && !text::is_unnamed_defect(p->defect_type)) {
       ++type_n;
-      type_hit += text::same_defect(p->pred_defect_type, p->defect_type);  // its word or its family
+      type_hit += text::same_defect(p->pred_defect_type, p->defect_type, user);  // its word or its family
     }
   }
   const int64_t n = int64_t(ps.size());
@@ -202,14 +205,14 @@ nlohmann::json summarize(const std::vector<Prediction>& predictions, const text:
     if (p.label == 1) by_type[p.defect_type].push_back(&p);
   }
   nlohmann::json out = binary_block(all);
-  cot_block(all, out);
+  cot_block(all, user, out);
   explanation_block(all, user, out);
 
   nlohmann::json per_category = nlohmann::json::object();
   std::map<std::string, std::vector<double>> macro_values;
   for (const auto& [cat, ps] : by_category) {
     nlohmann::json c = binary_block(ps);
-    cot_block(ps, c);
+    cot_block(ps, user, c);
     for (const char* key : kMacroKeys)
       if (!c[key].is_null()) macro_values[key].push_back(c[key].get<double>());
     per_category[cat] = c;

@@ -142,8 +142,9 @@ std::optional<int> reasoning_verdict(const std::string& think) {
 // Rule 6: what the think says it found, from its phrases (lowercase, whitespace collapsed).
 std::optional<int> finding_verdict(const std::string& think) {
   const std::string t = lowercase(think);
-  static const char* none[] = {"nothing there stands out", "no defect", "nothing looks out of place", "surface is uniform"};
-  static const char* some[] = {"there is a ", "there is an ", "i find a ", "i find an ", " is visible"};
+  static const char* none[] = {"nothing there stands out", "nothing there seems defective", "no defect",
+                               "nothing looks out of place", "surface is uniform"};
+  static const char* some[] = {"there is a ", "there is an ", "there is only a ", "i find a ", "i find an ", " is visible"};
   bool n = false, a = false;
   for (const char* p : none) n = n || t.find(p) != std::string::npos;
   for (const char* p : some) a = a || t.find(p) != std::string::npos;

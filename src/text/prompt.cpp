@@ -128,14 +128,22 @@ std::string answer_type(const std::string& defect_type) {
   return spaced(canonical_defect_type(defect_type));
 }
 
+// The finding follows the label and says only what the facts hold: below the normal level, "nothing
+// stands out" (normal) or "a faint change" (anomalous); above it, what the area looks like
+// (anomalous) or, for a normal image as strong as a few normal images are, that nothing seems
+// defective (the label's judgement, not a measurement). Both findings start with "Nothing" or
+// "There", the decision point.
 std::string grounded_think(const CotSpec& s, int v) {
   const EvidenceFacts& f = *s.evidence;
   std::string think = intro(s.category, v) + " " + compared(s.category, f, v) + " ";
-  if (!s.anomalous) return think + "Nothing there stands out from normal " + spaced(s.category) + " images" + conclusion(false);
+  if (!s.anomalous)
+    return think + (f.above ? "Nothing there seems defective" : "Nothing there stands out from normal " + spaced(s.category) + " images") +
+           conclusion(false);
   const std::string type = answer_type(s.defect_type);
   // "like a crack", "like contamination" (a mass noun takes no article).
   const std::string like = type == "contamination" ? type : article(type, false) + " " + type;
-  return think + "There is " + looks_text(f) + (type.empty() ? "" : ", like " + like) + conclusion(true);
+  return think + "There is " + (f.above ? looks_text(f) : "only a faint change") + (type.empty() ? "" : ", like " + like) +
+         conclusion(true);
 }
 
 }  // namespace
@@ -290,10 +298,17 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
     if (!grounded) break;
     add(build_prompt(c));
     for (int v = 0; v < kCotVariants; ++v) {
-      for (const auto& f : facts) add(build_completion({c, false, "", std::nullopt, v, &f}));
+      for (const auto& f : facts) {
+        add(build_completion({c, false, "", std::nullopt, v, &f}));  // below the level
+        EvidenceFacts strong = f;
+        strong.above = true;
+        add(build_completion({c, false, "", std::nullopt, v, &strong}));  // a normal image above it
+        if (f.also) continue;
+        for (const auto& t : families) add(build_completion({c, true, t, std::nullopt, v, &f}));  // a faint change
+      }
       for (size_t k = 0; k < looks.size(); ++k)
         for (const auto& t : families)
-          if (k % 4 == size_t(v) || t.empty()) add(build_completion({c, true, t, std::nullopt, v, &looks[k]}));
+          if (k % kCotVariants == size_t(v) || t.empty()) add(build_completion({c, true, t, std::nullopt, v, &looks[k]}));
     }
   }
   for (const auto& c : cats) {

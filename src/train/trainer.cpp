@@ -632,7 +632,12 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
                                                                      rc.dynamic_difficulty);
       if (!state.dynamic_weights.is_null()) {
         try {
-          ctx.dynamic_weights->from_json(state.dynamic_weights);
+          const auto& saved = state.dynamic_weights;
+          if (saved.value("anomaly_share", share) != share || saved.value("power", rc.weight_power) != rc.weight_power)
+            spdlog::warn("class weights resume with the run's anomalous share {} and weight power {} (the config now says {} "
+                         "and {}): start a new run to change them", saved.value("anomaly_share", share),
+                         saved.value("power", rc.weight_power), share, rc.weight_power);
+          ctx.dynamic_weights->from_json(saved);
         } catch (const Error& e) {  // an older run's accuracy-driven weights: start the rarity counts anew
           spdlog::warn("class weights not resumed ({}): counting rarity from here", e.what());
         }

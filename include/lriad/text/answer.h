@@ -18,8 +18,9 @@ struct ParsedCompletion {
   std::string defect_type;         // known type as spelled in the dataset, else canonical; "" none
   std::optional<Region> region;    // first region phrase stated in the think
   std::optional<int> reasoning_verdict;  // the think's conclusion ("so it is normal")
-  std::optional<int> finding_verdict;    // what the think says it found: 0 "nothing there stands out", "no
-                                         // defect"; 1 "there is a", "I find a"; nullopt neither or both
+  std::optional<int> finding_verdict;    // what the think says it found: 0 "nothing there stands out", "nothing
+                                         // there seems defective", "no defect"; 1 "there is (only) a", "I find a";
+                                         // nullopt neither or both
   std::string named_type;          // the type the think likens the finding to ("like a crack" -> "crack")
   // reasoning_verdict == verdict, both present; the finding, when stated, says the same; and a
   // type the think names is the answer's (the same family, text/defect_family.h)

@@ -51,8 +51,11 @@ struct CotSpec {
 };
 inline constexpr int kCotVariants = 3;
 
-// `<think>…</think><answer>…</answer>`. With evidence, a chain grounded in it, every clause true of
-// the image:
+// `<think>…</think><answer>…</answer>`. With evidence, a chain grounded in it: where, how strong and
+// what it looks like are computed from the image; the finding's wording follows the facts (below the
+// normal level a normal chain says nothing stands out and an anomalous one "only a faint change";
+// above it a normal chain says "Nothing there seems defective"); the family and the verdict are the
+// label's:
 //   "This is a carpet sample. I compare it with normal carpet images: the largest deviation is at
 //   the upper left and top, 3.4 times the normal level. There is a thin, long mark darker than
 //   around it, like a crack, so it is anomalous." -> "anomalous: crack" (the defect family, text/

@@ -90,8 +90,9 @@ class TrainingSource {
   // all its images of the categories trained on (MVTec-AD 23.5%, VisA 11.1%); 0 when it has none.
   double dataset_anomaly_share() const { return anomaly_share_; }
   // Each defect class's weight among the defects (any scale), for the focal reward: counted over the
-  // labelled test images training takes (data.train_from_test) when there are any, else the
-  // synthetic mix's weights, a fallback (that mix is made up, not measured). Second: where from.
+  // labelled test images training takes (data.train_from_test) when there are any (a synthetic kind
+  // no label names, drawn too, at their average count), else the synthetic mix's weights, a
+  // fallback (that mix is made up, not measured). Second: where from.
   std::pair<std::map<std::string, double>, std::string> defect_shares() const;
   // Defect-type names the policy may write (for parsing answers).
   std::vector<std::string> defect_types() const;
