@@ -64,12 +64,16 @@ cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b) {
   return {x0, flat.y, x1 - x0 + 1, flat.height};
 }
 
+bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& category, const ModelConfig& model,
+                 const data::NormalReference* reference) {
+  return reference && !base.empty() && reference->updatable(category, image.rows) && image.rows == image.cols &&
+         image.rows == model.image_size;
+}
+
 torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
                                    const std::string& category, int bank, const ModelConfig& model,
                                    const data::NormalReference* reference) {
-  if (!reference || base.empty() || !reference->updatable(category, image.rows) || image.rows != image.cols ||
-      image.rows != model.image_size)
-    return policy_input(image, category, bank, model, reference);
+  if (!updates_map(image, base, category, model, reference)) return policy_input(image, category, bank, model, reference);
   const cv::Rect r = changed_rect(image, base);
   std::array<torch::Tensor, 2> distances;
   for (int h = 0; h < 2; ++h)

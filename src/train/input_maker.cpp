@@ -40,8 +40,7 @@ torch::Tensor InputMaker::operator()(const TrainItem& item) {
       return it->second;
     }
   }
-  const bool update = reference_ && !item.base.empty() && reference_->updatable(item.category, item.image.rows) &&
-                      item.image.rows == item.image.cols && item.image.rows == model_.image_size;  // changed_policy_input's test
+  const bool update = model::updates_map(item.image, item.base, item.category, model_, reference_);
   torch::Tensor t;
   if (update) {
     const std::string path = item.source.substr(0, item.source.find('#'));  // the normal image's path

@@ -50,6 +50,10 @@ cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b);
 // (NormalReference::updatable), only the patches the change touches are compared again and the rest
 // come from `base_distances(h)` (NormalReference::patch_distances of `base` against bank h, which
 // the caller caches); else policy_input. Equal to policy_input(image, ...) up to float rounding.
+// Whether changed_policy_input updates the map of `image` (a copy of `base`) rather than making it
+// whole: a reference that can update `category` at this side, the image square at S.
+bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& category, const ModelConfig& model,
+                 const data::NormalReference* reference);
 torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
                                    const std::string& category, int bank, const ModelConfig& model,
                                    const data::NormalReference* reference);
