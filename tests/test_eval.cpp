@@ -10,6 +10,7 @@
 
 #include "fixtures.h"
 #include "lriad/eval/metrics.h"
+#include "lriad/io/error.h"
 #include "lriad/eval/report.h"
 #include "lriad/eval/summary.h"
 
@@ -191,6 +192,39 @@ TEST(Report, HtmlHasTheSectionsAndErrorsComeFirst) {
   int count = 0;
   while (std::getline(lines, line)) count += !line.empty();
   EXPECT_EQ(count, 8);
+}
+
+// The heat map: red where the deviation is at twice the normal level, blue where there is none, the
+// map stretched onto a non-square image, and the stated region's cell boxed in yellow.
+TEST(Report, HeatOverlayColoursTheDeviationAndBoxesTheStatedRegion) {
+  const cv::Mat bgr(60, 90, CV_8UC3, cv::Scalar(128, 128, 128));  // H 60, W 90
+  cv::Mat map = cv::Mat::zeros(30, 30, CV_32FC1);
+  map(cv::Rect(0, 0, 10, 10)).setTo(3.0f);  // the upper left cell, above kHeatSaturation
+  const cv::Mat out = heat_overlay(bgr, map, Region::Right);
+  ASSERT_EQ(out.size(), bgr.size());
+  const auto hot = out.at<cv::Vec3b>(10, 15), cold = out.at<cv::Vec3b>(30, 45), box = out.at<cv::Vec3b>(30, 60);
+  EXPECT_GT(hot[2], hot[0] + 40) << hot;    // red over blue in the upper left (x 15 of 90 = map x 5)
+  EXPECT_GT(cold[0], cold[2] + 40) << cold;  // blue over red at the centre
+  EXPECT_EQ(box, cv::Vec3b(0, 255, 255)) << box;  // the right cell's left edge (x 60), yellow
+  EXPECT_NE(out.at<cv::Vec3b>(30, 30), cv::Vec3b(0, 255, 255));  // no box around the centre cell
+  EXPECT_THROW(heat_overlay(bgr, cv::Mat::zeros(30, 30, CV_32FC3), std::nullopt), lriad::Error);
+}
+
+// A card shows the heat map next to the image where the prediction holds its map, and only there.
+TEST(Report, CardsShowTheHeatMapWhereThePredictionHasOne) {
+  TempDir dir;
+  lriad::test::write_png(dir / "img.png", 40, 30);
+  auto ps = golden_set();
+  for (auto& p : ps) p.image = dir / "img.png";
+  ps[0].evidence_map = cv::Mat::ones(16, 16, CV_32FC1);
+  ps[0].region = "upper left";
+  const std::string html = render_report(summarize(ps), ps);
+  size_t maps = 0, images = 0;
+  for (size_t at = html.find("alt=\"deviation map: "); at != std::string::npos; at = html.find("alt=\"deviation map: ", at + 1)) ++maps;
+  for (size_t at = html.find("alt=\"image: "); at != std::string::npos; at = html.find("alt=\"image: ", at + 1)) ++images;
+  EXPECT_EQ(maps, 1u);
+  EXPECT_EQ(images, ps.size());
+  EXPECT_NE(html.find("the region its chain names boxed in yellow"), std::string::npos);
 }
 
 // The same predictions through scikit-learn (Debian's python3-sklearn); skipped where it is missing.

@@ -16,6 +16,7 @@
 #include "lriad/train/input_maker.h"
 #include "lriad/train/source.h"
 #include "lriad/train/validation.h"
+#include "lriad/text/prompt.h"
 
 using namespace lriad;
 using lriad::test::TempDir;
@@ -171,6 +172,28 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     EXPECT_EQ(categories.size(), 2u);
     EXPECT_GT(both, 0);
   }
+}
+
+// The prompt is input too: training and eval both build it with policy_prompt from the tensor, so
+// it states what that tensor's deviation channel shows, and nothing without model.prompt_evidence.
+TEST(PolicyInput, PromptStatesTheInputsEvidenceOnlyWhenAsked) {
+  ModelConfig m;
+  m.reference = "knn";
+  auto input = torch::full({4, 30, 30}, 0.5f);  // (4,S,S): grey RGB, flat map at 0.2
+  input[3].fill_(0.2f);
+  input[3].narrow(0, 2, 4).narrow(0, 0, 4).narrow(1, 22, 4).fill_(1.5f);  // a compact mark at the upper right
+  const std::string plain = text::build_prompt("carpet");
+  EXPECT_EQ(model::policy_prompt(input, "carpet", m, 0.5), plain);  // off by default
+  m.prompt_evidence = true;
+  const std::string p = model::policy_prompt(input, "carpet", m, 0.5);
+  EXPECT_NE(p.find("largest deviation at the upper right, 3.0 times the normal level; there it shows a small, compact mark."),
+            std::string::npos) << p;
+  const auto facts = model::input_facts(input, 0.5);
+  EXPECT_EQ(p, text::build_prompt("carpet", &facts));
+  input[3].fill_(0.2f);  // nothing above the level: where the (flat) map peaks, and no look
+  const std::string q = model::policy_prompt(input, "carpet", m, 0.5);
+  EXPECT_NE(q.find("0.4 times the normal level. Is it normal"), std::string::npos) << q;
+  EXPECT_THROW(model::policy_prompt(input, "carpet", m, 0.0), Error);  // no level to state a ratio to
 }
 
 // Training's inputs (train/input_maker.h): a normal image's input is made once; a synthetic anomaly

@@ -44,13 +44,16 @@ struct Inspector::State {
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
   std::optional<model::InputRecord> record;          // the run's policy_input.json (absent in older runs)
   std::optional<train::BaselineThresholds> levels;   // baseline.json: each category's normal level (the facts)
-  std::map<std::string, std::vector<int64_t>> prompts;
-  const std::vector<int64_t>& prompt(const std::string& category) {
-    auto it = prompts.find(category);
+  std::optional<double> level(const std::string& category) const {  // the facts' normal level
+    return levels ? levels->level(category) : std::nullopt;
+  }
+  std::map<std::string, std::vector<int64_t>> prompts;  // by text
+  const std::vector<int64_t>& prompt(const std::string& text) {
+    auto it = prompts.find(text);
     if (it != prompts.end()) return it->second;
     std::vector<int64_t> ids_;
-    for (int id : loaded.tokenizer->encode(text::build_prompt(category))) ids_.push_back(id);
-    return prompts[category] = ids_;
+    for (int id : loaded.tokenizer->encode(text)) ids_.push_back(id);
+    return prompts[text] = ids_;
   }
 };
 
@@ -103,15 +106,19 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   for (const auto& in : inputs) {
     images.push_back(model::decoded_policy_input(in.image, in.category, in.reference_bank, config.model, s_->reference.get(),
                                                  s_->record ? &*s_->record : nullptr));  // (C,S,S)
-    prompts.push_back(s_->prompt(in.category));
+    prompts.push_back(s_->prompt(model::policy_prompt(images.back(), in.category, config.model, s_->level(in.category).value_or(0))));
   }
   std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
   std::vector<std::vector<text::Region>> where(inputs.size());  // where the evidence peaks (text/evidence.h)
+  std::vector<cv::Mat> heat(inputs.size());                      // the map over the normal level, for the report
   if (s_->reference)
     for (size_t i = 0; i < images.size(); ++i) {
       peaks[i] = train::evidence_peak(images[i]);
-      if (!s_->levels || !s_->levels->usable() || !(s_->levels->threshold(inputs[i].category) > 0)) continue;
-      const auto f = model::input_facts(images[i], s_->levels->threshold(inputs[i].category));
+      const auto level = s_->level(inputs[i].category);
+      if (!level) continue;
+      const auto f = model::input_facts(images[i], *level);
+      const auto map = (images[i][3] / *level).to(torch::kFloat32).contiguous();  // (S,S)
+      heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
       where[i].push_back(f.where);
       if (f.also) where[i].push_back(*f.also);
     }
@@ -172,6 +179,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       p.score = scores[size_t(n)];
       p.evidence_peak = peaks[b];
       p.evidence_regions = where[b];
+      p.evidence_map = heat[b];
       chains.push_back(std::move(p));
     }
     if (G == 1) {

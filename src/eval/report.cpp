@@ -12,6 +12,7 @@
 
 #include "lriad/data/image_io.h"
 #include "lriad/eval/metrics.h"
+#include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 
 namespace lriad::eval {
@@ -25,29 +26,54 @@ std::string fmt(const nlohmann::json& v, int digits = 3) {
   return buf;
 }
 
-// Thumbnail with the mask outline in red, as a data: URI; "" when the image cannot be read.
-std::string thumbnail(const Prediction& p, int side) {
+// The card's image at `side` (CV_8UC3 BGR, aspect kept) and the ground-truth mask resized onto it
+// (empty without one); throws when the image cannot be read.
+std::pair<cv::Mat, cv::Mat> card_image(const Prediction& p, int side) {
+  cv::Mat rgb = data::read_image(p.image);  // CV_32FC3 RGB [0,1]
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  bgr.convertTo(bgr, CV_8UC3, 255.0);
+  const double scale = double(side) / std::max(bgr.cols, bgr.rows);
+  cv::resize(bgr, bgr, cv::Size(std::max(1, int(bgr.cols * scale)), std::max(1, int(bgr.rows * scale))), 0, 0,
+             cv::INTER_AREA);
+  cv::Mat mask;
+  if (p.mask) cv::resize(data::read_mask(*p.mask), mask, bgr.size(), 0, 0, cv::INTER_NEAREST);
+  return {bgr, mask};
+}
+
+void outline_mask(cv::Mat& bgr, const cv::Mat& mask) {  // in red
+  if (mask.empty()) return;
+  cv::Mat m = mask.clone();
+  std::vector<std::vector<cv::Point>> contours;
+  cv::findContours(m, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
+  cv::drawContours(bgr, contours, -1, cv::Scalar(0, 0, 255), 1);
+}
+
+std::string jpeg_uri(const cv::Mat& bgr) {
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 88});
+  return "data:image/jpeg;base64," + base64(std::string(jpeg.begin(), jpeg.end()));
+}
+
+// The card's pictures as data: URIs: the image with the mask outlined in red and, where the
+// prediction holds its deviation map, the heat map (heat_overlay) with the region the chain names
+// boxed and the mask outlined too. Empty when the image cannot be read.
+std::vector<std::string> card_pictures(const Prediction& p, int side) {
   try {
-    cv::Mat rgb = data::read_image(p.image);  // CV_32FC3 RGB [0,1]
-    cv::Mat bgr;
-    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-    bgr.convertTo(bgr, CV_8UC3, 255.0);
-    const double scale = double(side) / std::max(bgr.cols, bgr.rows);
-    cv::resize(bgr, bgr, cv::Size(std::max(1, int(bgr.cols * scale)), std::max(1, int(bgr.rows * scale))), 0, 0,
-               cv::INTER_AREA);
-    if (p.mask) {
-      cv::Mat mask = data::read_mask(*p.mask);
-      cv::resize(mask, mask, bgr.size(), 0, 0, cv::INTER_NEAREST);
-      std::vector<std::vector<cv::Point>> contours;
-      cv::findContours(mask, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_SIMPLE);
-      cv::drawContours(bgr, contours, -1, cv::Scalar(0, 0, 255), 1);
+    auto [bgr, mask] = card_image(p, side);
+    std::vector<std::string> out;
+    cv::Mat plain = bgr.clone();
+    outline_mask(plain, mask);
+    out.push_back(jpeg_uri(plain));
+    if (!p.evidence_map.empty()) {
+      cv::Mat heat = heat_overlay(bgr, p.evidence_map, p.region.empty() ? std::nullopt : text::parse_region(p.region));
+      outline_mask(heat, mask);
+      out.push_back(jpeg_uri(heat));
     }
-    std::vector<uchar> jpeg;
-    cv::imencode(".jpg", bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 88});
-    return "data:image/jpeg;base64," + base64(std::string(jpeg.begin(), jpeg.end()));
+    return out;
   } catch (const std::exception& e) {
     spdlog::warn("report: no thumbnail for {}: {}", p.image, e.what());
-    return "";
+    return {};
   }
 }
 
@@ -150,8 +176,8 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px soli
 th:first-child,td:first-child{text-align:left}
 .row{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
 #gallery{display:flex;flex-wrap:wrap;gap:12px}
-.card{width:340px;border:1px solid #ccc;border-radius:6px;padding:8px;display:flex;gap:8px}
-.card img{width:160px;height:auto;image-rendering:pixelated;flex:none}
+.card{width:340px;border:1px solid #ccc;border-radius:6px;padding:8px;display:flex;flex-direction:column;gap:6px}
+.card .imgs{display:flex;gap:8px}.card img{width:160px;height:auto;image-rendering:pixelated;flex:none}
 .card .text{font-size:12px;overflow-wrap:anywhere}
 .card.fn{border-color:#c0392b;background:#fdf0ee}.card.fp{border-color:#d68910;background:#fef5e7}
 .card.tp,.card.tn{border-color:#27ae60}
@@ -160,6 +186,22 @@ th:first-child,td:first-child{text-align:left}
 )";
 
 }  // namespace
+
+cv::Mat heat_overlay(const cv::Mat& bgr, const cv::Mat& map, std::optional<text::Region> region) {
+  if (bgr.empty() || bgr.type() != CV_8UC3 || map.empty() || map.type() != CV_32FC1)
+    throw Error("heat_overlay: expected a CV_8UC3 image and a CV_32FC1 map");
+  cv::Mat m, level, colour, out;
+  cv::resize(map, m, bgr.size(), 0, 0, cv::INTER_LINEAR);  // the map is of the image stretched square
+  m.convertTo(level, CV_8UC1, 255.0 / kHeatSaturation);     // clamped to [0, 255]
+  cv::applyColorMap(level, colour, cv::COLORMAP_JET);
+  cv::addWeighted(bgr, 0.5, colour, 0.5, 0.0, out);
+  if (region) {
+    const int r = int(*region) / 3, c = int(*region) % 3, W = out.cols, H = out.rows;
+    const cv::Rect cell(c * W / 3, r * H / 3, (c + 1) * W / 3 - c * W / 3, (r + 1) * H / 3 - r * H / 3);
+    cv::rectangle(out, cell, cv::Scalar(0, 255, 255), 2);
+  }
+  return out;
+}
 
 std::string base64(const std::string& bytes) {
   static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -266,7 +308,9 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
   int errors = 0, correct = 0;
   for (const auto& [k, p] : cards) (k == "fn" || k == "fp" ? errors : correct)++;
   o << "<h2>Gallery</h2><p class=\"muted\">" << errors << " errors and " << correct
-    << " correct; errors first (false negatives, then false positives). Red outline: ground-truth mask.</p>"
+    << " correct; errors first (false negatives, then false positives). Red outline: ground-truth mask. Right: the "
+       "deviation map the policy read (its normal reference's evidence; blue below, red at "
+    << fmt(kHeatSaturation, 0) << "&times; the normal level and above), the region its chain names boxed in yellow.</p>"
     << "<div id=\"gallery\">";
   int shown_errors = 0, shown_correct = 0;
   for (const auto& [k, p] : cards) {
@@ -274,9 +318,12 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
     if (error ? shown_errors++ >= options.max_errors : shown_correct++ >= options.max_correct) continue;
     static const std::map<std::string, std::string> names = {
         {"fn", "false negative"}, {"fp", "false positive"}, {"tp", "true positive"}, {"tn", "true negative"}};
-    const std::string uri = thumbnail(*p, options.thumbnail);
-    o << "<div class=\"card " << k << "\">";
-    if (!uri.empty()) o << "<img src=\"" << uri << "\" alt=\"" << html_escape(p->image) << "\">";
+    o << "<div class=\"card " << k << "\"><div class=\"imgs\">";
+    const char* alts[] = {"image", "deviation map"};
+    const auto pictures = card_pictures(*p, options.thumbnail);
+    for (size_t i = 0; i < pictures.size(); ++i)
+      o << "<img src=\"" << pictures[i] << "\" alt=\"" << alts[i] << ": " << html_escape(p->image) << "\">";
+    o << "</div>";
     o << "<div class=\"text\"><div class=\"tag\">" << names.at(k) << "</div><div>" << html_escape(p->category) << " / "
       << html_escape(p->defect_type) << " &middot; score " << fmt(p->score) << "</div><div class=\"muted\">"
       << html_escape(p->image) << "</div><div class=\"cot\">" << html_escape(p->completion) << "</div>";

@@ -33,6 +33,11 @@ double BaselineThresholds::threshold(const std::string& category) const {
   return it == categories.end() ? pooled : it->second.threshold;
 }
 
+std::optional<double> BaselineThresholds::level(const std::string& category) const {
+  if (!usable() || !(threshold(category) > 0)) return std::nullopt;
+  return threshold(category);
+}
+
 BaselineThresholds fit_thresholds(const std::map<std::string, std::vector<double>>& peaks,
                                   const std::vector<std::string>& categories, double q) {
   BaselineThresholds t;

@@ -41,12 +41,17 @@ double Context::class_weight(const std::string& cls) const {
   return it == static_weights.end() ? 1.0 : it->second;
 }
 
-const std::vector<int64_t>& Context::prompt(const std::string& category) {
-  auto it = prompt_cache.find(category);
+const std::vector<int64_t>& Context::prompt(const std::string& text) {
+  auto it = prompt_cache.find(text);
   if (it != prompt_cache.end()) return it->second;
   std::vector<int64_t> ids;
-  for (int id : tokenizer->encode(text::build_prompt(category))) ids.push_back(id);
-  return prompt_cache[category] = ids;
+  for (int id : tokenizer->encode(text)) ids.push_back(id);
+  return prompt_cache[text] = ids;
+}
+
+std::optional<double> Context::level(const std::string& category) const {
+  if (!normal_reference || !levels) return std::nullopt;
+  return levels->level(category);
 }
 
 PreparedBatch Context::prepare(std::vector<TrainItem> items) {
@@ -65,7 +70,10 @@ torch::Tensor Context::input_of(const TrainItem& item) {
 
 EncodedBatch Context::encode(PreparedBatch prepared) {
   EncodedBatch b;
-  for (const auto& it : prepared.items) b.prompts.push_back(prompt(it.category));
+  for (size_t i = 0; i < prepared.items.size(); ++i) {
+    const std::string& cat = prepared.items[i].category;
+    b.prompts.push_back(prompt(model::policy_prompt(prepared.images[int64_t(i)], cat, config.model, level(cat).value_or(0))));
+  }
   b.images = prepared.images.to(device);
   b.items = std::move(prepared.items);
   return b;
@@ -88,9 +96,9 @@ std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage,
 }
 
 std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input, const std::string& category) const {
-  if (!normal_reference || !levels || !levels->usable() || input.size(0) < 4 || !(levels->threshold(category) > 0))
-    return std::nullopt;  // no level to state a ratio to: the short template
-  return model::input_facts(input, levels->threshold(category));
+  const auto at = level(category);
+  if (!at || input.size(0) < 4) return std::nullopt;  // no level to state a ratio to: the short template
+  return model::input_facts(input, *at);
 }
 
 std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant, const text::EvidenceFacts* facts) const {
@@ -422,7 +430,7 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
 void check_lengths(Context& ctx) {
   size_t prompt = 0, completion = 0;
   for (const auto& cat : ctx.source->categories()) {
-    prompt = std::max(prompt, ctx.prompt(cat).size());
+    prompt = std::max(prompt, ctx.prompt(text::build_prompt(cat)).size());
     for (int v = 0; v < text::kCotVariants; ++v) {
       TrainItem item;
       item.category = cat;
@@ -445,6 +453,7 @@ void check_lengths(Context& ctx) {
           for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter}) {
             f.extent = e;
             f.tone = t;
+            if (ctx.config.model.prompt_evidence) prompt = std::max(prompt, ctx.prompt(text::build_prompt(cat, &f)).size());
             item.anomalous = false;
             completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
             item.anomalous = true;
@@ -587,6 +596,11 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     if (!o.resume || !io::is_file(ctx.run.baseline()))  // the evidence-only baseline eval reports
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
     ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to
+    for (const auto& cat : ctx.source->categories())
+      if (config.model.prompt_evidence && !ctx.level(cat))
+        throw Error("model.prompt_evidence: category '" + cat + "' has no normal level in " + ctx.run.baseline(),
+                    "the level comes from held-out normal training images: give the category more normal images, or "
+                    "--set model.prompt_evidence=false");
   }
   check_lengths(ctx);
   if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume);

@@ -53,7 +53,7 @@ struct Context {
   std::unique_ptr<InputMaker> inputs;  // made at the first input, once the reference is there
   std::once_flag inputs_made;          // prepare() runs on the prefetcher's thread too
   std::vector<std::string> defect_types;  // known names for parsing answers
-  std::map<std::string, std::vector<int64_t>> prompt_cache;
+  std::map<std::string, std::vector<int64_t>> prompt_cache;  // by the prompt's text
   model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words
   model::DecisionPoints decisions;  // where the chains of thought of each category commit to a verdict
   std::ofstream metrics;
@@ -63,13 +63,17 @@ struct Context {
   std::unique_ptr<rl::DynamicClassWeights> dynamic_weights;
   double class_weight(const std::string& cls) const;
 
-  const std::vector<int64_t>& prompt(const std::string& category);
+  // The token ids of a prompt's text (cached by text).
+  const std::vector<int64_t>& prompt(const std::string& text);
+  // The category's normal level the evidence facts are stated against; nullopt without a
+  // reference or held-out normals.
+  std::optional<double> level(const std::string& category) const;
   // Image tensors of `items` (with the deviation channel when the model has a reference); thread-safe.
   PreparedBatch prepare(std::vector<TrainItem> items);
   // The policy input of one item (C,S,S), thread-safe (train/input_maker.h: normal images' inputs
   // kept, synthetic anomalies' maps updated from their normal image's).
   torch::Tensor input_of(const TrainItem& item);
-  EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts
+  EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts (model::policy_prompt)
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
   // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given.
   std::vector<int64_t> completion_ids(const TrainItem& item, int variant, const text::EvidenceFacts* facts = nullptr) const;

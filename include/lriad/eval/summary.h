@@ -36,6 +36,10 @@ struct Prediction {
   // explanation baselines' localisation: "always the centre" and "the evidence's peak cell".
   std::vector<text::Region> evidence_regions;
   std::optional<bool> centre_localized, peak_localized;
+  // The deviation map the policy read, divided by the category's normal level (1 = the level):
+  // CV_32FC1 (S,S), for report.html's heat maps; empty without a reference and level. Not written
+  // to predictions.jsonl.
+  cv::Mat evidence_map;
 };
 
 nlohmann::json to_json(const Prediction& p);  // the predictions.jsonl fields

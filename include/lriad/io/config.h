@@ -46,6 +46,12 @@ struct ModelConfig {
   // Colour novelty (data/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
+  // The reference's measurements stated in the prompt (model::policy_prompt): where the deviation
+  // map peaks, how strong against the category's normal level (baseline.json), what the area above
+  // it looks like. The policy reads them as an instrument's output and its chain restates them; it
+  // decides the verdict and the defect family. false (and runs made before the key): the plain
+  // instruction.
+  bool prompt_evidence = false;
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -88,6 +94,7 @@ struct ModelConfig {
     v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
+    v("prompt_evidence", prompt_evidence, "state the reference's measurements in the prompt (needs reference knn)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

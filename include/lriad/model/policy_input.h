@@ -62,6 +62,12 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, co
 // against the category's normal level. Training writes its chains from them; eval checks them.
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level);
 
+// The instruction the policy reads with `input` (C,S,S): text::build_prompt(category), and with
+// model.prompt_evidence the input's evidence facts against `level`, the category's normal level
+// (input_facts; throws when level is not > 0). Training, validation, eval and predict all call it,
+// so the policy reads the same words for the same image (tests/test_policy_input.cpp).
+std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
+
 // policy_input.json in a run directory: what training decided about its images, so that eval and
 // predict make the input training made. Written by `lriad train`; a run without it (older) has
 // eval fall back to the reference's own test (NormalReference::fine) and to both banks.

@@ -15,10 +15,17 @@ inline constexpr const char* kAnswerOpen = "<answer>";
 inline constexpr const char* kAnswerClose = "</answer>";
 inline constexpr const char* kImageTag = "<image>";
 
+struct EvidenceFacts;  // text/evidence.h
+
 // The instruction given with the image; underscores in `category` render as spaces.
 // "Inspect the metal nut. Is it normal or anomalous? Reason in <think></think>, then answer in
 // <answer></answer>."
-std::string build_prompt(const std::string& category);
+// With `facts` (model.prompt_evidence), the normal reference's measurements come first, in the words
+// a grounded chain restates them in: "Inspect the carpet. The normal reference measures its largest
+// deviation at the upper left and top, 3.4 times the normal level; there it shows a thin, long
+// mark darker than around it. Is it normal or anomalous? ..." (the area's look only when the peak
+// is above the level).
+std::string build_prompt(const std::string& category, const EvidenceFacts* facts = nullptr);
 
 // Coarse 3x3 position of a defect, row-major (index = row * 3 + column).
 enum class Region { UpperLeft, Top, UpperRight, Left, Center, Right, LowerLeft, Bottom, LowerRight };
@@ -34,8 +41,6 @@ std::optional<Region> parse_region(const std::string& text);
 bool names_category(const std::string& think, const std::string& category);
 // x, y in [0, 1) (x to the right, y down); values outside are clamped, NaN counts as 0.
 Region region_of_point(double x, double y);
-
-struct EvidenceFacts;  // text/evidence.h
 
 // The image-level facts a chain of thought is written from.
 struct CotSpec {
@@ -78,8 +83,8 @@ bool is_unnamed_defect(const std::string& defect_type);
 // Every prompt and completion the templates can emit for these names (all variants, regions,
 // verdicts), de-duplicated in a fixed order: the tokenizer's training corpus. Empty lists mean
 // the synthetic demo's categories / defect types. "good" is not a defect type and is skipped.
-// With `grounded`, also the chains grounded in evidence: every region and region pair, description
-// and family, and every ratio a chain states (as chain fragments "<think>The largest deviation is
+// With `grounded`, also the chains grounded in evidence and the prompts that state it: every region
+// and region pair, description and family, and every ratio a chain states (as chain fragments "<think>The largest deviation is
 // 3.4 times the normal level.").
 std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories = {},
                                           const std::vector<std::string>& defect_types = {}, bool grounded = true);

@@ -5,6 +5,7 @@
 // never set a threshold. A category without held-out normals uses the pooled peaks of all.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct BaselineThresholds {
   bool usable() const { return n_pooled > 0; }
   // The category's threshold, the pooled one for a category the run did not train on.
   double threshold(const std::string& category) const;
+  // The normal level the evidence facts are stated against: threshold(category) when usable and
+  // > 0, else nullopt (no level to state a ratio to).
+  std::optional<double> level(const std::string& category) const;
 };
 
 // Thresholds from the held-out peaks per category; every name in `categories` gets one.
