@@ -58,9 +58,6 @@ TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
             std::string::npos) << msg;
   msg = load_error(R"({"model": {"reference_neighbours": -2}})");
   EXPECT_NE(msg.find("model.reference_neighbours"), std::string::npos) << msg;
-  msg = load_error(R"({"model": {"reference": "none", "prompt_evidence": true}})");
-  EXPECT_NE(msg.find("model.prompt_evidence: states the normal reference's measurements: it needs model.reference=knn"),
-            std::string::npos) << msg;
   msg = load_error(R"({"seed": -1})");
   EXPECT_NE(msg.find("seed: expected an integer"), std::string::npos) << msg;
   msg = load_error("{not json");

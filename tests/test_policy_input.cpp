@@ -175,24 +175,27 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
 }
 
 // The prompt is input too: training and eval both build it with policy_prompt from the tensor, so
-// it states what that tensor's deviation channel shows, and nothing without model.prompt_evidence.
-TEST(PolicyInput, PromptStatesTheInputsEvidenceOnlyWhenAsked) {
+// with model.prompt_evidence its chain opening states what that tensor's deviation channel shows,
+// and without it the prompt is the plain instruction.
+TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {
   ModelConfig m;
   m.reference = "knn";
   auto input = torch::full({4, 30, 30}, 0.5f);  // (4,S,S): grey RGB, flat map at 0.2
   input[3].fill_(0.2f);
-  input[3].narrow(0, 2, 4).narrow(0, 0, 4).narrow(1, 22, 4).fill_(1.5f);  // a compact mark at the upper right
+  input[3].narrow(0, 2, 4).narrow(1, 22, 4).fill_(1.5f);  // a compact mark at the upper right
   const std::string plain = text::build_prompt("carpet");
   EXPECT_EQ(model::policy_prompt(input, "carpet", m, 0.5), plain);  // off by default
+  EXPECT_EQ(model::chain_opening(input, "carpet", m, 0.5), "");
   m.prompt_evidence = true;
   const std::string p = model::policy_prompt(input, "carpet", m, 0.5);
-  EXPECT_NE(p.find("largest deviation at the upper right, 3.0 times the normal level; there it shows a small, compact mark."),
+  EXPECT_EQ(p.compare(0, plain.size(), plain), 0) << p;
+  EXPECT_NE(p.find("<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation "
+                   "is at the upper right, 3.0 times the normal level."),
             std::string::npos) << p;
   const auto facts = model::input_facts(input, 0.5);
-  EXPECT_EQ(p, text::build_prompt("carpet", &facts));
-  input[3].fill_(0.2f);  // nothing above the level: where the (flat) map peaks, and no look
-  const std::string q = model::policy_prompt(input, "carpet", m, 0.5);
-  EXPECT_NE(q.find("0.4 times the normal level. Is it normal"), std::string::npos) << q;
+  EXPECT_EQ(p, plain + text::grounded_opening("carpet", facts));
+  input[3].narrow(0, 2, 4).narrow(1, 22, 4).fill_(0.3f);  // below the level now
+  EXPECT_NE(model::chain_opening(input, "carpet", m, 0.5).find("0.6 times the normal level."), std::string::npos);
   EXPECT_THROW(model::policy_prompt(input, "carpet", m, 0.0), Error);  // no level to state a ratio to
 }
 

@@ -53,24 +53,23 @@ TEST(Prompt, RendersUnderscoresAsSpaces) {
   EXPECT_NE(p.find("<answer></answer>"), std::string::npos);
 }
 
-// model.prompt_evidence: the reference's measurements in the words a grounded chain restates them
-// in, before the question; the area's look only above the normal level.
-TEST(Prompt, StatesTheMeasurementsBeforeTheQuestion) {
+// model.prompt_evidence: lriad writes a grounded chain's opening (where, how strong) and the policy
+// goes on from the decision point; the opening is exactly the start of the first phrasing's chain.
+TEST(Prompt, GroundedOpeningIsTheChainUpToItsDecision) {
   const EvidenceFacts f = thin_dark_line();
-  const std::string p = build_prompt("metal_nut", &f);
-  const std::string measured = " The normal reference measures its largest deviation at the upper left and top, 3.4 times "
-                               "the normal level; there it shows a thin, long mark darker than around it.";
-  EXPECT_EQ(p, "Inspect the metal nut." + measured + build_prompt("metal_nut").substr(std::string("Inspect the metal nut.").size()));
+  const std::string opening = grounded_opening("metal_nut", f);
+  EXPECT_EQ(opening, "<think>The image shows a metal nut sample. I compare it with normal metal nut images: the largest "
+                     "deviation is at the upper left and top, 3.4 times the normal level.");
+  for (const bool anomalous : {false, true}) {
+    const std::string chain = build_completion({"metal_nut", anomalous, anomalous ? "crack" : "", std::nullopt, 0, &f});
+    ASSERT_EQ(chain.compare(0, opening.size(), opening), 0) << chain;
+    // What the policy writes: the finding (the decision point's first word), the family, the verdict.
+    EXPECT_EQ(chain.substr(opening.size(), anomalous ? 9 : 8), anomalous ? " There is" : " Nothing") << chain;
+  }
   EvidenceFacts below;
   below.where = Region::LowerRight;
   below.ratio = 0.7;
-  const std::string q = build_prompt("metal_nut", &below);
-  EXPECT_NE(q.find("at the lower right, 0.7 times the normal level. Is it normal or anomalous?"), std::string::npos) << q;
-  EXPECT_EQ(q.find("there it shows"), std::string::npos) << q;
-  // The chain restates the same words: where and how strong, as the prompt has them.
-  const std::string chain = build_completion({"metal_nut", true, "crack", std::nullopt, 0, &f});
-  EXPECT_NE(chain.find("upper left and top, 3.4 times the normal level."), std::string::npos) << chain;
-  EXPECT_NE(chain.find("a thin, long mark darker than around it"), std::string::npos) << chain;
+  EXPECT_NE(grounded_opening("metal_nut", below).find("at the lower right, 0.7 times the normal level."), std::string::npos);
 }
 
 TEST(Region, WordsParseBack) {
@@ -180,13 +179,6 @@ TEST(Templates, CorpusCoversEveryTemplate) {
   f.also = Region::LowerLeft;
   f.ratio = 3.5;
   EXPECT_TRUE(set.count(build_completion({"bottle", false, "", std::nullopt, 0, &f})));
-  EXPECT_TRUE(set.count(build_prompt("bottle", &f)));  // model.prompt_evidence's instruction
-  const EvidenceFacts line = thin_dark_line();
-  EvidenceFacts look = line;  // every look is stated with some place and ratio
-  look.where = Region::Center;
-  look.also.reset();
-  look.ratio = 2.5;
-  EXPECT_TRUE(set.count(build_prompt("metal_nut", &look)));
   for (const char* r : {"0.0", "4.7", "9.9", "10", "57", "99"})
     EXPECT_TRUE(set.count(std::string("<think>The largest deviation is ") + r + kDecisionMarker)) << r;
   f.above = true;

@@ -432,15 +432,20 @@ TEST(Verdict, DecisionPointIsWhereTheChainsPartAndItsProbabilityIsRead) {
   EXPECT_THROW(model::decision_probs(logits, tokens, mask, {"hex_nut"}, points, fallback), std::invalid_argument);
 }
 
-// Grounded chains state the image's own region and ratio before their decision: it is found after
-// the marker " times the normal level." wherever that lies, and its probability read there.
-TEST(Verdict, GroundedChainsDecideAfterTheMarker) {
-  TempDir dir;
+// A small tokenizer of the wood category's chains (crack defects), trained into `dir`.
+text::Tokenizer wood_tokenizer(const std::string& dir) {
   text::TokenizerTrainOptions o;
   o.vocab_size = 400;
   o.categories = {"wood"};
   o.defect_types = {"crack"};
-  const text::Tokenizer tok = text::Tokenizer::train(dir.path(), o);
+  return text::Tokenizer::train(dir, o);
+}
+
+// Grounded chains state the image's own region and ratio before their decision: it is found after
+// the marker " times the normal level." wherever that lies, and its probability read there.
+TEST(Verdict, GroundedChainsDecideAfterTheMarker) {
+  TempDir dir;
+  const text::Tokenizer tok = wood_tokenizer(dir.path());
   const auto points = model::decision_points(tok, {"wood"});
   const model::DecisionPoint* marker = nullptr;
   for (const auto& d : points.at("wood"))
@@ -473,6 +478,36 @@ TEST(Verdict, GroundedChainsDecideAfterTheMarker) {
       const auto p = model::decision_probs(logits, tokens, mask, {"wood"}, points, torch::full({1, 2}, -1.f));
       EXPECT_NEAR(p[0][0].item<double>(), 0.5, 1e-6) << "phrasing " << v;
     }
+}
+
+// model.prompt_evidence: the prompt ends with the chain's opening, so the completion starts at the
+// decision, and its probability is read at the finding's first word, whatever the facts.
+TEST(Verdict, OpenedChainsDecideAtTheirFirstToken) {
+  TempDir dir;
+  const text::Tokenizer tok = wood_tokenizer(dir.path());
+  const auto points = model::decision_points(tok, {"wood"}, /*opened=*/true);
+  ASSERT_EQ(points.at("wood").size(), 1u);
+  const model::DecisionPoint& d = points.at("wood")[0];
+  EXPECT_LE(d.prefix.size(), 1u);  // at most a lone space piece before the finding's first word
+  text::EvidenceFacts f;
+  f.where = text::Region::LowerRight;
+  f.ratio = 4.2;
+  f.above = true;
+  for (const bool anomalous : {false, true}) {
+    const std::string chain = text::build_completion({"wood", anomalous, anomalous ? "crack" : "", std::nullopt, 0, &f});
+    const auto rest = tok.encode(chain.substr(text::grounded_opening("wood", f).size()));  // what the policy writes
+    const int64_t k = int64_t(d.prefix.size());
+    ASSERT_TRUE(std::equal(d.prefix.begin(), d.prefix.end(), rest.begin()));
+    EXPECT_EQ(rest.at(size_t(k)) == d.normal, !anomalous) << chain;
+    const int64_t C = int64_t(rest.size()), V = tok.vocab_size();
+    auto tokens = torch::zeros({1, C}, torch::kInt64);
+    for (int64_t c = 0; c < C; ++c) tokens[0][c] = rest[size_t(c)];
+    auto logits = torch::zeros({1, C, V});
+    logits[0][k][d.normal] = std::log(double(V - 1));  // p(normal) 0.5 at the finding's first word only
+    const auto p = model::decision_probs(logits, tokens, torch::ones({1, C}, torch::kInt64), {"wood"}, points,
+                                         torch::full({1, 2}, -1.f));
+    EXPECT_NEAR(p[0][0].item<double>(), 0.5, 1e-6);
+  }
 }
 
 // The evidence gate's test: the map (channel 3) inside the footprint, brought to the map's side.

@@ -38,7 +38,8 @@ struct Inspector::State {
   const model::DecisionPoints& decisions_for(const std::vector<Input>& inputs) {
     for (const auto& in : inputs)
       if (!decisions.count(in.category))  // none found: an empty list, not looked up again
-        decisions[in.category] = model::decision_points(*loaded.tokenizer, {in.category})[in.category];
+        decisions[in.category] =
+            model::decision_points(*loaded.tokenizer, {in.category}, loaded.config.model.opens_chains())[in.category];
     return decisions;
   }
   std::unique_ptr<data::NormalReference> reference;  // model.reference "knn"
@@ -47,6 +48,7 @@ struct Inspector::State {
   std::optional<double> level(const std::string& category) const {  // the facts' normal level
     return levels ? levels->level(category) : std::nullopt;
   }
+  std::set<std::string> unopened;                        // categories warned about: no level for the opening
   std::map<std::string, std::vector<int64_t>> prompts;  // by text
   const std::vector<int64_t>& prompt(const std::string& text) {
     auto it = prompts.find(text);
@@ -78,6 +80,8 @@ Inspector::Inspector(const std::string& run_dir, const std::string& device, cons
   }
   const std::string levels = train::RunFiles{run_dir}.baseline();
   if (s_->reference && io::is_file(levels)) s_->levels = train::load_baseline(levels);
+  else if (s_->reference && s_->loaded.config.model.opens_chains())  // a run without one (model init): rebuilt
+    s_->levels = train::run_baseline(run_dir, s_->loaded.config, *s_->reference);
   const std::string record = train::RunFiles{run_dir}.policy_input();
   if (io::is_file(record)) s_->record = model::InputRecord::load(record);
   s_->loaded.policy->eval();
@@ -103,10 +107,18 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   const int G = std::max(1, options.samples);
   std::vector<torch::Tensor> images;
   model::TokenRows prompts;
+  std::vector<std::string> openings;  // the chains' openings lriad wrote (model::chain_opening)
   for (const auto& in : inputs) {
     images.push_back(model::decoded_policy_input(in.image, in.category, in.reference_bank, config.model, s_->reference.get(),
                                                  s_->record ? &*s_->record : nullptr));  // (C,S,S)
-    prompts.push_back(s_->prompt(model::policy_prompt(images.back(), in.category, config.model, s_->level(in.category).value_or(0))));
+    // The chain's opening (model::policy_prompt's second part); "" without prompt_evidence, and, with a
+    // warning, for a category without a normal level (a run that never had held-out normals).
+    const auto level = s_->level(in.category);
+    if (config.model.opens_chains() && !level && s_->unopened.insert(in.category).second)
+      spdlog::warn("{}: no normal level in the run's baseline.json, so its chains are not opened with the reference's "
+                   "measurements (the policy writes them whole, as it was not trained to)", in.category);
+    openings.push_back(level ? model::chain_opening(images.back(), in.category, config.model, *level) : "");
+    prompts.push_back(s_->prompt(text::build_prompt(in.category) + openings.back()));
   }
   std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
   std::vector<std::vector<text::Region>> where(inputs.size());  // where the evidence peaks (text/evidence.h)
@@ -165,7 +177,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       Prediction p;
       p.image = inputs[b].path;
       p.category = inputs[b].category;
-      p.completion = s_->loaded.tokenizer->decode_completion(tokens.data_ptr<int64_t>() + n * C,
+      p.completion = openings[b] + s_->loaded.tokenizer->decode_completion(tokens.data_ptr<int64_t>() + n * C,
                                                                std::min(lengths[n].item<int64_t>(), C));
       const auto parsed = text::parse_completion(p.completion, known_defect_types);
       p.parsed = parsed.verdict.has_value();

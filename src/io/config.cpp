@@ -55,8 +55,6 @@ void validate_model(const ModelConfig& m) {
     invalid("model.reference_fine_sigma", "must be in (0, 64] pixels");
   if (m.reference_fine_shift < 0 || m.reference_fine_shift > 16)
     invalid("model.reference_fine_shift", "must be between 0 and 16, got " + std::to_string(m.reference_fine_shift));
-  if (m.prompt_evidence && m.reference != "knn")
-    invalid("model.prompt_evidence", "states the normal reference's measurements: it needs model.reference=knn");
   if (m.reference_neighbours < 0) invalid("model.reference_neighbours", "must be >= 0 (0 = every normal image)");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");

@@ -95,15 +95,18 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {
   return text::evidence_facts(m, c, level);
 }
 
-std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {
-  if (!model.prompt_evidence) return text::build_prompt(category);
+std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {
+  if (!model.opens_chains()) return "";
   if (!(level > 0))
     throw Error("model.prompt_evidence states the evidence against the normal level, and category '" + category +
                     "' has none",
                 "the run's baseline.json holds a level per category; a run without held-out normals cannot state it "
                 "(--set model.prompt_evidence=false)");
-  const auto facts = input_facts(input, level);
-  return text::build_prompt(category, &facts);
+  return text::grounded_opening(category, input_facts(input, level));
+}
+
+std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {
+  return text::build_prompt(category) + chain_opening(input, category, model, level);
 }
 
 bool InputRecord::keeps_work_side(const std::string& category) const {

@@ -68,8 +68,25 @@ std::optional<std::vector<int64_t>> parting(const text::Tokenizer& tokenizer, te
 
 }  // namespace
 
-DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories) {
+DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories, bool opened) {
   DecisionPoints out;
+  if (opened) {
+    text::EvidenceFacts f;
+    f.ratio = 2.0;
+    f.above = true;
+    const std::string opening = text::grounded_opening("x", f);
+    auto rest = [&](bool anomalous) {  // the completion after the opening, encoded on its own as in SFT
+      const std::string full = text::build_completion({"x", anomalous, anomalous ? "scratch" : "", std::nullopt, 0, &f});
+      return tokenizer.encode(full.substr(opening.size()));
+    };
+    const auto normal = rest(false), anomalous = rest(true);
+    size_t k = 0;  // tokens both share at the start (a lone space piece, with some tokenizers)
+    while (k < normal.size() && k < anomalous.size() && normal[k] == anomalous[k]) ++k;
+    if (k >= normal.size() || k >= anomalous.size()) return out;
+    const std::vector<int64_t> shared(normal.begin(), normal.begin() + std::ptrdiff_t(k));
+    for (const auto& category : categories) out[category].push_back(DecisionPoint{shared, normal[k], false});
+    return out;
+  }
   for (const auto& category : categories)
     for (int v = 0; v < text::kCotVariants; ++v) {
       DecisionPoint d;

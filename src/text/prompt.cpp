@@ -148,15 +148,13 @@ std::string grounded_think(const CotSpec& s, int v) {
 
 }  // namespace
 
-std::string build_prompt(const std::string& category, const EvidenceFacts* facts) {
-  std::string measured;
-  if (facts) {
-    measured = " The normal reference measures its largest deviation at the " + where_text(*facts) + ", " +
-               ratio_text(facts->ratio) + " times the normal level";
-    measured += facts->above ? "; there it shows " + looks_text(*facts) + "." : ".";
-  }
-  return "Inspect the " + spaced(category) + "." + measured + " Is it normal or anomalous? Reason in " + kThinkOpen +
+std::string build_prompt(const std::string& category) {
+  return "Inspect the " + spaced(category) + ". Is it normal or anomalous? Reason in " + kThinkOpen +
          kThinkClose + ", then answer in " + kAnswerOpen + kAnswerClose + ".";
+}
+
+std::string grounded_opening(const std::string& category, const EvidenceFacts& facts) {
+  return std::string(kThinkOpen) + intro(category, 0) + " " + compared(category, facts, 0);
 }
 
 const char* region_word(Region r) {
@@ -303,8 +301,6 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
   for (const auto& c : cats) {
     if (!grounded) break;
     add(build_prompt(c));
-    for (const auto& f : facts) add(build_prompt(c, &f));  // model.prompt_evidence's instructions
-    for (const auto& f : looks) add(build_prompt(c, &f));
     for (int v = 0; v < kCotVariants; ++v) {
       for (const auto& f : facts) {
         add(build_completion({c, false, "", std::nullopt, v, &f}));  // below the level

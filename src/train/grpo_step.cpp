@@ -56,7 +56,8 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   std::vector<text::ParsedCompletion> parsed(static_cast<size_t>(N));
   const auto tokens_cpu = gen.tokens.cpu();
   for (int64_t n = 0; n < N; ++n) {
-    texts[size_t(n)] = ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
+    const auto& item = batch.items[size_t(n / G)];
+    texts[size_t(n)] = ctx.opening(images_cpu[n / G], item.category) + ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
     parsed[size_t(n)] = text::parse_completion(texts[size_t(n)], ctx.defect_types);
   }
   GrpoBatch gb;

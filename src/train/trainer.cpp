@@ -54,6 +54,10 @@ std::optional<double> Context::level(const std::string& category) const {
   return levels->level(category);
 }
 
+std::string Context::opening(const torch::Tensor& input, const std::string& category) const {
+  return model::chain_opening(input, category, config.model, level(category).value_or(0));
+}
+
 PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   std::vector<torch::Tensor> images;
   for (const auto& it : items) images.push_back(it.input.defined() ? it.input : input_of(it));  // (C,S,S); the gate made some
@@ -109,8 +113,17 @@ std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,
   spec.defect_type = item.anomalous ? item.defect_type : "";
   spec.region = item.region;
   spec.variant = variant;
+  std::string target = text::build_completion(spec);
+  if (facts && config.model.opens_chains()) {  // the prompt ends with the opening: the policy learns the rest
+    spec.variant = 0;
+    target = text::build_completion(spec);
+    const std::string opening = text::grounded_opening(spec.category, *facts);
+    if (target.compare(0, opening.size(), opening) != 0)
+      throw Error("internal: a grounded chain does not start with its opening: " + target);
+    target.erase(0, opening.size());
+  }
   std::vector<int64_t> ids;
-  for (int id : tokenizer->encode(text::build_completion(spec))) ids.push_back(id);
+  for (int id : tokenizer->encode(target)) ids.push_back(id);
   ids.push_back(tokenizer->eos_id());
   return ids;
 }
@@ -147,7 +160,9 @@ ValidationResult validate(Context& ctx) {
   const size_t chunk = 32;
   for (size_t start = 0; start < items.size(); start += chunk) {
     std::vector<TrainItem> part(items.begin() + long(start), items.begin() + long(std::min(items.size(), start + chunk)));
-    EncodedBatch b = ctx.encode(part);
+    PreparedBatch prepared = ctx.prepare(part);
+    const torch::Tensor part_images = prepared.images;  // (B,C,S,S) on the CPU: the chains' openings
+    EncodedBatch b = ctx.encode(std::move(prepared));
     model::GenerateOptions go;
     go.max_new_tokens = ctx.config.sampling.max_new_tokens;
     go.sampling.greedy = true;
@@ -160,7 +175,9 @@ ValidationResult validate(Context& ctx) {
     }
     const auto lengths = gen.lengths.cpu();
     for (size_t i = 0; i < b.items.size(); ++i) {
-      const auto p = text::parse_completion(ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()), ctx.defect_types);
+      const auto p = text::parse_completion(ctx.opening(part_images[long(i)], b.items[i].category) +
+                                                ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()),
+                                            ctx.defect_types);
       const bool truth = b.items[i].anomalous;
       const bool right = p.verdict.has_value() && *p.verdict == int(truth);
       formatted += p.well_formed;
@@ -453,7 +470,8 @@ void check_lengths(Context& ctx) {
           for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter}) {
             f.extent = e;
             f.tone = t;
-            if (ctx.config.model.prompt_evidence) prompt = std::max(prompt, ctx.prompt(text::build_prompt(cat, &f)).size());
+            if (ctx.config.model.opens_chains())
+              prompt = std::max(prompt, ctx.prompt(text::build_prompt(cat) + text::grounded_opening(cat, f)).size());
             item.anomalous = false;
             completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
             item.anomalous = true;
@@ -581,7 +599,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
   ctx.tokenizer = std::make_shared<text::Tokenizer>(ctx.run.tokenizer());
   ctx.verdict = model::verdict_ids(*ctx.tokenizer);
   ctx.source = std::make_unique<TrainingSource>(config);
-  ctx.decisions = model::decision_points(*ctx.tokenizer, ctx.source->categories());
+  ctx.decisions = model::decision_points(*ctx.tokenizer, ctx.source->categories(), config.model.opens_chains());
   spdlog::info("data: {}", ctx.source->describe());
   ctx.source->input_record().save(ctx.run.policy_input());  // eval makes the input training makes
   ctx.defect_types = ctx.source->defect_types();
@@ -597,7 +615,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
     ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to
     for (const auto& cat : ctx.source->categories())
-      if (config.model.prompt_evidence && !ctx.level(cat))
+      if (config.model.opens_chains() && !ctx.level(cat))
         throw Error("model.prompt_evidence: category '" + cat + "' has no normal level in " + ctx.run.baseline(),
                     "the level comes from held-out normal training images: give the category more normal images, or "
                     "--set model.prompt_evidence=false");

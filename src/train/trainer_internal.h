@@ -68,6 +68,9 @@ struct Context {
   // The category's normal level the evidence facts are stated against; nullopt without a
   // reference or held-out normals.
   std::optional<double> level(const std::string& category) const;
+  // The chain's opening lriad writes for `input` (C,S,S) with model.prompt_evidence
+  // (model::chain_opening), "" without: a completion reads as this + the policy's tokens.
+  std::string opening(const torch::Tensor& input, const std::string& category) const;
   // Image tensors of `items` (with the deviation channel when the model has a reference); thread-safe.
   PreparedBatch prepare(std::vector<TrainItem> items);
   // The policy input of one item (C,S,S), thread-safe (train/input_maker.h: normal images' inputs
@@ -75,7 +78,8 @@ struct Context {
   torch::Tensor input_of(const TrainItem& item);
   EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts (model::policy_prompt)
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
-  // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given.
+  // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given; with
+  // model.prompt_evidence only what follows the chain's opening (which the prompt holds).
   std::vector<int64_t> completion_ids(const TrainItem& item, int variant, const text::EvidenceFacts* facts = nullptr) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
   // baseline's threshold); nullopt without a reference.

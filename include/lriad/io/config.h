@@ -46,11 +46,11 @@ struct ModelConfig {
   // Colour novelty (data/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
-  // The reference's measurements stated in the prompt (model::policy_prompt): where the deviation
-  // map peaks, how strong against the category's normal level (baseline.json), what the area above
-  // it looks like. The policy reads them as an instrument's output and its chain restates them; it
-  // decides the verdict and the defect family. false (and runs made before the key): the plain
-  // instruction.
+  // The reference's measurements written into the chain of thought by lriad (model::chain_opening):
+  // the prompt ends with the chain's opening, where the deviation map peaks and how strong against
+  // the category's normal level (baseline.json), and the policy goes on from the decision point: the
+  // finding, the defect family, the verdict. false (and runs made before the key), or without a
+  // reference (model.reference=none): the policy writes the whole chain.
   bool prompt_evidence = false;
   // Language decoder.
   int dim = 192;
@@ -68,6 +68,8 @@ struct ModelConfig {
     return (image_size / patch_size) * (image_size / patch_size) + (reference == "knn" ? 1 : 0);
   }
   int image_channels() const { return reference == "knn" ? 4 : 3; }  // RGB (+ deviation)
+  // lriad writes the chain's opening (prompt_evidence, with a reference to measure it; ignored without one).
+  bool opens_chains() const { return prompt_evidence && reference == "knn"; }
   // Side at which images are loaded, synthesised and compared: image_size, or the fine comparison's.
   int work_size() const { return reference == "knn" && reference_fine_size > image_size ? reference_fine_size : image_size; }
   int head_dim() const { return dim / heads; }
@@ -94,7 +96,7 @@ struct ModelConfig {
     v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
-    v("prompt_evidence", prompt_evidence, "state the reference's measurements in the prompt (needs reference knn)");
+    v("prompt_evidence", prompt_evidence, "lriad writes the chain's opening from the reference's measurements (with reference knn)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

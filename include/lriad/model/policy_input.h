@@ -62,10 +62,16 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, co
 // against the category's normal level. Training writes its chains from them; eval checks them.
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level);
 
-// The instruction the policy reads with `input` (C,S,S): text::build_prompt(category), and with
-// model.prompt_evidence the input's evidence facts against `level`, the category's normal level
-// (input_facts; throws when level is not > 0). Training, validation, eval and predict all call it,
-// so the policy reads the same words for the same image (tests/test_policy_input.cpp).
+// With model.prompt_evidence, the opening of the chain of thought that lriad writes from the
+// reference's measurements of `input` (C,S,S) against `level`, the category's normal level
+// (text::grounded_opening of input_facts; throws when level is not > 0): where the deviation map
+// peaks and how strong. The policy goes on from there (its finding, the family, the verdict), and
+// every completion it writes is read as this opening + its tokens. "" without prompt_evidence.
+std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
+// The text the policy reads with `input`: text::build_prompt(category) + chain_opening. Training
+// and validation call it; eval and predict build the same two parts (and warn, leaving the opening
+// out, for a category without a level), so the policy reads the same words for the same image
+// (tests/test_policy_input.cpp).
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and

@@ -47,7 +47,11 @@ struct DecisionPoint {
   bool anywhere = false;        // prefix is a marker, matched at its first place in the completion
 };
 using DecisionPoints = std::map<std::string, std::vector<DecisionPoint>>;  // category -> phrasings
-DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories);
+// With `opened` (model.prompt_evidence: the prompt ends with the chain's opening, model::chain_opening)
+// the completion starts at the decision: one point per category, the normal finding's first token
+// (" Nothing ...") after what both findings share at the start (nothing, or a lone space piece).
+DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories,
+                               bool opened = false);
 
 // The policy's belief at the decision point: [p(normal), 1 - p(normal)] (full softmax of the
 // logits that predict the token after the prefix) for each row whose completion starts with one of

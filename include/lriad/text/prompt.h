@@ -20,12 +20,7 @@ struct EvidenceFacts;  // text/evidence.h
 // The instruction given with the image; underscores in `category` render as spaces.
 // "Inspect the metal nut. Is it normal or anomalous? Reason in <think></think>, then answer in
 // <answer></answer>."
-// With `facts` (model.prompt_evidence), the normal reference's measurements come first, in the words
-// a grounded chain restates them in: "Inspect the carpet. The normal reference measures its largest
-// deviation at the upper left and top, 3.4 times the normal level; there it shows a thin, long
-// mark darker than around it. Is it normal or anomalous? ..." (the area's look only when the peak
-// is above the level).
-std::string build_prompt(const std::string& category, const EvidenceFacts* facts = nullptr);
+std::string build_prompt(const std::string& category);
 
 // Coarse 3x3 position of a defect, row-major (index = row * 3 + column).
 enum class Region { UpperLeft, Top, UpperRight, Left, Center, Right, LowerLeft, Bottom, LowerRight };
@@ -74,6 +69,13 @@ inline constexpr int kCotVariants = 3;
 inline constexpr const char* kDecisionMarker = " times the normal level.";
 std::string build_completion(const CotSpec& spec);
 
+// A grounded chain's opening, from <think> to kDecisionMarker, in the first phrasing: "<think>The
+// image shows a carpet sample. I compare it with normal carpet images: the largest deviation is at
+// the upper left and top, 3.4 times the normal level." With model.prompt_evidence lriad writes it
+// from the reference's measurements at the end of the prompt, and the policy goes on from the
+// decision point (build_completion of variant 0 starts with it; the rest is the policy's).
+std::string grounded_opening(const std::string& category, const EvidenceFacts& facts);
+
 // Canonical form of a defect type, for matching: lowercase, runs of spaces/underscores/hyphens
 // become one '_', surrounding punctuation trimmed ("Broken Large" -> "broken_large").
 std::string canonical_defect_type(const std::string& name);
@@ -83,8 +85,8 @@ bool is_unnamed_defect(const std::string& defect_type);
 // Every prompt and completion the templates can emit for these names (all variants, regions,
 // verdicts), de-duplicated in a fixed order: the tokenizer's training corpus. Empty lists mean
 // the synthetic demo's categories / defect types. "good" is not a defect type and is skipped.
-// With `grounded`, also the chains grounded in evidence and the prompts that state it: every region
-// and region pair, description and family, and every ratio a chain states (as chain fragments "<think>The largest deviation is
+// With `grounded`, also the chains grounded in evidence: every region and region pair, description
+// and family, and every ratio a chain states (as chain fragments "<think>The largest deviation is
 // 3.4 times the normal level.").
 std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories = {},
                                           const std::vector<std::string>& defect_types = {}, bool grounded = true);
