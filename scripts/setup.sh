@@ -11,6 +11,7 @@ PACKAGES=(g++ cmake ninja-build pkg-config ccache git
   libtorch-dev libopencv-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libsentencepiece-dev libgtest-dev
   python3-sklearn  # the metrics cross-check test (tests/test_eval.cpp)
+  help2man dpkg-dev file  # the man page; `cpack -G DEB` (dpkg-shlibdeps, file)
   libopenblas0-openmp)  # without it Debian's LibTorch runs on the ~100x slower reference BLAS
 
 missing=()

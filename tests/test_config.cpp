@@ -9,6 +9,7 @@
 #include "lriad/io/config.h"
 #include "lriad/io/config_visit.h"
 #include "lriad/io/error.h"
+#include "lriad/io/install.h"
 
 using namespace lriad;
 
@@ -33,6 +34,29 @@ TEST(Config, ShippedConfigsLoadAndValidate) {
     EXPECT_EQ(c.model.reference, "knn") << name;  // the policy depends on the normal reference
   }
   EXPECT_NO_THROW(RunConfig().validate());
+}
+
+// --config takes a file or a shipped config's name (issue 26): a name is found from any directory
+// (here the build tree's, whose binary reads the source tree's configs/); an unknown one lists them.
+TEST(Config, AShippedConfigIsFoundByName) {
+  const std::string shipped = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
+  const std::string found = lriad::io::find_config("tiny");
+  EXPECT_TRUE(std::filesystem::equivalent(found, shipped)) << found;
+  EXPECT_TRUE(std::filesystem::equivalent(lriad::io::find_config("small.json"), std::string(LRIAD_SOURCE_DIR) + "/configs/small.json"));
+  EXPECT_EQ(lriad::io::find_config(shipped), shipped);  // a file is taken as given
+  EXPECT_EQ(load_config("tiny").name, "tiny");
+  const auto names = lriad::io::shipped_config_names();
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "small", "tiny"}));
+  try {
+    lriad::io::find_config("tinny");
+    ADD_FAILURE() << "an unknown name must throw";
+  } catch (const lriad::Error& e) {
+    const std::string what = std::string(e.what()) + " " + e.hint();
+    EXPECT_NE(what.find("cannot find config 'tinny'"), std::string::npos) << what;
+    EXPECT_NE(what.find("base, small, tiny"), std::string::npos) << what;
+  }
+  // A path with a directory part is only that path, never a name.
+  EXPECT_THROW(lriad::io::find_config("/no/such/dir/tiny.json"), lriad::Error);
 }
 
 TEST(Config, UnknownKeySuggestsTheClosest) {

@@ -190,12 +190,21 @@ TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {
   const std::string p = model::policy_prompt(input, "carpet", m, 0.5);
   EXPECT_EQ(p.compare(0, plain.size(), plain), 0) << p;
   EXPECT_NE(p.find("<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation "
-                   "is at the upper right, 3.0 times the normal level."),
+                   "is a small, compact mark, at the upper right, 3.0 times the normal level."),
             std::string::npos) << p;
   const auto facts = model::input_facts(input, 0.5);
   EXPECT_EQ(p, plain + text::grounded_opening("carpet", facts));
   input[3].narrow(0, 2, 4).narrow(1, 22, 4).fill_(0.3f);  // below the level now
   EXPECT_NE(model::chain_opening(input, "carpet", m, 0.5).find("0.6 times the normal level."), std::string::npos);
+  // A thin dark line across the middle row: the opening says so (each clause measured from the input).
+  input[3].fill_(0.2f);
+  input[3].narrow(0, 15, 1).narrow(1, 12, 14).fill_(1.5f);                // (1,14): the map's line, 3.0x the level
+  input.narrow(0, 0, 3).narrow(1, 15, 1).narrow(2, 12, 14).fill_(0.1f);  // darker than the grey around it
+  const std::string line = model::chain_opening(input, "carpet", m, 0.5);
+  EXPECT_NE(line.find("the largest deviation is a thin, long mark darker than around it, at the center and right, 3.0 times "
+                      "the normal level."),
+            std::string::npos)
+      << line;
   EXPECT_THROW(model::policy_prompt(input, "carpet", m, 0.0), Error);  // no level to state a ratio to
 }
 

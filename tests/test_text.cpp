@@ -53,23 +53,28 @@ TEST(Prompt, RendersUnderscoresAsSpaces) {
   EXPECT_NE(p.find("<answer></answer>"), std::string::npos);
 }
 
-// model.prompt_evidence: lriad writes a grounded chain's opening (where, how strong) and the policy
-// goes on from the decision point; the opening is exactly the start of the first phrasing's chain.
+// model.prompt_evidence: lriad writes a grounded chain's opening (where, what it looks like, how
+// strong) and the policy goes on from the decision point; the opening is exactly the start of the
+// first phrasing's chain.
 TEST(Prompt, GroundedOpeningIsTheChainUpToItsDecision) {
   const EvidenceFacts f = thin_dark_line();
   const std::string opening = grounded_opening("metal_nut", f);
   EXPECT_EQ(opening, "<think>The image shows a metal nut sample. I compare it with normal metal nut images: the largest "
-                     "deviation is at the upper left and top, 3.4 times the normal level.");
+                     "deviation is a thin, long mark darker than around it, at the upper left and top, 3.4 times the "
+                     "normal level.");
   for (const bool anomalous : {false, true}) {
     const std::string chain = build_completion({"metal_nut", anomalous, anomalous ? "crack" : "", std::nullopt, 0, &f});
     ASSERT_EQ(chain.compare(0, opening.size(), opening), 0) << chain;
     // What the policy writes: the finding (the decision point's first word), the family, the verdict.
-    EXPECT_EQ(chain.substr(opening.size(), anomalous ? 9 : 8), anomalous ? " There is" : " Nothing") << chain;
+    EXPECT_EQ(chain.substr(opening.size()), anomalous ? " There is what looks like a crack, so it is anomalous.</think><answer>anomalous: crack</answer>"
+                                                      : " Nothing there seems defective, so it is normal.</think><answer>normal</answer>");
   }
   EvidenceFacts below;
   below.where = Region::LowerRight;
   below.ratio = 0.7;
-  EXPECT_NE(grounded_opening("metal_nut", below).find("at the lower right, 0.7 times the normal level."), std::string::npos);
+  // Below the level no area stands out: the opening says where the largest deviation is and how strong, no look.
+  EXPECT_EQ(grounded_opening("metal_nut", below), "<think>The image shows a metal nut sample. I compare it with normal metal nut "
+                                                  "images: the largest deviation is at the lower right, 0.7 times the normal level.");
 }
 
 TEST(Region, WordsParseBack) {
@@ -631,8 +636,8 @@ TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   const EvidenceFacts f = thin_dark_line();
   const std::string anomalous = build_completion({"carpet", true, "poke", std::nullopt, 0, &f});
   EXPECT_EQ(anomalous,
-            "<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation is at "
-            "the upper left and top, 3.4 times the normal level. There is a thin, long mark darker than around it, like a "
+            "<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation is a "
+            "thin, long mark darker than around it, at the upper left and top, 3.4 times the normal level. There is what looks like a "
             "hole, so it is anomalous.</think><answer>anomalous: hole</answer>");  // poke is a hole
   EvidenceFacts n;
   n.where = Region::Bottom;
@@ -671,10 +676,20 @@ TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
     EXPECT_TRUE(p.consistent) << text;
     EXPECT_TRUE(p.finding_verdict.has_value()) << text;
   }
-  // A type no family holds is named as it is; an unnamed defect likens it to nothing.
-  EXPECT_NE(build_completion({"carpet", true, "combined", std::nullopt, 2, &f}).find("like a combined, so"), std::string::npos);
-  EXPECT_NE(build_completion({"carpet", true, "anomaly", std::nullopt, 2, &f}).find("darker than around it, so it is anomalous"),
+  // The second phrasing states the look too.
+  EXPECT_NE(build_completion({"carpet", false, "", std::nullopt, 1, &f})
+                .find("its largest deviation, a thin, long mark darker than around it, lies at the upper left and top, 3.4 times"),
             std::string::npos);
+  // A type no family holds is named as it is; an unnamed defect is "a defect", which names no type.
+  EXPECT_NE(build_completion({"carpet", true, "combined", std::nullopt, 2, &f}).find("like a combined, so"), std::string::npos);
+  const std::string unnamed = build_completion({"carpet", true, "anomaly", std::nullopt, 2, &f});
+  EXPECT_NE(unnamed.find("3.4 times the normal level. There is what looks like a defect, so it is anomalous.</think><answer>anomalous</answer>"),
+            std::string::npos)
+      << unnamed;
+  const auto u = parse_completion(unnamed);
+  EXPECT_EQ(u.named_type, "");
+  EXPECT_EQ(u.finding_verdict, 1);
+  EXPECT_TRUE(u.consistent);
 }
 
 TEST(ParseCompletion, TheFindingAndTheNamedTypeMustAgreeWithTheAnswer) {

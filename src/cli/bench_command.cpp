@@ -12,14 +12,14 @@ namespace lriad::cli {
 namespace {
 
 struct GenerateCli {
-  std::string config = "configs/tiny.json";
+  std::string config = "tiny";  // a shipped config's name (io::find_config) or a file
   std::vector<std::string> set;
   eval::GenerateBenchOptions bench;
   bool json = false;
 };
 
 struct BenchCli {
-  std::string config = "configs/tiny.json";
+  std::string config = "tiny";  // a shipped config's name (io::find_config) or a file
   std::vector<std::string> set;
   std::string device;
   eval::BenchOptions bench;
@@ -33,7 +33,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                                                 "GRPO step, evaluation, data loading");
   bench_cmd->require_subcommand(0, 1);
   auto b = std::make_shared<BenchCli>();
-  bench_cmd->add_option("--config", b->config, "Config file")->capture_default_str();
+  bench_cmd->add_option("--config", b->config, "Config file, or a shipped config's name: tiny, small, base")->capture_default_str();
   bench_cmd->add_option("--set", b->set, "Override a config value (repeatable)");
   bench_cmd->add_option("--device", b->device, "cpu or cuda[:N] (default: the config's)");
   bench_cmd->add_option("--prompts", b->bench.prompts, "Prompts per GRPO batch (B)")->capture_default_str()->check(CLI::PositiveNumber);
@@ -63,7 +63,7 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   });
   auto g = std::make_shared<GenerateCli>();
   auto* gen = bench_cmd->add_subcommand("generate", "Tokens/s of sampling with and without the KV cache");
-  gen->add_option("--config", g->config, "Config file")->capture_default_str();
+  gen->add_option("--config", g->config, "Config file, or a shipped config's name: tiny, small, base")->capture_default_str();
   gen->add_option("--set", g->set, "Override a config value (repeatable)");
   gen->add_option("--prompts", g->bench.prompts, "Prompts per batch (B)")->capture_default_str()->check(CLI::PositiveNumber);
   gen->add_option("--group", g->bench.group, "Completions per prompt (G)")->capture_default_str()->check(CLI::PositiveNumber);

@@ -11,7 +11,7 @@ namespace lriad::cli {
 namespace {
 
 struct InitCli {
-  std::string config = "configs/tiny.json";
+  std::string config = "tiny";  // a shipped config's name (io::find_config) or a file
   std::vector<std::string> set;
   train::InitOptions init;
 };
@@ -50,7 +50,7 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
 
   auto i = std::make_shared<InitCli>();
   auto* init = model_cmd->add_subcommand("init", "Create a run directory: config, tokenizer, freshly initialised weights");
-  init->add_option("--config", i->config, "Config file (configs/*.json)")->capture_default_str();
+  init->add_option("--config", i->config, "Config file, or a shipped config's name: tiny, small, base")->capture_default_str();
   init->add_option("-o,--out", i->init.out, "Run directory to create")->required();
   init->add_option("--set", i->set, "Override a config value, e.g. --set model.dim=256 (repeatable)");
   init->add_option("--tokenizer", i->init.tokenizer, "Use this sentencepiece .model instead of training one");

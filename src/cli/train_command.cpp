@@ -13,7 +13,7 @@ namespace lriad::cli {
 namespace {
 
 struct TrainCli {
-  std::string config = "configs/tiny.json";
+  std::string config = "tiny";  // a shipped config's name (io::find_config) or a file
   std::vector<std::string> set;
   std::string format, root, device;
   std::vector<std::string> categories;
@@ -25,7 +25,7 @@ struct TrainCli {
 void add_train_command(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<TrainCli>();
   auto* cmd = app.add_subcommand("train", "Train the policy: supervised warm start, then GRPO");
-  cmd->add_option("--config", o->config, "Config file (configs/*.json)")->capture_default_str();
+  cmd->add_option("--config", o->config, "Config file, or a shipped config's name: tiny, small, base")->capture_default_str();
   cmd->add_option("-f,--format", o->format, "Dataset format: mvtec, visa, folder, synth (default: the config's)");
   cmd->add_option("-r,--root", o->root, "Dataset root (default: the config's)");
   add_category_option(*cmd, o->categories);

@@ -50,12 +50,14 @@ struct Inspector::State {
   }
   std::set<std::string> unopened;                        // categories warned about: no level for the opening
   std::map<std::string, std::vector<int64_t>> prompts;  // by text
-  const std::vector<int64_t>& prompt(const std::string& text) {
+  // The prompt's token ids, kept by text when `keep` (not for prompts that hold an image's own opening).
+  std::vector<int64_t> prompt(const std::string& text, bool keep) {
     auto it = prompts.find(text);
     if (it != prompts.end()) return it->second;
-    std::vector<int64_t> ids_;
-    for (int id : loaded.tokenizer->encode(text)) ids_.push_back(id);
-    return prompts[text] = ids_;
+    std::vector<int64_t> ids;
+    for (int id : loaded.tokenizer->encode(text)) ids.push_back(id);
+    if (keep) prompts[text] = ids;
+    return ids;
   }
 };
 
@@ -108,32 +110,34 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   std::vector<torch::Tensor> images;
   model::TokenRows prompts;
   std::vector<std::string> openings;  // the chains' openings lriad wrote (model::chain_opening)
-  for (const auto& in : inputs) {
-    images.push_back(model::decoded_policy_input(in.image, in.category, in.reference_bank, config.model, s_->reference.get(),
-                                                 s_->record ? &*s_->record : nullptr));  // (C,S,S)
-    // The chain's opening (model::policy_prompt's second part); "" without prompt_evidence, and, with a
-    // warning, for a category without a normal level (a run that never had held-out normals).
-    const auto level = s_->level(in.category);
-    if (config.model.opens_chains() && !level && s_->unopened.insert(in.category).second)
-      spdlog::warn("{}: no normal level in the run's baseline.json, so its chains are not opened with the reference's "
-                   "measurements (the policy writes them whole, as it was not trained to)", in.category);
-    openings.push_back(level ? model::chain_opening(images.back(), in.category, config.model, *level) : "");
-    prompts.push_back(s_->prompt(text::build_prompt(in.category) + openings.back()));
-  }
   std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
   std::vector<std::vector<text::Region>> where(inputs.size());  // where the evidence peaks (text/evidence.h)
   std::vector<cv::Mat> heat(inputs.size());                      // the map over the normal level, for the report
-  if (s_->reference)
-    for (size_t i = 0; i < images.size(); ++i) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& in = inputs[i];
+    images.push_back(model::decoded_policy_input(in.image, in.category, in.reference_bank, config.model, s_->reference.get(),
+                                                 s_->record ? &*s_->record : nullptr));  // (C,S,S)
+    // The reference's measurements of the input, once: the chain's opening, the evidence's cells, the heat map.
+    std::optional<text::EvidenceFacts> facts;
+    const auto level = s_->level(in.category);
+    if (s_->reference) {
       peaks[i] = train::evidence_peak(images[i]);
-      const auto level = s_->level(inputs[i].category);
-      if (!level) continue;
-      const auto f = model::input_facts(images[i], *level);
-      const auto map = (images[i][3] / *level).to(torch::kFloat32).contiguous();  // (S,S)
-      heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
-      where[i].push_back(f.where);
-      if (f.also) where[i].push_back(*f.also);
+      if (level) {
+        facts = model::input_facts(images[i], *level);
+        const auto map = (images[i][3] / *level).to(torch::kFloat32).contiguous();  // (S,S)
+        heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
+        where[i].push_back(facts->where);
+        if (facts->also) where[i].push_back(*facts->also);
+      }
     }
+    // "" without prompt_evidence and, with a warning, for a category without a normal level (a run
+    // that never had held-out normals): the policy then writes the whole chain.
+    if (config.model.opens_chains() && !level && s_->unopened.insert(in.category).second)
+      spdlog::warn("{}: no normal level in the run's baseline.json, so its chains are not opened with the reference's "
+                   "measurements (the policy writes them whole, as it was not trained to)", in.category);
+    openings.push_back(model::chain_opening(in.category, config.model, facts ? &*facts : nullptr));
+    prompts.push_back(s_->prompt(model::policy_prompt(in.category, config.model, facts ? &*facts : nullptr), openings.back().empty()));
+  }
   const auto batch = torch::stack(images).to(s_->device);  // (B,C,S,S)
   model::GenerateOptions go;
   go.group = G;

@@ -5,8 +5,11 @@
 #include <limits>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+
 #include "lriad/io/config_visit.h"
 #include "lriad/io/fs.h"
+#include "lriad/io/install.h"
 
 namespace lriad {
 namespace {
@@ -168,10 +171,12 @@ RunConfig config_from_json(const nlohmann::json& j, const std::string& source) {
   return c;
 }
 
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  if (path.empty()) return parse_config("{}", "config", overrides);
+RunConfig load_config(const std::string& name_or_path, const std::vector<std::string>& overrides) {
+  if (name_or_path.empty()) return parse_config("{}", "config", overrides);
+  const std::string path = io::find_config(name_or_path);  // a file, or a shipped config's name
+  spdlog::info("config: {}{}", path, path == name_or_path ? "" : " ('" + name_or_path + "')");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open config file " + path, "see configs/ for the shipped configs");
+  if (!in) throw Error("cannot open config file " + path, "check its permissions");
   std::stringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), path, overrides);

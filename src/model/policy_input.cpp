@@ -95,6 +95,14 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {
   return text::evidence_facts(m, c, level);
 }
 
+std::string chain_opening(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
+  return model.opens_chains() && facts ? text::grounded_opening(category, *facts) : "";
+}
+
+std::string policy_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
+  return text::build_prompt(category) + chain_opening(category, model, facts);
+}
+
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {
   if (!model.opens_chains()) return "";
   if (!(level > 0))
@@ -102,7 +110,8 @@ std::string chain_opening(const torch::Tensor& input, const std::string& categor
                     "' has none",
                 "the run's baseline.json holds a level per category; a run without held-out normals cannot state it "
                 "(--set model.prompt_evidence=false)");
-  return text::grounded_opening(category, input_facts(input, level));
+  const auto facts = input_facts(input, level);
+  return chain_opening(category, model, &facts);
 }
 
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {

@@ -74,6 +74,8 @@ DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vect
     text::EvidenceFacts f;
     f.ratio = 2.0;
     f.above = true;
+    // The findings after the opening do not depend on the category ("x" stands for any): one point
+    // serves them all.
     const std::string opening = text::grounded_opening("x", f);
     auto rest = [&](bool anomalous) {  // the completion after the opening, encoded on its own as in SFT
       const std::string full = text::build_completion({"x", anomalous, anomalous ? "scratch" : "", std::nullopt, 0, &f});

@@ -144,7 +144,8 @@ std::optional<int> finding_verdict(const std::string& think) {
   const std::string t = lowercase(think);
   static const char* none[] = {"nothing there stands out", "nothing there seems defective", "no defect",
                                "nothing looks out of place", "surface is uniform"};
-  static const char* some[] = {"there is a ", "there is an ", "there is only a ", "i find a ", "i find an ", " is visible"};
+  static const char* some[] = {"there is a ", "there is an ", "there is only a ", "i find a ", "i find an ", " is visible",
+                               "there is what looks like "};
   bool n = false, a = false;
   for (const char* p : none) n = n || t.find(p) != std::string::npos;
   for (const char* p : some) a = a || t.find(p) != std::string::npos;
@@ -162,7 +163,8 @@ std::string named_type(const std::string& think) {
   for (const char* article : {"an ", "a "})
     if (t.compare(from, std::char_traits<char>::length(article), article) == 0) from += std::char_traits<char>::length(article);
   const size_t to = t.find_first_of(",.;", from);
-  return canonical_defect_type(t.substr(from, to == std::string::npos ? std::string::npos : to - from));
+  const std::string name = canonical_defect_type(t.substr(from, to == std::string::npos ? std::string::npos : to - from));
+  return name == "defect" ? "" : name;  // "like a defect": no name
 }
 
 // Blanks out whole-word occurrences of the defect-type names so parse_region skips them.

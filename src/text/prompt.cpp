@@ -110,13 +110,15 @@ std::string finding_anomalous(const CotSpec& s, int v) {
   }
 }
 
-// The grounded chain's comparison sentence, ending with kDecisionMarker.
+// The grounded chain's comparison sentence, ending with kDecisionMarker: where the largest deviation
+// is, what the area above the normal level looks like (when there is one) and how strong it is.
 std::string compared(const std::string& category, const EvidenceFacts& f, int v) {
   const std::string c = spaced(category), at = where_text(f) + ", " + ratio_text(f.ratio) + kDecisionMarker;
+  const std::string look = f.above ? looks_text(f) + ", " : "";
   switch (v) {
-    case 0: return "I compare it with normal " + c + " images: the largest deviation is at the " + at;
-    case 1: return "Against normal " + c + " images, its largest deviation lies at the " + at;
-    default: return "Compared with normal " + c + " images, the largest deviation is at the " + at;
+    case 0: return "I compare it with normal " + c + " images: the largest deviation is " + look + "at the " + at;
+    case 1: return "Against normal " + c + " images, its largest deviation" + (f.above ? ", " + looks_text(f) + "," : "") + " lies at the " + at;
+    default: return "Compared with normal " + c + " images, the largest deviation is " + look + "at the " + at;
   }
 }
 
@@ -129,10 +131,10 @@ std::string answer_type(const std::string& defect_type) {
 }
 
 // The finding follows the label and says only what the facts hold: below the normal level, "nothing
-// stands out" (normal) or "a faint change" (anomalous); above it, what the area looks like
-// (anomalous) or, for a normal image as strong as a few normal images are, that nothing seems
-// defective (the label's judgement, not a measurement). Both findings start with "Nothing" or
-// "There", the decision point.
+// stands out" (normal) or "a faint change" (anomalous); above it, what the area (described in the
+// comparison) looks like to an inspector, its family (anomalous), or, for a normal image as strong as
+// a few normal images are, that nothing seems defective (the label's judgement, not a measurement).
+// Every finding starts with "Nothing" or "There is", right after the decision point.
 std::string grounded_think(const CotSpec& s, int v) {
   const EvidenceFacts& f = *s.evidence;
   std::string think = intro(s.category, v) + " " + compared(s.category, f, v) + " ";
@@ -140,10 +142,10 @@ std::string grounded_think(const CotSpec& s, int v) {
     return think + (f.above ? "Nothing there seems defective" : "Nothing there stands out from normal " + spaced(s.category) + " images") +
            conclusion(false);
   const std::string type = answer_type(s.defect_type);
-  // "like a crack", "like contamination" (a mass noun takes no article).
-  const std::string like = type == "contamination" ? type : article(type, false) + " " + type;
-  return think + "There is " + (f.above ? looks_text(f) : "only a faint change") + (type.empty() ? "" : ", like " + like) +
-         conclusion(true);
+  // "like a crack", "like contamination" (a mass noun takes no article), "like a defect" (unnamed).
+  const std::string like = type.empty() ? "a defect" : type == "contamination" ? type : article(type, false) + " " + type;
+  if (f.above) return think + "There is what looks like " + like + conclusion(true);
+  return think + "There is only a faint change" + (type.empty() ? "" : ", like " + like) + conclusion(true);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "lriad/io/error.h"
+#include "lriad/io/install.h"
 
 namespace fs = std::filesystem;
 
@@ -55,11 +56,6 @@ const ShimApi& api() {
   return shim;
 }
 
-std::string exe_dir() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : exe.parent_path().string();
-}
 
 }  // namespace
 
@@ -69,7 +65,7 @@ std::string spm_shim_path() {
     if (!fs::exists(env)) throw Error("LRIAD_SPM_SHIM points to a missing file: " + std::string(env));
     return env;
   }
-  const std::string dir = exe_dir();
+  const std::string dir = io::executable_dir();  // the build tree: bin/; an install: lib/lriad/
   for (const fs::path& candidate : {fs::path(dir) / name, fs::path(dir) / ".." / "lib" / "lriad" / name})
     if (fs::exists(candidate)) return candidate.string();
   throw Error(std::string("cannot find ") + name + " next to the executable in " + dir,

@@ -29,7 +29,6 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   const auto t0 = std::chrono::steady_clock::now();
   const auto& g = ctx.config.grpo;
   const int64_t B = g.batch_size, G = g.num_generations, N = B * G;
-  const torch::Tensor images_cpu = prepared.images;  // (B,C,S,S) on the CPU: the evidence facts
   EncodedBatch batch = ctx.encode(std::move(prepared));
   const bool bf16 = ctx.config.use_bf16();
 
@@ -56,8 +55,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   std::vector<text::ParsedCompletion> parsed(static_cast<size_t>(N));
   const auto tokens_cpu = gen.tokens.cpu();
   for (int64_t n = 0; n < N; ++n) {
-    const auto& item = batch.items[size_t(n / G)];
-    texts[size_t(n)] = ctx.opening(images_cpu[n / G], item.category) + ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
+    texts[size_t(n)] = batch.openings[size_t(n / G)] + ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
     parsed[size_t(n)] = text::parse_completion(texts[size_t(n)], ctx.defect_types);
   }
   GrpoBatch gb;
@@ -88,7 +86,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
       const auto& item = batch.items[b];
       anomalous.push_back(item.anomalous);
       rl::RewardTarget target{item.anomalous, item.defect_type, item.category, {}};
-      if (const auto f = ctx.facts_of(images_cpu[int64_t(b)], item.category)) {  // where the evidence is: the region reward
+      if (const auto& f = batch.facts[b]) {  // where the evidence is: the region reward
         target.evidence_cells.push_back(f->where);
         if (f->also) target.evidence_cells.push_back(*f->also);
       }

@@ -57,7 +57,7 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
   std::vector<std::vector<int64_t>> targets;
   size_t longest = 0;
   for (size_t i = 0; i < items.size(); ++i) {
-    const auto facts = ctx.facts_of(prepared.images[int64_t(i)], items[i].category);  // the chain states the evidence
+    const auto& facts = prepared.facts[i];  // the chain states the evidence
     targets.push_back(ctx.completion_ids(items[i], int((uint64_t(step) * 31 + i) % text::kCotVariants), facts ? &*facts : nullptr));
     longest = std::max(longest, targets.back().size());
   }

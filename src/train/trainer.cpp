@@ -41,12 +41,13 @@ double Context::class_weight(const std::string& cls) const {
   return it == static_weights.end() ? 1.0 : it->second;
 }
 
-const std::vector<int64_t>& Context::prompt(const std::string& text) {
+std::vector<int64_t> Context::prompt(const std::string& text, bool keep) {
   auto it = prompt_cache.find(text);
   if (it != prompt_cache.end()) return it->second;
   std::vector<int64_t> ids;
   for (int id : tokenizer->encode(text)) ids.push_back(id);
-  return prompt_cache[text] = ids;
+  if (keep) prompt_cache[text] = ids;
+  return ids;
 }
 
 std::optional<double> Context::level(const std::string& category) const {
@@ -54,15 +55,19 @@ std::optional<double> Context::level(const std::string& category) const {
   return levels->level(category);
 }
 
-std::string Context::opening(const torch::Tensor& input, const std::string& category) const {
-  return model::chain_opening(input, category, config.model, level(category).value_or(0));
-}
-
 PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   std::vector<torch::Tensor> images;
   for (const auto& it : items) images.push_back(it.input.defined() ? it.input : input_of(it));  // (C,S,S); the gate made some
   PreparedBatch b;
   b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string& cat = items[i].category;
+    b.facts.push_back(facts_of(images[i], cat));
+    // Without facts an opened chain has no level to state (the trainer checks every category has one
+    // first): chain_opening of the input then throws, saying so; "" when chains are not opened.
+    b.openings.push_back(b.facts.back() ? model::chain_opening(cat, config.model, &*b.facts.back())
+                                        : model::chain_opening(images[i], cat, config.model, 0));
+  }
   b.items = std::move(items);
   return b;
 }
@@ -76,10 +81,13 @@ EncodedBatch Context::encode(PreparedBatch prepared) {
   EncodedBatch b;
   for (size_t i = 0; i < prepared.items.size(); ++i) {
     const std::string& cat = prepared.items[i].category;
-    b.prompts.push_back(prompt(model::policy_prompt(prepared.images[int64_t(i)], cat, config.model, level(cat).value_or(0))));
+    const auto& f = prepared.facts[i];
+    b.prompts.push_back(prompt(model::policy_prompt(cat, config.model, f ? &*f : nullptr), prepared.openings[i].empty()));
   }
   b.images = prepared.images.to(device);
   b.items = std::move(prepared.items);
+  b.facts = std::move(prepared.facts);
+  b.openings = std::move(prepared.openings);
   return b;
 }
 
@@ -160,9 +168,7 @@ ValidationResult validate(Context& ctx) {
   const size_t chunk = 32;
   for (size_t start = 0; start < items.size(); start += chunk) {
     std::vector<TrainItem> part(items.begin() + long(start), items.begin() + long(std::min(items.size(), start + chunk)));
-    PreparedBatch prepared = ctx.prepare(part);
-    const torch::Tensor part_images = prepared.images;  // (B,C,S,S) on the CPU: the chains' openings
-    EncodedBatch b = ctx.encode(std::move(prepared));
+    EncodedBatch b = ctx.encode(ctx.prepare(part));
     model::GenerateOptions go;
     go.max_new_tokens = ctx.config.sampling.max_new_tokens;
     go.sampling.greedy = true;
@@ -175,8 +181,7 @@ ValidationResult validate(Context& ctx) {
     }
     const auto lengths = gen.lengths.cpu();
     for (size_t i = 0; i < b.items.size(); ++i) {
-      const auto p = text::parse_completion(ctx.opening(part_images[long(i)], b.items[i].category) +
-                                                ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()),
+      const auto p = text::parse_completion(b.openings[i] + ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()),
                                             ctx.defect_types);
       const bool truth = b.items[i].anomalous;
       const bool right = p.verdict.has_value() && *p.verdict == int(truth);
@@ -471,7 +476,7 @@ void check_lengths(Context& ctx) {
             f.extent = e;
             f.tone = t;
             if (ctx.config.model.opens_chains())
-              prompt = std::max(prompt, ctx.prompt(text::build_prompt(cat) + text::grounded_opening(cat, f)).size());
+              prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
             item.anomalous = false;
             completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
             item.anomalous = true;

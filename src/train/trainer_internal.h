@@ -30,13 +30,19 @@ namespace lriad::train::detail {
 struct PreparedBatch {
   std::vector<TrainItem> items;
   torch::Tensor images;  // (B,C,S,S) CPU float, C = model.image_channels()
+  // Measured once per item: its input's evidence facts (Context::facts_of; nullopt without a
+  // reference) and the chain's opening lriad writes from them ("" without model.prompt_evidence).
+  std::vector<std::optional<text::EvidenceFacts>> facts;
+  std::vector<std::string> openings;
 };
 
 // Items encoded for the policy. Shapes: B items, C completion tokens.
 struct EncodedBatch {
-  torch::Tensor images;        // (B,3,S,S) on the device
+  torch::Tensor images;        // (B,C,S,S) on the device
   model::TokenRows prompts;    // B prompt token lists
   std::vector<TrainItem> items;
+  std::vector<std::optional<text::EvidenceFacts>> facts;  // as PreparedBatch's
+  std::vector<std::string> openings;                      // a completion reads as openings[b] + its tokens
 };
 
 struct Context {
@@ -63,20 +69,19 @@ struct Context {
   std::unique_ptr<rl::DynamicClassWeights> dynamic_weights;
   double class_weight(const std::string& cls) const;
 
-  // The token ids of a prompt's text (cached by text).
-  const std::vector<int64_t>& prompt(const std::string& text);
+  // The token ids of a prompt's text, kept by text when `keep` (the few fixed prompts; not those
+  // that hold an image's own opening).
+  std::vector<int64_t> prompt(const std::string& text, bool keep = true);
   // The category's normal level the evidence facts are stated against; nullopt without a
   // reference or held-out normals.
   std::optional<double> level(const std::string& category) const;
-  // The chain's opening lriad writes for `input` (C,S,S) with model.prompt_evidence
-  // (model::chain_opening), "" without: a completion reads as this + the policy's tokens.
-  std::string opening(const torch::Tensor& input, const std::string& category) const;
-  // Image tensors of `items` (with the deviation channel when the model has a reference); thread-safe.
+  // Image tensors of `items` (with the deviation channel when the model has a reference), their
+  // evidence facts and the chains' openings; thread-safe.
   PreparedBatch prepare(std::vector<TrainItem> items);
   // The policy input of one item (C,S,S), thread-safe (train/input_maker.h: normal images' inputs
   // kept, synthetic anomalies' maps updated from their normal image's).
   torch::Tensor input_of(const TrainItem& item);
-  EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts (model::policy_prompt)
+  EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts (model::policy_prompt of the facts)
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
   // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given; with
   // model.prompt_evidence only what follows the chain's opening (which the prompt holds).

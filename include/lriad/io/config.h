@@ -360,8 +360,9 @@ struct RunConfig {
   bool use_bf16() const;  // resolves precision "auto" against the device
 };
 
-// Defaults < `path` (if not empty) < `overrides` ("model.dim=256"); validated.
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Defaults < the config file (if not empty: a path or a shipped config's name, io::find_config) <
+// `overrides` ("model.dim=256"); validated. Logs which file it read.
+RunConfig load_config(const std::string& name_or_path, const std::vector<std::string>& overrides = {});
 // The same from JSON text already in memory ("{}" = defaults); `source` names it in errors.
 RunConfig parse_config(const std::string& json_text, const std::string& source,
                        const std::vector<std::string>& overrides = {});

@@ -63,15 +63,19 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, co
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level);
 
 // With model.prompt_evidence, the opening of the chain of thought that lriad writes from the
-// reference's measurements of `input` (C,S,S) against `level`, the category's normal level
-// (text::grounded_opening of input_facts; throws when level is not > 0): where the deviation map
-// peaks and how strong. The policy goes on from there (its finding, the family, the verdict), and
-// every completion it writes is read as this opening + its tokens. "" without prompt_evidence.
+// reference's measurements of an input (`facts`, input_facts of it against its category's normal
+// level): where the deviation map peaks, what the area above the level looks like and how strong
+// (text::grounded_opening). The policy goes on from there (its finding, the family, the verdict),
+// and every completion it writes is read as this opening + its tokens. "" without prompt_evidence
+// or without facts.
+std::string chain_opening(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts);
+// The text the policy reads with an input whose facts are `facts`: text::build_prompt(category) +
+// chain_opening. Training, validation, eval and predict all call it, so the policy reads the same
+// words for the same image (tests/test_policy_input.cpp).
+std::string policy_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts);
+// The same, measured from `input` (C,S,S) against `level`; throws when the chain is opened and
+// level is not > 0 (no normal level to state a ratio to).
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
-// The text the policy reads with `input`: text::build_prompt(category) + chain_opening. Training
-// and validation call it; eval and predict build the same two parts (and warn, leaving the opening
-// out, for a category without a level), so the policy reads the same words for the same image
-// (tests/test_policy_input.cpp).
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and

@@ -51,18 +51,20 @@ struct CotSpec {
 };
 inline constexpr int kCotVariants = 3;
 
-// `<think>…</think><answer>…</answer>`. With evidence, a chain grounded in it: where, how strong and
-// what it looks like are computed from the image; the finding's wording follows the facts (below the
-// normal level a normal chain says nothing stands out and an anomalous one "only a faint change";
-// above it a normal chain says "Nothing there seems defective"); the family and the verdict are the
-// label's:
-//   "This is a carpet sample. I compare it with normal carpet images: the largest deviation is at
-//   the upper left and top, 3.4 times the normal level. There is a thin, long mark darker than
-//   around it, like a crack, so it is anomalous." -> "anomalous: crack" (the defect family, text/
-//   defect_family.h, when the type maps onto one)
+// `<think>…</think><answer>…</answer>`. With evidence, a chain grounded in it: where, what the area
+// above the normal level looks like and how strong are computed from the image and stated in the
+// comparison sentence; the finding's wording follows the facts (below the level a normal chain says
+// nothing stands out and an anomalous one "only a faint change"; above it a normal chain says
+// "Nothing there seems defective" and an anomalous one what the area looks like to an inspector, its
+// family); the family and the verdict are the label's:
+//   "The image shows a carpet sample. I compare it with normal carpet images: the largest deviation
+//   is a thin, long mark darker than around it, at the upper left and top, 3.4 times the normal
+//   level. There is what looks like a crack, so it is anomalous." -> "anomalous: crack" (the defect
+//   family, text/defect_family.h, when the type maps onto one)
 //   "... the largest deviation is at the center, 0.8 times the normal level. Nothing there stands
 //   out from normal carpet images, so it is normal." -> "normal"
-// The finding starts with "There is" or "Nothing" right after kDecisionMarker: the decision point.
+// The finding starts with "There is" or "Nothing" right after kDecisionMarker: the decision point
+// (the same first words for every finding, so that it is the same token whatever the facts).
 // Without evidence, the short template: what the sample is, what was looked at, what was found.
 // Every chain ends with ", so it is normal." / ", so it is anomalous.". The answer's type is
 // lowercase with spaces: the same words, and so the same tokens, as in the think.
