@@ -114,10 +114,10 @@ std::string finding_anomalous(const CotSpec& s, int v) {
 // is, what the area above the normal level looks like (when there is one) and how strong it is.
 std::string compared(const std::string& category, const EvidenceFacts& f, int v) {
   const std::string c = spaced(category), at = where_text(f) + ", " + ratio_text(f.ratio) + kDecisionMarker;
-  const std::string look = f.above ? looks_text(f) + ", " : "";
+  const std::string look = f.above ? looks_text(f) + ", " : "";  // "a thin, long mark, "
   switch (v) {
     case 0: return "I compare it with normal " + c + " images: the largest deviation is " + look + "at the " + at;
-    case 1: return "Against normal " + c + " images, its largest deviation" + (f.above ? ", " + looks_text(f) + "," : "") + " lies at the " + at;
+    case 1: return "Against normal " + c + " images, its largest deviation" + (f.above ? ", " + look : " ") + "lies at the " + at;
     default: return "Compared with normal " + c + " images, the largest deviation is " + look + "at the " + at;
   }
 }

@@ -63,10 +63,10 @@ PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& cat = items[i].category;
     b.facts.push_back(facts_of(images[i], cat));
-    // Without facts an opened chain has no level to state (the trainer checks every category has one
-    // first): chain_opening of the input then throws, saying so; "" when chains are not opened.
-    b.openings.push_back(b.facts.back() ? model::chain_opening(cat, config.model, &*b.facts.back())
-                                        : model::chain_opening(images[i], cat, config.model, 0));
+    // run_training checks first that every category has a level, so an opened chain always has facts.
+    if (config.model.opens_chains() && !b.facts.back())
+      throw Error("internal: no evidence facts for an opened chain of category '" + cat + "'");
+    b.openings.push_back(model::chain_opening(cat, config.model, b.facts.back() ? &*b.facts.back() : nullptr));
   }
   b.items = std::move(items);
   return b;

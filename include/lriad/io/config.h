@@ -47,9 +47,9 @@ struct ModelConfig {
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
   // The reference's measurements written into the chain of thought by lriad (model::chain_opening):
-  // the prompt ends with the chain's opening, where the deviation map peaks and how strong against
-  // the category's normal level (baseline.json), and the policy goes on from the decision point: the
-  // finding, the defect family, the verdict. false (and runs made before the key), or without a
+  // the prompt ends with the chain's opening, where the deviation map peaks, what the area above the
+  // category's normal level (baseline.json) looks like and how strong the peak is against it, and the
+  // policy goes on from the decision point: the finding (the defect family) and the verdict. false (and runs made before the key), or without a
   // reference (model.reference=none): the policy writes the whole chain.
   bool prompt_evidence = false;
   // Language decoder.

@@ -72,8 +72,8 @@ inline constexpr const char* kDecisionMarker = " times the normal level.";
 std::string build_completion(const CotSpec& spec);
 
 // A grounded chain's opening, from <think> to kDecisionMarker, in the first phrasing: "<think>The
-// image shows a carpet sample. I compare it with normal carpet images: the largest deviation is at
-// the upper left and top, 3.4 times the normal level." With model.prompt_evidence lriad writes it
+// image shows a carpet sample. I compare it with normal carpet images: the largest deviation is a
+// thin, long mark darker than around it, at the upper left and top, 3.4 times the normal level." With model.prompt_evidence lriad writes it
 // from the reference's measurements at the end of the prompt, and the policy goes on from the
 // decision point (build_completion of variant 0 starts with it; the rest is the policy's).
 std::string grounded_opening(const std::string& category, const EvidenceFacts& facts);
