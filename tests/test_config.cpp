@@ -77,6 +77,9 @@ TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
   EXPECT_NE(msg.find("model.heads: must divide dim 100"), std::string::npos) << msg;
   msg = load_error(R"({"model": {"heads": 6, "kv_heads": 4}})");
   EXPECT_NE(msg.find("model.kv_heads"), std::string::npos) << msg;
+  msg = load_error(R"({"model": {"image_size": 64, "reference_region_size": 80}})");
+  EXPECT_NE(msg.find("model.reference_region_size: must be 0 (off) or between 3 and model.image_size, got 80"),
+            std::string::npos) << msg;
   msg = load_error(R"({"model": {"image_size": 64, "reference_fine_size": 48}})");
   EXPECT_NE(msg.find("model.reference_fine_size: must be 0 (off) or between model.image_size and 1024"),
             std::string::npos) << msg;

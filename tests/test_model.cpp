@@ -272,6 +272,15 @@ data::NormalReference grey_reference() {
   return data::NormalReference::build(halves, o);
 }
 
+// `ref` written to a temporary file named `name` and read back.
+data::NormalReference saved_and_loaded(const data::NormalReference& ref, const std::string& name) {
+  const std::string path = ::testing::TempDir() + "/" + name + ".safetensors";
+  ref.save(path);
+  auto back = data::NormalReference::load(path);
+  std::remove(path.c_str());
+  return back;
+}
+
 // Eight noisy grey plates (seeds first .. first + 7) in two halves, every 3x3 patch kept.
 data::NormalReference plate_reference(uint64_t first, bool colour = true) {
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
@@ -361,12 +370,53 @@ TEST(NormalReference, AColourNoNormalImageShowsStandsOut) {
     const cv::Mat normal = grey(24, 700 + uint64_t(i));
     EXPECT_TRUE(torch::allclose(with.deviation(normal, "plate", 0), without.deviation(normal, "plate", 0)));
   }
-  const std::string path = ::testing::TempDir() + "/lriad_reference_colour.safetensors";
-  with.save(path);
-  const auto back = data::NormalReference::load(path);
-  std::remove(path.c_str());
+  const auto back = saved_and_loaded(with, "lriad_reference_colour");
   EXPECT_TRUE(back.colour("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "plate", 1), with.deviation(bad, "plate", 1)));
+}
+
+// A stain tints a region by a shade of colour (here red up 8%, blue down 8%) on a grey texture
+// whose normal images differ in brightness (gains 0.7-1.3): each stained 5x5 patch finds a close
+// grey one, and the palette knows each pixel's colour, so without the region comparison the stain
+// barely passes the normal level. With it (48 px averaged down to 12: 4x4 pixels, noise / 4), the
+// stain's r/(r+g+b) is 0.54/1.55 = 0.348 where every normal region has 0.5/1.55 = 0.323 (to within
+// 0.004 over the gains): its 3x3 patches lie ~0.075 from the bank, several times the normal level.
+TEST(NormalReference, AStainThatTintsARegionStandsOutByTheColourOfRegions) {
+  constexpr int S = 48;
+  auto plate = [](uint64_t seed, double gain) {
+    cv::Mat img = grey(S, seed);
+    img *= gain;
+    return img;
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 12; ++i) halves["plate"][size_t(i % 2)].push_back(plate(800 + uint64_t(i), 0.7 + 0.6 * i / 11.0));
+  data::NormalReference::Options o;
+  o.patch = 5;
+  o.bank_size = 4000;
+  o.side = S;
+  const auto without = data::NormalReference::build(halves, o);
+  o.region_side = 12;
+  const auto with = data::NormalReference::build(halves, o);
+  EXPECT_TRUE(with.region("plate"));
+  EXPECT_FALSE(without.region("plate"));
+  constexpr int kBoth = data::NormalReference::kBothBanks;
+  cv::Mat stained = plate(900, 1.0);
+  cv::Mat stain = stained(cv::Rect(24, 8, 16, 16));
+  cv::multiply(stain, cv::Scalar(1.08, 1.0, 0.92), stain);  // RGB, in place
+  const auto map = with.deviation(stained, "plate", kBoth);  // (S,S)
+  const double peak = map.max().item<double>(), before = without.deviation(stained, "plate", kBoth).max().item<double>();
+  EXPECT_GT(peak, 3.0);  // 4.8 when written; 1.2 without the region comparison, normal images 0.91-0.96
+  EXPECT_GT(peak, 1.5 * before) << "without the region comparison the stain peaks at " << before;
+  const int64_t at = map.argmax().item<int64_t>(), y = at / S, x = at % S;  // on the stain (x 24..39, y 8..23)
+  EXPECT_TRUE(x >= 20 && x <= 43 && y >= 4 && y <= 27) << "peak at x " << x << ", y " << y;
+  for (int i = 0; i < 4; ++i) {  // unseen normal images at other gains stay near the normal level
+    const double normal = with.deviation(plate(950 + uint64_t(i), 0.75 + 0.15 * i), "plate", kBoth).max().item<double>();
+    EXPECT_LT(normal, 2.0) << "normal image " << i;
+  }
+  const auto back = saved_and_loaded(with, "lriad_reference_region");
+  EXPECT_TRUE(back.region("plate"));
+  EXPECT_EQ(back.options().region_side, 12);
+  EXPECT_TRUE(torch::allclose(back.deviation(stained, "plate", 1), with.deviation(stained, "plate", 1)));
 }
 
 TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips) {
@@ -383,10 +433,7 @@ TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips)
   // The scale of bank h is the median peak of the other half's raw maps (one image each here):
   // so b's own map against bank 0 peaks at exactly 1.
   EXPECT_NEAR(ref.deviation(b, "plate", 0).max().item<double>(), 1.0, 1e-4);
-  const std::string path = ::testing::TempDir() + "/lriad_reference_test.safetensors";
-  ref.save(path);
-  const auto back = data::NormalReference::load(path);
-  std::remove(path.c_str());
+  const auto back = saved_and_loaded(ref, "lriad_reference_test");
   EXPECT_EQ(back.categories(), std::vector<std::string>{"plate"});
   EXPECT_TRUE(torch::allclose(back.deviation(b, "plate", 1), ref.deviation(b, "plate", 1)));
   EXPECT_DOUBLE_EQ(back.scale("plate", 0), double(float(ref.scale("plate", 0))));
@@ -427,10 +474,7 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
   EXPECT_LE(std::hypot(double(x) - sx, double(y) - sy), 3.0) << x << "," << y;
 
   // Save/load keeps the aligned comparison.
-  const std::string path = ::testing::TempDir() + "/lriad_reference_pose_test.safetensors";
-  ref.save(path);
-  const auto back = data::NormalReference::load(path);
-  std::remove(path.c_str());
+  const auto back = saved_and_loaded(ref, "lriad_reference_pose_test");
   EXPECT_TRUE(back.aligned("screw"));
   EXPECT_FALSE(back.aligned("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
@@ -499,10 +543,7 @@ TEST(NormalReference, FineComparisonSeesALineThatIsHalfAPixelAtTheModelsSide) {
   EXPECT_TRUE(torch::allclose(ref.deviation(halves["plate"][1][0], "plate", 0),
                               coarse.deviation(halves["plate"][1][0], "plate", 0)));
 
-  const std::string path = ::testing::TempDir() + "/lriad_reference_fine_test.safetensors";
-  ref.save(path);
-  const auto back = data::NormalReference::load(path);
-  std::remove(path.c_str());
+  const auto back = saved_and_loaded(ref, "lriad_reference_fine_test");
   EXPECT_TRUE(back.fine("screw"));
   EXPECT_EQ(back.options().side, 48);
   EXPECT_EQ(back.options().fine_side, 96);
@@ -567,10 +608,7 @@ TEST(NormalReference, RoundPartsAreComparedAfterARingByRingFit) {
                            *std::max_element(normal_hp.begin(), normal_hp.end());
   EXPECT_GT(margin, 1.3 * margin_hp) << margin << " vs high-pass " << margin_hp;
 
-  const std::string path = ::testing::TempDir() + "/lriad_reference_polar_test.safetensors";
-  ref.save(path);
-  const auto back = data::NormalReference::load(path);
-  std::remove(path.c_str());
+  const auto back = saved_and_loaded(ref, "lriad_reference_polar_test");
   EXPECT_TRUE(back.polar("nut"));
   cv::RNG c(100);
   const cv::Mat bad = turned96(c, true);
@@ -658,7 +696,9 @@ TEST(NormalReference, ChangedMapsEqualAFullRecomputationOnRandomDraws) {
   o.patch = 5;
   o.bank_size = 1500;  // more than one 512-row chunk of patches per image
   o.side = S;
+  o.region_side = 12;  // the region map is made anew from the changed image
   const auto ref = data::NormalReference::build(halves, o);
+  ASSERT_TRUE(ref.region("plate"));
   ASSERT_TRUE(ref.updatable("plate", S));
   EXPECT_FALSE(ref.updatable("plate", S + 1));  // the map is made at S: another side is resized first
   EXPECT_FALSE(ref.updatable("bottle", S));

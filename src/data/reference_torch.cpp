@@ -71,6 +71,26 @@ torch::Tensor coreset(const torch::Tensor& pool, int64_t m, uint64_t seed) {
   return pool.index_select(0, torch::tensor(pick, torch::kInt64)).contiguous();
 }
 
+// What the region comparison compares: `image` (CV_32FC3 RGB at any side) averaged down to `side`,
+// per pixel r/(sum+0.05), g/(sum+0.05) (a shade of light changes neither) and 0.1*sum/3 (a faint
+// brightness, so black and white are not one colour). -> (3,side,side)
+torch::Tensor region_features(const cv::Mat& image, int side) {
+  cv::Mat small;
+  cv::resize(image, small, cv::Size(side, side), 0, 0, image.rows > side ? cv::INTER_AREA : cv::INTER_LINEAR);
+  const auto rgb = image_to_tensor(small);           // (3,R,R)
+  const auto sum = rgb.sum(0, true);                 // (1,R,R)
+  return torch::cat({rgb.narrow(0, 0, 2) / (sum + 0.05), 0.1 * sum / 3}, 0).contiguous();  // (3,R,R)
+}
+
+// The bank of `patches` (P,D): a random pool of 5x options.bank_size first (the greedy pass is
+// O(pool x bank)), then its coreset of bank_size rows. -> (M,D)
+torch::Tensor bank_of(torch::Tensor patches, const NormalReference::Options& options, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  const int64_t pool = 5 * int64_t(options.bank_size);
+  if (patches.size(0) > pool) patches = patches.index_select(0, torch::randperm(patches.size(0), gen).narrow(0, 0, pool));
+  return coreset(patches, options.bank_size, seed + 7919).contiguous();
+}
+
 // `image` rotated about its centre by `degrees`, edges mirrored.
 cv::Mat rotated(const cv::Mat& image, double degrees) {
   cv::Mat out;
@@ -232,6 +252,13 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.thumbs[h] = torch::stack(thumbs).contiguous();  // (N,3,16,16)
     }
     for (int h = 0; h < 2 && options.colour; ++h) b.palette[size_t(h)] = ColourPalette::build(half[h]);
+    for (int h = 0; h < 2 && !b.aligned && options.region_side > 0; ++h) {
+      std::vector<torch::Tensor> all;
+      for (const auto& img : half[h]) all.push_back(patches_of(region_features(img, options.region_side), kRegionPatch));
+      auto p = bank_of(torch::cat(all, 0), options, options.seed * 1000003 + 500009 + uint64_t(h));  // (M, 3*3^2)
+      b.region_norms[size_t(h)] = p.pow(2).sum(1);
+      b.region[size_t(h)] = std::move(p);
+    }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       std::vector<torch::Tensor> all;
       for (const auto& img : half[h]) {
@@ -239,14 +266,9 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
         for (int r = 1; r <= options.rotations; ++r)
           all.push_back(patches_of(image_to_tensor(rotated(img, 360.0 * r / (options.rotations + 1))), options.patch));
       }
-      auto p = torch::cat(all, 0);  // (P, 3K^2)
       ++salt;
-      auto gen = at::detail::createCPUGenerator(options.seed * 1000003 + salt);
-      // A random pool of 5x the bank first: the greedy pass is O(pool x bank).
-      const int64_t pool = 5 * int64_t(options.bank_size);
-      if (p.size(0) > pool) p = p.index_select(0, torch::randperm(p.size(0), gen).narrow(0, 0, pool));
-      p = coreset(p, options.bank_size, options.seed * 1000003 + salt + 7919);
-      b.patches[h] = p.contiguous();
+      const auto p = bank_of(torch::cat(all, 0), options, options.seed * 1000003 + salt);  // (M, 3K^2)
+      b.patches[h] = p;
       b.norms[h] = p.pow(2).sum(1);
     }
     // Scale of bank h: the median peak of the raw map over the other half's images (unseen by it).
@@ -255,7 +277,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     // The fine map's scale likewise, measured at the model's side where the two maps meet, after
     // its positions are weighed by the same images' spread (spread_of).
     for (int h = 0; h < 2; ++h) {
-      std::vector<double> peaks, fine_peaks;
+      std::vector<double> peaks, fine_peaks, region_peaks;
       std::vector<torch::Tensor> fine_maps;  // (F,F) each, canonical frame
       for (const auto& img : half[1 - h]) peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
       for (const auto& canon : fine_canon[1 - h]) fine_maps.push_back(ref.fine_canonical(canon, b, h));
@@ -263,7 +285,10 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       for (size_t i = 0; i < fine_maps.size(); ++i)
         fine_peaks.push_back(in_image_frame(fine_maps[i] / b.fine_spread[size_t(h)], fine_poses[1 - h][i],
                                             half[1 - h][i].rows).max().item<double>());
+      for (const auto& img : half[1 - h])
+        if (b.region[size_t(h)].defined()) region_peaks.push_back(ref.raw_region(img, b, size_t(h)).max().item<double>());
       b.scale[h] = std::max(1e-6, median_of(peaks));
+      if (!region_peaks.empty()) b.region_scale[size_t(h)] = std::max(1e-6, median_of(region_peaks));
       if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, median_of(fine_peaks));
     }
     ref.banks_[cat] = std::move(b);
@@ -316,7 +341,23 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
 
 torch::Tensor NormalReference::with_colour(torch::Tensor map, const cv::Mat& coarse, const Banks& b, size_t h) const {
   if (!b.palette[h].empty()) map = torch::maximum(map, gray_to_tensor(b.palette[h].novelty(coarse))[0]);
+  if (b.region[h].defined()) {
+    namespace F = torch::nn::functional;
+    const auto region = (raw_region(coarse, b, h) / b.region_scale[h]).view({1, 1, options_.region_side, options_.region_side});
+    const auto up = F::interpolate(region, F::InterpolateFuncOptions()
+                                               .size(std::vector<int64_t>{map.size(0), map.size(1)})
+                                               .mode(torch::kBilinear)
+                                               .align_corners(false));  // (1,1,S,S)
+    map = torch::maximum(map, up[0][0]);
+  }
   return map;
+}
+
+torch::Tensor NormalReference::raw_region(const cv::Mat& coarse, const Banks& b, size_t h) const {
+  torch::NoGradGuard no_grad;
+  const int R = options_.region_side;
+  return finish_map(nearest_distances(patches_of(region_features(coarse, R), kRegionPatch), b.region[h], b.region_norms[h]),
+                    R, kRegionPatch);  // (R,R)
 }
 
 bool NormalReference::updatable(const std::string& category, int image_side) const {
@@ -411,6 +452,11 @@ bool NormalReference::colour(const std::string& category) const {
   return it != banks_.end() && !it->second.palette[0].empty();
 }
 
+bool NormalReference::region(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && it->second.region[0].defined();
+}
+
 bool NormalReference::aligned(const std::string& category) const {
   auto it = banks_.find(category);
   return it != banks_.end() && it->second.aligned;
@@ -426,7 +472,7 @@ void NormalReference::save(const std::string& path) const {
                 {"bank_size", std::to_string(options_.bank_size)}, {"shift", std::to_string(options_.shift)},
                 {"side", std::to_string(options_.side)}, {"fine_side", std::to_string(options_.fine_side)},
                 {"fine_sigma", exact(options_.fine_sigma)}, {"fine_shift", std::to_string(options_.fine_shift)},
-                {"neighbours", std::to_string(options_.neighbours)}};
+                {"neighbours", std::to_string(options_.neighbours)}, {"region_side", std::to_string(options_.region_side)}};
   for (const auto& [cat, b] : banks_) {
     const std::string kind = b.aligned ? "/normals" : "/bank";
     for (int h = 0; h < 2; ++h)
@@ -435,6 +481,10 @@ void NormalReference::save(const std::string& path) const {
     for (int h = 0; h < 2; ++h)
       if (!b.palette[size_t(h)].empty())
         f.tensors[cat + "/palette" + std::to_string(h)] = to_st(torch::tensor(b.palette[size_t(h)].distances()));
+    if (b.region[0].defined()) {
+      for (int h = 0; h < 2; ++h) f.tensors[cat + "/region" + std::to_string(h)] = to_st(b.region[size_t(h)]);
+      f.tensors[cat + "/region_scale"] = to_st(torch::tensor({float(b.region_scale[0]), float(b.region_scale[1])}));
+    }
     if (!b.fine[0].defined()) continue;
     for (int h = 0; h < 2; ++h) {
       f.tensors[cat + "/fine" + std::to_string(h)] = to_st(b.fine[size_t(h)]);
@@ -469,10 +519,12 @@ NormalReference NormalReference::load(const std::string& path) {
   ref.options_.fine_side = optional_int("fine_side", 0);
   ref.options_.fine_shift = optional_int("fine_shift", 3);
   ref.options_.neighbours = optional_int("neighbours", 8);
+  ref.options_.region_side = optional_int("region_side", 0);  // absent before the region comparison: off
   if (f.metadata.count("fine_sigma")) ref.options_.fine_sigma = std::stod(f.metadata.at("fine_sigma"));
   if (ref.options_.side < 0 || ref.options_.fine_side < 0 || ref.options_.fine_shift < 0 || ref.options_.fine_shift > 64 ||
-      ref.options_.neighbours < 0 || !(ref.options_.fine_sigma > 0))
-    throw Error(path + ": reference metadata out of range (side, fine_side, fine_shift, neighbours or fine_sigma)");
+      ref.options_.neighbours < 0 || !(ref.options_.fine_sigma > 0) ||
+      (ref.options_.region_side != 0 && (ref.options_.region_side < kRegionPatch || ref.options_.region_side > 4096)))
+    throw Error(path + ": reference metadata out of range (side, fine_side, fine_shift, neighbours, fine_sigma or region_side)");
   if (ref.options_.patch < 1 || ref.options_.shift < 0 || ref.options_.shift > 64)
     throw Error(path + ": reference metadata out of range (patch " + meta("patch") + ", shift " +
                 std::to_string(ref.options_.shift) + ")");
@@ -536,6 +588,20 @@ NormalReference NormalReference::load(const std::string& path) {
       } catch (const Error& e) {
         rethrow_with_context(path + ": " + it->first, e);
       }
+    }
+    for (int h = 0; h < 2 && !b.aligned && ref.options_.region_side > 0 && f.tensors.count(cat + "/region0"); ++h) {
+      const std::string key = cat + "/region" + std::to_string(h);
+      auto it = f.tensors.find(key);
+      auto st = f.tensors.find(cat + "/region_scale");
+      if (it == f.tensors.end() || st == f.tensors.end())
+        throw Error(path + ": category " + cat + " has region0 but no " + (it == f.tensors.end() ? key : cat + "/region_scale"));
+      const auto region = from_st(it->second), rs = from_st(st->second);
+      if (region.dim() != 2 || region.size(0) < 1 || region.size(1) != 3 * kRegionPatch * kRegionPatch || rs.numel() != 2)
+        throw Error(path + ": " + key + " must hold (M," + std::to_string(3 * kRegionPatch * kRegionPatch) +
+                    ") colour patches, with a 2-value region_scale");
+      b.region[size_t(h)] = region;
+      b.region_norms[size_t(h)] = region.pow(2).sum(1);
+      b.region_scale[size_t(h)] = rs[h].item<double>();
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       auto it = f.tensors.find(cat + "/bank" + std::to_string(h));

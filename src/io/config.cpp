@@ -58,6 +58,10 @@ void validate_model(const ModelConfig& m) {
     invalid("model.reference_fine_sigma", "must be in (0, 64] pixels");
   if (m.reference_fine_shift < 0 || m.reference_fine_shift > 16)
     invalid("model.reference_fine_shift", "must be between 0 and 16, got " + std::to_string(m.reference_fine_shift));
+  if (m.reference_region_size != 0 &&
+      (m.reference_region_size < 3 || m.reference_region_size > m.image_size))
+    invalid("model.reference_region_size", "must be 0 (off) or between 3 and model.image_size, got " +
+                                               std::to_string(m.reference_region_size));
   if (m.reference_neighbours < 0) invalid("model.reference_neighbours", "must be >= 0 (0 = every normal image)");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");

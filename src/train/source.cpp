@@ -385,6 +385,7 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   o.fine_shift = config.model.reference_fine_shift;
   o.neighbours = config.model.reference_neighbours;
   o.colour = config.model.reference_colour;
+  o.region_side = config.model.reference_region_size;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
   std::string aligned;
   for (const auto& c : ref.categories()) {
@@ -392,8 +393,12 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
     const std::string fine = " (also at " + std::to_string(o.fine_side) + " px" + (ref.polar(c) ? ", ring by ring)" : ")");
     aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "");
   }
-  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank{}, built in {:.1f} s; compared in a canonical "
+  std::string region;
+  for (const auto& c : ref.categories())
+    if (ref.region(c)) region += (region.empty() ? "" : ", ") + c;
+  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank{}{}, built in {:.1f} s; compared in a canonical "
                "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch, o.colour ? " and a colour palette" : "",
+               region.empty() ? "" : "; the colour of regions at " + std::to_string(o.region_side) + " px: " + region,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                aligned.empty() ? "none" : aligned);
   return ref;

@@ -46,6 +46,9 @@ struct ModelConfig {
   // Colour novelty (data/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
+  // Colour of regions (data/reference.h): textures' images averaged down to this side and compared
+  // by their brightness-free colour, so a tinted stain stands out (0: off).
+  int reference_region_size = 16;
   // The reference's measurements written into the chain of thought by lriad (model::chain_opening):
   // the prompt ends with the chain's opening, where the deviation map peaks, what the area above the
   // category's normal level (baseline.json) looks like and how strong the peak is against it, and the
@@ -96,6 +99,7 @@ struct ModelConfig {
     v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
+    v("reference_region_size", reference_region_size, "textures: side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence, "lriad writes the chain's opening from the reference's measurements (with reference knn)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
