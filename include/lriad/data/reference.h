@@ -44,7 +44,8 @@
 // (kRegionPatch); the map, normalised by its own median normal peak and brought back to S, joins
 // by the per-pixel maximum. Chosen on photographs of gravel, brick and burlap (tinted stains drawn by
 // scripts/photo_sets.py; README, "Normal reference"): the stains' AUROC against normal images
-// 0.34 / 0.70 / 0.66 -> 1.00 / 1.00 / 0.93 at region_side 16.
+// 0.34 / 0.33 / 0.70 / 0.66 -> 1.00 / 0.99 / 1.00 / 0.93 on gravel / grass / brick / burlap at
+// region_side 16, at some cost to faint lines (the README gives the figures).
 //
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
