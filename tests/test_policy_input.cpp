@@ -147,6 +147,7 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     ASSERT_FALSE(source.keeps_work_side("carpet"));
     const data::NormalReference ref = train::build_normal_reference(source, c);
     ASSERT_TRUE(ref.fine("screw"));
+    ASSERT_TRUE(ref.region("carpet"));  // the texture's map joins the colour of regions (on by default)
     const model::InputRecord record = source.input_record();
     std::vector<train::TrainItem> items;
     for (uint64_t step = 0; step < 12; ++step)

@@ -75,9 +75,7 @@ torch::Tensor coreset(const torch::Tensor& pool, int64_t m, uint64_t seed) {
 // per pixel r/(sum+0.05), g/(sum+0.05) (a shade of light changes neither) and 0.1*sum/3 (a faint
 // brightness, so black and white are not one colour). -> (3,side,side)
 torch::Tensor region_features(const cv::Mat& image, int side) {
-  cv::Mat small;
-  cv::resize(image, small, cv::Size(side, side), 0, 0, image.rows > side ? cv::INTER_AREA : cv::INTER_LINEAR);
-  const auto rgb = image_to_tensor(small);           // (3,R,R)
+  const auto rgb = image_to_tensor(resize_square(image, side));  // (3,R,R)
   const auto sum = rgb.sum(0, true);                 // (1,R,R)
   return torch::cat({rgb.narrow(0, 0, 2) / (sum + 0.05), 0.1 * sum / 3}, 0).contiguous();  // (3,R,R)
 }

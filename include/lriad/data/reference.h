@@ -42,7 +42,7 @@
 // region_side pixels, is described per pixel by its brightness-free colour (r and g over r+g+b)
 // and a faint brightness, and compared 3x3 patch by 3x3 patch with a bank of the normal images'
 // (kRegionPatch); the map, normalised by its own median normal peak and brought back to S, joins
-// by the per-pixel maximum. Chosen on photographs of gravel, brick and burlap (tinted stains drawn by
+// by the per-pixel maximum. Chosen on photographs of gravel, grass, brick and burlap (stains drawn by
 // scripts/photo_sets.py; README, "Normal reference"): the stains' AUROC against normal images
 // 0.34 / 0.33 / 0.70 / 0.66 -> 1.00 / 0.99 / 1.00 / 0.93 on gravel / grass / brick / burlap at
 // region_side 16, at some cost to faint lines (the README gives the figures).
