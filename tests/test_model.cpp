@@ -419,6 +419,54 @@ TEST(NormalReference, AStainThatTintsARegionStandsOutByTheColourOfRegions) {
   EXPECT_TRUE(torch::allclose(back.deviation(stained, "plate", 1), with.deviation(stained, "plate", 1)));
 }
 
+// A scratch one pixel wide on a grainy texture: at the model's side (half the photograph's) it is
+// averaged with the grain around it and its 5x5 patches find a close grainy match, so the map
+// barely sees it. The fine comparison of textures looks at the photograph's side, high-passed.
+TEST(NormalReference, AThinScratchOnAGrainyTextureStandsOutInTheFineComparisonOfTextures) {
+  constexpr int S = 48, W = 96;
+  auto grain = [](uint64_t seed) {  // grey with blotchy grain a few pixels across, at W
+    cv::Mat noise(W, W, CV_32FC1);
+    cv::RNG rng(seed);
+    rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.12);
+    cv::GaussianBlur(noise, noise, cv::Size(0, 0), 1.0);
+    cv::Mat img(W, W, CV_32FC3, cv::Scalar(0.5, 0.5, 0.5));
+    cv::Mat grey3;
+    cv::merge(std::vector<cv::Mat>{noise, noise, noise}, grey3);
+    return cv::Mat(img + grey3);
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 12; ++i) halves["plate"][size_t(i % 2)].push_back(grain(700 + uint64_t(i)));
+  data::NormalReference::Options o;
+  o.patch = 5;
+  o.bank_size = 4000;
+  o.side = S;
+  o.fine_side = W;
+  const auto without = data::NormalReference::build(halves, o);
+  o.fine_textures = true;
+  const auto with = data::NormalReference::build(halves, o);
+  EXPECT_TRUE(with.fine("plate"));
+  EXPECT_FALSE(with.aligned("plate"));
+  EXPECT_FALSE(without.fine("plate"));
+  constexpr int kBoth = data::NormalReference::kBothBanks;
+  cv::Mat scratched = grain(790);
+  cv::line(scratched, cv::Point(30, 20), cv::Point(62, 70), cv::Scalar(0.3, 0.3, 0.3), 1, cv::LINE_8);
+  const auto map = with.deviation(scratched, "plate", kBoth);  // (S,S)
+  EXPECT_EQ(map.sizes(), torch::IntArrayRef({S, S}));
+  const double peak = map.max().item<double>(), before = without.deviation(scratched, "plate", kBoth).max().item<double>();
+  double worst_normal = 0;
+  for (int i = 0; i < 6; ++i)  // unseen normal images stay near the normal level
+    worst_normal = std::max(worst_normal, with.deviation(grain(750 + uint64_t(i)), "plate", kBoth).max().item<double>());
+  // When written: the scratch 3.75 with, 1.35 without; unseen normals up to 1.15.
+  EXPECT_LT(worst_normal, 2.0);
+  EXPECT_GT(peak, 2.0 * worst_normal) << "normal images peak at up to " << worst_normal;
+  EXPECT_GT(peak, 2.0 * before) << "without the fine comparison the scratch peaks at " << before;
+  const int64_t at = map.argmax().item<int64_t>(), y = at / S, x = at % S;  // on the line (x 15..31, y 10..35 at S)
+  EXPECT_TRUE(x >= 12 && x <= 34 && y >= 7 && y <= 38) << "peak at x " << x << ", y " << y;
+  const auto back = saved_and_loaded(with, "lriad_reference_fine_textures");
+  EXPECT_TRUE(back.fine("plate"));
+  EXPECT_TRUE(torch::allclose(back.deviation(scratched, "plate", 1), with.deviation(scratched, "plate", 1)));
+}
+
 TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips) {
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
   const cv::Mat a = grey(24, 1), b = grey(24, 2);
@@ -681,13 +729,17 @@ TEST(Flops, PerTokenCountMatchesTheBuiltPolicysWeights) {
 // Incremental maps (NormalReference::changed_deviation via model::changed_policy_input): a
 // synthetic anomaly changes part of a normal image; recomputing only the patches the change
 // touches gives the map a full recomputation gives, on random draws of every kind, either bank
-// and both banks.
-TEST(NormalReference, ChangedMapsEqualAFullRecomputationOnRandomDraws) {
+// and both banks; at the model's side, and for a texture compared finely too (drawn at twice it).
+class ChangedMaps : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   constexpr int S = 48;
-  auto texture = [](uint64_t seed) {  // stripes with noise: patches differ from place to place
-    cv::Mat img = grey(S, seed);
-    for (int y = 0; y < S; ++y)
-      for (int x = 0; x < S; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
+  const bool fine = GetParam();
+  const int W = fine ? 2 * S : S;  // the side the images come at
+  auto texture = [W](uint64_t seed) {  // stripes with noise: patches differ from place to place
+    cv::Mat img = grey(W, seed);
+    for (int y = 0; y < W; ++y)
+      for (int x = 0; x < W; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
     return img;
   };
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
@@ -697,14 +749,19 @@ TEST(NormalReference, ChangedMapsEqualAFullRecomputationOnRandomDraws) {
   o.bank_size = 1500;  // more than one 512-row chunk of patches per image
   o.side = S;
   o.region_side = 12;  // the region map is made anew from the changed image
+  o.fine_side = fine ? W : 0;
+  o.fine_textures = fine;
   const auto ref = data::NormalReference::build(halves, o);
   ASSERT_TRUE(ref.region("plate"));
-  ASSERT_TRUE(ref.updatable("plate", S));
-  EXPECT_FALSE(ref.updatable("plate", S + 1));  // the map is made at S: another side is resized first
-  EXPECT_FALSE(ref.updatable("bottle", S));
+  ASSERT_EQ(ref.fine("plate"), fine);
+  ASSERT_TRUE(ref.updatable("plate", W));
+  EXPECT_FALSE(ref.updatable("plate", W + 1));  // the map is made from W: another side is resized first
+  EXPECT_FALSE(ref.updatable("bottle", W));
   ModelConfig model;
   model.image_size = S;
   model.reference = "knn";
+  model.reference_fine_size = fine ? W : 0;
+  model.reference_fine_textures = fine;
   std::map<data::AnomalyKind, double> mix;
   for (auto k : data::all_anomaly_kinds()) mix[k] = 1.0;
   const cv::Mat base = texture(300), donor = texture(301);
@@ -720,7 +777,7 @@ TEST(NormalReference, ChangedMapsEqualAFullRecomputationOnRandomDraws) {
     EXPECT_LE((fast[3] - full[3]).abs().max().item<double>(), 1e-4 * std::max(1.0, full[3].max().item<double>()))
         << "seed " << seed << " (" << a.type_name() << ", bank " << bank << ")";
     const cv::Rect r = model::changed_rect(a.image, base);
-    partial += r.area() > 0 && r.area() < S * S / 2;
+    partial += r.area() > 0 && r.area() < W * W / 2;
   }
   EXPECT_GE(partial, 12) << "most draws change a small part of the image, which the update recomputes";
   EXPECT_EQ(distance_calls, 8 * 2 + 16) << "both banks for kBothBanks draws, one bank otherwise";
@@ -730,6 +787,9 @@ TEST(NormalReference, ChangedMapsEqualAFullRecomputationOnRandomDraws) {
   EXPECT_LE((same[3] - ref.deviation(base, "plate", 0)).abs().max().item<double>(), 1e-6);
   EXPECT_THROW(ref.patch_distances(base, "plate", data::NormalReference::kBothBanks), lriad::Error);
 }
+
+INSTANTIATE_TEST_SUITE_P(NormalReference, ChangedMaps, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "FineTexture" : "ModelSide"; });
 
 TEST(NormalReference, ChangedRectIsTheBoundingBoxOfEveryChangedChannel) {
   const cv::Mat a = grey(20, 1);

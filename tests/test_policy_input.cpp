@@ -134,19 +134,23 @@ TEST(PolicyInput, ModelSideIsTheSameFromTheFileOrFromTheWorkSide) {
 
 // For each format: the tensor eval makes from the JPG of a training image equals, bit for bit, the
 // one training made from its preloaded image, for the bank training used (and for the validation
-// normals, both banks).
+// normals, both banks). The VisA and folder layouts also compare the texture finely (kept at W).
 TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
   for (const std::string format : {"mvtec", "visa", "folder"}) {
     SCOPED_TRACE(format);
     TempDir dir;
     lriad::test::make_photo_tree(dir / "d", format);
-    const RunConfig c = input_config(format, dir / "d");
+    RunConfig c = input_config(format, dir / "d");
+    const bool fine_textures = format != "mvtec";
+    c.model.reference_fine_textures = fine_textures;
     const train::TrainingSource source(c);
-    // The part is kept at W, the texture at S: both branches of model_side_image are compared.
+    // The part is kept at W; the texture at S (mvtec: both branches of model_side_image are
+    // compared) or at W when textures are compared finely.
     ASSERT_TRUE(source.keeps_work_side("screw"));
-    ASSERT_FALSE(source.keeps_work_side("carpet"));
+    ASSERT_EQ(source.keeps_work_side("carpet"), fine_textures);
     const data::NormalReference ref = train::build_normal_reference(source, c);
     ASSERT_TRUE(ref.fine("screw"));
+    ASSERT_EQ(ref.fine("carpet"), fine_textures);
     ASSERT_TRUE(ref.region("carpet"));  // the texture's map joins the colour of regions (on by default)
     const model::InputRecord record = source.input_record();
     std::vector<train::TrainItem> items;
@@ -211,12 +215,16 @@ TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {
 
 // Training's inputs (train/input_maker.h): a normal image's input is made once; a synthetic anomaly
 // of the texture is updated from its normal image's patch distances and equals the whole map up to
-// float rounding; one of the part (compared in a pose, finely) is made whole, bit for bit.
-TEST(PolicyInput, TrainingUpdatesTextureAnomaliesAndMakesPartsWhole) {
+// float rounding (at S, and at W when textures are compared finely); one of the part (compared in a
+// pose, finely) is made whole, bit for bit.
+class TrainingInputs : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TrainingInputs, UpdateTextureAnomaliesAndMakePartsWhole) {
   TempDir dir;
   lriad::test::make_photo_tree(dir / "d", "mvtec");
   RunConfig c = input_config("mvtec", dir / "d");
   c.data.anomaly_ratio = 0.5;
+  c.model.reference_fine_textures = GetParam();
   const train::TrainingSource source(c);
   const data::NormalReference ref = train::build_normal_reference(source, c);
   train::InputMaker inputs(c.model, &ref);
@@ -247,3 +255,6 @@ TEST(PolicyInput, TrainingUpdatesTextureAnomaliesAndMakesPartsWhole) {
   EXPECT_EQ(n.cached + n.whole, size_t(part + 2 * normal));  // a normal image drawn again is cached at once
   EXPECT_GE(n.cached, size_t(normal));
 }
+
+INSTANTIATE_TEST_SUITE_P(PolicyInput, TrainingInputs, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "FineTextures" : "TexturesAtS"; });

@@ -6,6 +6,7 @@
 
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -21,11 +22,16 @@
 namespace lriad::data {
 namespace {
 
-// Every K x K patch at stride 1: (3,S,S) -> ((S-K+1)^2, 3K^2).
-torch::Tensor patches_of(const torch::Tensor& chw, int k) {
+// Every K x K patch at `stride`: (C,S,S) -> (g^2, CK^2), g = (S-K)/stride + 1.
+torch::Tensor patches_of(const torch::Tensor& chw, int k, int stride = 1) {
   namespace F = torch::nn::functional;
-  return F::unfold(chw.unsqueeze(0), F::UnfoldFuncOptions({k, k}))[0].t().contiguous();
+  return F::unfold(chw.unsqueeze(0), F::UnfoldFuncOptions({k, k}).stride(stride))[0].t().contiguous();
 }
+
+constexpr int kFineStride = NormalReference::kFineTextureStride;
+
+// The fine comparison of textures' patches per side at fine side F: ((F-K)/2 + 1).
+int64_t fine_cells(int64_t F, int64_t k) { return (F - k) / kFineStride + 1; }
 
 torch::Tensor from_st(const io::StTensor& t) {
   if (t.dtype != "F32") throw Error("reference tensor has dtype " + t.dtype + ", expected F32");
@@ -80,13 +86,13 @@ torch::Tensor region_features(const cv::Mat& image, int side) {
   return torch::cat({rgb.narrow(0, 0, 2) / (sum + 0.05), 0.1 * sum / 3}, 0).contiguous();  // (3,R,R)
 }
 
-// The bank of `patches` (P,D): a random pool of 5x options.bank_size first (the greedy pass is
-// O(pool x bank)), then its coreset of bank_size rows. -> (M,D)
-torch::Tensor bank_of(torch::Tensor patches, const NormalReference::Options& options, uint64_t seed) {
+// The bank of `patches` (P,D): a random pool of 5x `size` first (the greedy pass is O(pool x
+// bank)), then its coreset of `size` rows. -> (M,D)
+torch::Tensor bank_of(torch::Tensor patches, int64_t size, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
-  const int64_t pool = 5 * int64_t(options.bank_size);
+  const int64_t pool = 5 * size;
   if (patches.size(0) > pool) patches = patches.index_select(0, torch::randperm(patches.size(0), gen).narrow(0, 0, pool));
-  return coreset(patches, options.bank_size, seed + 7919).contiguous();
+  return coreset(patches, size, seed + 7919).contiguous();
 }
 
 // `image` rotated about its centre by `degrees`, edges mirrored.
@@ -253,9 +259,24 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2 && !b.aligned && options.region_side > 0; ++h) {
       std::vector<torch::Tensor> all;
       for (const auto& img : half[h]) all.push_back(patches_of(region_features(img, options.region_side), kRegionPatch));
-      auto p = bank_of(torch::cat(all, 0), options, options.seed * 1000003 + 500009 + uint64_t(h));  // (M, 3*3^2)
+      auto p = bank_of(torch::cat(all, 0), options.bank_size, options.seed * 1000003 + 500009 + uint64_t(h));  // (M, 3*3^2)
       b.region_norms[size_t(h)] = p.pow(2).sum(1);
       b.region[size_t(h)] = std::move(p);
+    }
+    // A texture's fine comparison, likewise from images at fine_side at least.
+    bool fine_texture = !b.aligned && options.fine_textures && options.side > 0 && options.fine_side > options.side;
+    for (int h = 0; h < 2 && fine_texture; ++h)
+      for (const auto& img : given[h]) fine_texture = fine_texture && img.rows >= options.fine_side && img.cols >= options.fine_side;
+    std::array<std::vector<cv::Mat>, 2> fine_half;  // a fine texture's images at fine_side
+    for (int h = 0; h < 2 && fine_texture; ++h) {
+      std::vector<torch::Tensor> all;
+      for (const auto& img : given[h]) {
+        fine_half[h].push_back(ref.sized(img, options.fine_side));
+        all.push_back(patches_of(gray_to_tensor(fine_image(fine_half[h].back(), false, options.fine_sigma)), options.patch));
+      }
+      auto p = bank_of(torch::cat(all, 0), options.bank_size, options.seed * 1000003 + 700001 + uint64_t(h));  // (M, K^2)
+      b.fine_bank_norms[size_t(h)] = p.pow(2).sum(1);
+      b.fine_bank[size_t(h)] = std::move(p);
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       std::vector<torch::Tensor> all;
@@ -265,7 +286,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
           all.push_back(patches_of(image_to_tensor(rotated(img, 360.0 * r / (options.rotations + 1))), options.patch));
       }
       ++salt;
-      const auto p = bank_of(torch::cat(all, 0), options, options.seed * 1000003 + salt);  // (M, 3K^2)
+      const auto p = bank_of(torch::cat(all, 0), options.bank_size, options.seed * 1000003 + salt);  // (M, 3K^2)
       b.patches[h] = p;
       b.norms[h] = p.pow(2).sum(1);
     }
@@ -287,6 +308,10 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
         if (b.region[size_t(h)].defined()) region_peaks.push_back(ref.raw_region(img, b, size_t(h)).max().item<double>());
       b.scale[h] = std::max(1e-6, median_of(peaks));
       if (!region_peaks.empty()) b.region_scale[size_t(h)] = std::max(1e-6, median_of(region_peaks));
+      // A fine texture's scale: its map's median peak at fine_side, before it is averaged down.
+      for (const auto& img : fine_half[1 - h])
+        fine_peaks.push_back(ref.texture_fine_map(ref.texture_fine_distances(img, b, size_t(h)), b, size_t(h), 0)
+                                 .max().item<double>());
       if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, median_of(fine_peaks));
     }
     ref.banks_[cat] = std::move(b);
@@ -321,6 +346,28 @@ torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, in
   auto map = fine_canonical(to_canonical(image, pose), b, bank);  // (F,F)
   if (b.fine_spread[size_t(bank)].defined()) map = map / b.fine_spread[size_t(bank)];
   return in_image_frame(map, pose, out);
+}
+
+torch::Tensor NormalReference::texture_fine_distances(const cv::Mat& image, const Banks& b, size_t h) const {
+  torch::NoGradGuard no_grad;
+  const int64_t k = options_.patch;
+  const auto q = gray_to_tensor(fine_image(image, false, options_.fine_sigma));  // (1,F,F)
+  const int64_t f = fine_cells(q.size(1), k);
+  return nearest_distances(patches_of(q, int(k), kFineStride), b.fine_bank[h], b.fine_bank_norms[h]).view({f, f});
+}
+
+torch::Tensor NormalReference::texture_fine_map(const torch::Tensor& distances, const Banks& b, size_t h, int64_t out) const {
+  namespace Fn = torch::nn::functional;
+  const int64_t k = options_.patch, F = options_.fine_side, f = distances.size(0);
+  // 3x3 smoothing on the patch grid, each patch's value over the two pixels its step covers, edges
+  // repeated: the patch at (2i, 2j) covers pixels 2i .. 2i+K-1, its centre 2i + (K-1)/2.
+  auto map = torch::avg_pool2d(distances.reshape({1, 1, f, f}), 3, 1, 1, false, false);
+  map = map.repeat_interleave(kFineStride, 2).repeat_interleave(kFineStride, 3);  // (1,1,2f,2f)
+  const int64_t lo = (k - 1) / 2, hi = std::max<int64_t>(0, F - kFineStride * f - lo);
+  map = Fn::pad(map, Fn::PadFuncOptions({lo, hi, lo, hi}).mode(torch::kReplicate)).narrow(2, 0, F).narrow(3, 0, F);
+  cv::Mat m = tensor_to_mat(map.reshape({F, F}) / b.fine_scale[h]);  // (F,F)
+  if (out > 0 && m.rows != out) cv::resize(m, m, cv::Size(int(out), int(out)), 0, 0, m.rows > out ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return gray_to_tensor(m)[0];  // (out,out); out 0: (F,F)
 }
 
 torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& b, int bank) const {
@@ -360,8 +407,10 @@ torch::Tensor NormalReference::raw_region(const cv::Mat& coarse, const Banks& b,
 
 bool NormalReference::updatable(const std::string& category, int image_side) const {
   auto it = banks_.find(category);
-  return it != banks_.end() && !it->second.aligned && !it->second.fine[0].defined() &&
-         (options_.side <= 0 || image_side == options_.side) && image_side >= options_.patch;
+  if (it == banks_.end() || it->second.aligned || it->second.fine[0].defined()) return false;
+  // A fine texture is given at fine_side (and brought to the model's side here), any other at S.
+  const int side = it->second.fine_bank[0].defined() ? options_.fine_side : options_.side;
+  return (side <= 0 || image_side == side) && image_side >= options_.patch;
 }
 
 torch::Tensor NormalReference::patch_distances(const cv::Mat& image, const std::string& category, int bank) const {
@@ -371,8 +420,10 @@ torch::Tensor NormalReference::patch_distances(const cv::Mat& image, const std::
                 "check NormalReference::updatable first, and pass bank 0 or 1");
   torch::NoGradGuard no_grad;
   const Banks& b = banks_.at(category);
-  const int64_t k = options_.patch, g = image.rows - k + 1;
-  return nearest_distances(patches_of(image_to_tensor(image), int(k)), b.patches[size_t(bank)], b.norms[size_t(bank)]).view({g, g});
+  const auto coarse = image_to_tensor(sized(image, options_.side));  // (3,S,S)
+  auto d = nearest_distances(patches_of(coarse, options_.patch), b.patches[size_t(bank)], b.norms[size_t(bank)]);  // (g*g)
+  if (b.fine_bank[size_t(bank)].defined()) d = torch::cat({d, texture_fine_distances(image, b, size_t(bank)).reshape({-1})});
+  return d;
 }
 
 torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std::string& category, int bank,
@@ -383,25 +434,70 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
                     " cannot be updated incrementally", "check NormalReference::updatable first");
   torch::NoGradGuard no_grad;
   const Banks& b = banks_.at(category);
-  const int64_t k = options_.patch, S = image.rows, g = S - k + 1;
-  // Patches whose top-left corner lies within k-1 pixels above/left of the change overlap it.
-  const cv::Rect r = changed & cv::Rect(0, 0, int(S), int(S));
-  const int64_t y0 = std::max<int64_t>(0, r.y - k + 1), x0 = std::max<int64_t>(0, r.x - k + 1);
-  const int64_t y1 = std::min<int64_t>(g - 1, r.y + r.height - 1), x1 = std::min<int64_t>(g - 1, r.x + r.width - 1);
-  torch::Tensor q;  // (ny*nx, D): the patches the change touches, in the full image's patch layout
-  if (!r.empty() && y1 >= y0 && x1 >= x0)
-    q = patches_of(image_to_tensor(image).narrow(1, y0, y1 - y0 + k).narrow(2, x0, x1 - x0 + k), int(k));
+  const cv::Mat coarse = sized(image, options_.side);
+  const int64_t k = options_.patch, S = coarse.rows, g = S - k + 1;
+  const bool fine = b.fine_bank[0].defined();
+  const int64_t f = fine ? fine_cells(image.rows, k) : 0;
+  // The patches whose top-left corner lies within k-1 pixels above/left of a changed area overlap
+  // it: those of `area` (pixels of an image of side n, patches of side k) -> their (y0, x0, y1, x1)
+  // in the (n-k+1)^2 layout, empty when y1 < y0.
+  auto touched = [k](const cv::Rect& area, int64_t n) {
+    const int64_t gn = n - k + 1;
+    const cv::Rect r = area & cv::Rect(0, 0, int(n), int(n));
+    if (r.empty()) return std::array<int64_t, 4>{0, 0, -1, -1};
+    return std::array<int64_t, 4>{std::max<int64_t>(0, r.y - k + 1), std::max<int64_t>(0, r.x - k + 1),
+                                  std::min<int64_t>(gn - 1, r.y + r.height - 1), std::min<int64_t>(gn - 1, r.x + r.width - 1)};
+  };
+  auto patches_in = [k](const torch::Tensor& chw, const std::array<int64_t, 4>& t) {  // (ny*nx, D)
+    return patches_of(chw.narrow(1, t[0], t[2] - t[0] + k).narrow(2, t[1], t[3] - t[1] + k), int(k));
+  };
+  // The change at the model's side: a resized pixel spreads over the ones it overlaps (one more for the interpolation).
+  cv::Rect coarse_change = changed;
+  if (image.rows != S && !changed.empty()) {
+    const double s = double(S) / image.rows;
+    const int x0 = int(std::floor(changed.x * s)) - 1, y0 = int(std::floor(changed.y * s)) - 1;
+    const int x1 = int(std::ceil((changed.x + changed.width) * s)) + 1, y1 = int(std::ceil((changed.y + changed.height) * s)) + 1;
+    coarse_change = cv::Rect(x0, y0, x1 - x0, y1 - y0);
+  }
+  const auto tc = touched(coarse_change, S);
+  torch::Tensor q;  // the coarse patches the change touches, in the full image's patch layout
+  if (tc[2] >= tc[0] && tc[3] >= tc[1]) q = patches_in(image_to_tensor(coarse), tc);
+  // The fine comparison's high-pass reaches ceil(4 sigma) pixels (OpenCV's Gaussian kernel for floats) beyond the change.
+  // Its patches lie on a grid of step 2: patch j covers pixels 2j .. 2j+K-1.
+  std::array<int64_t, 4> tf{0, 0, -1, -1};  // (y0, x0, y1, x1) on that grid
+  torch::Tensor qf;
+  if (fine && !changed.empty()) {
+    const int reach = int(std::ceil(4 * options_.fine_sigma)) + 1;
+    const cv::Rect r = cv::Rect(changed.x - reach, changed.y - reach, changed.width + 2 * reach, changed.height + 2 * reach) &
+                       cv::Rect(0, 0, image.cols, image.rows);
+    auto first = [&](int64_t a) { return (std::max<int64_t>(0, a - k + 1) + kFineStride - 1) / kFineStride; };
+    auto last = [&](int64_t b) { return std::min<int64_t>(f - 1, b / kFineStride); };
+    if (!r.empty()) tf = {first(r.y), first(r.x), last(r.y + r.height - 1), last(r.x + r.width - 1)};
+    if (tf[2] >= tf[0] && tf[3] >= tf[1])
+      qf = patches_of(gray_to_tensor(fine_image(image, false, options_.fine_sigma))
+                          .narrow(1, kFineStride * tf[0], kFineStride * (tf[2] - tf[0]) + k)
+                          .narrow(2, kFineStride * tf[1], kFineStride * (tf[3] - tf[1]) + k),
+                      int(k), kFineStride);
+  }
   auto against = [&](size_t h) {  // (S,S)
     const auto& base = base_distances[h];
-    if (!base.defined() || base.dim() != 2 || base.size(0) != g || base.size(1) != g)
+    if (!base.defined() || base.dim() != 1 || base.numel() != g * g + f * f)
       throw Error("changed_deviation: the normal image's patch distances against bank " + std::to_string(h) +
-                      " are missing or not (" + std::to_string(g) + "," + std::to_string(g) + ")",
+                      " are missing or not " + std::to_string(g * g + f * f) + " values",
                   "make them with patch_distances at the same side");
-    auto best = base.clone();  // (g,g)
+    auto best = base.narrow(0, 0, g * g).view({g, g}).clone();  // (g,g)
     if (q.defined())
-      best.narrow(0, y0, y1 - y0 + 1).narrow(1, x0, x1 - x0 + 1)
-          .copy_(nearest_distances(q, b.patches[h], b.norms[h]).view({y1 - y0 + 1, x1 - x0 + 1}));
-    return with_colour(finish_map(best, S, k) / b.scale[h], image, b, h);
+      best.narrow(0, tc[0], tc[2] - tc[0] + 1).narrow(1, tc[1], tc[3] - tc[1] + 1)
+          .copy_(nearest_distances(q, b.patches[h], b.norms[h]).view({tc[2] - tc[0] + 1, tc[3] - tc[1] + 1}));
+    auto map = finish_map(best, S, k) / b.scale[h];
+    if (fine) {
+      auto best_fine = base.narrow(0, g * g, f * f).view({f, f}).clone();  // (f,f)
+      if (qf.defined())
+        best_fine.narrow(0, tf[0], tf[2] - tf[0] + 1).narrow(1, tf[1], tf[3] - tf[1] + 1)
+            .copy_(nearest_distances(qf, b.fine_bank[h], b.fine_bank_norms[h]).view({tf[2] - tf[0] + 1, tf[3] - tf[1] + 1}));
+      map = torch::maximum(map, texture_fine_map(best_fine, b, h, S));
+    }
+    return with_colour(map, coarse, b, h);
   };
   if (bank == kBothBanks) return (against(0) + against(1)) / 2;
   return against(bank == 1 ? 1 : 0);
@@ -414,10 +510,12 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
                 "the policy compares images with the normal images of the categories it was trained on");
   const Banks& b = it->second;
   const cv::Mat coarse = sized(image, options_.side);
-  const cv::Mat fine = b.fine[0].defined() ? sized(image, options_.fine_side) : cv::Mat();
+  const cv::Mat fine = b.fine[0].defined() || b.fine_bank[0].defined() ? sized(image, options_.fine_side) : cv::Mat();
   auto against = [&](size_t h) {  // (S,S)
     auto map = raw_deviation(coarse, b, int(h)) / b.scale[h];
-    if (!fine.empty()) map = torch::maximum(map, raw_fine(fine, b, int(h), map.size(0)) / b.fine_scale[h]);
+    if (b.fine[0].defined()) map = torch::maximum(map, raw_fine(fine, b, int(h), map.size(0)) / b.fine_scale[h]);
+    if (b.fine_bank[0].defined())
+      map = torch::maximum(map, texture_fine_map(texture_fine_distances(fine, b, h), b, h, map.size(0)));
     return with_colour(map, coarse, b, h);
   };
   if (bank == kBothBanks) return (against(0) + against(1)) / 2;
@@ -437,7 +535,7 @@ std::vector<std::string> NormalReference::categories() const {
 
 bool NormalReference::fine(const std::string& category) const {
   auto it = banks_.find(category);
-  return it != banks_.end() && it->second.fine[0].defined();
+  return it != banks_.end() && (it->second.fine[0].defined() || it->second.fine_bank[0].defined());
 }
 
 bool NormalReference::polar(const std::string& category) const {
@@ -483,6 +581,10 @@ void NormalReference::save(const std::string& path) const {
       for (int h = 0; h < 2; ++h) f.tensors[cat + "/region" + std::to_string(h)] = to_st(b.region[size_t(h)]);
       f.tensors[cat + "/region_scale"] = to_st(torch::tensor({float(b.region_scale[0]), float(b.region_scale[1])}));
     }
+    if (b.fine_bank[0].defined()) {
+      for (int h = 0; h < 2; ++h) f.tensors[cat + "/fine_bank" + std::to_string(h)] = to_st(b.fine_bank[size_t(h)]);
+      f.tensors[cat + "/fine_scale"] = to_st(torch::tensor({float(b.fine_scale[0]), float(b.fine_scale[1])}));
+    }
     if (!b.fine[0].defined()) continue;
     for (int h = 0; h < 2; ++h) {
       f.tensors[cat + "/fine" + std::to_string(h)] = to_st(b.fine[size_t(h)]);
@@ -527,6 +629,23 @@ NormalReference NormalReference::load(const std::string& path) {
     throw Error(path + ": reference metadata out of range (patch " + meta("patch") + ", shift " +
                 std::to_string(ref.options_.shift) + ")");
   const int64_t dim = 3 * int64_t(ref.options_.patch) * ref.options_.patch;
+  // A category's pair of extra banks: "<cat>/<name>0", "/<name>1" (M, cols) with "<cat>/<scale>" (2).
+  auto bank_pair = [&](const std::string& cat, const std::string& name, const std::string& scale, int64_t cols,
+                       std::array<torch::Tensor, 2>& banks, std::array<torch::Tensor, 2>& norms, std::array<double, 2>& scales) {
+    const auto st = f.tensors.find(cat + "/" + scale);
+    for (size_t h = 0; h < 2; ++h) {
+      const std::string key = cat + "/" + name + std::to_string(h);
+      const auto it = f.tensors.find(key);
+      if (it == f.tensors.end() || st == f.tensors.end())
+        throw Error(path + ": category " + cat + " has " + name + "0 but no " + (it == f.tensors.end() ? key : cat + "/" + scale));
+      const auto bank = from_st(it->second), s = from_st(st->second);
+      if (bank.dim() != 2 || bank.size(0) < 1 || bank.size(1) != cols || s.numel() != 2)
+        throw Error(path + ": " + key + " must hold (M," + std::to_string(cols) + ") patches, with a 2-value " + scale);
+      banks[h] = bank;
+      norms[h] = bank.pow(2).sum(1);
+      scales[h] = s[int64_t(h)].item<double>();
+    }
+  };
   for (const auto& [name, t] : f.tensors) {
     const auto slash = name.rfind('/');
     if (slash == std::string::npos || name.substr(slash) != "/scale") continue;
@@ -587,19 +706,15 @@ NormalReference NormalReference::load(const std::string& path) {
         rethrow_with_context(path + ": " + it->first, e);
       }
     }
-    for (int h = 0; h < 2 && !b.aligned && ref.options_.region_side > 0 && f.tensors.count(cat + "/region0"); ++h) {
-      const std::string key = cat + "/region" + std::to_string(h);
-      auto it = f.tensors.find(key);
-      auto st = f.tensors.find(cat + "/region_scale");
-      if (it == f.tensors.end() || st == f.tensors.end())
-        throw Error(path + ": category " + cat + " has region0 but no " + (it == f.tensors.end() ? key : cat + "/region_scale"));
-      const auto region = from_st(it->second), rs = from_st(st->second);
-      if (region.dim() != 2 || region.size(0) < 1 || region.size(1) != 3 * kRegionPatch * kRegionPatch || rs.numel() != 2)
-        throw Error(path + ": " + key + " must hold (M," + std::to_string(3 * kRegionPatch * kRegionPatch) +
-                    ") colour patches, with a 2-value region_scale");
-      b.region[size_t(h)] = region;
-      b.region_norms[size_t(h)] = region.pow(2).sum(1);
-      b.region_scale[size_t(h)] = rs[h].item<double>();
+    if (!b.aligned && ref.options_.region_side > 0 && f.tensors.count(cat + "/region0"))
+      bank_pair(cat, "region", "region_scale", 3 * kRegionPatch * kRegionPatch, b.region, b.region_norms, b.region_scale);
+    // Absent before the fine comparison of textures, or without it.
+    if (!b.aligned && f.tensors.count(cat + "/fine_bank0")) {
+      if (ref.options_.side <= 0 || ref.options_.fine_side <= ref.options_.side)
+        throw Error(path + ": category " + cat + " has a fine comparison of textures, but the metadata no fine_side above side");
+      bank_pair(cat, "fine_bank", "fine_scale", int64_t(ref.options_.patch) * ref.options_.patch, b.fine_bank, b.fine_bank_norms,
+                b.fine_scale);
+      ref.options_.fine_textures = true;
     }
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       auto it = f.tensors.find(cat + "/bank" + std::to_string(h));

@@ -21,7 +21,8 @@
 namespace lriad::model {
 
 bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model) {
-  return model.work_size() != model.image_size && model.reference_align && data::is_object_category(normal_images_at_work_side);
+  if (model.work_size() == model.image_size) return false;
+  return model.reference_fine_textures || (model.reference_align && data::is_object_category(normal_images_at_work_side));
 }
 
 cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelConfig& model) {
@@ -67,7 +68,7 @@ cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b) {
 bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& category, const ModelConfig& model,
                  const data::NormalReference* reference) {
   return reference && !base.empty() && reference->updatable(category, image.rows) && image.rows == image.cols &&
-         image.rows == model.image_size;
+         (image.rows == model.image_size || image.rows == model.work_size());
 }
 
 torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
@@ -79,7 +80,7 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, co
   for (int h = 0; h < 2; ++h)
     if (bank == data::NormalReference::kBothBanks || (bank == 1) == (h == 1)) distances[size_t(h)] = base_distances(h);
   const auto map = reference->changed_deviation(image, category, bank, distances, r).unsqueeze(0);  // (1,S,S)
-  return torch::cat({data::image_to_tensor(image), map}, 0);                                       // (4,S,S)
+  return torch::cat({data::image_to_tensor(data::resize_square(image, model.image_size)), map}, 0);  // (4,S,S)
 }
 
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {

@@ -135,9 +135,10 @@ TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
   }
   if (normals_.empty())
     throw Error("no normal training images in " + dc.root, "check data.root, data.format and data.categories");
-  // Only parts on a plain background get the reference's fine comparison (data/reference.h, the
-  // same test): every other category goes back to image_size, so its synthetic anomalies are drawn
-  // at the side its deviation map is made at and stay visible in it.
+  // The categories the reference compares finely (parts on a plain background, and textures with
+  // model.reference_fine_textures; data/reference.h, the same test) stay at the fine side: every
+  // other category goes back to image_size, so its synthetic anomalies are drawn at the side its
+  // deviation map is made at and stay visible in it.
   for (size_t ci = 0; ci < categories_.size(); ++ci) {
     std::vector<cv::Mat*> all;
     for (auto& n : normals_)
@@ -386,9 +387,11 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   o.neighbours = config.model.reference_neighbours;
   o.colour = config.model.reference_colour;
   o.region_side = config.model.reference_region_size;
+  o.fine_textures = config.model.reference_fine_textures;
   auto ref = data::NormalReference::build(source.reference_halves(), o);
-  std::string aligned;
+  std::string aligned, fine_textures;
   for (const auto& c : ref.categories()) {
+    if (!ref.aligned(c) && ref.fine(c)) fine_textures += (fine_textures.empty() ? "" : ", ") + c;
     if (!ref.aligned(c)) continue;
     const std::string fine = " (also at " + std::to_string(o.fine_side) + " px" + (ref.polar(c) ? ", ring by ring)" : ")");
     aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "");
@@ -396,9 +399,10 @@ data::NormalReference build_normal_reference(const TrainingSource& source, const
   std::string region;
   for (const auto& c : ref.categories())
     if (ref.region(c)) region += (region.empty() ? "" : ", ") + c;
-  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank{}{}, built in {:.1f} s; compared in a canonical "
+  spdlog::info("normal reference: {} categories, {} patches of {}x{} per bank{}{}{}, built in {:.1f} s; compared in a canonical "
                "pose: {}", ref.categories().size(), o.bank_size, o.patch, o.patch, o.colour ? " and a colour palette" : "",
                region.empty() ? "" : "; the colour of regions at " + std::to_string(o.region_side) + " px: " + region,
+               fine_textures.empty() ? "" : "; textures also at " + std::to_string(o.fine_side) + " px: " + fine_textures,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                aligned.empty() ? "none" : aligned);
   return ref;

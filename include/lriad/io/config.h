@@ -43,6 +43,11 @@ struct ModelConfig {
   double reference_fine_sigma = 3.0;
   int reference_fine_shift = 3;
   int reference_neighbours = 8;
+  // Fine comparison of textures (data/reference.h): also at reference_fine_size pixels, the
+  // high-passed luminance's 5x5 patches against a bank of the normal images' (a scratch a pixel wide
+  // that the 64-px map averages away). Texture categories are then kept at that side too. false (and
+  // runs made before the key): textures are compared at image_size only.
+  bool reference_fine_textures = false;
   // Colour novelty (data/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
@@ -98,6 +103,7 @@ struct ModelConfig {
     v("reference_fine_sigma", reference_fine_sigma, "high-pass Gaussian sigma of the fine comparison, pixels");
     v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
+    v("reference_fine_textures", reference_fine_textures, "textures: also compared at reference_fine_size (high-passed patches)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("reference_region_size", reference_region_size, "textures: side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence, "lriad writes the chain's opening from the reference's measurements (with reference knn)");
