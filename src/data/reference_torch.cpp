@@ -438,18 +438,22 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
   const int64_t k = options_.patch, S = coarse.rows, g = S - k + 1;
   const bool fine = b.fine_bank[0].defined();
   const int64_t f = fine ? fine_cells(image.rows, k) : 0;
-  // The patches whose top-left corner lies within k-1 pixels above/left of a changed area overlap
-  // it: those of `area` (pixels of an image of side n, patches of side k) -> their (y0, x0, y1, x1)
-  // in the (n-k+1)^2 layout, empty when y1 < y0.
-  auto touched = [k](const cv::Rect& area, int64_t n) {
-    const int64_t gn = n - k + 1;
+  // The patches of side k at `stride` (patch j covers pixels stride*j .. stride*j+k-1) that overlap
+  // `area` (pixels of an image of side n): their (y0, x0, y1, x1) in the ((n-k)/stride+1)^2 layout,
+  // empty when y1 < y0 or x1 < x0.
+  auto touched = [k](const cv::Rect& area, int64_t n, int64_t stride) {
+    const int64_t gn = (n - k) / stride + 1;
     const cv::Rect r = area & cv::Rect(0, 0, int(n), int(n));
     if (r.empty()) return std::array<int64_t, 4>{0, 0, -1, -1};
-    return std::array<int64_t, 4>{std::max<int64_t>(0, r.y - k + 1), std::max<int64_t>(0, r.x - k + 1),
-                                  std::min<int64_t>(gn - 1, r.y + r.height - 1), std::min<int64_t>(gn - 1, r.x + r.width - 1)};
+    auto first = [&](int64_t a) { return (std::max<int64_t>(0, a - k + 1) + stride - 1) / stride; };
+    auto last = [&](int64_t b) { return std::min<int64_t>(gn - 1, b / stride); };
+    return std::array<int64_t, 4>{first(r.y), first(r.x), last(r.y + r.height - 1), last(r.x + r.width - 1)};
   };
-  auto patches_in = [k](const torch::Tensor& chw, const std::array<int64_t, 4>& t) {  // (ny*nx, D)
-    return patches_of(chw.narrow(1, t[0], t[2] - t[0] + k).narrow(2, t[1], t[3] - t[1] + k), int(k));
+  // Those patches of `chw`, or an undefined tensor when there are none: (ny*nx, D).
+  auto patches_in = [k](const torch::Tensor& chw, const std::array<int64_t, 4>& t, int64_t stride) {
+    if (t[2] < t[0] || t[3] < t[1]) return torch::Tensor();
+    return patches_of(chw.narrow(1, stride * t[0], stride * (t[2] - t[0]) + k).narrow(2, stride * t[1], stride * (t[3] - t[1]) + k),
+                      int(k), int(stride));
   };
   // The change at the model's side: a resized pixel spreads over the ones it overlaps (one more for the interpolation).
   cv::Rect coarse_change = changed;
@@ -459,25 +463,18 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
     const int x1 = int(std::ceil((changed.x + changed.width) * s)) + 1, y1 = int(std::ceil((changed.y + changed.height) * s)) + 1;
     coarse_change = cv::Rect(x0, y0, x1 - x0, y1 - y0);
   }
-  const auto tc = touched(coarse_change, S);
-  torch::Tensor q;  // the coarse patches the change touches, in the full image's patch layout
-  if (tc[2] >= tc[0] && tc[3] >= tc[1]) q = patches_in(image_to_tensor(coarse), tc);
-  // The fine comparison's high-pass reaches ceil(4 sigma) pixels (OpenCV's Gaussian kernel for floats) beyond the change.
-  // Its patches lie on a grid of step 2: patch j covers pixels 2j .. 2j+K-1.
-  std::array<int64_t, 4> tf{0, 0, -1, -1};  // (y0, x0, y1, x1) on that grid
+  const auto tc = touched(coarse_change, S, 1);
+  const torch::Tensor q = patches_in(image_to_tensor(coarse), tc, 1);  // the coarse patches the change touches
+  // The fine comparison's high-pass reaches ceil(4 sigma) pixels (OpenCV's Gaussian kernel for
+  // floats) beyond the change; its patches lie on a grid of step kFineStride.
+  std::array<int64_t, 4> tf{0, 0, -1, -1};
   torch::Tensor qf;
   if (fine && !changed.empty()) {
     const int reach = int(std::ceil(4 * options_.fine_sigma)) + 1;
-    const cv::Rect r = cv::Rect(changed.x - reach, changed.y - reach, changed.width + 2 * reach, changed.height + 2 * reach) &
-                       cv::Rect(0, 0, image.cols, image.rows);
-    auto first = [&](int64_t a) { return (std::max<int64_t>(0, a - k + 1) + kFineStride - 1) / kFineStride; };
-    auto last = [&](int64_t b) { return std::min<int64_t>(f - 1, b / kFineStride); };
-    if (!r.empty()) tf = {first(r.y), first(r.x), last(r.y + r.height - 1), last(r.x + r.width - 1)};
+    tf = touched(cv::Rect(changed.x - reach, changed.y - reach, changed.width + 2 * reach, changed.height + 2 * reach), image.rows,
+                 kFineStride);
     if (tf[2] >= tf[0] && tf[3] >= tf[1])
-      qf = patches_of(gray_to_tensor(fine_image(image, false, options_.fine_sigma))
-                          .narrow(1, kFineStride * tf[0], kFineStride * (tf[2] - tf[0]) + k)
-                          .narrow(2, kFineStride * tf[1], kFineStride * (tf[3] - tf[1]) + k),
-                      int(k), kFineStride);
+      qf = patches_in(gray_to_tensor(fine_image(image, false, options_.fine_sigma)), tf, kFineStride);
   }
   auto against = [&](size_t h) {  // (S,S)
     const auto& base = base_distances[h];
