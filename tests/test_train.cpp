@@ -583,3 +583,36 @@ TEST(EvidenceCheck, ShareAboveCountsValuesStrictlyAboveTheLevel) {
   EXPECT_DOUBLE_EQ(train::share_above({0.5, 1.0, 1.5, 2.0}, 1.0), 0.5);
   EXPECT_DOUBLE_EQ(train::share_above({}, 1.0), 0.0);
 }
+
+// The look purity: each look read as its most frequent family, the share so named right.
+TEST(EvidenceCheck, LookPurityReadsEachLookAsItsMostFrequentFamily) {
+  // "thin": scratch 6, crack 2 -> 6 right; "compact": hole 3, crack 1, stain 1 -> 3 right; "large": stain 2 -> 2.
+  // (6 + 3 + 2) / (8 + 5 + 2) = 11/15.
+  const std::map<std::string, std::map<std::string, int>> looks = {
+      {"scratch", {{"thin", 6}}}, {"crack", {{"thin", 2}, {"compact", 1}}}, {"hole", {{"compact", 3}}},
+      {"stain", {{"compact", 1}, {"large", 2}}}};
+  EXPECT_DOUBLE_EQ(train::look_purity(looks), 11.0 / 15.0);
+  EXPECT_DOUBLE_EQ(train::look_purity({}), 0.0);
+  // Every family with one look of its own: fully told apart.
+  EXPECT_DOUBLE_EQ(train::look_purity({{"scratch", {{"thin", 4}}}, {"hole", {{"compact", 1}}}}), 1.0);
+}
+
+// The check's description: a second line per category with each family's most frequent look.
+TEST(EvidenceCheck, DescribeStatesEachFamilysMostFrequentLookAndThePurity) {
+  train::EvidenceCheck check;
+  auto& c = check.categories["carpet"];
+  c.normals = 20;
+  c.level = 1.25;
+  c.visible = 0.5;
+  c.visible_by_kind = {{"scratch", 0.75}};
+  c.looks = {{"scratch", {{"a thin, long mark", 3}, {"a small, compact mark", 1}}}};
+  c.look_purity = train::look_purity(c.looks);
+  const auto lines = train::describe(check);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("carpet: normal images peak at 1.25 or less (95% of 20)"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("scratch mostly a thin, long mark (75%)"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("right for 100% at best"), std::string::npos) << lines[1];
+  // A category without anomalies above its level keeps one line.
+  c.looks.clear();
+  EXPECT_EQ(train::describe(check).size(), 1u);
+}

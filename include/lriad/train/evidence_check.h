@@ -24,6 +24,12 @@ struct EvidenceCheck {
     // Share of the synthetic anomalies whose peak is above `level` (all kinds, and by kind).
     double visible = 0;
     std::map<std::string, double> visible_by_kind;
+    // The look a chain states (text::looks_text, measured against `level`) of each synthetic anomaly above it, by defect
+    // family word (kinds without a family under their own name): family -> look -> count.
+    std::map<std::string, std::map<std::string, int>> looks;
+    // Share of those anomalies a reader of the look alone names the family of right, at best (each
+    // look read as its most frequent family here): how far the stated look tells the kinds apart.
+    double look_purity = 0;
   };
   double quantile = 0.95;
   std::map<std::string, Category> categories;
@@ -39,7 +45,11 @@ double share_above(const std::vector<double>& values, double level);
 EvidenceCheck check_evidence(const TrainingSource& source, const std::map<std::string, std::vector<double>>& normal_peaks,
                              const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch, double q);
 
-// One line per category: the normal level and the share of synthetic anomalies above it, by kind.
+// Most frequent family per look, summed over looks, over all anomalies counted (0 when none).
+double look_purity(const std::map<std::string, std::map<std::string, int>>& looks);
+
+// Two lines per category: the normal level and the share of synthetic anomalies above it, by kind;
+// then each family's most frequent look and the look purity.
 std::vector<std::string> describe(const EvidenceCheck& check);
 
 }  // namespace lriad::train
