@@ -3,7 +3,9 @@
 (SFT end, GRPO with the focal reward, GRPO with the plain accuracy reward) beside the evidence-only
 baseline, per layout and test split: balanced accuracy and AUROC overall, balanced accuracy per
 category, and the recall of the rarest defect types (those with the fewest test images; MVTec layout
-only: VisA's CSV names no types). Usage: ablate_table.py OUT_DIR > table.md"""
+only: VisA's CSV names no types); then the chains beside their baselines: localisation against "always the
+centre", family accuracy against "always the most frequent family", and the collapse shares.
+Usage: ablate_table.py OUT_DIR > table.md"""
 import glob
 import json
 import os
@@ -49,7 +51,7 @@ def main(out):
           "threshold from held-out normal training images), from the same evaluations.\n")
     for (layout, split), arms in sorted(runs.items()):
         seeds = sorted({s for a in arms.values() for s in a})
-        print(f"## {layout} layout, {split} test split ({len(seeds)} seeds: {', '.join(seeds)})\n")
+        print(f"## {layout} layout, {split} test split ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}: {', '.join(seeds)})\n")
         base = [m.get("baseline") or {} for a in arms.values() for m in a.values()]
         cats = sorted({c for a in arms.values() for m in a.values() for c in m.get("per_category", {})})
         head = ["", "balanced accuracy", "AUROC"] + [f"{c} (bal. acc.)" for c in cats] + ["rarest types' recall"]
@@ -72,6 +74,32 @@ def main(out):
         print("| " + " | ".join(row) + " |\n")
         if rare_names:
             print(f"Rarest defect types: {', '.join(rare_names)}.\n")
+        explanations(arms)
+
+
+def explanations(arms):
+    """The chains beside their baselines (metrics.json): localisation against "always the centre",
+    family accuracy against "always the most frequent family", and the collapse shares."""
+    head = ["", "localisation", "centre baseline", "family accuracy", "most-frequent baseline",
+            "top family's share", "top chain's share"]
+    rows = []
+    for key, name in ARMS:
+        ms_ = list(arms.get(key, {}).values())
+        if not ms_:
+            continue
+        rows.append([name, ms([m.get("localization_agreement") for m in ms_]),
+                     ms([(m.get("localization_baselines") or {}).get("centre") for m in ms_]),
+                     ms([m.get("defect_family_accuracy") for m in ms_]),
+                     ms([m.get("family_baseline_most_frequent") for m in ms_]),
+                     ms([(m.get("collapse") or {}).get("type") for m in ms_]),
+                     ms([(m.get("collapse") or {}).get("chain") for m in ms_])])
+    if not rows:
+        return
+    print("Explanations (correctly flagged anomalies; localisation needs masks, family accuracy named types):\n")
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
 
 
 if __name__ == "__main__":
