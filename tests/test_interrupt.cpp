@@ -137,6 +137,10 @@ TEST(Interrupt, CtrlCThenResumeEqualsAnUninterruptedRun) {
   EXPECT_TRUE(read_text(a + "/model.safetensors") == read_text(b + "/model.safetensors")) << "weights differ";
   EXPECT_EQ(metrics_without_times(a + "/metrics.jsonl"), metrics_without_times(b + "/metrics.jsonl"));
   EXPECT_EQ(read_text(a + "/validation.jsonl"), read_text(b + "/validation.jsonl"));
+  // precision "auto" was decided when B started (trainer_state.json) and the resumed process kept it.
+  const auto resumed = nlohmann::json::parse(read_text(b + "/trainer_state.json"));
+  EXPECT_EQ(resumed["precision"]["used"], nlohmann::json::parse(read_text(a + "/trainer_state.json"))["precision"]["used"]);
+  EXPECT_NE(read_text(f.dir / "b2.log").find("kept from the run's start"), std::string::npos) << read_text(f.dir / "b2.log");
 }
 
 TEST(Interrupt, KillAtAnyMomentLeavesALoadableCheckpoint) {

@@ -248,6 +248,34 @@ TEST(Precision, Bf16AutocastIsScopedAndCloseToFp32) {
   EXPECT_EQ(f.policy->completion_logits(f.images, f.prompts, comp, comp != 0).scalar_type(), torch::kFloat32);
 }
 
+TEST(Precision, AutoDecidesByTheMeasuredRatioAndOnlyOnCpu) {
+  // The rule: bf16 where its products are at least kBf16Margin times fp32's.
+  EXPECT_TRUE(bf16_pays(100.0, 338.0));    // a CPU with AVX-512 BF16 (3.4x)
+  EXPECT_FALSE(bf16_pays(125.8, 4.9));     // a CPU that emulates bf16 (0.04x)
+  EXPECT_FALSE(bf16_pays(100.0, 149.0));   // faster, but not by the margin
+  EXPECT_TRUE(bf16_pays(100.0, 150.0));
+  EXPECT_FALSE(bf16_pays(0.0, 10.0));      // no fp32 figure: no decision for bf16
+  RunConfig c;
+  c.precision = "fp32";
+  EXPECT_FALSE(choose_precision(c).bf16);
+  EXPECT_EQ(choose_precision(c).fp32_gflops, 0.0);  // no probe for an explicit precision
+  c.precision = "bf16";
+  EXPECT_TRUE(use_bf16(c));
+  c.precision = "auto";
+  c.device = "cuda";
+  EXPECT_TRUE(use_bf16(c));
+  c.device = "cpu";
+  // auto on CPU: the probe ran, its figures and the rule agree with the choice, and a second call
+  // (the evaluator after training, in one process) returns the same.
+  const auto a = choose_precision(c), b = choose_precision(c);
+  EXPECT_GT(a.fp32_gflops, 0.0);
+  EXPECT_GT(a.bf16_gflops, 0.0);
+  EXPECT_EQ(a.bf16, bf16_pays(a.fp32_gflops, a.bf16_gflops)) << a.reason;
+  EXPECT_EQ(a.bf16, b.bf16);
+  EXPECT_EQ(a.fp32_gflops, b.fp32_gflops);
+  EXPECT_NE(a.reason.find(a.bf16 ? "bf16 autocast" : "fp32"), std::string::npos) << a.reason;
+}
+
 // ---- normal reference (model.reference = "knn") -------------------------------------------
 
 namespace {

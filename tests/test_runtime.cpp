@@ -34,3 +34,23 @@ TEST(Runtime, WarningsNameTheProblem) {
   info.blas_is_reference = true;
   EXPECT_NE(io::runtime_warnings(info).find("libopenblas0-openmp"), std::string::npos);
 }
+
+TEST(Runtime, NativeBf16FlagsAreReadFromCpuinfo) {
+  // Excerpts of /proc/cpuinfo: an AVX-512 machine without bf16, one with AVX-512 BF16 and AMX, an
+  // aarch64 machine with the bf16 feature. Only the first processor's line counts.
+  const std::string avx512 =
+      "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
+      "processor\t: 1\nflags\t\t: fpu avx512_bf16\n";
+  const std::string sapphire = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_bf16 amx_int8\n";
+  const std::string graviton = "processor\t: 0\nFeatures\t: fp asimd sve i8mm bf16\nCPU implementer\t: 0x41\n";
+  EXPECT_EQ(io::native_bf16_flags(avx512), "");
+  EXPECT_EQ(io::native_bf16_flags(sapphire), "avx512_bf16 amx_bf16");
+  EXPECT_EQ(io::native_bf16_flags(graviton), "bf16");
+  EXPECT_EQ(io::native_bf16_flags("flags : fpu avx512_bf16x\n"), "");  // whole words only
+  EXPECT_EQ(io::native_bf16_flags(""), "");
+  io::RuntimeInfo info;
+  info.cpu_bf16 = "avx512_bf16";
+  EXPECT_NE(io::describe(info).find("native bf16: avx512_bf16"), std::string::npos) << io::describe(info);
+  info.cpu_bf16.clear();
+  EXPECT_NE(io::describe(info).find("native bf16: no"), std::string::npos) << io::describe(info);
+}

@@ -94,7 +94,7 @@ std::vector<GenerateBenchRow> bench_generate(const RunConfig& config_in, const G
     const int first = variant == "no-cache" ? o.repeats : 0;
     for (int r = first; r <= o.repeats; ++r) {
       g.seed = r;
-      model::AutocastGuard autocast(device, config.use_bf16());
+      model::AutocastGuard autocast(device, model::use_bf16(config));
       const auto t0 = std::chrono::steady_clock::now();
       model::generate(policy, images, prompts, g);
       sync(device);
@@ -131,19 +131,8 @@ namespace {
 
 // GFLOP/s of an n x n x n product in `dtype`, repeated for at least half a second.
 nlohmann::json bench_gemm(const torch::Device& device, int n, torch::ScalarType dtype) {
-  torch::NoGradGuard no_grad;
-  const auto a = torch::randn({n, n}).to(device, dtype), b = torch::randn({n, n}).to(device, dtype);
-  auto c = torch::mm(a, b);  // warm-up
-  sync(device);
-  int reps = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  do {
-    c = torch::mm(a, b);
-    sync(device);
-    ++reps;
-  } while (seconds_since(t0) < 0.5);
-  const double s = seconds_since(t0) / reps;
-  return {{"n", n}, {"seconds", s}, {"gflops", 2.0 * n * n * double(n) / s / 1e9}};
+  const double gflops = model::gemm_gflops(device, n, dtype, 0.5);
+  return {{"n", n}, {"seconds", 2.0 * n * n * double(n) / gflops / 1e9}, {"gflops", gflops}};
 }
 
 // One GRPO step of B prompts x G completions of L tokens on random weights, by phase.
@@ -241,7 +230,7 @@ nlohmann::json bench_eval(RunConfig config, const BenchOptions& o, double deviat
     const auto t0 = std::chrono::steady_clock::now();
     {
       torch::NoGradGuard no_grad;
-      model::AutocastGuard autocast(device, config.use_bf16());
+      model::AutocastGuard autocast(device, model::use_bf16(config));
       model::generate(policy, images, prompts, g);
     }
     sync(device);
@@ -365,7 +354,7 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
       const auto images = prefetch.take(s).to(device);
       wait += prefetch.last_wait();
       policy->zero_grad();
-      model::AutocastGuard autocast(device, config.use_bf16());
+      model::AutocastGuard autocast(device, model::use_bf16(config));
       policy->completion_logits(images, prompts, completion, mask).to(torch::kFloat).logsumexp(-1).mean().backward();
       sync(device);
       total += seconds_since(st);
@@ -403,6 +392,11 @@ nlohmann::json run_bench(const RunConfig& config_in, const BenchOptions& o) {
     ceiling32 = g32["gflops"].get<double>();
     ceiling16 = g16["gflops"].get<double>();
     j["gemm"] = {{"fp32", g32}, {"bf16", g16}};
+    // What precision "auto" picks for this device (the probe lriad runs at start-up) and why.
+    RunConfig automatic = config;
+    automatic.precision = "auto";
+    const auto choice = model::choose_precision(automatic);
+    j["precision_auto"] = {{"bf16", choice.bf16}, {"reason", choice.reason}, {"cpu_bf16", io::current_runtime().cpu_bf16}};
   }
   if (want("generate")) {
     spdlog::info("bench: generation (B={} G={} L={})", o.prompts, o.group, o.max_new_tokens);
@@ -458,6 +452,10 @@ std::string format_bench(const nlohmann::json& j) {
   if (j.contains("gemm"))
     line("GEMM ceiling (n=" + std::to_string(j["gemm"]["fp32"].value("n", 0)) + "): fp32 " + num(j["gemm"]["fp32"]["gflops"]) +
          " GFLOP/s, bf16 " + num(j["gemm"]["bf16"]["gflops"]) + " GFLOP/s");
+  if (j.contains("precision_auto"))
+    line("precision auto: " + j["precision_auto"]["reason"].get<std::string>() + "; native bf16: " +
+         (j["precision_auto"]["cpu_bf16"].get<std::string>().empty() ? std::string("no")
+                                                                     : j["precision_auto"]["cpu_bf16"].get<std::string>()));
   if (j.contains("generate")) {
     const auto& g = j["generate"];
     std::string s = "generation tokens/s:";

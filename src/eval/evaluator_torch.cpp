@@ -153,7 +153,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   model::Generation gen;
   std::vector<double> scores;
   {
-    model::AutocastGuard autocast(s_->device, config.use_bf16());
+    model::AutocastGuard autocast(s_->device, model::use_bf16(config));
     gen = model::generate(policy, batch, prompts, go);
     // The anomaly score: 1 - p(normal) where the chain of thought commits to a verdict (or, for a
     // chain the templates do not describe, p(anomalous) at the answer position).
@@ -348,6 +348,8 @@ EvalResult evaluate(const EvalOptions& o) {
   result.metrics["split"] = o.split;
   result.metrics["timestamp"] = timestamp();
   result.metrics["samples"] = o.inspect.samples;
+  const auto precision = model::choose_precision(config);
+  result.metrics["compute_precision"] = std::string(precision.bf16 ? "bf16 autocast" : "fp32") + " (" + precision.reason + ")";
   result.metrics["excluded_train_from_test"] = result.excluded;
   result.metrics["skipped_images"] = result.skipped;
   add_baseline(result.metrics, o.run_dir, config, inspector.reference(), result.predictions);

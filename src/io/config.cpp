@@ -164,11 +164,6 @@ void RunConfig::validate() const {
   validate_training(*this);
 }
 
-bool RunConfig::use_bf16() const {
-  if (precision == "auto") return device == "cuda";
-  return precision == "bf16";
-}
-
 RunConfig config_from_json(const nlohmann::json& j, const std::string& source) {
   RunConfig c;
   io::config_from_json(c, j, source);

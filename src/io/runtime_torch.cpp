@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <torch/torch.h>
@@ -40,7 +42,40 @@ std::string loaded_blas() {
   return found.empty() ? "built-in" : found;
 }
 
+std::string read_cpuinfo() {
+  std::ifstream in("/proc/cpuinfo");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The words of the first line of `text` whose key (before ':') is `key`, space-padded for matching.
+std::string first_field(const std::string& text, const std::string& key) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string k = line.substr(0, colon);
+    while (!k.empty() && (k.back() == ' ' || k.back() == '\t')) k.pop_back();
+    if (k == key) return " " + line.substr(colon + 1) + " ";
+  }
+  return "";
+}
+
 }  // namespace
+
+std::string native_bf16_flags(const std::string& cpuinfo) {
+  std::string out;
+  const auto add = [&out](const std::string& words, const char* flag) {
+    if (words.find(std::string(" ") + flag + " ") == std::string::npos) return;
+    out += (out.empty() ? "" : " ") + std::string(flag);
+  };
+  const std::string x86 = first_field(cpuinfo, "flags"), arm = first_field(cpuinfo, "Features");
+  add(x86, "avx512_bf16");
+  add(x86, "amx_bf16");
+  add(arm, "bf16");
+  return out;
+}
 
 RuntimeInfo current_runtime() {
   RuntimeInfo info;
@@ -53,6 +88,7 @@ RuntimeInfo current_runtime() {
   info.blas_is_openblas_pthread = info.blas_library.find("openblas-pthread") != std::string::npos;
   info.cuda_available = torch::cuda::is_available();
   info.cuda_devices = info.cuda_available ? int(torch::cuda::device_count()) : 0;
+  info.cpu_bf16 = native_bf16_flags(read_cpuinfo());
   return info;
 }
 
@@ -65,7 +101,7 @@ RuntimeInfo init_runtime(int threads) {
 std::string describe(const RuntimeInfo& info) {
   std::string s = "LibTorch " + info.torch_version + ", " + std::to_string(info.threads) + " thread" +
                   (info.threads == 1 ? "" : "s") + " of " + std::to_string(info.cores) + " cores, BLAS " +
-                  info.blas_library + ", CUDA: ";
+                  info.blas_library + ", native bf16: " + (info.cpu_bf16.empty() ? "no" : info.cpu_bf16) + ", CUDA: ";
   s += info.cuda_available ? std::to_string(info.cuda_devices) + " device(s)" : "no";
   return s;
 }

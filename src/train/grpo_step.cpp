@@ -30,7 +30,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   const auto& g = ctx.config.grpo;
   const int64_t B = g.batch_size, G = g.num_generations, N = B * G;
   EncodedBatch batch = ctx.encode(std::move(prepared));
-  const bool bf16 = ctx.config.use_bf16();
+  const bool bf16 = model::use_bf16(ctx.config);
 
   // 1. Sample G completions per prompt from the current policy.
   model::GenerateOptions go;

@@ -25,7 +25,7 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
   optimizer.zero_grad();
   torch::Tensor loss, acc;
   {
-    model::AutocastGuard autocast(ctx.device, ctx.config.use_bf16());
+    model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
     const auto logit = probe_logits(ctx.vision_probe, ctx.policy->vision->forward(batch.images));  // (B)
     loss = torch::binary_cross_entropy_with_logits(logit, target);
     acc = ((logit > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
@@ -79,7 +79,7 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
   optimizer.zero_grad();
   torch::Tensor loss, token_acc, aux = torch::zeros({}), aux_acc = torch::zeros({});
   {
-    model::AutocastGuard autocast(ctx.device, ctx.config.use_bf16());
+    model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
     auto logits = ctx.policy->completion_logits(batch.images, batch.prompts, tokens, mask).to(torch::kFloat);  // (B,C,V)
     auto nll = torch::nn::functional::cross_entropy(
         logits.reshape({B * C, -1}), tokens.reshape({B * C}),

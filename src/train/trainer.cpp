@@ -176,7 +176,7 @@ ValidationResult validate(Context& ctx) {
     go.pad_id = ctx.tokenizer->pad_id();
     model::Generation gen;
     {
-      model::AutocastGuard autocast(ctx.device, ctx.config.use_bf16());
+      model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
       gen = model::generate(ctx.policy, b.images, b.prompts, go);
     }
     const auto lengths = gen.lengths.cpu();
@@ -232,6 +232,10 @@ struct TrainerState {
   bool best_at_chance = false;  // at_chance of the best validation
   std::string best_answers;     // describe_answers of the best validation
   nlohmann::json dynamic_weights;
+  // How the run computes, decided at its start (model::choose_precision): "bf16" or "fp32", and why.
+  // A resumed run whose config says "auto" keeps it, so that it goes on as it started.
+  std::string precision;
+  std::string precision_reason;
   // The checkpoint folder (relative to the run) whose files resume the run; "" = the run's own
   // model.safetensors (a run that has not finished a checkpoint yet).
   std::string checkpoint;
@@ -246,6 +250,7 @@ std::string checkpoint_file(const RunFiles& run, const TrainerState& s, const st
 void save_state(const RunFiles& run, const TrainerState& s) {
   nlohmann::json j = {{"stage", s.stage}, {"step", s.step}, {"best_balanced_accuracy", s.best}, {"best_at", s.best_at},
                       {"checkpoint", s.checkpoint}, {"at_chance", s.best_at_chance}, {"best_answers", s.best_answers}};
+  if (!s.precision.empty()) j["precision"] = {{"used", s.precision}, {"reason", s.precision_reason}};
   if (!s.dynamic_weights.is_null()) j["dynamic_class_weights"] = s.dynamic_weights;
   io::write_file_atomic(state_path(run), j.dump(2) + "\n");
 }
@@ -295,6 +300,10 @@ TrainerState load_state(const RunFiles& run) {
     if (j.contains("checkpoint")) s.checkpoint = j["checkpoint"].get<std::string>();
     if (j.contains("at_chance")) s.best_at_chance = j["at_chance"].get<bool>();
     if (j.contains("best_answers")) s.best_answers = j["best_answers"].get<std::string>();
+    if (j.contains("precision")) {
+      s.precision = j["precision"].at("used").get<std::string>();
+      s.precision_reason = j["precision"].at("reason").get<std::string>();
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(state_path(run) + " is damaged: " + e.what(), "start the run again with --overwrite");
   }
@@ -599,6 +608,9 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     config.validate();
     save_config(config, ctx.run.config());
   }
+  // precision "auto": a resumed run computes as it started (this process only: config.json keeps "auto").
+  const bool precision_kept = o.resume && config.precision == "auto" && !state.precision.empty();
+  if (precision_kept) config.precision = state.precision;
   ctx.config = config;
   ctx.device = torch::Device(config.device);
   ctx.tokenizer = std::make_shared<text::Tokenizer>(ctx.run.tokenizer());
@@ -641,12 +653,17 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     spdlog::info("initialised from {}", from.weights());
   }
   ctx.policy->to(ctx.device);
+  const auto precision = model::choose_precision(config);
+  state.precision = precision.bf16 ? "bf16" : "fp32";
+  if (!precision_kept) state.precision_reason = precision.reason;
   if (!o.resume) {  // a run has weights (and a resumable state) from its first moment
     save_policy(ctx.run, *ctx.policy, {{"stage", "init"}, {"step", "0"}});
     save_state(ctx.run, state);
   }
   const auto counts = model::parameter_counts(*ctx.policy);
-  spdlog::info("policy: {} parameters on {} ({})", counts.back().second, config.device, config.use_bf16() ? "bf16 autocast" : "fp32");
+  spdlog::info("policy: {} parameters on {}, {} ({}{})", counts.back().second, config.device,
+               state.precision == "bf16" ? "bf16 autocast" : "fp32", precision_kept ? "kept from the run's start: " : "",
+               state.precision_reason);
 
   // Class weights of the focal reward: real frequencies (rl/class_weights.h).
   const auto& rc = config.reward;
