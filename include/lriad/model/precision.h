@@ -21,7 +21,10 @@ double gemm_gflops(const c10::Device& device, int n, c10::ScalarType dtype, doub
 // GEMM that is merely as fast would make the step slower; CPUs with a bf16 matrix unit measure 3-6x,
 // CPUs without one 0.04-0.3x.
 inline constexpr double kBf16Margin = 1.5;
-inline constexpr int kProbeSize = 1024;  // the probe's product: 2 GFLOP, 10-30 ms in fp32 on 2 cores
+// The probe's product: 512^3 (0.27 GFLOP), the size of the small model's products rather than a
+// ceiling's: a few ms in fp32 on 2 cores, ~55 ms per bf16 product where bf16 is emulated (4.9 GFLOP/s),
+// so a command on such a CPU starts ~0.3 s later. On an AVX-512 BF16 machine: 5.3x at 512, 4.6x at 1024.
+inline constexpr int kProbeSize = 512;
 inline constexpr int kProbeRounds = 5;
 
 // The probe: fp32 and bf16 n x n x n products on the CPU, interleaved for `rounds` rounds after a
