@@ -94,7 +94,6 @@ bool bf16_pays(double fp32_gflops, double bf16_gflops, double margin) {
 
 PrecisionChoice choose_precision(const RunConfig& config) {
   PrecisionChoice c;
-  c.requested = config.precision;
   if (config.precision != "auto") {
     c.bf16 = config.precision == "bf16";
     c.reason = config.precision + " as the config asks";
@@ -118,9 +117,7 @@ PrecisionChoice choose_precision(const RunConfig& config) {
                                 kProbeSize, kBf16Margin);
     spdlog::info("precision {}", probed.reason);
   });
-  PrecisionChoice out = probed;
-  out.requested = config.precision;
-  return out;
+  return probed;
 }
 
 AutocastGuard::AutocastGuard(const c10::Device& device, bool bf16) {
