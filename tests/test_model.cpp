@@ -15,6 +15,7 @@
 
 #include "lriad/data/anomaly.h"
 #include "lriad/data/image_io.h"
+#include "lriad/data/patch_distance.h"
 #include "lriad/data/reference.h"
 #include "lriad/model/flops.h"
 #include "lriad/model/generate.h"
@@ -321,6 +322,72 @@ data::NormalReference plate_reference(uint64_t first, bool colour = true) {
 }
 
 }  // namespace
+
+TEST(PatchDistance, NearestDistancesGoldenAndInChunks) {
+  // Golden: (0,0) is 1 from (0,1); (3,4) is sqrt(18) from (0,1) and 5 from (6,8).
+  const auto bank = torch::tensor({0.f, 1.f, 6.f, 8.f}).view({2, 2});
+  const auto q = torch::tensor({0.f, 0.f, 3.f, 4.f}).view({2, 2});
+  const auto d = data::nearest_distances(q, bank, bank.pow(2).sum(1));
+  EXPECT_NEAR(d[0].item<float>(), 1.0f, 1e-6);
+  EXPECT_NEAR(d[1].item<float>(), std::sqrt(18.0f), 1e-5);
+  // More rows than a chunk (512): every row against the bank written out.
+  torch::manual_seed(3);
+  const auto qs = torch::rand({1100, 12}), bs = torch::rand({300, 12});
+  const auto got = data::nearest_distances(qs, bs, bs.pow(2).sum(1));
+  const auto want = std::get<0>((qs.unsqueeze(1) - bs.unsqueeze(0)).pow(2).sum(2).min(1)).sqrt();  // (1100)
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-4);
+}
+
+TEST(PatchDistance, BoxSumGoldenAndEqualToAveragePooling) {
+  // 0..15 in a 4x4: the 3x3 windows sum to 45, 54 / 81, 90.
+  const auto e = torch::arange(16, torch::kFloat32).view({1, 1, 4, 4});
+  const auto s = data::box_sum(e, 3);
+  ASSERT_EQ(s.sizes(), (std::vector<int64_t>{1, 1, 2, 2}));
+  EXPECT_FLOAT_EQ(s[0][0][0][0].item<float>(), 45);
+  EXPECT_FLOAT_EQ(s[0][0][0][1].item<float>(), 54);
+  EXPECT_FLOAT_EQ(s[0][0][1][0].item<float>(), 81);
+  EXPECT_FLOAT_EQ(s[0][0][1][1].item<float>(), 90);
+  torch::manual_seed(4);
+  const auto r = torch::rand({3, 1, 9, 11});
+  EXPECT_TRUE(torch::allclose(data::box_sum(r, 5), torch::avg_pool2d(r, 5, 1) * 25, 1e-5, 1e-5));
+}
+
+TEST(PatchDistance, PositionalDistanceFindsTheShiftedPatchAndMatchesLoops) {
+  // An image that is a normal image moved one pixel right: within +-1 pixel every patch away from
+  // the left edge has its exact match (0); compared in place only, it does not.
+  torch::manual_seed(5);
+  const auto normal = torch::rand({1, 1, 8, 8});
+  auto image = normal[0].clone();  // (1,8,8)
+  image.narrow(2, 1, 7).copy_(normal[0].narrow(2, 0, 7));
+  const auto slack = data::positional_distance(image, normal, 3, 1);  // (6,6)
+  EXPECT_LT(slack.narrow(1, 1, 5).abs().max().item<float>(), 1e-3);
+  EXPECT_GT(data::positional_distance(image, normal, 3, 0).narrow(1, 1, 5).min().item<float>(), 0.05);
+  // Against the definition written out: min over normals and shifts (edges repeated) of the 3x3
+  // window's summed squared difference over channels.
+  const int64_t C = 3, S = 7, N = 2, k = 3, shift = 1, g = S - k + 1;
+  const auto chw = torch::rand({C, S, S}), normals = torch::rand({N, C, S, S});
+  const auto got = data::positional_distance(chw, normals, k, shift);  // (g,g)
+  auto a = chw.accessor<float, 3>();
+  auto b = normals.accessor<float, 4>();
+  auto clampi = [&](int64_t v) { return std::min<int64_t>(S - 1, std::max<int64_t>(0, v)); };
+  for (int64_t y = 0; y < g; ++y)
+    for (int64_t x = 0; x < g; ++x) {
+      double best = 1e30;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t dy = -shift; dy <= shift; ++dy)
+          for (int64_t dx = -shift; dx <= shift; ++dx) {
+            double sum = 0;
+            for (int64_t c = 0; c < C; ++c)
+              for (int64_t i = 0; i < k; ++i)
+                for (int64_t j = 0; j < k; ++j) {
+                  const double t = a[c][y + i][x + j] - b[n][c][clampi(y + i + dy)][clampi(x + j + dx)];
+                  sum += t * t;
+                }
+            best = std::min(best, sum);
+          }
+      EXPECT_NEAR(got[y][x].item<float>(), std::sqrt(best), 1e-5) << "at " << y << "," << x;
+    }
+}
 
 TEST(NormalReference, DefectsStandOutNormalImagesPeakNearOne) {
   const auto ref = grey_reference();

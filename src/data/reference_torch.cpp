@@ -4,7 +4,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +13,7 @@
 
 #include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
+#include "lriad/data/patch_distance.h"
 #include "lriad/data/pose.h"
 #include "lriad/io/error.h"
 #include "lriad/io/safetensors.h"
@@ -47,32 +47,28 @@ torch::Tensor coreset(const torch::Tensor& pool, int64_t m, uint64_t seed) {
   if (P <= m) return pool;
   constexpr int kDim = 24;
   auto gen = at::detail::createCPUGenerator(seed);
-  const auto proj = torch::mm(pool, torch::randn({pool.size(1), kDim}, gen)).contiguous();  // (P,24)
+  // Stored dimension by dimension, (24,P), so that each pass over the rows runs in vector
+  // instructions; every row's distance still sums its 24 terms in order (the same picks as a
+  // row-by-row loop; `lriad bench` data section: reference build 9.0 -> 4.8 s).
+  const auto proj = torch::mm(pool, torch::randn({pool.size(1), kDim}, gen)).t().contiguous();  // (24,P)
   const float* p = proj.data_ptr<float>();
-  std::vector<float> nearest(size_t(P), std::numeric_limits<float>::infinity());
+  std::vector<float> nearest(static_cast<size_t>(P), std::numeric_limits<float>::infinity()), d(static_cast<size_t>(P));
   std::vector<int64_t> pick;
   pick.reserve(size_t(m));
   int64_t current = 0;
   for (int64_t i = 0; i < m; ++i) {
     pick.push_back(current);
-    const float* c = p + current * kDim;
-    int64_t far = 0;
-    float far_d = -1;
-    for (int64_t r = 0; r < P; ++r) {
-      const float* x = p + r * kDim;
-      float d = 0;
-      for (int k = 0; k < kDim; ++k) {
-        const float t = x[k] - c[k];
-        d += t * t;
-      }
-      float& n = nearest[size_t(r)];
-      if (d < n) n = d;
-      if (n > far_d) {
-        far_d = n;
-        far = r;
+    std::fill(d.begin(), d.end(), 0.f);
+    for (int k = 0; k < kDim; ++k) {
+      const float* x = p + k * P;
+      const float c = x[current];
+      for (int64_t r = 0; r < P; ++r) {
+        const float t = x[r] - c;
+        d[size_t(r)] += t * t;
       }
     }
-    current = far;
+    for (int64_t r = 0; r < P; ++r) nearest[size_t(r)] = std::min(nearest[size_t(r)], d[size_t(r)]);
+    current = std::max_element(nearest.begin(), nearest.end()) - nearest.begin();  // the first farthest
   }
   return pool.index_select(0, torch::tensor(pick, torch::kInt64)).contiguous();
 }
@@ -112,38 +108,6 @@ torch::Tensor finish_map(torch::Tensor best, int64_t S, int64_t k) {
   const int64_t lo = (k - 1) / 2, hi = k - 1 - lo;       // back to S x S, edges repeated
   map = torch::nn::functional::pad(map, torch::nn::functional::PadFuncOptions({lo, hi, lo, hi}).mode(torch::kReplicate));
   return map.view({S, S});
-}
-
-// Distance from each row of `q` (P,D) to its nearest row of the bank `bp` (M,D) with squared norms
-// `bn` (M), in chunks of 512 rows: -> (P).
-torch::Tensor nearest_distances(const torch::Tensor& q, const torch::Tensor& bp, const torch::Tensor& bn) {
-  auto best = torch::empty({q.size(0)}, torch::kFloat32);
-  const int64_t chunk = 512;
-  for (int64_t i = 0; i < q.size(0); i += chunk) {
-    const auto qi = q.narrow(0, i, std::min(chunk, q.size(0) - i));                             // (c, D)
-    const auto d2 = (bn.unsqueeze(0) - 2 * torch::mm(qi, bp.t())).amin(1) + qi.pow(2).sum(1);  // (c)
-    best.narrow(0, i, qi.size(0)).copy_(d2.clamp_min(0).sqrt());
-  }
-  return best;
-}
-
-// Distance from each K x K patch of `chw` (3,S,S) to the nearest patch of any of `normals` (N,3,S,S)
-// displaced by at most `shift` pixels: min over (n, dy, dx) of the box-filtered squared difference.
-// -> (g,g), g = S-K+1.
-torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor& normals, int64_t k, int64_t shift) {
-  namespace F = torch::nn::functional;
-  const int64_t S = chw.size(1);
-  const auto padded = F::pad(normals, F::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
-  const auto q = chw.unsqueeze(0);  // (1,3,S,S)
-  torch::Tensor best;
-  for (int64_t dy = -shift; dy <= shift; ++dy)
-    for (int64_t dx = -shift; dx <= shift; ++dx) {
-      const auto b = padded.narrow(2, shift + dy, S).narrow(3, shift + dx, S);    // (N,3,S,S)
-      const auto e = (b - q).pow(2).sum(1, true);                                 // (N,1,S,S)
-      const auto d = torch::avg_pool2d(e, k, 1).amin(0) * double(k * k);          // (1,g,g)
-      best = best.defined() ? torch::minimum(best, d) : d;
-    }
-  return best.clamp_min(0).sqrt()[0];
 }
 
 constexpr int kPolarHarmonics = 2;  // angle terms of a round part's ring-by-ring fit (polar_residual)
