@@ -64,6 +64,18 @@ TEST(Categories, CommaSeparatedAndRepeatedAreTheSame) {
   EXPECT_TRUE(normalize_categories({}).empty());
 }
 
+TEST(Categories, AnImagesPathNamesItsCategoryInEveryLayout) {
+  const std::vector<std::string> known = {"carpet", "candle", "screw"};
+  EXPECT_EQ(data::category_of_path("/d/mvtec/carpet/test/hole/000.png", known), "carpet");
+  EXPECT_EQ(data::category_of_path("/d/visa/candle/Data/Images/Anomaly/0012.JPG", known), "candle");
+  EXPECT_EQ(data::category_of_path("/d/folder/screw/defect/a.png", known), "screw");
+  // The nearest named folder wins: a category inside another's folder.
+  EXPECT_EQ(data::category_of_path("/d/carpet/screw/good/a.png", known), "screw");
+  // Not a trained category: MVTec's layout still names one (eval then says the run lacks it).
+  EXPECT_EQ(data::category_of_path("/d/mvtec/bottle/test/good/000.png", known), "bottle");
+  EXPECT_EQ(data::category_of_path("/d/photos/img.png", known), "");
+}
+
 TEST(MVTec, GoldenCountsAndMaskPairing) {
   TempDir dir;
   test::make_mvtec_tree(dir.path());

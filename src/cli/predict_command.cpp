@@ -3,7 +3,9 @@
 #include <filesystem>
 
 #include "common.h"
+#include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
+#include "lriad/data/reference.h"
 #include "lriad/eval/evaluator.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
@@ -18,15 +20,15 @@ struct PredictCli {
   eval::InspectOptions inspect;
 };
 
-// The category for the prompt: --category, the run's only category, or the MVTec layout
-// <category>/<split>/<defect>/<image>.
+// The category for the prompt: --category, the run's only category, or the image's path
+// (data::category_of_path: the nearest folder named as a trained category, or the MVTec layout).
 std::string category_for(const std::string& image, const PredictCli& o, const std::vector<std::string>& trained) {
   if (!o.category.empty()) return o.category;
   if (trained.size() == 1) return trained[0];
-  const auto p = std::filesystem::absolute(image).lexically_normal();
-  const auto split = p.parent_path().parent_path().filename().string();
-  if (split == "test" || split == "train") return p.parent_path().parent_path().parent_path().filename().string();
-  throw Error("cannot tell the category of " + image, "pass --category NAME (the object or texture, e.g. bottle)");
+  const auto category = data::category_of_path(image, trained);
+  if (!category.empty()) return category;
+  throw Error("cannot tell the category of " + image + " (no folder above it is named as one of the run's categories)",
+              "pass --category NAME (the object or texture, e.g. bottle)");
 }
 
 }  // namespace
@@ -52,8 +54,12 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
     }
     start_torch_runtime(global);
     eval::Inspector inspector(o->run, o->device, o->weights);
+    // The categories the run trained on: its normal reference's (the config lists none when it
+    // took every category of the dataset).
+    auto trained = inspector.config().data.categories;
+    if (inspector.reference()) trained = inspector.reference()->categories();
     for (const auto& path : o->images) {
-      eval::Inspector::Input in{data::read_image(path), category_for(path, *o, inspector.config().data.categories), path};
+      eval::Inspector::Input in{data::read_image(path), category_for(path, *o, trained), path};
       const auto p = inspector.inspect({in}, o->inspect).at(0);
       if (o->json) {
         auto j = eval::to_json(p);

@@ -123,6 +123,15 @@ Dataset read_folder(const std::string& root, const LoadOptions& options) {
   return ds;
 }
 
+std::string category_of_path(const std::string& image, const std::vector<std::string>& known) {
+  const auto p = fs::absolute(image).lexically_normal();
+  for (auto dir = p.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
+    if (std::find(known.begin(), known.end(), dir.filename().string()) != known.end()) return dir.filename().string();
+  const auto split = p.parent_path().parent_path().filename().string();
+  if (split == "test" || split == "train") return p.parent_path().parent_path().parent_path().filename().string();
+  return "";
+}
+
 Dataset load_dataset(Format format, const std::string& root, const LoadOptions& options) {
   switch (format) {
     case Format::MVTec: return read_mvtec(root, options);

@@ -40,6 +40,13 @@ Dataset read_folder(const std::string& root, const LoadOptions& options);
 // Dispatches on `format` (Synthetic reads the MVTec layout that `lriad synth` writes).
 Dataset load_dataset(Format format, const std::string& root, const LoadOptions& options);
 
+// The category an image's path names, for a prompt when none is given: the nearest folder above
+// the image whose name is one of `known` (the run's categories: MVTec's
+// <category>/test/<defect>/<image>, VisA's <category>/Data/Images/Anomaly/<image>, a folder
+// dataset's <category>/<label>/<image>), else MVTec's <category>/<train|test>/<defect>/<image>;
+// empty when neither says.
+std::string category_of_path(const std::string& image, const std::vector<std::string>& known);
+
 // Records the split (one row per image: category,split,label,defect_type,image,mask) so a
 // folder dataset's split can be reused; written atomically.
 void save_split(const Dataset& dataset, const std::string& path);
