@@ -35,7 +35,8 @@ d = j.get('data')
 if d: print(f"data: decode+resize {d['decode_resize_images_per_s']:.0f} img/s, reference map {d.get('reference_ms_per_image', 0):.1f} ms/img, "
             f"batches {d['batch_items_per_s']:.1f} items/s, wait in step {100*d['in_step']['data_wait_share']:.0f}% -> prefetched {100*d['prefetch']['data_wait_share']:.0f}%")
 if 'eval' in j: print(f"evaluation: {j['eval']['images_per_s']:.1f} images/s")
-print(f"peak RSS {j['peak_rss_mib']:.0f} MiB")
+print(f"peak RSS {j['peak_rss_mib']:.0f} MiB" + ("; by section: " + ", ".join(f"{k} {v:.0f}" for k, v in j['peak_rss_mib_by_section'].items())
+                                                if j.get('peak_rss_mib_by_section') else ""))
 PY
 # A short real run on the demo data: data wait share and peak memory of `lriad train`.
 if [[ -d data/demo ]]; then

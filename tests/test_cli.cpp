@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -305,4 +306,18 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   const auto m3 = nlohmann::json::parse(lriad::test::read_text(dir / "e3/metrics.json"));
   EXPECT_TRUE(m3.contains("baseline") && m3["baseline"].is_null());
   EXPECT_NE(m3["baseline_reason"].get<std::string>().find("model.reference=none"), std::string::npos);
+}
+
+// `lriad bench` reports figures only (no test times anything); this checks the memory report's
+// wiring: each section asked for has its own peak, and the process's peak is the largest.
+TEST(Cli, BenchReportsEachSectionsPeakMemory) {
+  auto r = run_command(bin() + " bench --sections gemm,data --gemm-size 128 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("peak_rss_mib_by_section")) << r.out;
+  const auto& s = j["peak_rss_mib_by_section"];
+  ASSERT_EQ(s.size(), 2u) << s.dump();
+  EXPECT_GT(s["gemm"].get<double>(), 0);
+  EXPECT_GT(s["data"].get<double>(), 0);
+  EXPECT_GE(j["peak_rss_mib"].get<double>(), std::max(s["gemm"].get<double>(), s["data"].get<double>()));
 }

@@ -3,11 +3,15 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -53,6 +57,27 @@ double peak_rss_mib() {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return double(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+// The peak resident memory since the last reset_peak_rss (VmHWM of /proc/self/status), MiB; the
+// process's peak where that is not readable.
+double section_peak_rss_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmHWM:  123456 kB"
+  return peak_rss_mib();
+}
+
+// Ends a bench section: the memory it freed goes back to the system (glibc keeps freed blocks for
+// reuse, so one process running every section held each section's leftovers: 2.4 GiB against at
+// most 1.64 GiB for any section alone), and the peak counter restarts (Linux >= 4.0:
+// clear_refs 5), so each section reports its own peak.
+void reset_peak_rss() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+  std::ofstream("/proc/self/clear_refs") << "5";
 }
 
 model::TokenRows bench_prompts(int rows) {
@@ -385,6 +410,14 @@ nlohmann::json run_bench(const RunConfig& config_in, const BenchOptions& o) {
   j["G"] = o.group;
   j["L"] = o.max_new_tokens;
   double ceiling32 = 0, ceiling16 = 0;
+  auto& sections = j["peak_rss_mib_by_section"];
+  double peak = 0;  // the process's: the largest section's
+  auto section_done = [&](const std::string& name) {
+    sections[name] = section_peak_rss_mib();
+    peak = std::max(peak, sections[name].get<double>());
+    reset_peak_rss();
+  };
+  reset_peak_rss();
   if (want("gemm") || want("grpo")) {
     spdlog::info("bench: GEMM ceiling");
     const auto g32 = bench_gemm(device, o.gemm_size, torch::kFloat32);
@@ -397,6 +430,7 @@ nlohmann::json run_bench(const RunConfig& config_in, const BenchOptions& o) {
     automatic.precision = "auto";
     const auto choice = model::choose_precision(automatic);
     j["precision_auto"] = {{"bf16", choice.bf16}, {"reason", choice.reason}, {"cpu_bf16", io::current_runtime().cpu_bf16}};
+    section_done("gemm");
   }
   if (want("generate")) {
     spdlog::info("bench: generation (B={} G={} L={})", o.prompts, o.group, o.max_new_tokens);
@@ -412,6 +446,7 @@ nlohmann::json run_bench(const RunConfig& config_in, const BenchOptions& o) {
       g["shared_over_no_cache"] = g["cache+shared"]["tokens_per_s"].get<double>() / g["no-cache"]["tokens_per_s"].get<double>();
     if (g.contains("cache+shared") && g.contains("cache"))
       g["shared_over_cache"] = g["cache+shared"]["tokens_per_s"].get<double>() / g["cache"]["tokens_per_s"].get<double>();
+    section_done("generate");
   }
   if (want("grpo")) {
     for (const auto& p : o.precisions) {
@@ -419,19 +454,22 @@ nlohmann::json run_bench(const RunConfig& config_in, const BenchOptions& o) {
       const bool bf16 = p == "bf16";
       spdlog::info("bench: GRPO step ({})", bf16 ? "bf16" : "fp32");
       j["grpo"][bf16 ? "bf16" : "fp32"] = bench_grpo(config, o, bf16, bf16 ? ceiling16 : ceiling32);
+      section_done("grpo_" + p);
     }
   }
   double deviation_ms = 0;
   if (want("data")) {
     spdlog::info("bench: data loading");
     j["data"] = bench_data(config, o, &deviation_ms);
+    section_done("data");
   }
   if (want("eval")) {
     spdlog::info("bench: evaluation");
     j["eval"] = bench_eval(config, o, deviation_ms);
     if (!want("data") && config.model.reference == "knn") j["eval"]["note"] = "deviation maps not timed (run the data section)";
+    section_done("eval");
   }
-  j["peak_rss_mib"] = peak_rss_mib();
+  j["peak_rss_mib"] = std::max(peak, section_peak_rss_mib());
   if (device.is_cuda()) j["peak_cuda_mib"] = nullptr;  // not exposed by LibTorch's C++ API without CUDA headers
   return j;
 }
@@ -489,7 +527,10 @@ std::string format_bench(const nlohmann::json& j) {
     line("evaluation: " + num(j["eval"]["images_per_s"], 1) + " images/s (greedy, batch " +
          std::to_string(j["eval"].value("batch", 0)) + ", " + std::to_string(j["eval"].value("tokens_per_image", 0)) +
          " tokens)");
-  line("peak resident memory " + num(j["peak_rss_mib"], 0) + " MiB");
+  std::string by_section;
+  if (j.contains("peak_rss_mib_by_section"))
+    for (const auto& [name, mib] : j["peak_rss_mib_by_section"].items()) by_section += (by_section.empty() ? "" : ", ") + name + " " + num(mib, 0);
+  line("peak resident memory " + num(j["peak_rss_mib"], 0) + " MiB" + (by_section.empty() ? "" : " (by section, MiB: " + by_section + ")"));
   return out;
 }
 
