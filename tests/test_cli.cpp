@@ -320,4 +320,5 @@ TEST(Cli, BenchReportsEachSectionsPeakMemory) {
   EXPECT_GT(s["gemm"].get<double>(), 0);
   EXPECT_GT(s["data"].get<double>(), 0);
   EXPECT_GE(j["peak_rss_mib"].get<double>(), std::max(s["gemm"].get<double>(), s["data"].get<double>()));
+  EXPECT_EQ(j["data"].value("reference_device", ""), "cpu") << j["data"].dump();  // where its banks' products ran
 }

@@ -6,6 +6,7 @@
 
 #include "fixtures.h"
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
@@ -19,6 +20,7 @@
 #include "lriad/data/reference.h"
 #include "lriad/model/flops.h"
 #include "lriad/model/generate.h"
+#include "lriad/model/layers.h"
 #include "lriad/model/policy.h"
 #include "lriad/model/sampling.h"
 #include "lriad/model/weights.h"
@@ -69,6 +71,45 @@ GenerateOptions sampled(int group, bool cache, bool share) {
 
 }  // namespace
 
+// Grouped-query attention written out head by head: query head h reads key/value head h / (H/Hkv).
+TEST(Layers, GroupedAttentionEqualsEachHeadWrittenOut) {
+  torch::manual_seed(3);
+  const int64_t B = 2, H = 6, Hkv = 2, T = 5, Tk = 7, hd = 8;
+  const auto q = torch::randn({B, H, T, hd}), k = torch::randn({B, Hkv, Tk, hd}), v = torch::randn({B, Hkv, Tk, hd});
+  auto full = torch::rand({B, 1, T, Tk}) > 0.4;
+  full.select(3, 0).fill_(true);  // every query row may attend somewhere
+  auto one = torch::rand({B, 1, 1, Tk}) > 0.4;
+  one.select(3, Tk - 1).fill_(true);
+  for (const auto& mask : {full, one}) {
+    const auto got = attention(q, k, v, mask);  // (B,H,T,hd)
+    ASSERT_EQ(got.sizes(), q.sizes());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h) {
+        const auto kh = k[b][h / (H / Hkv)], vh = v[b][h / (H / Hkv)];        // (Tk,hd)
+        auto s = torch::matmul(q[b][h], kh.t()) / std::sqrt(double(hd));      // (T,Tk)
+        s = s.masked_fill(mask[b][0].expand({T, Tk}).logical_not(), -1e30);
+        const auto want = torch::matmul(torch::softmax(s, -1), vh);            // (T,hd)
+        EXPECT_LT((got[b][h] - want).abs().max().item<float>(), 1e-5) << "row " << b << " head " << h;
+      }
+  }
+}
+
+// Rotary positions: a rotation keeps lengths, and the product of a rotated query and key depends
+// only on how far apart their positions are.
+TEST(Layers, RotaryKeepsNormsAndDependsOnOffsetOnly) {
+  torch::manual_seed(4);
+  const Rotary rotary(8, 32, 10000.0);
+  const auto q = torch::randn({1, 1, 1, 8}), k = torch::randn({1, 1, 1, 8});
+  auto at = [&](const torch::Tensor& x, int64_t p) {
+    return Rotary::apply(x, rotary.at(torch::full({1, 1}, p, torch::kInt64), x));
+  };
+  EXPECT_NEAR(at(q, 13).norm().item<double>(), q.norm().item<double>(), 1e-5);
+  const double a = (at(q, 3) * at(k, 8)).sum().item<double>(), b = (at(q, 20) * at(k, 25)).sum().item<double>();
+  const double c = (at(q, 3) * at(k, 9)).sum().item<double>();
+  EXPECT_NEAR(a, b, 1e-4);
+  EXPECT_GT(std::abs(a - c), 1e-4);  // another offset, another product
+}
+
 TEST(Policy, CachedGenerationMatchesFullRecompute) {
   torch::manual_seed(0);
   Fixture f;
@@ -95,6 +136,25 @@ TEST(Policy, GreedyCachedLogitsMatchFullPassTokenByToken) {
   EXPECT_TRUE(torch::equal(argmax.masked_select(g.mask), g.tokens.masked_select(g.mask)));
 }
 
+// Under bf16 autocast the KV cache holds bf16 (model::compute_dtype): greedy cached decoding agrees
+// with one full pass over prefix + completion, to bf16's precision.
+TEST(Policy, GreedyCachedDecodingUnderBf16AutocastMatchesAFullPass) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto o = sampled(1, true, true);
+  o.sampling.greedy = true;
+  AutocastGuard autocast(torch::kCPU, true);
+  EXPECT_EQ(compute_dtype(torch::kCPU, torch::kFloat32), torch::kBFloat16);
+  auto g = generate(f.policy, f.images, f.prompts, o);
+  torch::NoGradGuard ng;
+  auto logits = f.policy->completion_logits(f.images, f.prompts, g.tokens, g.mask).to(torch::kFloat32);  // (B,C,V)
+  auto logp = torch::log_softmax(logits, -1).gather(-1, g.tokens.unsqueeze(-1)).squeeze(-1) * g.mask;
+  EXPECT_LT((logp - g.logprobs).abs().max().item<float>(), 0.15);  // bf16 keeps 8 bits of mantissa
+  const auto agree = (logits.argmax(-1) == g.tokens).masked_select(g.mask).to(torch::kFloat32).mean().item<float>();
+  EXPECT_GT(agree, 0.9);
+  EXPECT_GT(g.mask.sum().item<int64_t>(), 6);
+}
+
 TEST(Policy, PaddedBatchEqualsRowsOneAtATime) {
   torch::manual_seed(0);
   Fixture f;
@@ -108,8 +168,10 @@ TEST(Policy, PaddedBatchEqualsRowsOneAtATime) {
     auto row = f.policy->completion_logits(f.images.narrow(0, b, 1), {f.prompts[size_t(b)]},
                                            comp.narrow(0, b, 1).narrow(1, 0, len),
                                            mask.narrow(0, b, 1).narrow(1, 0, len));
+    // Equal up to float32 rounding of the logits' size (padding that leaked in would move them by
+    // far more: the rows' prompts and completions differ).
     auto diff = (batched.narrow(0, b, 1).narrow(1, 0, len) - row).abs().max().item<float>();
-    EXPECT_LT(diff, 1e-5) << "row " << b;
+    EXPECT_LT(diff, 1e-5 * (1 + row.abs().max().item<float>())) << "row " << b;
   }
 }
 
@@ -299,6 +361,16 @@ data::NormalReference grey_reference() {
   o.patch = 3;
   o.bank_size = 600;
   return data::NormalReference::build(halves, o);
+}
+
+// A texture's reference: 5x5 patches, `bank` of them kept, maps at `side`, the fine comparison at `fine`.
+data::NormalReference::Options texture_options(int side, int fine, int bank) {
+  data::NormalReference::Options o;
+  o.patch = 5;
+  o.bank_size = bank;
+  o.side = side;
+  o.fine_side = fine;
+  return o;
 }
 
 // `ref` written to a temporary file named `name` and read back.
@@ -531,11 +603,7 @@ TEST(NormalReference, AThinScratchOnAGrainyTextureStandsOutInTheFineComparisonOf
   };
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
   for (int i = 0; i < 12; ++i) halves["plate"][size_t(i % 2)].push_back(grain(700 + uint64_t(i)));
-  data::NormalReference::Options o;
-  o.patch = 5;
-  o.bank_size = 4000;
-  o.side = S;
-  o.fine_side = W;
+  auto o = texture_options(S, W, 4000);
   const auto without = data::NormalReference::build(halves, o);
   o.fine_textures = true;
   const auto with = data::NormalReference::build(halves, o);
@@ -560,6 +628,54 @@ TEST(NormalReference, AThinScratchOnAGrainyTextureStandsOutInTheFineComparisonOf
   const auto back = saved_and_loaded(with, "lriad_reference_fine_textures");
   EXPECT_TRUE(back.fine("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(scratched, "plate", 1), with.deviation(scratched, "plate", 1)));
+}
+
+// The banks moved to a device (NormalReference::to): every map, whole and incremental, is the one
+// computed where they were, maps come back on the CPU, and saving reads them back from the device.
+// Run on the CPU everywhere, and on the GPU too where LibTorch sees one (the devices checked are
+// recorded as the test's property "devices").
+TEST(NormalReference, BanksMovedToADeviceGiveTheSameMaps) {
+  constexpr int S = 32, W = 64;
+  auto grain = [](uint64_t seed) {  // colour grain a few pixels across, at W
+    cv::Mat img(W, W, CV_32FC3);
+    cv::RNG rng(seed);
+    rng.fill(img, cv::RNG::NORMAL, 0.5, 0.1);
+    cv::GaussianBlur(img, img, cv::Size(0, 0), 1.0);
+    return img;
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 8; ++i) halves["cloth"][size_t(i % 2)].push_back(grain(900 + uint64_t(i)));
+  auto o = texture_options(S, W, 1500);
+  o.fine_textures = true;  // all three banks: colour patches, fine texture patches, region patches
+  o.region_side = 16;
+  const auto cpu = data::NormalReference::build(halves, o);
+  ASSERT_TRUE(cpu.fine("cloth") && cpu.region("cloth"));
+  cv::Mat marked = grain(990);
+  cv::line(marked, cv::Point(10, 12), cv::Point(40, 44), cv::Scalar(0.2, 0.2, 0.2), 1);
+  const cv::Rect changed(9, 11, 33, 35);
+  const std::array<torch::Tensor, 2> base = {cpu.patch_distances(grain(991), "cloth", 0), cpu.patch_distances(grain(991), "cloth", 1)};
+  const auto want = cpu.deviation(marked, "cloth", data::NormalReference::kBothBanks);  // (S,S)
+  const auto want_changed = cpu.changed_deviation(marked, "cloth", 1, base, changed);
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.emplace_back(torch::kCUDA);
+  std::string checked;
+  for (const auto& device : devices) {
+    auto moved = cpu;
+    moved.to(device);
+    EXPECT_EQ(moved.device(), device);
+    // Another device's products round differently, and the square root of a small |b|^2 - 2q.b + |q|^2
+    // magnifies it: a looser bound there.
+    const float tol = device.is_cpu() ? 1e-4f : 2e-3f;
+    const auto got = moved.deviation(marked, "cloth", data::NormalReference::kBothBanks);
+    EXPECT_TRUE(got.device().is_cpu());
+    EXPECT_LT((got - want).abs().max().item<float>(), tol) << device;
+    EXPECT_LT((moved.changed_deviation(marked, "cloth", 1, base, changed) - want_changed).abs().max().item<float>(), tol) << device;
+    const auto back = saved_and_loaded(moved, "lriad_reference_moved");
+    EXPECT_TRUE(torch::allclose(back.deviation(marked, "cloth", 0), cpu.deviation(marked, "cloth", 0))) << device;
+    checked += (checked.empty() ? "" : ",") + device.str();
+  }
+  RecordProperty("devices", checked);
+  EXPECT_GT(want.max().item<double>(), 1.5);  // the line stands out: the maps compared are not all flat
 }
 
 TEST(NormalReference, ImagesAreNeverComparedWithThemselvesAndSaveLoadRoundTrips) {

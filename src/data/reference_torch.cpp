@@ -38,7 +38,7 @@ torch::Tensor from_st(const io::StTensor& t) {
   return model::from_st_tensor(t);  // checks the byte length against the shape
 }
 
-io::StTensor to_st(const torch::Tensor& t) { return model::to_st_tensor(t.to(torch::kFloat32)); }
+io::StTensor to_st(const torch::Tensor& t) { return model::to_st_tensor(t.to(torch::kCPU, torch::kFloat32)); }
 
 // Farthest-point (k-center greedy) selection of m rows of `pool` (P,D), distances in a random
 // 24-d projection; starts from row 0. -> (m,D)
@@ -486,6 +486,22 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
 torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank) const {
   const auto map = deviation(image, category, bank).unsqueeze(0);  // (1,S,S)
   return torch::cat({image_to_tensor(sized(image, int(map.size(1)))), map}, 0);  // (4,S,S)
+}
+
+void NormalReference::to(const torch::Device& device) {
+  auto move = [&](std::array<torch::Tensor, 2>& pair) {
+    for (auto& t : pair)
+      if (t.defined()) t = t.to(device);
+  };
+  for (auto& [name, b] : banks_) {
+    move(b.patches);
+    move(b.norms);
+    move(b.region);
+    move(b.region_norms);
+    move(b.fine_bank);
+    move(b.fine_bank_norms);
+  }
+  device_ = device;
 }
 
 std::vector<std::string> NormalReference::categories() const {

@@ -79,6 +79,7 @@ Inspector::Inspector(const std::string& run_dir, const std::string& device, cons
       throw Error("run " + run_dir + " uses model.reference=knn but has no reference.safetensors",
                   "the run is incomplete: train it again (or copy the file along with the weights)");
     s_->reference = std::make_unique<data::NormalReference>(data::NormalReference::load(path));
+    if (s_->device.is_cuda()) s_->reference->to(s_->device);  // its products on the GPU
   }
   const std::string levels = train::RunFiles{run_dir}.baseline();
   if (s_->reference && io::is_file(levels)) s_->levels = train::load_baseline(levels);

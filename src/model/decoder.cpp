@@ -1,6 +1,8 @@
 // Decoder-only transformer with an optional KV cache.
 #include "lriad/model/decoder.h"
 
+#include "lriad/io/error.h"
+
 namespace lriad::model {
 
 using torch::nn::Linear;
@@ -15,19 +17,26 @@ DecoderBlockImpl::DecoderBlockImpl(const ModelConfig& c)
   mlp = register_module("mlp", SwiGLU(c.dim, c.mlp_width()));
 }
 
-torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const Rotary& rotary, const torch::Tensor& positions,
-                                        const torch::Tensor& mask, KVCache* cache, int64_t layer) {
+torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const RotaryAngles& angles, const torch::Tensor& mask,
+                                        KVCache* cache, int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
   auto parts = qkv(attn_norm(x)).split({heads * head_dim, kv_heads * head_dim, kv_heads * head_dim}, -1);
-  auto q = rotary.apply(parts[0].view({B, T, heads, head_dim}).transpose(1, 2), positions);     // (B,H,T,hd)
-  auto k = rotary.apply(parts[1].view({B, T, kv_heads, head_dim}).transpose(1, 2), positions);  // (B,Hkv,T,hd)
+  auto q = Rotary::apply(parts[0].view({B, T, heads, head_dim}).transpose(1, 2), angles);     // (B,H,T,hd)
+  auto k = Rotary::apply(parts[1].view({B, T, kv_heads, head_dim}).transpose(1, 2), angles);  // (B,Hkv,T,hd)
   auto v = parts[2].view({B, T, kv_heads, head_dim}).transpose(1, 2);                           // (B,Hkv,T,hd)
   if (cache) {
     const int64_t start = cache->length;
     cache->k[size_t(layer)].narrow(2, start, T).copy_(k);
     cache->v[size_t(layer)].narrow(2, start, T).copy_(v);
-    k = cache->k[size_t(layer)].narrow(2, 0, start + T);  // (B,Hkv,Tk,hd)
-    v = cache->v[size_t(layer)].narrow(2, 0, start + T);
+    // The queries see the mask's Tk columns: start+T, or the whole capacity with the unwritten
+    // columns masked (a decoding step: the cache as it is, where a narrowed one would be copied
+    // by every product).
+    const int64_t Tk = mask.size(-1);
+    if (Tk < start + T || Tk > cache->capacity())
+      throw Error("decoder: a mask of " + std::to_string(Tk) + " key columns for a cache holding " + std::to_string(start + T) +
+                  " of " + std::to_string(cache->capacity()));
+    k = Tk == cache->capacity() ? cache->k[size_t(layer)] : cache->k[size_t(layer)].narrow(2, 0, Tk);  // (B,Hkv,Tk,hd)
+    v = Tk == cache->capacity() ? cache->v[size_t(layer)] : cache->v[size_t(layer)].narrow(2, 0, Tk);
   }
   auto a = attention(q, k, v, mask);  // (B,H,T,hd)
   auto h = x + out(a.transpose(1, 2).reshape({B, T, heads * head_dim}));
@@ -48,8 +57,9 @@ torch::Tensor DecoderImpl::embed(const torch::Tensor& ids) { return tokens(ids);
 torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& positions, const torch::Tensor& mask,
                                    KVCache* cache) {
   auto h = x;
+  const RotaryAngles angles = rotary.at(positions, x);  // once for every layer
   for (int64_t l = 0; l < layers; ++l)
-    h = blocks[size_t(l)]->as<DecoderBlock>()->forward(h, rotary, positions, mask, cache, l);
+    h = blocks[size_t(l)]->as<DecoderBlock>()->forward(h, angles, mask, cache, l);
   if (cache) cache->length += x.size(1);
   return norm(h);
 }

@@ -2,6 +2,7 @@
 #include "lriad/model/generate.h"
 
 #include "lriad/io/error.h"
+#include "lriad/model/precision.h"  // compute_dtype
 
 namespace lriad::model {
 namespace {
@@ -36,7 +37,7 @@ torch::Tensor cached_step(Policy& policy, KVCache& cache, const torch::Tensor& t
   const int64_t N = token.size(0), col = cache.length;
   cache.valid.select(1, col).fill_(true);
   auto x = policy->decoder->embed(token.view({N, 1}));  // (N,1,D)
-  auto mask = cache.valid.narrow(1, 0, col + 1).view({N, 1, 1, col + 1});
+  auto mask = cache.valid.view({N, 1, 1, cache.capacity()});  // the unwritten columns are false
   auto h = policy->decoder->forward(x, cache.next_pos.view({N, 1}), mask, &cache);  // (N,1,D)
   cache.next_pos += 1;
   return policy->decoder->logits(h.select(1, 0));
@@ -76,7 +77,10 @@ Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows
   torch::Tensor logits;
   if (o.use_cache) {
     const auto& d = *policy->decoder;
-    cache = KVCache(d.layers, p.embeds.size(0), d.kv_heads, Lp + C, d.head_dim, p.embeds.options());
+    // Keys and values are kept in the dtype the products make them (bf16 under autocast): a cache
+    // of another dtype would be cast whole at every step.
+    const auto dtype = compute_dtype(dev, p.embeds.scalar_type());
+    cache = KVCache(d.layers, p.embeds.size(0), d.kv_heads, Lp + C, d.head_dim, p.embeds.options().dtype(dtype));
     logits = prefill(policy, p, &cache);
     if (shared) {
       cache.repeat_rows(G);

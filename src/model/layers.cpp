@@ -22,28 +22,37 @@ Rotary::Rotary(int64_t head_dim, int64_t max_len, double theta) {
   sin = angles.sin().to(torch::kFloat32);
 }
 
-torch::Tensor Rotary::apply(const torch::Tensor& x, const torch::Tensor& positions) const {
+RotaryAngles Rotary::at(const torch::Tensor& positions, const torch::Tensor& like) const {
+  const int64_t B = positions.size(0), T = positions.size(1), half = cos.size(1);
+  const auto idx = positions.reshape(-1).to(like.device());  // (B*T), where the tables are read
+  auto pick = [&](const torch::Tensor& table) {  // the table to the device: one copy a forward pass, not one a layer
+    return table.to(like.device()).index_select(0, idx).view({B, 1, T, half});  // (B,1,T,hd/2) float32
+  };
+  return {pick(cos), pick(sin)};
+}
+
+torch::Tensor Rotary::apply(const torch::Tensor& x, const RotaryAngles& a) {
   const int64_t half = x.size(-1) / 2;
-  auto c = cos.to(x.device()).index_select(0, positions.reshape(-1)).view({positions.size(0), 1, positions.size(1), half});
-  auto s = sin.to(x.device()).index_select(0, positions.reshape(-1)).view({positions.size(0), 1, positions.size(1), half});
-  c = c.to(x.scalar_type());
-  s = s.to(x.scalar_type());
+  const auto c = a.cos.to(x.scalar_type()), s = a.sin.to(x.scalar_type());  // no copy when x is float32
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);  // rotate-half convention
   return torch::cat({x1 * c - x2 * s, x2 * c + x1 * s}, -1);
 }
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask) {
-  const int64_t groups = q.size(1) / k.size(1);
-  auto kk = groups == 1 ? k : k.repeat_interleave(groups, 1);  // (B,H,Tk,hd)
-  auto vv = groups == 1 ? v : v.repeat_interleave(groups, 1);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3), Hkv = k.size(1), groups = H / Hkv;
+  // 1. The g query heads of each key head as g*T rows: (B,H,T,hd) -> (B,Hkv,g*T,hd), rows (head, token).
+  const auto qg = groups == 1 ? q : q.reshape({B, Hkv, groups * T, hd});
+  const auto m = groups == 1 || mask.size(2) == 1 ? mask : mask.repeat({1, 1, groups, 1});  // (B,1,g*T|1,Tk)
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, kk, vv, mask);
+  auto o = at::scaled_dot_product_attention(qg, k, v, m);  // (B,Hkv,g*T,hd)
 #else
-  auto scores = torch::matmul(q, kk.transpose(-2, -1)) * (1.0 / std::sqrt(double(q.size(-1))));  // (B,H,T,Tk)
-  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1), vv);
+  auto scores = torch::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // (B,Hkv,g*T,Tk)
+  scores = scores.masked_fill(m.logical_not(), -std::numeric_limits<float>::infinity());
+  auto o = torch::matmul(torch::softmax(scores, -1), v);  // (B,Hkv,g*T,hd)
 #endif
+  // 2. Back to one row block per query head.
+  return groups == 1 ? o : o.reshape({B, H, T, hd});
 }
 
 SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden) {

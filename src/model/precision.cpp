@@ -53,6 +53,10 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+c10::ScalarType compute_dtype(const c10::Device& device, c10::ScalarType otherwise) {
+  return is_on(device.is_cuda()) ? c10::ScalarType::BFloat16 : otherwise;
+}
+
 double gemm_gflops(const c10::Device& device, int n, c10::ScalarType dtype, double min_seconds) {
   torch::NoGradGuard no_grad;
   const auto [a, b] = operands(device, n, dtype);

@@ -628,6 +628,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
       ctx.normal_reference = std::make_unique<data::NormalReference>(build_normal_reference(*ctx.source, config));
       ctx.normal_reference->save(path);
     }
+    if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
     if (!o.resume || !io::is_file(ctx.run.baseline()))  // the evidence-only baseline eval reports
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
     ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to

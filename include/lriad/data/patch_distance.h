@@ -11,7 +11,8 @@ namespace lriad::data {
 
 // Distance from each row of `q` (P,D) to its nearest row of the bank `bp` (M,D), whose squared
 // norms are `bn` (M): sqrt(min_m |q - b_m|^2), computed as |b|^2 - 2 q.b (one fused product),
-// nearest, + |q|^2, clamped at 0; in chunks of 512 rows. -> (P)
+// nearest, + |q|^2, clamped at 0; in chunks of rows (512 on a CPU). Computed on the bank's device
+// (the queries are moved there) and returned on the queries'. -> (P)
 torch::Tensor nearest_distances(const torch::Tensor& q, const torch::Tensor& bp, const torch::Tensor& bn);
 
 // Sum over every K x K window of `e` (M,1,H,W), as two passes of K - 1 additions (rows, then

@@ -75,6 +75,7 @@
 #include <vector>
 
 #include <opencv2/core.hpp>
+#include <c10/core/Device.h>
 #include <torch/types.h>
 
 #include "lriad/data/palette.h"
@@ -134,6 +135,13 @@ class NormalReference {
   torch::Tensor patch_distances(const cv::Mat& image, const std::string& category, int bank) const;
   torch::Tensor changed_deviation(const cv::Mat& image, const std::string& category, int bank,
                                   const std::array<torch::Tensor, 2>& base_distances, const cv::Rect& changed) const;
+
+  // Moves the banks the nearest-patch products read (colour patches, region patches, a fine
+  // texture's patches) onto `device`: with --device cuda those products, most of a texture's map,
+  // run on the GPU. Images, poses, the comparisons by place and the maps stay on the CPU (maps
+  // come back there); saving copies the banks back.
+  void to(const torch::Device& device);
+  torch::Device device() const { return device_; }
 
   bool has(const std::string& category) const { return banks_.count(category) > 0; }
   bool aligned(const std::string& category) const;  // compared in a canonical pose
@@ -198,6 +206,7 @@ class NormalReference {
   cv::Mat sized(const cv::Mat& image, int side) const;  // resized to `side` (0: as given)
   Options options_;
   std::map<std::string, Banks> banks_;
+  torch::Device device_ = torch::kCPU;
 };
 
 }  // namespace lriad::data

@@ -12,10 +12,12 @@ namespace lriad::model {
 
 struct DecoderBlockImpl : torch::nn::Module {
   DecoderBlockImpl(const ModelConfig& config);
-  // x (B,T,D), positions (B,T), mask (B,1,T,Tk). With a cache, the block's keys/values are
-  // written at columns [cache.length, cache.length+T) of layer `layer` and Tk = cache.length+T.
-  torch::Tensor forward(const torch::Tensor& x, const Rotary& rotary, const torch::Tensor& positions,
-                        const torch::Tensor& mask, KVCache* cache, int64_t layer);
+  // x (B,T,D), angles of the T positions (Rotary::at), mask (B,1,T,Tk). With a cache, the block's
+  // keys/values are written at columns [cache.length, cache.length+T) of layer `layer` and the
+  // queries attend to its first Tk columns: cache.length+T, or its capacity (unwritten columns
+  // masked out).
+  torch::Tensor forward(const torch::Tensor& x, const RotaryAngles& angles, const torch::Tensor& mask, KVCache* cache,
+                        int64_t layer);
   RMSNorm attn_norm{nullptr}, mlp_norm{nullptr};
   torch::nn::Linear qkv{nullptr}, out{nullptr};  // q, k and v in one matmul
   SwiGLU mlp{nullptr};

@@ -15,18 +15,28 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// The rotation of given positions, looked up once and applied to every layer's queries and keys.
+struct RotaryAngles {
+  torch::Tensor cos, sin;  // (B,1,T,hd/2) float32 on the activations' device
+};
+
 // Rotary position embedding tables for positions [0, max_len).
 struct Rotary {
   Rotary() = default;
   Rotary(int64_t head_dim, int64_t max_len, double theta);
-  // x (B,H,T,hd), positions (B,T) int64 -> x rotated (B,H,T,hd)
-  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& positions) const;
+  // positions (B,T) int64 -> the angles of those positions, on `like`'s device
+  RotaryAngles at(const torch::Tensor& positions, const torch::Tensor& like) const;
+  // x (B,H,T,hd) -> x rotated (B,H,T,hd), in x's dtype
+  static torch::Tensor apply(const torch::Tensor& x, const RotaryAngles& angles);
+  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& positions) const { return apply(x, at(positions, x)); }
   torch::Tensor cos, sin;  // (max_len, hd/2)
 };
 
 // Scaled dot-product attention with a boolean mask (true = may attend).
-// q (B,H,T,hd), k/v (B,Hkv,Tk,hd) with H a multiple of Hkv, mask (B,1,T,Tk) -> (B,H,T,hd).
-// Every query row must allow at least one key.
+// q (B,H,T,hd), k/v (B,Hkv,Tk,hd) with H a multiple of Hkv, mask (B,1,T,Tk) or (B,1,1,Tk) ->
+// (B,H,T,hd). Every query row must allow at least one key. Query head h reads key/value head
+// h / (H/Hkv); the keys and values are never copied per query head (the query heads of one key
+// head are stacked as rows of one product instead).
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask);
 

@@ -49,6 +49,9 @@ struct PrecisionChoice {
 PrecisionChoice choose_precision(const RunConfig& config);
 inline bool use_bf16(const RunConfig& config) { return choose_precision(config).bf16; }
 
+// The dtype products on `device` produce now: bf16 inside an AutocastGuard, else `otherwise`.
+c10::ScalarType compute_dtype(const c10::Device& device, c10::ScalarType otherwise);
+
 class AutocastGuard {
  public:
   // Enables bf16 autocast on `device`'s type while alive when `bf16` is true; else does nothing.
