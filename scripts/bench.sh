@@ -33,7 +33,8 @@ for p, s in j.get('grpo', {}).items():
           + f"; generation {100*s['generate_share']:.0f}%, fwd+bwd MFU {100*s['mfu_policy_forward_backward']:.0f}%, step MFU {100*s['mfu_step']:.0f}%")
 d = j.get('data')
 if d: print(f"data: decode+resize {d['decode_resize_images_per_s']:.0f} img/s, reference map {d.get('reference_ms_per_image', 0):.1f} ms/img, "
-            f"batches {d['batch_items_per_s']:.1f} items/s, wait in step {100*d['in_step']['data_wait_share']:.0f}% -> prefetched {100*d['prefetch']['data_wait_share']:.0f}%")
+            f"batches {d['batch_items_per_s']:.1f} items/s, wait in step {100*d['in_step']['data_wait_share']:.0f}% -> prefetched {100*d['prefetch']['data_wait_share']:.0f}%, "
+            f"synthetic anomaly {d.get('synthetic_anomaly_ms', {}).get('128', 0):.2f} ms at 128 px, reference banks on {d.get('reference_device', 'cpu')}")
 if 'eval' in j: print(f"evaluation: {j['eval']['images_per_s']:.1f} images/s")
 print(f"peak RSS {j['peak_rss_mib']:.0f} MiB" + ("; by section: " + ", ".join(f"{k} {v:.0f}" for k, v in j['peak_rss_mib_by_section'].items())
                                                 if j.get('peak_rss_mib_by_section') else ""))

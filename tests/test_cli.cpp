@@ -321,4 +321,6 @@ TEST(Cli, BenchReportsEachSectionsPeakMemory) {
   EXPECT_GT(s["data"].get<double>(), 0);
   EXPECT_GE(j["peak_rss_mib"].get<double>(), std::max(s["gemm"].get<double>(), s["data"].get<double>()));
   EXPECT_EQ(j["data"].value("reference_device", ""), "cpu") << j["data"].dump();  // where its banks' products ran
+  ASSERT_TRUE(j["data"].contains("synthetic_anomaly_ms")) << j["data"].dump();  // painting anomalies is timed here
+  EXPECT_GT(j["data"]["synthetic_anomaly_ms"].value("128", 0.0), 0);
 }
