@@ -28,6 +28,7 @@
 #include "lriad/train/source.h"
 
 #include "lriad/io/error.h"
+#include "lriad/io/fs.h"  // list_images
 #include <torch/cuda.h>
 
 #include "lriad/model/generate.h"
@@ -311,9 +312,7 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
   nlohmann::json j;
 
   // 1. Decode + resize (what TrainingSource does once, at start).
-  std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(root + "/screw/train/good")) files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
+  const auto files = io::list_images(root + "/screw/train/good");
   auto t0 = std::chrono::steady_clock::now();
   for (const auto& f : files) data::load_image_tensor(f, config.model.image_size);
   j["decode_resize_images_per_s"] = double(files.size()) / seconds_since(t0);
@@ -322,9 +321,7 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
   // 2. Synthetic anomalies painted (every kind, 10 seeds each) on a generated wood image, at 64 and
   // 128 px: ms per anomaly (a unit test timed this once; timing lives here).
   {
-    std::vector<std::string> wood;
-    for (const auto& e : fs::directory_iterator(root + "/wood/train/good")) wood.push_back(e.path().string());
-    std::sort(wood.begin(), wood.end());
+    const auto wood = io::list_images(root + "/wood/train/good");
     for (int side : {64, 128}) {
       const cv::Mat img = data::resize_square(data::read_image(wood.at(0)), side);
       const cv::Mat donor = data::resize_square(data::read_image(wood.at(1)), side);

@@ -29,14 +29,14 @@ torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const RotaryAngl
     cache->k[size_t(layer)].narrow(2, start, T).copy_(k);
     cache->v[size_t(layer)].narrow(2, start, T).copy_(v);
     // The queries see the mask's Tk columns: start+T, or the whole capacity with the unwritten
-    // columns masked (a decoding step: the cache as it is, where a narrowed one would be copied
-    // by every product).
+    // columns masked (a decoding step: narrowed to its full length the cache stays contiguous,
+    // where a shorter view would be copied by every product).
     const int64_t Tk = mask.size(-1);
     if (Tk < start + T || Tk > cache->capacity())
       throw Error("decoder: a mask of " + std::to_string(Tk) + " key columns for a cache holding " + std::to_string(start + T) +
                   " of " + std::to_string(cache->capacity()));
-    k = Tk == cache->capacity() ? cache->k[size_t(layer)] : cache->k[size_t(layer)].narrow(2, 0, Tk);  // (B,Hkv,Tk,hd)
-    v = Tk == cache->capacity() ? cache->v[size_t(layer)] : cache->v[size_t(layer)].narrow(2, 0, Tk);
+    k = cache->k[size_t(layer)].narrow(2, 0, Tk);  // (B,Hkv,Tk,hd)
+    v = cache->v[size_t(layer)].narrow(2, 0, Tk);
   }
   auto a = attention(q, k, v, mask);  // (B,H,T,hd)
   auto h = x + out(a.transpose(1, 2).reshape({B, T, heads * head_dim}));

@@ -28,7 +28,6 @@ struct Rotary {
   RotaryAngles at(const torch::Tensor& positions, const torch::Tensor& like) const;
   // x (B,H,T,hd) -> x rotated (B,H,T,hd), in x's dtype
   static torch::Tensor apply(const torch::Tensor& x, const RotaryAngles& angles);
-  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& positions) const { return apply(x, at(positions, x)); }
   torch::Tensor cos, sin;  // (max_len, hd/2)
 };
 
