@@ -120,6 +120,22 @@ TEST(Policy, CachedGenerationMatchesFullRecompute) {
   EXPECT_GT(cached.mask.sum().item<int64_t>(), 6);  // something was generated
 }
 
+// The uncached path recomputes the sequence in blocks of 16 tokens with the undrawn ones masked
+// out: over 40 tokens (three blocks) it draws what the cache draws.
+TEST(Policy, UncachedGenerationAcrossBlocksMatchesTheCache) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto o = sampled(2, true, false);
+  o.max_new_tokens = 40;
+  o.eos_id = -1;  // every row runs to 40 tokens
+  auto cached = generate(f.policy, f.images, f.prompts, o);
+  o.use_cache = false;
+  auto full = generate(f.policy, f.images, f.prompts, o);
+  ASSERT_EQ(full.steps, 40);
+  EXPECT_TRUE(torch::equal(cached.tokens, full.tokens));
+  EXPECT_LT((cached.logprobs - full.logprobs).abs().max().item<float>(), 1e-5);
+}
+
 TEST(Policy, GreedyCachedLogitsMatchFullPassTokenByToken) {
   torch::manual_seed(0);
   Fixture f;

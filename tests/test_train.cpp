@@ -203,6 +203,88 @@ TEST(Grpo, TinyUpdateChangesEveryParameterAndStaysFinite) {
   EXPECT_GT(u.kl, 0.0);
 }
 
+TEST(Grpo, MicroBatchesSplitTheRowsInOrder) {
+  auto spans = [](int64_t rows, int64_t m) {
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (const auto& r : train::micro_batches(rows, m)) out.push_back({r.start, r.rows});
+    return out;
+  };
+  using V = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(spans(64, 0), (V{{0, 64}}));
+  EXPECT_EQ(spans(64, 64), (V{{0, 64}}));
+  EXPECT_EQ(spans(64, 100), (V{{0, 64}}));
+  EXPECT_EQ(spans(64, 24), (V{{0, 24}, {24, 24}, {48, 16}}));
+  EXPECT_EQ(spans(5, 1), (V{{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}}));
+}
+
+// The update over micro-batches is the whole batch's: the same rewards' logits, loss, metrics and
+// weights after two updates, for every loss type, with the KL term.
+TEST(Grpo, MicroBatchedUpdateEqualsTheWholeBatchs) {
+  ModelConfig m = small_run("").model;
+  m.vocab_size = 40;
+  const auto images = torch::rand({2, 3, 32, 32}, torch::TensorOptions().dtype(torch::kFloat));
+  const model::TokenRows prompts = {{1, 5, 6}, {1, 7, 8, 9}};
+  model::GenerateOptions go;
+  go.group = 3;
+  go.max_new_tokens = 8;
+  go.seed = 5;
+  go.eos_id = 2;
+  go.pad_id = 3;
+  auto sampler = model::make_policy(m, 3);
+  const auto gen = model::generate(sampler, images, prompts, go);
+  train::GrpoBatch b;
+  b.images = images.repeat_interleave(3, 0);
+  b.prompts = {prompts[0], prompts[0], prompts[0], prompts[1], prompts[1], prompts[1]};
+  b.tokens = gen.tokens;
+  b.mask = gen.mask;
+  b.truncated = gen.truncated;
+  b.group = 3;
+  ASSERT_GT(b.mask.sum(1).max().item<int64_t>(), b.mask.sum(1).min().item<int64_t>()) << "rows of one length test less";
+  for (const char* loss_type : {"grpo", "dr_grpo", "dapo"}) {
+    GrpoConfig g;
+    g.beta = 0.04;
+    g.mask_truncated_completions = false;
+    g.num_iterations = 2;
+    g.loss_type = loss_type;
+    struct Result {
+      train::GrpoUpdate u;
+      torch::Tensor reward_logits;
+      std::map<std::string, torch::Tensor> weights;
+    };
+    auto run = [&](int micro_batch) {
+      g.micro_batch = micro_batch;
+      auto policy = model::make_policy(m, 3);
+      auto reference = model::make_policy(m, 3);
+      torch::optim::AdamW opt(policy->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0));
+      Result r;
+      r.u = train::grpo_update(policy, &reference, opt, b, g, 8, false, [&](const torch::Tensor& logits) {
+        r.reward_logits = logits.clone();
+        const auto even = ((b.tokens % 2) == 0).to(torch::kFloat) * b.mask.to(torch::kFloat);
+        return even.sum(1) / b.mask.sum(1).clamp_min(1);
+      });
+      for (const auto& p : policy->named_parameters()) r.weights[p.key()] = p.value().detach().clone();
+      return r;
+    };
+    const Result whole = run(0);
+    for (int micro : {1, 4}) {
+      SCOPED_TRACE(std::string(loss_type) + ", micro_batch " + std::to_string(micro));
+      const Result split = run(micro);
+      EXPECT_EQ(split.u.updates, 2);
+      EXPECT_TRUE(torch::allclose(split.reward_logits, whole.reward_logits, 1e-5, 1e-5));
+      EXPECT_NEAR(split.u.loss, whole.u.loss, 1e-6 * (1 + std::abs(whole.u.loss)));
+      EXPECT_GT(whole.u.kl, 0.0);
+      EXPECT_NEAR(split.u.kl, whole.u.kl, 1e-6 * (1 + whole.u.kl));
+      EXPECT_NEAR(split.u.clip_region, whole.u.clip_region, 1e-9);
+      EXPECT_NEAR(split.u.entropy, whole.u.entropy, 1e-5);
+      EXPECT_NEAR(split.u.grad_norm, whole.u.grad_norm, 1e-5 * (1 + whole.u.grad_norm));
+      for (const auto& [name, w] : whole.weights) {
+        const double moved = (w - split.weights.at(name)).abs().max().item<double>();
+        EXPECT_LT(moved, 1e-5) << name;
+      }
+    }
+  }
+}
+
 TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   TempDir dir;
   make_demo(dir / "d", 2, 20);

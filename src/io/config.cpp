@@ -122,6 +122,7 @@ void validate_training(const RunConfig& c) {
   if (g.scale_rewards != "group" && g.scale_rewards != "batch" && g.scale_rewards != "none")
     invalid("grpo.scale_rewards", "must be group, batch or none, got '" + g.scale_rewards + "'");
   check_positive("grpo.temperature", g.temperature);
+  if (g.micro_batch < 0) invalid("grpo.micro_batch", "must be >= 0 (0 = every completion of a step in one pass)");
   const RewardConfig& r = c.reward;
   for (auto [key, v] : {std::pair{"format", r.format}, {"accuracy", r.accuracy}, {"defect_type", r.defect_type},
                         {"consistency", r.consistency}, {"object", r.object}, {"region", r.region}, {"focal", r.focal},

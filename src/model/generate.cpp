@@ -44,11 +44,17 @@ torch::Tensor cached_step(Policy& policy, KVCache& cache, const torch::Tensor& t
 }
 
 // One uncached step: recomputes prefix + tokens[:, :t+1] -> logits (N,V) of the last position.
+// The tokens are taken in blocks of kUncachedBlock, the ones not yet drawn masked out: a sequence
+// one token longer at every step made every tensor a new size, which glibc's heap could not reuse
+// (2 GiB resident for 0.3 GiB in use, B=8 G=8 L=64); a causal row never sees the positions after it.
+constexpr int64_t kUncachedBlock = 16;
 torch::Tensor uncached_step(Policy& policy, const PrefixBatch& p, const torch::Tensor& tokens, int64_t t) {
   const int64_t N = tokens.size(0), Lp = p.embeds.size(1);
-  auto done = tokens.narrow(1, 0, t + 1);
+  const int64_t width = std::min(tokens.size(1), (t / kUncachedBlock + 1) * kUncachedBlock);  // >= t+1
+  auto done = tokens.narrow(1, 0, width);
   auto x = torch::cat({p.embeds, policy->decoder->embed(done).to(p.embeds.scalar_type())}, 1);
-  auto valid = torch::cat({p.valid, torch::ones({N, t + 1}, p.valid.options())}, 1);
+  auto drawn = torch::arange(width, p.valid.options().dtype(torch::kInt64)) <= t;  // (width)
+  auto valid = torch::cat({p.valid, drawn.view({1, width}).expand({N, width})}, 1);
   auto h = policy->decoder->forward(x, positions_from_valid(valid), prefix_lm_mask(valid, Lp));
   return policy->decoder->logits(h.select(1, Lp + t));
 }

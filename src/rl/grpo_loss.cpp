@@ -42,18 +42,20 @@ torch::Tensor aggregate_loss(const torch::Tensor& per_token_loss, const torch::T
                              const GrpoLossParams& params) {
   const torch::Tensor m = mask.to(per_token_loss.scalar_type());  // (N,T)
   const torch::Tensor masked = per_token_loss * m;                // (N,T)
+  // Over a micro-batch the normalisers are the whole batch's, so that the micro-batches' losses
+  // sum to the whole batch's.
+  const int64_t rows = params.num_rows_in_batch > 0 ? params.num_rows_in_batch : per_token_loss.size(0);
   switch (params.loss_type) {
     case LossType::grpo:
-      return (masked.sum(1) / m.sum(1).clamp_min(1.0)).mean();
+      return (masked.sum(1) / m.sum(1).clamp_min(1.0)).sum() / double(rows);
     case LossType::bnpo:
-      return masked.sum() / m.sum().clamp_min(1.0);
-    case LossType::dr_grpo: {
-      const int64_t L = params.max_completion_length > 0 ? params.max_completion_length : mask.size(1);
-      return masked.sum() / double(per_token_loss.size(0) * L);
-    }
     case LossType::dapo:
       if (params.num_items_in_batch > 0) return masked.sum() / params.num_items_in_batch;
       return masked.sum() / m.sum().clamp_min(1.0);
+    case LossType::dr_grpo: {
+      const int64_t L = params.max_completion_length > 0 ? params.max_completion_length : mask.size(1);
+      return masked.sum() / double(rows * L);
+    }
   }
   throw Error("aggregate_loss: unhandled loss type");
 }

@@ -52,6 +52,34 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
                        const RewardFn& reward_fn) {
   GrpoUpdate u;
   const auto device = policy->device();
+  const int64_t N = b.tokens.size(0);
+  const auto parts = micro_batches(N, g.micro_batch);
+  const bool split = parts.size() > 1;
+  auto rows = [&](const MicroBatch& r) {  // the micro-batch's rows of b
+    GrpoBatch s;
+    s.images = b.images.narrow(0, r.start, r.rows);
+    s.prompts.assign(b.prompts.begin() + r.start, b.prompts.begin() + r.start + r.rows);
+    s.tokens = b.tokens.narrow(0, r.start, r.rows);
+    s.mask = b.mask.narrow(0, r.start, r.rows);
+    return s;
+  };
+  // log p of the completion tokens of rows r, and their logits: (n,C), (n,C,V).
+  auto forward = [&](model::Policy& p, const MicroBatch& r) {
+    const GrpoBatch s = rows(r);
+    auto logits = p->completion_logits(s.images, s.prompts, s.tokens, s.mask).to(torch::kFloat);
+    return std::pair{token_logps(logits, s.tokens.to(logits.device()), g.temperature), logits};
+  };
+  // The rows' log p without gradient, micro-batch by micro-batch, with the logits when asked: (N,C).
+  auto logps_without_grad = [&](model::Policy& p, std::vector<torch::Tensor>* logits) {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> out;
+    for (const auto& r : parts) {
+      auto [lp, lg] = forward(p, r);
+      out.push_back(lp);
+      if (logits) logits->push_back(lg);
+    }
+    return torch::cat(out, 0);
+  };
   auto loss_mask = b.mask.clone();  // (N,C)
   if (g.mask_truncated_completions) loss_mask = loss_mask & b.truncated.to(device).logical_not().unsqueeze(1);
   rl::GrpoLossParams params;
@@ -60,19 +88,32 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
   params.beta = g.beta;
   params.loss_type = rl::parse_loss_type(g.loss_type);
   params.max_completion_length = max_new_tokens;
-  torch::Tensor old_logp, ref_logp;
+  params.num_rows_in_batch = N;
+  torch::Tensor old_logp, ref_logp;  // (N,C)
   policy->train();
   Lap lap(device);
   for (int it = 0; it < std::max(1, g.num_iterations); ++it) {
     optimizer.zero_grad();
     model::AutocastGuard autocast(device, bf16);
-    auto logits = policy->completion_logits(b.images, b.prompts, b.tokens, b.mask).to(torch::kFloat);  // (N,C,V)
-    auto logp = token_logps(logits, b.tokens, g.temperature);                                           // (N,C)
-    u.times.forward += lap();
+    torch::Tensor logp;  // (N,C) with gradient: the whole batch's first pass when it is not split
     if (it == 0) {
+      // 1. The first pass gives the rewards' logits and the old log p. Whole, it is also the pass
+      //    the loss is taken on; split, it runs without gradient and each micro-batch runs again
+      //    with it below (one more forward, activations of a micro-batch only).
+      torch::Tensor lg;  // (N,C,V)
+      if (split) {
+        std::vector<torch::Tensor> logits;
+        old_logp = logps_without_grad(policy, &logits);
+        lg = torch::cat(logits, 0);
+      } else {
+        auto [lp, logits] = forward(policy, parts[0]);
+        logp = lp;
+        lg = logits.detach();
+        old_logp = logp.detach();
+      }
+      u.times.forward += lap();
       torch::NoGradGuard no_grad;
-      const auto lg = logits.detach();
-      const auto fm = b.mask.to(torch::kFloat);
+      const auto fm = b.mask.to(device).to(torch::kFloat);
       const auto ent = -(torch::softmax(lg, -1) * torch::log_softmax(lg, -1)).sum(-1);  // (N,C)
       u.entropy = ((ent * fm).sum() / fm.sum().clamp_min(1)).item<double>();
       u.rewards = reward_fn(lg).to(torch::kFloat).cpu();  // (N)
@@ -87,28 +128,51 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
       u.advantages = u.advantages.masked_fill(u.stats.zero_std_mask.repeat_interleave(b.group), 0.0);
       if (g.drop_zero_std_groups)
         loss_mask = loss_mask & u.stats.zero_std_mask.logical_not().repeat_interleave(b.group).to(device).unsqueeze(1);
-      old_logp = logp.detach();
       params.num_items_in_batch = loss_mask.sum().item<double>();
       u.times.reward += lap();
       if (g.beta > 0 && reference && *reference) {
-        auto ref_logits = (*reference)->completion_logits(b.images, b.prompts, b.tokens, b.mask).to(torch::kFloat);
-        ref_logp = token_logps(ref_logits, b.tokens, g.temperature);
+        ref_logp = logps_without_grad(*reference, nullptr);
         u.times.reference += lap();
       }
     }
-    if (loss_mask.sum().item<int64_t>() == 0) break;  // nothing to learn from (all truncated or tied and dropped)
-    const auto res = rl::grpo_loss(logp, old_logp, ref_logp, u.advantages.to(device), loss_mask, params);
-    u.loss = res.loss.item<double>();
-    u.kl = res.kl_mean;
-    u.clip_region = res.clip_ratio_region;
-    u.clip_low = res.clip_ratio_low;
-    u.clip_high = res.clip_ratio_high;
+    if (params.num_items_in_batch == 0) break;  // nothing to learn from (all truncated or tied and dropped)
+    // 2. The loss, micro-batch by micro-batch, each normalised by the whole batch's rows and
+    //    tokens: their gradients add up to the whole batch's.
+    const auto advantages = u.advantages.to(device);
+    double loss = 0, kl = 0, clip_region = 0, clip_low = 0, clip_high = 0, tokens = 0;
+    for (const auto& r : parts) {
+      torch::Tensor lp = logp;
+      if (!lp.defined()) {
+        lp = forward(policy, r).first;
+        u.times.forward += lap();
+      }
+      auto part = [&](const torch::Tensor& t) { return t.defined() && split ? t.narrow(0, r.start, r.rows) : t; };
+      const auto m = part(loss_mask);
+      const auto res = rl::grpo_loss(lp, part(old_logp), part(ref_logp), part(advantages), m, params);
+      const double n = m.sum().item<double>();  // the micro-batch's share of the token means
+      loss += res.loss.item<double>();
+      kl += res.kl_mean * n;
+      clip_region += res.clip_ratio_region * n;
+      clip_low += res.clip_ratio_low * n;
+      clip_high += res.clip_ratio_high * n;
+      tokens += n;
+      if (!std::isfinite(loss)) break;
+      res.loss.backward();
+      logp = torch::Tensor();  // the whole batch's graph is freed with its backward
+      u.times.backward += lap();
+    }
+    const double t = std::max(tokens, 1.0);
+    u.loss = loss;
+    u.kl = kl / t;
+    u.clip_region = clip_region / t;
+    u.clip_low = clip_low / t;
+    u.clip_high = clip_high / t;
     if (!std::isfinite(u.loss)) {
       u.finite = false;
       u.nonfinite = "loss";
+      optimizer.zero_grad();
       break;
     }
-    res.loss.backward();
     u.grad_norm = clip_gradients(*policy, g.max_grad_norm);
     u.times.backward += lap();
     if (!std::isfinite(u.grad_norm)) {
@@ -122,6 +186,13 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
     ++u.updates;
   }
   return u;
+}
+
+std::vector<MicroBatch> micro_batches(int64_t rows, int64_t micro_batch) {
+  const int64_t m = micro_batch > 0 ? std::min(micro_batch, rows) : rows;
+  std::vector<MicroBatch> out;
+  for (int64_t s = 0; s < rows; s += m) out.push_back({s, std::min(m, rows - s)});
+  return out;
 }
 
 }  // namespace lriad::train

@@ -27,8 +27,10 @@ struct GrpoLossParams {
   double beta = 0.0;                    // KL weight; 0 = no KL term (ref_logp may be undefined)
   LossType loss_type = LossType::dapo;
   int64_t max_completion_length = 0;    // dr_grpo's constant normaliser; 0 = T
-  double num_items_in_batch = 0.0;      // dapo's normaliser: completion tokens of the whole
-                                        // generation batch (all accumulation steps); 0 = mask.sum()
+  double num_items_in_batch = 0.0;      // dapo's and bnpo's normaliser: completion tokens of the
+                                        // whole generation batch (all micro-batches); 0 = mask.sum()
+  int64_t num_rows_in_batch = 0;        // grpo's and dr_grpo's row count: completions of the whole
+                                        // batch when the loss is taken over a micro-batch; 0 = N
 };
 
 struct GrpoLossResult {

@@ -5,6 +5,7 @@
 // Shapes: B prompts, G completions each, N = B*G rows, C completion tokens, V vocabulary.
 #pragma once
 #include <functional>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -53,9 +54,20 @@ inline constexpr double kTieStd = 1e-3;
 using RewardFn = std::function<torch::Tensor(const torch::Tensor& logits)>;
 
 // `reference` may be null when g.beta == 0. The optimizer's learning rate is left as set.
+// With g.micro_batch below N the forward and backward passes run micro_batch rows at a time, the
+// gradients accumulated: the same update up to float rounding, with the activations of
+// micro_batch rows instead of N, at the cost of one more forward pass (without gradient) per step.
 GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::optim::Optimizer& optimizer,
                        const GrpoBatch& batch, const GrpoConfig& g, int max_new_tokens, bool bf16,
                        const RewardFn& reward_fn);
+
+// A micro-batch: rows start .. start+rows-1 of the batch.
+struct MicroBatch {
+  int64_t start = 0, rows = 0;
+};
+
+// The batch's rows in micro-batches of at most micro_batch rows (0 = one micro-batch of all), in order.
+std::vector<MicroBatch> micro_batches(int64_t rows, int64_t micro_batch);
 
 // Pre-clip global gradient norm; scales the gradients down to max_norm when above (0 = off).
 double clip_gradients(torch::nn::Module& module, double max_norm);
