@@ -823,6 +823,18 @@ TEST(NormalReference, FineComparisonSeesALineThatIsHalfAPixelAtTheModelsSide) {
   EXPECT_EQ(back.options().side, 48);
   EXPECT_EQ(back.options().fine_side, 96);
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
+
+  // The comparison by place and the fine one run where the reference was moved (a GPU's, with
+  // --device cuda), and give the host's maps.
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.emplace_back(torch::kCUDA);
+  for (const auto& device : devices) {
+    auto moved = ref;
+    moved.to(device);
+    const auto got = moved.deviation(bad, "screw");
+    EXPECT_TRUE(got.device().is_cpu());
+    EXPECT_LT((got - map).abs().max().item<float>(), device.is_cpu() ? 1e-6f : 2e-3f) << device;
+  }
 }
 
 // A turned round part at 96 px: turning marks of its own along the radius (two waves of random

@@ -40,7 +40,7 @@ torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor&
   namespace F = torch::nn::functional;
   const int64_t S = chw.size(1);
   const auto padded = F::pad(normals, F::PadFuncOptions({shift, shift, shift, shift}).mode(torch::kReplicate));
-  const auto q = chw.unsqueeze(0);  // (1,C,S,S)
+  const auto q = chw.to(normals.device()).unsqueeze(0);  // (1,C,S,S): computed where the normals are
   torch::Tensor best;
   for (int64_t dy = -shift; dy <= shift; ++dy)
     for (int64_t dx = -shift; dx <= shift; ++dx) {
@@ -49,7 +49,7 @@ torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor&
       const auto d = box_sum(e, k).amin(0);                                            // (1,g,g)
       best = best.defined() ? torch::minimum(best, d) : d;
     }
-  return best.clamp_min(0).sqrt()[0];
+  return best.clamp_min(0).sqrt()[0].to(chw.device());
 }
 
 }  // namespace lriad::data

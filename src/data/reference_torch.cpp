@@ -292,7 +292,8 @@ torch::Tensor NormalReference::fine_canonical(const cv::Mat& canon, const Banks&
   const auto q = gray_to_tensor(fine_image(canon, b.polar, options_.fine_sigma));  // (1,F,F)
   auto normals = b.fine[size_t(bank)];                                            // (N,1,F,F)
   if (options_.neighbours > 0 && options_.neighbours < normals.size(0)) {
-    const auto d = (b.thumbs[size_t(bank)] - thumbnail(canon).unsqueeze(0)).pow(2).sum({1, 2, 3});  // (N)
+    const auto& thumbs = b.thumbs[size_t(bank)];
+    const auto d = (thumbs - thumbnail(canon).unsqueeze(0).to(thumbs.device())).pow(2).sum({1, 2, 3});  // (N)
     normals = normals.index_select(0, std::get<1>(d.topk(options_.neighbours, 0, /*largest=*/false)));
   }
   const int64_t k = options_.patch, F = q.size(1);
@@ -500,6 +501,9 @@ void NormalReference::to(const torch::Device& device) {
     move(b.region_norms);
     move(b.fine_bank);
     move(b.fine_bank_norms);
+    move(b.normals);  // a part's comparison by place
+    move(b.fine);
+    move(b.thumbs);   // fine_spread stays: it weighs the map, which comes back to the host
   }
   device_ = device;
 }

@@ -25,8 +25,12 @@ Rotary::Rotary(int64_t head_dim, int64_t max_len, double theta) {
 RotaryAngles Rotary::at(const torch::Tensor& positions, const torch::Tensor& like) const {
   const int64_t B = positions.size(0), T = positions.size(1), half = cos.size(1);
   const auto idx = positions.reshape(-1).to(like.device());  // (B*T), where the tables are read
-  auto pick = [&](const torch::Tensor& table) {  // the table to the device: one copy a forward pass, not one a layer
-    return table.to(like.device()).index_select(0, idx).view({B, 1, T, half});  // (B,1,T,hd/2) float32
+  if (cos.device() != like.device()) {
+    cos = cos.to(like.device());
+    sin = sin.to(like.device());
+  }
+  auto pick = [&](const torch::Tensor& table) {
+    return table.index_select(0, idx).view({B, 1, T, half});  // (B,1,T,hd/2) float32
   };
   return {pick(cos), pick(sin)};
 }

@@ -21,7 +21,8 @@ torch::Tensor box_sum(const torch::Tensor& e, int64_t k);
 
 // Distance from each K x K patch of `chw` (C,S,S) to the nearest patch of any of `normals`
 // (N,C,S,S) at the same place displaced by at most `shift` pixels (normals' edges repeated):
-// sqrt(min over (n, dy, dx) of the window's summed squared difference). -> (g,g), g = S-K+1.
+// sqrt(min over (n, dy, dx) of the window's summed squared difference). Computed on the normals'
+// device, returned on chw's. -> (g,g), g = S-K+1.
 torch::Tensor positional_distance(const torch::Tensor& chw, const torch::Tensor& normals, int64_t k, int64_t shift);
 
 }  // namespace lriad::data

@@ -24,11 +24,12 @@ struct RotaryAngles {
 struct Rotary {
   Rotary() = default;
   Rotary(int64_t head_dim, int64_t max_len, double theta);
-  // positions (B,T) int64 -> the angles of those positions, on `like`'s device
+  // positions (B,T) int64 -> the angles of those positions, on `like`'s device (the tables move
+  // there at the first call on a device, not at every forward pass)
   RotaryAngles at(const torch::Tensor& positions, const torch::Tensor& like) const;
   // x (B,H,T,hd) -> x rotated (B,H,T,hd), in x's dtype
   static torch::Tensor apply(const torch::Tensor& x, const RotaryAngles& angles);
-  torch::Tensor cos, sin;  // (max_len, hd/2)
+  mutable torch::Tensor cos, sin;  // (max_len, hd/2) float32, on the device last read from
 };
 
 // Scaled dot-product attention with a boolean mask (true = may attend).
