@@ -24,8 +24,8 @@ namespace lriad::test {
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   std::random_device rd;
-  path_ = (fs::temp_directory_path() / ("lriad-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(counter++) + "-" + std::to_string(rd() % 100000)))
+  path_ = (fs::temp_directory_path() / ("lriad-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+                                        "-" + std::to_string(rd() % 100000)))
               .string();
   fs::create_directories(path_);
 }
@@ -116,8 +116,8 @@ cv::Mat draw_part(int size, double cx, double cy, double degrees, uint64_t seed,
     for (auto& v : p) q.emplace_back(int(std::lround(v.x * 16)), int(std::lround(v.y * 16)));
     cv::fillConvexPoly(img, q, cv::Scalar(value, value, value), cv::LINE_AA, 4);
   };
-  box(-3, 30, 6, 0.25f);   // shaft
-  box(-18, 7, 14, 0.2f);   // head
+  box(-3, 30, 6, 0.25f);  // shaft
+  box(-18, 7, 14, 0.2f);  // head
   if (spot >= 0) {
     const int sx = int(std::lround(cx + (spot - 3) * ux)), sy = int(std::lround(cy + (spot - 3) * uy));
     img(cv::Rect(sx - 1, sy - 1, 3, 3)).setTo(cv::Scalar(0.95, 0.95, 0.95));
@@ -162,16 +162,20 @@ void make_photo_tree(const std::string& root, const std::string& format, int nor
   for (const std::string cat : {"carpet", "screw"}) {
     auto draw = [&](int i, bool defect) {
       const uint64_t seed = uint64_t(i) * 7 + (cat == "screw" ? 1000 : 0);
-      cv::Mat img = cat == "screw" ? draw_part(64, 26 + 2 * (i % 6), 28 + 2 * (i % 5), 25.0 * i, seed) : draw_texture(64, seed);
+      cv::Mat img =
+          cat == "screw" ? draw_part(64, 26 + 2 * (i % 6), 28 + 2 * (i % 5), 25.0 * i, seed) : draw_texture(64, seed);
       if (defect) img(cv::Rect(28, 30, 8, 3)).setTo(cv::Scalar(0.05, 0.9, 0.1));  // a green gash
       return img;
     };
     auto put = [&](const std::string& split, const std::string& cls, int i, bool defect) {
       const std::string name = std::to_string(100 + i) + ".jpg";
       std::string rel;
-      if (format == "mvtec") rel = cat + "/" + split + "/" + cls + "/" + name;
-      else if (format == "visa") rel = cat + "/Data/Images/" + (defect ? "Anomaly/" : "Normal/") + split + name;
-      else rel = cat + "/" + cls + "/" + split + name;
+      if (format == "mvtec")
+        rel = cat + "/" + split + "/" + cls + "/" + name;
+      else if (format == "visa")
+        rel = cat + "/Data/Images/" + (defect ? "Anomaly/" : "Normal/") + split + name;
+      else
+        rel = cat + "/" + cls + "/" + split + name;
       write_photo(root + "/" + rel, draw(i, defect), height);
       csv += cat + "," + split + "," + (defect ? "anomaly" : "normal") + "," + rel + "\n";
     };

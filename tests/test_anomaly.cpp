@@ -9,11 +9,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "lriad/data/anomaly.h"
+#include "lriad/anomaly/anomaly.h"
 #include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
 
 using namespace lriad::data;
+using namespace lriad::anomaly;
 
 namespace {
 
@@ -47,9 +48,7 @@ cv::Mat disc(int n, uint32_t seed) {
   return m;
 }
 
-bool on_disc(const Anomaly& a) {
-  return std::hypot(a.cx - 0.5f, a.cy - 0.5f) < kDiscRadius;
-}
+bool on_disc(const Anomaly& a) { return std::hypot(a.cx - 0.5f, a.cy - 0.5f) < kDiscRadius; }
 
 double mean_change_inside(const Anomaly& a, const cv::Mat& normal) {
   cv::Mat d;
@@ -66,11 +65,14 @@ TEST(AnomalyNames, RoundTripAndTypeWords) {
   EXPECT_EQ(parse_anomaly_kind("scratches"), std::nullopt);
   EXPECT_EQ(parse_anomaly_kind(""), std::nullopt);
   EXPECT_EQ(parse_anomaly_kind("Scratch"), std::nullopt);  // names are lower case
-  const std::map<AnomalyKind, std::string> words = {
-      {AnomalyKind::CutPaste, "foreign patch"}, {AnomalyKind::TextureBlend, "contamination"},
-      {AnomalyKind::Scratch, "scratch"},        {AnomalyKind::Crack, "crack"},
-      {AnomalyKind::Hole, "hole"},              {AnomalyKind::Stain, "stain"},
-      {AnomalyKind::MissingPart, "missing part"}, {AnomalyKind::MisplacedPart, "misplaced part"}};
+  const std::map<AnomalyKind, std::string> words = {{AnomalyKind::CutPaste, "foreign patch"},
+                                                    {AnomalyKind::TextureBlend, "contamination"},
+                                                    {AnomalyKind::Scratch, "scratch"},
+                                                    {AnomalyKind::Crack, "crack"},
+                                                    {AnomalyKind::Hole, "hole"},
+                                                    {AnomalyKind::Stain, "stain"},
+                                                    {AnomalyKind::MissingPart, "missing part"},
+                                                    {AnomalyKind::MisplacedPart, "misplaced part"}};
   for (const auto& [k, w] : words) {
     Anomaly a;
     a.kind = k;
@@ -194,11 +196,11 @@ TEST(AnomalyInputs, BadInputsThrowWithReasons) {
   EXPECT_NO_THROW(AnomalyParams{}.validate());
 }
 
-TEST(AnomalyKinds, GrayImagesStayGray) {
+TEST(AnomalyKinds, GreyImagesStayGrey) {
   cv::Mat g;
   cv::cvtColor(texture(64, 15), g, cv::COLOR_RGB2GRAY);
   cv::cvtColor(g, g, cv::COLOR_GRAY2RGB);
-  const cv::Mat donor = texture(64, 16);  // a colour donor must not colour a gray image
+  const cv::Mat donor = texture(64, 16);  // a colour donor must not colour a grey image
   for (AnomalyKind k : all_anomaly_kinds())
     for (uint64_t seed = 0; seed < 4; ++seed) {
       const Anomaly a = make_anomaly(g, donor, k, seed);
@@ -224,7 +226,8 @@ TEST(AnomalyKinds, DISABLED_Montage) {
     for (int v = 0; v < 2; ++v) {
       const std::string dir = root + "/" + cats[ci] + "/train/good/";
       const cv::Mat img = resize_square(read_image(dir + (v ? "001.png" : "000.png")), s);
-      const cv::Mat donor = resize_square(read_image(root + "/" + cats[(ci + 3) % cats.size()] + "/train/good/002.png"), s);
+      const cv::Mat donor =
+          resize_square(read_image(root + "/" + cats[(ci + 3) % cats.size()] + "/train/good/002.png"), s);
       std::vector<cv::Mat> row{img};
       for (AnomalyKind k : all_anomaly_kinds()) row.push_back(make_anomaly(img, donor, k, ci * 10 + v).image);
       cv::Mat r;

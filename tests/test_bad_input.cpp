@@ -39,9 +39,7 @@ CommandResult stats(const std::string& format, const std::string& root, const st
 // Keeps the first `keep` bytes of `path`.
 void truncate_file(const std::string& path, uintmax_t keep) { fs::resize_file(path, keep); }
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 // A VisA tree as published: split_csv/1cls.csv plus one object "cap" with images and a mask.
 std::string make_visa_tree(const TempDir& dir, const std::string& csv) {
@@ -122,8 +120,8 @@ TEST(BadInput, VisaCsvMissingColumnNamesFileAndColumn) {
 
 TEST(BadInput, VisaCsvUnknownLabelNamesFileLineAndValue) {
   TempDir dir;
-  const std::string root = make_visa_tree(
-      dir, std::string("object,split,label,image,mask\n") + kVisaRows + "cap,test,broken,cap/Data/Images/Normal/001.JPG,\n");
+  const std::string root = make_visa_tree(dir, std::string("object,split,label,image,mask\n") + kVisaRows +
+                                                   "cap,test,broken,cap/Data/Images/Normal/001.JPG,\n");
   expect_error(stats("visa", root), {root + "/split_csv/1cls.csv:5", "unknown label 'broken'"});
 }
 

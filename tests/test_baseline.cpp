@@ -124,8 +124,9 @@ eval::BaselineRule peak_rule() {
 
 TEST(Baseline, MetricsOnHandMadePeaks) {
   const auto b = eval::summarize_baseline(peak_set(), peak_rule());
-  EXPECT_EQ(b["method"], "peak of the normal reference's deviation map; threshold = 0.95 quantile of held-out normal "
-                         "training images' peaks per category");
+  EXPECT_EQ(b["method"],
+            "peak of the normal reference's deviation map; threshold = 0.95 quantile of held-out normal "
+            "training images' peaks per category");
   EXPECT_EQ(b["q"], 0.95);
   EXPECT_EQ(b["thresholds"]["a"], 1.0);
   EXPECT_EQ(b["thresholds"]["b"], 2.0);

@@ -48,8 +48,8 @@ TEST(Browser, ReportRendersInHeadlessChromium) {
     p.parsed = true;
     p.score = 0.15 * i + 0.05;
     p.defect_type = p.label ? "crack" : "good";
-    p.completion = "<think>I see a part, so it is " + std::string(p.pred ? "anomalous" : "normal") + ".</think><answer>" +
-                   (p.pred ? "anomalous: crack" : "normal") + "</answer>";
+    p.completion = "<think>I see a part, so it is " + std::string(p.pred ? "anomalous" : "normal") +
+                   ".</think><answer>" + (p.pred ? "anomalous: crack" : "normal") + "</answer>";
     p.well_formed = true;
     if (p.label) {
       p.mask = dir / ("mask" + std::to_string(i) + ".png");

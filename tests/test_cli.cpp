@@ -83,9 +83,10 @@ TEST(Cli, InfoReportsThreadsAndBlas) {
 TEST(Cli, ModelInitThenInfoReportsComponentsAndVocabulary) {
   TempDir dir;
   const std::string run = dir / "run";
-  const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
-                            " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=320 --set model.reference=none";
+  const std::string small =
+      " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
+      " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
+      " --set tokenizer.vocab_size=320 --set model.reference=none";
   auto r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --out " +
                        run + small);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -100,8 +101,9 @@ TEST(Cli, ModelInitThenInfoReportsComponentsAndVocabulary) {
   EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), vision + decoder);
   EXPECT_EQ(j["metadata"]["format"], "lriad-policy");
   // A second init into the same directory is refused and says how to proceed.
-  r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --out " + run +
-                      small, true);
+  r = run_command(
+      bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --out " + run + small,
+      true);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("--overwrite"), std::string::npos) << r.out;
   // Info on a directory without weights names it.
@@ -115,20 +117,39 @@ TEST(Cli, EvalAndPredictOnATinyCheckpoint) {
   TempDir dir;
   const std::string run = dir / "run", tree = dir / "tree", out = dir / "eval";
   lriad::test::make_mvtec_tree(tree);
-  const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
-                            " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=1024 --set sampling.max_new_tokens=12";
-  auto r = run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --set data.format=mvtec --set data.root=" +
-                       tree + " --out " + run + small, true);
+  const std::string small =
+      " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
+      " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
+      " --set tokenizer.vocab_size=1024 --set sampling.max_new_tokens=12";
+  auto r =
+      run_command(bin() + " model init --config " + std::string(LRIAD_SOURCE_DIR) +
+                      "/configs/tiny.json --set data.format=mvtec --set data.root=" + tree + " --out " + run + small,
+                  true);
   ASSERT_EQ(r.code, 0) << r.out;
   r = run_command(bin() + " eval --run " + run + " --format mvtec --root " + tree + " --out " + out, true);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("report: " + out + "/report.html"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("balanced accuracy"), std::string::npos) << r.out;
   const auto m = nlohmann::json::parse(lriad::test::read_text(out + "/metrics.json"));
-  for (const char* key : {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
-                          "average_precision", "n", "n_normal", "n_anomalous", "format_rate", "consistency_rate",
-                          "localization_agreement", "per_category", "per_defect_type", "run", "dataset", "split",
+  for (const char* key : {"accuracy",
+                          "balanced_accuracy",
+                          "precision",
+                          "recall",
+                          "specificity",
+                          "f1",
+                          "auroc",
+                          "average_precision",
+                          "n",
+                          "n_normal",
+                          "n_anomalous",
+                          "format_rate",
+                          "consistency_rate",
+                          "localization_agreement",
+                          "per_category",
+                          "per_defect_type",
+                          "run",
+                          "dataset",
+                          "split",
                           "timestamp"})
     EXPECT_TRUE(m.contains(key)) << key;
   EXPECT_EQ(m["n"], 8);  // alpha: 2 good + 3 defective, beta: 1 good + 2 defective
@@ -153,9 +174,10 @@ TEST(Cli, EvalAndPredictOnATinyCheckpoint) {
   EXPECT_NE(lriad::test::read_text(out + "/report.html").find("id=\"gallery\""), std::string::npos);
 
   // Images used for training (data.train_from_test) are left out and counted.
-  lriad::test::write_text(run + "/train_from_test.csv", "category,label,defect_type,image\nalpha,anomalous,crack," + tree +
-                                                            "/alpha/test/crack/000.png\n");
-  r = run_command(bin() + " eval --run " + run + " --format mvtec --root " + tree + " --category alpha --out " + out, true);
+  lriad::test::write_text(run + "/train_from_test.csv", "category,label,defect_type,image\nalpha,anomalous,crack," +
+                                                            tree + "/alpha/test/crack/000.png\n");
+  r = run_command(bin() + " eval --run " + run + " --format mvtec --root " + tree + " --category alpha --out " + out,
+                  true);
   ASSERT_EQ(r.code, 0) << r.out;
   const auto m2 = nlohmann::json::parse(lriad::test::read_text(out + "/metrics.json"));
   EXPECT_EQ(m2["n"], 4);
@@ -195,8 +217,8 @@ TEST(Cli, EvalAndPredictOnATinyCheckpoint) {
 TEST(Cli, SynthVisaThenStatsTrainAndEval) {
   TempDir dir;
   const std::string tree = dir / "visa", run = dir / "run", out = dir / "eval";
-  auto r = run_command(bin() + " synth --layout visa --out " + tree + " --categories 2 --per-category 30 --size 64 --seed 3",
-                       true);
+  auto r = run_command(
+      bin() + " synth --layout visa --out " + tree + " --categories 2 --per-category 30 --size 64 --seed 3", true);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("--format visa"), std::string::npos) << r.out;
   r = run_command(bin() + " data stats --format visa --root " + tree + " --json");
@@ -221,9 +243,9 @@ TEST(Cli, SynthVisaThenStatsTrainAndEval) {
                       "/configs/tiny.json --format visa --root " + tree + " --out " + run;
   for (const char* s : {"model.dim=32", "model.layers=1", "model.heads=4", "model.kv_heads=2", "model.vision_dim=32",
                         "model.vision_layers=1", "model.vision_heads=2", "tokenizer.vocab_size=320",
-                        "model.reference=none", "model.max_seq_len=320", "sampling.max_new_tokens=12", "sft.steps=3", "sft.batch_size=4",
-                        "sft.vision_steps=0", "grpo.steps=1", "grpo.batch_size=2", "grpo.num_generations=3",
-                        "train.val_size=4", "train.log_completions_every=100"})
+                        "model.reference=none", "model.max_seq_len=320", "sampling.max_new_tokens=12", "sft.steps=3",
+                        "sft.batch_size=4", "sft.vision_steps=0", "grpo.steps=1", "grpo.batch_size=2",
+                        "grpo.num_generations=3", "train.val_size=4", "train.log_completions_every=100"})
     train += std::string(" --set ") + s;
   r = run_command(train, true);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -242,10 +264,11 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   TempDir dir;
   const std::string run = dir / "run", tree = dir / "tree";
   lriad::test::make_mvtec_tree(tree);
-  const std::string small = " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
-                            " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
-                            " --set tokenizer.vocab_size=1024 --set sampling.max_new_tokens=8 --set model.max_seq_len=256"
-                            " --set model.reference_bank=256";  // a small bank: each map in milliseconds
+  const std::string small =
+      " --set model.dim=32 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2"
+      " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2"
+      " --set tokenizer.vocab_size=1024 --set sampling.max_new_tokens=8 --set model.max_seq_len=256"
+      " --set model.reference_bank=256";  // a small bank: each map in milliseconds
   const std::string tiny = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
   auto r = run_command(bin() + " train --config " + tiny + " --format mvtec --root " + tree + " --out " + run + small +
                            " --set sft.steps=1 --set sft.vision_steps=0 --set grpo.steps=0 --set train.val_size=4",
@@ -297,8 +320,8 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   EXPECT_EQ(m2["baseline"]["thresholds"], b["thresholds"]);
 
   // model.reference=none: no baseline, and metrics.json says why.
-  r = run_command(bin() + " model init --config " + tiny + " --set data.format=mvtec --set data.root=" + tree + " --out " +
-                      dir / "plain" + small + " --set model.reference=none",
+  r = run_command(bin() + " model init --config " + tiny + " --set data.format=mvtec --set data.root=" + tree +
+                      " --out " + dir / "plain" + small + " --set model.reference=none",
                   true);
   ASSERT_EQ(r.code, 0) << r.out;
   r = run_command(bin() + " eval --run " + dir / "plain" + " --category alpha --out " + dir / "e3", true);
@@ -321,6 +344,6 @@ TEST(Cli, BenchReportsEachSectionsPeakMemory) {
   EXPECT_GT(s["data"].get<double>(), 0);
   EXPECT_GE(j["peak_rss_mib"].get<double>(), std::max(s["gemm"].get<double>(), s["data"].get<double>()));
   EXPECT_EQ(j["data"].value("reference_device", ""), "cpu") << j["data"].dump();  // where its banks' products ran
-  ASSERT_TRUE(j["data"].contains("synthetic_anomaly_ms")) << j["data"].dump();  // painting anomalies is timed here
+  ASSERT_TRUE(j["data"].contains("synthetic_anomaly_ms")) << j["data"].dump();    // painting anomalies is timed here
   EXPECT_GT(j["data"]["synthetic_anomaly_ms"].value("128", 0.0), 0);
 }

@@ -42,7 +42,8 @@ TEST(Config, AShippedConfigIsFoundByName) {
   const std::string shipped = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
   const std::string found = lriad::io::find_config("tiny");
   EXPECT_TRUE(std::filesystem::equivalent(found, shipped)) << found;
-  EXPECT_TRUE(std::filesystem::equivalent(lriad::io::find_config("small.json"), std::string(LRIAD_SOURCE_DIR) + "/configs/small.json"));
+  EXPECT_TRUE(std::filesystem::equivalent(lriad::io::find_config("small.json"),
+                                          std::string(LRIAD_SOURCE_DIR) + "/configs/small.json"));
   EXPECT_EQ(lriad::io::find_config(shipped), shipped);  // a file is taken as given
   EXPECT_EQ(load_config("tiny").name, "tiny");
   const auto names = lriad::io::shipped_config_names();
@@ -67,6 +68,16 @@ TEST(Config, UnknownKeySuggestsTheClosest) {
   EXPECT_NE(top.find("unknown config key bogus_section_name"), std::string::npos) << top;
 }
 
+TEST(Config, AKeyNoLongerReadIsRefusedWithWhatReplacesIt) {
+  // sampling.temperature was read by nothing (GRPO samples at grpo.temperature): a value a user set
+  // is refused with the hint; the value every shipped config and older run had is ignored.
+  const std::string msg = load_error(R"({"sampling": {"temperature": 0.7}})");
+  EXPECT_NE(msg.find("config key sampling.temperature is no longer read"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("grpo.temperature"), std::string::npos) << msg;
+  EXPECT_EQ(load_error(R"({"sampling": {"temperature": 1.0, "top_k": 0}})"), "");
+  EXPECT_FALSE(lriad::io::config_to_json(lriad::RunConfig{})["sampling"].contains("temperature"));
+}
+
 TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
   std::string msg = load_error(R"({"model": {"dim": "big"}})");
   EXPECT_NE(msg.find("model.dim: expected an integer"), std::string::npos) << msg;
@@ -79,10 +90,12 @@ TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
   EXPECT_NE(msg.find("model.kv_heads"), std::string::npos) << msg;
   msg = load_error(R"({"model": {"image_size": 64, "reference_region_size": 80}})");
   EXPECT_NE(msg.find("model.reference_region_size: must be 0 (off) or between 3 and model.image_size, got 80"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   msg = load_error(R"({"model": {"image_size": 64, "reference_fine_size": 48}})");
   EXPECT_NE(msg.find("model.reference_fine_size: must be 0 (off) or between model.image_size and 1024"),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   msg = load_error(R"({"model": {"reference_neighbours": -2}})");
   EXPECT_NE(msg.find("model.reference_neighbours"), std::string::npos) << msg;
   msg = load_error(R"({"seed": -1})");
@@ -133,11 +146,11 @@ TEST(Config, PrecedenceDefaultsFileFlags) {
   test::TempDir dir;
   test::write_text(dir / "c.json", R"({"model": {"dim": 256, "heads": 8, "kv_heads": 4}, "seed": 5})");
   RunConfig c = load_config(dir / "c.json", {"model.dim=128", "data.root=/x/y"});
-  EXPECT_EQ(c.model.dim, 128);        // flag beats file
-  EXPECT_EQ(c.model.heads, 8);        // file beats default (6)
+  EXPECT_EQ(c.model.dim, 128);  // flag beats file
+  EXPECT_EQ(c.model.heads, 8);  // file beats default (6)
   EXPECT_EQ(c.seed, 5u);
-  EXPECT_EQ(c.model.layers, 4);       // default
-  EXPECT_EQ(c.data.root, "/x/y");     // strings need no quotes
+  EXPECT_EQ(c.model.layers, 4);    // default
+  EXPECT_EQ(c.data.root, "/x/y");  // strings need no quotes
   EXPECT_THROW(load_config(dir / "c.json", {"model.dimm=3"}), lriad::Error);
   EXPECT_THROW(load_config(dir / "c.json", {"no_equals_sign"}), lriad::Error);
 }

@@ -16,7 +16,9 @@ namespace {
 
 const std::string kBin = LRIAD_BIN;
 
-std::string config_path(const std::string& name) { return std::string(LRIAD_SOURCE_DIR) + "/configs/" + name + ".json"; }
+std::string config_path(const std::string& name) {
+  return std::string(LRIAD_SOURCE_DIR) + "/configs/" + name + ".json";
+}
 
 // A few steps of each stage, tiny batches, short validation; the config's model and reference as
 // they are unless `extra` overrides them.
@@ -31,8 +33,9 @@ const std::string kShort =
 void train_and_eval(const std::string& config, int size, const std::string& extra = "") {
   TempDir dir;
   const std::string data = dir / "data", run = dir / "run", eval = dir / "eval";
-  auto r = run_command(kBin + " synth --out " + data + " --categories 2 --per-category 10 --size " +
-                           std::to_string(size) + " --seed 1", true);
+  auto r = run_command(
+      kBin + " synth --out " + data + " --categories 2 --per-category 10 --size " + std::to_string(size) + " --seed 1",
+      true);
   ASSERT_EQ(r.code, 0) << r.out;
   r = run_command(kBin + " data stats --format mvtec --root " + data + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
@@ -40,7 +43,8 @@ void train_and_eval(const std::string& config, int size, const std::string& extr
   ASSERT_GT(test_images, 0);
 
   r = run_command(kBin + " train --config " + config_path(config) + " --format synth --root " + data + " --out " + run +
-                      kShort + extra, true);
+                      kShort + extra,
+                  true);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(std::filesystem::exists(run + "/reference.safetensors")) << r.out;
   // The reference treated the part as a part (canonical pose, fine size) and the texture with the bank.

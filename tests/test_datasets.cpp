@@ -89,7 +89,8 @@ TEST(MVTec, GoldenCountsAndMaskPairing) {
   EXPECT_EQ(count(ds, "beta", Split::Test, Label::Anomalous, "scratch"), 2);
   for (const auto& s : ds.samples) {
     EXPECT_EQ(s.mask_path.has_value(), s.label == Label::Anomalous) << s.image_path;
-    if (s.mask_path) EXPECT_EQ(fs::path(*s.mask_path).stem().string(), fs::path(s.image_path).stem().string() + "_mask");
+    if (s.mask_path)
+      EXPECT_EQ(fs::path(*s.mask_path).stem().string(), fs::path(s.image_path).stem().string() + "_mask");
     if (s.label == Label::Normal) EXPECT_EQ(s.defect_type, "good");
   }
   EXPECT_TRUE(ds.warnings.empty());

@@ -42,10 +42,14 @@ Prediction make(const std::string& cat, int label, int pred, double score, const
 // Category a: three anomalies (one missed, one with the wrong type), three normals (one false
 // alarm, one score tying an anomaly's); category b: two normals only.
 std::vector<Prediction> golden_set() {
-  std::vector<Prediction> ps = {
-      make("a", 1, 1, 0.9, "crack", "crack"), make("a", 1, 0, 0.4, "crack"), make("a", 1, 1, 0.6, "hole", "crack"),
-      make("a", 0, 0, 0.4),                   make("a", 0, 1, 0.7),          make("a", 0, 0, 0.1),
-      make("b", 0, 0, 0.2),                   make("b", 0, 0, 0.3)};
+  std::vector<Prediction> ps = {make("a", 1, 1, 0.9, "crack", "crack"),
+                                make("a", 1, 0, 0.4, "crack"),
+                                make("a", 1, 1, 0.6, "hole", "crack"),
+                                make("a", 0, 0, 0.4),
+                                make("a", 0, 1, 0.7),
+                                make("a", 0, 0, 0.1),
+                                make("b", 0, 0, 0.2),
+                                make("b", 0, 0, 0.3)};
   ps[1].parsed = false;  // unparseable: counted wrong (pred = 1 - label), reported
   ps[1].well_formed = false;
   ps[1].consistent = false;
@@ -129,8 +133,8 @@ TEST(Summary, PredictionJsonRoundTrip) {
   p.mask = "m.png";
   p.votes = {1, -1, 0};
   const auto j = to_json(p);
-  for (const char* key : {"image", "category", "label", "defect_type", "pred", "score", "pred_defect_type", "completion",
-                          "well_formed"})
+  for (const char* key :
+       {"image", "category", "label", "defect_type", "pred", "score", "pred_defect_type", "completion", "well_formed"})
     EXPECT_TRUE(j.contains(key)) << key;
   const auto q = prediction_from_json(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(to_json(q), j);
@@ -140,7 +144,8 @@ TEST(Localization, RegionAgainstConstructedMasks) {
   cv::Mat mask = cv::Mat::zeros(30, 30, CV_8UC1);
   mask(cv::Rect(12, 12, 5, 5)).setTo(1);  // the centre cell only
   EXPECT_TRUE(region_overlaps_mask(Region::Center, mask));
-  for (Region r : {Region::UpperLeft, Region::Top, Region::Right, Region::LowerRight}) EXPECT_FALSE(region_overlaps_mask(r, mask));
+  for (Region r : {Region::UpperLeft, Region::Top, Region::Right, Region::LowerRight})
+    EXPECT_FALSE(region_overlaps_mask(r, mask));
   cv::Mat corner = cv::Mat::zeros(31, 31, CV_8UC1);
   corner.at<uchar>(0, 30) = 1;  // last column: the right third of an odd width
   EXPECT_TRUE(region_overlaps_mask(Region::UpperRight, corner));
@@ -155,8 +160,12 @@ TEST(Localization, RegionAgainstConstructedMasks) {
 
 TEST(Report, Base64AndEscaping) {
   // RFC 4648 test vectors.
-  const std::vector<std::pair<std::string, std::string>> v = {{"", ""},         {"f", "Zg=="},     {"fo", "Zm8="},
-                                                              {"foo", "Zm9v"},  {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+  const std::vector<std::pair<std::string, std::string>> v = {{"", ""},
+                                                              {"f", "Zg=="},
+                                                              {"fo", "Zm8="},
+                                                              {"foo", "Zm9v"},
+                                                              {"foob", "Zm9vYg=="},
+                                                              {"fooba", "Zm9vYmE="},
                                                               {"foobar", "Zm9vYmFy"}};
   for (const auto& [in, out] : v) EXPECT_EQ(base64(in), out) << in;
   EXPECT_EQ(html_escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
@@ -203,8 +212,8 @@ TEST(Report, HeatOverlayColoursTheDeviationAndBoxesTheStatedRegion) {
   const cv::Mat out = heat_overlay(bgr, map, Region::Right);
   ASSERT_EQ(out.size(), bgr.size());
   const auto hot = out.at<cv::Vec3b>(10, 15), cold = out.at<cv::Vec3b>(30, 45), box = out.at<cv::Vec3b>(30, 60);
-  EXPECT_GT(hot[2], hot[0] + 40) << hot;    // red over blue in the upper left (x 15 of 90 = map x 5)
-  EXPECT_GT(cold[0], cold[2] + 40) << cold;  // blue over red at the centre
+  EXPECT_GT(hot[2], hot[0] + 40) << hot;          // red over blue in the upper left (x 15 of 90 = map x 5)
+  EXPECT_GT(cold[0], cold[2] + 40) << cold;       // blue over red at the centre
   EXPECT_EQ(box, cv::Vec3b(0, 255, 255)) << box;  // the right cell's left edge (x 60), yellow
   EXPECT_NE(out.at<cv::Vec3b>(30, 30), cv::Vec3b(0, 255, 255));  // no box around the centre cell
   EXPECT_THROW(heat_overlay(bgr, cv::Mat::zeros(30, 30, CV_32FC3), std::nullopt), lriad::Error);
@@ -220,8 +229,11 @@ TEST(Report, CardsShowTheHeatMapWhereThePredictionHasOne) {
   ps[0].region = "upper left";
   const std::string html = render_report(summarize(ps), ps);
   size_t maps = 0, images = 0;
-  for (size_t at = html.find("alt=\"deviation map: "); at != std::string::npos; at = html.find("alt=\"deviation map: ", at + 1)) ++maps;
-  for (size_t at = html.find("alt=\"image: "); at != std::string::npos; at = html.find("alt=\"image: ", at + 1)) ++images;
+  for (size_t at = html.find("alt=\"deviation map: "); at != std::string::npos;
+       at = html.find("alt=\"deviation map: ", at + 1))
+    ++maps;
+  for (size_t at = html.find("alt=\"image: "); at != std::string::npos; at = html.find("alt=\"image: ", at + 1))
+    ++images;
   EXPECT_EQ(maps, 1u);
   EXPECT_EQ(images, ps.size());
   EXPECT_NE(html.find("the region its chain names boxed in yellow"), std::string::npos);
@@ -252,16 +264,17 @@ TEST(Sklearn, MetricsAgreeWithScikitLearn) {
   }
   TempDir dir;
   lriad::test::write_text(dir / "p.csv", csv.str());
-  lriad::test::write_text(dir / "check.py",
-                          "import sys, json\n"
-                          "from sklearn import metrics as M\n"
-                          "rows=[l.split(',') for l in open(sys.argv[1]) if l.strip()]\n"
-                          "y=[int(r[0]) for r in rows]; p=[int(r[1]) for r in rows]; s=[float(r[2]) for r in rows]\n"
-                          "tn,fp,fn,tp=M.confusion_matrix(y,p).ravel()\n"
-                          "print(json.dumps({'accuracy':M.accuracy_score(y,p),'balanced_accuracy':M.balanced_accuracy_score(y,p),"
-                          "'precision':M.precision_score(y,p,zero_division=0),'recall':M.recall_score(y,p),"
-                          "'specificity':tn/(tn+fp),'f1':M.f1_score(y,p),'auroc':M.roc_auc_score(y,s),"
-                          "'average_precision':M.average_precision_score(y,s)}))\n");
+  lriad::test::write_text(
+      dir / "check.py",
+      "import sys, json\n"
+      "from sklearn import metrics as M\n"
+      "rows=[l.split(',') for l in open(sys.argv[1]) if l.strip()]\n"
+      "y=[int(r[0]) for r in rows]; p=[int(r[1]) for r in rows]; s=[float(r[2]) for r in rows]\n"
+      "tn,fp,fn,tp=M.confusion_matrix(y,p).ravel()\n"
+      "print(json.dumps({'accuracy':M.accuracy_score(y,p),'balanced_accuracy':M.balanced_accuracy_score(y,p),"
+      "'precision':M.precision_score(y,p,zero_division=0),'recall':M.recall_score(y,p),"
+      "'specificity':tn/(tn+fp),'f1':M.f1_score(y,p),'auroc':M.roc_auc_score(y,s),"
+      "'average_precision':M.average_precision_score(y,s)}))\n");
   const auto r = run_command(python + " " + dir / "check.py" + " " + dir / "p.csv");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto ref = nlohmann::json::parse(r.out);
@@ -283,9 +296,12 @@ TEST(Summary, ExplanationsStandBesideTheirBaselines) {
   auto chain = [](const std::string& think, const std::string& answer) {
     return "<think>" + think + "</think><answer>" + answer + "</answer>";
   };
-  std::vector<Prediction> ps = {make("a", 1, 1, 0.9, "poke", "hole"), make("a", 1, 1, 0.8, "crack", "crack"),
-                                make("a", 1, 1, 0.7, "poke", "crack"), make("a", 1, 1, 0.7, "combined", "crack"),
-                                make("a", 0, 0, 0.1), make("a", 0, 1, 0.6, "good", "hole")};
+  std::vector<Prediction> ps = {make("a", 1, 1, 0.9, "poke", "hole"),
+                                make("a", 1, 1, 0.8, "crack", "crack"),
+                                make("a", 1, 1, 0.7, "poke", "crack"),
+                                make("a", 1, 1, 0.7, "combined", "crack"),
+                                make("a", 0, 0, 0.1),
+                                make("a", 0, 1, 0.6, "good", "hole")};
   // Localisation on the three masked, correctly flagged anomalies: centre holds defect pixels in 1,
   // the evidence's peak cell in 2, the stated region in 3.
   for (int i = 0; i < 3; ++i) {

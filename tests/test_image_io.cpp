@@ -42,10 +42,10 @@ TEST(ImageIo, ProbesPngAndJpegHeaders) {
   EXPECT_EQ(c.height, 17);
 }
 
-TEST(ImageIo, GrayBecomesThreeChannelsAndSixteenBitIsScaled) {
+TEST(ImageIo, GreyBecomesThreeChannelsAndSixteenBitIsScaled) {
   TempDir dir;
-  test::write_png(dir / "g.png", 8, 8, 1, 51);          // 51/255 = 0.2
-  test::write_png(dir / "h.png", 8, 8, 1, 13107, 16);   // 13107/65535 = 0.2
+  test::write_png(dir / "g.png", 8, 8, 1, 51);         // 51/255 = 0.2
+  test::write_png(dir / "h.png", 8, 8, 1, 13107, 16);  // 13107/65535 = 0.2
   for (const char* name : {"g.png", "h.png"}) {
     cv::Mat m = data::read_image(dir / name);
     EXPECT_EQ(m.type(), CV_32FC3) << name;

@@ -17,9 +17,14 @@ const std::string kCmake = LRIAD_CMAKE_COMMAND;
 const std::string kBuild = LRIAD_BUILD_DIR;
 
 // The files an install and the package hold, relative to the prefix.
-const char* kInstalled[] = {"bin/lriad", "lib/lriad/liblriad_spm_shim.so", "share/lriad/configs/tiny.json",
-                            "share/lriad/configs/small.json", "share/lriad/configs/base.json",
-                            "share/doc/lriad/README.md", "share/doc/lriad/LICENSE", "share/man/man1/lriad.1"};
+const char* kInstalled[] = {"bin/lriad",
+                            "lib/lriad/liblriad_spm_shim.so",
+                            "share/lriad/configs/tiny.json",
+                            "share/lriad/configs/small.json",
+                            "share/lriad/configs/base.json",
+                            "share/doc/lriad/README.md",
+                            "share/doc/lriad/LICENSE",
+                            "share/man/man1/lriad.1"};
 
 }  // namespace
 
@@ -46,15 +51,17 @@ TEST(Install, InstalledLriadRunsFromAnotherDirectoryWithAShippedConfigByName) {
   // (short chains, small batches and bank: under a minute on 2 cores).
   r = run_command(lriad + " synth --out d --categories 1 --per-category 24 --size 64 --seed 1", true);
   ASSERT_EQ(r.code, 0) << r.out;
-  r = run_command(lriad + " train --config tiny --format synth --root d --out r --set sft.steps=5 --set grpo.steps=2"
-                          " --set train.eval_every=1000 --set train.val_size=4 --set data.val_fraction=0.2"
-                          " --set sampling.max_new_tokens=24 --set sft.batch_size=4 --set grpo.batch_size=2"
-                          " --set grpo.num_generations=2 --set model.reference_bank=1000",
+  r = run_command(lriad +
+                      " train --config tiny --format synth --root d --out r --set sft.steps=5 --set grpo.steps=2"
+                      " --set train.eval_every=1000 --set train.val_size=4 --set data.val_fraction=0.2"
+                      " --set sampling.max_new_tokens=24 --set sft.batch_size=4 --set grpo.batch_size=2"
+                      " --set grpo.num_generations=2 --set model.reference_bank=1000",
                   true);
   ASSERT_EQ(r.code, 0) << r.out;
   // The installed config, not the source tree's: the log says which file it read.
-  EXPECT_NE(r.out.find("config: " + fs::weakly_canonical(prefix + "/share/lriad/configs/tiny.json").string() + " ('tiny')"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("config: " + fs::weakly_canonical(prefix + "/share/lriad/configs/tiny.json").string() + " ('tiny')"),
+      std::string::npos)
       << r.out;
   EXPECT_TRUE(fs::is_regular_file(elsewhere + "/r/model.safetensors"));
   EXPECT_TRUE(fs::is_regular_file(elsewhere + "/r/tokenizer.model"));  // trained through the installed shim
@@ -81,5 +88,6 @@ TEST(Install, DebianPackageHoldsTheInstallAndDeclaresItsRuntimePackages) {
     EXPECT_NE(r.out.find(dep), std::string::npos) << dep << " in Depends: " << r.out;
   r = run_command("dpkg-deb --contents " + deb, true);
   ASSERT_EQ(r.code, 0) << r.out;
-  for (const char* f : kInstalled) EXPECT_NE(r.out.find(std::string("./usr/") + f), std::string::npos) << f << "\n" << r.out;
+  for (const char* f : kInstalled)
+    EXPECT_NE(r.out.find(std::string("./usr/") + f), std::string::npos) << f << "\n" << r.out;
 }

@@ -75,8 +75,10 @@ std::vector<nlohmann::json> metrics_without_times(const std::string& path) {
   for (std::string l; std::getline(in, l);) {
     auto j = nlohmann::json::parse(l);
     for (auto it = j.begin(); it != j.end();) {
-      if (it.key() == "step_time" || it.key().rfind("time/", 0) == 0) it = j.erase(it);
-      else ++it;
+      if (it.key() == "step_time" || it.key().rfind("time/", 0) == 0)
+        it = j.erase(it);
+      else
+        ++it;
     }
     out.push_back(j);
   }
@@ -92,8 +94,10 @@ struct Fixture {
   }
   // `lriad --threads 1 train` on the tree with a tiny model, sft 6 steps then grpo 4.
   std::vector<std::string> train(const std::string& out, int save_every, const std::string& tokenizer = "") const {
-    std::vector<std::string> a = {"--threads", "1", "train", "--config", std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json",
-                                  "--format", "synth", "--root", tree, "--out", out};
+    std::vector<std::string> a = {
+        "--threads", "1",     "train",  "--config", std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json",
+        "--format",  "synth", "--root", tree,       "--out",
+        out};
     for (const char* s : {"model.dim=32", "model.layers=1", "model.heads=4", "model.kv_heads=2", "model.vision_dim=32",
                           "model.vision_layers=1", "model.vision_heads=2", "model.reference_bank=400",
                           "model.max_seq_len=320", "sampling.max_new_tokens=12", "sft.steps=6", "sft.batch_size=4",
@@ -139,8 +143,10 @@ TEST(Interrupt, CtrlCThenResumeEqualsAnUninterruptedRun) {
   EXPECT_EQ(read_text(a + "/validation.jsonl"), read_text(b + "/validation.jsonl"));
   // precision "auto" was decided when B started (trainer_state.json) and the resumed process kept it.
   const auto resumed = nlohmann::json::parse(read_text(b + "/trainer_state.json"));
-  EXPECT_EQ(resumed["precision"]["used"], nlohmann::json::parse(read_text(a + "/trainer_state.json"))["precision"]["used"]);
-  EXPECT_NE(read_text(f.dir / "b2.log").find("kept from the run's start"), std::string::npos) << read_text(f.dir / "b2.log");
+  EXPECT_EQ(resumed["precision"]["used"],
+            nlohmann::json::parse(read_text(a + "/trainer_state.json"))["precision"]["used"]);
+  EXPECT_NE(read_text(f.dir / "b2.log").find("kept from the run's start"), std::string::npos)
+      << read_text(f.dir / "b2.log");
 }
 
 TEST(Interrupt, KillAtAnyMomentLeavesALoadableCheckpoint) {

@@ -17,9 +17,9 @@ TEST(Metrics, ConfusionAndRatesByHand) {
   EXPECT_NEAR(m.precision, 2.0 / 3, 1e-12);
   EXPECT_NEAR(m.recall, 2.0 / 3, 1e-12);
   EXPECT_NEAR(m.specificity, 3.0 / 4, 1e-12);
-  EXPECT_NEAR(m.f1, 2.0 / 3, 1e-12);                     // 2PR/(P+R) with P = R = 2/3
+  EXPECT_NEAR(m.f1, 2.0 / 3, 1e-12);                              // 2PR/(P+R) with P = R = 2/3
   EXPECT_NEAR(m.balanced_accuracy, (2.0 / 3 + 0.75) / 2, 1e-12);  // 0.70833
-  EXPECT_FALSE(m.auroc.has_value());                     // no scores given
+  EXPECT_FALSE(m.auroc.has_value());                              // no scores given
 }
 
 TEST(Metrics, AurocWithTiesCountsHalf) {

@@ -1,11 +1,11 @@
-// Colour novelty against a category's normal colours (data/palette.h).
+// Colour novelty against a category's normal colours (reference/palette.h).
 #include <gtest/gtest.h>
 
-#include "lriad/data/palette.h"
+#include "lriad/reference/palette.h"
 #include "lriad/io/error.h"
 
 using namespace lriad;
-using data::ColourPalette;
+using reference::ColourPalette;
 
 namespace {
 
@@ -40,7 +40,7 @@ TEST(ColourPalette, NoveltyIsBinsBeyondOneOfToleranceAveragedOverThreeByThree) {
   const cv::Mat n = p.novelty(image);
   ASSERT_EQ(n.size(), image.size());
   ASSERT_EQ(n.type(), CV_32FC1);
-  EXPECT_FLOAT_EQ(n.at<float>(4, 4), 3.f);         // the block's centre: all 9 neighbours at 3
+  EXPECT_FLOAT_EQ(n.at<float>(4, 4), 3.f);          // the block's centre: all 9 neighbours at 3
   EXPECT_FLOAT_EQ(n.at<float>(4, 7), 3.f * 3 / 9);  // next to its right edge: 3 of 9 at 3
   EXPECT_FLOAT_EQ(n.at<float>(12, 12), 0.f);
   EXPECT_FLOAT_EQ(n.at<float>(14, 2), 0.f);

@@ -10,7 +10,7 @@
 
 #include "fixtures.h"
 #include "lriad/data/image_io.h"
-#include "lriad/data/reference.h"
+#include "lriad/reference/reference.h"
 #include "lriad/io/error.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/train/input_maker.h"
@@ -36,7 +36,8 @@ RunConfig input_config(const std::string& format, const std::string& root) {
   return c;
 }
 
-train::ValidationResult result(double recall_normal, double recall_anomalous, int normal_items = 10, int anomalous_items = 10) {
+train::ValidationResult result(double recall_normal, double recall_anomalous, int normal_items = 10,
+                               int anomalous_items = 10) {
   train::ValidationResult v;
   v.normal_items = normal_items;
   v.anomalous_items = anomalous_items;
@@ -97,7 +98,8 @@ TEST(Validation, DescribesWhichAnswerEachCategoryGets) {
   auto& cable = v.answers["cable"];
   cable.normal_items = cable.anomalous_items = 2;
   cable.normal_said_anomalous = cable.anomalous_said_anomalous = 2;  // 4 of 4 "anomalous"
-  EXPECT_EQ(train::describe_answers(v), "answers 'normal' to 100% of bottle images, 'anomalous' to 100% of cable images");
+  EXPECT_EQ(train::describe_answers(v),
+            "answers 'normal' to 100% of bottle images, 'anomalous' to 100% of cable images");
   // Mixed: 1 of 4 normals and 3 of 4 anomalous items answered "anomalous" -> 25% and 75%.
   train::ValidationResult m = result(0.75, 0.75, 4, 4);
   auto& nut = m.answers["nut"];
@@ -148,7 +150,7 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     // compared) or at W when textures are compared finely.
     ASSERT_TRUE(source.keeps_work_side("screw"));
     ASSERT_EQ(source.keeps_work_side("carpet"), fine_textures);
-    const data::NormalReference ref = train::build_normal_reference(source, c);
+    const reference::NormalReference ref = train::build_normal_reference(source, c);
     ASSERT_TRUE(ref.fine("screw"));
     ASSERT_EQ(ref.fine("carpet"), fine_textures);
     ASSERT_TRUE(ref.region("carpet"));  // the texture's map joins the colour of regions (on by default)
@@ -170,9 +172,10 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
       const cv::Mat decoded = data::read_image(it.source);
       ASSERT_NE(decoded.rows, decoded.cols);  // the file is not square
       const auto evaluated = model::decoded_policy_input(decoded, it.category, bank, c.model, &ref, &record);
-      EXPECT_TRUE(torch::equal(trained, evaluated)) << "max difference " << (trained - evaluated).abs().max().item<float>();
+      EXPECT_TRUE(torch::equal(trained, evaluated))
+          << "max difference " << (trained - evaluated).abs().max().item<float>();
       categories.insert(it.category);
-      both += it.reference_bank == data::NormalReference::kBothBanks;
+      both += it.reference_bank == reference::NormalReference::kBothBanks;
     }
     EXPECT_EQ(categories.size(), 2u);
     EXPECT_GT(both, 0);
@@ -194,21 +197,24 @@ TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {
   m.prompt_evidence = true;
   const std::string p = model::policy_prompt(input, "carpet", m, 0.5);
   EXPECT_EQ(p.compare(0, plain.size(), plain), 0) << p;
-  EXPECT_NE(p.find("<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation "
-                   "is a small, compact mark, at the upper right, 3.0 times the normal level."),
-            std::string::npos) << p;
+  EXPECT_NE(
+      p.find("<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation "
+             "is a small, compact mark, at the upper right, 3.0 times the normal level."),
+      std::string::npos)
+      << p;
   const auto facts = model::input_facts(input, 0.5);
   EXPECT_EQ(p, plain + text::grounded_opening("carpet", facts));
   input[3].narrow(0, 2, 4).narrow(1, 22, 4).fill_(0.3f);  // below the level now
   EXPECT_NE(model::chain_opening(input, "carpet", m, 0.5).find("0.6 times the normal level."), std::string::npos);
   // A thin dark line across the middle row: the opening says so (each clause measured from the input).
   input[3].fill_(0.2f);
-  input[3].narrow(0, 15, 1).narrow(1, 12, 14).fill_(1.5f);                // (1,14): the map's line, 3.0x the level
+  input[3].narrow(0, 15, 1).narrow(1, 12, 14).fill_(1.5f);               // (1,14): the map's line, 3.0x the level
   input.narrow(0, 0, 3).narrow(1, 15, 1).narrow(2, 12, 14).fill_(0.1f);  // darker than the grey around it
   const std::string line = model::chain_opening(input, "carpet", m, 0.5);
-  EXPECT_NE(line.find("the largest deviation is a thin, long mark darker than around it, at the center and right, 3.0 times "
-                      "the normal level."),
-            std::string::npos)
+  EXPECT_NE(
+      line.find("the largest deviation is a thin, long mark darker than around it, at the center and right, 3.0 times "
+                "the normal level."),
+      std::string::npos)
       << line;
   EXPECT_THROW(model::policy_prompt(input, "carpet", m, 0.0), Error);  // no level to state a ratio to
 }
@@ -226,7 +232,7 @@ TEST_P(TrainingInputs, UpdateTextureAnomaliesAndMakePartsWhole) {
   c.data.anomaly_ratio = 0.5;
   c.model.reference_fine_textures = GetParam();
   const train::TrainingSource source(c);
-  const data::NormalReference ref = train::build_normal_reference(source, c);
+  const reference::NormalReference ref = train::build_normal_reference(source, c);
   train::InputMaker inputs(c.model, &ref);
   int texture = 0, part = 0, normal = 0;
   for (uint64_t step = 0; step < 40 && (texture < 3 || part < 3 || normal < 2); ++step) {
@@ -257,4 +263,6 @@ TEST_P(TrainingInputs, UpdateTextureAnomaliesAndMakePartsWhole) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PolicyInput, TrainingInputs, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "FineTextures" : "TexturesAtS"; });
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "FineTextures" : "TexturesAtS";
+                         });

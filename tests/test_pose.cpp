@@ -1,10 +1,10 @@
-// Pose of a part on a plain background (data/pose.h).
+// Pose of a part on a plain background (reference/pose.h).
 #include <gtest/gtest.h>
 
 #include <opencv2/imgproc.hpp>
 
 #include "fixtures.h"
-#include "lriad/data/pose.h"
+#include "lriad/reference/pose.h"
 
 using namespace lriad;
 using lriad::test::draw_part;
@@ -24,7 +24,7 @@ double part_iou(const cv::Mat& a, const cv::Mat& b) {
 
 TEST(Pose, CentroidAndAxisOfAnElongatedPart) {
   const auto img = draw_part(64, 30, 36, 0, 1);
-  const auto p = data::estimate_pose(img);
+  const auto p = reference::estimate_pose(img);
   ASSERT_TRUE(p.found);
   // Centroid of the union of shaft (30x6 at along -3) and head (7x14 at along -18), which overlap
   // on 3.5x6 pixels centred at along -16.25.
@@ -38,22 +38,23 @@ TEST(Pose, CentroidAndAxisOfAnElongatedPart) {
 
 TEST(Pose, TheSamePartAtAnyPlaceAndAngleLooksTheSameInTheCanonicalFrame) {
   const auto ref = draw_part(64, 32, 32, 0, 1);
-  const auto ref_c = data::to_canonical(ref, data::estimate_pose(ref));
-  for (const auto& [cx, cy, deg] : std::vector<std::array<double, 3>>{{26, 38, 35}, {38, 28, 120}, {33, 33, 200}, {30, 36, 290}}) {
+  const auto ref_c = reference::to_canonical(ref, reference::estimate_pose(ref));
+  for (const auto& [cx, cy, deg] :
+       std::vector<std::array<double, 3>>{{26, 38, 35}, {38, 28, 120}, {33, 33, 200}, {30, 36, 290}}) {
     const auto img = draw_part(64, cx, cy, deg, 2 + uint64_t(deg));
-    const auto pose = data::estimate_pose(img);
+    const auto pose = reference::estimate_pose(img);
     ASSERT_TRUE(pose.found) << deg;
     EXPECT_LT(part_iou(img, ref), 0.4) << deg;
-    EXPECT_GT(part_iou(data::to_canonical(img, pose), ref_c), 0.8) << deg;  // head at the same end too
+    EXPECT_GT(part_iou(reference::to_canonical(img, pose), ref_c), 0.8) << deg;  // head at the same end too
   }
 }
 
 TEST(Pose, FromCanonicalUndoesToCanonical) {
   const auto img = draw_part(64, 28, 35, 57, 3);
-  const auto pose = data::estimate_pose(img);
+  const auto pose = reference::estimate_pose(img);
   cv::Mat grey;
   cv::cvtColor(img, grey, cv::COLOR_RGB2GRAY);
-  const cv::Mat back = data::from_canonical(data::to_canonical(grey, pose), pose);
+  const cv::Mat back = reference::from_canonical(reference::to_canonical(grey, pose), pose);
   ASSERT_EQ(back.type(), CV_32FC1);
   ASSERT_EQ(back.size(), grey.size());
   const cv::Rect centre(16, 16, 32, 32);  // away from the replicated edges
@@ -62,30 +63,30 @@ TEST(Pose, FromCanonicalUndoesToCanonical) {
   cv::Mat spot = cv::Mat::zeros(64, 64, CV_32FC1);
   spot.at<float>(40, 20) = 1.f;
   cv::Point at;
-  cv::minMaxLoc(data::from_canonical(data::to_canonical(spot, pose), pose), nullptr, nullptr, nullptr, &at);
+  cv::minMaxLoc(reference::from_canonical(reference::to_canonical(spot, pose), pose), nullptr, nullptr, nullptr, &at);
   EXPECT_LE(std::abs(at.x - 20) + std::abs(at.y - 40), 2);
 }
 
 TEST(Pose, RoundPartsKeepTheirAngleAndTexturesAreNotParts) {
   cv::Mat disc(64, 64, CV_32FC3, cv::Scalar(0.2, 0.2, 0.2));
   cv::circle(disc, {34, 30}, 14, cv::Scalar(0.8, 0.8, 0.8), cv::FILLED);
-  const auto p = data::estimate_pose(disc);
+  const auto p = reference::estimate_pose(disc);
   ASSERT_TRUE(p.found);
   EXPECT_EQ(p.degrees, 0.0);
   EXPECT_NEAR(p.cx, 34, 0.5);
   EXPECT_NEAR(p.cy, 30, 0.5);
   EXPECT_FALSE(p.elongated);
   // Round categories: nine round parts in ten are enough, an elongated one in five is not.
-  data::Pose screw = data::estimate_pose(draw_part(64, 30, 36, 0, 1)), lost;
-  std::vector<data::Pose> nuts(9, p);
+  reference::Pose screw = reference::estimate_pose(draw_part(64, 30, 36, 0, 1)), lost;
+  std::vector<reference::Pose> nuts(9, p);
   nuts.push_back(screw);
-  EXPECT_TRUE(data::is_round_category_from(nuts));
+  EXPECT_TRUE(reference::is_round_category_from(nuts));
   nuts.resize(4);
   nuts.push_back(screw);
-  EXPECT_FALSE(data::is_round_category_from(nuts));
+  EXPECT_FALSE(reference::is_round_category_from(nuts));
   nuts.back() = lost;  // no part found
-  EXPECT_FALSE(data::is_round_category_from(nuts));
-  EXPECT_FALSE(data::is_round_category_from({}));
+  EXPECT_FALSE(reference::is_round_category_from(nuts));
+  EXPECT_FALSE(reference::is_round_category_from({}));
 
   std::vector<cv::Mat> parts, textures;
   cv::RNG rng(5);
@@ -96,13 +97,13 @@ TEST(Pose, RoundPartsKeepTheirAngleAndTexturesAreNotParts) {
     cv::GaussianBlur(t, t, {0, 0}, 1.5);
     textures.push_back(t);
   }
-  EXPECT_TRUE(data::is_object_category(parts));
-  EXPECT_FALSE(data::is_object_category(textures));
-  EXPECT_FALSE(data::is_object_category({}));
+  EXPECT_TRUE(reference::is_object_category(parts));
+  EXPECT_FALSE(reference::is_object_category(textures));
+  EXPECT_FALSE(reference::is_object_category({}));
   // A part that runs off the frame is not a part on a plain background.
   std::vector<cv::Mat> cut;
   for (int i = 0; i < 6; ++i) cut.push_back(draw_part(64, 4, 32, 0, uint64_t(i)));
-  EXPECT_FALSE(data::is_object_category(cut));
+  EXPECT_FALSE(reference::is_object_category(cut));
 }
 
 TEST(Pose, PolarResidualRemovesTurningMarksAndTheHighlightButKeepsAScratch) {
@@ -115,7 +116,7 @@ TEST(Pose, PolarResidualRemovesTurningMarksAndTheHighlightButKeepsAScratch) {
       turned.at<float>(y, x) = float(0.5 + 0.08 * std::sin(r / 1.5) + 0.2 * std::cos(2 * (t - 0.7)));
       wavy.at<float>(y, x) = float(0.5 + 0.2 * std::cos(6 * t));  // sixth harmonic: beyond 2
     }
-  const cv::Mat res = data::polar_residual(turned, 2);
+  const cv::Mat res = reference::polar_residual(turned, 2);
   ASSERT_EQ(res.type(), CV_32FC1);
   ASSERT_EQ(res.size(), turned.size());
   const cv::Rect face(S / 2 - 24, S / 2 - 24, 48, 48);
@@ -125,16 +126,16 @@ TEST(Pose, PolarResidualRemovesTurningMarksAndTheHighlightButKeepsAScratch) {
 
   cv::Mat scratched = turned.clone();
   cv::line(scratched, {38, 20}, {50, 30}, cv::Scalar(0.95), 1, cv::LINE_8);
-  const cv::Mat res2 = data::polar_residual(scratched, 2);
-  EXPECT_GT(res2.at<float>(25, 44), 0.15);  // on the line: most of its ~0.3-0.6 contrast stays
+  const cv::Mat res2 = reference::polar_residual(scratched, 2);
+  EXPECT_GT(res2.at<float>(25, 44), 0.15);            // on the line: most of its ~0.3-0.6 contrast stays
   EXPECT_LT(std::abs(res2.at<float>(44, 20)), 0.03);  // far from it, the fit is as before
 
-  cv::minMaxLoc(cv::abs(data::polar_residual(wavy, 2)(face)), &lo, &hi);
+  cv::minMaxLoc(cv::abs(reference::polar_residual(wavy, 2)(face)), &lo, &hi);
   EXPECT_GT(hi, 0.15);  // more angle terms than asked for are not fitted
-  cv::minMaxLoc(cv::abs(data::polar_residual(wavy, 6)(face)), &lo, &hi);
+  cv::minMaxLoc(cv::abs(reference::polar_residual(wavy, 6)(face)), &lo, &hi);
   EXPECT_LT(hi, 0.01);
 
-  EXPECT_THROW(data::polar_residual(cv::Mat(8, 9, CV_32FC1, cv::Scalar(0)), 2), std::exception);
-  EXPECT_THROW(data::polar_residual(cv::Mat(8, 8, CV_32FC3), 2), std::exception);
-  EXPECT_THROW(data::polar_residual(turned, -1), std::exception);
+  EXPECT_THROW(reference::polar_residual(cv::Mat(8, 9, CV_32FC1, cv::Scalar(0)), 2), std::exception);
+  EXPECT_THROW(reference::polar_residual(cv::Mat(8, 8, CV_32FC3), 2), std::exception);
+  EXPECT_THROW(reference::polar_residual(turned, -1), std::exception);
 }

@@ -193,8 +193,8 @@ TEST(Safetensors, ParsesHandBuiltGoldenFile) {
   // followed by 1.0f = 00 00 80 3F and 2.0f = 00 00 00 40.
   const std::string header = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   ASSERT_EQ(header.size(), 54u);
-  const std::string golden = std::string("\x36\0\0\0\0\0\0\0", 8) + header +
-                             std::string("\x00\x00\x80\x3F\x00\x00\x00\x40", 8);
+  const std::string golden =
+      std::string("\x36\0\0\0\0\0\0\0", 8) + header + std::string("\x00\x00\x80\x3F\x00\x00\x00\x40", 8);
   const StFile f = parse_safetensors(golden, "golden");
   ASSERT_EQ(f.tensors.size(), 1u);
   const StTensor& x = f.tensors.at("x");
@@ -216,8 +216,7 @@ TEST(Safetensors, ParsesHandBuiltGoldenFile) {
 
 TEST(Safetensors, AcceptsPaddingUnknownEntryKeysAndNullMetadata) {
   // Trailing spaces (writer padding), an extra key, "__metadata__": null.
-  const std::string h =
-      R"({"__metadata__":null,"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":[1]}}   )";
+  const std::string h = R"({"__metadata__":null,"x":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":[1]}}   )";
   const StFile f = parse_safetensors(image(h, "\x07"), "ok");
   EXPECT_EQ(f.tensors.at("x").data, "\x07");
   EXPECT_TRUE(f.metadata.empty());
@@ -290,25 +289,29 @@ TEST(Safetensors, RejectsShapeWhoseSizeOverflows) {
                   {"'w'", "overflows"});
   // An empty tensor whose other dimensions stay in range is fine.
   EXPECT_TRUE(parse_safetensors(one_tensor(R"({"dtype":"F32","shape":[0,1048576],"data_offsets":[0,0]})", 0), "t")
-                  .tensors.at("w").data.empty());
+                  .tensors.at("w")
+                  .data.empty());
   // A dimension above INT64_MAX cannot be represented in the shape at all.
   expect_rejected(one_tensor(R"({"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,0]})", 0),
                   {"shape must hold non-negative integers"});
 }
 
 TEST(Safetensors, RejectsDataOffsetsThatAreNotTwoIncreasingNumbers) {
-  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0]})", 1), {"'w'", "data_offsets must be two"});
+  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0]})", 1),
+                  {"'w'", "data_offsets must be two"});
   expect_rejected(one_tensor(R"({"dtype":"U8","shape":[1],"data_offsets":[0,1,2]})", 2), {"data_offsets must be two"});
   expect_rejected(one_tensor(R"({"dtype":"U8","shape":[1],"data_offsets":[-1,0]})", 1), {"data_offsets must be two"});
-  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[1],"data_offsets":[2,1]})", 2), {"data_offsets [2,1]", "begin > end"});
+  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[1],"data_offsets":[2,1]})", 2),
+                  {"data_offsets [2,1]", "begin > end"});
 }
 
 TEST(Safetensors, RejectsDataOffsetsOutsideTheBuffer) {
   expect_rejected(one_tensor(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4),
                   {"'w'", "data_offsets [0,8]", "past the data buffer (4 bytes)"});
   // An end near 2^64 must not wrap around in any size computation.
-  expect_rejected(one_tensor(R"({"dtype":"U8","shape":[0],"data_offsets":[18446744073709551615,18446744073709551615]})", 0),
-                  {"past the data buffer"});
+  expect_rejected(
+      one_tensor(R"({"dtype":"U8","shape":[0],"data_offsets":[18446744073709551615,18446744073709551615]})", 0),
+      {"past the data buffer"});
 }
 
 TEST(Safetensors, RejectsByteLengthThatDisagreesWithShape) {

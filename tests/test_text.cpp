@@ -1,5 +1,5 @@
-// text/: prompt and chain-of-thought templates, parse_completion (table-driven), the tokenizer
-// (round trips, single-piece tags, determinism) and `lriad tokenizer train`.
+// text/: prompt and chain-of-thought templates, regions, defect families and the chains grounded in
+// evidence (parse_completion: test_answer.cpp; the tokenizer: test_tokenizer.cpp).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -8,6 +8,8 @@
 #include <set>
 
 #include "fixtures.h"
+#include "text_fixtures.h"
+#include "lriad/demo/synth.h"
 #include "lriad/io/error.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/defect_family.h"
@@ -17,30 +19,7 @@
 
 using namespace lriad::text;
 using lriad::test::TempDir;
-
-namespace {
-
-const std::vector<std::string> kKnown = {"crack", "broken_large", "thread_top", "scratch"};
-
-constexpr std::optional<int> kNone = std::nullopt;
-
-// The evidence of a thin dark line from the upper left into the top cell, 3.4 times the normal level.
-EvidenceFacts thin_dark_line() {
-  EvidenceFacts f;
-  f.where = Region::UpperLeft;
-  f.also = Region::Top;
-  f.ratio = 3.4;
-  f.above = true;
-  f.extent = EvidenceFacts::Extent::Thin;
-  f.tone = EvidenceFacts::Tone::Darker;
-  return f;
-}
-
-std::string completion(const std::string& think, const std::string& answer) {
-  return "<think>" + think + "</think><answer>" + answer + "</answer>";
-}
-
-}  // namespace
+using lriad::test::thin_dark_line;
 
 // ---------------------------------------------------------------------------------------------
 // Prompt, regions, templates
@@ -59,22 +38,26 @@ TEST(Prompt, RendersUnderscoresAsSpaces) {
 TEST(Prompt, GroundedOpeningIsTheChainUpToItsDecision) {
   const EvidenceFacts f = thin_dark_line();
   const std::string opening = grounded_opening("metal_nut", f);
-  EXPECT_EQ(opening, "<think>The image shows a metal nut sample. I compare it with normal metal nut images: the largest "
-                     "deviation is a thin, long mark darker than around it, at the upper left and top, 3.4 times the "
-                     "normal level.");
+  EXPECT_EQ(opening,
+            "<think>The image shows a metal nut sample. I compare it with normal metal nut images: the largest "
+            "deviation is a thin, long mark darker than around it, at the upper left and top, 3.4 times the "
+            "normal level.");
   for (const bool anomalous : {false, true}) {
     const std::string chain = build_completion({"metal_nut", anomalous, anomalous ? "crack" : "", std::nullopt, 0, &f});
     ASSERT_EQ(chain.compare(0, opening.size(), opening), 0) << chain;
     // What the policy writes: the finding (the decision point's first word), the family, the verdict.
-    EXPECT_EQ(chain.substr(opening.size()), anomalous ? " There is what looks like a crack, so it is anomalous.</think><answer>anomalous: crack</answer>"
-                                                      : " Nothing there seems defective, so it is normal.</think><answer>normal</answer>");
+    EXPECT_EQ(chain.substr(opening.size()),
+              anomalous
+                  ? " There is what looks like a crack, so it is anomalous.</think><answer>anomalous: crack</answer>"
+                  : " Nothing there seems defective, so it is normal.</think><answer>normal</answer>");
   }
   EvidenceFacts below;
   below.where = Region::LowerRight;
   below.ratio = 0.7;
   // Below the level no area stands out: the opening says where the largest deviation is and how strong, no look.
-  EXPECT_EQ(grounded_opening("metal_nut", below), "<think>The image shows a metal nut sample. I compare it with normal metal nut "
-                                                  "images: the largest deviation is at the lower right, 0.7 times the normal level.");
+  EXPECT_EQ(grounded_opening("metal_nut", below),
+            "<think>The image shows a metal nut sample. I compare it with normal metal nut "
+            "images: the largest deviation is at the lower right, 0.7 times the normal level.");
 }
 
 TEST(Region, WordsParseBack) {
@@ -91,24 +74,24 @@ TEST(Region, ParsesFreeText) {
   };
   const Case cases[] = {
       {"a scratch in the upper left", Region::UpperLeft},  // longest match: not "left"
-      {"Upper-Left corner", Region::UpperLeft},             // case and hyphen
-      {"top left", Region::UpperLeft},                      // synonym
-      {"bottom right", Region::LowerRight},                 // not "bottom"
-      {"in the centre", Region::Center},                    // British spelling
-      {"on the left, then the top", Region::Left},          // the first phrase wins
-      {"stop, leftover, topology", std::nullopt},           // whole words only
-      {"", std::nullopt},                                   // empty text
-      {"nothing here", std::nullopt},                       // no region phrase
+      {"Upper-Left corner", Region::UpperLeft},            // case and hyphen
+      {"top left", Region::UpperLeft},                     // synonym
+      {"bottom right", Region::LowerRight},                // not "bottom"
+      {"in the centre", Region::Center},                   // British spelling
+      {"on the left, then the top", Region::Left},         // the first phrase wins
+      {"stop, leftover, topology", std::nullopt},          // whole words only
+      {"", std::nullopt},                                  // empty text
+      {"nothing here", std::nullopt},                      // no region phrase
   };
   for (const auto& c : cases) EXPECT_EQ(parse_region(c.text), c.want) << c.text;
 }
 
 TEST(Region, OfPoint) {
   EXPECT_EQ(region_of_point(0.0, 0.0), Region::UpperLeft);
-  EXPECT_EQ(region_of_point(0.5, 0.1), Region::Top);        // column 1, row 0
-  EXPECT_EQ(region_of_point(0.99, 0.5), Region::Right);     // column 2, row 1
-  EXPECT_EQ(region_of_point(0.34, 0.67), Region::Bottom);   // 0.34*3 = 1.02, 0.67*3 = 2.01
-  EXPECT_EQ(region_of_point(1.0, 1.0), Region::LowerRight); // clamped
+  EXPECT_EQ(region_of_point(0.5, 0.1), Region::Top);         // column 1, row 0
+  EXPECT_EQ(region_of_point(0.99, 0.5), Region::Right);      // column 2, row 1
+  EXPECT_EQ(region_of_point(0.34, 0.67), Region::Bottom);    // 0.34*3 = 1.02, 0.67*3 = 2.01
+  EXPECT_EQ(region_of_point(1.0, 1.0), Region::LowerRight);  // clamped
   EXPECT_EQ(region_of_point(-1.0, std::nan("")), Region::UpperLeft);
 }
 
@@ -137,8 +120,8 @@ TEST(Templates, VariantsDiffer) {
 
 TEST(Templates, RoundTripThroughTheParser) {
   const std::vector<std::string> cats = {"bottle", "metal_nut", "screw", "pcb1"};
-  const std::vector<std::string> types = {"crack", "broken_large", "thread_top", "scratch_head",
-                                          "manipulated_front", "anomaly", ""};
+  const std::vector<std::string> types = {
+      "crack", "broken_large", "thread_top", "scratch_head", "manipulated_front", "anomaly", ""};
   int checked = 0;
   for (const auto& c : cats)
     for (int v = 0; v < kCotVariants; ++v)
@@ -174,8 +157,8 @@ TEST(Templates, CorpusCoversEveryTemplate) {
       short_templates += set.count(build_completion({c, false, "", std::nullopt, v}));
       for (const std::string t : {"crack", "broken_large", ""})
         for (int r = -1; r < kRegionCount; ++r)
-          short_templates += set.count(build_completion(
-              {c, true, t, r < 0 ? std::nullopt : std::optional<Region>(Region(r)), v}));
+          short_templates +=
+              set.count(build_completion({c, true, t, r < 0 ? std::nullopt : std::optional<Region>(Region(r)), v}));
     }
   EXPECT_EQ(short_templates, size_t(2 * 3 * (1 + 3 * 10)));
   // The grounded chains: every region pair, ratio and family a chain can state.
@@ -199,7 +182,8 @@ TEST(Templates, CorpusCoversEveryTemplate) {
       g.ratio = 2.5;
       bool any = false;
       for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large})
-        for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter, EvidenceFacts::Tone::Colour}) {
+        for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter,
+                       EvidenceFacts::Tone::Colour}) {
           g.extent = e;
           g.tone = t;
           any = any || set.count(build_completion({"bottle", true, family_word(fam), std::nullopt, v, &g}));
@@ -213,304 +197,10 @@ TEST(Templates, CorpusCoversEveryTemplate) {
   EXPECT_TRUE(set.count(build_prompt("metal_nut")));
   EXPECT_TRUE(set.count(build_completion({"bottle", true, "broken_large", Region::LowerRight, 1})));
   EXPECT_FALSE(set.count(build_completion({"bottle", true, "good", std::nullopt, 0})));  // good is no defect
-  // No names: the synthetic demo's.
-  const auto demo = corpus_sentences();
+  // The synthetic demo's names (the callers pass them: text/ does not know the demo).
+  const auto demo = corpus_sentences(lriad::demo::category_names(), lriad::demo::defect_type_names());
   EXPECT_GT(demo.size(), 1000u);
   EXPECT_TRUE(std::set<std::string>(demo.begin(), demo.end()).count(build_prompt("hex_nut")));
-}
-
-// ---------------------------------------------------------------------------------------------
-// parse_completion
-
-TEST(ParseCompletion, FormatTable) {
-  const std::string think = "There is a crack, so it is anomalous.";
-  struct Case {
-    std::string text;
-    bool well_formed;
-    std::optional<int> verdict;
-    const char* error_part;  // substring of `error` ("" when well-formed)
-  };
-  const Case cases[] = {
-      // Well-formed normal
-      {completion("Looks fine, so it is normal.", "normal"), true, 0, ""},
-      // Well-formed anomalous with a defect type
-      {completion(think, "anomalous: crack"), true, 1, ""},
-      // Whitespace around and between the blocks is allowed
-      {"\n <think> " + think + " </think>\n<answer> anomalous </answer>\n", true, 1, ""},
-      // No closing </think>: the answer is still read
-      {"<think>" + think + "<answer>anomalous</answer>", false, 1, "missing </think>"},
-      // No opening <think>
-      {think + "</think><answer>anomalous</answer>", false, 1, "missing <think>"},
-      // No answer tags at all
-      {"<think>" + think + "</think>anomalous", false, kNone, "missing <answer>"},
-      // No closing </answer>
-      {"<think>" + think + "</think><answer>anomalous", false, kNone, "missing </answer>"},
-      // Answer before think
-      {"<answer>anomalous</answer><think>" + think + "</think>", false, 1, "<answer> comes before </think>"},
-      // Tags closed before opened
-      {"</think>x<think><answer>normal</answer>", false, 0, "</think> comes before <think>"},
-      // Duplicated answer: ambiguous, no verdict
-      {completion(think, "normal") + "<answer>anomalous</answer>", false, kNone, "more than one <answer>"},
-      // Duplicated think (nested)
-      {"<think><think>" + think + "</think></think><answer>anomalous</answer>", false, 1, "more than one <think>"},
-      // Extra text after </answer>: not well-formed, the verdict still counts
-      {completion(think, "anomalous") + " I hope this helps.", false, 1, "text after </answer>"},
-      // Text before <think>
-      {"Sure! " + completion(think, "anomalous"), false, 1, "text before <think>"},
-      // Text between the blocks
-      {"<think>" + think + "</think> so <answer>anomalous</answer>", false, 1, "text between"},
-      // Empty answer
-      {completion(think, "  "), false, kNone, "empty <answer></answer>"},
-      // Empty think
-      {completion(" ", "normal"), false, 0, "empty <think></think>"},
-      // Hedged: both verdicts
-      {completion(think, "normal or anomalous"), false, kNone, "hedges"},
-      // Hedged with a slash and other case
-      {completion(think, "Anomalous / normal"), false, kNone, "hedges"},
-      // Hedged after the separator
-      {completion(think, "anomalous: normal"), false, kNone, "hedges"},
-      // Negated verdict
-      {completion(think, "not anomalous"), false, kNone, "negates"},
-      // No verdict word
-      {completion(think, "maybe"), false, kNone, "no verdict"},
-      // "abnormal" is a verdict word, "normal" inside it is not
-      {completion(think, "abnormal"), true, 1, ""},
-      // Case variants
-      {completion(think, "NORMAL"), true, 0, ""},
-      {completion(think, "Anomalous: Crack"), true, 1, ""},
-      // Synonyms
-      {completion(think, "good"), true, 0, ""},
-      {completion(think, "OK"), true, 0, ""},
-      {completion(think, "defective - scratch"), true, 1, ""},
-      {completion(think, "The part is normal."), true, 0, ""},
-      // Empty input
-      {"", false, kNone, "missing <think>"},
-  };
-  for (const auto& c : cases) {
-    const ParsedCompletion p = parse_completion(c.text, kKnown);
-    EXPECT_EQ(p.well_formed, c.well_formed) << c.text << "\n  error: " << p.error;
-    EXPECT_EQ(p.verdict, c.verdict) << c.text;
-    EXPECT_NE(p.error.find(c.error_part), std::string::npos) << c.text << "\n  error: " << p.error;
-    EXPECT_EQ(p.error.empty(), c.well_formed) << c.text;
-  }
-}
-
-TEST(ParseCompletion, DefectTypes) {
-  struct Case {
-    const char* answer;
-    const char* want;
-  };
-  const Case cases[] = {
-      {"anomalous: crack", "crack"},                // exact
-      {"Anomalous: Crack.", "crack"},               // case and trailing punctuation
-      {"anomalous: broken large", "broken_large"},  // spaces for underscores -> dataset spelling
-      {"anomalous: Broken-Large", "broken_large"},  // hyphen
-      {"anomalous: broken_large", "broken_large"},  // canonical
-      {"anomalous: Tiny Hole", "tiny_hole"},        // unknown type: canonical form of the raw text
-      {"defective scratch", "scratch"},             // no ':': text after the verdict word
-      {"anomalous", ""},                            // unnamed
-      {"anomaly: defect", ""},                      // a verdict word is no type
-      {"normal", ""},                               // normal answers carry no type
-  };
-  for (const auto& c : cases) {
-    const ParsedCompletion p = parse_completion(completion("x, so it is anomalous.", c.answer), kKnown);
-    EXPECT_EQ(p.defect_type, c.want) << c.answer;
-  }
-  // A known type that contains a verdict word is not a hedge.
-  const auto p = parse_completion(completion("x", "anomalous: good_print"), {"good_print"});
-  EXPECT_EQ(p.verdict, 1);
-  EXPECT_EQ(p.defect_type, "good_print");
-}
-
-TEST(ParseCompletion, RegionAndConsistency) {
-  struct Case {
-    std::string think;
-    std::string answer;
-    std::optional<Region> region;
-    std::optional<int> reasoning;
-    bool consistent;
-  };
-  const Case cases[] = {
-      // "upper left" is read whole, not as "left"
-      {"A crack in the upper left area, so it is anomalous.", "anomalous: crack", Region::UpperLeft, 1, true},
-      // The reasoning concludes normal, the answer says anomalous
-      {"Nothing wrong, so it is normal.", "anomalous", std::nullopt, 0, false},
-      // The last conclusion counts
-      {"At first, so it is normal; looking again, therefore it is anomalous.", "anomalous", std::nullopt, 1,
-       true},
-      // No conclusion phrase: no reasoning verdict, not consistent
-      {"A crack at the top.", "anomalous", Region::Top, kNone, false},
-      // A negated conclusion is no conclusion
-      {"So it is not normal.", "anomalous", std::nullopt, kNone, false},
-      // "also it is" is not "so it is"
-      {"It is cracked, also it is anomalous.", "anomalous", std::nullopt, kNone, false},
-      // A defect type that reads like a region ("thread top") is masked out
-      {"A thread top defect in the lower right area, so it is anomalous.", "anomalous: thread_top",
-       Region::LowerRight, 1, true},
-      {"A thread top defect, so it is anomalous.", "anomalous: thread_top", std::nullopt, 1, true},
-      // Hedged answer: never consistent
-      {"So it is anomalous.", "normal or anomalous", std::nullopt, 1, false},
-  };
-  for (const auto& c : cases) {
-    const ParsedCompletion p = parse_completion(completion(c.think, c.answer), kKnown);
-    EXPECT_EQ(p.region, c.region) << c.think;
-    EXPECT_EQ(p.reasoning_verdict, c.reasoning) << c.think;
-    EXPECT_EQ(p.consistent, c.consistent) << c.think;
-    EXPECT_EQ(p.think, c.think);
-    EXPECT_EQ(p.answer, c.answer);
-  }
-}
-
-TEST(ParseCompletion, GarbageNeverCrashes) {
-  // Random bytes, and random splices of the tags and verdict words, in every combination.
-  const std::vector<std::string> atoms = {"<think>", "</think>", "<answer>", "</answer>", "normal", "anomalous",
-                                          ":", " ", "so it is ", "upper left", "<", ">", "/", "\n", "\xff", "\0"};
-  std::mt19937 rng(7);
-  for (int i = 0; i < 20000; ++i) {
-    std::string s;
-    const int n = int(rng() % 12);
-    for (int k = 0; k < n; ++k) {
-      if (rng() % 4 == 0) s += char(rng() % 256);
-      else s += atoms[rng() % atoms.size()];
-    }
-    const ParsedCompletion p = parse_completion(s, kKnown);
-    EXPECT_EQ(p.well_formed, p.error.empty());
-    if (p.well_formed) EXPECT_TRUE(p.verdict.has_value());
-  }
-  // Tags inside a long run of garbage, and a NUL byte
-  EXPECT_FALSE(parse_completion(std::string(100000, '<') + "<think>").well_formed);
-  EXPECT_EQ(parse_completion(std::string("<think>a\0b</think><answer>normal</answer>", 41)).verdict, 0);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tokenizer (needs liblriad_spm_shim.so next to this binary)
-
-namespace {
-TokenizerTrainOptions small_options() {
-  TokenizerTrainOptions o;
-  o.vocab_size = 512;
-  o.categories = {"bottle", "metal_nut", "hex_nut", "wood"};
-  o.defect_types = {"crack", "scratch", "broken_large", "color", "contamination"};
-  return o;
-}
-}  // namespace
-
-TEST(Tokenizer, RoundTripsSpecialPiecesAndDeterminism) {
-  TempDir a;
-  const Tokenizer tok = Tokenizer::train(a.path(), small_options());
-  EXPECT_EQ(tok.vocab_size(), 512);
-  EXPECT_EQ(tok.unk_id(), 0);
-  EXPECT_EQ(tok.bos_id(), 1);
-  EXPECT_EQ(tok.eos_id(), 2);
-  EXPECT_EQ(tok.pad_id(), 3);
-  ASSERT_TRUE(tok.has_format_tokens());
-
-  // 1. every template string round-trips exactly
-  const auto opts = small_options();
-  for (const auto& s : corpus_sentences(opts.categories, opts.defect_types)) {
-    const auto ids = tok.encode(s);
-    ASSERT_EQ(tok.decode(ids), s);
-  }
-  // ... and so does text outside the corpus (byte fallback, no normalisation)
-  for (const std::string s : {"  two  spaces\tand a tab\n", "Ünïcödé ✓ 😀", "x", "", "<think>"})
-    EXPECT_EQ(tok.decode(tok.encode(s)), s);
-
-  // 2. each tag is one piece, alone and inside text
-  const std::pair<const char*, int> tags[] = {{"<think>", tok.think_open()}, {"</think>", tok.think_close()},
-                                              {"<answer>", tok.answer_open()}, {"</answer>", tok.answer_close()},
-                                              {"<image>", tok.image()}};
-  for (const auto& [tag, id] : tags) {
-    EXPECT_EQ(tok.encode(tag), std::vector<int>{id}) << tag;
-    EXPECT_EQ(tok.piece(id), tag);
-    const auto ids = tok.encode(std::string("abc") + tag + "def");
-    EXPECT_EQ(std::count(ids.begin(), ids.end(), id), 1) << tag;
-  }
-
-  // 3. stable at tag boundaries: the answer encodes the same alone and inside the completion,
-  //    and prompt + completion the same as the two encoded apart (no dummy prefix)
-  const std::string answer = "<answer>normal</answer>";
-  const std::string c = build_completion({"bottle", false, "", std::nullopt, 1});
-  const auto whole = tok.encode(c), tail = tok.encode(answer);
-  ASSERT_GE(whole.size(), tail.size());
-  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), whole.end() - long(tail.size())));
-  auto joined = tok.encode(build_prompt("bottle"));
-  joined.insert(joined.end(), whole.begin(), whole.end());
-  EXPECT_EQ(tok.encode(build_prompt("bottle") + c), joined);
-
-  // 4. short: at 512 pieces a short template is 15-70 tokens, a grounded chain (which states the
-  //    evidence) 40-95 (configs/tiny.json has 1024 pieces: ~50)
-  const EvidenceFacts f = thin_dark_line();
-  for (int v = 0; v < kCotVariants; ++v) {
-    const auto n = tok.encode(build_completion({"metal_nut", true, "broken_large", Region::UpperLeft, v})).size();
-    EXPECT_GE(n, 15u);
-    EXPECT_LE(n, 70u);
-    const auto g = tok.encode(build_completion({"metal_nut", true, "broken_large", std::nullopt, v, &f})).size();
-    EXPECT_GE(g, 40u);
-    EXPECT_LE(g, 95u);
-    std::printf("phrasing %d: short template %zu tokens, grounded chain %zu tokens\n", v, n, g);
-  }
-
-  // 5. training twice gives the same bytes (into the same directory: the model records the
-  //    corpus path in its trainer spec)
-  const std::string first = lriad::test::read_text(a / "tokenizer.model");
-  Tokenizer::train(a.path(), small_options());
-  EXPECT_EQ(lriad::test::read_text(a / "tokenizer.model"), first);
-  EXPECT_FALSE(lriad::test::read_text(a / "tokenizer_corpus.txt").empty());
-
-  // 6. reloading from the path gives the same ids
-  const Tokenizer again(a / "tokenizer.model");
-  EXPECT_EQ(again.encode(c), whole);
-  EXPECT_THROW(again.decode({0, 512}), lriad::Error);
-}
-
-TEST(Tokenizer, SmallCorpusOrVocabularyIsHandled) {
-  TempDir dir;
-  TokenizerTrainOptions o;
-  o.categories = {"x"};
-  o.defect_types = {"y"};
-  o.vocab_size = 4000;  // far more than one category's templates support: warned, smaller
-  const Tokenizer tok = Tokenizer::train(dir.path(), o);
-  EXPECT_LT(tok.vocab_size(), 4000);
-  EXPECT_TRUE(tok.has_format_tokens());
-  o.vocab_size = 100;  // below the byte pieces: a clear error
-  EXPECT_THROW(Tokenizer::train(dir.path(), o), lriad::Error);
-}
-
-TEST(Tokenizer, ModelWithoutFormatTags) {
-  // An external-style model: no user-defined tags, no pad -> tags encode as text, pad = eos.
-  TempDir dir;
-  lriad::test::write_text(dir / "c.txt", "the crack is in the upper left\nso it is normal\n<think>x</think>\n");
-  SpmTrainOptions o;
-  o.input = dir / "c.txt";
-  o.model_prefix = dir / "ext";
-  o.vocab_size = 40;
-  o.extra = {{"hard_vocab_limit", "false"}, {"pad_id", "-1"}};
-  SentencePiece::train(o);
-  const Tokenizer tok(dir / "ext.model");
-  EXPECT_FALSE(tok.has_format_tokens());
-  EXPECT_EQ(tok.think_open(), -1);
-  EXPECT_EQ(tok.pad_id(), tok.eos_id());
-  EXPECT_GT(tok.encode("<think>").size(), 1u);
-  EXPECT_THROW(Tokenizer(dir / "missing.model"), lriad::Error);
-}
-
-TEST(Tokenizer, CliTrainsTheDemoTokenizer) {
-  TempDir dir;
-  const auto r = lriad::test::run_command(std::string(LRIAD_BIN) + " tokenizer train --out " + dir.path(), true);
-  ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("vocabulary size 512"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(dir / "tokenizer.model"), std::string::npos) << r.out;
-  // A dataset's names join the corpus.
-  lriad::test::make_mvtec_tree(dir / "mvtec");
-  const auto d = lriad::test::run_command(
-      std::string(LRIAD_BIN) + " tokenizer train --out " + (dir / "t2") + " --format mvtec --root " + (dir / "mvtec"),
-      true);
-  ASSERT_EQ(d.code, 0) << d.out;
-  EXPECT_NE(lriad::test::read_text(dir / "t2/tokenizer_corpus.txt").find("Inspect the alpha."), std::string::npos);
-  // --format without --root is refused.
-  EXPECT_NE(lriad::test::run_command(std::string(LRIAD_BIN) + " tokenizer train --out " + (dir / "t3") + " -f mvtec")
-                .code,
-            0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,17 +211,26 @@ TEST(DefectFamily, PublishedNamesMapOntoTheVocabulary) {
     const char* name;
     const char* family;
   };
-  const Case cases[] = {{"poke", "hole"}, {"color", "stain"}, {"bent_wire", "deformation"}, {"broken_large", "missing part"},
-                        {"metal_contamination", "contamination"}, {"cut_lead", "cut"}, {"faulty_imprint", "misprint"},
-                        {"Scratch Head", "scratch"}, {"chip", "missing part"}, {"wrong place", "misplaced part"},
-                        {"foreign_patch", "contamination"}, {"missing part", "missing part"}, {"crack", "crack"}};
+  const Case cases[] = {{"poke", "hole"},
+                        {"color", "stain"},
+                        {"bent_wire", "deformation"},
+                        {"broken_large", "missing part"},
+                        {"metal_contamination", "contamination"},
+                        {"cut_lead", "cut"},
+                        {"faulty_imprint", "misprint"},
+                        {"Scratch Head", "scratch"},
+                        {"chip", "missing part"},
+                        {"wrong place", "misplaced part"},
+                        {"foreign_patch", "contamination"},
+                        {"missing part", "missing part"},
+                        {"crack", "crack"}};
   for (const auto& c : cases) {
     const auto f = family_of(c.name);
     ASSERT_TRUE(f.has_value()) << c.name;
     EXPECT_STREQ(family_word(*f), c.family) << c.name;
   }
   EXPECT_FALSE(family_of("good").has_value());
-  EXPECT_FALSE(family_of("anomaly").has_value());  // unnamed
+  EXPECT_FALSE(family_of("anomaly").has_value());   // unnamed
   EXPECT_FALSE(family_of("combined").has_value());  // several defects: no one family
   EXPECT_TRUE(same_defect("poke", "hole"));
   EXPECT_TRUE(same_defect("scratch_neck", "Scratch"));
@@ -635,18 +334,21 @@ TEST(EvidenceFacts, EachClauseIsTrueOfTheImage) {
 TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   const EvidenceFacts f = thin_dark_line();
   const std::string anomalous = build_completion({"carpet", true, "poke", std::nullopt, 0, &f});
-  EXPECT_EQ(anomalous,
-            "<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation is a "
-            "thin, long mark darker than around it, at the upper left and top, 3.4 times the normal level. There is what looks like a "
-            "hole, so it is anomalous.</think><answer>anomalous: hole</answer>");  // poke is a hole
+  EXPECT_EQ(
+      anomalous,
+      "<think>The image shows a carpet sample. I compare it with normal carpet images: the largest deviation is a "
+      "thin, long mark darker than around it, at the upper left and top, 3.4 times the normal level. There is what "
+      "looks like a "
+      "hole, so it is anomalous.</think><answer>anomalous: hole</answer>");  // poke is a hole
   EvidenceFacts n;
   n.where = Region::Bottom;
   n.ratio = 0.8;
   const std::string normal = build_completion({"carpet", false, "", std::nullopt, 1, &n});
-  EXPECT_EQ(normal,
-            "<think>This is a carpet sample. Against normal carpet images, its largest deviation lies at the bottom, 0.8 "
-            "times the normal level. Nothing there stands out from normal carpet images, so it is normal.</think>"
-            "<answer>normal</answer>");
+  EXPECT_EQ(
+      normal,
+      "<think>This is a carpet sample. Against normal carpet images, its largest deviation lies at the bottom, 0.8 "
+      "times the normal level. Nothing there stands out from normal carpet images, so it is normal.</think>"
+      "<answer>normal</answer>");
   for (const auto& text : {anomalous, normal}) {
     const auto p = parse_completion(text, {"poke"});
     SCOPED_TRACE(text);
@@ -665,7 +367,8 @@ TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   strong.above = true;
   strong.ratio = 1.3;
   const std::string normal_above = build_completion({"carpet", false, "", std::nullopt, 0, &strong});
-  EXPECT_NE(normal_above.find("1.3 times the normal level. Nothing there seems defective, so it is normal."), std::string::npos)
+  EXPECT_NE(normal_above.find("1.3 times the normal level. Nothing there seems defective, so it is normal."),
+            std::string::npos)
       << normal_above;
   const std::string faint = build_completion({"carpet", true, "crack", std::nullopt, 0, &n});
   EXPECT_NE(faint.find("0.8 times the normal level. There is only a faint change, like a crack, so it is anomalous."),
@@ -678,37 +381,19 @@ TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   }
   // The second phrasing states the look too.
   EXPECT_NE(build_completion({"carpet", false, "", std::nullopt, 1, &f})
-                .find("its largest deviation, a thin, long mark darker than around it, lies at the upper left and top, 3.4 times"),
+                .find("its largest deviation, a thin, long mark darker than around it, lies at the upper left and top, "
+                      "3.4 times"),
             std::string::npos);
   // A type no family holds is named as it is; an unnamed defect is "a defect", which names no type.
-  EXPECT_NE(build_completion({"carpet", true, "combined", std::nullopt, 2, &f}).find("like a combined, so"), std::string::npos);
+  EXPECT_NE(build_completion({"carpet", true, "combined", std::nullopt, 2, &f}).find("like a combined, so"),
+            std::string::npos);
   const std::string unnamed = build_completion({"carpet", true, "anomaly", std::nullopt, 2, &f});
-  EXPECT_NE(unnamed.find("3.4 times the normal level. There is what looks like a defect, so it is anomalous.</think><answer>anomalous</answer>"),
+  EXPECT_NE(unnamed.find("3.4 times the normal level. There is what looks like a defect, so it is "
+                         "anomalous.</think><answer>anomalous</answer>"),
             std::string::npos)
       << unnamed;
   const auto u = parse_completion(unnamed);
   EXPECT_EQ(u.named_type, "");
   EXPECT_EQ(u.finding_verdict, 1);
   EXPECT_TRUE(u.consistent);
-}
-
-TEST(ParseCompletion, TheFindingAndTheNamedTypeMustAgreeWithTheAnswer) {
-  // "I find no defect, so it is anomalous" was consistent before: its conclusion matches the answer.
-  auto p = parse_completion(completion("I find no defect, so it is anomalous.", "anomalous"));
-  EXPECT_EQ(p.finding_verdict, 0);
-  EXPECT_FALSE(p.consistent);
-  p = parse_completion(completion("There is a thin mark, like a crack, so it is anomalous.", "anomalous: hole"));
-  EXPECT_EQ(p.named_type, "crack");
-  EXPECT_FALSE(p.consistent);  // likened to a crack, answered a hole
-  p = parse_completion(completion("There is a thin mark, like a crack, so it is anomalous.", "anomalous: crack"));
-  EXPECT_TRUE(p.consistent);
-  p = parse_completion(completion("There is a small mark, like a hole, so it is anomalous.", "anomalous: poke"), {"poke"});
-  EXPECT_TRUE(p.consistent);  // poke is a hole
-  p = parse_completion(completion("There is a large area, like contamination, so it is anomalous.", "anomalous: contamination"));
-  EXPECT_EQ(p.named_type, "contamination");
-  EXPECT_TRUE(p.consistent);
-  p = parse_completion(completion("Nothing there stands out from normal wood images, so it is normal.", "normal"));
-  EXPECT_TRUE(p.consistent);
-  p = parse_completion(completion("There is a small mark, so it is normal.", "normal"));
-  EXPECT_FALSE(p.consistent);  // found something, called it normal
 }

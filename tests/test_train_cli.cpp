@@ -25,12 +25,13 @@ std::string bin() { return LRIAD_BIN; }
 const std::string kSmall =
     " --set model.dim=48 --set model.layers=1 --set model.heads=4 --set model.kv_heads=2 --set model.mlp_hidden=96"
     " --set model.vision_dim=32 --set model.vision_layers=1 --set model.vision_heads=2 --set tokenizer.vocab_size=1024"
-    " --set model.image_size=32 --set model.patch_size=8 --set model.reference_fine_size=64 --set model.reference_bank=64"
+    " --set model.image_size=32 --set model.patch_size=8 --set model.reference_fine_size=64 --set "
+    "model.reference_bank=64"
     " --set sft.batch_size=4 --set train.val_size=8 --set data.val_fraction=0.2 --set train.log_every=100";
 
 std::string train_command(const std::string& tree, const std::string& run, const std::string& steps) {
-  return bin() + " train --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --format mvtec --root " + tree +
-         " --out " + run + kSmall + steps;
+  return bin() + " train --config " + std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json --format mvtec --root " +
+         tree + " --out " + run + kSmall + steps;
 }
 
 nlohmann::json last_line(const std::string& path) {
@@ -71,7 +72,8 @@ TEST(TrainCli, EvalOfTheTrainSplitMakesTheInputTrainingMade) {
   TempDir dir;
   const std::string tree = dir / "tree", run = dir / "run", out = dir / "eval";
   lriad::test::make_photo_tree(tree, "mvtec", 10);
-  auto r = run_command(train_command(tree, run, " --set sft.steps=20 --set grpo.steps=0 --set train.eval_every=20"), true);
+  auto r =
+      run_command(train_command(tree, run, " --set sft.steps=20 --set grpo.steps=0 --set train.eval_every=20"), true);
   ASSERT_EQ(r.code, 0) << r.out;
   r = run_command(bin() + " eval --run " + run + " --split train --weights model.safetensors --out " + out, true);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -116,7 +118,8 @@ TEST(TrainCli, EvalOfTheTrainSplitMakesTheInputTrainingMade) {
     EXPECT_EQ(inspector.training_bank(path), bank.get<int>());
     const auto p = inspector.inspect({{lriad::data::read_image(path), category.at(path), path, bank.get<int>()}}, {});
     ASSERT_EQ(p.size(), 1u);
-    differ += (p[0].parsed ? p[0].pred : 1) != pred.at(path);  // eval counts an unparsed answer as wrong: 1 for a normal
+    differ +=
+        (p[0].parsed ? p[0].pred : 1) != pred.at(path);  // eval counts an unparsed answer as wrong: 1 for a normal
     ++compared;
   }
   EXPECT_EQ(compared, 16);

@@ -5,6 +5,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace lriad::eval {
+struct InspectOptions;
+}
+
 namespace lriad::cli {
 
 struct GlobalOptions {
@@ -14,6 +18,9 @@ struct GlobalOptions {
 
 // --category brick,tile  ==  --category brick --category tile; none = every category found.
 CLI::Option* add_category_option(CLI::App& cmd, std::vector<std::string>& categories);
+
+// --samples, --temperature, --seed of `eval` and `predict`.
+void add_sampling_options(CLI::App& cmd, eval::InspectOptions& inspect);
 
 // Sets up LibTorch (threads) and logs the runtime line and any BLAS warning.
 void start_torch_runtime(const GlobalOptions& global);

@@ -36,8 +36,10 @@ void run_stats(const StatsOptions& o) {
     data::save_split(ds, o.save_split);
     spdlog::info("split written to {}", o.save_split);
   }
-  if (o.json) std::cout << data::stats_to_json(ds, st).dump(2) << "\n";
-  else std::cout << data::stats_to_table(ds, st);
+  if (o.json)
+    std::cout << data::stats_to_json(ds, st).dump(2) << "\n";
+  else
+    std::cout << data::stats_to_table(ds, st);
 }
 
 }  // namespace

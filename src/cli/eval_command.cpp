@@ -17,24 +17,25 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
   auto out = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("eval", "Evaluate a trained policy on a dataset split and write a report");
   cmd->add_option("--run", o->run_dir, "Run directory (the --out of lriad train)")->required();
-  cmd->add_option("--weights", o->weights, "Weights in the run: best.safetensors (default when present), model.safetensors (the last step), sft.safetensors");
+  cmd->add_option("--weights", o->weights,
+                  "Weights in the run: best.safetensors (default when present), model.safetensors (the last step), "
+                  "sft.safetensors");
   cmd->add_option("-f,--format", o->format, "Dataset format: mvtec, visa, folder, synth (default: the run's)");
   cmd->add_option("-r,--root", o->root, "Dataset root (default: the run's)");
   add_category_option(*cmd, o->categories);
   cmd->add_option("--split", o->split, "test or train")->capture_default_str();
   cmd->add_option("-o,--out", *out, "Output directory (default: <run>/eval-<split>)");
-  cmd->add_option("--samples", o->inspect.samples, "Sampled chains per image, majority vote (1 = greedy)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature", o->inspect.temperature, "Sampling temperature for --samples > 1")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->inspect.seed, "Sampling seed")->capture_default_str();
-  cmd->add_option("--batch-size", o->batch_size, "Images per generation batch")->capture_default_str()->check(CLI::PositiveNumber);
+  add_sampling_options(*cmd, o->inspect);
+  cmd->add_option("--batch-size", o->batch_size, "Images per generation batch")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--device", o->device, "cpu or cuda (default: the run's)");
   cmd->add_flag("--skip-bad-images", o->skip_bad_images,
                 "Leave out unreadable images with a warning each (listed in metrics.json as skipped_images)");
-  cmd->add_option("--defect-map", o->defect_map,
-                  "CSV of name,family lines mapping a folder dataset's defect names onto the families the chains name "
-                  "(scratch, crack, hole, stain, contamination, missing part, misplaced part, deformation, cut, misprint)")
+  cmd->add_option(
+         "--defect-map", o->defect_map,
+         "CSV of name,family lines mapping a folder dataset's defect names onto the families the chains name "
+         "(scratch, crack, hole, stain, contamination, missing part, misplaced part, deformation, cut, misprint)")
       ->check(CLI::ExistingFile);
   cmd->callback([o, out, &global] {
     start_torch_runtime(global);
@@ -45,7 +46,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global) {
     const auto r = eval::evaluate(*o);
     eval::write_outputs(dir, r.metrics, r.predictions);
     const auto& m = r.metrics;
-    auto num = [](const nlohmann::json& v) { return v.is_null() ? std::string("n/a") : std::to_string(v.get<double>()).substr(0, 5); };
+    auto num = [](const nlohmann::json& v) {
+      return v.is_null() ? std::string("n/a") : std::to_string(v.get<double>()).substr(0, 5);
+    };
     std::printf("%s", eval::format_table(m).c_str());
     std::printf("balanced accuracy %s  accuracy %s  AUROC %s  F1 %s  format %s  consistency %s  localisation %s\n",
                 num(m["balanced_accuracy"]).c_str(), num(m["accuracy"]).c_str(), num(m["auroc"]).c_str(),

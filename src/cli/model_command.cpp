@@ -31,14 +31,17 @@ void print_info(const nlohmann::json& j) {
   std::cout << "run            " << j["run"].get<std::string>() << "\n";
   std::cout << "parameters\n";
   for (const auto& [k, v] : j["parameters"].items())
-    if (k != "total") std::cout << "  " << k << std::string(k.size() < 13 ? 13 - k.size() : 1, ' ') << with_commas(v.get<int64_t>()) << "\n";
+    if (k != "total")
+      std::cout << "  " << k << std::string(k.size() < 13 ? 13 - k.size() : 1, ' ') << with_commas(v.get<int64_t>())
+                << "\n";
   std::cout << "  total        " << with_commas(j["parameters"]["total"].get<int64_t>()) << "\n";
   std::cout << "vocabulary     " << j["vocab_size"].get<int>() << "\n";
   std::cout << "image tokens   " << j["image_tokens"].get<int>() << "\n";
   std::cout << "tensors        " << j["tensors"].get<size_t>() << " (" << j["weights_bytes"].get<uint64_t>() / 1024
             << " KiB)\n";
   for (const auto& [k, v] : j["metadata"].items())
-    if (k != "config") std::cout << "meta " << k << std::string(k.size() < 10 ? 10 - k.size() : 1, ' ') << v.get<std::string>() << "\n";
+    if (k != "config")
+      std::cout << "meta " << k << std::string(k.size() < 10 ? 10 - k.size() : 1, ' ') << v.get<std::string>() << "\n";
   std::cout << "config\n" << j["config"].dump(2) << "\n";
 }
 
@@ -49,8 +52,10 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   model_cmd->require_subcommand(1);
 
   auto i = std::make_shared<InitCli>();
-  auto* init = model_cmd->add_subcommand("init", "Create a run directory: config, tokenizer, freshly initialised weights");
-  init->add_option("--config", i->config, "Config file, or a shipped config's name: tiny, small, base")->capture_default_str();
+  auto* init =
+      model_cmd->add_subcommand("init", "Create a run directory: config, tokenizer, freshly initialised weights");
+  init->add_option("--config", i->config, "Config file, or a shipped config's name: tiny, small, base")
+      ->capture_default_str();
   init->add_option("-o,--out", i->init.out, "Run directory to create")->required();
   init->add_option("--set", i->set, "Override a config value, e.g. --set model.dim=256 (repeatable)");
   init->add_option("--tokenizer", i->init.tokenizer, "Use this sentencepiece .model instead of training one");
@@ -68,8 +73,10 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   info->add_flag("--json", o->json, "Print one JSON object");
   info->callback([o] {
     const auto j = train::run_info(o->run);
-    if (o->json) std::cout << j.dump(2) << "\n";
-    else print_info(j);
+    if (o->json)
+      std::cout << j.dump(2) << "\n";
+    else
+      print_info(j);
   });
 }
 

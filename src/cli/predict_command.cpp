@@ -5,7 +5,7 @@
 #include "common.h"
 #include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
-#include "lriad/data/reference.h"
+#include "lriad/reference/reference.h"
 #include "lriad/eval/evaluator.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
@@ -38,14 +38,11 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("predict", "Inspect images: chain of thought and verdict");
   cmd->add_option("--run", o->run, "Run directory (the --out of lriad train)")->required();
   cmd->add_option("images", o->images, "Image files")->required();
-  cmd->add_option("--weights", o->weights, "Weights in the run (default: best.safetensors when present, else model.safetensors)");
+  cmd->add_option("--weights", o->weights,
+                  "Weights in the run (default: best.safetensors when present, else model.safetensors)");
   cmd->add_option("--category", o->category, "Object/texture name for the prompt (default: from the run or the path)");
   cmd->add_flag("--json", o->json, "One JSON object per image (the fields of predictions.jsonl)");
-  cmd->add_option("--samples", o->inspect.samples, "Sampled chains per image, majority vote (1 = greedy)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--temperature", o->inspect.temperature, "Sampling temperature for --samples > 1")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->inspect.seed, "Sampling seed")->capture_default_str();
+  add_sampling_options(*cmd, o->inspect);
   cmd->add_option("--device", o->device, "cpu or cuda (default: the run's)");
   cmd->callback([o, &global] {
     for (const auto& path : o->images) {
@@ -71,8 +68,8 @@ void add_predict_command(CLI::App& app, const GlobalOptions& global) {
         continue;
       }
       const char* verdict = !p.parsed ? "unreadable" : p.pred ? "anomalous" : "normal";
-      std::printf("%s (%s)\n  %s\n  verdict: %s%s%s  score %.3f\n", path.c_str(), p.category.c_str(), p.completion.c_str(),
-                  verdict, p.pred == 1 && !p.pred_defect_type.empty() ? ", type " : "",
+      std::printf("%s (%s)\n  %s\n  verdict: %s%s%s  score %.3f\n", path.c_str(), p.category.c_str(),
+                  p.completion.c_str(), verdict, p.pred == 1 && !p.pred_defect_type.empty() ? ", type " : "",
                   p.pred == 1 ? p.pred_defect_type.c_str() : "", p.score);
       if (!p.votes.empty()) {
         std::printf("  votes:");

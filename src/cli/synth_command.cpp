@@ -2,12 +2,12 @@
 #include <spdlog/spdlog.h>
 
 #include "common.h"
-#include "lriad/data/synth.h"
+#include "lriad/demo/synth.h"
 
 namespace lriad::cli {
 
 void add_synth_command(CLI::App& app, const GlobalOptions&) {
-  auto o = std::make_shared<data::SynthOptions>();
+  auto o = std::make_shared<demo::SynthOptions>();
   auto* cmd = app.add_subcommand("synth", "Generate the synthetic demo dataset (textures and parts with defects)");
   cmd->add_option("-o,--out", o->out, "Output directory")->required();
   cmd->add_option("--categories", o->categories, "How many categories to write")->capture_default_str();
@@ -19,7 +19,7 @@ void add_synth_command(CLI::App& app, const GlobalOptions&) {
   cmd->add_option("--layout", o->layout, "mvtec (square PNG tree) or visa (split_csv/1cls.csv, 4:3 JPG)")
       ->capture_default_str();
   cmd->callback([o] {
-    const auto summary = data::generate_synthetic(*o);
+    const auto summary = demo::generate_synthetic(*o);
     spdlog::info("wrote {} images ({} anomalous) in {} categories to {}", summary.total_images(),
                  summary.total_anomalous(), summary.train_good.size(), summary.root);
     spdlog::info("describe it with: lriad data stats --format {} --root {}", o->layout, summary.root);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "lriad/demo/synth.h"
 #include "lriad/text/tokenizer.h"
 
 namespace lriad::cli {
@@ -26,6 +27,8 @@ void add_tokenizer_command(CLI::App& app, const GlobalOptions&) {
   format->needs(cmd->get_option("--root"));
   add_category_option(*cmd, o->categories)->needs(format);
   cmd->callback([o] {
+    o->known_categories = demo::category_names();  // the demo's names are always known
+    o->known_defect_types = demo::defect_type_names();
     const auto s = text::train_tokenizer_for_dataset(*o);
     spdlog::info("{} sentences from {} categories and {} defect types", s.corpus_sentences, s.categories,
                  s.defect_types);

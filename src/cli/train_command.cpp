@@ -25,7 +25,8 @@ struct TrainCli {
 void add_train_command(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<TrainCli>();
   auto* cmd = app.add_subcommand("train", "Train the policy: supervised warm start, then GRPO");
-  cmd->add_option("--config", o->config, "Config file, or a shipped config's name: tiny, small, base")->capture_default_str();
+  cmd->add_option("--config", o->config, "Config file, or a shipped config's name: tiny, small, base")
+      ->capture_default_str();
   cmd->add_option("-f,--format", o->format, "Dataset format: mvtec, visa, folder, synth (default: the config's)");
   cmd->add_option("-r,--root", o->root, "Dataset root (default: the config's)");
   add_category_option(*cmd, o->categories);
@@ -36,7 +37,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--init", o->train.init, "Start from the weights of this run directory");
   cmd->add_flag("--overwrite", o->train.overwrite, "Replace the files of an existing run directory");
   cmd->add_flag("--resume", o->train.resume, "Continue the run in --out from its last checkpoint");
-  cmd->add_flag_callback("--skip-bad-images", [o] { o->set.push_back("data.skip_bad_images=true"); }, "Skip unreadable images with a counted warning (data.skip_bad_images)");
+  cmd->add_flag_callback(
+      "--skip-bad-images", [o] { o->set.push_back("data.skip_bad_images=true"); },
+      "Skip unreadable images with a counted warning (data.skip_bad_images)");
   cmd->callback([o, cmd, &global] {
     start_torch_runtime(global);
     RunConfig config;  // with --resume the run's own config.json is used instead, --set changing it
@@ -63,11 +66,13 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
     if (s.best_balanced_accuracy < 0) {
       std::printf("no validation ran (train.val_size 0 or no steps): best.safetensors was not written\n");
     } else {
-      std::printf("best validation balanced accuracy %.3f at %s (best.safetensors)\n", s.best_balanced_accuracy, s.best_at.c_str());
+      std::printf("best validation balanced accuracy %.3f at %s (best.safetensors)\n", s.best_balanced_accuracy,
+                  s.best_at.c_str());
       if (s.best_at_chance)  // the run completed (exit 0), but what it made is no detector
-        std::printf("FAILED: AT CHANCE. The best validation (%.3f at %s) is no better than a coin: the policy %s.\n"
-                    "FAILED: `lriad eval` of this run will be meaningless; see the warnings above for what to check.\n",
-                    s.best_balanced_accuracy, s.best_at.c_str(), s.best_answers.c_str());
+        std::printf(
+            "FAILED: AT CHANCE. The best validation (%.3f at %s) is no better than a coin: the policy %s.\n"
+            "FAILED: `lriad eval` of this run will be meaningless; see the warnings above for what to check.\n",
+            s.best_balanced_accuracy, s.best_at.c_str(), s.best_answers.c_str());
     }
   });
 }

@@ -6,9 +6,11 @@
 #include <sstream>
 
 #include "lriad/data/dataset.h"
+#include "lriad/data/image_io.h"
 #include "lriad/io/csv.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
+#include "lriad/util/rng.h"
 #include "reader_common.h"
 
 namespace fs = std::filesystem;
@@ -29,21 +31,17 @@ void seeded_shuffle(std::vector<std::string>& v, uint64_t seed) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);
 }
 
-uint64_t hash_name(const std::string& s, uint64_t seed) {
-  uint64_t h = 1469598103934665603ull ^ seed;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
+uint64_t hash_name(const std::string& s, uint64_t seed) { return util::hash_string(s, util::kDrawHashBasis ^ seed); }
 
 // One category: every class (good and each defect folder) split with the same test fraction.
 void read_folder_category(Dataset& ds, const std::string& category, const std::string& dir, const LoadOptions& o) {
   for (const auto& cls : io::list_subdirs(dir)) {
     if (is_reserved(cls)) continue;
-    std::vector<std::string> images = io::list_images(dir + "/" + cls);
+    std::vector<std::string> images = data::list_images(dir + "/" + cls);
     if (images.empty()) continue;
     const bool good = cls == kGoodType;
     std::map<std::string, std::string> masks;
-    for (const auto& m : io::list_images(dir + "/ground_truth/" + cls)) {
+    for (const auto& m : data::list_images(dir + "/ground_truth/" + cls)) {
       std::string stem = detail::stem_of(m);
       if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_mask") == 0) stem.resize(stem.size() - 5);
       masks[stem] = m;
@@ -51,11 +49,13 @@ void read_folder_category(Dataset& ds, const std::string& category, const std::s
     seeded_shuffle(images, hash_name(category + "/" + cls, o.folder_seed));
     const size_t n = images.size();
     size_t n_test = size_t(std::lround(double(n) * o.folder_test_fraction));
-    if (n >= 2) n_test = std::clamp<size_t>(n_test, 1, n - 1);
-    else n_test = good ? 0 : 1;
+    if (n >= 2)
+      n_test = std::clamp<size_t>(n_test, 1, n - 1);
+    else
+      n_test = good ? 0 : 1;
     for (size_t i = 0; i < n; ++i) {
-      Sample s{images[i], category, i < n_test ? Split::Test : Split::Train,
-               good ? Label::Normal : Label::Anomalous, cls, std::nullopt};
+      Sample s{images[i], category,    i < n_test ? Split::Test : Split::Train, good ? Label::Normal : Label::Anomalous,
+               cls,       std::nullopt};
       auto it = masks.find(detail::stem_of(images[i]));
       if (it != masks.end()) s.mask_path = it->second;
       ds.samples.push_back(std::move(s));
@@ -103,7 +103,8 @@ Dataset read_folder(const std::string& root, const LoadOptions& options) {
   ds.root = root;
   const bool single = io::is_dir(root + "/good");
   std::vector<std::string> found;
-  if (single) found.push_back(fs::weakly_canonical(root).filename().string());
+  if (single)
+    found.push_back(fs::weakly_canonical(root).filename().string());
   else
     for (const auto& name : io::list_subdirs(root))
       if (io::is_dir(root + "/" + name + "/good")) found.push_back(name);
@@ -113,43 +114,14 @@ Dataset read_folder(const std::string& root, const LoadOptions& options) {
   } else {
     for (const auto& c : ds.categories) read_folder_category(ds, c, single ? root : root + "/" + c, options);
     std::ostringstream note;
-    note << "split made by lriad: " << options.folder_test_fraction
-         << " of each class to test, stratified, seed " << options.folder_seed;
+    note << "split made by lriad: " << options.folder_test_fraction << " of each class to test, stratified, seed "
+         << options.folder_seed;
     ds.split_note = note.str();
   }
   detail::check_nonempty_splits(ds);
   detail::check_mask_sizes(ds);
   detail::sort_samples(ds);
   return ds;
-}
-
-std::string category_of_path(const std::string& image, const std::vector<std::string>& known) {
-  const auto p = fs::absolute(image).lexically_normal();
-  for (auto dir = p.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path())
-    if (std::find(known.begin(), known.end(), dir.filename().string()) != known.end()) return dir.filename().string();
-  const auto split = p.parent_path().parent_path().filename().string();
-  if (split == "test" || split == "train") return p.parent_path().parent_path().parent_path().filename().string();
-  return "";
-}
-
-Dataset load_dataset(Format format, const std::string& root, const LoadOptions& options) {
-  switch (format) {
-    case Format::MVTec: return read_mvtec(root, options);
-    case Format::VisA: return read_visa(root, options);
-    case Format::Folder: return read_folder(root, options);
-    case Format::Synthetic: return read_mvtec(root, options, Format::Synthetic);
-  }
-  throw Error("unsupported dataset format");
-}
-
-void save_split(const Dataset& dataset, const std::string& path) {
-  std::string out = "category,split,label,defect_type,image,mask\n";
-  auto rel = [&](const std::string& p) { return fs::path(p).lexically_relative(dataset.root).string(); };
-  for (const auto& s : dataset.samples)
-    out += io::csv_field(s.category) + "," + to_string(s.split) + "," + to_string(s.label) + "," +
-           io::csv_field(s.defect_type) + "," + io::csv_field(rel(s.image_path)) + "," +
-           io::csv_field(s.mask_path ? rel(*s.mask_path) : "") + "\n";
-  io::write_file_atomic(path, out);
 }
 
 }  // namespace lriad::data

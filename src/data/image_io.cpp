@@ -35,17 +35,26 @@ uint16_t be16(const unsigned char* p) { return uint16_t((p[0] << 8) | p[1]); }
 ImageInfo probe_png(const std::string& path, const std::string& bytes, const std::string& tail) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   if (bytes.size() < 26 || std::string(bytes.data() + 12, 4) != "IHDR") corrupt(path, "PNG header is incomplete");
-  if (tail.size() < 12 || tail.compare(tail.size() - 8, 4, "IEND") != 0) corrupt(path, "PNG is truncated (no IEND chunk)");
+  if (tail.size() < 12 || tail.compare(tail.size() - 8, 4, "IEND") != 0)
+    corrupt(path, "PNG is truncated (no IEND chunk)");
   ImageInfo info;
   info.format = "png";
   info.width = int(be32(p + 16));
   info.height = int(be32(p + 20));
   info.bit_depth = p[24] == 16 ? 16 : 8;
   switch (p[25]) {
-    case 0: info.channels = 1; break;
-    case 4: info.channels = 2; break;
-    case 6: info.channels = 4; break;
-    default: info.channels = 3; break;  // 2 = RGB, 3 = palette
+    case 0:
+      info.channels = 1;
+      break;
+    case 4:
+      info.channels = 2;
+      break;
+    case 6:
+      info.channels = 4;
+      break;
+    default:
+      info.channels = 3;
+      break;  // 2 = RGB, 3 = palette
   }
   if (info.width <= 0 || info.height <= 0) corrupt(path, "PNG header has a zero size");
   return info;
@@ -54,16 +63,21 @@ ImageInfo probe_png(const std::string& path, const std::string& bytes, const std
 // JPEG: walk the marker segments up to the first start-of-frame (SOFn) segment.
 ImageInfo probe_jpeg(const std::string& path, const std::string& bytes, const std::string& tail) {
   size_t end = tail.find_last_not_of('\0');
-  if (end == std::string::npos || end < 1 || (unsigned char)tail[end - 1] != 0xFF ||
-      (unsigned char)tail[end] != 0xD9)
+  if (end == std::string::npos || end < 1 || (unsigned char)tail[end - 1] != 0xFF || (unsigned char)tail[end] != 0xD9)
     corrupt(path, "JPEG is truncated (no end-of-image marker)");
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   size_t i = 2;
   while (i + 3 < bytes.size()) {
     if (p[i] != 0xFF) corrupt(path, "JPEG marker structure is broken");
     unsigned char m = p[i + 1];
-    if (m == 0xFF) { ++i; continue; }
-    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { i += 2; continue; }
+    if (m == 0xFF) {
+      ++i;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+      i += 2;
+      continue;
+    }
     uint16_t len = be16(p + i + 2);
     bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
     if (sof) {
@@ -123,15 +137,25 @@ cv::Mat read_image(const std::string& path) {
   cv::Mat raw = cv::imread(path, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
   if (raw.empty()) corrupt(path, "OpenCV cannot decode it");
   double scale = 1.0;
-  if (raw.depth() == CV_8U) scale = 1.0 / 255.0;
-  else if (raw.depth() == CV_16U) scale = 1.0 / 65535.0;
-  else if (raw.depth() != CV_32F) corrupt(path, "unsupported pixel depth");
+  if (raw.depth() == CV_8U)
+    scale = 1.0 / 255.0;
+  else if (raw.depth() == CV_16U)
+    scale = 1.0 / 65535.0;
+  else if (raw.depth() != CV_32F)
+    corrupt(path, "unsupported pixel depth");
   cv::Mat rgb;
   switch (raw.channels()) {
-    case 1: cv::cvtColor(raw, rgb, cv::COLOR_GRAY2RGB); break;
-    case 3: cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB); break;
-    case 4: cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB); break;
-    default: corrupt(path, "unsupported channel count " + std::to_string(raw.channels()));
+    case 1:
+      cv::cvtColor(raw, rgb, cv::COLOR_GRAY2RGB);
+      break;
+    case 3:
+      cv::cvtColor(raw, rgb, cv::COLOR_BGR2RGB);
+      break;
+    case 4:
+      cv::cvtColor(raw, rgb, cv::COLOR_BGRA2RGB);
+      break;
+    default:
+      corrupt(path, "unsupported channel count " + std::to_string(raw.channels()));
   }
   cv::Mat out;
   rgb.convertTo(out, CV_32FC3, scale);
@@ -163,6 +187,18 @@ cv::Mat resize_square(const cv::Mat& image, int size) {
   cv::Mat out;
   const bool shrink = image.rows > size || image.cols > size;
   cv::resize(image, out, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
+std::vector<std::string> list_images(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.empty() && name[0] != '.' && !e.is_directory(ec) && has_image_extension(name))
+      out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

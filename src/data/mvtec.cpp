@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lriad/data/dataset.h"
+#include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 #include "reader_common.h"
@@ -21,7 +22,7 @@ const char* kMvtecLayout =
 // Masks of one defect folder by image stem: "000_mask.png" and "000.png" both pair with "000".
 std::map<std::string, std::string> masks_by_stem(const std::string& dir) {
   std::map<std::string, std::string> out;
-  for (const auto& path : io::list_images(dir)) {
+  for (const auto& path : data::list_images(dir)) {
     std::string stem = detail::stem_of(path);
     const std::string suffix = "_mask";
     if (stem.size() > suffix.size() && stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -34,7 +35,7 @@ std::map<std::string, std::string> masks_by_stem(const std::string& dir) {
 // Steps: 1) good training images, 2) test images per defect folder, 3) pair masks by stem.
 void read_category(Dataset& ds, const std::string& category) {
   const std::string dir = (fs::path(ds.root) / category).string();
-  for (const auto& path : io::list_images(dir + "/train/good"))
+  for (const auto& path : data::list_images(dir + "/train/good"))
     ds.samples.push_back({path, category, Split::Train, Label::Normal, kGoodType, std::nullopt});
   for (const auto& extra : io::list_subdirs(dir + "/train"))
     if (extra != "good")
@@ -44,7 +45,7 @@ void read_category(Dataset& ds, const std::string& category) {
   for (const auto& defect : io::list_subdirs(dir + "/test")) {
     const bool good = defect == kGoodType;
     auto masks = good ? std::map<std::string, std::string>{} : masks_by_stem(dir + "/ground_truth/" + defect);
-    for (const auto& path : io::list_images(dir + "/test/" + defect)) {
+    for (const auto& path : data::list_images(dir + "/test/" + defect)) {
       Sample s{path, category, Split::Test, good ? Label::Normal : Label::Anomalous, defect, std::nullopt};
       auto it = masks.find(detail::stem_of(path));
       if (it != masks.end()) {
@@ -56,8 +57,8 @@ void read_category(Dataset& ds, const std::string& category) {
       ds.samples.push_back(std::move(s));
     }
     if (!masks.empty())
-      throw Error("mask without an image: " + masks.begin()->second + " (expected " + dir + "/test/" + defect +
-                      "/" + masks.begin()->first + ".*)",
+      throw Error("mask without an image: " + masks.begin()->second + " (expected " + dir + "/test/" + defect + "/" +
+                      masks.begin()->first + ".*)",
                   "masks are paired with images by file stem; remove the stray mask or restore its image");
   }
   if (missing_masks > 0)

@@ -12,8 +12,8 @@
 namespace lriad::data::detail {
 
 std::vector<std::string> choose_categories(const std::vector<std::string>& found,
-                                           const std::vector<std::string>& requested,
-                                           const std::string& root, const std::string& layout_hint) {
+                                           const std::vector<std::string>& requested, const std::string& root,
+                                           const std::string& layout_hint) {
   if (found.empty()) throw Error("no categories found under " + root, layout_hint);
   if (requested.empty()) return found;
   std::string listing;
@@ -30,9 +30,9 @@ void check_mask_sizes(const Dataset& dataset) {
     const ImageInfo img = read_image_info(s.image_path);
     const ImageInfo mask = read_image_info(*s.mask_path);
     if (img.width != mask.width || img.height != mask.height)
-      throw Error("mask " + *s.mask_path + " is " + std::to_string(mask.width) + "x" +
-                      std::to_string(mask.height) + " but its image " + s.image_path + " is " +
-                      std::to_string(img.width) + "x" + std::to_string(img.height),
+      throw Error("mask " + *s.mask_path + " is " + std::to_string(mask.width) + "x" + std::to_string(mask.height) +
+                      " but its image " + s.image_path + " is " + std::to_string(img.width) + "x" +
+                      std::to_string(img.height),
                   "masks must have the size of their image; is it paired with the wrong file?");
   }
 }

@@ -10,8 +10,8 @@ namespace lriad::data::detail {
 // Returns `requested` (validated against `found`) or all of `found` when none requested.
 // Throws naming the root and listing the categories found.
 std::vector<std::string> choose_categories(const std::vector<std::string>& found,
-                                           const std::vector<std::string>& requested,
-                                           const std::string& root, const std::string& layout_hint);
+                                           const std::vector<std::string>& requested, const std::string& root,
+                                           const std::string& layout_hint);
 
 // Every mask must have the size of its image (header probes; no decoding).
 void check_mask_sizes(const Dataset& dataset);

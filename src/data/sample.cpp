@@ -13,10 +13,14 @@ const char* to_string(Label l) { return l == Label::Normal ? "normal" : "anomalo
 
 const char* to_string(Format f) {
   switch (f) {
-    case Format::MVTec: return "mvtec";
-    case Format::VisA: return "visa";
-    case Format::Folder: return "folder";
-    case Format::Synthetic: return "synth";
+    case Format::MVTec:
+      return "mvtec";
+    case Format::VisA:
+      return "visa";
+    case Format::Folder:
+      return "folder";
+    case Format::Synthetic:
+      return "synth";
   }
   return "?";
 }
@@ -28,8 +32,7 @@ Format parse_format(const std::string& name) {
   if (n == "visa") return Format::VisA;
   if (n == "folder") return Format::Folder;
   if (n == "synth" || n == "synthetic") return Format::Synthetic;
-  throw Error("unknown dataset format '" + name + "'",
-              "use one of: mvtec, visa, folder, synth");
+  throw Error("unknown dataset format '" + name + "'", "use one of: mvtec, visa, folder, synth");
 }
 
 std::vector<Sample> Dataset::select(const std::string& category, Split split) const {

@@ -18,13 +18,18 @@ void add(SplitCounts& c, const Sample& s) {
 }
 
 nlohmann::json split_json(const SplitCounts& c) {
-  return {{"normal", c.normal}, {"anomalous", c.anomalous}, {"total", c.total()},
-          {"masks", c.masks}, {"by_defect", c.by_defect}};
+  return {{"normal", c.normal},
+          {"anomalous", c.anomalous},
+          {"total", c.total()},
+          {"masks", c.masks},
+          {"by_defect", c.by_defect}};
 }
 
 nlohmann::json category_json(const CategoryStats& c) {
-  nlohmann::json j = {{"train", split_json(c.train)}, {"test", split_json(c.test)},
-                      {"imbalance_ratio", c.imbalance_ratio()}, {"defect_imbalance", c.defect_imbalance()}};
+  nlohmann::json j = {{"train", split_json(c.train)},
+                      {"test", split_json(c.test)},
+                      {"imbalance_ratio", c.imbalance_ratio()},
+                      {"defect_imbalance", c.defect_imbalance()}};
   if (!c.image_sizes.empty()) j["image_sizes"] = c.image_sizes;
   return j;
 }
@@ -56,8 +61,8 @@ double CategoryStats::defect_imbalance() const {
     for (const auto& [type, n] : c->by_defect)
       if (type != kGoodType) all[type] += n;
   if (all.empty()) return 0.0;
-  auto [lo, hi] = std::minmax_element(all.begin(), all.end(),
-                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+  auto [lo, hi] =
+      std::minmax_element(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
   return double(hi->second) / lo->second;
 }
 
@@ -97,8 +102,8 @@ nlohmann::json stats_to_json(const Dataset& dataset, const DatasetStats& stats) 
 std::string stats_to_table(const Dataset& dataset, const DatasetStats& stats) {
   std::ostringstream out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-16s %-5s %7s %7s %9s %6s %9s  %s\n", "category", "split", "images",
-                "normal", "anomalous", "masks", "imbalance", "defect types");
+  std::snprintf(line, sizeof line, "%-16s %-5s %7s %7s %9s %6s %9s  %s\n", "category", "split", "images", "normal",
+                "anomalous", "masks", "imbalance", "defect types");
   out << "dataset " << dataset.root << " (" << to_string(dataset.format) << ")\n" << line;
   auto rows = [&](const std::string& name, const CategoryStats& c) {
     for (const auto& [split, sc] : {std::pair{"train", &c.train}, std::pair{"test", &c.test}}) {
@@ -117,7 +122,8 @@ std::string stats_to_table(const Dataset& dataset, const DatasetStats& stats) {
     out << "\n";
   }
   out << "imbalance = normal/anomalous images over both splits";
-  if (stats.totals.defect_imbalance() > 0) out << "; defect types most/least frequent: " << fmt_ratio(stats.totals.defect_imbalance());
+  if (stats.totals.defect_imbalance() > 0)
+    out << "; defect types most/least frequent: " << fmt_ratio(stats.totals.defect_imbalance());
   out << "\n";
   if (!dataset.split_note.empty()) out << dataset.split_note << "\n";
   return out.str();

@@ -33,12 +33,18 @@ Sample visa_row(const io::CsvTable& t, const std::vector<std::string>& row, cons
   const std::string label = lower_trim(row[t.column("label")]);
   Sample s;
   s.category = row[t.column("object")];
-  if (split == "train") s.split = Split::Train;
-  else if (split == "test") s.split = Split::Test;
-  else throw Error(where + ": unknown split '" + row[t.column("split")] + "'", "expected 'train' or 'test'");
-  if (label == "normal") s.label = Label::Normal;
-  else if (label == "anomaly" || label == "anomalous") s.label = Label::Anomalous;
-  else throw Error(where + ": unknown label '" + row[t.column("label")] + "'", "expected 'normal' or 'anomaly'");
+  if (split == "train")
+    s.split = Split::Train;
+  else if (split == "test")
+    s.split = Split::Test;
+  else
+    throw Error(where + ": unknown split '" + row[t.column("split")] + "'", "expected 'train' or 'test'");
+  if (label == "normal")
+    s.label = Label::Normal;
+  else if (label == "anomaly" || label == "anomalous")
+    s.label = Label::Anomalous;
+  else
+    throw Error(where + ": unknown label '" + row[t.column("label")] + "'", "expected 'normal' or 'anomaly'");
   s.defect_type = s.label == Label::Normal ? kGoodType : kUnknownAnomalyType;
   s.image_path = (fs::path(root) / row[t.column("image")]).string();
   if (!io::is_file(s.image_path))

@@ -71,7 +71,7 @@ nlohmann::json summarize_baseline(const std::vector<Prediction>& predictions, co
   out["thresholds"] = thresholds;
   out["per_category"] = per_category;
   out["macro"] = {{"balanced_accuracy", by_category.empty() ? nlohmann::json(nullptr)
-                                                           : nlohmann::json(bacc_sum / double(by_category.size()))},
+                                                            : nlohmann::json(bacc_sum / double(by_category.size()))},
                   {"auroc", auroc_n ? nlohmann::json(auroc_sum / auroc_n) : nlohmann::json(nullptr)}};
   return out;
 }

@@ -13,7 +13,9 @@ namespace {
 double ratio(int64_t a, int64_t b) { return b == 0 ? 0.0 : double(a) / double(b); }
 
 void check_sizes(size_t a, size_t b, const char* what) {
-  if (a != b) throw Error(std::string("metrics: ") + what + " have " + std::to_string(b) + " entries, labels " + std::to_string(a));
+  if (a != b)
+    throw Error(std::string("metrics: ") + what + " have " + std::to_string(b) + " entries, labels " +
+                std::to_string(a));
 }
 
 // Indices sorted by decreasing score.
@@ -30,8 +32,10 @@ Confusion confusion(const std::vector<int>& labels, const std::vector<int>& pred
   check_sizes(labels.size(), preds.size(), "predictions");
   Confusion c;
   for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i]) (preds[i] ? c.tp : c.fn)++;
-    else (preds[i] ? c.fp : c.tn)++;
+    if (labels[i])
+      (preds[i] ? c.tp : c.fn)++;
+    else
+      (preds[i] ? c.fp : c.tn)++;
   }
   return c;
 }
@@ -49,9 +53,12 @@ BinaryMetrics binary_metrics(const std::vector<int>& labels, const std::vector<i
   m.recall = ratio(c.tp, c.tp + c.fn);
   m.specificity = ratio(c.tn, c.tn + c.fp);
   m.f1 = m.precision + m.recall == 0 ? 0.0 : 2 * m.precision * m.recall / (m.precision + m.recall);
-  if (m.n_anomalous > 0 && m.n_normal > 0) m.balanced_accuracy = (m.recall + m.specificity) / 2;
-  else if (m.n_anomalous > 0) m.balanced_accuracy = m.recall;
-  else m.balanced_accuracy = m.specificity;
+  if (m.n_anomalous > 0 && m.n_normal > 0)
+    m.balanced_accuracy = (m.recall + m.specificity) / 2;
+  else if (m.n_anomalous > 0)
+    m.balanced_accuracy = m.recall;
+  else
+    m.balanced_accuracy = m.specificity;
   if (!scores.empty()) {
     m.auroc = auroc(labels, scores);
     m.average_precision = average_precision(labels, scores);

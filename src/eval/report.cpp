@@ -89,7 +89,8 @@ std::string roc_svg(const std::vector<Prediction>& ps) {
     << "<rect x=\"0\" y=\"0\" width=\"220\" height=\"220\" fill=\"#fafafa\" stroke=\"#999\"/>"
     << "<line x1=\"0\" y1=\"220\" x2=\"220\" y2=\"0\" stroke=\"#ccc\" stroke-dasharray=\"4\"/>"
     << "<text x=\"110\" y=\"245\" text-anchor=\"middle\" font-size=\"11\">false positive rate</text>"
-    << "<text x=\"-18\" y=\"110\" text-anchor=\"middle\" font-size=\"11\" transform=\"rotate(-90 -18 110)\">true positive "
+    << "<text x=\"-18\" y=\"110\" text-anchor=\"middle\" font-size=\"11\" transform=\"rotate(-90 -18 110)\">true "
+       "positive "
        "rate</text>";
   const auto curve = roc_curve(labels, scores);
   if (curve.size() > 1) {
@@ -125,10 +126,12 @@ std::string explanation_section(const nlohmann::json& m) {
   const auto c = m.value("collapse", nlohmann::json());
   if (c.is_object()) {
     o << "<p>Among " << fmt(c["n"]) << " anomalous answers, the most frequent chain is " << fmt(c["chain"])
-      << " of them, the most frequent region " << fmt(c["region"]) << ", the most frequent type " << fmt(c["type"]) << ".";
+      << " of them, the most frequent region " << fmt(c["region"]) << ", the most frequent type " << fmt(c["type"])
+      << ".";
     std::string flagged;
     for (const char* k : {"chain", "region", "type"})
-      if (c[k].is_number() && c[k].get<double>() > kCollapseShare) flagged += std::string(flagged.empty() ? "" : ", ") + k;
+      if (c[k].is_number() && c[k].get<double>() > kCollapseShare)
+        flagged += std::string(flagged.empty() ? "" : ", ") + k;
     if (!flagged.empty())
       o << " <strong class=\"flag\">Phrase collapse: the most frequent " << flagged
         << " is over 30% of the anomalous answers; the explanations may not be specific to each image.</strong>";
@@ -143,15 +146,17 @@ std::string baseline_section(const nlohmann::json& m) {
   std::ostringstream o;
   o << "<h2>Policy vs evidence-only baseline</h2>";
   if (!m.contains("baseline") || !m["baseline"].is_object()) {
-    o << "<p id=\"baseline-none\" class=\"muted\">No baseline: " << html_escape(m.value("baseline_reason", "not computed"))
-      << "</p>";
+    o << "<p id=\"baseline-none\" class=\"muted\">No baseline: "
+      << html_escape(m.value("baseline_reason", "not computed")) << "</p>";
     return o.str();
   }
   const auto& b = m["baseline"];
-  o << "<p class=\"muted\">Baseline: " << html_escape(b.value("method", "")) << "; anomalous when the peak is above.</p>"
+  o << "<p class=\"muted\">Baseline: " << html_escape(b.value("method", ""))
+    << "; anomalous when the peak is above.</p>"
     << "<table id=\"baseline\"><tr><th>category</th><th>n</th><th>policy balanced acc.</th><th>baseline balanced "
        "acc.</th><th>policy AUROC</th><th>baseline AUROC</th><th>baseline threshold</th></tr>";
-  auto row = [&](const std::string& name, const nlohmann::json& c, const nlohmann::json& bc, const nlohmann::json& thr) {
+  auto row = [&](const std::string& name, const nlohmann::json& c, const nlohmann::json& bc,
+                 const nlohmann::json& thr) {
     o << "<tr><td>" << html_escape(name) << "</td><td>" << (c.contains("n") ? fmt(c["n"]) : "") << "</td><td>"
       << fmt(c.value("balanced_accuracy", nlohmann::json())) << "</td><td>"
       << fmt(bc.value("balanced_accuracy", nlohmann::json())) << "</td><td>" << fmt(c.value("auroc", nlohmann::json()))
@@ -161,7 +166,8 @@ std::string baseline_section(const nlohmann::json& m) {
   const nlohmann::json none = nlohmann::json::object();
   for (const auto& [cat, c] : m["per_category"].items()) {
     const bool has = b.contains("per_category") && b["per_category"].contains(cat);
-    row(cat, c, has ? b["per_category"][cat] : none, has ? b["per_category"][cat].value("threshold", nlohmann::json()) : nlohmann::json());
+    row(cat, c, has ? b["per_category"][cat] : none,
+        has ? b["per_category"][cat].value("threshold", nlohmann::json()) : nlohmann::json());
   }
   if (m.contains("macro") && b.contains("macro")) row("macro average", m["macro"], b["macro"], nlohmann::json());
   row("all", m, b, nlohmann::json());
@@ -192,7 +198,7 @@ cv::Mat heat_overlay(const cv::Mat& bgr, const cv::Mat& map, std::optional<text:
     throw Error("heat_overlay: expected a CV_8UC3 image and a CV_32FC1 map");
   cv::Mat m, level, colour, out;
   cv::resize(map, m, bgr.size(), 0, 0, cv::INTER_LINEAR);  // the map is of the image stretched square
-  m.convertTo(level, CV_8UC1, 255.0 / kHeatSaturation);     // clamped to [0, 255]
+  m.convertTo(level, CV_8UC1, 255.0 / kHeatSaturation);    // clamped to [0, 255]
   cv::applyColorMap(level, colour, cv::COLORMAP_JET);
   cv::addWeighted(bgr, 0.5, colour, 0.5, 0.0, out);
   if (region) {
@@ -231,12 +237,23 @@ std::string html_escape(const std::string& text) {
   std::string out;
   out.reserve(text.size());
   for (char c : text) switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   return out;
 }
@@ -244,8 +261,8 @@ std::string html_escape(const std::string& text) {
 std::string render_report(const nlohmann::json& m, const std::vector<Prediction>& ps, const ReportOptions& options) {
   std::ostringstream o;
   const std::string run = m.value("run", ""), dataset = m.value("dataset", ""), split = m.value("split", "");
-  o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>lriad evaluation: "
-    << html_escape(run) << "</title><style>" << kStyle << "</style></head><body>";
+  o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>lriad evaluation: " << html_escape(run)
+    << "</title><style>" << kStyle << "</style></head><body>";
   o << "<h1>lriad evaluation</h1><p class=\"muted\">run <code>" << html_escape(run) << "</code> &middot; dataset <code>"
     << html_escape(dataset) << "</code> &middot; split " << html_escape(split) << " &middot; "
     << html_escape(m.value("timestamp", "")) << "</p>";
@@ -259,10 +276,10 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
   }
 
   o << "<h2>Summary</h2><table id=\"summary\"><tr><th>metric</th><th>value</th></tr>";
-  for (const char* key : {"n", "n_normal", "n_anomalous", "accuracy", "balanced_accuracy", "precision", "recall",
-                          "specificity", "f1", "auroc", "average_precision", "format_rate", "consistency_rate",
-                          "unparseable", "truncation_rate", "mean_length", "max_length", "localization_agreement",
-                          "defect_type_accuracy"})
+  for (const char* key :
+       {"n", "n_normal", "n_anomalous", "accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1",
+        "auroc", "average_precision", "format_rate", "consistency_rate", "unparseable", "truncation_rate",
+        "mean_length", "max_length", "localization_agreement", "defect_type_accuracy"})
     if (m.contains(key)) o << "<tr><td>" << key << "</td><td>" << fmt(m[key]) << "</td></tr>";
   o << "</table>";
 
@@ -291,11 +308,14 @@ std::string render_report(const nlohmann::json& m, const std::vector<Prediction>
 
   o << explanation_section(m);
 
-  o << "<h2>Per defect type</h2><table id=\"per-defect-type\"><tr><th>defect type</th><th>family</th><th>n</th><th>recall"
+  o << "<h2>Per defect type</h2><table id=\"per-defect-type\"><tr><th>defect "
+       "type</th><th>family</th><th>n</th><th>recall"
        "</th><th>type accuracy</th></tr>";
   for (const auto& [type, t] : m["per_defect_type"].items())
-    o << "<tr><td>" << html_escape(type) << "</td><td>" << (t.contains("family") && t["family"].is_string() ? html_escape(t["family"].get<std::string>()) : "-") << "</td><td>"
-      << fmt(t["n"]) << "</td><td>" << fmt(t["recall"]) << "</td><td>" << fmt(t["type_accuracy"]) << "</td></tr>";
+    o << "<tr><td>" << html_escape(type) << "</td><td>"
+      << (t.contains("family") && t["family"].is_string() ? html_escape(t["family"].get<std::string>()) : "-")
+      << "</td><td>" << fmt(t["n"]) << "</td><td>" << fmt(t["recall"]) << "</td><td>" << fmt(t["type_accuracy"])
+      << "</td></tr>";
   o << "</table>";
 
   // Gallery: false negatives, false positives, then some correct ones.

@@ -39,8 +39,9 @@ nlohmann::json binary_block(const std::vector<const Prediction*>& ps) {
 }
 
 // The per-category figures averaged into "macro".
-const char* const kMacroKeys[] = {"accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "auroc",
-                                  "average_precision", "format_rate", "consistency_rate"};
+const char* const kMacroKeys[] = {
+    "accuracy", "balanced_accuracy", "precision",   "recall",          "specificity", "f1",
+    "auroc",    "average_precision", "format_rate", "consistency_rate"};
 
 double share(int64_t k, int64_t n) { return n ? double(k) / double(n) : 0.0; }
 
@@ -83,16 +84,21 @@ void explanation_block(const std::vector<const Prediction*>& ps, const text::Def
       ++types[text::canonical_defect_type(p->pred_defect_type)];
     }
   }
-  out["localization_baselines"] = centre_n ? nlohmann::json{{"centre", share(centre_hit, centre_n)}, {"evidence_peak", peak_n ? nlohmann::json(share(peak_hit, peak_n)) : nlohmann::json(nullptr)},
-                                                            {"n", centre_n}}
-                                           : nlohmann::json(nullptr);
+  out["localization_baselines"] =
+      centre_n ? nlohmann::json{{"centre", share(centre_hit, centre_n)},
+                                {"evidence_peak",
+                                 peak_n ? nlohmann::json(share(peak_hit, peak_n)) : nlohmann::json(nullptr)},
+                                {"n", centre_n}}
+               : nlohmann::json(nullptr);
   out["region_matches_evidence"] = stated ? nlohmann::json(share(agree, stated)) : nlohmann::json(nullptr);
   out["defect_family_accuracy"] = fam_n ? nlohmann::json(share(fam_hit, fam_n)) : nlohmann::json(nullptr);
   out["family_baseline_most_frequent"] = fam_n ? nlohmann::json(top_share(truth_families)) : nlohmann::json(nullptr);
   int64_t anomalous = 0;
   for (const auto& [k, c] : chains) anomalous += c;
-  out["collapse"] = anomalous ? nlohmann::json{{"chain", top_share(chains)}, {"region", top_share(regions)},
-                                               {"type", top_share(types)}, {"n", anomalous}}
+  out["collapse"] = anomalous ? nlohmann::json{{"chain", top_share(chains)},
+                                               {"region", top_share(regions)},
+                                               {"type", top_share(types)},
+                                               {"n", anomalous}}
                               : nlohmann::json(nullptr);
 }
 
@@ -182,8 +188,10 @@ Prediction prediction_from_json(const nlohmann::json& j) {
   if (j.contains("evidence_regions"))
     for (const auto& w : j["evidence_regions"].get<std::vector<std::string>>())
       if (const auto r = text::parse_region(w)) p.evidence_regions.push_back(*r);
-  if (j.contains("centre_localized") && j["centre_localized"].is_boolean()) p.centre_localized = j["centre_localized"].get<bool>();
-  if (j.contains("peak_localized") && j["peak_localized"].is_boolean()) p.peak_localized = j["peak_localized"].get<bool>();
+  if (j.contains("centre_localized") && j["centre_localized"].is_boolean())
+    p.centre_localized = j["centre_localized"].get<bool>();
+  if (j.contains("peak_localized") && j["peak_localized"].is_boolean())
+    p.peak_localized = j["peak_localized"].get<bool>();
   return p;
 }
 
@@ -236,11 +244,12 @@ nlohmann::json summarize(const std::vector<Prediction>& predictions, const text:
       named += p->pred == 1 && text::same_defect(p->pred_defect_type, type, user);
     }
     const auto family = text::family_of(type, user);
-    per_type[type] = {{"n", ps.size()},
-                      {"family", family ? nlohmann::json(text::family_word(*family)) : nlohmann::json(nullptr)},
-                      {"recall", share(flagged, int64_t(ps.size()))},
-                      {"type_accuracy", flagged && !text::is_unnamed_defect(type) ? nlohmann::json(share(named, flagged))
-                                                                                  : nlohmann::json(nullptr)}};
+    per_type[type] = {
+        {"n", ps.size()},
+        {"family", family ? nlohmann::json(text::family_word(*family)) : nlohmann::json(nullptr)},
+        {"recall", share(flagged, int64_t(ps.size()))},
+        {"type_accuracy",
+         flagged && !text::is_unnamed_defect(type) ? nlohmann::json(share(named, flagged)) : nlohmann::json(nullptr)}};
   }
   out["per_defect_type"] = per_type;
   return out;

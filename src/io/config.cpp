@@ -23,10 +23,16 @@ void check_positive(const std::string& key, double v) {
 }
 
 void validate_model(const ModelConfig& m) {
-  for (auto [key, v] : {std::pair{"image_size", m.image_size}, {"patch_size", m.patch_size},
-                        {"vision_dim", m.vision_dim}, {"vision_layers", m.vision_layers},
-                        {"vision_heads", m.vision_heads}, {"vision_mlp_ratio", m.vision_mlp_ratio},
-                        {"dim", m.dim}, {"layers", m.layers}, {"heads", m.heads}, {"kv_heads", m.kv_heads},
+  for (auto [key, v] : {std::pair{"image_size", m.image_size},
+                        {"patch_size", m.patch_size},
+                        {"vision_dim", m.vision_dim},
+                        {"vision_layers", m.vision_layers},
+                        {"vision_heads", m.vision_heads},
+                        {"vision_mlp_ratio", m.vision_mlp_ratio},
+                        {"dim", m.dim},
+                        {"layers", m.layers},
+                        {"heads", m.heads},
+                        {"kv_heads", m.kv_heads},
                         {"max_seq_len", m.max_seq_len}})
     check_positive(std::string("model.") + key, v);
   if (m.image_size % m.patch_size != 0)
@@ -50,18 +56,18 @@ void validate_model(const ModelConfig& m) {
   if (m.reference_rotations < 0 || m.reference_rotations > 35)
     invalid("model.reference_rotations", "must be between 0 and 35");
   if (m.reference_shift < 0 || m.reference_shift > m.image_size / 4)
-    invalid("model.reference_shift", "must be between 0 and model.image_size / 4, got " + std::to_string(m.reference_shift));
+    invalid("model.reference_shift",
+            "must be between 0 and model.image_size / 4, got " + std::to_string(m.reference_shift));
   if (m.reference_fine_size != 0 && (m.reference_fine_size < m.image_size || m.reference_fine_size > 1024))
-    invalid("model.reference_fine_size", "must be 0 (off) or between model.image_size and 1024, got " +
-                                             std::to_string(m.reference_fine_size));
+    invalid("model.reference_fine_size",
+            "must be 0 (off) or between model.image_size and 1024, got " + std::to_string(m.reference_fine_size));
   if (!(m.reference_fine_sigma > 0 && m.reference_fine_sigma <= 64))
     invalid("model.reference_fine_sigma", "must be in (0, 64] pixels");
   if (m.reference_fine_shift < 0 || m.reference_fine_shift > 16)
     invalid("model.reference_fine_shift", "must be between 0 and 16, got " + std::to_string(m.reference_fine_shift));
-  if (m.reference_region_size != 0 &&
-      (m.reference_region_size < 3 || m.reference_region_size > m.image_size))
-    invalid("model.reference_region_size", "must be 0 (off) or between 3 and model.image_size, got " +
-                                               std::to_string(m.reference_region_size));
+  if (m.reference_region_size != 0 && (m.reference_region_size < 3 || m.reference_region_size > m.image_size))
+    invalid("model.reference_region_size",
+            "must be 0 (off) or between 3 and model.image_size, got " + std::to_string(m.reference_region_size));
   if (m.reference_neighbours < 0) invalid("model.reference_neighbours", "must be >= 0 (0 = every normal image)");
   if (m.vision_positions != "sincos" && m.vision_positions != "learned")
     invalid("model.vision_positions", "must be 'sincos' or 'learned', got '" + m.vision_positions + "'");
@@ -113,7 +119,8 @@ void validate_training(const RunConfig& c) {
     invalid("grpo.num_generations", "GRPO needs at least 2 generations per prompt to compute advantages, got " +
                                         std::to_string(g.num_generations));
   check_positive("grpo.lr", g.lr);
-  if (g.beta < 0) invalid("grpo.beta", "must be >= 0 (0 = no KL term, no reference model), got " + std::to_string(g.beta));
+  if (g.beta < 0)
+    invalid("grpo.beta", "must be >= 0 (0 = no KL term, no reference model), got " + std::to_string(g.beta));
   if (!(g.epsilon > 0 && g.epsilon < 1)) invalid("grpo.epsilon", "must be in (0, 1)");
   if (g.epsilon_high < 0) invalid("grpo.epsilon_high", "must be >= 0 (0 = epsilon)");
   check_positive("grpo.num_iterations", g.num_iterations);
@@ -124,9 +131,15 @@ void validate_training(const RunConfig& c) {
   check_positive("grpo.temperature", g.temperature);
   if (g.micro_batch < 0) invalid("grpo.micro_batch", "must be >= 0 (0 = every completion of a step in one pass)");
   const RewardConfig& r = c.reward;
-  for (auto [key, v] : {std::pair{"format", r.format}, {"accuracy", r.accuracy}, {"defect_type", r.defect_type},
-                        {"consistency", r.consistency}, {"object", r.object}, {"region", r.region}, {"focal", r.focal},
-                        {"focal_gamma", r.focal_gamma}, {"weight_power", r.weight_power},
+  for (auto [key, v] : {std::pair{"format", r.format},
+                        {"accuracy", r.accuracy},
+                        {"defect_type", r.defect_type},
+                        {"consistency", r.consistency},
+                        {"object", r.object},
+                        {"region", r.region},
+                        {"focal", r.focal},
+                        {"focal_gamma", r.focal_gamma},
+                        {"weight_power", r.weight_power},
                         {"dynamic_difficulty", r.dynamic_difficulty}})
     if (v < 0) invalid(std::string("reward.") + key, "must be >= 0");
   if (r.class_weights != "dynamic" && r.class_weights != "static" && r.class_weights != "none")
@@ -135,9 +148,12 @@ void validate_training(const RunConfig& c) {
   check_unit("reward.dynamic_momentum", r.dynamic_momentum, false);
   if (!(r.anomaly_share >= 0 && r.anomaly_share < 1))
     invalid("reward.anomaly_share", "must be in (0, 1), or 0 for the share the dataset shows");
-  for (auto [key, v] : {std::pair{"log_every", c.train.log_every}, {"log_completions_every", c.train.log_completions_every},
-                        {"eval_every", c.train.eval_every}, {"save_every", c.train.save_every},
-                        {"val_size", c.train.val_size}, {"max_consecutive_skips", c.train.max_consecutive_skips}})
+  for (auto [key, v] : {std::pair{"log_every", c.train.log_every},
+                        {"log_completions_every", c.train.log_completions_every},
+                        {"eval_every", c.train.eval_every},
+                        {"save_every", c.train.save_every},
+                        {"val_size", c.train.val_size},
+                        {"max_consecutive_skips", c.train.max_consecutive_skips}})
     check_positive(std::string("train.") + key, v);
   if (c.train.prefetch < -1 || c.train.prefetch > 64) invalid("train.prefetch", "must be -1 (auto), 0 (off) or 1..64");
 }
@@ -156,7 +172,6 @@ void RunConfig::validate() const {
     invalid("precision", "must be auto, fp32 or bf16, got '" + precision + "'");
   validate_model(model);
   if (tokenizer.vocab_size < 16) invalid("tokenizer.vocab_size", "must be >= 16");
-  check_positive("sampling.temperature", sampling.temperature);
   if (sampling.top_k < 0) invalid("sampling.top_k", "must be >= 0 (0 = disabled)");
   if (!(sampling.top_p > 0 && sampling.top_p <= 1))
     invalid("sampling.top_p", "must be in (0, 1], got " + std::to_string(sampling.top_p));

@@ -47,7 +47,8 @@ nlohmann::json parse_override(const std::string& assignment) {
   size_t end = path.size();
   while (true) {
     const size_t dot = path.rfind('.', end - 1);
-    const std::string key = path.substr(dot == std::string::npos ? 0 : dot + 1, end - (dot == std::string::npos ? 0 : dot + 1));
+    const std::string key =
+        path.substr(dot == std::string::npos ? 0 : dot + 1, end - (dot == std::string::npos ? 0 : dot + 1));
     if (key.empty()) throw Error("malformed override key '" + path + "'", "keys are separated by single dots");
     value = nlohmann::json{{key, value}};
     if (dot == std::string::npos || dot == 0) break;
@@ -62,8 +63,10 @@ void merge_json(nlohmann::json& base, const nlohmann::json& overlay) {
     return;
   }
   for (const auto& [k, v] : overlay.items()) {
-    if (base.contains(k) && base[k].is_object() && v.is_object()) merge_json(base[k], v);
-    else base[k] = v;
+    if (base.contains(k) && base[k].is_object() && v.is_object())
+      merge_json(base[k], v);
+    else
+      base[k] = v;
   }
 }
 

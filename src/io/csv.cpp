@@ -25,21 +25,36 @@ std::vector<std::vector<std::string>> split_records(std::string_view text, const
   std::string field;
   bool in_quotes = false, field_started = false;
   size_t line = 1, record_line = 1, quote_line = 0;
-  auto end_field = [&] { fields.push_back(std::move(field)); field.clear(); field_started = false; };
+  auto end_field = [&] {
+    fields.push_back(std::move(field));
+    field.clear();
+    field_started = false;
+  };
   auto end_record = [&] {
     end_field();
     bool blank = fields.size() == 1 && fields[0].empty();
-    if (!blank) { records.push_back(std::move(fields)); lines.push_back(record_line); }
+    if (!blank) {
+      records.push_back(std::move(fields));
+      lines.push_back(record_line);
+    }
     fields.clear();
   };
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_quotes) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') { field += '"'; ++i; }
-      else if (c == '"') in_quotes = false;
-      else { if (c == '\n') ++line; field += c; }
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"')
+        in_quotes = false;
+      else {
+        if (c == '\n') ++line;
+        field += c;
+      }
     } else if (c == '"' && !field_started) {
-      in_quotes = true; field_started = true; quote_line = line;
+      in_quotes = true;
+      field_started = true;
+      quote_line = line;
     } else if (c == ',') {
       end_field();
     } else if (c == '\n' || c == '\r') {
@@ -48,7 +63,8 @@ std::vector<std::vector<std::string>> split_records(std::string_view text, const
       ++line;
       record_line = line;
     } else {
-      field += c; field_started = true;
+      field += c;
+      field_started = true;
     }
   }
   if (in_quotes)
@@ -70,9 +86,8 @@ CsvTable parse_csv(std::string_view text, const std::string& source) {
   table.header = std::move(records[0]);
   for (size_t r = 1; r < records.size(); ++r) {
     if (records[r].size() != table.header.size())
-      throw Error(source + ":" + std::to_string(lines[r]) + ": row has " +
-                      std::to_string(records[r].size()) + " fields, header has " +
-                      std::to_string(table.header.size()),
+      throw Error(source + ":" + std::to_string(lines[r]) + ": row has " + std::to_string(records[r].size()) +
+                      " fields, header has " + std::to_string(table.header.size()),
                   "check for unquoted commas or a truncated file");
     table.rows.push_back(std::move(records[r]));
   }

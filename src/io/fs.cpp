@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
 
 namespace fs = std::filesystem;
@@ -18,18 +17,6 @@ std::vector<std::string> list_subdirs(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     if (!name.empty() && name[0] != '.' && e.is_directory(ec)) out.push_back(name);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::vector<std::string> list_images(const std::string& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (!name.empty() && name[0] != '.' && !e.is_directory(ec) && data::has_image_extension(name))
-      out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -26,8 +26,7 @@ const char* const kHint = "the file is corrupt or not a safetensors file; re-exp
 // early so a hostile header cannot make the parser build a pathological tree.
 constexpr int kMaxJsonDepth = 16;
 
-[[noreturn]] void fail(const std::string& source, const std::string& what,
-                       const std::string& hint = kHint) {
+[[noreturn]] void fail(const std::string& source, const std::string& what, const std::string& hint = kHint) {
   throw Error("safetensors file " + source + ": " + what, hint);
 }
 
@@ -77,8 +76,8 @@ bool checked_byte_size(const std::vector<int64_t>& shape, size_t elem_size, uint
 uint64_t checked_header_size(const char* prefix, uint64_t total_size, const std::string& source) {
   const uint64_t n = load_u64_le(prefix);
   if (n > kStMaxHeaderSize)
-    fail(source, "header length " + std::to_string(n) + " exceeds the " +
-                     std::to_string(kStMaxHeaderSize) + "-byte limit");
+    fail(source,
+         "header length " + std::to_string(n) + " exceeds the " + std::to_string(kStMaxHeaderSize) + "-byte limit");
   if (n > total_size - 8)
     fail(source, "header length " + std::to_string(n) + " runs past the end of the file (" +
                      std::to_string(total_size) + " bytes)");
@@ -151,8 +150,8 @@ StTensorInfo parse_tensor_entry(const std::string& name, const json& e, uint64_t
   }
   uint64_t nbytes = 0;
   if (!checked_byte_size(info.shape, elem_size, &nbytes))
-    fail(source, ctx + "shape " + shape.dump() +
-                     " overflows: its byte size (zero dimensions aside) does not fit in int64");
+    fail(source,
+         ctx + "shape " + shape.dump() + " overflows: its byte size (zero dimensions aside) does not fit in int64");
 
   // 3. data_offsets: [begin, end] inside the buffer, exactly the tensor's size.
   const json& offs = e.at("data_offsets");
@@ -160,15 +159,13 @@ StTensorInfo parse_tensor_entry(const std::string& name, const json& e, uint64_t
     fail(source, ctx + "data_offsets must be two non-negative integers [begin, end], got " + offs.dump());
   info.begin = json_offset(offs[0], ctx, source);
   info.end = json_offset(offs[1], ctx, source);
-  if (info.begin > info.end)
-    fail(source, ctx + "data_offsets " + offs.dump() + " decrease (begin > end)");
+  if (info.begin > info.end) fail(source, ctx + "data_offsets " + offs.dump() + " decrease (begin > end)");
   if (info.end > buffer_size)
-    fail(source, ctx + "data_offsets " + offs.dump() + " run past the data buffer (" +
-                     std::to_string(buffer_size) + " bytes)");
+    fail(source,
+         ctx + "data_offsets " + offs.dump() + " run past the data buffer (" + std::to_string(buffer_size) + " bytes)");
   if (info.end - info.begin != nbytes)
     fail(source, ctx + "data_offsets " + offs.dump() + " span " + std::to_string(info.end - info.begin) +
-                     " bytes, but " + info.dtype + " " + shape_str(info.shape) + " needs " +
-                     std::to_string(nbytes));
+                     " bytes, but " + info.dtype + " " + shape_str(info.shape) + " needs " + std::to_string(nbytes));
   return info;
 }
 
@@ -177,8 +174,7 @@ std::map<std::string, std::string> parse_metadata(const json& m, const std::stri
   if (m.is_null()) return out;  // the reference reader treats null as "no metadata"
   if (!m.is_object()) fail(source, "__metadata__ must be an object of strings, got " + std::string(m.type_name()));
   for (const auto& [key, value] : m.items()) {
-    if (!value.is_string())
-      fail(source, "__metadata__ value for '" + key + "' must be a string, got " + value.dump());
+    if (!value.is_string()) fail(source, "__metadata__ value for '" + key + "' must be a string, got " + value.dump());
     out[key] = value.get<std::string>();
   }
   return out;
@@ -195,18 +191,17 @@ void check_layout(const StHeader& h, uint64_t buffer_size, const std::string& so
   std::string prev;
   for (const auto& [begin, end, name] : spans) {
     if (begin < cursor)
-      fail(source, tensor_ctx(name) + "data_offsets overlap tensor '" + prev + "' (starts at " +
-                       std::to_string(begin) + ", previous ends at " + std::to_string(cursor) + ")");
+      fail(source, tensor_ctx(name) + "data_offsets overlap tensor '" + prev + "' (starts at " + std::to_string(begin) +
+                       ", previous ends at " + std::to_string(cursor) + ")");
     if (begin > cursor)
-      fail(source, tensor_ctx(name) + "data_offsets leave a gap: bytes " + std::to_string(cursor) +
-                       ".." + std::to_string(begin) + " belong to no tensor");
+      fail(source, tensor_ctx(name) + "data_offsets leave a gap: bytes " + std::to_string(cursor) + ".." +
+                       std::to_string(begin) + " belong to no tensor");
     cursor = end;
     prev = name;
   }
   if (cursor != buffer_size)
     fail(source, "data buffer has " + std::to_string(buffer_size - cursor) +
-                     " trailing bytes after the last tensor (data_offsets end at " +
-                     std::to_string(cursor) + ")");
+                     " trailing bytes after the last tensor (data_offsets end at " + std::to_string(cursor) + ")");
 }
 
 StHeader parse_header(std::string_view text, uint64_t buffer_size, const std::string& source) {
@@ -227,13 +222,11 @@ StHeader parse_header(std::string_view text, uint64_t buffer_size, const std::st
 StHeader open_and_read_header(const std::string& path, std::ifstream& in) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
-    throw Error("safetensors file " + path + " does not exist or is not a regular file",
-                "check the path");
+    throw Error("safetensors file " + path + " does not exist or is not a regular file", "check the path");
   const uint64_t size = fs::file_size(path, ec);
   in.open(path, std::ios::binary);
   if (ec || !in) throw Error("cannot open safetensors file " + path, "check its permissions");
-  if (size < 8)
-    fail(path, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  if (size < 8) fail(path, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   char prefix[8];
   if (!in.read(prefix, 8)) fail(path, "cannot read the header length");
   const uint64_t n = checked_header_size(prefix, size, path);
@@ -268,8 +261,8 @@ void validate_for_write(const std::string& path, const StFile& file) {
     if (!checked_byte_size(t.shape, elem, &nbytes))
       throw Error(ctx + "shape " + shape_str(t.shape) + " has a negative dimension or overflows");
     if (t.data.size() != nbytes)
-      throw Error(ctx + "holds " + std::to_string(t.data.size()) + " bytes, but " + t.dtype + " " +
-                  shape_str(t.shape) + " needs " + std::to_string(nbytes));
+      throw Error(ctx + "holds " + std::to_string(t.data.size()) + " bytes, but " + t.dtype + " " + shape_str(t.shape) +
+                  " needs " + std::to_string(nbytes));
   }
 }
 
@@ -296,9 +289,8 @@ std::string build_header(const std::string& path, const StFile& file) {
 }  // namespace
 
 size_t st_dtype_size(const std::string& dtype) {
-  static const std::map<std::string, size_t> sizes = {
-      {"F64", 8}, {"I64", 8}, {"F32", 4}, {"I32", 4}, {"F16", 2},
-      {"BF16", 2}, {"I16", 2}, {"I8", 1}, {"U8", 1}, {"BOOL", 1}};
+  static const std::map<std::string, size_t> sizes = {{"F64", 8},  {"I64", 8}, {"F32", 4}, {"I32", 4}, {"F16", 2},
+                                                      {"BF16", 2}, {"I16", 2}, {"I8", 1},  {"U8", 1},  {"BOOL", 1}};
   auto it = sizes.find(dtype);
   if (it == sizes.end())
     throw Error("unknown dtype '" + dtype + "'", "supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL");

@@ -23,7 +23,7 @@ torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const RotaryAngl
   auto parts = qkv(attn_norm(x)).split({heads * head_dim, kv_heads * head_dim, kv_heads * head_dim}, -1);
   auto q = Rotary::apply(parts[0].view({B, T, heads, head_dim}).transpose(1, 2), angles);     // (B,H,T,hd)
   auto k = Rotary::apply(parts[1].view({B, T, kv_heads, head_dim}).transpose(1, 2), angles);  // (B,Hkv,T,hd)
-  auto v = parts[2].view({B, T, kv_heads, head_dim}).transpose(1, 2);                           // (B,Hkv,T,hd)
+  auto v = parts[2].view({B, T, kv_heads, head_dim}).transpose(1, 2);                         // (B,Hkv,T,hd)
   if (cache) {
     const int64_t start = cache->length;
     cache->k[size_t(layer)].narrow(2, start, T).copy_(k);
@@ -33,8 +33,8 @@ torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const RotaryAngl
     // where a shorter view would be copied by every product).
     const int64_t Tk = mask.size(-1);
     if (Tk < start + T || Tk > cache->capacity())
-      throw Error("decoder: a mask of " + std::to_string(Tk) + " key columns for a cache holding " + std::to_string(start + T) +
-                  " of " + std::to_string(cache->capacity()));
+      throw Error("decoder: a mask of " + std::to_string(Tk) + " key columns for a cache holding " +
+                  std::to_string(start + T) + " of " + std::to_string(cache->capacity()));
     k = cache->k[size_t(layer)].narrow(2, 0, Tk);  // (B,Hkv,Tk,hd)
     v = cache->v[size_t(layer)].narrow(2, 0, Tk);
   }
@@ -44,7 +44,9 @@ torch::Tensor DecoderBlockImpl::forward(const torch::Tensor& x, const RotaryAngl
 }
 
 DecoderImpl::DecoderImpl(const ModelConfig& c)
-    : rotary(c.head_dim(), c.max_seq_len, c.rope_theta), layers(c.layers), kv_heads(c.kv_heads),
+    : rotary(c.head_dim(), c.max_seq_len, c.rope_theta),
+      layers(c.layers),
+      kv_heads(c.kv_heads),
       head_dim(c.head_dim()) {
   tokens = register_module("tokens", torch::nn::Embedding(c.vocab_size, c.dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
@@ -58,8 +60,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& x, const torch::Tensor& 
                                    KVCache* cache) {
   auto h = x;
   const RotaryAngles angles = rotary.at(positions, x);  // once for every layer
-  for (int64_t l = 0; l < layers; ++l)
-    h = blocks[size_t(l)]->as<DecoderBlock>()->forward(h, angles, mask, cache, l);
+  for (int64_t l = 0; l < layers; ++l) h = blocks[size_t(l)]->as<DecoderBlock>()->forward(h, angles, mask, cache, l);
   if (cache) cache->length += x.size(1);
   return norm(h);
 }

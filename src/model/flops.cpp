@@ -29,7 +29,7 @@ FlopCount forward_flops(const ModelConfig& c, int64_t prompt_tokens, int64_t com
   }
   const double mlp = double(c.vision_mlp_ratio) * e;
   vision += c.vision_layers * (np * (4 * e * e + 2 * e * mlp) + 2 * np * np * e);  // qkv+proj+MLP, QK^T and AV
-  vision += np * e * d;                                                               // to the decoder width
+  vision += np * e * d;                                                            // to the decoder width
 
   const double t = double(c.image_tokens()) + double(prompt_tokens) + double(completion_tokens);
   const double hd = c.head_dim(), h = c.heads, kv = c.kv_heads, m = c.mlp_width();

@@ -36,8 +36,8 @@ torch::Tensor prefill(Policy& policy, const PrefixBatch& p, KVCache* cache) {
 torch::Tensor cached_step(Policy& policy, KVCache& cache, const torch::Tensor& token) {
   const int64_t N = token.size(0), col = cache.length;
   cache.valid.select(1, col).fill_(true);
-  auto x = policy->decoder->embed(token.view({N, 1}));  // (N,1,D)
-  auto mask = cache.valid.view({N, 1, 1, cache.capacity()});  // the unwritten columns are false
+  auto x = policy->decoder->embed(token.view({N, 1}));                              // (N,1,D)
+  auto mask = cache.valid.view({N, 1, 1, cache.capacity()});                        // the unwritten columns are false
   auto h = policy->decoder->forward(x, cache.next_pos.view({N, 1}), mask, &cache);  // (N,1,D)
   cache.next_pos += 1;
   return policy->decoder->logits(h.select(1, 0));
@@ -61,8 +61,7 @@ torch::Tensor uncached_step(Policy& policy, const PrefixBatch& p, const torch::T
 
 }  // namespace
 
-Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows& prompts,
-                    const GenerateOptions& o) {
+Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows& prompts, const GenerateOptions& o) {
   torch::NoGradGuard no_grad;
   const int64_t B = int64_t(prompts.size()), G = o.group, N = B * G, C = o.max_new_tokens;
   if (G < 1 || C < 1) throw Error("generate: group and max_new_tokens must be >= 1");
@@ -75,8 +74,9 @@ Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows
                          : policy->prefix(images.repeat_interleave(G, 0), repeat_rows(prompts, G));
   const int64_t Lp = p.embeds.size(1);
   if (Lp + C > policy->config.max_seq_len)
-    throw Error("generate: prefix " + std::to_string(Lp) + " + " + std::to_string(C) + " new tokens exceed model.max_seq_len " +
-                std::to_string(policy->config.max_seq_len), "shorten the prompt or max_new_tokens");
+    throw Error("generate: prefix " + std::to_string(Lp) + " + " + std::to_string(C) +
+                    " new tokens exceed model.max_seq_len " + std::to_string(policy->config.max_seq_len),
+                "shorten the prompt or max_new_tokens");
 
   // 2) Prefill (cached paths) or the first full pass.
   KVCache cache;

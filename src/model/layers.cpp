@@ -17,7 +17,7 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 Rotary::Rotary(int64_t head_dim, int64_t max_len, double theta) {
   auto inv = torch::pow(theta, -torch::arange(0, head_dim, 2, torch::kFloat64) / double(head_dim));  // (hd/2)
-  auto angles = torch::outer(torch::arange(max_len, torch::kFloat64), inv);                            // (L, hd/2)
+  auto angles = torch::outer(torch::arange(max_len, torch::kFloat64), inv);                          // (L, hd/2)
   cos = angles.cos().to(torch::kFloat32);
   sin = angles.sin().to(torch::kFloat32);
 }
@@ -38,7 +38,7 @@ RotaryAngles Rotary::at(const torch::Tensor& positions, const torch::Tensor& lik
 torch::Tensor Rotary::apply(const torch::Tensor& x, const RotaryAngles& a) {
   const int64_t half = x.size(-1) / 2;
   const auto c = a.cos.to(x.scalar_type()), s = a.sin.to(x.scalar_type());  // no copy when x is float32
-  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);  // rotate-half convention
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);           // rotate-half convention
   return torch::cat({x1 * c - x2 * s, x2 * c + x1 * s}, -1);
 }
 

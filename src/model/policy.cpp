@@ -23,16 +23,16 @@ torch::Tensor prefix_lm_mask(const torch::Tensor& valid, int64_t prefix_len) {
   const int64_t T = valid.size(1);
   auto idx = torch::arange(T, valid.options().dtype(torch::kInt64));
   auto visible = (idx.view({1, T}) <= idx.view({T, 1})) | (idx.view({1, T}) < prefix_len);  // (T,T) [i][j]
-  return (visible.unsqueeze(0) & valid.unsqueeze(1)).unsqueeze(1);                           // (B,1,T,T)
+  return (visible.unsqueeze(0) & valid.unsqueeze(1)).unsqueeze(1);                          // (B,1,T,T)
 }
 
 PrefixBatch PolicyImpl::prefix(const torch::Tensor& images, const TokenRows& prompts) {
   const int64_t B = int64_t(prompts.size());
-  if (images.size(0) != B) throw Error("policy: " + std::to_string(images.size(0)) + " images for " +
-                                       std::to_string(B) + " prompts");
+  if (images.size(0) != B)
+    throw Error("policy: " + std::to_string(images.size(0)) + " images for " + std::to_string(B) + " prompts");
   size_t P = 1;
   for (const auto& p : prompts) P = std::max(P, p.size());
-  auto ids = torch::zeros({B, int64_t(P)}, torch::kInt64);   // (B,P) left-padded
+  auto ids = torch::zeros({B, int64_t(P)}, torch::kInt64);  // (B,P) left-padded
   auto pvalid = torch::zeros({B, int64_t(P)}, torch::kBool);
   for (int64_t b = 0; b < B; ++b) {
     const auto& p = prompts[size_t(b)];
@@ -43,7 +43,7 @@ PrefixBatch PolicyImpl::prefix(const torch::Tensor& images, const TokenRows& pro
     }
   }
   const auto dev = device();
-  auto img = vision(images.to(dev));  // (B,N,D)
+  auto img = vision(images.to(dev));       // (B,N,D)
   auto txt = decoder->embed(ids.to(dev));  // (B,P,D)
   PrefixBatch out;
   out.embeds = torch::cat({img, txt.to(img.scalar_type())}, 1);  // (B,Lp,D)
@@ -61,9 +61,9 @@ torch::Tensor PolicyImpl::completion_logits(const torch::Tensor& images, const T
                 "raise model.max_seq_len (e.g. --set model.max_seq_len=" + std::to_string(Lp + C + 16) +
                     ") or lower sampling.max_new_tokens");
   auto comp = completion.to(device());
-  auto x = torch::cat({p.embeds, decoder->embed(comp).to(p.embeds.scalar_type())}, 1);  // (B,Lp+C,D)
-  auto valid = torch::cat({p.valid, completion_mask.to(device())}, 1);                    // (B,Lp+C)
-  auto h = decoder->forward(x, positions_from_valid(valid), prefix_lm_mask(valid, Lp));   // (B,Lp+C,D)
+  auto x = torch::cat({p.embeds, decoder->embed(comp).to(p.embeds.scalar_type())}, 1);   // (B,Lp+C,D)
+  auto valid = torch::cat({p.valid, completion_mask.to(device())}, 1);                   // (B,Lp+C)
+  auto h = decoder->forward(x, positions_from_valid(valid), prefix_lm_mask(valid, Lp));  // (B,Lp+C,D)
   return decoder->logits(h.narrow(1, Lp - 1, C));  // position Lp-1+t predicts token t: (B,C,V)
 }
 
@@ -76,15 +76,18 @@ Policy make_policy(const ModelConfig& config, uint64_t seed) {
     const std::string& name = item.key();
     auto& t = item.value();
     const bool is_norm = name.find("norm") != std::string::npos;
-    if (is_norm) continue;  // norms keep weight 1, bias 0
+    if (is_norm) continue;                                   // norms keep weight 1, bias 0
     if (name.find(".stem.") != std::string::npos) continue;  // conv stem keeps LibTorch's (Kaiming) init
     // The reference-evidence MLPs read a few unit-scale numbers: LibTorch's init keeps them audible.
     if (name.find(".evidence.") != std::string::npos || name.find(".summary.") != std::string::npos) continue;
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) t.zero_();
-    else if (name.find("positions") != std::string::npos) continue;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0)
+      t.zero_();
+    else if (name.find("positions") != std::string::npos)
+      continue;
     else if (name.find(".out.weight") != std::string::npos || name.find("down.weight") != std::string::npos)
       t.normal_(0.0, residual_std);
-    else t.normal_(0.0, config.init_std);
+    else
+      t.normal_(0.0, config.init_std);
   }
   return policy;
 }

@@ -13,8 +13,8 @@
 
 #include "lriad/data/image_io.h"
 #include "lriad/data/image_tensor.h"
-#include "lriad/data/pose.h"
-#include "lriad/data/reference.h"
+#include "lriad/reference/pose.h"
+#include "lriad/reference/reference.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 
@@ -22,7 +22,8 @@ namespace lriad::model {
 
 bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model) {
   if (model.work_size() == model.image_size) return false;
-  return model.reference_fine_textures || (model.reference_align && data::is_object_category(normal_images_at_work_side));
+  return model.reference_fine_textures ||
+         (model.reference_align && reference::is_object_category(normal_images_at_work_side));
 }
 
 cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelConfig& model) {
@@ -34,27 +35,29 @@ cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelC
 }
 
 torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
-                           const data::NormalReference* reference) {
+                           const reference::NormalReference* reference) {
   const int S = model.image_size, W = model.work_size();
   if (image.rows != image.cols || (image.rows != S && image.rows != W))
     throw Error("policy input for category " + category + ": the image is " + std::to_string(image.cols) + "x" +
-                    std::to_string(image.rows) + ", not at a model side (" + std::to_string(S) + " or " + std::to_string(W) + ")",
+                    std::to_string(image.rows) + ", not at a model side (" + std::to_string(S) + " or " +
+                    std::to_string(W) + ")",
                 "pass it through model::model_side_image first");
   // The reference resizes to S itself (and compares a part at W when it keeps one there).
-  torch::Tensor t = reference ? reference->with_deviation(image, category, bank)                 // (4,S,S)
-                              : data::image_to_tensor(data::resize_square(image, S));            // (3,S,S)
+  torch::Tensor t = reference ? reference->with_deviation(image, category, bank)       // (4,S,S)
+                              : data::image_to_tensor(data::resize_square(image, S));  // (3,S,S)
   if (t.size(1) != S || t.size(2) != S || t.size(0) != model.image_channels())
-    throw Error("policy input for category " + category + " has shape (" + std::to_string(t.size(0)) + "," +
-                    std::to_string(t.size(1)) + "," + std::to_string(t.size(2)) + "), the model expects (" +
-                    std::to_string(model.image_channels()) + "," + std::to_string(S) + "," + std::to_string(S) + ")",
-                "the normal reference and model.reference / model.image_size of the run disagree: rebuild the reference");
+    throw Error(
+        "policy input for category " + category + " has shape (" + std::to_string(t.size(0)) + "," +
+            std::to_string(t.size(1)) + "," + std::to_string(t.size(2)) + "), the model expects (" +
+            std::to_string(model.image_channels()) + "," + std::to_string(S) + "," + std::to_string(S) + ")",
+        "the normal reference and model.reference / model.image_size of the run disagree: rebuild the reference");
   return t;
 }
 
 cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b) {
   if (a.size() != b.size() || a.type() != b.type())
-    throw Error("changed_rect: the images differ in size or type (" + std::to_string(a.cols) + "x" + std::to_string(a.rows) +
-                    " and " + std::to_string(b.cols) + "x" + std::to_string(b.rows) + ")",
+    throw Error("changed_rect: the images differ in size or type (" + std::to_string(a.cols) + "x" +
+                    std::to_string(a.rows) + " and " + std::to_string(b.cols) + "x" + std::to_string(b.rows) + ")",
                 "compare a synthetic anomaly with the normal image it was made from");
   cv::Mat diff, nonzero;
   cv::absdiff(a, b, diff);
@@ -66,20 +69,22 @@ cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b) {
 }
 
 bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& category, const ModelConfig& model,
-                 const data::NormalReference* reference) {
+                 const reference::NormalReference* reference) {
   return reference && !base.empty() && reference->updatable(category, image.rows) && image.rows == image.cols &&
          (image.rows == model.image_size || image.rows == model.work_size());
 }
 
-torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
-                                   const std::string& category, int bank, const ModelConfig& model,
-                                   const data::NormalReference* reference) {
-  if (!updates_map(image, base, category, model, reference)) return policy_input(image, category, bank, model, reference);
+torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
+                                   const std::function<torch::Tensor(int)>& base_distances, const std::string& category,
+                                   int bank, const ModelConfig& model, const reference::NormalReference* reference) {
+  if (!updates_map(image, base, category, model, reference))
+    return policy_input(image, category, bank, model, reference);
   const cv::Rect r = changed_rect(image, base);
   std::array<torch::Tensor, 2> distances;
   for (int h = 0; h < 2; ++h)
-    if (bank == data::NormalReference::kBothBanks || (bank == 1) == (h == 1)) distances[size_t(h)] = base_distances(h);
-  const auto map = reference->changed_deviation(image, category, bank, distances, r).unsqueeze(0);  // (1,S,S)
+    if (bank == reference::NormalReference::kBothBanks || (bank == 1) == (h == 1))
+      distances[size_t(h)] = base_distances(h);
+  const auto map = reference->changed_deviation(image, category, bank, distances, r).unsqueeze(0);   // (1,S,S)
   return torch::cat({data::image_to_tensor(data::resize_square(image, model.image_size)), map}, 0);  // (4,S,S)
 }
 
@@ -89,7 +94,7 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {
                 "the run has no normal reference (model.reference)");
   const auto t = input.detach().to(torch::kCPU, torch::kFloat32);
   const int S = int(t.size(1));
-  const auto map = t[3].contiguous();                           // (S,S)
+  const auto map = t[3].contiguous();                                  // (S,S)
   const auto rgb = t.narrow(0, 0, 3).permute({1, 2, 0}).contiguous();  // (S,S,3)
   const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
   const cv::Mat c(S, S, CV_32FC3, const_cast<float*>(rgb.data_ptr<float>()));
@@ -104,18 +109,20 @@ std::string policy_prompt(const std::string& category, const ModelConfig& model,
   return text::build_prompt(category) + chain_opening(category, model, facts);
 }
 
-std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {
+std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
+                          double level) {
   if (!model.opens_chains()) return "";
   if (!(level > 0))
-    throw Error("model.prompt_evidence states the evidence against the normal level, and category '" + category +
-                    "' has none",
-                "the run's baseline.json holds a level per category; a run without held-out normals cannot state it "
-                "(--set model.prompt_evidence=false)");
+    throw Error(
+        "model.prompt_evidence states the evidence against the normal level, and category '" + category + "' has none",
+        "the run's baseline.json holds a level per category; a run without held-out normals cannot state it "
+        "(--set model.prompt_evidence=false)");
   const auto facts = input_facts(input, level);
   return chain_opening(category, model, &facts);
 }
 
-std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level) {
+std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
+                          double level) {
   return text::build_prompt(category) + chain_opening(input, category, model, level);
 }
 
@@ -129,8 +136,10 @@ int InputRecord::bank_of(const std::string& path, int otherwise) const {
 }
 
 void InputRecord::save(const std::string& path) const {
-  const nlohmann::json j = {{"format", "lriad-policy-input"}, {"format_version", kFormatVersion},
-                            {"work_side_categories", work_side_categories}, {"reference_banks", reference_banks}};
+  const nlohmann::json j = {{"format", "lriad-policy-input"},
+                            {"format_version", kFormatVersion},
+                            {"work_side_categories", work_side_categories},
+                            {"reference_banks", reference_banks}};
   io::write_file_atomic(path, j.dump(1) + "\n");
 }
 
@@ -146,13 +155,15 @@ InputRecord InputRecord::load(const std::string& path) {
     r.work_side_categories = j.at("work_side_categories").get<std::vector<std::string>>();
     r.reference_banks = j.at("reference_banks").get<std::map<std::string, int>>();
   } catch (const nlohmann::json::exception& e) {
-    throw Error(path + " is damaged: " + e.what(), "train the run again, or delete the file (eval then compares with both banks)");
+    throw Error(path + " is damaged: " + e.what(),
+                "train the run again, or delete the file (eval then compares with both banks)");
   }
   return r;
 }
 
-torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank, const ModelConfig& model,
-                                   const data::NormalReference* reference, const InputRecord* record) {
+torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
+                                   const ModelConfig& model, const reference::NormalReference* reference,
+                                   const InputRecord* record) {
   // Without a record (a run older than policy_input.json) the reference's own test stands in: a
   // category it compares finely was kept at W by training (its normals had to be), and any other
   // the reference brings to S itself, by the same two resizes.

@@ -116,9 +116,9 @@ PrecisionChoice choose_precision(const RunConfig& config) {
     std::tie(probed.fp32_gflops, probed.bf16_gflops) = probe_gemm(kProbeSize, kProbeRounds);
     probed.bf16 = bf16_pays(probed.fp32_gflops, probed.bf16_gflops);
     const double ratio = probed.bf16_gflops / probed.fp32_gflops;
-    probed.reason = fmt::format("auto on cpu: {}, bf16 products {:.2f}x fp32's ({:.1f} / {:.1f} GFLOP/s at n={}; bf16 needs >= {:.1f}x)",
-                                probed.bf16 ? "bf16 autocast" : "fp32", ratio, probed.bf16_gflops, probed.fp32_gflops,
-                                kProbeSize, kBf16Margin);
+    probed.reason = fmt::format(
+        "auto on cpu: {}, bf16 products {:.2f}x fp32's ({:.1f} / {:.1f} GFLOP/s at n={}; bf16 needs >= {:.1f}x)",
+        probed.bf16 ? "bf16 autocast" : "fp32", ratio, probed.bf16_gflops, probed.fp32_gflops, kProbeSize, kBf16Margin);
     spdlog::info("precision {}", probed.reason);
   });
   return probed;

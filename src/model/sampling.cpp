@@ -36,7 +36,7 @@ Draw sample_tokens(const torch::Tensor& logits, const SamplingParams& p, at::Gen
     d.tokens = lf.argmax(-1);
   } else {
     auto probs = torch::softmax(filter_logits(lf / temperature, p.top_k, p.top_p), -1);
-    auto cdf = probs.cumsum(-1);                                               // (N,V)
+    auto cdf = probs.cumsum(-1);                                                  // (N,V)
     auto u = torch::rand({lf.size(0), 1}, gen, torch::kFloat32).to(lf.device());  // (N,1)
     u = u * cdf.narrow(-1, lf.size(1) - 1, 1);
     d.tokens = (cdf < u).sum(-1).clamp_max(lf.size(1) - 1);

@@ -53,7 +53,8 @@ namespace {
 // Where a normal and an anomalous chain of `spec` (its category, phrasing and evidence) part: the
 // tokens both share, then the normal chain's next token in `normal`. nullopt when they share no
 // start or one ends there.
-std::optional<std::vector<int64_t>> parting(const text::Tokenizer& tokenizer, text::CotSpec spec, int64_t* normal_token) {
+std::optional<std::vector<int64_t>> parting(const text::Tokenizer& tokenizer, text::CotSpec spec,
+                                            int64_t* normal_token) {
   spec.anomalous = false;
   const auto normal = tokenizer.encode(text::build_completion(spec));
   spec.anomalous = true;
@@ -68,7 +69,8 @@ std::optional<std::vector<int64_t>> parting(const text::Tokenizer& tokenizer, te
 
 }  // namespace
 
-DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories, bool opened) {
+DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vector<std::string>& categories,
+                               bool opened) {
   DecisionPoints out;
   if (opened) {
     text::EvidenceFacts f;
@@ -78,7 +80,8 @@ DecisionPoints decision_points(const text::Tokenizer& tokenizer, const std::vect
     // serves them all.
     const std::string opening = text::grounded_opening("x", f);
     auto rest = [&](bool anomalous) {  // the completion after the opening, encoded on its own as in SFT
-      const std::string full = text::build_completion({"x", anomalous, anomalous ? "scratch" : "", std::nullopt, 0, &f});
+      const std::string full =
+          text::build_completion({"x", anomalous, anomalous ? "scratch" : "", std::nullopt, 0, &f});
       return tokenizer.encode(full.substr(opening.size()));
     };
     const auto normal = rest(false), anomalous = rest(true);
@@ -144,8 +147,8 @@ torch::Tensor decision_probs(const torch::Tensor& logits, const torch::Tensor& t
   const int64_t N = tokens.size(0), C = tokens.size(1);
   if (int64_t(categories.size()) != N || fallback.dim() != 2 || fallback.size(0) != N || fallback.size(1) != 2)
     throw std::invalid_argument("decision_probs: need one category and one fallback row (N,2) per row, got " +
-                                std::to_string(categories.size()) + " categories, fallback " + c10::str(fallback.sizes()) +
-                                " for " + std::to_string(N) + " rows");
+                                std::to_string(categories.size()) + " categories, fallback " +
+                                c10::str(fallback.sizes()) + " for " + std::to_string(N) + " rows");
   auto out = fallback.to(torch::kCPU).to(torch::kFloat).clone();
   const auto tk = tokens.to(torch::kCPU).contiguous();
   const auto mk = mask.to(torch::kCPU).to(torch::kBool).contiguous();
@@ -163,7 +166,8 @@ torch::Tensor decision_probs(const torch::Tensor& logits, const torch::Tensor& t
         if (!d.anywhere && start > 0) break;
         if (!m[n * C + start + k]) break;
         bool match = true;
-        for (int64_t c = 0; c < k && match; ++c) match = m[n * C + start + c] && t[n * C + start + c] == d.prefix[size_t(c)];
+        for (int64_t c = 0; c < k && match; ++c)
+          match = m[n * C + start + c] && t[n * C + start + c] == d.prefix[size_t(c)];
         if (!match) continue;
         rows.push_back(n);
         cols.push_back(start + k);
@@ -176,7 +180,7 @@ torch::Tensor decision_probs(const torch::Tensor& logits, const torch::Tensor& t
   if (rows.empty()) return out;
   const auto r = torch::tensor(rows, torch::kInt64), c = torch::tensor(cols, torch::kInt64);
   const auto sel = logits.index({r.to(logits.device()), c.to(logits.device())}).to(torch::kFloat);  // (K,V)
-  const auto p = torch::softmax(sel, -1).cpu();                                                      // (K,V)
+  const auto p = torch::softmax(sel, -1).cpu();                                                     // (K,V)
   const auto pn = p.gather(1, torch::tensor(normal_ids, torch::kInt64).unsqueeze(1)).squeeze(1);    // (K)
   out.index_put_({r}, torch::stack({pn, 1.0 - pn}, 1));
   return out;

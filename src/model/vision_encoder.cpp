@@ -36,7 +36,8 @@ torch::Tensor sincos_2d(int64_t grid, int64_t dim) {
   auto xx = coords.view({1, grid}).expand({grid, grid}).reshape({-1});
   auto oy = torch::outer(yy, omega), ox = torch::outer(xx, omega);       // (grid*grid, dim/4)
   auto table = torch::cat({oy.sin(), oy.cos(), ox.sin(), ox.cos()}, 1);  // (grid*grid, 4*(dim/4))
-  if (table.size(1) < dim) table = torch::cat({table, torch::zeros({table.size(0), dim - table.size(1)}, table.options())}, 1);
+  if (table.size(1) < dim)
+    table = torch::cat({table, torch::zeros({table.size(0), dim - table.size(1)}, table.options())}, 1);
   return table.to(torch::kFloat32);
 }
 
@@ -56,12 +57,14 @@ VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& c) {
     }
     stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, c.vision_dim, 1)));
   } else {
-    patch = register_module("patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_dim, c.patch_size)
-                                                           .stride(c.patch_size)));
+    patch = register_module(
+        "patch", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_dim, c.patch_size).stride(c.patch_size)));
   }
   auto table = sincos_2d(grid, c.vision_dim).unsqueeze(0);  // (1,N,E)
-  if (c.vision_positions == "learned") positions = register_parameter("positions", table * 0.02);
-  else positions = register_buffer("positions", table);
+  if (c.vision_positions == "learned")
+    positions = register_parameter("positions", table * 0.02);
+  else
+    positions = register_buffer("positions", table);
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.vision_layers; ++i)
     blocks->push_back(VitBlock(c.vision_dim, c.vision_heads, int64_t(c.vision_dim) * c.vision_mlp_ratio));
@@ -69,10 +72,11 @@ VisionEncoderImpl::VisionEncoderImpl(const ModelConfig& c) {
   out = register_module("out", Linear(LinearOptions(c.vision_dim, c.dim)));
   patch_size = c.patch_size;
   if (c.reference == "knn") {
-    evidence = register_module("evidence", torch::nn::Sequential(Linear(LinearOptions(2, c.vision_dim)), torch::nn::GELU(),
-                                                                   Linear(LinearOptions(c.vision_dim, c.vision_dim))));
+    evidence =
+        register_module("evidence", torch::nn::Sequential(Linear(LinearOptions(2, c.vision_dim)), torch::nn::GELU(),
+                                                          Linear(LinearOptions(c.vision_dim, c.vision_dim))));
     summary = register_module("summary", torch::nn::Sequential(Linear(LinearOptions(3, c.dim)), torch::nn::GELU(),
-                                                                 Linear(LinearOptions(c.dim, c.dim))));
+                                                               Linear(LinearOptions(c.dim, c.dim))));
   }
 }
 
@@ -87,23 +91,25 @@ torch::Tensor VisionEncoderImpl::forward(const torch::Tensor& images) {
   const bool with_reference = static_cast<bool>(evidence);
   const int64_t channels = with_reference ? 4 : 3;
   if (images.dim() != 4 || images.size(1) != channels)
-    throw std::invalid_argument("vision encoder: expected images (B," + std::to_string(channels) +
-                                ",S,S), got " + c10::str(images.sizes()));
+    throw std::invalid_argument("vision encoder: expected images (B," + std::to_string(channels) + ",S,S), got " +
+                                c10::str(images.sizes()));
   const auto rgb = with_reference ? images.narrow(1, 0, 3) : images;
   const auto input = (rgb - 0.5) * 4.0;                 // roughly unit-scale
   auto x = stem ? stem->forward(input) : patch(input);  // (B,E,S/p,S/p)
-  x = x.flatten(2).transpose(1, 2) + positions;  // (B,N,E)
+  x = x.flatten(2).transpose(1, 2) + positions;         // (B,N,E)
   torch::Tensor summary_token;
   if (with_reference) {
-    const auto dev = images.narrow(1, 3, 1).to(x.scalar_type());                           // (B,1,S,S)
-    const auto peak = torch::max_pool2d(dev, patch_size, patch_size).flatten(1);           // (B,N)
-    x = x + evidence->forward(deviation_features(peak));                                   // (B,N,E)
-    const auto flat = dev.flatten(1);                                                      // (B,S*S)
-    const auto stats = torch::stack({flat.amax(1), flat.mean(1), std::get<0>(flat.topk(std::min<int64_t>(16, flat.size(1)), 1)).mean(1)}, 1);  // (B,3)
-    summary_token = summary->forward((stats + 0.05).log()).unsqueeze(1);                 // (B,1,D)
+    const auto dev = images.narrow(1, 3, 1).to(x.scalar_type());                  // (B,1,S,S)
+    const auto peak = torch::max_pool2d(dev, patch_size, patch_size).flatten(1);  // (B,N)
+    x = x + evidence->forward(deviation_features(peak));                          // (B,N,E)
+    const auto flat = dev.flatten(1);                                             // (B,S*S)
+    const auto stats = torch::stack(
+        {flat.amax(1), flat.mean(1), std::get<0>(flat.topk(std::min<int64_t>(16, flat.size(1)), 1)).mean(1)},
+        1);                                                               // (B,3)
+    summary_token = summary->forward((stats + 0.05).log()).unsqueeze(1);  // (B,1,D)
   }
   for (auto& block : *blocks) x = block->as<VitBlock>()->forward(x);
-  auto tokens = out(norm(x));  // (B,N,D)
+  auto tokens = out(norm(x));                                                                    // (B,N,D)
   if (with_reference) tokens = torch::cat({tokens, summary_token.to(tokens.scalar_type())}, 1);  // (B,N+1,D)
   return tokens;
 }

@@ -17,9 +17,12 @@ ScaleRewards parse_scale_rewards(const std::string& name) {
 
 const char* to_string(ScaleRewards scale) {
   switch (scale) {
-    case ScaleRewards::group: return "group";
-    case ScaleRewards::batch: return "batch";
-    case ScaleRewards::none: return "none";
+    case ScaleRewards::group:
+      return "group";
+    case ScaleRewards::batch:
+      return "batch";
+    case ScaleRewards::none:
+      return "none";
   }
   return "?";
 }
@@ -41,18 +44,17 @@ torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t G, ScaleRew
     throw Error("group_advantages: rewards must be 1-D (N), got " + std::to_string(rewards.dim()) + "-D");
   const int64_t N = rewards.size(0);
   if (G < 1 || N == 0 || N % G != 0)
-    throw Error("group_advantages: " + std::to_string(N) + " rewards do not split into groups of " +
-                    std::to_string(G),
+    throw Error("group_advantages: " + std::to_string(N) + " rewards do not split into groups of " + std::to_string(G),
                 "rewards hold num_generations completions per prompt, laid out contiguously");
   const int64_t B = N / G;
   const torch::Tensor r = rewards.is_floating_point() ? rewards : rewards.to(torch::kFloat);
 
   // 2. Group statistics. A tie is exact equality, not a small std: a std of ~1e-8 from
   //    rounding in the mean must not count as signal.
-  const torch::Tensor grouped = r.view({B, G});                                 // (B,G)
-  const torch::Tensor mean = grouped.mean(1);                                   // (B)
+  const torch::Tensor grouped = r.view({B, G});                                          // (B,G)
+  const torch::Tensor mean = grouped.mean(1);                                            // (B)
   const torch::Tensor tie = std::get<0>(grouped.max(1)) == std::get<0>(grouped.min(1));  // (B)
-  const torch::Tensor std = unbiased_std(grouped, 1).masked_fill(tie, 0.0);     // (B)
+  const torch::Tensor std = unbiased_std(grouped, 1).masked_fill(tie, 0.0);              // (B)
 
   // 3. Centre, zero the tied groups exactly, then scale.
   torch::Tensor adv = (grouped - mean.unsqueeze(1)).masked_fill(tie.unsqueeze(1), 0.0);  // (B,G)

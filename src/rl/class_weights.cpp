@@ -48,10 +48,15 @@ std::map<std::string, double> class_weights(double anomaly_share, const std::map
 
 DynamicClassWeights::DynamicClassWeights(double anomaly_share, std::map<std::string, double> initial_shares,
                                          double momentum, double power, double difficulty, double prior_samples)
-    : anomaly_share_(anomaly_share), momentum_(momentum), power_(power), difficulty_(difficulty), prior_samples_(prior_samples) {
+    : anomaly_share_(anomaly_share),
+      momentum_(momentum),
+      power_(power),
+      difficulty_(difficulty),
+      prior_samples_(prior_samples) {
   if (!(momentum >= 0 && momentum < 1))
     throw Error("DynamicClassWeights: momentum must be in [0,1), got " + std::to_string(momentum));
-  if (!(difficulty >= 0)) throw Error("DynamicClassWeights: difficulty must be >= 0, got " + std::to_string(difficulty));
+  if (!(difficulty >= 0))
+    throw Error("DynamicClassWeights: difficulty must be >= 0, got " + std::to_string(difficulty));
   if (!(prior_samples >= 0)) throw Error("DynamicClassWeights: prior_samples must be >= 0");
   initial_shares_ = normalised_shares(initial_shares, "DynamicClassWeights");
   weights_ = class_weights(anomaly_share, initial_shares_, power);  // checks the share and the power too
@@ -120,11 +125,19 @@ nlohmann::json DynamicClassWeights::to_json() const {
   for (const auto& [cls, s] : state_) {
     auto seen = seen_.find(cls);
     auto w = weights_.find(cls);
-    classes[cls] = {{"accuracy", s.accuracy}, {"correct", s.correct}, {"total", s.total},
-                    {"seen", seen == seen_.end() ? 0 : seen->second}, {"weight", w == weights_.end() ? 1.0 : w->second}};
+    classes[cls] = {{"accuracy", s.accuracy},
+                    {"correct", s.correct},
+                    {"total", s.total},
+                    {"seen", seen == seen_.end() ? 0 : seen->second},
+                    {"weight", w == weights_.end() ? 1.0 : w->second}};
   }
-  return {{"version", kFormatVersion}, {"anomaly_share", anomaly_share_}, {"momentum", momentum_}, {"power", power_},
-          {"difficulty", difficulty_}, {"prior_samples", prior_samples_}, {"initial_shares", initial_shares_},
+  return {{"version", kFormatVersion},
+          {"anomaly_share", anomaly_share_},
+          {"momentum", momentum_},
+          {"power", power_},
+          {"difficulty", difficulty_},
+          {"prior_samples", prior_samples_},
+          {"initial_shares", initial_shares_},
           {"classes", classes}};
 }
 
@@ -136,13 +149,13 @@ void DynamicClassWeights::from_json(const nlohmann::json& j) {
                       std::to_string(kFormatVersion),
                   "the checkpoint was written by an lriad whose weights followed accuracy, not rarity");
     DynamicClassWeights loaded(j.at("anomaly_share").get<double>(),
-                               j.at("initial_shares").get<std::map<std::string, double>>(), j.at("momentum").get<double>(),
-                               j.at("power").get<double>(), j.at("difficulty").get<double>(),
-                               j.at("prior_samples").get<double>());
+                               j.at("initial_shares").get<std::map<std::string, double>>(),
+                               j.at("momentum").get<double>(), j.at("power").get<double>(),
+                               j.at("difficulty").get<double>(), j.at("prior_samples").get<double>());
     loaded.weights_.clear();
     for (const auto& [cls, c] : j.at("classes").items()) {
-      loaded.state_[cls] = ClassState{c.at("accuracy").get<double>(), c.at("correct").get<int64_t>(),
-                                      c.at("total").get<int64_t>()};
+      loaded.state_[cls] =
+          ClassState{c.at("accuracy").get<double>(), c.at("correct").get<int64_t>(), c.at("total").get<int64_t>()};
       if (const auto n = c.at("seen").get<int64_t>(); n > 0) loaded.seen_[cls] = n;
       loaded.weights_[cls] = c.at("weight").get<double>();
     }

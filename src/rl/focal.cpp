@@ -18,16 +18,16 @@ double focal_reward(bool correct, double p_correct, double alpha, double gamma, 
   return alpha * std::pow(1.0 - p, gamma) * class_weight;
 }
 
-torch::Tensor focal_rewards(const torch::Tensor& correct, const torch::Tensor& p_correct, double alpha,
-                            double gamma, const torch::Tensor& class_weight) {
+torch::Tensor focal_rewards(const torch::Tensor& correct, const torch::Tensor& p_correct, double alpha, double gamma,
+                            const torch::Tensor& class_weight) {
   if (p_correct.dim() != 1 || correct.sizes() != p_correct.sizes() || class_weight.sizes() != p_correct.sizes())
-    throw Error("focal_rewards: correct, p_correct and class_weight must all be (N), got " +
-                c10::str(correct.sizes()) + ", " + c10::str(p_correct.sizes()) + ", " + c10::str(class_weight.sizes()));
+    throw Error("focal_rewards: correct, p_correct and class_weight must all be (N), got " + c10::str(correct.sizes()) +
+                ", " + c10::str(p_correct.sizes()) + ", " + c10::str(class_weight.sizes()));
   if (!torch::isfinite(p_correct).all().item<bool>()) throw Error("focal_rewards: p_correct holds NaN or inf");
   const auto dtype = p_correct.is_floating_point() ? p_correct.scalar_type() : torch::kFloat;
-  const torch::Tensor p = p_correct.to(dtype).clamp(0.0, 1.0);              // (N)
+  const torch::Tensor p = p_correct.to(dtype).clamp(0.0, 1.0);                        // (N)
   const torch::Tensor hit = (correct.to(torch::kBool) & (p_correct >= 0)).to(dtype);  // (N): unread p: no bonus
-  return alpha * torch::pow(1.0 - p, gamma) * class_weight.to(dtype) * hit;  // (N)
+  return alpha * torch::pow(1.0 - p, gamma) * class_weight.to(dtype) * hit;           // (N)
 }
 
 }  // namespace lriad::rl

@@ -18,10 +18,14 @@ LossType parse_loss_type(const std::string& name) {
 
 const char* to_string(LossType type) {
   switch (type) {
-    case LossType::grpo: return "grpo";
-    case LossType::bnpo: return "bnpo";
-    case LossType::dr_grpo: return "dr_grpo";
-    case LossType::dapo: return "dapo";
+    case LossType::grpo:
+      return "grpo";
+    case LossType::bnpo:
+      return "bnpo";
+    case LossType::dr_grpo:
+      return "dr_grpo";
+    case LossType::dapo:
+      return "dapo";
   }
   return "?";
 }
@@ -31,11 +35,11 @@ torch::Tensor kl_k3(const torch::Tensor& logp, const torch::Tensor& ref_logp) {
   return torch::exp(d) - d - 1.0;           // (N,T)
 }
 
-torch::Tensor clipped_surrogate(const torch::Tensor& ratio, const torch::Tensor& advantages,
-                                double epsilon_low, double epsilon_high) {
-  const torch::Tensor a = advantages.unsqueeze(1);                                 // (N,1)
+torch::Tensor clipped_surrogate(const torch::Tensor& ratio, const torch::Tensor& advantages, double epsilon_low,
+                                double epsilon_high) {
+  const torch::Tensor a = advantages.unsqueeze(1);                                           // (N,1)
   const torch::Tensor clipped = torch::clamp(ratio, 1.0 - epsilon_low, 1.0 + epsilon_high);  // (N,T)
-  return torch::min(ratio * a, clipped * a);                                       // (N,T)
+  return torch::min(ratio * a, clipped * a);                                                 // (N,T)
 }
 
 torch::Tensor aggregate_loss(const torch::Tensor& per_token_loss, const torch::Tensor& mask,
@@ -86,12 +90,12 @@ GrpoLossResult grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_log
   const double eps_low = params.epsilon_low;
   const double eps_high = params.epsilon_high > 0 ? params.epsilon_high : params.epsilon_low;
   const torch::Tensor adv = advantages.to(logp.scalar_type());  // (N)
-  const torch::Tensor m = mask.to(logp.scalar_type());           // (N,T)
+  const torch::Tensor m = mask.to(logp.scalar_type());          // (N,T)
 
   // 1. Per-token loss: clipped surrogate, plus the KL penalty.
-  const torch::Tensor ratio = torch::exp(logp - old_logp);                           // (N,T)
-  torch::Tensor per_token = -clipped_surrogate(ratio, adv, eps_low, eps_high);       // (N,T)
-  torch::Tensor kl;                                                                  // (N,T)
+  const torch::Tensor ratio = torch::exp(logp - old_logp);                      // (N,T)
+  torch::Tensor per_token = -clipped_surrogate(ratio, adv, eps_low, eps_high);  // (N,T)
+  torch::Tensor kl;                                                             // (N,T)
   if (ref_logp.defined()) kl = kl_k3(logp, ref_logp);
   if (params.beta > 0) per_token = per_token + params.beta * kl;
 
@@ -106,9 +110,9 @@ GrpoLossResult grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_log
     return ((flag.to(m.scalar_type()) * m).sum() / tokens).item<double>();
   };
   if (kl.defined()) out.kl_mean = ((kl.detach() * m).sum() / tokens).item<double>();
-  const torch::Tensor a = adv.unsqueeze(1);                                   // (N,1)
-  const torch::Tensor low = (ratio.detach() < 1.0 - eps_low).logical_and(a < 0);   // (N,T)
-  const torch::Tensor high = (ratio.detach() > 1.0 + eps_high).logical_and(a > 0); // (N,T)
+  const torch::Tensor a = adv.unsqueeze(1);                                         // (N,1)
+  const torch::Tensor low = (ratio.detach() < 1.0 - eps_low).logical_and(a < 0);    // (N,T)
+  const torch::Tensor high = (ratio.detach() > 1.0 + eps_high).logical_and(a > 0);  // (N,T)
   out.clip_ratio_low = token_share(low);
   out.clip_ratio_high = token_share(high);
   out.clip_ratio_region = token_share(low.logical_or(high));

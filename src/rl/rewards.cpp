@@ -46,15 +46,16 @@ RewardBreakdown total_reward(const text::ParsedCompletion& c, const RewardTarget
   r.correct = r.parts["accuracy"] > 0;
   r.parts["focal"] = w.focal > 0 ? focal_reward(r.correct, p_correct, 1.0, w.focal_gamma, class_weight) : 0.0;
   r.total = w.format * r.parts["format"] + w.accuracy * r.parts["accuracy"] + w.defect_type * r.parts["defect_type"] +
-            w.consistency * r.parts["consistency"] + w.object * r.parts["object"] +
-            w.region * r.parts["region"] + w.focal * r.parts["focal"];
+            w.consistency * r.parts["consistency"] + w.object * r.parts["object"] + w.region * r.parts["region"] +
+            w.focal * r.parts["focal"];
   return r;
 }
 
 std::vector<double> group_beliefs(const std::vector<std::array<double, 2>>& probs, const std::vector<bool>& anomalous) {
   const size_t B = anomalous.size();
   if (B == 0 || probs.size() % B != 0)
-    throw Error("group_beliefs: " + std::to_string(probs.size()) + " rows do not make groups of " + std::to_string(B) + " samples");
+    throw Error("group_beliefs: " + std::to_string(probs.size()) + " rows do not make groups of " + std::to_string(B) +
+                " samples");
   const size_t G = probs.size() / B;
   std::vector<double> out(B, -1.0);
   for (size_t b = 0; b < B; ++b) {
@@ -74,9 +75,11 @@ std::vector<double> group_beliefs(const std::vector<std::array<double, 2>>& prob
 std::vector<RewardBreakdown> group_rewards(const std::vector<text::ParsedCompletion>& completions,
                                            const std::vector<GroupSample>& samples, const std::vector<double>& beliefs,
                                            const RewardConfig& config) {
-  if (samples.empty() || completions.empty() || completions.size() % samples.size() != 0 || beliefs.size() != samples.size())
-    throw Error("group_rewards: " + std::to_string(completions.size()) + " completions, " + std::to_string(samples.size()) +
-                " samples and " + std::to_string(beliefs.size()) + " beliefs do not make whole groups");
+  if (samples.empty() || completions.empty() || completions.size() % samples.size() != 0 ||
+      beliefs.size() != samples.size())
+    throw Error("group_rewards: " + std::to_string(completions.size()) + " completions, " +
+                std::to_string(samples.size()) + " samples and " + std::to_string(beliefs.size()) +
+                " beliefs do not make whole groups");
   const size_t G = completions.size() / samples.size();
   std::vector<RewardBreakdown> out;
   out.reserve(completions.size());

@@ -102,10 +102,14 @@ AnswerReading read_answer(const std::string& answer, const std::vector<std::stri
   };
   scan(head);
   if (type_known.empty()) scan(tail);
-  if (negated) r.problem = "answer negates a verdict (say just normal or anomalous)";
-  else if (seen[0] && seen[1]) r.problem = "answer hedges between normal and anomalous";
-  else if (!seen[0] && !seen[1]) r.problem = "answer names no verdict (normal or anomalous)";
-  else r.verdict = seen[1] ? 1 : 0;
+  if (negated)
+    r.problem = "answer negates a verdict (say just normal or anomalous)";
+  else if (seen[0] && seen[1])
+    r.problem = "answer hedges between normal and anomalous";
+  else if (!seen[0] && !seen[1])
+    r.problem = "answer names no verdict (normal or anomalous)";
+  else
+    r.verdict = seen[1] ? 1 : 0;
 
   // 3. the defect type, for anomalous answers
   if (r.verdict == 1 && !verdict_of_word(type_canonical))  // "anomaly: defect" names no type
@@ -144,8 +148,8 @@ std::optional<int> finding_verdict(const std::string& think) {
   const std::string t = lowercase(think);
   static const char* none[] = {"nothing there stands out", "nothing there seems defective", "no defect",
                                "nothing looks out of place", "surface is uniform"};
-  static const char* some[] = {"there is a ", "there is an ", "there is only a ", "i find a ", "i find an ", " is visible",
-                               "there is what looks like "};
+  static const char* some[] = {"there is a ", "there is an ", "there is only a ",         "i find a ",
+                               "i find an ",  " is visible",  "there is what looks like "};
   bool n = false, a = false;
   for (const char* p : none) n = n || t.find(p) != std::string::npos;
   for (const char* p : some) a = a || t.find(p) != std::string::npos;
@@ -161,9 +165,11 @@ std::string named_type(const std::string& think) {
   if (p == std::string::npos) return "";
   size_t from = p + 6;
   for (const char* article : {"an ", "a "})
-    if (t.compare(from, std::char_traits<char>::length(article), article) == 0) from += std::char_traits<char>::length(article);
+    if (t.compare(from, std::char_traits<char>::length(article), article) == 0)
+      from += std::char_traits<char>::length(article);
   const size_t to = t.find_first_of(",.;", from);
-  const std::string name = canonical_defect_type(t.substr(from, to == std::string::npos ? std::string::npos : to - from));
+  const std::string name =
+      canonical_defect_type(t.substr(from, to == std::string::npos ? std::string::npos : to - from));
   return name == "defect" ? "" : name;  // "like a defect": no name
 }
 
@@ -237,15 +243,24 @@ ParsedCompletion parse_completion(const std::string& text, const std::vector<std
   for (const auto& [n, tag] : tags)
     if (r.error.empty()) r.error = tag_count(n, tag);
   if (r.error.empty()) {
-    if (p_tc < p_to) r.error = tc + " comes before " + to;
-    else if (p_ao < p_tc) r.error = ao + " comes before " + tc;
-    else if (p_ac < p_ao) r.error = ac + " comes before " + ao;
-    else if (!blank(text, 0, p_to)) r.error = "text before " + to;
-    else if (!blank(text, p_tc + tc.size(), p_ao)) r.error = "text between " + tc + " and " + ao;
-    else if (!blank(text, p_ac + ac.size(), text.size())) r.error = "text after " + ac;
-    else if (r.think.empty()) r.error = "empty " + to + tc;
-    else if (r.answer.empty()) r.error = "empty " + ao + ac;
-    else if (!answer_problem.empty()) r.error = answer_problem + ": '" + clip(r.answer) + "'";
+    if (p_tc < p_to)
+      r.error = tc + " comes before " + to;
+    else if (p_ao < p_tc)
+      r.error = ao + " comes before " + tc;
+    else if (p_ac < p_ao)
+      r.error = ac + " comes before " + ao;
+    else if (!blank(text, 0, p_to))
+      r.error = "text before " + to;
+    else if (!blank(text, p_tc + tc.size(), p_ao))
+      r.error = "text between " + tc + " and " + ao;
+    else if (!blank(text, p_ac + ac.size(), text.size()))
+      r.error = "text after " + ac;
+    else if (r.think.empty())
+      r.error = "empty " + to + tc;
+    else if (r.answer.empty())
+      r.error = "empty " + ao + ac;
+    else if (!answer_problem.empty())
+      r.error = answer_problem + ": '" + clip(r.answer) + "'";
   }
   r.well_formed = r.error.empty();
   return r;

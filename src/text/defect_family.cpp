@@ -14,32 +14,83 @@ using F = DefectFamily;
 // MVTec-AD's defect folders (all 15 categories), VisA's defect words (image_anno.csv), and
 // lriad's synthetic kinds and demo defects. Canonical names.
 const std::vector<std::pair<std::string, F>>& table() {
-  static const std::vector<std::pair<std::string, F>> t = {
-      // MVTec-AD
-      {"broken_large", F::Missing}, {"broken_small", F::Missing}, {"contamination", F::Contamination},
-      {"bent_wire", F::Deformation}, {"cable_swap", F::Misplaced}, {"cut_inner_insulation", F::Cut},
-      {"cut_outer_insulation", F::Cut}, {"missing_cable", F::Missing}, {"missing_wire", F::Missing},
-      {"poke_insulation", F::Hole}, {"crack", F::Crack}, {"faulty_imprint", F::Misprint}, {"poke", F::Hole},
-      {"scratch", F::Scratch}, {"squeeze", F::Deformation}, {"color", F::Stain}, {"cut", F::Cut}, {"hole", F::Hole},
-      {"metal_contamination", F::Contamination}, {"thread", F::Contamination}, {"bent", F::Deformation},
-      {"broken", F::Missing}, {"glue", F::Stain}, {"print", F::Misprint}, {"fold", F::Deformation},
-      {"flip", F::Misplaced}, {"pill_type", F::Misprint}, {"manipulated_front", F::Deformation},
-      {"scratch_head", F::Scratch}, {"scratch_neck", F::Scratch}, {"thread_side", F::Deformation},
-      {"thread_top", F::Deformation}, {"glue_strip", F::Stain}, {"gray_stroke", F::Stain}, {"oil", F::Stain},
-      {"rough", F::Deformation}, {"bent_lead", F::Deformation}, {"cut_lead", F::Cut}, {"damaged_case", F::Missing},
-      {"misplaced", F::Misplaced}, {"liquid", F::Stain}, {"broken_teeth", F::Missing}, {"fabric_border", F::Deformation},
-      {"fabric_interior", F::Deformation}, {"split_teeth", F::Deformation}, {"squeezed_teeth", F::Deformation},
-      // VisA
-      {"burnt", F::Stain}, {"chip", F::Missing}, {"melt", F::Deformation}, {"missing", F::Missing},
-      {"extra", F::Contamination}, {"wrong_place", F::Misplaced}, {"damage", F::Missing}, {"stuck", F::Contamination},
-      {"spot", F::Stain}, {"dirt", F::Contamination}, {"breakage", F::Missing}, {"bubble", F::Deformation},
-      {"partical", F::Contamination}, {"particle", F::Contamination}, {"scratches", F::Scratch},
-      {"discolor", F::Stain}, {"weird_wick", F::Deformation}, {"wrong_place", F::Misplaced},
-      // lriad's synthetic kinds and demo defects
-      {"foreign_patch", F::Contamination}, {"texture_blend", F::Contamination}, {"stain", F::Stain},
-      {"missing_part", F::Missing}, {"misplaced_part", F::Misplaced}, {"dent", F::Deformation},
-      {"broken_corner", F::Missing}, {"broken_tip", F::Missing}, {"thread_damage", F::Deformation},
-      {"print_error", F::Misprint}};
+  static const std::vector<std::pair<std::string, F>> t = {// MVTec-AD
+                                                           {"broken_large", F::Missing},
+                                                           {"broken_small", F::Missing},
+                                                           {"contamination", F::Contamination},
+                                                           {"bent_wire", F::Deformation},
+                                                           {"cable_swap", F::Misplaced},
+                                                           {"cut_inner_insulation", F::Cut},
+                                                           {"cut_outer_insulation", F::Cut},
+                                                           {"missing_cable", F::Missing},
+                                                           {"missing_wire", F::Missing},
+                                                           {"poke_insulation", F::Hole},
+                                                           {"crack", F::Crack},
+                                                           {"faulty_imprint", F::Misprint},
+                                                           {"poke", F::Hole},
+                                                           {"scratch", F::Scratch},
+                                                           {"squeeze", F::Deformation},
+                                                           {"color", F::Stain},
+                                                           {"cut", F::Cut},
+                                                           {"hole", F::Hole},
+                                                           {"metal_contamination", F::Contamination},
+                                                           {"thread", F::Contamination},
+                                                           {"bent", F::Deformation},
+                                                           {"broken", F::Missing},
+                                                           {"glue", F::Stain},
+                                                           {"print", F::Misprint},
+                                                           {"fold", F::Deformation},
+                                                           {"flip", F::Misplaced},
+                                                           {"pill_type", F::Misprint},
+                                                           {"manipulated_front", F::Deformation},
+                                                           {"scratch_head", F::Scratch},
+                                                           {"scratch_neck", F::Scratch},
+                                                           {"thread_side", F::Deformation},
+                                                           {"thread_top", F::Deformation},
+                                                           {"glue_strip", F::Stain},
+                                                           {"gray_stroke", F::Stain},
+                                                           {"oil", F::Stain},
+                                                           {"rough", F::Deformation},
+                                                           {"bent_lead", F::Deformation},
+                                                           {"cut_lead", F::Cut},
+                                                           {"damaged_case", F::Missing},
+                                                           {"misplaced", F::Misplaced},
+                                                           {"liquid", F::Stain},
+                                                           {"broken_teeth", F::Missing},
+                                                           {"fabric_border", F::Deformation},
+                                                           {"fabric_interior", F::Deformation},
+                                                           {"split_teeth", F::Deformation},
+                                                           {"squeezed_teeth", F::Deformation},
+                                                           // VisA
+                                                           {"burnt", F::Stain},
+                                                           {"chip", F::Missing},
+                                                           {"melt", F::Deformation},
+                                                           {"missing", F::Missing},
+                                                           {"extra", F::Contamination},
+                                                           {"wrong_place", F::Misplaced},
+                                                           {"damage", F::Missing},
+                                                           {"stuck", F::Contamination},
+                                                           {"spot", F::Stain},
+                                                           {"dirt", F::Contamination},
+                                                           {"breakage", F::Missing},
+                                                           {"bubble", F::Deformation},
+                                                           {"partical", F::Contamination},
+                                                           {"particle", F::Contamination},
+                                                           {"scratches", F::Scratch},
+                                                           {"discolor", F::Stain},
+                                                           {"weird_wick", F::Deformation},
+                                                           {"wrong_place", F::Misplaced},
+                                                           // lriad's synthetic kinds and demo defects
+                                                           {"foreign_patch", F::Contamination},
+                                                           {"texture_blend", F::Contamination},
+                                                           {"stain", F::Stain},
+                                                           {"missing_part", F::Missing},
+                                                           {"misplaced_part", F::Misplaced},
+                                                           {"dent", F::Deformation},
+                                                           {"broken_corner", F::Missing},
+                                                           {"broken_tip", F::Missing},
+                                                           {"thread_damage", F::Deformation},
+                                                           {"print_error", F::Misprint}};
   return t;
 }
 
@@ -47,16 +98,26 @@ const std::vector<std::pair<std::string, F>>& table() {
 
 const char* family_word(DefectFamily f) {
   switch (f) {
-    case F::Scratch: return "scratch";
-    case F::Crack: return "crack";
-    case F::Hole: return "hole";
-    case F::Stain: return "stain";
-    case F::Contamination: return "contamination";
-    case F::Missing: return "missing part";
-    case F::Misplaced: return "misplaced part";
-    case F::Deformation: return "deformation";
-    case F::Cut: return "cut";
-    case F::Misprint: return "misprint";
+    case F::Scratch:
+      return "scratch";
+    case F::Crack:
+      return "crack";
+    case F::Hole:
+      return "hole";
+    case F::Stain:
+      return "stain";
+    case F::Contamination:
+      return "contamination";
+    case F::Missing:
+      return "missing part";
+    case F::Misplaced:
+      return "misplaced part";
+    case F::Deformation:
+      return "deformation";
+    case F::Cut:
+      return "cut";
+    case F::Misprint:
+      return "misprint";
   }
   return "scratch";
 }
@@ -118,12 +179,14 @@ DefectMap load_defect_map(const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     const auto comma = line.find(',');
     if (comma == std::string::npos)
-      throw Error(path + ":" + std::to_string(n) + ": expected name,family, got '" + line + "'", "one mapping per line");
+      throw Error(path + ":" + std::to_string(n) + ": expected name,family, got '" + line + "'",
+                  "one mapping per line");
     const std::string name = canonical_defect_type(line.substr(0, comma)), family = line.substr(comma + 1);
     if (n == 1 && name == "name" && canonical_defect_type(family) == "family") continue;  // the header
     const auto f = parse_family(family);
     if (name.empty() || !f)
-      throw Error(path + ":" + std::to_string(n) + ": '" + family + "' is not a defect family", "use one of: " + families);
+      throw Error(path + ":" + std::to_string(n) + ": '" + family + "' is not a defect family",
+                  "use one of: " + families);
     out[name] = *f;
   }
   return out;

@@ -21,7 +21,8 @@ double round_ratio(double r) { return r < 10 ? std::round(r * 10) / 10 : std::ro
 }  // namespace
 
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level) {
-  if (map.empty() || map.type() != CV_32FC1 || map.rows != map.cols || rgb.type() != CV_32FC3 || rgb.size() != map.size())
+  if (map.empty() || map.type() != CV_32FC1 || map.rows != map.cols || rgb.type() != CV_32FC3 ||
+      rgb.size() != map.size())
     throw Error("evidence_facts: need a square CV_32FC1 map and a CV_32FC3 image of its size",
                 "pass the deviation channel of the policy input and its RGB channels");
   if (!(level > 0)) throw Error("evidence_facts: the normal level must be > 0, got " + std::to_string(level));
@@ -49,15 +50,18 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
       if (area.at<uchar>(y, x)) ++counts[cell_of(x, y, S)];
   int best = -1;
   for (int c = 0; c < 9; ++c)
-    if (adjacent(c, int(f.where)) && counts[c] >= kSecondCellShare * n && (best < 0 || counts[c] > counts[best])) best = c;
+    if (adjacent(c, int(f.where)) && counts[c] >= kSecondCellShare * n && (best < 0 || counts[c] > counts[best]))
+      best = c;
   if (best >= 0) f.also = Region(best);
   // Extent: large, else thin and long (second moments), else compact.
   const cv::Moments m = cv::moments(area, true);
   const double a = m.mu20 / std::max(1.0, m.m00), b = m.mu02 / std::max(1.0, m.m00), c = m.mu11 / std::max(1.0, m.m00);
   const double root = std::sqrt(std::max(0.0, (a - b) * (a - b) + 4 * c * c));
   const double major = (a + b + root) / 2, minor = std::max((a + b - root) / 2, 1.0 / 12);  // a one-pixel line's width
-  if (f.area >= kLargeArea) f.extent = EvidenceFacts::Extent::Large;
-  else if (n >= 3 && std::sqrt(major / minor) >= kThinElongation) f.extent = EvidenceFacts::Extent::Thin;
+  if (f.area >= kLargeArea)
+    f.extent = EvidenceFacts::Extent::Large;
+  else if (n >= 3 && std::sqrt(major / minor) >= kThinElongation)
+    f.extent = EvidenceFacts::Extent::Thin;
   // Tone: the area's mean colour against a ring of 3 pixels around it.
   cv::Mat grown, ring;
   cv::dilate(area, grown, cv::Mat::ones(7, 7, CV_8U));
@@ -68,17 +72,22 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
     for (int k = 0; k < 3; ++k) lum += (d[k] = inside[k] - around[k]) / 3;
     double chroma = 0;
     for (double v : d) chroma = std::max(chroma, std::abs(v - lum));
-    if (chroma >= kToneStep && chroma > std::abs(lum)) f.tone = EvidenceFacts::Tone::Colour;
-    else if (lum <= -kToneStep) f.tone = EvidenceFacts::Tone::Darker;
-    else if (lum >= kToneStep) f.tone = EvidenceFacts::Tone::Brighter;
+    if (chroma >= kToneStep && chroma > std::abs(lum))
+      f.tone = EvidenceFacts::Tone::Colour;
+    else if (lum <= -kToneStep)
+      f.tone = EvidenceFacts::Tone::Darker;
+    else if (lum >= kToneStep)
+      f.tone = EvidenceFacts::Tone::Brighter;
   }
   return f;
 }
 
 std::string ratio_text(double ratio) {
   char buf[32];
-  if (ratio < 10) std::snprintf(buf, sizeof(buf), "%.1f", std::max(0.0, round_ratio(ratio)));
-  else std::snprintf(buf, sizeof(buf), "%.0f", std::min(999.0, round_ratio(ratio)));
+  if (ratio < 10)
+    std::snprintf(buf, sizeof(buf), "%.1f", std::max(0.0, round_ratio(ratio)));
+  else
+    std::snprintf(buf, sizeof(buf), "%.0f", std::min(999.0, round_ratio(ratio)));
   return buf;
 }
 
@@ -91,15 +100,25 @@ std::string where_text(const EvidenceFacts& f) {
 std::string looks_text(const EvidenceFacts& f) {
   std::string out;
   switch (f.extent) {
-    case EvidenceFacts::Extent::Large: out = "a large area"; break;
-    case EvidenceFacts::Extent::Thin: out = "a thin, long mark"; break;
-    case EvidenceFacts::Extent::Compact: out = "a small, compact mark"; break;
+    case EvidenceFacts::Extent::Large:
+      out = "a large area";
+      break;
+    case EvidenceFacts::Extent::Thin:
+      out = "a thin, long mark";
+      break;
+    case EvidenceFacts::Extent::Compact:
+      out = "a small, compact mark";
+      break;
   }
   switch (f.tone) {
-    case EvidenceFacts::Tone::Darker: return out + " darker than around it";
-    case EvidenceFacts::Tone::Brighter: return out + " brighter than around it";
-    case EvidenceFacts::Tone::Colour: return out + " of another colour";
-    case EvidenceFacts::Tone::Same: return out;
+    case EvidenceFacts::Tone::Darker:
+      return out + " darker than around it";
+    case EvidenceFacts::Tone::Brighter:
+      return out + " brighter than around it";
+    case EvidenceFacts::Tone::Colour:
+      return out + " of another colour";
+    case EvidenceFacts::Tone::Same:
+      return out;
   }
   return out;
 }

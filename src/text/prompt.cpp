@@ -10,7 +10,6 @@
 #include "lriad/data/sample.h"
 #include "lriad/text/defect_family.h"
 #include "lriad/text/evidence.h"
-#include "lriad/data/synth.h"
 
 namespace lriad::text {
 namespace {
@@ -54,14 +53,21 @@ struct RegionPhrase {
 // Longest first, so that at one position "upper left" wins over "left".
 const std::vector<RegionPhrase>& region_phrases() {
   static const std::vector<RegionPhrase> phrases = [] {
-    std::vector<RegionPhrase> p = {
-        {"upper left", Region::UpperLeft}, {"top left", Region::UpperLeft},
-        {"upper right", Region::UpperRight}, {"top right", Region::UpperRight},
-        {"lower left", Region::LowerLeft}, {"bottom left", Region::LowerLeft},
-        {"lower right", Region::LowerRight}, {"bottom right", Region::LowerRight},
-        {"top", Region::Top}, {"left", Region::Left}, {"center", Region::Center},
-        {"centre", Region::Center}, {"middle", Region::Center}, {"right", Region::Right},
-        {"bottom", Region::Bottom}};
+    std::vector<RegionPhrase> p = {{"upper left", Region::UpperLeft},
+                                   {"top left", Region::UpperLeft},
+                                   {"upper right", Region::UpperRight},
+                                   {"top right", Region::UpperRight},
+                                   {"lower left", Region::LowerLeft},
+                                   {"bottom left", Region::LowerLeft},
+                                   {"lower right", Region::LowerRight},
+                                   {"bottom right", Region::LowerRight},
+                                   {"top", Region::Top},
+                                   {"left", Region::Left},
+                                   {"center", Region::Center},
+                                   {"centre", Region::Center},
+                                   {"middle", Region::Center},
+                                   {"right", Region::Right},
+                                   {"bottom", Region::Bottom}};
     std::stable_sort(p.begin(), p.end(), [](const RegionPhrase& a, const RegionPhrase& b) {
       return std::string(a.text).size() > std::string(b.text).size();
     });
@@ -76,25 +82,34 @@ std::string conclusion(bool anomalous) { return anomalous ? ", so it is anomalou
 std::string intro(const std::string& category, int v) {
   const std::string c = spaced(category);
   switch (v) {
-    case 0: return "The image shows " + article(c, false) + " " + c + " sample.";
-    case 1: return "This is " + article(c, false) + " " + c + " sample.";
-    default: return "I see " + article(c, false) + " " + c + " sample.";
+    case 0:
+      return "The image shows " + article(c, false) + " " + c + " sample.";
+    case 1:
+      return "This is " + article(c, false) + " " + c + " sample.";
+    default:
+      return "I see " + article(c, false) + " " + c + " sample.";
   }
 }
 
 std::string inspected(int v) {
   switch (v) {
-    case 0: return "I check the surface and the shape.";
-    case 1: return "I inspect its surface, edges and color.";
-    default: return "I look at every part of the surface.";
+    case 0:
+      return "I check the surface and the shape.";
+    case 1:
+      return "I inspect its surface, edges and color.";
+    default:
+      return "I look at every part of the surface.";
   }
 }
 
 std::string finding_normal(int v) {
   switch (v) {
-    case 0: return "The surface is uniform and the shape is intact" + conclusion(false);
-    case 1: return "I find no defect" + conclusion(false);
-    default: return "Nothing looks out of place" + conclusion(false);
+    case 0:
+      return "The surface is uniform and the shape is intact" + conclusion(false);
+    case 1:
+      return "I find no defect" + conclusion(false);
+    default:
+      return "Nothing looks out of place" + conclusion(false);
   }
 }
 
@@ -104,9 +119,12 @@ std::string finding_anomalous(const CotSpec& s, int v) {
   const std::string what = type + "defect";
   const std::string where = s.region ? std::string(" at the ") + region_word(*s.region) : "";
   switch (v) {
-    case 0: return "There is " + article(what, false) + " " + what + where + conclusion(true);
-    case 1: return "I find " + article(what, false) + " " + what + where + conclusion(true);
-    default: return article(what, true) + " " + what + " is visible" + where + conclusion(true);
+    case 0:
+      return "There is " + article(what, false) + " " + what + where + conclusion(true);
+    case 1:
+      return "I find " + article(what, false) + " " + what + where + conclusion(true);
+    default:
+      return article(what, true) + " " + what + " is visible" + where + conclusion(true);
   }
 }
 
@@ -116,9 +134,13 @@ std::string compared(const std::string& category, const EvidenceFacts& f, int v)
   const std::string c = spaced(category), at = where_text(f) + ", " + ratio_text(f.ratio) + kDecisionMarker;
   const std::string look = f.above ? looks_text(f) + ", " : "";  // "a thin, long mark, "
   switch (v) {
-    case 0: return "I compare it with normal " + c + " images: the largest deviation is " + look + "at the " + at;
-    case 1: return "Against normal " + c + " images, its largest deviation" + (f.above ? ", " + look : " ") + "lies at the " + at;
-    default: return "Compared with normal " + c + " images, the largest deviation is " + look + "at the " + at;
+    case 0:
+      return "I compare it with normal " + c + " images: the largest deviation is " + look + "at the " + at;
+    case 1:
+      return "Against normal " + c + " images, its largest deviation" + (f.above ? ", " + look : " ") + "lies at the " +
+             at;
+    default:
+      return "Compared with normal " + c + " images, the largest deviation is " + look + "at the " + at;
   }
 }
 
@@ -139,11 +161,15 @@ std::string grounded_think(const CotSpec& s, int v) {
   const EvidenceFacts& f = *s.evidence;
   std::string think = intro(s.category, v) + " " + compared(s.category, f, v) + " ";
   if (!s.anomalous)
-    return think + (f.above ? "Nothing there seems defective" : "Nothing there stands out from normal " + spaced(s.category) + " images") +
+    return think +
+           (f.above ? "Nothing there seems defective"
+                    : "Nothing there stands out from normal " + spaced(s.category) + " images") +
            conclusion(false);
   const std::string type = answer_type(s.defect_type);
   // "like a crack", "like contamination" (a mass noun takes no article), "like a defect" (unnamed).
-  const std::string like = type.empty() ? "a defect" : type == "contamination" ? type : article(type, false) + " " + type;
+  const std::string like = type.empty()              ? "a defect"
+                           : type == "contamination" ? type
+                                                     : article(type, false) + " " + type;
   if (f.above) return think + "There is what looks like " + like + conclusion(true);
   return think + "There is only a faint change" + (type.empty() ? "" : ", like " + like) + conclusion(true);
 }
@@ -151,8 +177,8 @@ std::string grounded_think(const CotSpec& s, int v) {
 }  // namespace
 
 std::string build_prompt(const std::string& category) {
-  return "Inspect the " + spaced(category) + ". Is it normal or anomalous? Reason in " + kThinkOpen +
-         kThinkClose + ", then answer in " + kAnswerOpen + kAnswerClose + ".";
+  return "Inspect the " + spaced(category) + ". Is it normal or anomalous? Reason in " + kThinkOpen + kThinkClose +
+         ", then answer in " + kAnswerOpen + kAnswerClose + ".";
 }
 
 std::string grounded_opening(const std::string& category, const EvidenceFacts& facts) {
@@ -161,15 +187,24 @@ std::string grounded_opening(const std::string& category, const EvidenceFacts& f
 
 const char* region_word(Region r) {
   switch (r) {
-    case Region::UpperLeft: return "upper left";
-    case Region::Top: return "top";
-    case Region::UpperRight: return "upper right";
-    case Region::Left: return "left";
-    case Region::Center: return "center";
-    case Region::Right: return "right";
-    case Region::LowerLeft: return "lower left";
-    case Region::Bottom: return "bottom";
-    case Region::LowerRight: return "lower right";
+    case Region::UpperLeft:
+      return "upper left";
+    case Region::Top:
+      return "top";
+    case Region::UpperRight:
+      return "upper right";
+    case Region::Left:
+      return "left";
+    case Region::Center:
+      return "center";
+    case Region::Right:
+      return "right";
+    case Region::LowerLeft:
+      return "lower left";
+    case Region::Bottom:
+      return "bottom";
+    case Region::LowerRight:
+      return "lower right";
   }
   return "center";
 }
@@ -241,8 +276,9 @@ std::string build_completion(const CotSpec& spec) {
   std::string answer = "normal";
   if (spec.anomalous) {
     answer = "anomalous";
-    const std::string type = spec.evidence ? answer_type(spec.defect_type)
-                                           : is_unnamed_defect(spec.defect_type) ? "" : spaced(canonical_defect_type(spec.defect_type));
+    const std::string type = spec.evidence                         ? answer_type(spec.defect_type)
+                             : is_unnamed_defect(spec.defect_type) ? ""
+                                                                   : spaced(canonical_defect_type(spec.defect_type));
     if (!type.empty()) answer += ": " + type;
   }
   return std::string(kThinkOpen) + think + kThinkClose + kAnswerOpen + answer + kAnswerClose;
@@ -250,15 +286,8 @@ std::string build_completion(const CotSpec& spec) {
 
 std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories,
                                           const std::vector<std::string>& defect_types, bool grounded) {
-  // 1. names: the given ones, or the synthetic demo's
+  // 1. names, as given
   std::vector<std::string> cats = categories, types = defect_types;
-  if (cats.empty())
-    for (const auto& c : data::synth_categories()) cats.push_back(c.name);
-  if (types.empty()) {
-    std::set<std::string> all;
-    for (const auto& c : data::synth_categories()) all.insert(c.defect_types.begin(), c.defect_types.end());
-    types.assign(all.begin(), all.end());
-  }
   types.erase(std::remove(types.begin(), types.end(), std::string(data::kGoodType)), types.end());
   types.push_back("");  // the unnamed defect ("anomalous" without a type)
 
@@ -285,7 +314,8 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
   }
   std::vector<EvidenceFacts> looks;
   for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large})
-    for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter, EvidenceFacts::Tone::Colour}) {
+    for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter,
+                   EvidenceFacts::Tone::Colour}) {
       EvidenceFacts f;
       f.above = true;
       f.ratio = 2.5;
@@ -314,7 +344,8 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
       }
       for (size_t k = 0; k < looks.size(); ++k)
         for (const auto& t : families)
-          if (k % kCotVariants == size_t(v) || t.empty()) add(build_completion({c, true, t, std::nullopt, v, &looks[k]}));
+          if (k % kCotVariants == size_t(v) || t.empty())
+            add(build_completion({c, true, t, std::nullopt, v, &looks[k]}));
     }
   }
   for (const auto& c : cats) {

@@ -41,8 +41,9 @@ const ShimApi& api() {
     const std::string path = spm_shim_path();
     // A private namespace keeps the shim's protobuf-lite away from libtorch's protobuf.
     void* lib = dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!lib) throw Error(std::string("cannot load the sentencepiece shim: ") + dlerror(),
-                          "is libsentencepiece0 installed (scripts/setup.sh)?");
+    if (!lib)
+      throw Error(std::string("cannot load the sentencepiece shim: ") + dlerror(),
+                  "is libsentencepiece0 installed (scripts/setup.sh)?");
     bind(lib, "lriad_spm_train", shim.train, path);
     bind(lib, "lriad_spm_load", shim.load, path);
     bind(lib, "lriad_spm_free", shim.free_model, path);
@@ -55,7 +56,6 @@ const ShimApi& api() {
   });
   return shim;
 }
-
 
 }  // namespace
 
@@ -89,8 +89,7 @@ void SentencePiece::train(const SpmTrainOptions& o) {
 SentencePiece::SentencePiece(const std::string& model_path) {
   char err[1024] = {0};
   handle_ = api().load(model_path.c_str(), err, sizeof err);
-  if (!handle_)
-    throw Error("cannot load tokenizer " + model_path + ": " + err, "expected a sentencepiece .model file");
+  if (!handle_) throw Error("cannot load tokenizer " + model_path + ": " + err, "expected a sentencepiece .model file");
 }
 
 SentencePiece::~SentencePiece() {

@@ -82,10 +82,14 @@ int lriad_spm_vocab_size(void* h) { return proc(h)->GetPieceSize(); }
 // which: 0 unk, 1 bos, 2 eos, 3 pad (-1 when the model has none).
 int lriad_spm_special_id(void* h, int which) {
   switch (which) {
-    case 0: return proc(h)->unk_id();
-    case 1: return proc(h)->bos_id();
-    case 2: return proc(h)->eos_id();
-    default: return proc(h)->pad_id();
+    case 0:
+      return proc(h)->unk_id();
+    case 1:
+      return proc(h)->bos_id();
+    case 2:
+      return proc(h)->eos_id();
+    default:
+      return proc(h)->pad_id();
   }
 }
 

@@ -8,7 +8,6 @@
 #include <set>
 
 #include "lriad/data/dataset.h"
-#include "lriad/data/synth.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 #include "lriad/text/prompt.h"
@@ -69,9 +68,11 @@ SpmTrainOptions spm_options(const std::string& corpus, const std::string& prefix
   s.model_type = o.model_type;
   s.user_defined_symbols = {kThinkOpen, kThinkClose, kAnswerOpen, kAnswerClose, kImageTag};
   s.extra = {
-      {"unk_id", std::to_string(kUnkId)}, {"bos_id", std::to_string(kBosId)},
-      {"eos_id", std::to_string(kEosId)}, {"pad_id", std::to_string(kPadId)},
-      {"byte_fallback", "true"},            // any text round-trips, no <unk>
+      {"unk_id", std::to_string(kUnkId)},
+      {"bos_id", std::to_string(kBosId)},
+      {"eos_id", std::to_string(kEosId)},
+      {"pad_id", std::to_string(kPadId)},
+      {"byte_fallback", "true"},  // any text round-trips, no <unk>
       {"character_coverage", "1.0"},
       // No dummy prefix and no normalisation: encode(a + b) == encode(a) + encode(b) at a tag
       // boundary ("<answer>normal" encodes the same alone and inside a completion), and
@@ -79,7 +80,7 @@ SpmTrainOptions spm_options(const std::string& corpus, const std::string& prefix
       {"add_dummy_prefix", "false"},
       {"normalization_rule_name", "identity"},
       {"remove_extra_whitespaces", "false"},
-      {"num_threads", "1"},                 // one thread: the same corpus gives the same bytes
+      {"num_threads", "1"},  // one thread: the same corpus gives the same bytes
   };
   return s;
 }
@@ -104,8 +105,8 @@ Tokenizer Tokenizer::train(const std::string& out_dir, const TokenizerTrainOptio
     SentencePiece::train(spm);
   } catch (const Error& e) {
     if (std::string(e.what()).find("too high") == std::string::npos) throw;
-    spdlog::warn("the tokenizer corpus ({} lines) is too small for vocab_size {}: training a smaller vocabulary",
-                 lines, options.vocab_size);
+    spdlog::warn("the tokenizer corpus ({} lines) is too small for vocab_size {}: training a smaller vocabulary", lines,
+                 options.vocab_size);
     spm.extra["hard_vocab_limit"] = "false";
     SentencePiece::train(spm);
   }
@@ -171,12 +172,9 @@ bool Tokenizer::has_format_tokens() const {
 }
 
 TokenizerTrainSummary train_tokenizer_for_dataset(const TokenizerDatasetOptions& o) {
-  // 1. names: the synthetic demo's, joined by the dataset's
-  std::set<std::string> cats, types;
-  for (const auto& c : data::synth_categories()) {
-    cats.insert(c.name);
-    types.insert(c.defect_types.begin(), c.defect_types.end());
-  }
+  // 1. names: the known ones (the demo's, from the caller), joined by the dataset's
+  std::set<std::string> cats(o.known_categories.begin(), o.known_categories.end());
+  std::set<std::string> types(o.known_defect_types.begin(), o.known_defect_types.end());
   if (!o.format.empty()) {
     data::LoadOptions load;
     load.categories = o.categories;
@@ -195,7 +193,8 @@ TokenizerTrainSummary train_tokenizer_for_dataset(const TokenizerDatasetOptions&
   s.model_path = tok.model_path();
   s.vocab_size = tok.vocab_size();
   s.requested_vocab_size = train.vocab_size;
-  s.corpus_sentences = corpus_sentences(train.categories, train.defect_types, train.grounded).size() + train.extra_sentences.size();
+  s.corpus_sentences =
+      corpus_sentences(train.categories, train.defect_types, train.grounded).size() + train.extra_sentences.size();
   s.categories = cats.size();
   s.defect_types = types.size();
   return s;

@@ -68,14 +68,17 @@ double number_or_nan(const nlohmann::json& v) {
 nlohmann::json to_json(const BaselineThresholds& t) {
   nlohmann::json cats = nlohmann::json::object();
   for (const auto& [name, c] : t.categories)
-    cats[name] = {{"threshold", number_or_null(c.threshold)}, {"q", t.q},
-                  {"n_normals", c.peaks.size()},             {"pooled", c.pooled},
+    cats[name] = {{"threshold", number_or_null(c.threshold)},
+                  {"q", t.q},
+                  {"n_normals", c.peaks.size()},
+                  {"pooled", c.pooled},
                   {"peaks", c.peaks}};
   return {{"format", kBaselineFormat},
           {"format_version", kBaselineFormatVersion},
-          {"method", "peak of the normal reference's deviation map; threshold = q-quantile (linear, as numpy's default) "
-                     "of held-out normal training images' peaks per category (pooled over all categories for one "
-                     "without held-out normals)"},
+          {"method",
+           "peak of the normal reference's deviation map; threshold = q-quantile (linear, as numpy's default) "
+           "of held-out normal training images' peaks per category (pooled over all categories for one "
+           "without held-out normals)"},
           {"q", t.q},
           {"pooled", {{"threshold", number_or_null(t.pooled)}, {"n_normals", t.n_pooled}}},
           {"categories", cats}};
@@ -102,7 +105,8 @@ BaselineThresholds thresholds_from_json(const nlohmann::json& j, const std::stri
     }
     return t;
   } catch (const nlohmann::json::exception& e) {
-    throw Error(source + " is damaged: " + e.what(), "delete it: lriad eval rebuilds the thresholds from the run's config");
+    throw Error(source + " is damaged: " + e.what(),
+                "delete it: lriad eval rebuilds the thresholds from the run's config");
   }
 }
 
@@ -117,7 +121,8 @@ BaselineThresholds load_baseline(const std::string& path) {
   try {
     in >> j;
   } catch (const nlohmann::json::exception& e) {
-    throw Error(path + " is not valid JSON: " + e.what(), "delete it: lriad eval rebuilds the thresholds from the run's config");
+    throw Error(path + " is not valid JSON: " + e.what(),
+                "delete it: lriad eval rebuilds the thresholds from the run's config");
   }
   return thresholds_from_json(j, path);
 }
@@ -129,15 +134,14 @@ double evidence_peak(const torch::Tensor& input) {
   return input[3].max().item<double>();
 }
 
-BaselineThresholds fit_baseline(const TrainingSource& source, const data::NormalReference& reference, double q) {
+BaselineThresholds fit_baseline(const TrainingSource& source, const reference::NormalReference& reference, double q) {
   const auto t0 = std::chrono::steady_clock::now();
   std::map<std::string, std::vector<double>> peaks;
   for (const auto& item : source.validation()) {
     if (item.anomalous) continue;
     // As the policy input is built for a validation or test image: in neither bank, both compared.
-    peaks[item.category].push_back(
-        evidence_peak(model::policy_input(item.image, item.category, data::NormalReference::kBothBanks,
-                                          source.config().model, &reference)));
+    peaks[item.category].push_back(evidence_peak(model::policy_input(
+        item.image, item.category, reference::NormalReference::kBothBanks, source.config().model, &reference)));
   }
   auto t = fit_thresholds(peaks, source.categories(), q);
   spdlog::info("evidence-only baseline: thresholds from {} held-out normal images in {:.1f} s", t.n_pooled,
@@ -146,11 +150,13 @@ BaselineThresholds fit_baseline(const TrainingSource& source, const data::Normal
 }
 
 BaselineThresholds run_baseline(const std::string& run_dir, const RunConfig& config,
-                                const data::NormalReference& reference) {
+                                const reference::NormalReference& reference) {
   const std::string path = RunFiles{run_dir}.baseline();
   if (io::is_file(path)) return load_baseline(path);
-  spdlog::info("{} has no baseline.json (made before it): rebuilding the held-out normal images from its config "
-               "(data {}, seed {})", run_dir, config.data.root, config.seed);
+  spdlog::info(
+      "{} has no baseline.json (made before it): rebuilding the held-out normal images from its config "
+      "(data {}, seed {})",
+      run_dir, config.data.root, config.seed);
   return fit_baseline(TrainingSource(config), reference, kBaselineQuantile);
 }
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "lriad/demo/synth.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 #include "lriad/io/safetensors.h"
@@ -39,6 +40,12 @@ std::string component_of(const std::string& name) { return name.substr(0, name.f
 
 }  // namespace
 
+std::vector<std::string> RunFiles::written_by_training() const {
+  return {metrics(),  validation(),   trainer_state(),    path(kOptimizer), best(),
+          sft(),      tokenizer(),    path(kVisionProbe), weights(),        train_from_test(),
+          baseline(), policy_input(), completions(),      checkpoints()};
+}
+
 void prepare_run_dir(const std::string& dir, bool overwrite, bool resume) {
   if (dir.empty()) throw Error("no run directory given", "pass --out DIR");
   if (io::is_file(dir)) throw Error("run directory " + dir + " is a file", "choose another --out");
@@ -61,7 +68,8 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
   const RunFiles run{dir};
   if (!io::is_dir(dir)) throw Error("run directory " + dir + " does not exist", "pass the --out of a training run");
   if (!io::is_file(run.config()))
-    throw Error("run directory " + dir + " has no config.json", "is it a run made by `lriad train` or `lriad model init`?");
+    throw Error("run directory " + dir + " has no config.json",
+                "is it a run made by `lriad train` or `lriad model init`?");
   if (!io::is_file(run.tokenizer()))
     throw Error("run directory " + dir + " has no tokenizer.model", "the run is incomplete; re-create it");
   LoadedPolicy out;
@@ -74,7 +82,8 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
   if (!device.empty()) out.config.device = device;
   out.config.validate();
   const std::string path = weights.empty() ? run.weights() : weights;
-  if (!io::is_file(path)) throw Error("weights file " + path + " does not exist", "has the run saved a checkpoint yet?");
+  if (!io::is_file(path))
+    throw Error("weights file " + path + " does not exist", "has the run saved a checkpoint yet?");
   out.policy = model::make_policy(out.config.model, out.config.seed);
   out.metadata = model::load_weights(*out.policy, path);
   out.policy->to(torch::Device(out.config.device));
@@ -84,7 +93,8 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
 nlohmann::json run_info(const std::string& dir) {
   const RunFiles run{dir};
   if (!io::is_file(run.weights()))
-    throw Error("run directory " + dir + " has no model.safetensors", "pass the --out of `lriad train` or `lriad model init`");
+    throw Error("run directory " + dir + " has no model.safetensors",
+                "pass the --out of `lriad train` or `lriad model init`");
   const RunConfig config = load_config(run.config());
   const io::StHeader header = io::read_safetensors_header(run.weights());
   std::map<std::string, int64_t> counts;
@@ -130,6 +140,8 @@ int ensure_tokenizer(const RunFiles& run, const RunConfig& config, const std::st
   if (io::is_file(run.tokenizer())) return text::Tokenizer(run.tokenizer()).vocab_size();
   text::TokenizerDatasetOptions o;
   o.out = run.dir;
+  o.known_categories = demo::category_names();
+  o.known_defect_types = demo::defect_type_names();
   o.train.vocab_size = config.tokenizer.vocab_size;
   o.train.grounded = config.model.reference == "knn";  // chains grounded in the evidence (text/prompt.h)
   if (io::is_dir(config.data.root)) {

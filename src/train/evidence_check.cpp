@@ -17,7 +17,8 @@ namespace lriad::train {
 
 double share_above(const std::vector<double>& values, double level) {
   if (values.empty()) return 0;
-  return double(std::count_if(values.begin(), values.end(), [&](double x) { return x > level; })) / double(values.size());
+  return double(std::count_if(values.begin(), values.end(), [&](double x) { return x > level; })) /
+         double(values.size());
 }
 
 double look_purity(const std::map<std::string, std::map<std::string, int>>& looks) {
@@ -37,8 +38,10 @@ double look_purity(const std::map<std::string, std::map<std::string, int>>& look
   return total ? double(right) / double(total) : 0;
 }
 
-EvidenceCheck check_evidence(const TrainingSource& source, const std::map<std::string, std::vector<double>>& normal_peaks,
-                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch, double q) {
+EvidenceCheck check_evidence(const TrainingSource& source,
+                             const std::map<std::string, std::vector<double>>& normal_peaks,
+                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch,
+                             double q) {
   torch::NoGradGuard no_grad;
   EvidenceCheck check;
   check.quantile = q;
@@ -84,10 +87,12 @@ std::vector<std::string> describe(const EvidenceCheck& check) {
   std::vector<std::string> lines;
   for (const auto& [name, c] : check.categories) {
     std::string kinds;
-    for (const auto& [kind, share] : c.visible_by_kind) kinds += fmt::format("{}{} {:.0f}%", kinds.empty() ? "" : ", ", kind, 100 * share);
-    lines.push_back(fmt::format("{}: normal images peak at {:.2f} or less ({:.0f}% of {}); synthetic anomalies above that: "
-                                "{:.0f}% ({})",
-                                name, c.level, 100 * check.quantile, c.normals, 100 * c.visible, kinds));
+    for (const auto& [kind, share] : c.visible_by_kind)
+      kinds += fmt::format("{}{} {:.0f}%", kinds.empty() ? "" : ", ", kind, 100 * share);
+    lines.push_back(
+        fmt::format("{}: normal images peak at {:.2f} or less ({:.0f}% of {}); synthetic anomalies above that: "
+                    "{:.0f}% ({})",
+                    name, c.level, 100 * check.quantile, c.normals, 100 * c.visible, kinds));
     if (c.looks.empty()) continue;
     std::string looks;
     for (const auto& [family, counts] : c.looks) {
@@ -100,9 +105,10 @@ std::vector<std::string> describe(const EvidenceCheck& check) {
       looks += fmt::format("{}{} mostly {} ({:.0f}%)", looks.empty() ? "" : "; ", family, top->first,
                            100.0 * top->second / n);
     }
-    lines.push_back(fmt::format("{}: the look stated of those above it: {}; the family read from the look alone is right "
-                                "for {:.0f}% at best",
-                                name, looks, 100 * c.look_purity));
+    lines.push_back(
+        fmt::format("{}: the look stated of those above it: {}; the family read from the look alone is right "
+                    "for {:.0f}% at best",
+                    name, looks, 100 * c.look_purity));
   }
   return lines;
 }

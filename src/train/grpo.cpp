@@ -47,7 +47,7 @@ double clip_gradients(torch::nn::Module& module, double max_norm) {
   return total;
 }
 
-GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::optim::Optimizer& optimizer,
+GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::optim::Optimizer& optimizer,
                        const GrpoBatch& b, const GrpoConfig& g, int max_new_tokens, bool bf16,
                        const RewardFn& reward_fn) {
   GrpoUpdate u;
@@ -130,9 +130,9 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::o
         loss_mask = loss_mask & u.stats.zero_std_mask.logical_not().repeat_interleave(b.group).to(device).unsqueeze(1);
       params.num_items_in_batch = loss_mask.sum().item<double>();
       u.times.reward += lap();
-      if (g.beta > 0 && reference && *reference) {
-        ref_logp = logps_without_grad(*reference, nullptr);
-        u.times.reference += lap();
+      if (g.beta > 0 && ref_policy && *ref_policy) {
+        ref_logp = logps_without_grad(*ref_policy, nullptr);
+        u.times.ref_policy += lap();
       }
     }
     if (params.num_items_in_batch == 0) break;  // nothing to learn from (all truncated or tied and dropped)

@@ -23,16 +23,18 @@ model::TokenRows repeat_rows(const model::TokenRows& rows, int64_t times) {
   return out;
 }
 
-}  // namespace
+// 1. G completions per prompt from the current policy, decoded after their openings and parsed.
+struct Sampled {
+  model::Generation gen;
+  std::vector<std::string> texts;              // (N) the chains, openings included
+  std::vector<text::ParsedCompletion> parsed;  // (N)
+  double seconds = 0;
+};
 
-StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared, bool log_completions) {
+Sampled sample(Context& ctx, const EncodedBatch& batch, int step, bool bf16) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& g = ctx.config.grpo;
-  const int64_t B = g.batch_size, G = g.num_generations, N = B * G;
-  EncodedBatch batch = ctx.encode(std::move(prepared));
-  const bool bf16 = model::use_bf16(ctx.config);
-
-  // 1. Sample G completions per prompt from the current policy.
+  const int64_t G = g.num_generations, N = int64_t(batch.items.size()) * G;
   model::GenerateOptions go;
   go.group = int(G);
   go.max_new_tokens = ctx.config.sampling.max_new_tokens;
@@ -43,73 +45,70 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   go.eos_id = ctx.tokenizer->eos_id();
   go.pad_id = ctx.tokenizer->pad_id();
   ctx.policy->eval();
-  model::Generation gen;
+  Sampled s;
   {
     model::AutocastGuard autocast(ctx.device, bf16);
-    gen = model::generate(ctx.policy, batch.images, batch.prompts, go);
+    s.gen = model::generate(ctx.policy, batch.images, batch.prompts, go);
   }
-  const double generate_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const auto lengths = gen.lengths.cpu();
-  const auto truncated = gen.truncated.cpu();
-  std::vector<std::string> texts(static_cast<size_t>(N));
-  std::vector<text::ParsedCompletion> parsed(static_cast<size_t>(N));
-  const auto tokens_cpu = gen.tokens.cpu();
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto lengths = s.gen.lengths.cpu();
+  const auto tokens_cpu = s.gen.tokens.cpu();
+  s.texts.resize(size_t(N));
+  s.parsed.resize(size_t(N));
   for (int64_t n = 0; n < N; ++n) {
-    texts[size_t(n)] = batch.openings[size_t(n / G)] + ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
-    parsed[size_t(n)] = text::parse_completion(texts[size_t(n)], ctx.defect_types);
+    s.texts[size_t(n)] = batch.openings[size_t(n / G)] + ctx.decode(tokens_cpu[n], lengths[n].item<int64_t>());
+    s.parsed[size_t(n)] = text::parse_completion(s.texts[size_t(n)], ctx.defect_types);
   }
-  GrpoBatch gb;
-  gb.images = batch.images.repeat_interleave(G, 0);  // (N,3,S,S)
-  gb.prompts = repeat_rows(batch.prompts, G);
-  gb.tokens = gen.tokens;
-  gb.mask = gen.mask;
-  gb.truncated = gen.truncated;
-  gb.group = G;
+  return s;
+}
 
-  // 2. Rewards (the first forward pass gives the focal term's verdict probability), updates.
-  std::vector<rl::RewardBreakdown> breakdown(static_cast<size_t>(N));
-  std::vector<double> beliefs;
-  if (ctx.dynamic_weights)
-    for (const auto& item : batch.items) ctx.dynamic_weights->observe_sample(item.cls());  // rarity: once per sample
-  const double lr = lr_at(step, g.steps, g.warmup_steps, g.lr);
-  set_lr(optimizer, lr);
-  const GrpoUpdate u = grpo_update(ctx.policy, &ctx.reference, optimizer, gb, g, ctx.config.sampling.max_new_tokens, bf16,
-                                   [&](const torch::Tensor& logits) {
-    std::vector<std::string> categories;
-    for (int64_t n = 0; n < N; ++n) categories.push_back(batch.items[size_t(n / G)].category);
-    const auto probs = verdict_probs(ctx, logits, gb.tokens, gb.mask, categories).to(torch::kDouble).cpu().contiguous();  // (N,2)
-    std::vector<std::array<double, 2>> p(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n) p[size_t(n)] = {probs[n][0].item<double>(), probs[n][1].item<double>()};
-    std::vector<bool> anomalous;
-    std::vector<rl::GroupSample> samples;
-    for (size_t b = 0; b < batch.items.size(); ++b) {
-      const auto& item = batch.items[b];
-      anomalous.push_back(item.anomalous);
-      rl::RewardTarget target{item.anomalous, item.defect_type, item.category, {}};
-      if (const auto& f = batch.facts[b]) {  // where the evidence is: the region reward
-        target.evidence_cells.push_back(f->where);
-        if (f->also) target.evidence_cells.push_back(*f->also);
-      }
-      samples.push_back({target, ctx.class_weight(item.cls())});
+// 2. The rewards of the N completions from the first forward pass's logits (the focal term's verdict
+// probability, one belief per group); fills `breakdown` and `beliefs`, feeds the dynamic weights.
+torch::Tensor rewards_of(Context& ctx, const EncodedBatch& batch, const GrpoBatch& gb, const Sampled& sampled,
+                         const torch::Tensor& logits, std::vector<rl::RewardBreakdown>& breakdown,
+                         std::vector<double>& beliefs) {
+  const int64_t G = gb.group, N = int64_t(batch.items.size()) * G;
+  const auto& parsed = sampled.parsed;
+  std::vector<std::string> categories;
+  for (int64_t n = 0; n < N; ++n) categories.push_back(batch.items[size_t(n / G)].category);
+  const auto probs =
+      decision_probs(ctx, logits, gb.tokens, gb.mask, categories).to(torch::kDouble).cpu().contiguous();  // (N,2)
+  std::vector<std::array<double, 2>> p(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) p[size_t(n)] = {probs[n][0].item<double>(), probs[n][1].item<double>()};
+  std::vector<bool> anomalous;
+  std::vector<rl::GroupSample> samples;
+  for (size_t b = 0; b < batch.items.size(); ++b) {
+    const auto& item = batch.items[b];
+    anomalous.push_back(item.anomalous);
+    rl::RewardTarget target{item.anomalous, item.defect_type, item.category, {}};
+    if (const auto& f = batch.facts[b]) {  // where the evidence is: the region reward
+      target.evidence_cells.push_back(f->where);
+      if (f->also) target.evidence_cells.push_back(*f->also);
     }
-    beliefs = rl::group_beliefs(p, anomalous);  // (B): one belief per group, whatever each row's phrasing
-    breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);
-    std::vector<double> r(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n) {
-      r[size_t(n)] = breakdown[size_t(n)].total;
-      if (ctx.dynamic_weights) ctx.dynamic_weights->observe(batch.items[size_t(n / G)].cls(), breakdown[size_t(n)].correct);
-    }
-    return torch::tensor(r, torch::kDouble);
-  });
+    samples.push_back({target, ctx.class_weight(item.cls())});
+  }
+  beliefs = rl::group_beliefs(p, anomalous);  // (B): one belief per group, whatever each row's phrasing
+  breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);
+  std::vector<double> r(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) {
+    r[size_t(n)] = breakdown[size_t(n)].total;
+    if (ctx.dynamic_weights)
+      ctx.dynamic_weights->observe(batch.items[size_t(n / G)].cls(), breakdown[size_t(n)].correct);
+  }
+  return torch::tensor(r, torch::kDouble);
+}
+
+// 3. The metrics.jsonl line (TRL's names where one exists).
+nlohmann::json metrics_of(const Context& ctx, const EncodedBatch& batch, const Sampled& sampled, const GrpoUpdate& u,
+                          const std::vector<rl::RewardBreakdown>& breakdown, const std::vector<double>& beliefs,
+                          double lr) {
+  const auto& g = ctx.config.grpo;
+  const int64_t G = g.num_generations, N = int64_t(batch.items.size()) * G;
+  const auto& gen = sampled.gen;
+  const auto& parsed = sampled.parsed;
   const auto& rewards = u.rewards;
   const auto& stats = u.stats;
-  const auto& advantages = u.advantages;
-
-  // 3. Metrics (TRL's names where one exists).
-  StepMetrics out;
-  out.finite = u.finite;
-  out.nonfinite = u.nonfinite;
-  nlohmann::json& j = out.json;
+  nlohmann::json j;
   j["loss"] = u.loss;
   j["reward"] = rewards.mean().item<double>();
   // TRL: the std the advantages were divided by (mean group std, or the batch std).
@@ -125,7 +124,7 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   j["clip_ratio/low_mean"] = u.clip_low;
   j["clip_ratio/high_mean"] = u.clip_high;
   j["completions/mean_length"] = gen.lengths.to(torch::kFloat).mean().item<double>();
-  j["completions/clipped_ratio"] = truncated.to(torch::kFloat).mean().item<double>();
+  j["completions/clipped_ratio"] = gen.truncated.cpu().to(torch::kFloat).mean().item<double>();
   j["entropy"] = u.entropy;
   j["learning_rate"] = lr;
   j["grad_norm"] = u.grad_norm;
@@ -148,29 +147,79 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   j["belief/unread"] = beliefs.empty() ? 0.0 : double(beliefs.size() - size_t(read)) / double(beliefs.size());
   j["format_rate"] = double(formatted) / double(N);
   for (const auto& [cls, ct] : per_class) j["class_accuracy/" + cls] = double(ct.first) / double(ct.second);
-  j["time/generate"] = generate_seconds;
+  j["time/generate"] = sampled.seconds;
   j["time/policy_forward"] = u.times.forward;
-  j["time/reference"] = u.times.reference;
+  j["time/ref_policy"] = u.times.ref_policy;
   j["time/backward"] = u.times.backward;
   j["time/optimizer"] = u.times.optimizer;
-  j["step_time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return j;
+}
 
-  if (log_completions) {
-    char name[64];
-    std::snprintf(name, sizeof(name), "/completions/step_%05d.jsonl", step + 1);
-    std::string lines;
-    const auto adv = advantages.cpu();
-    for (int64_t n = 0; n < N; ++n) {
-      const TrainItem& item = batch.items[size_t(n / G)];
-      nlohmann::json l = {{"image", item.source},     {"category", item.category},
-                          {"label", item.anomalous ? "anomalous" : "normal"},
-                          {"defect_type", item.defect_type}, {"completion", texts[size_t(n)]},
-                          {"rewards", breakdown[size_t(n)].parts}, {"reward", breakdown[size_t(n)].total},
-                          {"advantage", adv[n].item<double>()}, {"truncated", truncated[n].item<bool>()}};
-      lines += l.dump() + "\n";
-    }
-    io::write_file_atomic(ctx.run.dir + name, lines);
+// 4. completions/step_NNNNN.jsonl: each completion with its rewards and advantage.
+void write_completions(const Context& ctx, int step, const EncodedBatch& batch, const Sampled& sampled,
+                       const GrpoUpdate& u, const std::vector<rl::RewardBreakdown>& breakdown) {
+  const int64_t G = ctx.config.grpo.num_generations, N = int64_t(batch.items.size()) * G;
+  const auto& texts = sampled.texts;
+  const auto truncated = sampled.gen.truncated.cpu();
+  const auto& advantages = u.advantages;
+  char name[64];
+  std::snprintf(name, sizeof(name), "/step_%05d.jsonl", step + 1);
+  std::string lines;
+  const auto adv = advantages.cpu();
+  for (int64_t n = 0; n < N; ++n) {
+    const TrainItem& item = batch.items[size_t(n / G)];
+    nlohmann::json l = {{"image", item.source},
+                        {"category", item.category},
+                        {"label", item.anomalous ? "anomalous" : "normal"},
+                        {"defect_type", item.defect_type},
+                        {"completion", texts[size_t(n)]},
+                        {"rewards", breakdown[size_t(n)].parts},
+                        {"reward", breakdown[size_t(n)].total},
+                        {"advantage", adv[n].item<double>()},
+                        {"truncated", truncated[n].item<bool>()}};
+    lines += l.dump() + "\n";
   }
+  io::write_file_atomic(ctx.run.completions() + name, lines);
+}
+
+}  // namespace
+
+StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared,
+                      bool log_completions) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& g = ctx.config.grpo;
+  const int64_t G = g.num_generations;
+  EncodedBatch batch = ctx.encode(std::move(prepared));
+  const bool bf16 = model::use_bf16(ctx.config);
+
+  // 1. Sample G completions per prompt from the current policy.
+  const Sampled sampled = sample(ctx, batch, step, bf16);
+  GrpoBatch gb;
+  gb.images = batch.images.repeat_interleave(G, 0);  // (N,3,S,S)
+  gb.prompts = repeat_rows(batch.prompts, G);
+  gb.tokens = sampled.gen.tokens;
+  gb.mask = sampled.gen.mask;
+  gb.truncated = sampled.gen.truncated;
+  gb.group = G;
+
+  // 2. Rewards (the first forward pass gives the focal term's verdict probability), updates.
+  std::vector<rl::RewardBreakdown> breakdown(batch.items.size() * size_t(G));
+  std::vector<double> beliefs;
+  if (ctx.dynamic_weights)
+    for (const auto& item : batch.items) ctx.dynamic_weights->observe_sample(item.cls());  // rarity: once per sample
+  const double lr = lr_at(step, g.steps, g.warmup_steps, g.lr);
+  set_lr(optimizer, lr);
+  const GrpoUpdate u = grpo_update(
+      ctx.policy, &ctx.ref_policy, optimizer, gb, g, ctx.config.sampling.max_new_tokens, bf16,
+      [&](const torch::Tensor& logits) { return rewards_of(ctx, batch, gb, sampled, logits, breakdown, beliefs); });
+
+  // 3. Metrics, 4. the completions' log.
+  StepMetrics out;
+  out.finite = u.finite;
+  out.nonfinite = u.nonfinite;
+  out.json = metrics_of(ctx, batch, sampled, u, breakdown, beliefs, lr);
+  out.json["step_time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (log_completions) write_completions(ctx, step, batch, sampled, u, breakdown);
   return out;
 }
 

@@ -3,13 +3,14 @@
 
 #include <torch/torch.h>
 
-#include "lriad/data/reference.h"
+#include "lriad/reference/reference.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/train/source.h"
 
 namespace lriad::train {
 
-InputMaker::InputMaker(const ModelConfig& model, const data::NormalReference* reference) : model_(model), reference_(reference) {}
+InputMaker::InputMaker(const ModelConfig& model, const reference::NormalReference* reference)
+    : model_(model), reference_(reference) {}
 
 InputMaker::Counts InputMaker::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -44,8 +45,9 @@ torch::Tensor InputMaker::operator()(const TrainItem& item) {
   torch::Tensor t;
   if (update) {
     const std::string path = item.source.substr(0, item.source.find('#'));  // the normal image's path
-    t = model::changed_policy_input(item.image, item.base, [&](int h) { return distances(path, item, h); }, item.category,
-                                    item.reference_bank, model_, reference_);  // (4,S,S)
+    t = model::changed_policy_input(
+        item.image, item.base, [&](int h) { return distances(path, item, h); }, item.category, item.reference_bank,
+        model_, reference_);  // (4,S,S)
   } else {
     t = model::policy_input(item.image, item.category, item.reference_bank, model_, reference_);  // (C,S,S)
   }

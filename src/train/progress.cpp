@@ -12,14 +12,20 @@ std::string format_duration(double s) {
   char buf[32];
   if (!std::isfinite(s) || s < 0) return "?";
   const long t = long(std::lround(s));
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%lds", t);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lds", t);
   return buf;
 }
 
 Progress::Progress(std::string label, int total, int every)
-    : label_(std::move(label)), total_(total), every_(every < 1 ? 1 : every), tty_(isatty(STDERR_FILENO)),
+    : label_(std::move(label)),
+      total_(total),
+      every_(every < 1 ? 1 : every),
+      tty_(isatty(STDERR_FILENO)),
       start_(std::chrono::steady_clock::now()) {}
 
 double Progress::elapsed_seconds() const {
@@ -45,8 +51,10 @@ void Progress::update(int done, const std::vector<std::pair<std::string, double>
   }
   std::snprintf(buf, sizeof buf, " | %.2f it/s ETA %s", rate, format_duration(eta).c_str());
   line += buf;
-  if (tty_) std::fprintf(stderr, "\r\033[K%s", line.c_str());
-  else std::fprintf(stderr, "%s\n", line.c_str());
+  if (tty_)
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  else
+    std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stderr);
 }
 

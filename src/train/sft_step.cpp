@@ -9,7 +9,7 @@ namespace lriad::train::detail {
 
 torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens) {
   const auto z = probe->forward(tokens.to(torch::kFloat)).squeeze(-1);  // (B,N)
-  return torch::logsumexp(z, 1) - std::log(double(z.size(1)));      // (B)
+  return torch::logsumexp(z, 1) - std::log(double(z.size(1)));          // (B)
 }
 
 StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared) {
@@ -58,12 +58,13 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
   size_t longest = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     const auto& facts = prepared.facts[i];  // the chain states the evidence
-    targets.push_back(ctx.completion_ids(items[i], int((uint64_t(step) * 31 + i) % text::kCotVariants), facts ? &*facts : nullptr));
+    targets.push_back(
+        ctx.completion_ids(items[i], int((uint64_t(step) * 31 + i) % text::kCotVariants), facts ? &*facts : nullptr));
     longest = std::max(longest, targets.back().size());
   }
   const int64_t B = int64_t(items.size()), C = int64_t(longest);
   auto tokens = torch::full({B, C}, int64_t(ctx.tokenizer->pad_id()), torch::kInt64);  // (B,C)
-  auto mask = torch::zeros({B, C}, torch::kBool);                                        // (B,C)
+  auto mask = torch::zeros({B, C}, torch::kBool);                                      // (B,C)
   for (int64_t b = 0; b < B; ++b)
     for (size_t t = 0; t < targets[size_t(b)].size(); ++t) {
       tokens[b][int64_t(t)] = targets[size_t(b)][t];
@@ -80,7 +81,8 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
   torch::Tensor loss, token_acc, aux = torch::zeros({}), aux_acc = torch::zeros({});
   {
     model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
-    auto logits = ctx.policy->completion_logits(batch.images, batch.prompts, tokens, mask).to(torch::kFloat);  // (B,C,V)
+    auto logits =
+        ctx.policy->completion_logits(batch.images, batch.prompts, tokens, mask).to(torch::kFloat);  // (B,C,V)
     auto nll = torch::nn::functional::cross_entropy(
         logits.reshape({B * C, -1}), tokens.reshape({B * C}),
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));  // (B*C)

@@ -38,8 +38,8 @@ struct PreparedBatch {
 
 // Items encoded for the policy. Shapes: B items, C completion tokens.
 struct EncodedBatch {
-  torch::Tensor images;        // (B,C,S,S) on the device
-  model::TokenRows prompts;    // B prompt token lists
+  torch::Tensor images;      // (B,C,S,S) on the device
+  model::TokenRows prompts;  // B prompt token lists
   std::vector<TrainItem> items;
   std::vector<std::optional<text::EvidenceFacts>> facts;  // as PreparedBatch's
   std::vector<std::string> openings;                      // a completion reads as openings[b] + its tokens
@@ -51,16 +51,16 @@ struct Context {
   torch::Device device{torch::kCPU};
   std::shared_ptr<text::Tokenizer> tokenizer;
   model::Policy policy{nullptr};
-  model::Policy reference{nullptr};  // GRPO with beta > 0
+  model::Policy ref_policy{nullptr};        // the KL reference policy (GRPO with beta > 0); not the normal reference
   torch::nn::Linear vision_probe{nullptr};  // SFT's auxiliary image-level head on the vision tokens
   std::unique_ptr<TrainingSource> source;
-  std::unique_ptr<data::NormalReference> normal_reference;  // model.reference "knn"
+  std::unique_ptr<reference::NormalReference> normal_reference;  // model.reference "knn"
   std::optional<BaselineThresholds> levels;  // each category's normal level (baseline.json), with a reference
-  std::unique_ptr<InputMaker> inputs;  // made at the first input, once the reference is there
-  std::once_flag inputs_made;          // prepare() runs on the prefetcher's thread too
-  std::vector<std::string> defect_types;  // known names for parsing answers
+  std::unique_ptr<InputMaker> inputs;        // made at the first input, once the reference is there
+  std::once_flag inputs_made;                // prepare() runs on the prefetcher's thread too
+  std::vector<std::string> defect_types;     // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;  // by the prompt's text
-  model::VerdictIds verdict;  // <answer> and the first pieces of the verdict words
+  model::VerdictIds verdict;                                 // <answer> and the first pieces of the verdict words
   model::DecisionPoints decisions;  // where the chains of thought of each category commit to a verdict
   std::ofstream metrics;
 
@@ -85,11 +85,12 @@ struct Context {
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
   // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given; with
   // model.prompt_evidence only what follows the chain's opening (which the prompt holds).
-  std::vector<int64_t> completion_ids(const TrainItem& item, int variant, const text::EvidenceFacts* facts = nullptr) const;
+  std::vector<int64_t> completion_ids(const TrainItem& item, int variant,
+                                      const text::EvidenceFacts* facts = nullptr) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
   // baseline's threshold); nullopt without a reference.
   std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category) const;
-  std::string decode(const torch::Tensor& row, int64_t length) const;             // stops at eos
+  std::string decode(const torch::Tensor& row, int64_t length) const;  // stops at eos
   void log_metrics(const nlohmann::json& line);
 };
 
@@ -109,7 +110,8 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
 // Image-level anomaly logit from vision tokens (B,N,D): log-mean-exp of the probe's patch logits,
 // a smooth max (one anomalous patch suffices). -> (B)
 torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens);
-StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared, bool log_completions);
+StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared,
+                      bool log_completions);
 
 // Greedy generation on the validation items.
 ValidationResult validate(Context& ctx);
@@ -117,9 +119,16 @@ ValidationResult validate(Context& ctx);
 // Probability of each verdict where the chain of thought commits to one (model::decision_probs;
 // rows of `categories`), else at the position after <answer>: logits (N,C,V), tokens (N,C)
 // -> (N,2) [p(normal), p(anomalous)], or -1 where the completion has neither.
-torch::Tensor verdict_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
-                            const torch::Tensor& mask, const std::vector<std::string>& categories);
+torch::Tensor decision_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
+                             const torch::Tensor& mask, const std::vector<std::string>& categories);
 
 void set_lr(torch::optim::AdamW& optimizer, double lr);
+
+// Before the first step (setup.cpp). The longest prompt and SFT target must fit the model, and GRPO
+// must be able to sample a whole completion: throws (or warns) otherwise.
+void check_lengths(Context& ctx);
+// The normal draws' evidence levels; with `log_check` the evidence check of the synthetic anomalies is
+// logged; with data.evidence_gate_quantile the evidence gate is set on the source.
+void prepare_evidence(Context& ctx, bool log_check);
 
 }  // namespace lriad::train::detail

@@ -27,9 +27,12 @@ std::string describe_answers(const ValidationResult& v) {
     const int normal = a.normal_said_normal + a.anomalous_said_normal;
     std::string clause;
     if (total == 0) continue;
-    if (anomalous == total) clause = "'anomalous' to 100% of " + cat + " images";
-    else if (normal == total) clause = "'normal' to 100% of " + cat + " images";
-    else if (anomalous + normal == 0) clause = "nothing readable to " + cat + " images";
+    if (anomalous == total)
+      clause = "'anomalous' to 100% of " + cat + " images";
+    else if (normal == total)
+      clause = "'normal' to 100% of " + cat + " images";
+    else if (anomalous + normal == 0)
+      clause = "nothing readable to " + cat + " images";
     else {
       std::vector<std::string> parts;
       if (a.normal_items) parts.push_back(pct(a.normal_said_anomalous, a.normal_items) + " of normal");
@@ -50,10 +53,15 @@ nlohmann::json to_json(const ValidationResult& v) {
                     {"anomalous", a.anomalous_items ? double(a.anomalous_said_anomalous) / a.anomalous_items : 0.0},
                     {"normal_items", a.normal_items},
                     {"anomalous_items", a.anomalous_items}};
-  return {{"balanced_accuracy", v.balanced_accuracy}, {"accuracy", v.accuracy},     {"format_rate", v.format_rate},
-          {"recall_anomalous", v.recall_anomalous},   {"recall_normal", v.recall_normal},
-          {"class_accuracy", v.class_accuracy},       {"items", v.items},
-          {"answered_anomalous", answers},            {"at_chance", at_chance(v)}};
+  return {{"balanced_accuracy", v.balanced_accuracy},
+          {"accuracy", v.accuracy},
+          {"format_rate", v.format_rate},
+          {"recall_anomalous", v.recall_anomalous},
+          {"recall_normal", v.recall_normal},
+          {"class_accuracy", v.class_accuracy},
+          {"items", v.items},
+          {"answered_anomalous", answers},
+          {"at_chance", at_chance(v)}};
 }
 
 }  // namespace lriad::train

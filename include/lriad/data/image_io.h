@@ -1,6 +1,7 @@
 // Image and mask I/O with OpenCV: header-only size probing, RGB float decoding, binary masks.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -9,7 +10,7 @@ namespace lriad::data {
 struct ImageInfo {
   int width = 0;
   int height = 0;
-  int channels = 0;    // 1 gray, 2 gray+alpha, 3 colour, 4 colour+alpha
+  int channels = 0;    // 1 grey, 2 grey+alpha, 3 colour, 4 colour+alpha
   int bit_depth = 8;   // 8 or 16
   std::string format;  // "png", "jpeg", or the extension for formats probed by decoding
 };
@@ -19,7 +20,7 @@ struct ImageInfo {
 // empty, truncated or not an image.
 ImageInfo read_image_info(const std::string& path);
 
-// Decodes an image to CV_32FC3, RGB order, values in [0,1]. Grayscale becomes 3-channel,
+// Decodes an image to CV_32FC3, RGB order, values in [0,1]. Greyscale becomes 3-channel,
 // alpha is dropped, 16-bit images are scaled by 1/65535. Throws naming the file.
 cv::Mat read_image(const std::string& path);
 
@@ -35,5 +36,7 @@ cv::Mat resize_square(const cv::Mat& image, int size);
 
 // True for the file extensions lriad treats as images (case-insensitive).
 bool has_image_extension(const std::string& path);
+// Sorted full paths of the image files (by extension) directly inside `dir`; hidden entries skipped.
+std::vector<std::string> list_images(const std::string& dir);
 
 }  // namespace lriad::data

@@ -17,8 +17,8 @@ inline constexpr const char* kGoodType = "good";
 inline constexpr const char* kUnknownAnomalyType = "anomaly";
 
 struct Sample {
-  std::string image_path;                // absolute or root-relative path to the image
-  std::string category;                  // e.g. "bottle", "pcb1"
+  std::string image_path;  // absolute or root-relative path to the image
+  std::string category;    // e.g. "bottle", "pcb1"
   Split split = Split::Train;
   Label label = Label::Normal;
   std::string defect_type = kGoodType;   // "good" for normal images

@@ -12,7 +12,7 @@ namespace lriad::data {
 struct SplitCounts {
   int normal = 0;
   int anomalous = 0;
-  int masks = 0;                       // anomalous images with a ground-truth mask
+  int masks = 0;                         // anomalous images with a ground-truth mask
   std::map<std::string, int> by_defect;  // defect type -> images ("good" included)
   int total() const { return normal + anomalous; }
 };

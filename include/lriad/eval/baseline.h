@@ -12,7 +12,7 @@
 #include "lriad/eval/summary.h"
 #include "lriad/io/config.h"
 
-namespace lriad::data {
+namespace lriad::reference {
 class NormalReference;
 }
 
@@ -39,6 +39,6 @@ nlohmann::json summarize_baseline(const std::vector<Prediction>& predictions, co
 // run's config for a run made before it). Without a normal reference (model.reference=none), or
 // when the thresholds cannot be had, "baseline" is null and "baseline_reason" says why.
 void add_baseline(nlohmann::json& metrics, const std::string& run_dir, const RunConfig& config,
-                  const data::NormalReference* reference, const std::vector<Prediction>& predictions);
+                  const reference::NormalReference* reference, const std::vector<Prediction>& predictions);
 
 }  // namespace lriad::eval

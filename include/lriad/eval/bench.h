@@ -19,8 +19,8 @@ struct GenerateBenchOptions {
 
 struct GenerateBenchRow {
   std::string variant;
-  double seconds = 0;        // median of the repeats
-  double tokens_per_s = 0;   // generated tokens (B*G*max_new_tokens) / seconds
+  double seconds = 0;       // median of the repeats
+  double tokens_per_s = 0;  // generated tokens (B*G*max_new_tokens) / seconds
 };
 
 // Times generation of a freshly initialised policy built from `config` (vocabulary from the
@@ -39,7 +39,7 @@ struct BenchOptions {
   int eval_batch = 16;      // images per greedy batch
   int data_images = 24;     // normal images of the generated category for the data section
   std::vector<std::string> precisions = {"fp32", "bf16"};  // of the GRPO step
-  std::string scratch;      // folder for the generated images ("" = a temporary folder, removed after)
+  std::string scratch;  // folder for the generated images ("" = a temporary folder, removed after)
   // gemm, generate, grpo, eval, data (every section by default)
   std::vector<std::string> sections = {"gemm", "generate", "grpo", "eval", "data"};
 };

@@ -12,7 +12,7 @@
 #include "lriad/eval/summary.h"
 #include "lriad/io/config.h"
 
-namespace lriad::data {
+namespace lriad::reference {
 class NormalReference;
 }
 
@@ -39,7 +39,7 @@ class Inspector {
     cv::Mat image;  // CV_32FC3 RGB [0,1], any size (resized to the model's)
     std::string category;
     std::string path;
-    // The normal reference's bank to compare with: both (data::NormalReference::kBothBanks) for an
+    // The normal reference's bank to compare with: both (reference::NormalReference::kBothBanks) for an
     // image in neither bank; a normal training image's own (InputRecord::bank_of) for --split train.
     int reference_bank = -1;
   };
@@ -49,10 +49,10 @@ class Inspector {
   std::vector<Prediction> inspect(const std::vector<Input>& inputs, const InspectOptions& options,
                                   const std::vector<std::string>& known_defect_types = {});
 
-  const RunConfig& config() const;  // the run's config (device as loaded)
-  const data::NormalReference* reference() const;  // the run's normal reference; null without one
+  const RunConfig& config() const;                      // the run's config (device as loaded)
+  const reference::NormalReference* reference() const;  // the run's normal reference; null without one
   // The reference bank training compared the image at `path` with (the run's policy_input.json);
-  // data::NormalReference::kBothBanks for any image training did not draw.
+  // reference::NormalReference::kBothBanks for any image training did not draw.
   int training_bank(const std::string& path) const;
 
  private:
@@ -68,8 +68,8 @@ struct EvalOptions {
   std::string split = "test";           // test | train
   std::string device;
   int batch_size = 16;
-  bool skip_bad_images = false;         // unreadable images: a warning each, listed in the metrics
-  std::string defect_map;               // CSV name,family for defect names no published table maps ("" = none)
+  bool skip_bad_images = false;  // unreadable images: a warning each, listed in the metrics
+  std::string defect_map;        // CSV name,family for defect names no published table maps ("" = none)
   InspectOptions inspect;
 };
 

@@ -14,9 +14,9 @@
 namespace lriad::eval {
 
 struct ReportOptions {
-  int thumbnail = 160;        // card image side in pixels
-  int max_errors = 200;       // error cards shown (false negatives, then false positives)
-  int max_correct = 24;       // correct cards shown after the errors
+  int thumbnail = 160;   // card image side in pixels
+  int max_errors = 200;  // error cards shown (false negatives, then false positives)
+  int max_correct = 24;  // correct cards shown after the errors
 };
 
 // Writes metrics.json, predictions.jsonl and report.html into `dir` (each atomically).

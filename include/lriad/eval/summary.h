@@ -15,7 +15,7 @@
 namespace lriad::eval {
 
 struct Prediction {
-  std::string image;        // path
+  std::string image;  // path
   std::string category;
   int label = 0;            // 0 normal, 1 anomalous
   std::string defect_type;  // ground truth ("good" for normal images)
@@ -23,14 +23,15 @@ struct Prediction {
   bool parsed = false;      // the answer held a verdict
   double score = 0.5;       // 1 - p(normal) at the decision point (else p(anomalous) at the answer); 0.5 when neither
   std::string pred_defect_type;
-  std::string region;       // region phrase stated in the reasoning, "" none
+  std::string region;  // region phrase stated in the reasoning, "" none
   std::string completion;
   bool well_formed = false, consistent = false, truncated = false;
-  int length = 0;           // completion tokens
-  std::optional<std::string> mask;    // ground-truth mask path, when the dataset has one
-  std::optional<bool> localized;      // correctly flagged anomaly with a mask: region overlaps it
-  std::vector<int> votes;   // --samples N: each chain's verdict (-1 unparseable)
-  std::optional<double> evidence_peak;  // peak of the normal reference's deviation map (eval/baseline.h); none without it
+  int length = 0;                   // completion tokens
+  std::optional<std::string> mask;  // ground-truth mask path, when the dataset has one
+  std::optional<bool> localized;    // correctly flagged anomaly with a mask: region overlaps it
+  std::vector<int> votes;           // --samples N: each chain's verdict (-1 unparseable)
+  std::optional<double>
+      evidence_peak;  // peak of the normal reference's deviation map (eval/baseline.h); none without it
   // Where the deviation map peaks (text::EvidenceFacts: its cell, and a second cell an elongated
   // area spans); empty without a reference. And, for a correctly flagged anomaly with a mask, the
   // explanation baselines' localisation: "always the centre" and "the evidence's peak cell".

@@ -12,8 +12,8 @@ namespace lriad {
 
 struct ModelConfig {
   // Vision encoder (ViT).
-  int image_size = 64;           // input side in pixels
-  int patch_size = 8;            // image tokens = (image_size / patch_size)^2
+  int image_size = 64;  // input side in pixels
+  int patch_size = 8;   // image tokens = (image_size / patch_size)^2
   int vision_dim = 128;
   int vision_layers = 3;
   int vision_heads = 4;
@@ -23,18 +23,18 @@ struct ModelConfig {
   // convs then a 1x1 (an "early convolutions" stem: learns local defects from little data).
   std::string vision_stem = "patch";
   // Normal-reference evidence: "knn" compares every 5x5 patch of the image with a bank of patches
-  // from the category's normal training images (data/reference.h) and gives the vision encoder the
+  // from the category's normal training images (reference/reference.h) and gives the vision encoder the
   // deviation map (added to each patch token, and summarised in one extra image token); "none" off.
   std::string reference = "none";
-  int reference_patch = 5;       // patch side compared, pixels at image_size
-  int reference_bank = 8000;     // patches kept per bank (two banks per category)
-  int reference_rotations = 0;   // rotated copies of each normal image in the banks (parts that turn)
-  // Categories whose normal images show one part on a plain background (data/pose.h) are moved to a
+  int reference_patch = 5;      // patch side compared, pixels at image_size
+  int reference_bank = 8000;    // patches kept per bank (two banks per category)
+  int reference_rotations = 0;  // rotated copies of each normal image in the banks (parts that turn)
+  // Categories whose normal images show one part on a plain background (reference/pose.h) are moved to a
   // canonical pose and compared position by position with the normal images, within
   // +-reference_shift pixels, instead of with the patch bank. false: every category uses the bank.
   bool reference_align = true;
   int reference_shift = 3;
-  // Fine comparison of those parts (data/reference.h): also at reference_fine_size pixels (0: off),
+  // Fine comparison of those parts (reference/reference.h): also at reference_fine_size pixels (0: off),
   // high-passed (Gaussian sigma reference_fine_sigma px), with the reference_neighbours most alike
   // normal images (0: all), +-reference_fine_shift px. Lines 1-2 px wide in the photograph (scratches,
   // damaged threads) vanish at a 64-px image_size. Images are then kept at this side for training
@@ -43,15 +43,15 @@ struct ModelConfig {
   double reference_fine_sigma = 3.0;
   int reference_fine_shift = 3;
   int reference_neighbours = 8;
-  // Fine comparison of textures (data/reference.h): also at reference_fine_size pixels, the
+  // Fine comparison of textures (reference/reference.h): also at reference_fine_size pixels, the
   // high-passed luminance's 5x5 patches against a bank of the normal images' (a scratch a pixel wide
   // that the 64-px map averages away). Texture categories are then kept at that side too. false (and
   // runs made before the key): textures are compared at image_size only.
   bool reference_fine_textures = false;
-  // Colour novelty (data/palette.h): a pixel's colour that no normal image of the category shows
+  // Colour novelty (reference/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
-  // Colour of regions (data/reference.h): textures' images averaged down to this side and compared
+  // Colour of regions (reference/reference.h): textures' images averaged down to this side and compared
   // by their brightness-free colour, so a tinted stain stands out (0: off).
   int reference_region_size = 16;
   // The reference's measurements written into the chain of thought by lriad (model::chain_opening):
@@ -64,10 +64,10 @@ struct ModelConfig {
   int dim = 192;
   int layers = 4;
   int heads = 6;
-  int kv_heads = 2;              // < heads: grouped-query attention; == heads: multi-head
-  int mlp_hidden = 512;          // SwiGLU hidden width; 0 = round(8/3 * dim) to a multiple of 32
-  int vocab_size = 0;            // 0 = the tokenizer's size
-  int max_seq_len = 256;         // image tokens + prompt + completion
+  int kv_heads = 2;       // < heads: grouped-query attention; == heads: multi-head
+  int mlp_hidden = 512;   // SwiGLU hidden width; 0 = round(8/3 * dim) to a multiple of 32
+  int vocab_size = 0;     // 0 = the tokenizer's size
+  int max_seq_len = 256;  // image tokens + prompt + completion
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   double init_std = 0.02;
@@ -79,7 +79,9 @@ struct ModelConfig {
   // lriad writes the chain's opening (prompt_evidence, with a reference to measure it; ignored without one).
   bool opens_chains() const { return prompt_evidence && reference == "knn"; }
   // Side at which images are loaded, synthesised and compared: image_size, or the fine comparison's.
-  int work_size() const { return reference == "knn" && reference_fine_size > image_size ? reference_fine_size : image_size; }
+  int work_size() const {
+    return reference == "knn" && reference_fine_size > image_size ? reference_fine_size : image_size;
+  }
   int head_dim() const { return dim / heads; }
   int mlp_width() const;
 
@@ -103,10 +105,12 @@ struct ModelConfig {
     v("reference_fine_sigma", reference_fine_sigma, "high-pass Gaussian sigma of the fine comparison, pixels");
     v("reference_fine_shift", reference_fine_shift, "pixels the fine comparison may shift");
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
-    v("reference_fine_textures", reference_fine_textures, "textures: also compared at reference_fine_size (high-passed patches)");
+    v("reference_fine_textures", reference_fine_textures,
+      "textures: also compared at reference_fine_size (high-passed patches)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("reference_region_size", reference_region_size, "textures: side at which regions' colour is compared (0 = off)");
-    v("prompt_evidence", prompt_evidence, "lriad writes the chain's opening from the reference's measurements (with reference knn)");
+    v("prompt_evidence", prompt_evidence,
+      "lriad writes the chain's opening from the reference's measurements (with reference knn)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");
@@ -121,8 +125,8 @@ struct ModelConfig {
 };
 
 struct TokenizerConfig {
-  int vocab_size = 512;   // for a tokenizer lriad trains itself
-  std::string model;      // path to an existing sentencepiece .model (empty = train one)
+  int vocab_size = 512;  // for a tokenizer lriad trains itself
+  std::string model;     // path to an existing sentencepiece .model (empty = train one)
   template <class V>
   void visit(V& v) {
     v("vocab_size", vocab_size, "vocabulary of a tokenizer trained by lriad");
@@ -130,14 +134,15 @@ struct TokenizerConfig {
   }
 };
 
-struct SamplingConfig {
-  double temperature = 1.0;  // > 0; generation for evaluation is greedy regardless
-  int top_k = 0;             // 0 = disabled
-  double top_p = 1.0;        // 1.0 = disabled; in (0, 1]
+struct SamplingConfig {  // GRPO's sampling (its temperature is grpo.temperature); evaluation is greedy
+  int top_k = 0;         // 0 = disabled
+  double top_p = 1.0;    // 1.0 = disabled; in (0, 1]
   int max_new_tokens = 48;
   template <class V>
   void visit(V& v) {
-    v("temperature", temperature, "sampling temperature");
+    v.removed("temperature", 1.0,
+              "remove it: GRPO samples at grpo.temperature, evaluation is greedy "
+              "(`lriad eval --temperature` for --samples > 1)");
     v("top_k", top_k, "keep the k most likely tokens (0 = off)");
     v("top_p", top_p, "nucleus sampling mass (1 = off)");
     v("max_new_tokens", max_new_tokens, "completion length limit");
@@ -145,15 +150,15 @@ struct SamplingConfig {
 };
 
 struct DataConfig {
-  std::string format = "synth";       // mvtec | visa | folder | synth
+  std::string format = "synth";  // mvtec | visa | folder | synth
   std::string root = "data/demo";
   std::vector<std::string> categories;  // empty = all
   // Training data is mask-free: normal training images, plus anomalies lriad synthesises.
-  double anomaly_ratio = 0.5;         // share of training samples made anomalous on the fly
-  // Relative weights of the synthetic anomaly kinds (see lriad/data/anomaly.h); unequal on
+  double anomaly_ratio = 0.5;  // share of training samples made anomalous on the fly
+  // Relative weights of the synthetic anomaly kinds (see lriad/anomaly/anomaly.h); unequal on
   // purpose, so that rare kinds exist and the imbalance reward has work to do.
-  std::map<std::string, double> anomaly_mix = {{"cut_paste", 0.22}, {"texture_blend", 0.22}, {"scratch", 0.16},
-                                               {"stain", 0.14}, {"hole", 0.1}, {"crack", 0.08},
+  std::map<std::string, double> anomaly_mix = {{"cut_paste", 0.22},    {"texture_blend", 0.22}, {"scratch", 0.16},
+                                               {"stain", 0.14},        {"hole", 0.1},           {"crack", 0.08},
                                                {"missing_part", 0.05}, {"misplaced_part", 0.03}};
   double donor_other_category = 0.3;  // chance that foreign texture comes from another category
   // Size (fraction of the image side) and contrast ranges of synthetic anomalies.
@@ -184,7 +189,8 @@ struct DataConfig {
     v("anomaly_contrast_min", anomaly_contrast_min, "weakest synthetic anomaly contrast (0-1)");
     v("anomaly_contrast_max", anomaly_contrast_max, "strongest synthetic anomaly contrast (0-1)");
     v("anomaly_min_visible", anomaly_min_visible, "least mean change inside a synthetic anomaly (0-1)");
-    v("evidence_gate_quantile", evidence_gate_quantile, "normal level a synthetic anomaly's evidence must exceed (quantile; 0 = off)");
+    v("evidence_gate_quantile", evidence_gate_quantile,
+      "normal level a synthetic anomaly's evidence must exceed (quantile; 0 = off)");
     v("evidence_gate_attempts", evidence_gate_attempts, "redraws of a synthetic anomaly the evidence does not show");
     v("train_from_test", train_from_test, "share of the test split used for training");
     v("val_fraction", val_fraction, "share of normal training images held out for validation");
@@ -196,7 +202,7 @@ struct DataConfig {
 
 // Stage 1: supervised warm start on templated chains of thought.
 struct SftConfig {
-  int steps = 300;          // 0 skips the stage
+  int steps = 300;  // 0 skips the stage
   int batch_size = 16;
   double lr = 1e-3;
   int warmup_steps = 20;
@@ -208,7 +214,7 @@ struct SftConfig {
   double vision_aux = 0.0;
   // Stage 0, vision warm-up: the ViT and the probe alone on image-level labels of the same
   // training draws (a from-scratch stand-in for a pretrained vision tower; cheap per step).
-  int vision_steps = 0;     // 0 skips it
+  int vision_steps = 0;  // 0 skips it
   int vision_batch_size = 48;
   double vision_lr = 1e-3;
   template <class V>
@@ -228,20 +234,20 @@ struct SftConfig {
 
 // Stage 2: GRPO (names follow TRL's GRPOConfig).
 struct GrpoConfig {
-  int steps = 150;                   // 0 skips the stage
-  int batch_size = 4;                // prompts per step
-  int num_generations = 6;           // G completions per prompt
+  int steps = 150;          // 0 skips the stage
+  int batch_size = 4;       // prompts per step
+  int num_generations = 6;  // G completions per prompt
   // 1e-4 on the demo (tiny, 2 CPU cores): 2e-4 drifted off format and collapsed to "normal" in one
   // run (test balanced accuracy 0.50), 5e-5 stayed at the SFT level, 1e-4 gained +0.02 over SFT.
   double lr = 1e-4;
   int warmup_steps = 10;
   double weight_decay = 0.0;
   double max_grad_norm = 1.0;
-  double beta = 0.04;                // KL weight; 0 keeps no reference copy
-  double epsilon = 0.2;              // clip range (low)
-  double epsilon_high = 0.0;         // clip range (high); 0 = epsilon
-  int num_iterations = 1;            // updates per generation batch (mu)
-  std::string loss_type = "dapo";    // grpo | dr_grpo | dapo
+  double beta = 0.04;              // KL weight; 0 keeps no reference copy
+  double epsilon = 0.2;            // clip range (low)
+  double epsilon_high = 0.0;       // clip range (high); 0 = epsilon
+  int num_iterations = 1;          // updates per generation batch (mu)
+  std::string loss_type = "dapo";  // grpo | dr_grpo | dapo
   // "batch": advantages are divided by the batch's reward std, not each group's. Dividing by the
   // group's std would cancel LR-IAD's focal term: it adds the same bonus to every right answer in a
   // group (one image, one belief), and a group whose rewards are all scaled alike gets the same
@@ -249,7 +255,7 @@ struct GrpoConfig {
   std::string scale_rewards = "batch";  // group | batch | none
   bool mask_truncated_completions = true;
   bool drop_zero_std_groups = false;
-  double temperature = 1.0;          // sampling temperature during GRPO
+  double temperature = 1.0;  // sampling temperature during GRPO
   // Completions per forward/backward pass, 0 = all batch_size * num_generations at once. Below
   // that the gradients are accumulated over passes (the same update up to float rounding): memory
   // for the activations of micro_batch rows, one more forward pass per step. 32 is more than the
@@ -286,12 +292,12 @@ struct RewardConfig {
   double accuracy = 1.0;
   double defect_type = 0.5;
   double consistency = 0.25;
-  double object = 0.25;             // the reasoning names the sample's category
-  double region = 0.25;             // the reasoning's region is where the evidence peaks (mask-free)
-  double focal = 1.0;               // alpha: weight of the focal/imbalance term (0 = plain accuracy reward)
+  double object = 0.25;  // the reasoning names the sample's category
+  double region = 0.25;  // the reasoning's region is where the evidence peaks (mask-free)
+  double focal = 1.0;    // alpha: weight of the focal/imbalance term (0 = plain accuracy reward)
   double focal_gamma = 2.0;
   std::string class_weights = "dynamic";  // dynamic | static | none
-  double weight_power = 1.0;        // softens (< 1) or sharpens inverse-frequency weights
+  double weight_power = 1.0;              // softens (< 1) or sharpens inverse-frequency weights
   // Share of defective parts on the real line, which weighs normal against anomalous (the draws are
   // balanced by data.anomaly_ratio, the line is not): 0 = what the dataset shows (defective test
   // images over all its images: MVTec-AD 23.5%, VisA 11.1%), else this value in (0, 1).
@@ -320,12 +326,12 @@ struct RewardConfig {
 
 // Logging, validation and checkpoint cadence.
 struct TrainConfig {
-  int log_every = 10;               // console lines (metrics.jsonl gets every step)
-  int log_completions_every = 25;   // completions/step_NNNNN.jsonl
-  int eval_every = 50;              // validation on held-out training data
-  int save_every = 50;              // checkpoint cadence
-  int val_size = 96;                // validation samples (half synthetic anomalies)
-  int max_consecutive_skips = 5;    // non-finite steps in a row before stopping
+  int log_every = 10;              // console lines (metrics.jsonl gets every step)
+  int log_completions_every = 25;  // completions/step_NNNNN.jsonl
+  int eval_every = 50;             // validation on held-out training data
+  int save_every = 50;             // checkpoint cadence
+  int val_size = 96;               // validation samples (half synthetic anomalies)
+  int max_consecutive_skips = 5;   // non-finite steps in a row before stopping
   // Batches prepared ahead by a background thread: -1 = auto (2 on CUDA, where the CPU is free
   // while the GPU trains; 0 on CPU, where the thread would take cores from the step: measured
   // 2.4x slower SFT steps on 2 cores), 0 = in the step, N = up to N batches ahead.
@@ -361,7 +367,8 @@ struct RunConfig {
     v("name", name, "config name");
     v("seed", seed, "random seed");
     v("device", device, "cpu | cuda");
-    v("precision", precision, "auto (bf16 on CUDA; on CPU bf16 autocast where a start-up GEMM probe finds it >= 1.5x faster) | fp32 | bf16");
+    v("precision", precision,
+      "auto (bf16 on CUDA; on CPU bf16 autocast where a start-up GEMM probe finds it >= 1.5x faster) | fp32 | bf16");
     v.section("data", data);
     v.section("model", model);
     v.section("tokenizer", tokenizer);

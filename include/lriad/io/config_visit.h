@@ -31,14 +31,19 @@ struct is_string_map<std::map<std::string, V>> : std::true_type {};
 
 template <class T>
 std::string type_name() {
-  if constexpr (is_string_map<T>::value) return "an object";
-  else if constexpr (std::is_same_v<T, bool>) return "a boolean";
+  if constexpr (is_string_map<T>::value)
+    return "an object";
+  else if constexpr (std::is_same_v<T, bool>)
+    return "a boolean";
   else if constexpr (std::is_integral_v<T>)
     return "an integer in [" + std::to_string(std::numeric_limits<T>::min()) + ", " +
            std::to_string(std::numeric_limits<T>::max()) + "]";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
-  else if constexpr (std::is_same_v<T, std::string>) return "a string";
-  else return "a list";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "a number";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "a string";
+  else
+    return "a list";
 }
 
 // Whether the JSON integer `j` fits in T: get<T>() would silently wrap a value that does not
@@ -49,8 +54,10 @@ bool integer_fits(const nlohmann::json& j) {
     const uint64_t v = j.is_number_unsigned() ? j.get<uint64_t>() : static_cast<uint64_t>(j.get<int64_t>());
     return v <= static_cast<uint64_t>(std::numeric_limits<T>::max());
   }
-  if constexpr (std::is_signed_v<T>) return j.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min());
-  else return false;
+  if constexpr (std::is_signed_v<T>)
+    return j.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min());
+  else
+    return false;
 }
 
 template <class T>
@@ -60,10 +67,14 @@ bool json_is(const nlohmann::json& j) {
     for (const auto& [k, e] : j.items())
       if (!json_is<typename T::mapped_type>(e)) return false;
     return true;
-  } else if constexpr (std::is_same_v<T, bool>) return j.is_boolean();
-  else if constexpr (std::is_integral_v<T>) return j.is_number_integer() && integer_fits<T>(j);
-  else if constexpr (std::is_floating_point_v<T>) return j.is_number();
-  else if constexpr (std::is_same_v<T, std::string>) return j.is_string();
+  } else if constexpr (std::is_same_v<T, bool>)
+    return j.is_boolean();
+  else if constexpr (std::is_integral_v<T>)
+    return j.is_number_integer() && integer_fits<T>(j);
+  else if constexpr (std::is_floating_point_v<T>)
+    return j.is_number();
+  else if constexpr (std::is_same_v<T, std::string>)
+    return j.is_string();
   else {
     if (!j.is_array()) return false;
     for (const auto& e : j)
@@ -93,6 +104,14 @@ class JsonReader {
     value = v.get<T>();
   }
 
+  // A key lriad no longer reads. At `inert` (the value it had in every shipped config, so in the
+  // config.json of runs made before) it is accepted and ignored; any other value is refused with
+  // what replaces it, since a user who set it expects it to act.
+  void removed(const char* key, const nlohmann::json& inert, const char* hint) {
+    removed_.push_back(key);
+    if (j_.contains(key) && j_.at(key) != inert) throw Error("config key " + path_of(key) + " is no longer read", hint);
+  }
+
   template <class S>
   void section(const char* key, S& sub) {
     known_.push_back(key);
@@ -105,7 +124,9 @@ class JsonReader {
   // Throws for the first unknown key, suggesting the closest known one.
   void finish() const {
     for (const auto& [key, _] : j_.items()) {
-      if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+      if (std::find(known_.begin(), known_.end(), key) != known_.end() ||
+          std::find(removed_.begin(), removed_.end(), key) != removed_.end())
+        continue;
       const std::string near = closest_key(key, known_);
       throw Error("unknown config key " + path_of(key),
                   near.empty() ? "valid keys here: " + list() : "did you mean " + path_of(near) + "?");
@@ -123,6 +144,7 @@ class JsonReader {
   const nlohmann::json& j_;
   std::string path_;
   std::vector<std::string> known_;
+  std::vector<std::string> removed_;  // keys no longer read, at their inert value
 };
 
 // Writes every field (the resolved config).
@@ -130,7 +152,10 @@ class JsonWriter {
  public:
   nlohmann::json out = nlohmann::json::object();
   template <class T>
-  void operator()(const char* key, T& value, const char* = "") { out[key] = value; }
+  void operator()(const char* key, T& value, const char* = "") {
+    out[key] = value;
+  }
+  void removed(const char*, const nlohmann::json&, const char*) {}
   template <class S>
   void section(const char* key, S& sub) {
     JsonWriter inner;

@@ -7,7 +7,7 @@
 namespace lriad::io {
 
 struct CsvTable {
-  std::string source;                          // file name, for error messages
+  std::string source;  // file name, for error messages
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;  // every row has header.size() fields
 

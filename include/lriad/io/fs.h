@@ -8,9 +8,6 @@ namespace lriad::io {
 // Sorted names (not paths) of the sub-directories of `dir`; hidden entries are skipped.
 std::vector<std::string> list_subdirs(const std::string& dir);
 
-// Sorted full paths of the image files (by extension) directly inside `dir`.
-std::vector<std::string> list_images(const std::string& dir);
-
 bool is_dir(const std::string& path);
 bool is_file(const std::string& path);
 bool is_nonempty_dir(const std::string& path);

@@ -6,10 +6,10 @@ namespace lriad::io {
 
 struct RuntimeInfo {
   std::string torch_version;
-  int threads = 1;                  // LibTorch intra-op threads in use
-  int cores = 1;                    // hardware threads seen by the process
-  std::string blas_library;         // resolved path of the loaded BLAS, or "built-in"
-  bool blas_is_reference = false;   // Debian's reference BLAS: ~100x slower matmuls
+  int threads = 1;                        // LibTorch intra-op threads in use
+  int cores = 1;                          // hardware threads seen by the process
+  std::string blas_library;               // resolved path of the loaded BLAS, or "built-in"
+  bool blas_is_reference = false;         // Debian's reference BLAS: ~100x slower matmuls
   bool blas_is_openblas_pthread = false;  // oversubscribes cores against LibTorch's threads
   bool cuda_available = false;
   int cuda_devices = 0;

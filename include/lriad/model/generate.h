@@ -13,23 +13,23 @@
 namespace lriad::model {
 
 struct GenerateOptions {
-  int group = 1;               // G completions per prompt
+  int group = 1;  // G completions per prompt
   int max_new_tokens = 48;
   SamplingParams sampling;
-  bool use_cache = true;       // false recomputes the whole sequence every step (slow; for tests/bench)
-  bool share_prefix = true;    // encode each prompt once and expand its cache to the G completions
+  bool use_cache = true;     // false recomputes the whole sequence every step (slow; for tests/bench)
+  bool share_prefix = true;  // encode each prompt once and expand its cache to the G completions
   uint64_t seed = 0;
   int64_t eos_id = 2;
   int64_t pad_id = 0;
 };
 
 struct Generation {
-  torch::Tensor tokens;    // (N,C) int64: row b*G+g is completion g of prompt b; pad after eos
-  torch::Tensor mask;      // (N,C) bool: real tokens, the eos included
-  torch::Tensor logprobs;  // (N,C) float: log p of each token (temperature-scaled); 0 where masked
-  torch::Tensor lengths;   // (N) int64
-  torch::Tensor truncated; // (N) bool: no eos within max_new_tokens
-  int64_t steps = 0;       // decoding steps run
+  torch::Tensor tokens;     // (N,C) int64: row b*G+g is completion g of prompt b; pad after eos
+  torch::Tensor mask;       // (N,C) bool: real tokens, the eos included
+  torch::Tensor logprobs;   // (N,C) float: log p of each token (temperature-scaled); 0 where masked
+  torch::Tensor lengths;    // (N) int64
+  torch::Tensor truncated;  // (N) bool: no eos within max_new_tokens
+  int64_t steps = 0;        // decoding steps run
 };
 
 // Runs without gradients. images (B,3,S,S); prompts: B token lists.

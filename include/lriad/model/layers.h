@@ -42,7 +42,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 
 struct SwiGLUImpl : torch::nn::Module {
   SwiGLUImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x);  // (B,T,D) -> (B,T,D)
+  torch::Tensor forward(const torch::Tensor& x);      // (B,T,D) -> (B,T,D)
   torch::nn::Linear gate_up{nullptr}, down{nullptr};  // gate and up fused in one matmul
 };
 TORCH_MODULE(SwiGLU);

@@ -17,7 +17,7 @@
 #include "lriad/io/config.h"
 #include "lriad/text/evidence.h"
 
-namespace lriad::data {
+namespace lriad::reference {
 class NormalReference;
 }
 
@@ -26,7 +26,7 @@ namespace lriad::model {
 // True when a category is kept at W rather than S: the reference's fine comparison is on
 // (W > S) and either textures are compared finely too (model.reference_fine_textures: every
 // category) or the category's normal images (CV_32FC3 RGB, at W) show a part on a plain background
-// (model.reference_align and data::is_object_category). Synthetic anomalies of such a category
+// (model.reference_align and reference::is_object_category). Synthetic anomalies of such a category
 // are drawn at W, as thin as real scratches; every other category is kept at S.
 bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model);
 
@@ -38,9 +38,9 @@ cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelC
 
 // The policy's input (C,S,S) float for `image` at its model side (model_side_image; throws
 // otherwise): with a reference, RGB at S and the deviation map against `bank` (0, 1 or
-// data::NormalReference::kBothBanks) of `category`; without one, RGB at S.
+// reference::NormalReference::kBothBanks) of `category`; without one, RGB at S.
 torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
-                           const data::NormalReference* reference);
+                           const reference::NormalReference* reference);
 
 // Bounding box of the pixels where `a` and `b` (one size and type) differ in any channel; empty
 // when they are equal.
@@ -54,10 +54,10 @@ cv::Rect changed_rect(const cv::Mat& a, const cv::Mat& b);
 // Whether changed_policy_input updates the map of `image` (a copy of `base`) rather than making it
 // whole: a reference that can update `category` at this side, the image square at S.
 bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& category, const ModelConfig& model,
-                 const data::NormalReference* reference);
-torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base, const std::function<torch::Tensor(int)>& base_distances,
-                                   const std::string& category, int bank, const ModelConfig& model,
-                                   const data::NormalReference* reference);
+                 const reference::NormalReference* reference);
+torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
+                                   const std::function<torch::Tensor(int)>& base_distances, const std::string& category,
+                                   int bank, const ModelConfig& model, const reference::NormalReference* reference);
 
 // The evidence facts (text/evidence.h) of a policy input (4,S,S): its deviation channel and RGB,
 // against the category's normal level. Training writes its chains from them; eval checks them.
@@ -76,8 +76,10 @@ std::string chain_opening(const std::string& category, const ModelConfig& model,
 std::string policy_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts);
 // The same, measured from `input` (C,S,S) against `level`; throws when the chain is opened and
 // level is not > 0 (no normal level to state a ratio to).
-std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
-std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model, double level);
+std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
+                          double level);
+std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
+                          double level);
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and
 // predict make the input training made. Written by `lriad train`; a run without it (older) has
@@ -86,12 +88,12 @@ struct InputRecord {
   static constexpr int kFormatVersion = 1;
   std::vector<std::string> work_side_categories;  // kept at W (keeps_work_side)
   // The reference bank each normal training image was compared with, by path: 0 or 1 for the
-  // images training drew, data::NormalReference::kBothBanks for the validation normals.
+  // images training drew, reference::NormalReference::kBothBanks for the validation normals.
   std::map<std::string, int> reference_banks;
 
   bool keeps_work_side(const std::string& category) const;
   int bank_of(const std::string& path, int otherwise) const;
-  void save(const std::string& path) const;       // atomically, with "format" and "format_version"
+  void save(const std::string& path) const;          // atomically, with "format" and "format_version"
   static InputRecord load(const std::string& path);  // throws lriad::Error naming the file
 };
 
@@ -99,7 +101,8 @@ struct InputRecord {
 // side training kept `category` at (record; without one, at W where the reference compares the
 // category finely), then policy_input. For a training image and its bank this is bit for bit the
 // tensor training made (tests/test_policy_input.cpp).
-torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank, const ModelConfig& model,
-                                   const data::NormalReference* reference, const InputRecord* record);
+torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
+                                   const ModelConfig& model, const reference::NormalReference* reference,
+                                   const InputRecord* record);
 
 }  // namespace lriad::model

@@ -37,8 +37,8 @@ bool bf16_pays(double fp32_gflops, double bf16_gflops, double margin = kBf16Marg
 
 struct PrecisionChoice {
   bool bf16 = false;
-  std::string reason;        // one line for the log, e.g. "auto on cpu: bf16 autocast, bf16 products 3.37x fp32's (...)"
-  double fp32_gflops = 0;    // the probe's figures; 0 when no probe ran (fp32/bf16 asked, or CUDA)
+  std::string reason;      // one line for the log, e.g. "auto on cpu: bf16 autocast, bf16 products 3.37x fp32's (...)"
+  double fp32_gflops = 0;  // the probe's figures; 0 when no probe ran (fp32/bf16 asked, or CUDA)
   double bf16_gflops = 0;
 };
 

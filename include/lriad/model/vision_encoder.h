@@ -23,9 +23,9 @@ struct VisionEncoderImpl : torch::nn::Module {
   // channel is the deviation map -> (B,N+1,D): each patch token gets an embedding of the patch's
   // peak deviation, and one more token summarises the whole map (its peak and mean).
   torch::Tensor forward(const torch::Tensor& images);
-  torch::nn::Conv2d patch{nullptr};      // vision_stem "patch"
-  torch::nn::Sequential stem{nullptr};    // vision_stem "conv"
-  torch::Tensor positions;  // (1,N,E): a buffer (sincos) or a parameter (learned)
+  torch::nn::Conv2d patch{nullptr};     // vision_stem "patch"
+  torch::nn::Sequential stem{nullptr};  // vision_stem "conv"
+  torch::Tensor positions;              // (1,N,E): a buffer (sincos) or a parameter (learned)
   torch::nn::ModuleList blocks;
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear out{nullptr};

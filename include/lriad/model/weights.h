@@ -9,10 +9,6 @@
 
 namespace lriad::model {
 
-io::StTensor to_st_tensor(const torch::Tensor& t);      // copied to CPU, contiguous
-torch::Tensor from_st_tensor(const io::StTensor& t);    // a new CPU tensor
-std::string st_dtype_of(torch::ScalarType type);        // "F32", "BF16", ...
-
 // Every parameter and buffer of `module` by its dotted name ("decoder.blocks.0.qkv.weight").
 io::StFile module_to_st(torch::nn::Module& module, const std::map<std::string, std::string>& metadata = {});
 

@@ -34,7 +34,7 @@ struct GroupStats {
 // value has std 0. Groups whose rewards all tie get A exactly 0 (no float residue from the
 // mean amplified by 1/eps). The result keeps the rewards' floating dtype (integers -> float32).
 // Throws lriad::Error unless rewards is 1-D with N a positive multiple of G.
-torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t G, ScaleRewards scale,
-                               double eps = 1e-4, GroupStats* stats = nullptr);
+torch::Tensor group_advantages(const torch::Tensor& rewards, int64_t G, ScaleRewards scale, double eps = 1e-4,
+                               GroupStats* stats = nullptr);
 
 }  // namespace lriad::rl

@@ -46,11 +46,11 @@ class DynamicClassWeights {
   DynamicClassWeights(double anomaly_share, std::map<std::string, double> initial_shares, double momentum = 0.9,
                       double power = 1.0, double difficulty = 0.0, double prior_samples = 64);
 
-  void observe_sample(const std::string& cls);       // a sample drawn: counts towards its rarity
+  void observe_sample(const std::string& cls);         // a sample drawn: counts towards its rarity
   void observe(const std::string& cls, bool correct);  // a judged completion: counts towards its accuracy
-  std::map<std::string, double> recompute();          // returns the new weights
+  std::map<std::string, double> recompute();           // returns the new weights
   std::map<std::string, double> weights() const { return weights_; }
-  std::map<std::string, double> shares() const;       // the defect classes' running shares (sum 1)
+  std::map<std::string, double> shares() const;        // the defect classes' running shares (sum 1)
   std::map<std::string, double> difficulties() const;  // d_c / mean d (all 1 when difficulty is 0)
   std::map<std::string, double> accuracies() const;
 

@@ -14,7 +14,7 @@ namespace lriad::rl {
 double focal_reward(bool correct, double p_correct, double alpha, double gamma, double class_weight);
 
 // Tensor form: correct (N) bool, p_correct (N), class_weight (N) -> (N) in p_correct's dtype.
-torch::Tensor focal_rewards(const torch::Tensor& correct, const torch::Tensor& p_correct, double alpha,
-                            double gamma, const torch::Tensor& class_weight);
+torch::Tensor focal_rewards(const torch::Tensor& correct, const torch::Tensor& p_correct, double alpha, double gamma,
+                            const torch::Tensor& class_weight);
 
 }  // namespace lriad::rl

@@ -22,15 +22,15 @@ LossType parse_loss_type(const std::string& name);
 const char* to_string(LossType type);
 
 struct GrpoLossParams {
-  double epsilon_low = 0.2;             // ratio clipped below at 1 - epsilon_low
-  double epsilon_high = 0.2;            // ratio clipped above at 1 + epsilon_high; 0 = epsilon_low
-  double beta = 0.0;                    // KL weight; 0 = no KL term (ref_logp may be undefined)
+  double epsilon_low = 0.2;   // ratio clipped below at 1 - epsilon_low
+  double epsilon_high = 0.2;  // ratio clipped above at 1 + epsilon_high; 0 = epsilon_low
+  double beta = 0.0;          // KL weight; 0 = no KL term (ref_logp may be undefined)
   LossType loss_type = LossType::dapo;
-  int64_t max_completion_length = 0;    // dr_grpo's constant normaliser; 0 = T
-  double num_items_in_batch = 0.0;      // dapo's and bnpo's normaliser: completion tokens of the
-                                        // whole generation batch (all micro-batches); 0 = mask.sum()
-  int64_t num_rows_in_batch = 0;        // grpo's and dr_grpo's row count: completions of the whole
-                                        // batch when the loss is taken over a micro-batch; 0 = N
+  int64_t max_completion_length = 0;  // dr_grpo's constant normaliser; 0 = T
+  double num_items_in_batch = 0.0;    // dapo's and bnpo's normaliser: completion tokens of the
+                                      // whole generation batch (all micro-batches); 0 = mask.sum()
+  int64_t num_rows_in_batch = 0;      // grpo's and dr_grpo's row count: completions of the whole
+                                      // batch when the loss is taken over a micro-batch; 0 = N
 };
 
 struct GrpoLossResult {
@@ -47,8 +47,8 @@ torch::Tensor kl_k3(const torch::Tensor& logp, const torch::Tensor& ref_logp);
 
 // min(ratio*A, clip(ratio, 1-eps_low, 1+eps_high)*A) per token: ratio (N,T), advantages (N)
 // -> (N,T). Where the clipped term wins, no gradient flows through the ratio.
-torch::Tensor clipped_surrogate(const torch::Tensor& ratio, const torch::Tensor& advantages,
-                                double epsilon_low, double epsilon_high);
+torch::Tensor clipped_surrogate(const torch::Tensor& ratio, const torch::Tensor& advantages, double epsilon_low,
+                                double epsilon_high);
 
 // Reduces per-token losses (N,T) over the completion mask (N,T) to a scalar as `params`
 // says (see LossType). Masked-out rows (e.g. truncated completions zeroed by the caller)
@@ -65,8 +65,7 @@ torch::Tensor aggregate_loss(const torch::Tensor& per_token_loss, const torch::T
 //   loss = aggregate_loss(loss_t, mask, params)
 // TRL further divides grpo/bnpo/dr_grpo by the gradient-accumulation steps; that is the
 // caller's business. Throws lriad::Error on mismatched shapes or beta > 0 without ref_logp.
-GrpoLossResult grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp,
-                         const torch::Tensor& ref_logp, const torch::Tensor& advantages,
-                         const torch::Tensor& mask, const GrpoLossParams& params);
+GrpoLossResult grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
+                         const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossParams& params);
 
 }  // namespace lriad::rl

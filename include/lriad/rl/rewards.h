@@ -42,7 +42,8 @@ double region_reward(const text::ParsedCompletion& c, const RewardTarget& t);
 
 // The names as logged: rewards/<name>/mean.
 inline const std::vector<std::string>& reward_names() {
-  static const std::vector<std::string> names = {"format", "accuracy", "defect_type", "consistency", "object", "region", "focal"};
+  static const std::vector<std::string> names = {"format", "accuracy", "defect_type", "consistency",
+                                                 "object", "region",   "focal"};
   return names;
 }
 

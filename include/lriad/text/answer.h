@@ -11,21 +11,21 @@
 namespace lriad::text {
 
 struct ParsedCompletion {
-  bool well_formed = false;        // every format rule holds (see parse_completion)
-  std::string think;               // text inside <think></think>, trimmed; "" when ambiguous
-  std::string answer;              // text inside <answer></answer>, trimmed; "" when ambiguous
-  std::optional<int> verdict;      // 0 normal, 1 anomalous; nullopt: unparseable or hedged
-  std::string defect_type;         // known type as spelled in the dataset, else canonical; "" none
-  std::optional<Region> region;    // first region phrase stated in the think
+  bool well_formed = false;              // every format rule holds (see parse_completion)
+  std::string think;                     // text inside <think></think>, trimmed; "" when ambiguous
+  std::string answer;                    // text inside <answer></answer>, trimmed; "" when ambiguous
+  std::optional<int> verdict;            // 0 normal, 1 anomalous; nullopt: unparseable or hedged
+  std::string defect_type;               // known type as spelled in the dataset, else canonical; "" none
+  std::optional<Region> region;          // first region phrase stated in the think
   std::optional<int> reasoning_verdict;  // the think's conclusion ("so it is normal")
   std::optional<int> finding_verdict;    // what the think says it found: 0 "nothing there stands out", "nothing
                                          // there seems defective", "no defect"; 1 "there is (only) a", "I find a";
                                          // nullopt neither or both
-  std::string named_type;          // the type the think likens the finding to ("like a crack" -> "crack")
+  std::string named_type;                // the type the think likens the finding to ("like a crack" -> "crack")
   // reasoning_verdict == verdict, both present; the finding, when stated, says the same; and a
   // type the think names is the answer's (the same family, text/defect_family.h)
   bool consistent = false;
-  std::string error;               // the first format rule broken; "" when well-formed
+  std::string error;  // the first format rule broken; "" when well-formed
 };
 
 // Rules (the format and the verdict are judged apart, so that the format and the accuracy
@@ -49,8 +49,7 @@ struct ParsedCompletion {
 //    defect-type names masked out (MVTec's "thread_top" is a type, not a region).
 // 6. Finding and named type: see ParsedCompletion; "I find no defect, so it is anomalous" is
 //    inconsistent, and so is "like a crack" with the answer "anomalous: hole".
-ParsedCompletion parse_completion(const std::string& text,
-                                  const std::vector<std::string>& known_defect_types = {});
+ParsedCompletion parse_completion(const std::string& text, const std::vector<std::string>& known_defect_types = {});
 
 // 0, 1 or nullopt for one word (lowercase ASCII expected); exposed for the reward tests.
 std::optional<int> verdict_of_word(const std::string& word);

@@ -16,16 +16,16 @@
 namespace lriad::text {
 
 struct EvidenceFacts {
-  double peak = 0;               // the map's maximum
-  double level = 1;              // the category's normal level (the evidence baseline's threshold)
-  double ratio = 0;              // peak / level as stated (ratio_text): one decimal below 10, whole above
+  double peak = 0;                // the map's maximum
+  double level = 1;               // the category's normal level (the evidence baseline's threshold)
+  double ratio = 0;               // peak / level as stated (ratio_text): one decimal below 10, whole above
   Region where = Region::Center;  // the 3x3 cell of the peak
-  std::optional<Region> also;    // a neighbouring cell holding >= 25% of the area above the level
-  bool above = false;            // peak > level: an area stands out
+  std::optional<Region> also;     // a neighbouring cell holding >= 25% of the area above the level
+  bool above = false;             // peak > level: an area stands out
   // What the area above the level (the connected part holding the peak) looks like; when above only.
   enum class Extent { Compact, Thin, Large } extent = Extent::Compact;
   enum class Tone { Same, Darker, Brighter, Colour } tone = Tone::Same;
-  double area = 0;               // its share of the image
+  double area = 0;  // its share of the image
 };
 
 // Thresholds of the descriptions, public for the tests.

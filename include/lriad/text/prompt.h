@@ -39,11 +39,11 @@ Region region_of_point(double x, double y);
 
 // The image-level facts a chain of thought is written from.
 struct CotSpec {
-  std::string category;            // "metal_nut" (rendered "metal nut")
+  std::string category;  // "metal_nut" (rendered "metal nut")
   bool anomalous = false;
-  std::string defect_type;         // "broken_large"; "" or "anomaly" = an unnamed defect
-  std::optional<Region> region;    // coarse position, when known (e.g. from a synthetic mask)
-  int variant = 0;                 // picks a phrasing, modulo kCotVariants (deterministic)
+  std::string defect_type;       // "broken_large"; "" or "anomaly" = an unnamed defect
+  std::optional<Region> region;  // coarse position, when known (e.g. from a synthetic mask)
+  int variant = 0;               // picks a phrasing, modulo kCotVariants (deterministic)
   // The normal reference's evidence about the image (text/evidence.h; not owned): with it the chain
   // states what was compared and found, with the values (build_completion); without it (a policy
   // without a reference) the short template.
@@ -85,12 +85,12 @@ std::string canonical_defect_type(const std::string& name);
 bool is_unnamed_defect(const std::string& defect_type);
 
 // Every prompt and completion the templates can emit for these names (all variants, regions,
-// verdicts), de-duplicated in a fixed order: the tokenizer's training corpus. Empty lists mean
-// the synthetic demo's categories / defect types. "good" is not a defect type and is skipped.
+// verdicts), de-duplicated in a fixed order: the tokenizer's training corpus (callers add the demo's
+// names: demo::category_names()). "good" is not a defect type and is skipped.
 // With `grounded`, also the chains grounded in evidence: every region and region pair, description
 // and family, and every ratio a chain states (as chain fragments "<think>The largest deviation is
 // 3.4 times the normal level.").
-std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories = {},
-                                          const std::vector<std::string>& defect_types = {}, bool grounded = true);
+std::vector<std::string> corpus_sentences(const std::vector<std::string>& categories,
+                                          const std::vector<std::string>& defect_types, bool grounded = true);
 
 }  // namespace lriad::text

@@ -8,10 +8,10 @@
 namespace lriad::text {
 
 struct SpmTrainOptions {
-  std::string input;           // text file, one sentence per line
-  std::string model_prefix;    // writes <prefix>.model and <prefix>.vocab
+  std::string input;         // text file, one sentence per line
+  std::string model_prefix;  // writes <prefix>.model and <prefix>.vocab
   int vocab_size = 512;
-  std::string model_type = "unigram";  // unigram | bpe | word | char
+  std::string model_type = "unigram";             // unigram | bpe | word | char
   std::vector<std::string> user_defined_symbols;  // kept as single pieces, never split
   std::map<std::string, std::string> extra;       // any other trainer flag, e.g. {"pad_id", "3"}
 };

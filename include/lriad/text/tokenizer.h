@@ -15,7 +15,7 @@ struct TokenizerTrainOptions {
   // bpe by default: on a corpus of templates, unigram's EM keeps few pieces (it cannot fill 512
   // on the demo corpus) and splits even frequent words ("s|am|pl|e"); bpe merges them whole.
   std::string model_type = "bpe";       // bpe | unigram
-  std::vector<std::string> categories;  // corpus names; empty = the synthetic demo's
+  std::vector<std::string> categories;  // corpus names
   std::vector<std::string> defect_types;
   std::vector<std::string> extra_sentences;  // appended to the template corpus
   // The chains grounded in the normal reference's evidence join the corpus (a model with a
@@ -71,10 +71,11 @@ class Tokenizer {
   int think_open_ = -1, think_close_ = -1, answer_open_ = -1, answer_close_ = -1, image_ = -1;
 };
 
-// `lriad tokenizer train`: the corpus names come from a dataset (joined with the synthetic
-// demo's) when `format` is set, else from the demo alone.
+// `lriad tokenizer train`: the corpus names are the known ones (the callers pass the synthetic demo's,
+// demo::category_names() and demo::defect_type_names()) joined by a dataset's when `format` is set.
 struct TokenizerDatasetOptions {
-  std::string out;                      // output directory, created if missing
+  std::string out;  // output directory, created if missing
+  std::vector<std::string> known_categories, known_defect_types;
   TokenizerTrainOptions train;          // categories/defect_types are filled in here
   std::string format;                   // mvtec | visa | folder | synth; "" = no dataset
   std::string root;                     // dataset root (with format)

@@ -12,7 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
-#include "lriad/data/reference.h"
+#include "lriad/reference/reference.h"
 #include "lriad/io/config.h"
 
 namespace lriad::train {
@@ -62,12 +62,12 @@ BaselineThresholds load_baseline(const std::string& path);
 double evidence_peak(const torch::Tensor& input);
 
 // The source's held-out normal validation images compared with both banks, fitted.
-BaselineThresholds fit_baseline(const TrainingSource& source, const data::NormalReference& reference,
+BaselineThresholds fit_baseline(const TrainingSource& source, const reference::NormalReference& reference,
                                 double q = kBaselineQuantile);
 
 // The run's baseline.json; a run made before it has none, and then the same held-out set is rebuilt
 // from the run's config (a TrainingSource is deterministic in the seed), which the log says.
 BaselineThresholds run_baseline(const std::string& run_dir, const RunConfig& config,
-                                const data::NormalReference& reference);
+                                const reference::NormalReference& reference);
 
 }  // namespace lriad::train

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -16,16 +17,33 @@ namespace lriad::train {
 inline constexpr const char* kPolicyFormat = "lriad-policy";
 inline constexpr const char* kPolicyFormatVersion = "1";
 
+// Every name in a run directory, spelled here once (train writes them, eval and predict read them).
 struct RunFiles {
   std::string dir;
-  std::string config() const { return dir + "/config.json"; }
-  std::string tokenizer() const { return dir + "/tokenizer.model"; }
-  std::string weights() const { return dir + "/model.safetensors"; }
-  std::string trainer_state() const { return dir + "/trainer_state.safetensors"; }
-  std::string metrics() const { return dir + "/metrics.jsonl"; }
-  std::string reference() const { return dir + "/reference.safetensors"; }  // model.reference "knn"
-  std::string baseline() const { return dir + "/baseline.json"; }  // train/baseline.h, with the reference
-  std::string policy_input() const { return dir + "/policy_input.json"; }   // model/policy_input.h
+  std::string path(const std::string& name) const { return dir + "/" + name; }
+  std::string config() const { return path("config.json"); }
+  std::string tokenizer() const { return path("tokenizer.model"); }
+  std::string weights() const { return path(kWeights); }                    // the last step's weights
+  std::string best() const { return path(kBest); }                          // the best validation's weights
+  std::string sft() const { return path("sft.safetensors"); }               // the SFT stage's end (GRPO's KL reference)
+  std::string trainer_state() const { return path("trainer_state.json"); }  // resume: stage, step, checkpoint
+  std::string metrics() const { return path("metrics.jsonl"); }
+  std::string validation() const { return path("validation.jsonl"); }
+  std::string reference() const { return path("reference.safetensors"); }      // model.reference "knn"
+  std::string baseline() const { return path("baseline.json"); }               // train/baseline.h, with the reference
+  std::string policy_input() const { return path("policy_input.json"); }       // model/policy_input.h
+  std::string train_from_test() const { return path("train_from_test.csv"); }  // data.train_from_test's images
+  std::string completions() const { return path("completions"); }  // GRPO's sampled completions, a file per step
+  std::string checkpoints() const {
+    return path("checkpoints");
+  }  // <stage>-<step>/ (kWeights, kOptimizer, kVisionProbe)
+  // File names inside a checkpoint folder (and the run's own weights).
+  static constexpr const char* kWeights = "model.safetensors";
+  static constexpr const char* kBest = "best.safetensors";
+  static constexpr const char* kOptimizer = "optimizer.pt";
+  static constexpr const char* kVisionProbe = "vision_probe.safetensors";
+  // What `--overwrite` removes before a new run: every file and folder above but config.json.
+  std::vector<std::string> written_by_training() const;
 };
 
 // Creates `dir`; an existing non-empty directory is refused unless `overwrite` (kept as is,

@@ -42,8 +42,10 @@ double share_above(const std::vector<double>& values, double level);
 // The synthetic anomalies among the source's draws of SFT steps [0, steps) (every index of a batch
 // of `batch`), their inputs made by `input`, against the q-quantile of `normal_peaks` (per category:
 // the peaks of its normal training images, each against the bank its draws use).
-EvidenceCheck check_evidence(const TrainingSource& source, const std::map<std::string, std::vector<double>>& normal_peaks,
-                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch, double q);
+EvidenceCheck check_evidence(const TrainingSource& source,
+                             const std::map<std::string, std::vector<double>>& normal_peaks,
+                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch,
+                             double q);
 
 // Most frequent family per look, summed over looks, over all anomalies counted (0 when none).
 double look_purity(const std::map<std::string, std::map<std::string, int>>& looks);

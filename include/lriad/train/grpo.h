@@ -1,5 +1,5 @@
 // One GRPO update on sampled completions: rewards -> group advantages -> num_iterations
-// clipped-surrogate steps (with the k3 KL to a reference when beta > 0). The trainer supplies
+// clipped-surrogate steps (with the k3 KL to the reference policy, ref_policy, when beta > 0). The trainer supplies
 // the rewards through a callback that sees the first forward pass's logits (for the focal
 // term's verdict probability); tests supply their own.
 // Shapes: B prompts, G completions each, N = B*G rows, C completion tokens, V vocabulary.
@@ -27,11 +27,11 @@ struct GrpoBatch {
 // Where an update's time went, seconds (summed over num_iterations; the device is synchronised
 // at each boundary, so on CUDA the figures are honest but a little slower than unmeasured).
 struct GrpoTimes {
-  double forward = 0;    // policy forward (logits, log-probs)
-  double reward = 0;     // reward callback, advantages, entropy
-  double reference = 0;  // reference policy forward (beta > 0)
-  double backward = 0;   // loss, backward, gradient clipping
-  double optimizer = 0;  // optimizer step
+  double forward = 0;     // policy forward (logits, log-probs)
+  double reward = 0;      // reward callback, advantages, entropy
+  double ref_policy = 0;  // the KL reference policy's forward pass (beta > 0)
+  double backward = 0;    // loss, backward, gradient clipping
+  double optimizer = 0;   // optimizer step
 };
 
 struct GrpoUpdate {
@@ -39,7 +39,7 @@ struct GrpoUpdate {
   torch::Tensor advantages;  // (N) float
   rl::GroupStats stats;
   double loss = 0, kl = 0, clip_region = 0, clip_low = 0, clip_high = 0, entropy = 0, grad_norm = 0;
-  int updates = 0;           // optimizer steps taken (0 when every row was masked out)
+  int updates = 0;  // optimizer steps taken (0 when every row was masked out)
   bool finite = true;
   std::string nonfinite;  // "loss" or "gradient" when the update was skipped
   GrpoTimes times;
@@ -53,11 +53,11 @@ inline constexpr double kTieStd = 1e-3;
 // logits (N,C,V) of the first forward pass, detached -> rewards (N).
 using RewardFn = std::function<torch::Tensor(const torch::Tensor& logits)>;
 
-// `reference` may be null when g.beta == 0. The optimizer's learning rate is left as set.
+// `ref_policy` may be null when g.beta == 0. The optimizer's learning rate is left as set.
 // With g.micro_batch below N the forward and backward passes run micro_batch rows at a time, the
 // gradients accumulated: the same update up to float rounding, with the activations of
 // micro_batch rows instead of N, at the cost of one more forward pass (without gradient) per step.
-GrpoUpdate grpo_update(model::Policy& policy, model::Policy* reference, torch::optim::Optimizer& optimizer,
+GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::optim::Optimizer& optimizer,
                        const GrpoBatch& batch, const GrpoConfig& g, int max_new_tokens, bool bf16,
                        const RewardFn& reward_fn);
 

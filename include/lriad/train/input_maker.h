@@ -15,7 +15,7 @@
 
 #include "lriad/io/config.h"
 
-namespace lriad::data {
+namespace lriad::reference {
 class NormalReference;
 }
 
@@ -26,7 +26,7 @@ struct TrainItem;
 class InputMaker {
  public:
   // `reference` may be null (no normal reference: RGB only); it must outlive the maker.
-  InputMaker(const ModelConfig& model, const data::NormalReference* reference);
+  InputMaker(const ModelConfig& model, const reference::NormalReference* reference);
 
   torch::Tensor operator()(const TrainItem& item);  // (C,S,S)
 
@@ -38,7 +38,7 @@ class InputMaker {
  private:
   torch::Tensor distances(const std::string& path, const TrainItem& item, int bank);  // (g,g), cached
   ModelConfig model_;
-  const data::NormalReference* reference_;
+  const reference::NormalReference* reference_;
   mutable std::mutex mutex_;
   std::map<std::string, torch::Tensor> normal_inputs_;  // by source|bank
   std::map<std::string, torch::Tensor> distances_;      // by path|bank

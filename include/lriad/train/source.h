@@ -16,7 +16,8 @@
 
 #include <opencv2/core.hpp>
 
-#include "lriad/data/reference.h"
+#include "lriad/reference/reference.h"
+#include "lriad/data/dataset.h"
 #include "lriad/data/sample.h"
 #include "lriad/io/config.h"
 #include "lriad/model/policy_input.h"
@@ -39,7 +40,7 @@ struct TrainItem {
   cv::Mat base;                               // synthetic anomalies: the normal image it was made from (same
                                               // side), whose cached evidence the map is updated from
   std::string source;                         // image path (+ "#kind" when synthesised)
-  // Normal-reference bank to compare with (data/reference.h): 0 or 1, the other half's; kBothBanks
+  // Normal-reference bank to compare with (reference/reference.h): 0 or 1, the other half's; kBothBanks
   // for held-out (validation) images, as for test images.
   int reference_bank = 0;
   // The class the imbalance weights are kept for: "good" or the canonical defect type.
@@ -115,20 +116,26 @@ class TrainingSource {
     std::string category, path;
     int half = 0;  // which reference bank holds its patches; it is compared with the other one
   };
-  TrainItem synthesize(const Normal& base, uint64_t seed, int attempt = 0) const;
-  // synthesize() through the gate: the first attempt the evidence shows, else the normal image.
+  TrainItem with_anomaly(const Normal& base, uint64_t seed, int attempt = 0) const;
+  // with_anomaly() through the gate: the first attempt the evidence shows, else the normal image.
   TrainItem gated(const Normal& base, uint64_t seed, int bank) const;
   TrainItem as_item(const Normal& n) const;
+  // The constructor's steps (source.cpp).
+  void read_anomaly_settings();
+  std::vector<std::vector<Normal>> read_normals(const data::Dataset& ds, size_t per_category);
+  void take_from_test(const data::Dataset& ds);
+  void make_validation(const std::vector<std::vector<Normal>>& held_out, size_t per_category);
+  void estimate_prior();
 
   RunConfig config_;
   std::vector<std::string> categories_;
-  std::vector<Normal> normals_;            // training normals (validation ones removed)
-  std::vector<TrainItem> test_items_;      // data.train_from_test share, preloaded
+  std::vector<Normal> normals_;        // training normals (validation ones removed)
+  std::vector<TrainItem> test_items_;  // data.train_from_test share, preloaded
   std::vector<TrainItem> validation_;
   std::vector<std::pair<Normal, uint64_t>> validation_anomalies_;  // (base, seed) of each synthetic one, in order
   std::optional<EvidenceGate> gate_;
   std::map<std::string, std::vector<size_t>> by_category_;
-  std::set<std::string> work_side_;        // categories kept at model.work_size()
+  std::set<std::string> work_side_;  // categories kept at model.work_size()
   std::map<std::string, double> prior_;
   double anomaly_share_ = 0;
   TrainFromTest from_test_;
@@ -137,7 +144,7 @@ class TrainingSource {
 
 // The normal reference (model.reference "knn") from the source's training normals, with the
 // model's patch and bank sizes; logs its build time.
-data::NormalReference build_normal_reference(const TrainingSource& source, const RunConfig& config);
+reference::NormalReference build_normal_reference(const TrainingSource& source, const RunConfig& config);
 
 // Writes the test images used for training (category,label,defect_type,image) as CSV.
 void save_train_from_test(const TrainFromTest& t, const std::string& path);

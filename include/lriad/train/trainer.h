@@ -25,7 +25,6 @@ struct TrainOptions {
   std::vector<std::string> resume_overrides;
 };
 
-
 struct StageSummary {
   std::string stage;  // sft | grpo
   int steps = 0;      // steps run in this call

@@ -18,7 +18,7 @@ struct CategoryAnswers {
 struct ValidationResult {
   double balanced_accuracy = 0, accuracy = 0, format_rate = 0;
   double recall_anomalous = 0, recall_normal = 0;
-  std::map<std::string, double> class_accuracy;  // per "good" / defect type
+  std::map<std::string, double> class_accuracy;    // per "good" / defect type
   std::map<std::string, CategoryAnswers> answers;  // per category
   int items = 0, normal_items = 0, anomalous_items = 0;
 };

@@ -1,0 +1,54 @@
+// Pose of a part on a plain background, for comparing parts that lie at different places and angles
+// (screws, pills, nuts) with the normal images of their category.
+//
+// The background is a plane a + b·x + c·y fitted to the border pixels' grey values (so a lighting
+// gradient is not mistaken for the part); the part is what differs from it by more than Otsu's
+// threshold, minus specks (3x3 opening). Its pose is the centroid and, for an elongated part
+// (principal axis variance >= 2x the other), the principal axis' angle, with the sign of the third
+// moment along it choosing which end points right. Round or square-ish parts keep angle 0.
+//
+// Whether a category is made of such parts at all is decided once from its normal images
+// (`is_object_category`): the part must be found, touch the border on < 5% of its pixels and cover
+// 3-70% of the image in at least 90% of them. Textures and parts that fill the frame fail that.
+// Images are CV_32FC3 RGB [0,1] or CV_32FC1; no torch here.
+#pragma once
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace lriad::reference {
+
+struct Pose {
+  bool found = false;       // a part was separated from the background
+  double cx = 0, cy = 0;    // centroid, pixels
+  double degrees = 0;       // rotation that brings the principal axis to horizontal (OpenCV's sense)
+  double area = 0;          // part pixels / image pixels
+  double border_touch = 0;  // share of the border pixels that belong to the part
+  bool elongated = false;   // principal axis variance >= 2x the other: `degrees` follows that axis
+};
+
+Pose estimate_pose(const cv::Mat& image);
+
+// 2x3 affine map from the image to the canonical frame: centroid to the centre, axis horizontal.
+cv::Mat canonical_transform(const Pose& pose, cv::Size size);
+// `image` moved to the canonical frame (edges replicated).
+cv::Mat to_canonical(const cv::Mat& image, const Pose& pose);
+// A map in the canonical frame (e.g. deviation, CV_32FC1) brought back onto the original image.
+cv::Mat from_canonical(const cv::Mat& map, const Pose& pose);
+
+// True when the images show one separable part each (see above); false for an empty list.
+bool is_object_category(const std::vector<cv::Mat>& normal_images);
+// The same from the images' poses (estimate_pose), for a caller that needs the poses anyway.
+bool is_object_category_from(const std::vector<Pose>& poses);
+// True when the category's parts are round rather than elongated (nuts, washers, caps): at least
+// 90% of the poses found a part and not an elongated one. False for an empty list.
+bool is_round_category_from(const std::vector<Pose>& poses);
+
+// What a round, turned part's surface does not explain: `grey` (CV_32FC1, square, the part centred
+// at (side/2, side/2) as to_canonical puts it) minus, ring by ring (1-px rings about the centre),
+// its least-squares fit by a mean plus `harmonics` cosine/sine pairs of the angle. Turning marks
+// (any profile along the radius) and lighting that turns with the angle (a bow-tie highlight) fit;
+// a scratch, a stain or a chip covers a short arc of few rings and stays. -> CV_32FC1, same size.
+cv::Mat polar_residual(const cv::Mat& grey, int harmonics);
+
+}  // namespace lriad::reference

@@ -1,0 +1,225 @@
+// The training context (trainer_internal.h): inputs, prompts and targets of the draws, validation.
+#include "trainer_internal.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "lriad/data/image_io.h"
+#include "lriad/data/image_tensor.h"
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+#include "lriad/io/interrupt.h"
+#include "lriad/model/generate.h"
+#include "lriad/model/policy_input.h"
+#include "lriad/model/precision.h"
+#include "lriad/model/verdict.h"
+#include "lriad/model/weights.h"
+#include "lriad/text/answer.h"
+#include "lriad/text/prompt.h"
+#include "lriad/train/baseline.h"
+#include "lriad/train/evidence_check.h"
+#include "lriad/train/prefetch.h"
+#include "lriad/train/progress.h"
+
+namespace fs = std::filesystem;
+
+namespace lriad::train {
+namespace detail {
+
+double Context::class_weight(const std::string& cls) const {
+  if (dynamic_weights) {
+    const auto w = dynamic_weights->weights();
+    auto it = w.find(cls);
+    return it == w.end() ? 1.0 : it->second;
+  }
+  auto it = static_weights.find(cls);
+  return it == static_weights.end() ? 1.0 : it->second;
+}
+
+std::vector<int64_t> Context::prompt(const std::string& text, bool keep) {
+  auto it = prompt_cache.find(text);
+  if (it != prompt_cache.end()) return it->second;
+  std::vector<int64_t> ids;
+  for (int id : tokenizer->encode(text)) ids.push_back(id);
+  if (keep) prompt_cache[text] = ids;
+  return ids;
+}
+
+std::optional<double> Context::level(const std::string& category) const {
+  if (!normal_reference || !levels) return std::nullopt;
+  return levels->level(category);
+}
+
+PreparedBatch Context::prepare(std::vector<TrainItem> items) {
+  std::vector<torch::Tensor> images;
+  for (const auto& it : items)
+    images.push_back(it.input.defined() ? it.input : input_of(it));  // (C,S,S); the gate made some
+  PreparedBatch b;
+  b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string& cat = items[i].category;
+    b.facts.push_back(facts_of(images[i], cat));
+    // run_training checks first that every category has a level, so an opened chain always has facts.
+    if (config.model.opens_chains() && !b.facts.back())
+      throw Error("internal: no evidence facts for an opened chain of category '" + cat + "'");
+    b.openings.push_back(model::chain_opening(cat, config.model, b.facts.back() ? &*b.facts.back() : nullptr));
+  }
+  b.items = std::move(items);
+  return b;
+}
+
+torch::Tensor Context::input_of(const TrainItem& item) {
+  std::call_once(inputs_made, [this] { inputs = std::make_unique<InputMaker>(config.model, normal_reference.get()); });
+  return (*inputs)(item);
+}
+
+EncodedBatch Context::encode(PreparedBatch prepared) {
+  EncodedBatch b;
+  for (size_t i = 0; i < prepared.items.size(); ++i) {
+    const std::string& cat = prepared.items[i].category;
+    const auto& f = prepared.facts[i];
+    b.prompts.push_back(
+        prompt(model::policy_prompt(cat, config.model, f ? &*f : nullptr), prepared.openings[i].empty()));
+  }
+  b.images = prepared.images.to(device);
+  b.items = std::move(prepared.items);
+  b.facts = std::move(prepared.facts);
+  b.openings = std::move(prepared.openings);
+  return b;
+}
+
+std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage, int step) {
+  // Each stage draws from its own stream of (step, index) keys.
+  uint64_t base = 0;
+  int count = ctx.config.sft.batch_size;
+  if (stage == "grpo") {
+    base = uint64_t(1) << 40;
+    count = ctx.config.grpo.batch_size;
+  } else if (stage == "vision") {
+    base = uint64_t(2) << 40;
+    count = ctx.config.sft.vision_batch_size;
+  }
+  std::vector<TrainItem> items;
+  for (int i = 0; i < count; ++i) items.push_back(ctx.source->draw(base + uint64_t(step), i));
+  return items;
+}
+
+std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input, const std::string& category) const {
+  const auto at = level(category);
+  if (!at || input.size(0) < 4) return std::nullopt;  // no level to state a ratio to: the short template
+  return model::input_facts(input, *at);
+}
+
+std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,
+                                             const text::EvidenceFacts* facts) const {
+  text::CotSpec spec;
+  spec.evidence = facts;
+  spec.category = item.category;
+  spec.anomalous = item.anomalous;
+  spec.defect_type = item.anomalous ? item.defect_type : "";
+  spec.region = item.region;
+  spec.variant = variant;
+  std::string target = text::build_completion(spec);
+  if (facts && config.model.opens_chains()) {  // the prompt ends with the opening: the policy learns the rest
+    spec.variant = 0;
+    target = text::build_completion(spec);
+    const std::string opening = text::grounded_opening(spec.category, *facts);
+    if (target.compare(0, opening.size(), opening) != 0)
+      throw Error("internal: a grounded chain does not start with its opening: " + target);
+    target.erase(0, opening.size());
+  }
+  std::vector<int64_t> ids;
+  for (int id : tokenizer->encode(target)) ids.push_back(id);
+  ids.push_back(tokenizer->eos_id());
+  return ids;
+}
+
+std::string Context::decode(const torch::Tensor& row, int64_t length) const {
+  const auto r = row.to(torch::kCPU, torch::kInt64).contiguous();
+  return tokenizer->decode_completion(r.data_ptr<int64_t>(), std::min(length, r.size(0)));
+}
+
+void Context::log_metrics(const nlohmann::json& line) {
+  metrics << line.dump() << "\n";
+  metrics.flush();
+}
+
+torch::Tensor decision_probs(const Context& ctx, const torch::Tensor& logits, const torch::Tensor& tokens,
+                             const torch::Tensor& mask, const std::vector<std::string>& categories) {
+  return model::decision_probs(logits, tokens, mask, categories, ctx.decisions,
+                               model::verdict_probs(logits, tokens, mask, ctx.verdict));
+}
+
+void set_lr(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+ValidationResult validate(Context& ctx) {
+  const auto& items = ctx.source->validation();
+  ValidationResult v;
+  v.items = int(items.size());
+  if (items.empty()) return v;
+  torch::NoGradGuard no_grad;
+  ctx.policy->eval();
+  int tp = 0, fn = 0, tn = 0, fp = 0, formatted = 0;
+  std::map<std::string, std::pair<int, int>> per_class;
+  const size_t chunk = 32;
+  for (size_t start = 0; start < items.size(); start += chunk) {
+    std::vector<TrainItem> part(items.begin() + long(start),
+                                items.begin() + long(std::min(items.size(), start + chunk)));
+    EncodedBatch b = ctx.encode(ctx.prepare(part));
+    model::GenerateOptions go;
+    go.max_new_tokens = ctx.config.sampling.max_new_tokens;
+    go.sampling.greedy = true;
+    go.eos_id = ctx.tokenizer->eos_id();
+    go.pad_id = ctx.tokenizer->pad_id();
+    model::Generation gen;
+    {
+      model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
+      gen = model::generate(ctx.policy, b.images, b.prompts, go);
+    }
+    const auto lengths = gen.lengths.cpu();
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      const auto p = text::parse_completion(
+          b.openings[i] + ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()), ctx.defect_types);
+      const bool truth = b.items[i].anomalous;
+      const bool right = p.verdict.has_value() && *p.verdict == int(truth);
+      formatted += p.well_formed;
+      if (truth)
+        (right ? tp : fn)++;
+      else
+        (right ? tn : fp)++;
+      CategoryAnswers& a = v.answers[b.items[i].category];
+      const bool said_anomalous = p.verdict == 1, said_normal = p.verdict == 0;
+      if (truth) {
+        ++a.anomalous_items;
+        a.anomalous_said_anomalous += said_anomalous;
+        a.anomalous_said_normal += said_normal;
+      } else {
+        ++a.normal_items;
+        a.normal_said_anomalous += said_anomalous;
+        a.normal_said_normal += said_normal;
+      }
+      per_class[b.items[i].cls()].first += right;
+      per_class[b.items[i].cls()].second += 1;
+    }
+  }
+  v.recall_anomalous = tp + fn ? double(tp) / (tp + fn) : 0;
+  v.recall_normal = tn + fp ? double(tn) / (tn + fp) : 0;
+  v.balanced_accuracy = (tp + fn && tn + fp) ? (v.recall_anomalous + v.recall_normal) / 2
+                                             : (tp + fn ? v.recall_anomalous : v.recall_normal);
+  v.accuracy = double(tp + tn) / v.items;
+  v.normal_items = tn + fp;
+  v.anomalous_items = tp + fn;
+  v.format_rate = double(formatted) / v.items;
+  for (const auto& [c, ct] : per_class) v.class_accuracy[c] = double(ct.first) / ct.second;
+  return v;
+}
+
+}  // namespace detail
+
+}  // namespace lriad::train

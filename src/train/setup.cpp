@@ -1,0 +1,126 @@
+// A run's checks before its first step (trainer_internal.h): the sequence lengths, and the evidence
+// of the normal draws (the evidence check and gate).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <vector>
+
+#include "lriad/io/error.h"
+#include "lriad/model/policy_input.h"
+#include "lriad/text/prompt.h"
+#include "lriad/train/baseline.h"
+#include "lriad/train/evidence_check.h"
+#include "trainer_internal.h"
+
+namespace lriad::train::detail {
+
+// The longest prompt and SFT target must fit the model, and GRPO must be able to sample a whole
+// completion; otherwise training fails late or (GRPO) silently learns nothing.
+void check_lengths(Context& ctx) {
+  size_t prompt = 0, completion = 0;
+  for (const auto& cat : ctx.source->categories()) {
+    prompt = std::max(prompt, ctx.prompt(text::build_prompt(cat)).size());
+    for (int v = 0; v < text::kCotVariants; ++v) {
+      TrainItem item;
+      item.category = cat;
+      completion = std::max(completion, ctx.completion_ids(item, v).size());
+      item.anomalous = true;
+      for (const auto& type : ctx.defect_types) {
+        item.defect_type = type;
+        for (int r = 0; r < text::kRegionCount; ++r) {
+          item.region = text::Region(r);
+          completion = std::max(completion, ctx.completion_ids(item, v).size());
+        }
+      }
+      if (ctx.levels) {  // grounded chains: the longest region pair, ratio and descriptions
+        text::EvidenceFacts f;
+        f.above = true;
+        f.where = text::Region::UpperLeft;
+        f.also = text::Region::LowerLeft;
+        f.ratio = 99;
+        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin})
+          for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter}) {
+            f.extent = e;
+            f.tone = t;
+            if (ctx.config.model.opens_chains())
+              prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
+            item.anomalous = false;
+            completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+            item.anomalous = true;
+            for (const auto& type : ctx.defect_types) {
+              item.defect_type = type;
+              completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+            }
+          }
+      }
+    }
+  }
+  const auto& m = ctx.config.model;
+  const size_t need =
+      size_t(m.image_tokens()) + prompt + std::max(completion, size_t(ctx.config.sampling.max_new_tokens));
+  if (need > size_t(m.max_seq_len))
+    throw Error(
+        "model.max_seq_len " + std::to_string(m.max_seq_len) + " is too short: " + std::to_string(m.image_tokens()) +
+            " image tokens + " + std::to_string(prompt) + " prompt tokens + " +
+            std::to_string(std::max(completion, size_t(ctx.config.sampling.max_new_tokens))) + " completion tokens",
+        "--set model.max_seq_len=" + std::to_string(need));
+  if (ctx.config.grpo.steps > 0 && completion > size_t(ctx.config.sampling.max_new_tokens))
+    spdlog::warn(
+        "sampling.max_new_tokens {} cannot hold the longest chain of thought ({} tokens with eos): GRPO will "
+        "see truncated completions{} (--set sampling.max_new_tokens={})",
+        ctx.config.sampling.max_new_tokens, completion,
+        ctx.config.grpo.mask_truncated_completions ? ", which grpo.mask_truncated_completions excludes from the loss"
+                                                   : "",
+        completion + 4);
+  spdlog::debug("longest prompt {} tokens, longest target {} tokens", prompt, completion);
+}
+
+// The evidence: every training normal's map against the bank its draws use (kept cached for
+// training), and from those the normal level per category. Then, before the first step of a new
+// run, the evidence check (is a synthetic anomaly above that level at all? where it is not, its
+// label is noise and training stays at chance), and the evidence gate built on the same levels.
+void prepare_evidence(Context& ctx, bool log_check) {
+  const auto& dc = ctx.config.data;
+  const bool gate_on = dc.evidence_gate_quantile > 0 && dc.anomaly_ratio > 0;
+  if (!log_check && !gate_on) return;
+  // 1. The normal draws' peaks.
+  std::map<std::string, std::vector<double>> peaks;
+  const auto normals = ctx.source->normal_items();
+  for (size_t i = 0; i < normals.size(); i += 32) {
+    std::vector<TrainItem> part(normals.begin() + long(i), normals.begin() + long(std::min(normals.size(), i + 32)));
+    const auto batch = ctx.prepare(part).images;  // (B,4,S,S), cached by source
+    for (size_t k = 0; k < part.size(); ++k) peaks[part[k].category].push_back(evidence_peak(batch[long(k)]));
+  }
+  const double q = gate_on ? dc.evidence_gate_quantile : kBaselineQuantile;
+  Context* c = &ctx;  // the gate keeps it: the context outlives the source's draws
+  const auto input = [c](const TrainItem& t) { return c->input_of(t); };
+  // 2. The raw synthetic anomalies against those levels (before the gate changes the draws).
+  if (log_check) {
+    const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
+    const auto t0 = std::chrono::steady_clock::now();
+    const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q);
+    spdlog::info(
+        "evidence check on the synthetic anomalies of {} training draws ({:.1f} s):", steps * ctx.config.sft.batch_size,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (const auto& line : describe(check)) spdlog::info("  {}", line);
+  }
+  if (!gate_on) return;
+  // 3. The gate.
+  EvidenceGate gate;
+  gate.attempts = dc.evidence_gate_attempts;
+  gate.input = input;
+  std::string shown;
+  for (const auto& [cat, p] : peaks) {
+    gate.level[cat] = quantile(p, q);
+    shown += fmt::format("{}{} {:.2f}", shown.empty() ? "" : ", ", cat, gate.level[cat]);
+  }
+  ctx.source->set_evidence_gate(std::move(gate));
+  spdlog::info(
+      "evidence gate: synthetic anomalies must peak above the normal draws' {:.0f}% level ({}), else are "
+      "redrawn up to {} times",
+      100 * q, shown, dc.evidence_gate_attempts);
+}
+
+}  // namespace lriad::train::detail
