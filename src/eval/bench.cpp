@@ -294,7 +294,9 @@ std::string format_bench(const nlohmann::json& j) {
          num(d.value("reference_ms_per_image", nlohmann::json()), 1) + " ms/image; batches " +
          num(d["batch_items_per_s"], 1) + " items/s; data wait in the step " +
          num(d["in_step"]["data_wait_share"].get<double>() * 100, 0) + "%, with the prefetcher " +
-         num(d["prefetch"]["data_wait_share"].get<double>() * 100, 0) + "%");
+         num(d["prefetch"]["data_wait_share"].get<double>() * 100, 0) + "% over " + num(d.value("steps", 0), 0) +
+         " steps (of which the first step's wait, once a stage: " + num(d["prefetch"].value("first_wait_ms", 0.0), 0) +
+         " ms)");
     if (d.contains("anomaly_maps_per_s"))
       line("data: synthetic anomalies' maps " + num(d["anomaly_maps_per_s"]["whole"], 1) + "/s made whole, " +
            num(d["anomaly_maps_per_s"]["updated"], 1) + "/s updated from their normal image's");
