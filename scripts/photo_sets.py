@@ -5,7 +5,7 @@ Normal images are random crops (scale, flips, lighting, sensor noise, JPEG) of r
 photographs that Debian ships: scikit-image's brick, gravel and grass (512 px photographs) and
 GIMP's stone, wood, fabric and leather patterns; parts are a coin photographed by scikit-image's
 `coins.png`, placed at a random position and angle on a plain background. Test defects are drawn
-here, independently of lriad's own synthetic anomalies (src/data/anomaly*.cpp): cracks (random
+here, independently of lriad's own synthetic anomalies (src/anomaly/*.cpp): cracks (random
 walks), holes, stains, scratches, foreign matter (another photograph's texture) and, for parts,
 a missing piece. Masks mark them.
 
