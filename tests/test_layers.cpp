@@ -9,8 +9,6 @@
 #include <sstream>
 #include <string>
 
-#include "lriad/util/rng.h"
-
 namespace fs = std::filesystem;
 
 namespace {
@@ -59,12 +57,4 @@ TEST(Layers, TheRuleRefusesWhatTheArchitectureForbids) {
   EXPECT_FALSE(allowed("text", "demo"));       // the demo is a leaf below train
   EXPECT_TRUE(allowed("train", "demo"));
   EXPECT_TRUE(allowed("model", "reference"));
-}
-
-// util/rng.h's hashes are part of every seed's draws: golden values (Python's FNV-1a by hand).
-TEST(Util, HashesAreTheFnvOnesAndTheDrawsBasisIsKept) {
-  EXPECT_EQ(lriad::util::hash_string(""), 14695981039346656037ull);  // FNV-1a's offset basis
-  EXPECT_EQ(lriad::util::hash_string("wood"), 8105941626046089128ull);
-  // The training draws' and the folder split's basis since their first version (its last digit lost).
-  EXPECT_EQ(lriad::util::hash_string("wood", lriad::util::kDrawHashBasis), 13781777165950672290ull);
 }

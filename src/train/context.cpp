@@ -3,29 +3,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-#include <cmath>
-#include <filesystem>
-#include <sstream>
-
-#include "lriad/data/image_io.h"
-#include "lriad/data/image_tensor.h"
 #include "lriad/io/error.h"
-#include "lriad/io/fs.h"
-#include "lriad/io/interrupt.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/model/precision.h"
 #include "lriad/model/verdict.h"
-#include "lriad/model/weights.h"
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
-#include "lriad/train/baseline.h"
-#include "lriad/train/evidence_check.h"
-#include "lriad/train/prefetch.h"
-#include "lriad/train/progress.h"
-
-namespace fs = std::filesystem;
 
 namespace lriad::train {
 namespace detail {
