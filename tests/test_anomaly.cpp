@@ -9,9 +9,12 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "../src/anomaly/internal.h"
 #include "lriad/anomaly/anomaly.h"
 #include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
+#include "lriad/util/image_ops.h"
+#include "lriad/util/rng.h"
 
 using namespace lriad::data;
 using namespace lriad::anomaly;
@@ -154,6 +157,46 @@ TEST(AnomalyKinds, ObjectsGetAnomaliesOnTheObject) {
     for (uint64_t seed = 0; seed < 50; ++seed) on += on_disc(make_anomaly(n, donor, k, seed));
     EXPECT_GT(on, 40) << to_string(k);
   }
+}
+
+TEST(AnomalyPlaces, APointIsReadAtAPixelInsideTheImage) {
+  // A point drawn in [0, n) rounds to n about half the time in its last half pixel.
+  const cv::Size size(8, 6);
+  EXPECT_EQ(lriad::util::pixel_of({7.6f, 5.7f}, size), cv::Point(7, 5));
+  EXPECT_EQ(lriad::util::pixel_of({-0.7f, 2.4f}, size), cv::Point(0, 2));
+  EXPECT_EQ(lriad::util::pixel_of({3.5f, 2.49f}, size), cv::Point(cv::Point2f(3.5f, 2.49f)));  // cvRound inside
+}
+
+TEST(AnomalyPlaces, WhatLiesBeyondTheImageNeverChangesADraw) {
+  // An object filling the image to its right and bottom edges: its deepest pixels (fg_dist) sit on
+  // the last column and row, and a point drawn there rounds off the image. The distance map is a
+  // view of a larger buffer; its extra row and column hold 0 or 1e9. Reading them (as training did
+  // before: whatever memory followed decided a hole's place, differently from run to run) would
+  // make the draws differ.
+  const int n = 16;
+  std::vector<cv::Point2f> drawn[2];
+  for (int v = 0; v < 2; ++v) {
+    cv::Mat buffer(n + 1, n + 1, CV_32F, cv::Scalar(v ? 1e9f : 0.f));
+    lriad::anomaly::detail::Context c;
+    c.image = cv::Mat(n, n, CV_32FC3, cv::Scalar::all(0.5f));
+    c.part = true;
+    c.fg_dist = buffer(cv::Rect(0, 0, n, n));
+    c.fg_dist.setTo(0.f);
+    for (int i = 0; i < n; ++i) {
+      c.fg_dist.at<float>(n - 1, i) = c.fg_dist.at<float>(i, n - 1) = 1.f;
+      c.fg_points.emplace_back(i, n - 1);
+      c.fg_points.emplace_back(n - 1, i);
+    }
+    AnomalyParams p;
+    c.p = &p;
+    for (uint64_t seed = 0; seed < 64; ++seed) {
+      lriad::util::Rng inner(seed), edge(seed);
+      drawn[v].push_back(lriad::anomaly::detail::draw_inner_point(inner, c, 4.0));
+      drawn[v].push_back(lriad::anomaly::detail::draw_edge_point(edge, c, 0.5));
+    }
+  }
+  ASSERT_EQ(drawn[0].size(), drawn[1].size());
+  for (size_t i = 0; i < drawn[0].size(); ++i) EXPECT_EQ(drawn[0][i], drawn[1][i]) << "draw " << i;
 }
 
 TEST(AnomalyMix, ZeroWeightKindsNeverAppear) {

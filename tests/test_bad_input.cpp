@@ -134,7 +134,7 @@ TEST(BadInput, SkipBadImagesTurnsAnUnreadableImageIntoAWarning) {
   const std::string img = tree + "/alpha/train/good/002.png";
   write_bytes(img, "garbage");
   const std::string train = kBin + " train --config " + kTiny + " --format mvtec --root " + tree + kSmall +
-                            " --set sft.steps=1 --set sft.vision_steps=0 --set grpo.steps=0 --set train.val_size=2"
+                            " --set sft.steps=1 --set vision_warmup.steps=0 --set grpo.steps=0 --set train.val_size=2"
                             " --set model.max_seq_len=256";
   expect_error(run_command(train + " --out " + (dir / "run1"), true), {img, "skip_bad_images"});
   const auto r = run_command(train + " --out " + (dir / "run2") + " --skip-bad-images", true);

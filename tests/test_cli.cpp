@@ -244,7 +244,7 @@ TEST(Cli, SynthVisaThenStatsTrainAndEval) {
   for (const char* s : {"model.dim=32", "model.layers=1", "model.heads=4", "model.kv_heads=2", "model.vision_dim=32",
                         "model.vision_layers=1", "model.vision_heads=2", "tokenizer.vocab_size=320",
                         "model.reference=none", "model.max_seq_len=320", "sampling.max_new_tokens=12", "sft.steps=3",
-                        "sft.batch_size=4", "sft.vision_steps=0", "grpo.steps=1", "grpo.batch_size=2",
+                        "sft.batch_size=4", "vision_warmup.steps=0", "grpo.steps=1", "grpo.batch_size=2",
                         "grpo.num_generations=3", "train.val_size=4", "train.log_completions_every=100"})
     train += std::string(" --set ") + s;
   r = run_command(train, true);
@@ -271,7 +271,7 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
       " --set model.reference_bank=256";  // a small bank: each map in milliseconds
   const std::string tiny = std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json";
   auto r = run_command(bin() + " train --config " + tiny + " --format mvtec --root " + tree + " --out " + run + small +
-                           " --set sft.steps=1 --set sft.vision_steps=0 --set grpo.steps=0 --set train.val_size=4",
+                           " --set sft.steps=1 --set vision_warmup.steps=0 --set grpo.steps=0 --set train.val_size=4",
                        true);
   ASSERT_EQ(r.code, 0) << r.out;
   // alpha holds out 1 of its 4 normal training images; beta (3) none, so it takes the pooled threshold.

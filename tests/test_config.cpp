@@ -78,6 +78,24 @@ TEST(Config, AKeyNoLongerReadIsRefusedWithWhatReplacesIt) {
   EXPECT_FALSE(lriad::io::config_to_json(lriad::RunConfig{})["sampling"].contains("temperature"));
 }
 
+TEST(Config, AKeyThatMovedIsReadAtItsNewPlaceAndNotTwice) {
+  // Stage 0's keys were sft.vision_*: an older run's config.json, a user's file and --set still work.
+  const auto c = lriad::parse_config(R"({"sft": {"vision_steps": 7, "vision_lr": 0.002, "steps": 5}})", "test",
+                                     {"sft.vision_batch_size=12"});
+  EXPECT_EQ(c.vision_warmup.steps, 7);
+  EXPECT_DOUBLE_EQ(c.vision_warmup.lr, 0.002);
+  EXPECT_EQ(c.vision_warmup.batch_size, 12);
+  EXPECT_EQ(c.sft.steps, 5);
+  const auto j = lriad::to_json(c);  // written under the new names only
+  EXPECT_EQ(j["vision_warmup"]["steps"], 7);
+  EXPECT_FALSE(j["sft"].contains("vision_steps"));
+  EXPECT_EQ(lriad::config_from_json(j, "roundtrip").vision_warmup.steps, 7);
+  // Both names at once: refused, naming both.
+  const std::string msg = load_error(R"({"sft": {"vision_steps": 3}, "vision_warmup": {"steps": 4}})");
+  EXPECT_NE(msg.find("sft.vision_steps and vision_warmup.steps are one setting"), std::string::npos) << msg;
+  EXPECT_NE(load_error(R"({"vision_warmup": {"steps": -1}})").find("vision_warmup.steps"), std::string::npos);
+}
+
 TEST(Config, WrongTypeAndOutOfRangeNameTheKeyAndWhy) {
   std::string msg = load_error(R"({"model": {"dim": "big"}})");
   EXPECT_NE(msg.find("model.dim: expected an integer"), std::string::npos) << msg;

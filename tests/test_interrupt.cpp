@@ -101,7 +101,7 @@ struct Fixture {
     for (const char* s : {"model.dim=32", "model.layers=1", "model.heads=4", "model.kv_heads=2", "model.vision_dim=32",
                           "model.vision_layers=1", "model.vision_heads=2", "model.reference_bank=400",
                           "model.max_seq_len=320", "sampling.max_new_tokens=12", "sft.steps=6", "sft.batch_size=4",
-                          "sft.vision_steps=0", "grpo.steps=4", "grpo.batch_size=2", "grpo.num_generations=3",
+                          "vision_warmup.steps=0", "grpo.steps=4", "grpo.batch_size=2", "grpo.num_generations=3",
                           "train.eval_every=3", "train.val_size=8", "train.log_completions_every=100"}) {
       a.push_back("--set");
       a.push_back(s);

@@ -97,13 +97,13 @@ TEST(Pose, RoundPartsKeepTheirAngleAndTexturesAreNotParts) {
     cv::GaussianBlur(t, t, {0, 0}, 1.5);
     textures.push_back(t);
   }
-  EXPECT_TRUE(reference::is_object_category(parts));
-  EXPECT_FALSE(reference::is_object_category(textures));
-  EXPECT_FALSE(reference::is_object_category({}));
+  EXPECT_TRUE(reference::is_part_category(parts));
+  EXPECT_FALSE(reference::is_part_category(textures));
+  EXPECT_FALSE(reference::is_part_category({}));
   // A part that runs off the frame is not a part on a plain background.
   std::vector<cv::Mat> cut;
   for (int i = 0; i < 6; ++i) cut.push_back(draw_part(64, 4, 32, 0, uint64_t(i)));
-  EXPECT_FALSE(reference::is_object_category(cut));
+  EXPECT_FALSE(reference::is_part_category(cut));
 }
 
 TEST(Pose, PolarResidualRemovesTurningMarksAndTheHighlightButKeepsAScratch) {

@@ -144,8 +144,8 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   TempDir dir;
   make_demo(dir / "d", 2, 20);
   RunConfig c = small_run(dir / "d");
-  c.sft.vision_steps = 2;  // stage 0 and the auxiliary probe run too
-  c.sft.vision_batch_size = 4;
+  c.vision_warmup.steps = 2;  // stage 0 and the auxiliary probe run too
+  c.vision_warmup.batch_size = 4;
   c.sft.vision_aux = 0.0;
   c.sft.steps = 4;
   c.sft.batch_size = 4;

@@ -1,4 +1,4 @@
-// Training anomalies: names, parameter checks, the per-image analysis (object or texture,
+// Training anomalies: names, parameter checks, the per-image analysis (part or texture,
 // background colour, noise level), placement draws, and the redraw-until-visible driver.
 #include "lriad/anomaly/anomaly.h"
 
@@ -174,8 +174,8 @@ Context analyse(const cv::Mat& image, const cv::Mat& donor, const AnomalyParams&
   for (const auto& q : frame) border_fg += fg.at<uint8_t>(q);
   cv::morphologyEx(fg, fg, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
   const double fg_frac = cv::countNonZero(fg) / static_cast<double>(image.total());
-  c.object = border_fg < 0.2 * static_cast<double>(frame.size()) && fg_frac > 0.01 && fg_frac < 0.9;
-  if (c.object) {
+  c.part = border_fg < 0.2 * static_cast<double>(frame.size()) && fg_frac > 0.01 && fg_frac < 0.9;
+  if (c.part) {
     c.fg = fg;
     cv::Mat grown;
     cv::dilate(fg, grown, cv::Mat());
@@ -185,9 +185,9 @@ Context analyse(const cv::Mat& image, const cv::Mat& donor, const AnomalyParams&
     for (int y = 0; y < image.rows; ++y)
       for (int x = 0; x < image.cols; ++x)
         if (c.fg_dist.at<float>(y, x) >= 1.5f) c.fg_points.emplace_back(x, y);
-    if (c.fg_points.empty()) c.object = false;
+    if (c.fg_points.empty()) c.part = false;
   }
-  if (!c.object) c.fg = cv::Mat::ones(image.size(), CV_8U);
+  if (!c.part) c.fg = cv::Mat::ones(image.size(), CV_8U);
   // 4. Sensor noise: robust sigma of the fine residual (MAD), capped so texture detail is
   //    not mistaken for noise.
   cv::Mat g;
@@ -210,7 +210,7 @@ double draw_size(Rng& rng, const Context& c) {
 double draw_contrast(Rng& rng, const Context& c) { return rng.uniform(c.p->contrast_min, c.p->contrast_max); }
 
 cv::Point2f draw_center(Rng& rng, const Context& c, double margin) {
-  if (c.object && rng.chance(c.p->foreground_prob)) {
+  if (c.part && rng.chance(c.p->foreground_prob)) {
     const auto& q = c.fg_points[static_cast<size_t>(rng.uniform_int(0, static_cast<int>(c.fg_points.size()) - 1))];
     return {static_cast<float>(q.x + rng.uniform()), static_cast<float>(q.y + rng.uniform())};
   }
@@ -219,22 +219,26 @@ cv::Point2f draw_center(Rng& rng, const Context& c, double margin) {
           static_cast<float>(rng.uniform(my, c.image.rows - my))};
 }
 
+float depth_at(const Context& c, const cv::Point2f& p) {
+  return c.fg_dist.at<float>(util::pixel_of(p, c.fg_dist.size()));
+}
+
 cv::Point2f draw_edge_point(Rng& rng, const Context& c, double band) {
-  if (!c.object) return draw_center(rng, c, band);
+  if (!c.part) return draw_center(rng, c, band);
   cv::Point2f q;
   for (int i = 0; i < 64; ++i) {
     q = draw_center(rng, c, band);
-    if (c.fg_dist.at<float>(cv::Point(q)) <= band) break;
+    if (depth_at(c, q) <= band) break;
   }
   return q;
 }
 
 cv::Point2f draw_inner_point(Rng& rng, const Context& c, double depth) {
-  if (!c.object) return draw_center(rng, c, depth);
+  if (!c.part) return draw_center(rng, c, depth);
   cv::Point2f best = draw_center(rng, c, depth);
-  for (int i = 0; i < 32 && c.fg_dist.at<float>(cv::Point(best)) < depth; ++i) {
+  for (int i = 0; i < 32 && depth_at(c, best) < depth; ++i) {
     const cv::Point2f q = draw_center(rng, c, depth);
-    if (c.fg_dist.at<float>(cv::Point(q)) > c.fg_dist.at<float>(cv::Point(best))) best = q;
+    if (depth_at(c, q) > depth_at(c, best)) best = q;
   }
   return best;
 }

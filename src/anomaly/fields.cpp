@@ -149,9 +149,9 @@ cv::Mat box_smooth(const cv::Mat& m, int radius) {
 
 cv::Mat background_fill(const Context& c, double worn_sigma) {
   const int radius = std::max(1, static_cast<int>(worn_sigma));
-  if (!c.object) return box_smooth(c.image, radius);  // the texture, worn smooth
-  // Objects: normalised convolution of the visible background, so a lighting gradient under
-  // the object carries on; deep inside large objects fall back to the border median.
+  if (!c.part) return box_smooth(c.image, radius);  // the texture, worn smooth
+  // Parts: normalised convolution of the visible background, so a lighting gradient under
+  // the part carries on; deep inside large parts fall back to the border median.
   cv::Mat bg_mask;
   cv::dilate(c.fg, bg_mask, cv::Mat(), cv::Point(-1, -1), 2);
   bg_mask = 1 - bg_mask;

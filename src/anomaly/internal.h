@@ -22,14 +22,16 @@ struct Context {
   cv::Mat image;  // the normal image, CV_32FC3 in [0,1]
   cv::Mat donor;  // the donor (== image when none was given)
   const AnomalyParams* p = nullptr;
-  int side = 0;                      // shorter side in px
-  double unit = 1.0;                 // px per "1 px at 128": strokes and rims scale with the image
-  bool grey = false;                 // all channels equal: results are kept grey
-  bool object = false;               // a foreground was found: anomalies stay on it
+  int side = 0;       // shorter side in px
+  double unit = 1.0;  // px per "1 px at 128": strokes and rims scale with the image
+  bool grey = false;  // all channels equal: results are kept grey
+  // A part on a plain background, found in this image by its border colour (the normal reference
+  // decides per category from the part's outline: reference::is_part_category): anomalies stay on it.
+  bool part = false;
   cv::Mat fg;                        // CV_8U 0/1 foreground (all ones for textures)
-  cv::Mat fg_soft;                   // CV_32F, fg dilated by ~1 px and feathered: multiplies object alphas
-  cv::Mat fg_dist;                   // CV_32F distance to the nearest background pixel (objects only)
-  std::vector<cv::Point> fg_points;  // centre candidates (objects only)
+  cv::Mat fg_soft;                   // CV_32F, fg dilated by ~1 px and feathered: multiplies a part's alphas
+  cv::Mat fg_dist;                   // CV_32F distance to the nearest background pixel (parts only)
+  std::vector<cv::Point> fg_points;  // centre candidates (parts only)
   cv::Vec3f border_median;           // background colour estimate
   double noise_sigma = 0.0;          // sensor noise estimate, re-added into smooth fills
 };
@@ -38,11 +40,13 @@ Context analyse(const cv::Mat& image, const cv::Mat& donor, const AnomalyParams&
 // --- draws ---------------------------------------------------------------------------
 double draw_size(Rng& rng, const Context& c);      // px, log-uniform in the scale range
 double draw_contrast(Rng& rng, const Context& c);  // in [contrast_min, contrast_max]
-// On the object (with foreground_prob) or uniform, keeping `margin` px from the border.
+// On the part (with foreground_prob) or uniform, keeping `margin` px from the border.
 cv::Point2f draw_center(Rng& rng, const Context& c, double margin);
-// A point on the object within `band` px of its outline (objects; else draw_center).
+// fg_dist at the pixel `p` falls on (parts only; util::pixel_of keeps it inside the image).
+float depth_at(const Context& c, const cv::Point2f& p);
+// A point on the part within `band` px of its outline (parts; else draw_center).
 cv::Point2f draw_edge_point(Rng& rng, const Context& c, double band);
-// A point at least `depth` px inside the object if there is one (else the deepest tried).
+// A point at least `depth` px inside the part if there is one (else the deepest tried).
 cv::Point2f draw_inner_point(Rng& rng, const Context& c, double depth);
 
 // --- fields (fields.cpp) -----------------------------------------------------
@@ -61,8 +65,8 @@ cv::Mat box_smooth(const cv::Mat& m, int radius);              // two box passes
 cv::Mat background_fill(const Context& c, double worn_sigma);  // what shows under a part
 void add_noise(cv::Mat& image, const cv::Mat& alpha, Rng& rng, double sigma, bool grey);
 float luma(const cv::Vec3f& v);
-// Objects: a weight limited to the object's body (textures: unchanged).
-inline cv::Mat on_object(const Context& c, const cv::Mat& w) { return c.object ? w.mul(c.fg_soft) : w; }
+// Parts: a weight limited to the part's body (textures: unchanged).
+inline cv::Mat on_part(const Context& c, const cv::Mat& w) { return c.part ? w.mul(c.fg_soft) : w; }
 
 // --- painters (patches.cpp, surface.cpp) ------------------------------
 // Each paints onto `out` (a copy of the normal image) and returns a CV_32F weight in [0,1]:

@@ -76,7 +76,7 @@ cv::Mat paint_cut_paste(const Context& c, Rng& rng, cv::Mat& out) {
   // 4. Feathered mask, colour jitter, and (usually) the destination's brightness.
   cv::Mat alpha = polygon_alpha(out.size(), rotated_rect(dst, w, h, dst_angle));
   alpha = util::blur(alpha, std::max(0.4 * c.unit, p.edge_softness * std::min(w, h) * rng.uniform(0.15, 1.0)));
-  alpha = on_object(c, alpha);
+  alpha = on_part(c, alpha);
   const cv::Vec3f gain(static_cast<float>(rng.uniform(0.9, 1.1)), static_cast<float>(rng.uniform(0.9, 1.1)),
                        static_cast<float>(rng.uniform(0.9, 1.1)));
   cv::Vec3f shift = cv::Vec3f::all(static_cast<float>(rng.uniform(-0.08, 0.08)));
@@ -124,7 +124,7 @@ cv::Mat paint_texture_blend(const Context& c, Rng& rng, cv::Mat& out) {
   }
   // 3. Semi-transparent: beta of foreign texture over the surface.
   const double beta = rng.uniform(p.blend_min, p.blend_max);
-  cv::Mat alpha = on_object(c, mask * beta);
+  cv::Mat alpha = on_part(c, mask * beta);
   util::blend(out, alpha, texture);
   return alpha;
 }
@@ -132,13 +132,13 @@ cv::Mat paint_texture_blend(const Context& c, Rng& rng, cv::Mat& out) {
 cv::Mat paint_missing_part(const Context& c, Rng& rng, cv::Mat& out) {
   const double r = 0.5 * draw_size(rng, c) * rng.uniform(0.8, 1.25);
   cv::Mat region, fill;
-  if (c.object) {
+  if (c.part) {
     // A piece broken off the outline (mostly), or a component gone from inside: the
     // background shows through, with a crisp, slightly irregular edge.
     const cv::Point2f at = rng.chance(0.65) ? draw_edge_point(rng, c, 0.6 * r) : draw_center(rng, c, r);
     region = noisy_blob(rng, out.size(), at, r, rng.uniform(0.6, 1.6), rng.uniform(0, M_PI), rng.uniform(0.2, 0.6),
                         std::max(2.0, 0.5 * r), 0.04);
-    region = on_object(c, region);
+    region = on_part(c, region);
     fill = background_fill(c, 0);
   } else {
     // Textures: the structure is worn away to its large-scale colour, a little lighter or darker.
@@ -155,7 +155,7 @@ cv::Mat paint_missing_part(const Context& c, Rng& rng, cv::Mat& out) {
 
 cv::Mat paint_misplaced_part(const Context& c, Rng& rng, cv::Mat& out) {
   const double s = draw_size(rng, c) * rng.uniform(1.0, 1.4), r = 0.5 * s;
-  const cv::Point2f at = c.object && rng.chance(0.6) ? draw_edge_point(rng, c, 0.7 * r) : draw_center(rng, c, r);
+  const cv::Point2f at = c.part && rng.chance(0.6) ? draw_edge_point(rng, c, 0.7 * r) : draw_center(rng, c, r);
   // 1. The part: a compact lump or a rectangular piece, hard-edged (it was cut out).
   cv::Mat part;
   if (rng.chance(0.5)) {
@@ -166,7 +166,7 @@ cv::Mat paint_misplaced_part(const Context& c, Rng& rng, cv::Mat& out) {
     part =
         polygon_alpha(out.size(), rotated_rect(at, s * std::sqrt(aspect), s / std::sqrt(aspect), rng.uniform(0, M_PI)));
   }
-  part = on_object(c, part);
+  part = on_part(c, part);
   // 2. Moved by a few px and turned by a few degrees about its centre.
   const double dist = rng.uniform(1.5 * c.unit, std::max(2.5 * c.unit, 0.18 * s));
   const double dir = rng.uniform(0, 2 * M_PI);
@@ -177,9 +177,9 @@ cv::Mat paint_misplaced_part(const Context& c, Rng& rng, cv::Mat& out) {
   cv::Mat moved, moved_mask;
   cv::warpAffine(c.image, moved, m, out.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT101);
   cv::warpAffine(part, moved_mask, m, out.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT);
-  // 3. Where it was and is no longer: background on objects, a shadowed gap in textures.
+  // 3. Where it was and is no longer: background on parts, a shadowed gap in textures.
   cv::Mat gap = cv::max(part - moved_mask, 0.0);
-  cv::Mat fill = c.object ? background_fill(c, 0) : util::blur(c.image, 2.0 * c.unit) * rng.uniform(0.45, 0.75);
+  cv::Mat fill = c.part ? background_fill(c, 0) : util::blur(c.image, 2.0 * c.unit) * rng.uniform(0.45, 0.75);
   fill = grained(c, rng, fill, gap);
   util::blend(out, gap, fill);
   util::blend(out, moved_mask, moved);

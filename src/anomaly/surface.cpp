@@ -111,7 +111,7 @@ cv::Mat paint_scratch(const Context& c, Rng& rng, cv::Mat& out) {
             scratch_stroke(rng, c, mid + off, angle, len * (i ? rng.uniform(0.5, 1.0) : 1.0), width * (i ? 0.7 : 1.0)),
             alpha);
   }
-  alpha = on_object(c, util::blur(alpha, 0.35 * c.unit));
+  alpha = on_part(c, util::blur(alpha, 0.35 * c.unit));
   // 2. Lighter (exposed material) or darker (groove) than the local mean; bright surfaces
   //    can only get darker and dark ones lighter.
   const cv::Mat local = util::blur(out, 2.0 * c.unit);
@@ -140,11 +140,11 @@ cv::Mat paint_crack(const Context& c, Rng& rng, cv::Mat& out) {
   cv::Mat core = cv::Mat::zeros(out.size(), CV_32F);
   grow_crack(rng, c, {mid, angle, len * rng.uniform(0.35, 0.65), width, 0}, core);
   grow_crack(rng, c, {mid, angle + M_PI + rng.normal(0, 0.3), len * rng.uniform(0.35, 0.65), width, 0}, core);
-  core = on_object(c, core);
+  core = on_part(c, core);
   // 2. The lit edge of the fracture: the core pushed towards the light, outside the core.
   const cv::Point2f light = polar(rng.uniform(0, 2 * M_PI), 0.9 * c.unit + 0.3 * width);
   cv::Mat rim = cv::max(util::blur(shifted(core, light), 0.5 * c.unit) - core, 0.0) * rng.uniform(0.4, 0.9);
-  rim = on_object(c, rim);
+  rim = on_part(c, rim);
   const cv::Mat local = util::blur(out, 2.0 * c.unit);
   const double k = std::clamp(1.2 * draw_contrast(rng, c) + 0.25, 0.3, 0.92);
   util::blend(out, rim, cv::Mat(local + (cv::Scalar::all(1.0) - local) * rng.uniform(0.15, 0.45)));
@@ -189,7 +189,7 @@ cv::Mat paint_hole(const Context& c, Rng& rng, cv::Mat& out) {
   add_noise(target, cv::Mat(weight.mul(cv::Mat_<float>(inside_mask) / 255.f)), rng, c.noise_sigma * c.p->renoise,
             c.grey);
   // 2. Objects: nothing off the body (the rim shading included).
-  cv::Mat body = c.object ? c.fg_soft : cv::Mat::ones(out.size(), CV_32F);
+  cv::Mat body = c.part ? c.fg_soft : cv::Mat::ones(out.size(), CV_32F);
   util::blend(out, body, target);
   return weight.mul(body);
 }
@@ -203,7 +203,7 @@ cv::Mat paint_stain(const Context& c, Rng& rng, cv::Mat& out) {
   const cv::Mat mottle = perlin_fbm(rng, out.size(), std::max(2.0, 0.25 * r), 3);
   const double opacity = std::clamp(0.25 + draw_contrast(rng, c), 0.3, 0.95);
   cv::Mat alpha = shape.mul(cv::min(cv::max(0.75 + 0.35 * mottle, 0.0), 1.0)) * opacity;
-  alpha = on_object(c, alpha);
+  alpha = on_part(c, alpha);
   // 2. What the liquid does: darken (oil), bleach, shift the hue (dye), or tint (rust).
   const int mode = c.grey ? (rng.chance(0.7) ? 0 : 1) : rng.uniform_int(0, 3);
   const double dark = rng.uniform(0.25, 0.6), bleach = rng.uniform(0.3, 0.7);

@@ -22,7 +22,7 @@ cv::Point2f pick_point(Rng& rng, const Scene& s, double margin) {
   for (int i = 0; i < 200; ++i) {
     const cv::Point2f p(static_cast<float>(rng.uniform(margin, w - margin)),
                         static_cast<float>(rng.uniform(margin, h - margin)));
-    if (s.coverage.at<float>(cv::Point(p)) > 0.97f) return p;
+    if (s.coverage.at<float>(util::pixel_of(p, s.coverage.size())) > 0.97f) return p;
     if (i == 0) best = p;
   }
   return best;

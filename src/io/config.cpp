@@ -110,6 +110,12 @@ void validate_data(const DataConfig& d) {
 void validate_training(const RunConfig& c) {
   const SftConfig& s = c.sft;
   const GrpoConfig& g = c.grpo;
+  const VisionWarmupConfig& w = c.vision_warmup;
+  if (w.steps < 0) invalid("vision_warmup.steps", "must be >= 0 (0 skips the vision warm-up)");
+  if (w.steps > 0) {
+    check_positive("vision_warmup.batch_size", w.batch_size);
+    check_positive("vision_warmup.lr", w.lr);
+  }
   if (s.steps < 0) invalid("sft.steps", "must be >= 0 (0 skips supervised warm start)");
   if (s.steps > 0) check_positive("sft.batch_size", s.batch_size);
   check_positive("sft.lr", s.lr);
@@ -180,9 +186,28 @@ void RunConfig::validate() const {
   validate_training(*this);
 }
 
+nlohmann::json with_moved_keys(nlohmann::json j, const std::string& source) {
+  if (!j.is_object()) return j;  // config_from_json says what is wrong with it
+  for (const auto& m : kMovedKeys) {
+    if (!j.contains(m.from_section) || !j[m.from_section].is_object() || !j[m.from_section].contains(m.from_key))
+      continue;
+    const std::string from = std::string(m.from_section) + "." + m.from_key;
+    const std::string to = std::string(m.to_section) + "." + m.to_key;
+    auto& to_section = j[m.to_section];
+    if (to_section.is_null()) to_section = nlohmann::json::object();
+    if (to_section.is_object() && to_section.contains(m.to_key))
+      throw Error(source + ": config keys " + from + " and " + to + " are one setting, given twice",
+                  "keep " + to + " (" + from + " is its old name)");
+    if (to_section.is_object()) to_section[m.to_key] = j[m.from_section][m.from_key];
+    j[m.from_section].erase(m.from_key);
+    spdlog::debug("{}: read {} as {} (its new name)", source, from, to);
+  }
+  return j;
+}
+
 RunConfig config_from_json(const nlohmann::json& j, const std::string& source) {
   RunConfig c;
-  io::config_from_json(c, j, source);
+  io::config_from_json(c, with_moved_keys(j, source), source);
   return c;
 }
 

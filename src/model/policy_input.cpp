@@ -23,7 +23,7 @@ namespace lriad::model {
 bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model) {
   if (model.work_size() == model.image_size) return false;
   return model.reference_fine_textures ||
-         (model.reference_align && reference::is_object_category(normal_images_at_work_side));
+         (model.reference_align && reference::is_part_category(normal_images_at_work_side));
 }
 
 cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelConfig& model) {

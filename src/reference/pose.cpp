@@ -102,13 +102,13 @@ cv::Mat from_canonical(const cv::Mat& map, const Pose& pose) {
   return out;
 }
 
-bool is_object_category(const std::vector<cv::Mat>& normal_images) {
+bool is_part_category(const std::vector<cv::Mat>& normal_images) {
   std::vector<Pose> poses;
   for (const auto& img : normal_images) poses.push_back(estimate_pose(img));
-  return is_object_category_from(poses);
+  return is_part_category_from(poses);
 }
 
-bool is_object_category_from(const std::vector<Pose>& poses) {
+bool is_part_category_from(const std::vector<Pose>& poses) {
   if (poses.empty()) return false;
   size_t ok = 0;
   for (const auto& p : poses) ok += p.found && p.border_touch < 0.05 && p.area > 0.03 && p.area < 0.7;

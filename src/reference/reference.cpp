@@ -183,7 +183,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
         poses[h].push_back(estimate_pose(img));
         every.push_back(poses[h].back());
       }
-    b.aligned = options.align && is_object_category_from(every);
+    b.aligned = options.align && is_part_category_from(every);
     for (int h = 0; h < 2 && b.aligned; ++h) {
       std::vector<torch::Tensor> canon;
       for (size_t i = 0; i < half[h].size(); ++i)

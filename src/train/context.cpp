@@ -85,7 +85,7 @@ std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage,
     count = ctx.config.grpo.batch_size;
   } else if (stage == "vision") {
     base = uint64_t(2) << 40;
-    count = ctx.config.sft.vision_batch_size;
+    count = ctx.config.vision_warmup.batch_size;
   }
   std::vector<TrainItem> items;
   for (int i = 0; i < count; ++i) items.push_back(ctx.source->draw(base + uint64_t(step), i));

@@ -14,12 +14,12 @@ torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens
 
 StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto& c = ctx.config.sft;
+  const auto& w = ctx.config.vision_warmup;
   std::vector<float> y;
   for (const auto& it : prepared.items) y.push_back(it.anomalous ? 1.f : 0.f);
   EncodedBatch batch = ctx.encode(std::move(prepared));
   const auto target = torch::tensor(y).to(ctx.device);  // (B)
-  const double lr = lr_at(step, c.vision_steps, std::min(c.warmup_steps, c.vision_steps / 10), c.vision_lr);
+  const double lr = lr_at(step, w.steps, std::min(ctx.config.sft.warmup_steps, w.steps / 10), w.lr);
   set_lr(optimizer, lr);
   ctx.policy->train();
   optimizer.zero_grad();
@@ -36,8 +36,8 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
   double grad_norm = 0;
   if (out.finite) {
     loss.backward();
-    grad_norm = clip_gradients(*ctx.policy->vision, c.max_grad_norm);
-    const double probe_norm = clip_gradients(*ctx.vision_probe, c.max_grad_norm);
+    grad_norm = clip_gradients(*ctx.policy->vision, ctx.config.sft.max_grad_norm);
+    const double probe_norm = clip_gradients(*ctx.vision_probe, ctx.config.sft.max_grad_norm);
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
     if (!out.finite) out.nonfinite = "gradient";
     if (out.finite) optimizer.step();

@@ -243,7 +243,7 @@ void make_run_policy(Context& ctx, const TrainOptions& o, TrainerState& state, b
   spdlog::info("policy: {} parameters on {}, {} ({}{})", counts.back().second, config.device,
                state.precision == "bf16" ? "bf16 autocast" : "fp32",
                precision_kept ? "kept from the run's start: " : "", state.precision_reason);
-  if (config.sft.vision_aux > 0 || config.sft.vision_steps > 0) {  // SFT's image-level probe
+  if (config.sft.vision_aux > 0 || config.vision_warmup.steps > 0) {  // SFT's image-level probe
     torch::manual_seed(config.seed + 17);
     ctx.vision_probe = torch::nn::Linear(config.model.dim, 1);
     ctx.vision_probe->to(ctx.device);
@@ -311,12 +311,12 @@ std::vector<Stage> stages_of(Context& ctx) {
     model::save_weights(*ctx.policy, path,
                         {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", stage}});
   };
-  Stage vision{"vision", "sft", config.sft.vision_steps};
+  Stage vision{"vision", "sft", config.vision_warmup.steps};
   vision.optimizer = [&ctx] {
     auto params = ctx.policy->vision->parameters();
     for (const auto& p : ctx.vision_probe->parameters()) params.push_back(p);
     return torch::optim::AdamW(
-        params, torch::optim::AdamWOptions(ctx.config.sft.vision_lr).weight_decay(ctx.config.sft.weight_decay));
+        params, torch::optim::AdamWOptions(ctx.config.vision_warmup.lr).weight_decay(ctx.config.sft.weight_decay));
   };
   vision.step = [&ctx](torch::optim::AdamW& opt, int step, detail::PreparedBatch b) {
     return detail::vision_step(ctx, opt, step, std::move(b));

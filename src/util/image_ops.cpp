@@ -50,4 +50,9 @@ float smoothstep(float e0, float e1, float x) {
   return t * t * (3.f - 2.f * t);
 }
 
+cv::Point pixel_of(const cv::Point2f& p, const cv::Size& size) {
+  const cv::Point q(p);  // cvRound of each coordinate, as every reader did before
+  return {std::clamp(q.x, 0, std::max(0, size.width - 1)), std::clamp(q.y, 0, std::max(0, size.height - 1))};
+}
+
 }  // namespace lriad::util

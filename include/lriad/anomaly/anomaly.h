@@ -33,8 +33,8 @@ struct AnomalyParams {
   float blend_max = 0.8f;
   float brightness_match = 0.7f;       // chance that a CutPaste patch takes the destination's mean
   float donor_prob = 0.5f;             // chance that CutPaste / TextureBlend take the donor image
-  float foreground_threshold = 0.08f;  // |blurred pixel - border median| above this = object
-  float foreground_prob = 1.f;         // chance to centre on the object when one is found
+  float foreground_threshold = 0.08f;  // |blurred pixel - border median| above this = a part
+  float foreground_prob = 1.f;         // chance to centre on the part when one is found
   float renoise = 1.f;                 // x estimated sensor noise added into synthesised fills
   float min_visible = 0.02f;           // a draw whose mean |change| in the footprint is lower ...
   int max_attempts = 6;                // ... is redrawn (from the seed) up to this many times

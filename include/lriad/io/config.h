@@ -200,6 +200,23 @@ struct DataConfig {
   }
 };
 
+// Stage 0, vision warm-up: the ViT and a linear probe alone on image-level labels of the same
+// training draws (a from-scratch stand-in for a pretrained vision tower; cheap per step). Its
+// AdamW takes sft.weight_decay and sft.max_grad_norm and warms up over min(sft.warmup_steps,
+// steps / 10) steps. The keys were sft.vision_steps, sft.vision_batch_size and sft.vision_lr
+// (still read under those names: kMovedKeys).
+struct VisionWarmupConfig {
+  int steps = 0;  // 0 skips the stage
+  int batch_size = 48;
+  double lr = 1e-3;
+  template <class V>
+  void visit(V& v) {
+    v("steps", steps, "vision warm-up steps before SFT (0 = skip)");
+    v("batch_size", batch_size, "images per vision warm-up step");
+    v("lr", lr, "vision warm-up peak learning rate");
+  }
+};
+
 // Stage 1: supervised warm start on templated chains of thought.
 struct SftConfig {
   int steps = 300;  // 0 skips the stage
@@ -212,17 +229,9 @@ struct SftConfig {
   // patches, trained with the normal/anomalous label; mask-free). A from-scratch ViT learns local
   // defects much faster with it; the probe is not part of the policy. 0 = off.
   double vision_aux = 0.0;
-  // Stage 0, vision warm-up: the ViT and the probe alone on image-level labels of the same
-  // training draws (a from-scratch stand-in for a pretrained vision tower; cheap per step).
-  int vision_steps = 0;  // 0 skips it
-  int vision_batch_size = 48;
-  double vision_lr = 1e-3;
   template <class V>
   void visit(V& v) {
     v("steps", steps, "SFT steps (0 = skip)");
-    v("vision_steps", vision_steps, "vision warm-up steps before SFT (0 = skip)");
-    v("vision_batch_size", vision_batch_size, "images per vision warm-up step");
-    v("vision_lr", vision_lr, "vision warm-up peak learning rate");
     v("vision_aux", vision_aux, "weight of the auxiliary image-level vision loss (0 = off)");
     v("batch_size", batch_size, "samples per step");
     v("lr", lr, "peak learning rate");
@@ -357,6 +366,7 @@ struct RunConfig {
   ModelConfig model;
   TokenizerConfig tokenizer;
   SamplingConfig sampling;
+  VisionWarmupConfig vision_warmup;
   SftConfig sft;
   GrpoConfig grpo;
   RewardConfig reward;
@@ -373,6 +383,7 @@ struct RunConfig {
     v.section("model", model);
     v.section("tokenizer", tokenizer);
     v.section("sampling", sampling);
+    v.section("vision_warmup", vision_warmup);
     v.section("sft", sft);
     v.section("grpo", grpo);
     v.section("reward", reward);
@@ -390,6 +401,22 @@ RunConfig load_config(const std::string& name_or_path, const std::vector<std::st
 RunConfig parse_config(const std::string& json_text, const std::string& source,
                        const std::vector<std::string>& overrides = {});
 RunConfig config_from_json(const nlohmann::json& j, const std::string& source);
+
+// Keys that moved to another section keep being read under their old name (older runs'
+// config.json, users' files, --set): the value goes to its new place. Both names at once are
+// refused. Applied by config_from_json.
+struct MovedKey {
+  const char* from_section;
+  const char* from_key;
+  const char* to_section;
+  const char* to_key;
+};
+inline constexpr MovedKey kMovedKeys[] = {
+    {"sft", "vision_steps", "vision_warmup", "steps"},
+    {"sft", "vision_batch_size", "vision_warmup", "batch_size"},
+    {"sft", "vision_lr", "vision_warmup", "lr"},
+};
+nlohmann::json with_moved_keys(nlohmann::json j, const std::string& source);
 nlohmann::json to_json(const RunConfig& config);
 void save_config(const RunConfig& config, const std::string& path);  // atomic
 

@@ -26,7 +26,7 @@ namespace lriad::model {
 // True when a category is kept at W rather than S: the reference's fine comparison is on
 // (W > S) and either textures are compared finely too (model.reference_fine_textures: every
 // category) or the category's normal images (CV_32FC3 RGB, at W) show a part on a plain background
-// (model.reference_align and reference::is_object_category). Synthetic anomalies of such a category
+// (model.reference_align and reference::is_part_category). Synthetic anomalies of such a category
 // are drawn at W, as thin as real scratches; every other category is kept at S.
 bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model);
 

@@ -8,8 +8,11 @@
 // moment along it choosing which end points right. Round or square-ish parts keep angle 0.
 //
 // Whether a category is made of such parts at all is decided once from its normal images
-// (`is_object_category`): the part must be found, touch the border on < 5% of its pixels and cover
+// (`is_part_category`): the part must be found, touch the border on < 5% of its pixels and cover
 // 3-70% of the image in at least 90% of them. Textures and parts that fill the frame fail that.
+// (The training anomalies decide the same question per image, by the border's colour, to keep a
+// defect on the part: anomaly/internal.h, Context::part. A posed category is "aligned" in
+// NormalReference: compared in the canonical pose.)
 // Images are CV_32FC3 RGB [0,1] or CV_32FC1; no torch here.
 #pragma once
 #include <vector>
@@ -37,9 +40,9 @@ cv::Mat to_canonical(const cv::Mat& image, const Pose& pose);
 cv::Mat from_canonical(const cv::Mat& map, const Pose& pose);
 
 // True when the images show one separable part each (see above); false for an empty list.
-bool is_object_category(const std::vector<cv::Mat>& normal_images);
+bool is_part_category(const std::vector<cv::Mat>& normal_images);
 // The same from the images' poses (estimate_pose), for a caller that needs the poses anyway.
-bool is_object_category_from(const std::vector<Pose>& poses);
+bool is_part_category_from(const std::vector<Pose>& poses);
 // True when the category's parts are round rather than elongated (nuts, washers, caps): at least
 // 90% of the poses found a part and not an elongated one. False for an empty list.
 bool is_round_category_from(const std::vector<Pose>& poses);

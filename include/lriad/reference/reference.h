@@ -9,7 +9,7 @@
 // measured in a seeded 24-d random projection), so rare normal patches such as an object's edges
 // at some angle are covered, which a random subset of mostly background patches misses.
 //
-// Parts on a plain background (options.align and reference::is_object_category: screws, pills, nuts)
+// Parts on a plain background (options.align and reference::is_part_category: screws, pills, nuts)
 // lie at other places and angles in every image, which a bank of raw patches cannot tell from a
 // defect. Their images are moved to a canonical pose (reference/pose.h) and compared position by
 // position with the category's normal images in that pose: at every pixel, the distance from the
@@ -172,7 +172,7 @@ class NormalReference {
 
  private:
   struct Banks {
-    bool aligned = false;
+    bool aligned = false;                  // compared in the canonical pose: options.align and is_part_category
     std::array<torch::Tensor, 2> patches;  // (M, 3K^2); unused when aligned
     std::array<torch::Tensor, 2> norms;    // (M) squared norms
     std::array<torch::Tensor, 2> normals;  // aligned only: (N,3,S,S) normal images in the canonical pose
