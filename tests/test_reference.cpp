@@ -21,6 +21,7 @@
 #include "lriad/model/policy_input.h"
 #include "lriad/reference/patch_distance.h"
 #include "lriad/reference/reference.h"
+#include "../src/reference/internal.h"
 
 using namespace lriad;
 using namespace lriad::model;
@@ -133,6 +134,34 @@ TEST(NormalReference, ScaleIsTheMedianPeakOfTheOtherHalfSoOneOddNormalDoesNotMov
   EXPECT_GT(raw.back(), 3 * sorted[2]);         // the odd image peaks far above the rest...
   const double mean = std::accumulate(raw.begin(), raw.end(), 0.0) / double(raw.size());
   EXPECT_GT(mean, 1.3 * scale);  // ...and a mean would have moved with it
+}
+
+TEST(NormalReference, ScaleQuantileInterpolatesAndIsTheMedianAtOneHalf) {
+  using reference::detail::median_of;
+  using reference::detail::quantile_of;
+  EXPECT_DOUBLE_EQ(quantile_of({4, 1, 3, 2}, 0.5), 2.5);  // median_of's mean of the middle two
+  EXPECT_DOUBLE_EQ(quantile_of({5, 1, 4, 2, 3}, 0.5), 3);
+  EXPECT_DOUBLE_EQ(quantile_of({5, 1, 4, 2, 3}, 0.9), 4.6);  // at 0.9 x 4 = 3.6: 4 + 0.6 x (5 - 4)
+  EXPECT_DOUBLE_EQ(quantile_of({10, 0}, 0.25), 2.5);
+  EXPECT_DOUBLE_EQ(quantile_of({7}, 0.9), 7);
+  const std::vector<double> v = {0.1, 0.7, 0.30000000000000004, 0.2};
+  EXPECT_EQ(quantile_of(v, 0.5), median_of(v));  // bit for bit: runs before the key keep their scale
+  // A build at q = 0.9 divides by the 90% peak of the unseen half: one image of five above it.
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 5; ++i) halves["plate"][0].push_back(grey(24, 400 + uint64_t(i)));
+  for (int i = 0; i < 4; ++i) halves["plate"][1].push_back(grey(24, 500 + uint64_t(i)));
+  halves["plate"][1].push_back(grey(24, 504, 10, 10));
+  reference::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 100000;
+  o.scale_quantile = 0.9;
+  o.colour = false;  // the palette's novelty is not divided by the scale
+  const auto ref = reference::NormalReference::build(halves, o);
+  std::vector<double> raw;  // bank 0's raw peaks over the other half
+  for (const auto& img : halves["plate"][1])
+    raw.push_back(ref.deviation(img, "plate", 0).max().item<double>() * ref.scale("plate", 0));
+  EXPECT_NEAR(ref.scale("plate", 0), quantile_of(raw, 0.9), 1e-4 * ref.scale("plate", 0));
+  EXPECT_GT(ref.scale("plate", 0), median_of(raw));
 }
 
 // An image in neither bank (held out, test) is compared with both and the maps averaged: a

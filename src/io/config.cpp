@@ -63,6 +63,8 @@ void validate_model(const ModelConfig& m) {
             "must be 0 (off) or between model.image_size and 1024, got " + std::to_string(m.reference_fine_size));
   if (!(m.reference_fine_sigma > 0 && m.reference_fine_sigma <= 64))
     invalid("model.reference_fine_sigma", "must be in (0, 64] pixels");
+  if (!(m.reference_scale_quantile > 0 && m.reference_scale_quantile < 1))
+    invalid("model.reference_scale_quantile", "must be in (0, 1) (0.5 = the median)");
   if (m.reference_fine_shift < 0 || m.reference_fine_shift > 16)
     invalid("model.reference_fine_shift", "must be between 0 and 16, got " + std::to_string(m.reference_fine_shift));
   if (m.reference_region_size != 0 && (m.reference_region_size < 3 || m.reference_region_size > m.image_size))

@@ -2,6 +2,7 @@
 // incremental.cpp (maps updated from a normal image's patch distances). Shapes as in reference.h.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
@@ -22,5 +23,9 @@ torch::Tensor finish_map(torch::Tensor best, int64_t S, int64_t k);
 // for round parts (polar), minus its ring-by-ring fit. CV_32FC1.
 cv::Mat fine_image(const cv::Mat& canonical_rgb, bool polar, double sigma);
 torch::Tensor grey_to_tensor(const cv::Mat& m);  // CV_32FC1 (H,W) -> (1,H,W), copied
+// v non-empty. The median: the mean of the middle two for an even count.
+double median_of(std::vector<double> v);
+// The q-quantile, linearly interpolated between order statistics; median_of itself at q = 0.5.
+double quantile_of(std::vector<double> v, double q);
 
 }  // namespace lriad::reference::detail

@@ -64,6 +64,20 @@ torch::Tensor grey_to_tensor(const cv::Mat& m) {  // CV_32FC1 (H,W) -> (1,H,W), 
   return torch::from_blob(c.data, {1, c.rows, c.cols}, torch::kFloat32).clone();
 }
 
+double median_of(std::vector<double> v) {  // v non-empty; the mean of the middle two for an even count
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double quantile_of(std::vector<double> v, double q) {
+  if (q == 0.5) return median_of(std::move(v));  // bit for bit what every run before the key used
+  std::sort(v.begin(), v.end());
+  const double at = q * double(v.size() - 1);
+  const size_t lo = size_t(std::floor(at)), hi = std::min(v.size() - 1, lo + 1);
+  return v[lo] + (at - double(lo)) * (v[hi] - v[lo]);
+}
+
 }  // namespace detail
 
 using namespace detail;
@@ -147,12 +161,6 @@ torch::Tensor thumbnail(const cv::Mat& canonical) {  // -> (3,16,16)
   cv::Mat t;
   cv::resize(canonical, t, cv::Size(NormalReference::kThumb, NormalReference::kThumb), 0, 0, cv::INTER_AREA);
   return image_to_tensor(t);
-}
-
-double median_of(std::vector<double> v) {  // v non-empty; the mean of the middle two for an even count
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 cv::Mat tensor_to_mat(const torch::Tensor& map) {  // (H,W) float -> CV_32FC1 (copy)
@@ -272,13 +280,14 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       for (const auto& img : half[1 - h])
         if (b.region[size_t(h)].defined())
           region_peaks.push_back(ref.raw_region(img, b, size_t(h)).max().item<double>());
-      b.scale[h] = std::max(1e-6, median_of(peaks));
-      if (!region_peaks.empty()) b.region_scale[size_t(h)] = std::max(1e-6, median_of(region_peaks));
+      b.scale[h] = std::max(1e-6, quantile_of(peaks, options.scale_quantile));
+      if (!region_peaks.empty())
+        b.region_scale[size_t(h)] = std::max(1e-6, quantile_of(region_peaks, options.scale_quantile));
       // A fine texture's scale: its map's median peak at fine_side, before it is averaged down.
       for (const auto& img : fine_half[1 - h])
         fine_peaks.push_back(
             ref.texture_fine_map(ref.texture_fine_distances(img, b, size_t(h)), b, size_t(h), 0).max().item<double>());
-      if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, median_of(fine_peaks));
+      if (!fine_peaks.empty()) b.fine_scale[h] = std::max(1e-6, quantile_of(fine_peaks, options.scale_quantile));
     }
     ref.banks_[cat] = std::move(b);
   }

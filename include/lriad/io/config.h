@@ -48,6 +48,10 @@ struct ModelConfig {
   // that the 64-px map averages away). Texture categories are then kept at that side too. false (and
   // runs made before the key): textures are compared at image_size only.
   bool reference_fine_textures = false;
+  // Each of the reference's maps (patches, fine, regions) is divided by this quantile of its peak over
+  // normal images its bank has not seen, before the maps are combined by their maximum. 0.5 (the
+  // median, and runs made before the key).
+  double reference_scale_quantile = 0.5;
   // Colour novelty (reference/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
@@ -107,6 +111,8 @@ struct ModelConfig {
     v("reference_neighbours", reference_neighbours, "normal images the fine comparison uses (0 = all)");
     v("reference_fine_textures", reference_fine_textures,
       "textures: also compared at reference_fine_size (high-passed patches)");
+    v("reference_scale_quantile", reference_scale_quantile,
+      "quantile of unseen normal images' peaks each reference map is divided by (0.5 = median)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("reference_region_size", reference_region_size, "textures: side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence,

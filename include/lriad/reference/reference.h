@@ -93,15 +93,16 @@ class NormalReference {
     bool align = true;     // pose-aligned comparison for categories of parts on a plain background
     int shift = 3;         // +- pixels of slack in the pose-aligned comparison
     uint64_t seed = 0;
-    int side = 0;                // the model's input side: images are compared and maps returned at it (0: as given)
-    int fine_side = 0;           // fine comparison of aligned categories at this side (0: off)
-    double fine_sigma = 3.0;     // Gaussian high-pass of the fine comparison, pixels at fine_side
-    int fine_shift = 3;          // +- pixels of slack in the fine comparison
-    int neighbours = 8;          // normal images the fine comparison uses (the most alike; 0: all)
-    bool polar = true;           // round parts' fine comparison after a ring-by-ring fit (false: high-pass)
-    bool colour = true;          // colours no normal image of the category shows count too (reference/palette.h)
-    int region_side = 0;         // textures: colour of regions compared at this side (0: off; see above)
-    bool fine_textures = false;  // textures also compared at fine_side (see above)
+    int side = 0;                 // the model's input side: images are compared and maps returned at it (0: as given)
+    int fine_side = 0;            // fine comparison of aligned categories at this side (0: off)
+    double fine_sigma = 3.0;      // Gaussian high-pass of the fine comparison, pixels at fine_side
+    int fine_shift = 3;           // +- pixels of slack in the fine comparison
+    int neighbours = 8;           // normal images the fine comparison uses (the most alike; 0: all)
+    bool polar = true;            // round parts' fine comparison after a ring-by-ring fit (false: high-pass)
+    bool colour = true;           // colours no normal image of the category shows count too (reference/palette.h)
+    int region_side = 0;          // textures: colour of regions compared at this side (0: off; see above)
+    bool fine_textures = false;   // textures also compared at fine_side (see above)
+    double scale_quantile = 0.5;  // each map's scale: this quantile of unseen normal images' peaks (0.5: median)
   };
   static constexpr int kRegionPatch = 3;  // patch side of the region comparison, pixels at region_side
   // The fine comparison of textures compares every other patch (step 2 at fine_side): a line a pixel
