@@ -134,6 +134,25 @@ TEST(PolicyInput, ModelSideIsTheSameFromTheFileOrFromTheWorkSide) {
   EXPECT_THROW(model::policy_input(raw, "x", 0, m, nullptr), Error);
 }
 
+// The fine side follows the images down, never below image_size, and never up.
+TEST(PolicyInput, TheFineSideIsNeverAboveTheImagesOwn) {
+  ModelConfig m;
+  m.image_size = 64;
+  m.reference = "knn";
+  m.reference_fine_size = 256;
+  EXPECT_EQ(model::fitted_fine_size(m, 128), 128);  // the demo's images
+  EXPECT_EQ(model::fitted_fine_size(m, 255), 255);
+  EXPECT_EQ(model::fitted_fine_size(m, 256), 256);
+  EXPECT_EQ(model::fitted_fine_size(m, 320), 256);  // a VisA-like 320 x 240 photograph
+  EXPECT_EQ(model::fitted_fine_size(m, 48), 64);    // smaller than the model's side
+  EXPECT_EQ(model::fitted_fine_size(m, 0), 256);    // nothing read
+  m.reference = "none";
+  EXPECT_EQ(model::fitted_fine_size(m, 128), 256);
+  m.reference = "knn";
+  m.reference_fine_size = 0;  // off stays off
+  EXPECT_EQ(model::fitted_fine_size(m, 128), 0);
+}
+
 // For each format: the tensor eval makes from the JPG of a training image equals, bit for bit, the
 // one training made from its preloaded image, for the bank training used (and for the validation
 // normals, both banks). The VisA and folder layouts also compare the texture finely (kept at W).

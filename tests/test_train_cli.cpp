@@ -67,6 +67,22 @@ TEST(TrainCli, ARunAtChanceSaysSoAndStillCompletes) {
   }
 }
 
+// A fine comparison asked for at more pixels than the images have (96 x 64 JPGs, 128 asked) is made
+// at their largest side, said in the log, and kept in the run's config.json for eval.
+TEST(TrainCli, TheFineComparisonIsNeverFinerThanTheImages) {
+  TempDir dir;
+  lriad::test::make_photo_tree(dir / "tree", "visa", 6);
+  const auto r =
+      run_command(bin() + " train --config " + std::string(LRIAD_SOURCE_DIR) +
+                      "/configs/tiny.json --format visa --root " + (dir / "tree") + " --out " + (dir / "run") + kSmall +
+                      " --set model.reference_fine_size=128 --set sft.steps=1 --set grpo.steps=0",
+                  true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("model.reference_fine_size 128 lowered to 96"), std::string::npos) << r.out;
+  const auto config = nlohmann::json::parse(read_text(dir / "run/config.json"));
+  EXPECT_EQ(config["model"]["reference_fine_size"].get<int>(), 96);
+}
+
 // 20 SFT steps, then `lriad eval --split train` with the same weights.
 TEST(TrainCli, EvalOfTheTrainSplitMakesTheInputTrainingMade) {
   TempDir dir;

@@ -27,6 +27,7 @@
 #include "lriad/train/grpo.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/source.h"
+#include "lriad/train/trainer.h"
 
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
@@ -182,6 +183,7 @@ nlohmann::json bench_data(RunConfig config, const BenchOptions& o, double* devia
   config.data.root = root;
   config.data.categories = {"screw", "wood"};
   config.data.train_from_test = 0;
+  train::fit_fine_size(config);  // as a run on these images would (the demo's 128 px)
   nlohmann::json j;
 
   // 1. Decode + resize (what TrainingSource does once, at start).

@@ -26,6 +26,12 @@ bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, con
          (model.reference_align && reference::is_part_category(normal_images_at_work_side));
 }
 
+int fitted_fine_size(const ModelConfig& model, int largest) {
+  const int fine = model.reference_fine_size;
+  if (model.reference != "knn" || fine <= model.image_size || largest <= 0 || largest >= fine) return fine;
+  return std::max(model.image_size, largest);
+}
+
 cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelConfig& model) {
   // Two steps even when the second undoes most of the first: TrainingSource preloads every image
   // at W before it knows which categories keep W, and the pixels must not depend on when the

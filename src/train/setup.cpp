@@ -1,5 +1,5 @@
-// A run's checks before its first step (trainer_internal.h): the sequence lengths, and the evidence
-// of the normal draws (the evidence check and gate).
+// A run's checks before its first step: the fine comparison's side (trainer.h), the sequence
+// lengths and the evidence of the normal draws, the evidence check and gate (trainer_internal.h).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -7,14 +7,50 @@
 #include <map>
 #include <vector>
 
+#include "lriad/data/dataset.h"
+#include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/text/prompt.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/evidence_check.h"
+#include "lriad/train/trainer.h"
 #include "trainer_internal.h"
 
-namespace lriad::train::detail {
+namespace lriad::train {
+
+void fit_fine_size(RunConfig& config) {
+  const auto& dc = config.data;
+  if (config.model.reference != "knn" || config.model.reference_fine_size <= config.model.image_size) return;
+  data::LoadOptions load;
+  load.categories = dc.categories;
+  load.folder_test_fraction = dc.folder_test_fraction;
+  load.folder_seed = dc.folder_seed;
+  const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
+  int largest = 0;
+  for (const auto& cat : ds.categories) {
+    int seen = 0;
+    for (const auto& s : ds.select(cat, data::Split::Train)) {
+      if (s.label != data::Label::Normal) continue;
+      if (seen++ == 16) break;
+      try {
+        const auto info = data::read_image_info(s.image_path);
+        largest = std::max({largest, info.width, info.height});
+      } catch (const Error&) {
+        // the source names an unreadable file (or skips it, with data.skip_bad_images) when it loads it
+      }
+    }
+  }
+  const int fitted = model::fitted_fine_size(config.model, largest);
+  if (fitted == config.model.reference_fine_size) return;
+  spdlog::info(
+      "model.reference_fine_size {} lowered to {}: the training images are at most {} px, and comparing at more "
+      "pixels only enlarges them",
+      config.model.reference_fine_size, fitted, largest);
+  config.model.reference_fine_size = fitted;
+}
+
+namespace detail {
 
 // The longest prompt and SFT target must fit the model, and GRPO must be able to sample a whole
 // completion; otherwise training fails late or (GRPO) silently learns nothing.
@@ -123,4 +159,6 @@ void prepare_evidence(Context& ctx, bool log_check) {
       100 * q, shown, dc.evidence_gate_attempts);
 }
 
-}  // namespace lriad::train::detail
+}  // namespace detail
+
+}  // namespace lriad::train

@@ -179,6 +179,7 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
   if (config.model.vocab_size != 0 && config.model.vocab_size != vocab)
     spdlog::warn("model.vocab_size {} replaced by the tokenizer's {}", config.model.vocab_size, vocab);
   config.model.vocab_size = vocab;
+  fit_fine_size(config);
   config.validate();
   save_config(config, ctx.run.config());
   return config;

@@ -30,6 +30,13 @@ namespace lriad::model {
 // are drawn at W, as thin as real scratches; every other category is kept at S.
 bool keeps_work_side(const std::vector<cv::Mat>& normal_images_at_work_side, const ModelConfig& model);
 
+// The fine comparison's side for a dataset whose largest image side is `largest` pixels:
+// model.reference_fine_size, lowered to `largest` (never below image_size) when the images have
+// fewer pixels than that; comparing at more pixels than a photograph has only enlarges it, at up to
+// four times the cost (the demo's 128-px images under tiny.json's 256). 0 (nothing known) and a
+// reference without a fine comparison leave it as it is.
+int fitted_fine_size(const ModelConfig& model, int largest);
+
 // `image` (CV_32FC3 RGB [0,1], any size, square or not: it is stretched to a square) at its model
 // side: resized to W, then, unless `keep_work_side`, from W to S. The first step does nothing to an
 // image already at W x W, so an image preloaded at W and reduced later gets the same pixels as the

@@ -44,4 +44,10 @@ struct TrainSummary {
 // Throws lriad::Error (path + hint) on bad input; a failure mid-run leaves the last checkpoint.
 TrainSummary run_training(RunConfig config, const TrainOptions& options);
 
+// What a new run does first to its config (and the bench to its own): the fine comparison at no more
+// pixels than the images have (model::fitted_fine_size), the largest side among the first 16
+// training normals of each category of config.data, read from their headers. Lowers
+// config.model.reference_fine_size and logs it; the run's config.json keeps the value used.
+void fit_fine_size(RunConfig& config);
+
 }  // namespace lriad::train
