@@ -7,26 +7,21 @@
 #include <map>
 #include <vector>
 
-#include "lriad/data/dataset.h"
 #include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/text/prompt.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/evidence_check.h"
+#include "lriad/train/source.h"
 #include "lriad/train/trainer.h"
 #include "trainer_internal.h"
 
 namespace lriad::train {
 
 void fit_fine_size(RunConfig& config) {
-  const auto& dc = config.data;
   if (config.model.reference != "knn" || config.model.reference_fine_size <= config.model.image_size) return;
-  data::LoadOptions load;
-  load.categories = dc.categories;
-  load.folder_test_fraction = dc.folder_test_fraction;
-  load.folder_seed = dc.folder_seed;
-  const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
+  const data::Dataset ds = list_training_dataset(config.data);
   int largest = 0;
   for (const auto& cat : ds.categories) {
     int seen = 0;

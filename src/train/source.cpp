@@ -51,14 +51,18 @@ cv::Mat load_resized(const std::string& path, const ModelConfig& model, bool ski
 
 std::string TrainItem::cls() const { return anomalous ? text::canonical_defect_type(defect_type) : data::kGoodType; }
 
-TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
-  // 1. the dataset and its defective share (the focal reward's class weights)
-  const auto& dc = config.data;
+data::Dataset list_training_dataset(const DataConfig& dc) {
   data::LoadOptions load;
   load.categories = dc.categories;
   load.folder_test_fraction = dc.folder_test_fraction;
   load.folder_seed = dc.folder_seed;
-  const data::Dataset ds = data::load_dataset(data::parse_format(dc.format), dc.root, load);
+  return data::load_dataset(data::parse_format(dc.format), dc.root, load);
+}
+
+TrainingSource::TrainingSource(const RunConfig& config) : config_(config) {
+  // 1. the dataset and its defective share (the focal reward's class weights)
+  const auto& dc = config.data;
+  const data::Dataset ds = list_training_dataset(dc);
   for (const auto& w : ds.warnings) spdlog::warn("{}", w);
   categories_ = ds.categories;
   size_t defective = 0, all = 0;

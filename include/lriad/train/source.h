@@ -69,6 +69,11 @@ struct EvidenceGate {
 // (CV_8UC1 of any side, brought to S and grown by one pixel).
 bool evidence_shows(const torch::Tensor& input, const cv::Mat& footprint, double level);
 
+// The dataset config.data names (its format, root, categories and folder split), listed: paths and
+// labels, no image read. What TrainingSource trains on, and what fit_fine_size (trainer.h) reads the
+// sizes of.
+data::Dataset list_training_dataset(const DataConfig& data);
+
 class TrainingSource {
  public:
   // Loads the dataset named by config.data, preloads and resizes the images it trains on.
