@@ -79,9 +79,10 @@ def main(out):
 
 def explanations(arms):
     """The chains beside their baselines (metrics.json): localisation against "always the centre",
-    family accuracy against "always the most frequent family", and the collapse shares."""
+    family accuracy against "always the most frequent family" and "the family the look suggests",
+    and the collapse shares."""
     head = ["", "localisation", "centre baseline", "family accuracy", "most-frequent baseline",
-            "top family's share", "top chain's share"]
+            "look's family", "top family's share", "top chain's share"]
     rows = []
     for key, name in ARMS:
         ms_ = list(arms.get(key, {}).values())
@@ -91,6 +92,7 @@ def explanations(arms):
                      ms([(m.get("localization_baselines") or {}).get("centre") for m in ms_]),
                      ms([m.get("defect_family_accuracy") for m in ms_]),
                      ms([m.get("family_baseline_most_frequent") for m in ms_]),
+                     ms([m.get("family_baseline_look") for m in ms_]),
                      ms([(m.get("collapse") or {}).get("type") for m in ms_]),
                      ms([(m.get("collapse") or {}).get("chain") for m in ms_])])
     if not rows:

@@ -323,6 +323,10 @@ TEST(Summary, ExplanationsStandBesideTheirBaselines) {
   ps[1].completion = ps[2].completion = ps[3].completion = same;
   ps[5].completion = chain("There is a small mark, like a hole, so it is anomalous.", "anomalous: hole");
   ps[1].region = ps[2].region = ps[3].region = "left";
+  // The family the evidence's look suggests: right for 0 (hole), wrong for 2 (scratch for a poke),
+  // none for 1 (below the level: a miss).
+  ps[0].evidence_family = "hole";
+  ps[2].evidence_family = "scratch";
   const auto m = summarize(ps);
   EXPECT_NEAR(m["localization_agreement"].get<double>(), 1.0, 1e-12);
   EXPECT_NEAR(m["localization_baselines"]["centre"].get<double>(), 1.0 / 3, 1e-12);
@@ -333,6 +337,8 @@ TEST(Summary, ExplanationsStandBesideTheirBaselines) {
   // poke -> hole (said crack: wrong); "combined" maps to none. Most frequent family: hole, 2 of 3.
   EXPECT_NEAR(m["defect_family_accuracy"].get<double>(), 2.0 / 3, 1e-12);
   EXPECT_NEAR(m["family_baseline_most_frequent"].get<double>(), 2.0 / 3, 1e-12);
+  EXPECT_NEAR(m["family_baseline_look"].get<double>(), 1.0 / 3, 1e-12);
+  EXPECT_EQ(prediction_from_json(to_json(ps[0])).evidence_family, "hole");
   // poke answered "hole" counts now; "combined" answered "crack" does not: 2 of 4.
   EXPECT_NEAR(m["defect_type_accuracy"].get<double>(), 0.5, 1e-12);
   // Collapse among the 5 anomalous answers: one chain 3 of 5, region "left" 3 of 5, type crack 3 of 5.
@@ -346,6 +352,8 @@ TEST(Summary, ExplanationsStandBesideTheirBaselines) {
   auto no_evidence = ps;
   for (auto& p : no_evidence) p.peak_localized.reset();
   EXPECT_TRUE(summarize(no_evidence)["localization_baselines"]["evidence_peak"].is_null());
+  for (auto& p : no_evidence) p.evidence_regions.clear(), p.evidence_family.clear();
+  EXPECT_TRUE(summarize(no_evidence)["family_baseline_look"].is_null());
   // A user's map names a folder dataset's own words.
   const lriad::text::DefectMap user = {{"combined", lriad::text::DefectFamily::Crack}};
   EXPECT_NEAR(summarize(ps, &user)["defect_family_accuracy"].get<double>(), 3.0 / 4, 1e-12);

@@ -331,6 +331,54 @@ TEST(EvidenceFacts, EachClauseIsTrueOfTheImage) {
   EXPECT_THROW(evidence_facts(Scene().map, Scene().rgb, 0.0), lriad::Error);
 }
 
+// model.family_from_look: the family an anomalous chain names is read from the look by a fixed
+// table, every cell of which is checked here, and a training chain names it instead of the label.
+TEST(EvidenceFacts, TheLookSuggestsAFamilyByAFixedTable) {
+  using E = EvidenceFacts::Extent;
+  using T = EvidenceFacts::Tone;
+  auto family = [](E e, T t) {
+    EvidenceFacts f;
+    f.above = true;
+    f.extent = e;
+    f.tone = t;
+    const auto fam = look_family(f);
+    return fam ? std::string(family_word(*fam)) : std::string("none");
+  };
+  const std::vector<std::pair<std::pair<E, T>, std::string>> table = {
+      {{E::Thin, T::Darker}, "crack"},          {{E::Thin, T::Brighter}, "scratch"},
+      {{E::Thin, T::Same}, "scratch"},          {{E::Thin, T::Colour}, "stain"},
+      {{E::Compact, T::Darker}, "hole"},        {{E::Compact, T::Brighter}, "scratch"},
+      {{E::Compact, T::Same}, "hole"},          {{E::Compact, T::Colour}, "stain"},
+      {{E::Large, T::Darker}, "contamination"}, {{E::Large, T::Brighter}, "contamination"},
+      {{E::Large, T::Same}, "contamination"},   {{E::Large, T::Colour}, "stain"},
+  };
+  for (const auto& [look, word] : table) {
+    EvidenceFacts f;
+    f.extent = look.first;
+    f.tone = look.second;
+    EXPECT_EQ(family(look.first, look.second), word) << "looks: " << (f.above = true, looks_text(f));
+  }
+  EvidenceFacts below = thin_dark_line();
+  below.above = false;
+  EXPECT_FALSE(look_family(below).has_value());
+
+  // What a training chain names: the look's family, none below the level, the label otherwise.
+  const EvidenceFacts line = thin_dark_line();  // a thin, long mark darker than around it
+  EXPECT_EQ(chain_defect_type(true, "stain", &line, true), "crack");
+  EXPECT_EQ(chain_defect_type(true, "stain", &below, true), "");
+  EXPECT_EQ(chain_defect_type(true, "stain", &line, false), "stain");
+  EXPECT_EQ(chain_defect_type(true, "stain", nullptr, true), "stain");
+  EXPECT_EQ(chain_defect_type(false, "good", &line, true), "");
+  const std::string chain = build_completion({"carpet", true, chain_defect_type(true, "stain", &line, true),
+                                              std::nullopt, 0, &line});
+  EXPECT_NE(chain.find("There is what looks like a crack, so it is anomalous."), std::string::npos) << chain;
+  EXPECT_NE(chain.find("<answer>anomalous: crack</answer>"), std::string::npos) << chain;
+  const std::string faint = build_completion({"carpet", true, chain_defect_type(true, "stain", &below, true),
+                                              std::nullopt, 0, &below});
+  EXPECT_NE(faint.find("There is only a faint change, so it is anomalous."), std::string::npos) << faint;
+  EXPECT_NE(faint.find("<answer>anomalous</answer>"), std::string::npos) << faint;
+}
+
 TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   const EvidenceFacts f = thin_dark_line();
   const std::string anomalous = build_completion({"carpet", true, "poke", std::nullopt, 0, &f});

@@ -116,6 +116,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   std::vector<std::string> openings;                        // the chains' openings lriad wrote (model::chain_opening)
   std::vector<std::optional<double>> peaks(inputs.size());  // the evidence-only baseline's score (eval/baseline.h)
   std::vector<std::vector<text::Region>> where(inputs.size());  // where the evidence peaks (text/evidence.h)
+  std::vector<std::string> look_families(inputs.size());        // the family its look suggests, "" below the level
   std::vector<cv::Mat> heat(inputs.size());                     // the map over the normal level, for the report
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& in = inputs[i];
@@ -133,6 +134,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
         heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
         where[i].push_back(facts->where);
         if (facts->also) where[i].push_back(*facts->also);
+        if (const auto family = text::look_family(*facts)) look_families[i] = text::family_word(*family);
       }
     }
     // "" without prompt_evidence and, with a warning, for a category without a normal level (a run
@@ -203,6 +205,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       p.score = scores[size_t(n)];
       p.evidence_peak = peaks[b];
       p.evidence_regions = where[b];
+      p.evidence_family = look_families[b];
       p.evidence_map = heat[b];
       chains.push_back(std::move(p));
     }

@@ -106,7 +106,7 @@ std::string roc_svg(const std::vector<Prediction>& ps) {
 
 // The explanations beside their baselines (summary.h): localisation of the stated region against
 // "always the centre" and "the evidence's peak cell", the stated region against the evidence,
-// family accuracy against "the most frequent family", and phrase collapse (a share over 30% flagged).
+// family accuracy against "the most frequent family" and "the family the look suggests", and phrase collapse (a share over 30% flagged).
 std::string explanation_section(const nlohmann::json& m) {
   std::ostringstream o;
   o << "<h2>Explanations</h2><table id=\"explanations\"><tr><th>figure</th><th>policy</th><th>baseline</th></tr>";
@@ -121,7 +121,10 @@ std::string explanation_section(const nlohmann::json& m) {
   }
   row("stated region is where the evidence peaks", m.value("region_matches_evidence", nlohmann::json()), "-");
   row("defect family accuracy", m.value("defect_family_accuracy", nlohmann::json()),
-      "the most frequent family " + fmt(m.value("family_baseline_most_frequent", nlohmann::json())));
+      "the most frequent family " + fmt(m.value("family_baseline_most_frequent", nlohmann::json())) +
+          (m.value("family_baseline_look", nlohmann::json()).is_null()
+               ? std::string()
+               : "; the family its look suggests " + fmt(m["family_baseline_look"])));
   o << "</table>";
   const auto c = m.value("collapse", nlohmann::json());
   if (c.is_object()) {

@@ -56,6 +56,8 @@ double top_share(const std::map<std::string, int64_t>& counts) {
 // baseline, and phrase collapse.
 void explanation_block(const std::vector<const Prediction*>& ps, const text::DefectMap* user, nlohmann::json& out) {
   int64_t centre_n = 0, centre_hit = 0, peak_n = 0, peak_hit = 0, stated = 0, agree = 0, fam_n = 0, fam_hit = 0;
+  int64_t look_hit = 0;
+  bool evidence = false;  // the run measured the evidence's facts (a reference with levels)
   std::map<std::string, int64_t> truth_families, chains, regions, types;
   for (const auto* p : ps) {
     if (p->centre_localized) {
@@ -66,6 +68,7 @@ void explanation_block(const std::vector<const Prediction*>& ps, const text::Def
       ++peak_n;
       peak_hit += *p->peak_localized;
     }
+    evidence = evidence || !p->evidence_regions.empty();
     const auto region = text::parse_region(p->region);
     if (region && !p->evidence_regions.empty()) {
       ++stated;
@@ -76,6 +79,8 @@ void explanation_block(const std::vector<const Prediction*>& ps, const text::Def
       ++fam_n;
       const auto said = text::family_of(p->pred_defect_type, user);
       fam_hit += said && *said == *truth;
+      const auto look = text::parse_family(p->evidence_family);  // none below the level: a miss
+      look_hit += look && *look == *truth;
       ++truth_families[text::family_word(*truth)];
     }
     if (p->pred == 1 && p->parsed) {
@@ -93,6 +98,7 @@ void explanation_block(const std::vector<const Prediction*>& ps, const text::Def
   out["region_matches_evidence"] = stated ? nlohmann::json(share(agree, stated)) : nlohmann::json(nullptr);
   out["defect_family_accuracy"] = fam_n ? nlohmann::json(share(fam_hit, fam_n)) : nlohmann::json(nullptr);
   out["family_baseline_most_frequent"] = fam_n ? nlohmann::json(top_share(truth_families)) : nlohmann::json(nullptr);
+  out["family_baseline_look"] = fam_n && evidence ? nlohmann::json(share(look_hit, fam_n)) : nlohmann::json(nullptr);
   int64_t anomalous = 0;
   for (const auto& [k, c] : chains) anomalous += c;
   out["collapse"] = anomalous ? nlohmann::json{{"chain", top_share(chains)},
@@ -159,6 +165,7 @@ nlohmann::json to_json(const Prediction& p) {
     for (auto r : p.evidence_regions) words.push_back(text::region_word(r));
     j["evidence_regions"] = words;
   }
+  if (!p.evidence_family.empty()) j["evidence_family"] = p.evidence_family;
   if (p.centre_localized) j["centre_localized"] = *p.centre_localized;
   if (p.peak_localized) j["peak_localized"] = *p.peak_localized;
   if (!p.votes.empty()) j["votes"] = p.votes;
@@ -188,6 +195,8 @@ Prediction prediction_from_json(const nlohmann::json& j) {
   if (j.contains("evidence_regions"))
     for (const auto& w : j["evidence_regions"].get<std::vector<std::string>>())
       if (const auto r = text::parse_region(w)) p.evidence_regions.push_back(*r);
+  if (j.contains("evidence_family") && j["evidence_family"].is_string())
+    p.evidence_family = j["evidence_family"].get<std::string>();
   if (j.contains("centre_localized") && j["centre_localized"].is_boolean())
     p.centre_localized = j["centre_localized"].get<bool>();
   if (j.contains("peak_localized") && j["peak_localized"].is_boolean())

@@ -123,4 +123,22 @@ std::string looks_text(const EvidenceFacts& f) {
   return out;
 }
 
+std::optional<DefectFamily> look_family(const EvidenceFacts& f) {
+  using E = EvidenceFacts::Extent;
+  using T = EvidenceFacts::Tone;
+  if (!f.above) return std::nullopt;
+  if (f.tone == T::Colour) return DefectFamily::Stain;
+  if (f.extent == E::Large) return DefectFamily::Contamination;
+  if (f.tone == T::Darker) return f.extent == E::Thin ? DefectFamily::Crack : DefectFamily::Hole;
+  if (f.tone == T::Brighter || f.extent == E::Thin) return DefectFamily::Scratch;
+  return DefectFamily::Hole;
+}
+
+std::string chain_defect_type(bool anomalous, const std::string& label, const EvidenceFacts* facts, bool from_look) {
+  if (!anomalous) return "";
+  if (!from_look || !facts) return label;
+  const auto family = look_family(*facts);
+  return family ? family_word(*family) : "";
+}
+
 }  // namespace lriad::text

@@ -104,7 +104,7 @@ std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,
   spec.evidence = facts;
   spec.category = item.category;
   spec.anomalous = item.anomalous;
-  spec.defect_type = item.anomalous ? item.defect_type : "";
+  spec.defect_type = chain_type(item, facts);
   spec.region = item.region;
   spec.variant = variant;
   std::string target = text::build_completion(spec);
@@ -120,6 +120,10 @@ std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,
   for (int id : tokenizer->encode(target)) ids.push_back(id);
   ids.push_back(tokenizer->eos_id());
   return ids;
+}
+
+std::string Context::chain_type(const TrainItem& item, const text::EvidenceFacts* facts) const {
+  return text::chain_defect_type(item.anomalous, item.defect_type, facts, config.model.names_look_family());
 }
 
 std::string Context::decode(const torch::Tensor& row, int64_t length) const {

@@ -80,8 +80,9 @@ torch::Tensor rewards_of(Context& ctx, const EncodedBatch& batch, const GrpoBatc
   for (size_t b = 0; b < batch.items.size(); ++b) {
     const auto& item = batch.items[b];
     anomalous.push_back(item.anomalous);
-    rl::RewardTarget target{item.anomalous, item.defect_type, item.category, {}};
-    if (const auto& f = batch.facts[b]) {  // where the evidence is: the region reward
+    const auto& f = batch.facts[b];
+    rl::RewardTarget target{item.anomalous, ctx.chain_type(item, f ? &*f : nullptr), item.category, {}};
+    if (f) {  // where the evidence is: the region reward
       target.evidence_cells.push_back(f->where);
       if (f->also) target.evidence_cells.push_back(*f->also);
     }

@@ -71,7 +71,8 @@ void check_lengths(Context& ctx) {
         f.where = text::Region::UpperLeft;
         f.also = text::Region::LowerLeft;
         f.ratio = 99;
-        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin})
+        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
+                       text::EvidenceFacts::Extent::Large})  // each look's family (model.family_from_look)
           for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter}) {
             f.extent = e;
             f.tone = t;

@@ -87,6 +87,10 @@ struct Context {
   // model.prompt_evidence only what follows the chain's opening (which the prompt holds).
   std::vector<int64_t> completion_ids(const TrainItem& item, int variant,
                                       const text::EvidenceFacts* facts = nullptr) const;
+  // The defect type an anomalous item's chain names and GRPO's defect-type reward expects: with
+  // model.family_from_look and its input's facts, the family its look suggests (text::look_family;
+  // "" below the level: no family), else the item's label. "" for a normal item.
+  std::string chain_type(const TrainItem& item, const text::EvidenceFacts* facts) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
   // baseline's threshold); nullopt without a reference.
   std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category) const;

@@ -37,6 +37,9 @@ struct Prediction {
   // explanation baselines' localisation: "always the centre" and "the evidence's peak cell".
   std::vector<text::Region> evidence_regions;
   std::optional<bool> centre_localized, peak_localized;
+  // The family the evidence's look suggests (text::look_family), the explanations' "the look's
+  // family" baseline; "" below the level or without a reference.
+  std::string evidence_family;
   // The deviation map the policy read, divided by the category's normal level (1 = the level):
   // CV_32FC1 (S,S), for report.html's heat maps; empty without a reference and level. Not written
   // to predictions.jsonl.
@@ -59,7 +62,8 @@ bool region_overlaps_mask(text::Region region, const cv::Mat& mask);
 // evidence_peak} beside localization_agreement; region_matches_evidence (the stated region is where
 // the evidence peaks, over chains that state one); defect_family_accuracy over correctly flagged
 // anomalies whose type maps onto a family (text/defect_family.h, `user` first) and its baseline
-// family_baseline_most_frequent; collapse {chain, region, type}: the share of the most frequent
+// family_baseline_most_frequent and family_baseline_look (the family the evidence's look suggests,
+// text::look_family, over the same anomalies; null without evidence); collapse {chain, region, type}: the share of the most frequent
 // anomalous chain, region and type among the anomalous answers (a share over kCollapseShare is
 // flagged by the report). per_defect_type gives each type's family.
 inline constexpr double kCollapseShare = 0.30;

@@ -64,6 +64,11 @@ struct ModelConfig {
   // policy goes on from the decision point: the finding (the defect family) and the verdict. false (and runs made before the key), or without a
   // reference (model.reference=none): the policy writes the whole chain.
   bool prompt_evidence = false;
+  // The family an anomalous chain names is the one its look suggests (text::look_family: "a thin, long
+  // mark darker than around it" is a crack), in the SFT targets and GRPO's defect-type reward, and none
+  // below the normal level; false (and runs made before the key): the label's (the synthetic kind's).
+  // With a reference (model.reference=knn) only.
+  bool family_from_look = false;
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -82,6 +87,8 @@ struct ModelConfig {
   int image_channels() const { return reference == "knn" ? 4 : 3; }  // RGB (+ deviation)
   // lriad writes the chain's opening (prompt_evidence, with a reference to measure it; ignored without one).
   bool opens_chains() const { return prompt_evidence && reference == "knn"; }
+  // Chains name the family of the look (family_from_look, with a reference to measure it).
+  bool names_look_family() const { return family_from_look && reference == "knn"; }
   // Side at which images are loaded, synthesised and compared: image_size, or the fine comparison's.
   int work_size() const {
     return reference == "knn" && reference_fine_size > image_size ? reference_fine_size : image_size;
@@ -117,6 +124,8 @@ struct ModelConfig {
     v("reference_region_size", reference_region_size, "textures: side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence,
       "lriad writes the chain's opening from the reference's measurements (with reference knn)");
+    v("family_from_look", family_from_look,
+      "an anomalous chain names the family its look suggests, not the label's (with reference knn)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

@@ -11,6 +11,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "lriad/text/defect_family.h"
 #include "lriad/text/prompt.h"
 
 namespace lriad::text {
@@ -44,5 +45,17 @@ std::string ratio_text(double ratio);
 std::string where_text(const EvidenceFacts& f);
 // "a thin, long mark darker than around it", "a large area of another colour", "a small, compact mark".
 std::string looks_text(const EvidenceFacts& f);
+
+// The defect family the look suggests (model.family_from_look), by a fixed table; nullopt below the
+// level (no area to look at). Another colour: a stain. Else a large area: contamination. Else the
+// tone says how deep: darker is depth (a crack if thin and long, a hole if small and compact),
+// brighter a scratch (bare surface catching the light); of the same tone, thin and long is a scratch
+// and small and compact a hole (the most frequent compact kind on the development set, photo set C).
+std::optional<DefectFamily> look_family(const EvidenceFacts& f);
+
+// The defect type a training chain names (the SFT target's, and what GRPO's defect-type reward
+// expects): "" for a normal item; with `from_look` and the input's facts, the family word of its look
+// ("" below the level: a faint change names none); else the label.
+std::string chain_defect_type(bool anomalous, const std::string& label, const EvidenceFacts* facts, bool from_look);
 
 }  // namespace lriad::text
