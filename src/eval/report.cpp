@@ -106,7 +106,8 @@ std::string roc_svg(const std::vector<Prediction>& ps) {
 
 // The explanations beside their baselines (summary.h): localisation of the stated region against
 // "always the centre" and "the evidence's peak cell", the stated region against the evidence,
-// family accuracy against "the most frequent family" and "the family the look suggests", and phrase collapse (a share over 30% flagged).
+// family accuracy against "the most frequent family" and "the family the look suggests", and phrase
+// collapse (a share over 30% flagged).
 std::string explanation_section(const nlohmann::json& m) {
   std::ostringstream o;
   o << "<h2>Explanations</h2><table id=\"explanations\"><tr><th>figure</th><th>policy</th><th>baseline</th></tr>";

@@ -63,9 +63,10 @@ bool region_overlaps_mask(text::Region region, const cv::Mat& mask);
 // the evidence peaks, over chains that state one); defect_family_accuracy over correctly flagged
 // anomalies whose type maps onto a family (text/defect_family.h, `user` first) and its baseline
 // family_baseline_most_frequent and family_baseline_look (the family the evidence's look suggests,
-// text::look_family, over the same anomalies; null without evidence); collapse {chain, region, type}: the share of the most frequent
-// anomalous chain, region and type among the anomalous answers (a share over kCollapseShare is
-// flagged by the report). per_defect_type gives each type's family.
+// text::look_family, over the same anomalies; null without evidence); collapse {chain, region,
+// type}: the share of the most frequent anomalous chain, region and type among the anomalous
+// answers (a share over kCollapseShare is flagged by the report). per_defect_type gives each type's
+// family.
 inline constexpr double kCollapseShare = 0.30;
 nlohmann::json summarize(const std::vector<Prediction>& predictions, const text::DefectMap* user = nullptr);
 

@@ -56,7 +56,8 @@ inline constexpr int kCotVariants = 3;
 // comparison sentence; the finding's wording follows the facts (below the level a normal chain says
 // nothing stands out and an anomalous one "only a faint change"; above it a normal chain says
 // "Nothing there seems defective" and an anomalous one what the area looks like to an inspector, its
-// family); the family and the verdict are the label's:
+// family); the family is spec.defect_type's (training passes text::chain_defect_type: with
+// model.family_from_look the look's family) and the verdict the label's:
 //   "The image shows a carpet sample. I compare it with normal carpet images: the largest deviation
 //   is a thin, long mark darker than around it, at the upper left and top, 3.4 times the normal
 //   level. There is what looks like a crack, so it is anomalous." -> "anomalous: crack" (the defect
