@@ -336,14 +336,6 @@ TEST(EvidenceFacts, EachClauseIsTrueOfTheImage) {
 TEST(EvidenceFacts, TheLookSuggestsAFamilyByAFixedTable) {
   using E = EvidenceFacts::Extent;
   using T = EvidenceFacts::Tone;
-  auto family = [](E e, T t) {
-    EvidenceFacts f;
-    f.above = true;
-    f.extent = e;
-    f.tone = t;
-    const auto fam = look_family(f);
-    return fam ? std::string(family_word(*fam)) : std::string("none");
-  };
   const std::vector<std::pair<std::pair<E, T>, std::string>> table = {
       {{E::Thin, T::Darker}, "crack"},          {{E::Thin, T::Brighter}, "scratch"},
       {{E::Thin, T::Same}, "scratch"},          {{E::Thin, T::Colour}, "stain"},
@@ -354,9 +346,11 @@ TEST(EvidenceFacts, TheLookSuggestsAFamilyByAFixedTable) {
   };
   for (const auto& [look, word] : table) {
     EvidenceFacts f;
+    f.above = true;
     f.extent = look.first;
     f.tone = look.second;
-    EXPECT_EQ(family(look.first, look.second), word) << "looks: " << (f.above = true, looks_text(f));
+    const auto family = look_family(f);
+    EXPECT_EQ(family ? std::string(family_word(*family)) : std::string("none"), word) << "looks: " << looks_text(f);
   }
   EvidenceFacts below = thin_dark_line();
   below.above = false;
