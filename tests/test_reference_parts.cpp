@@ -16,6 +16,7 @@
 #include "lriad/anomaly/anomaly.h"
 #include "lriad/data/image_io.h"
 #include "lriad/io/error.h"
+#include "lriad/io/safetensors.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/reference/patch_distance.h"
 #include "lriad/reference/reference.h"
@@ -63,6 +64,82 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
   EXPECT_TRUE(back.aligned("screw"));
   EXPECT_FALSE(back.aligned("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
+}
+
+// A stain on a part: the shaft tinted (red up 15%, blue down 15%) where normal parts differ in
+// brightness from image to image (gains 0.7-1.3). Compared by place, the tint is smaller than the
+// gap between neighbouring gains on the bright background, so the map barely sees it; the colour of
+// regions (brightness-free, 64 px averaged down to 16) puts the shaft's r/(r+g+b+0.05) at 0.36 where
+// every normal region is 0.30-0.33 (a grey part on a grey background). The file keeps it; a file
+// from before (version 2) loads without it.
+TEST(NormalReference, AStainOnAPartStandsOutByTheColourOfRegions) {
+  constexpr int S = 64;
+  auto part = [](cv::RNG& rng, uint64_t seed, double gain) {
+    cv::Mat img = test::draw_part(S, rng.uniform(28.0, 36.0), rng.uniform(28.0, 36.0), rng.uniform(0.0, 360.0), seed);
+    img *= gain;
+    return img;
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  cv::RNG rng(5);
+  for (int i = 0; i < 12; ++i)
+    halves["screw"][size_t(i % 2)].push_back(part(rng, 300 + uint64_t(i), 0.7 + 0.6 * i / 11.0));
+  reference::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 2000;
+  o.side = S;
+  o.region_side = 0;
+  const auto without = reference::NormalReference::build(halves, o);
+  o.region_side = 16;
+  const auto with = reference::NormalReference::build(halves, o);
+  ASSERT_TRUE(with.aligned("screw"));
+  EXPECT_TRUE(with.region("screw"));
+  EXPECT_FALSE(without.region("screw"));
+  constexpr int kBoth = reference::NormalReference::kBothBanks;
+  cv::RNG at(77);
+  const cv::Mat plain = part(at, 400, 1.0);
+  cv::Mat stained = plain.clone();
+  for (int y = 0; y < S; ++y)  // the part's (dark) pixels within 8 px of the image's centre
+    for (int x = 0; x < S; ++x) {
+      auto& p = stained.at<cv::Vec3f>(y, x);
+      const cv::Vec3f q = plain.at<cv::Vec3f>(y, x);
+      if (q[1] < 0.4f && std::hypot(x - 32.0, y - 32.0) < 8.0) p = cv::Vec3f(q[0] * 1.15f, q[1], q[2] * 0.85f);
+    }
+  ASSERT_GT(cv::norm(stained, plain, cv::NORM_L1), 1.0) << "the stain missed the part";
+  const auto map = with.deviation(stained, "screw", kBoth);  // (S,S)
+  const double peak = map.max().item<double>(),
+               before = without.deviation(stained, "screw", kBoth).max().item<double>();
+  EXPECT_GT(peak, 1.7);  // 2.0 when written; 0.8 without the colour of regions, unseen normal parts 0.88-1.13
+  EXPECT_GT(peak, 1.5 * before) << "without the colour of regions the stain peaks at " << before;
+  const int64_t i = map.argmax().item<int64_t>(), y = i / S, x = i % S;
+  EXPECT_LE(std::hypot(double(x) - 32.0, double(y) - 32.0), 14.0) << "peak at x " << x << ", y " << y;
+  for (int k = 0; k < 4; ++k) {  // unseen normal parts at other gains and poses stay well below the stain
+    const double normal = with.deviation(part(at, 500 + uint64_t(k), 0.75 + 0.15 * k), "screw", kBoth).max().item<double>();
+    EXPECT_LT(1.5 * normal, peak) << "normal part " << k;
+  }
+  const auto back = saved_and_loaded(with, "lriad_reference_part_region");
+  EXPECT_TRUE(back.region("screw"));
+  EXPECT_TRUE(torch::allclose(back.deviation(stained, "screw", 1), with.deviation(stained, "screw", 1)));
+  // A version-2 file (parts had no region comparison then) still loads, as it was; a version-3 file
+  // without a part's region bank is refused, naming the key.
+  const std::string path = ::testing::TempDir() + "/lriad_reference_part_region_v.safetensors";
+  with.save(path);
+  const io::StFile saved = io::read_safetensors(path);
+  io::StFile v2 = saved;
+  v2.metadata["format_version"] = "2";
+  for (const char* k : {"screw/region0", "screw/region1", "screw/region_scale"}) v2.tensors.erase(k);
+  io::write_safetensors(path, v2);
+  const auto old = reference::NormalReference::load(path);
+  EXPECT_FALSE(old.region("screw"));
+  EXPECT_TRUE(torch::allclose(old.deviation(stained, "screw", 1), without.deviation(stained, "screw", 1)));
+  v2.metadata["format_version"] = std::to_string(reference::NormalReference::kFormatVersion);
+  io::write_safetensors(path, v2);
+  try {
+    reference::NormalReference::load(path);
+    ADD_FAILURE() << "a version-3 file without the part's region bank loaded";
+  } catch (const lriad::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("screw/region"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
 }
 
 // A part drawn at 48 px and enlarged to 96 (the "photograph"), optionally with a 1-px bright line

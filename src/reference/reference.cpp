@@ -222,7 +222,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.thumbs[h] = torch::stack(thumbs).contiguous();  // (N,3,16,16)
     }
     for (int h = 0; h < 2 && options.colour; ++h) b.palette[size_t(h)] = ColourPalette::build(half[h]);
-    for (int h = 0; h < 2 && !b.aligned && options.region_side > 0; ++h) {
+    for (int h = 0; h < 2 && options.region_side > 0; ++h) {
       std::vector<torch::Tensor> all;
       for (const auto& img : half[h])
         all.push_back(patches_of(region_features(img, options.region_side), kRegionPatch));

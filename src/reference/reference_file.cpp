@@ -170,9 +170,10 @@ struct NormalReference::FileReader {
       if (has("fine0")) fine_part(b);
     }
     palettes(b);
-    if (b.aligned) return b;
-    if (options.region_side > 0 && has("region0"))
+    // The colour of regions: every category has it from version 3 on; before, parts never did.
+    if (options.region_side > 0 && (version >= 3 || has("region0")))
       bank_pair("region", "region_scale", 3 * kRegionPatch * kRegionPatch, b.region, b.region_norms, b.region_scale);
+    if (b.aligned) return b;
     if (has("fine_bank0")) {  // a texture's fine comparison
       if (options.side <= 0 || options.fine_side <= options.side)
         throw Error(path + ": category " + cat +

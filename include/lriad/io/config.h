@@ -121,7 +121,7 @@ struct ModelConfig {
     v("reference_scale_quantile", reference_scale_quantile,
       "quantile of unseen normal images' peaks each reference map is divided by (0.5 = median)");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
-    v("reference_region_size", reference_region_size, "textures: side at which regions' colour is compared (0 = off)");
+    v("reference_region_size", reference_region_size, "side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence,
       "lriad writes the chain's opening from the reference's measurements (with reference knn)");
     v("family_from_look", family_from_look,
