@@ -33,7 +33,8 @@ TEST(Baseline, QuantileIsNumpysLinearInterpolation) {
 TEST(Baseline, ThresholdsPerCategoryWithThePooledFallbackAndTheirFile) {
   // a: {1,2,3,4,5} -> 4.8 (above); b: {10} -> 10; c: none -> the pooled {1,2,3,4,5,10}:
   // h = 5 * 0.95 = 4.75 -> 5 + 0.75 * (10 - 5) = 8.75
-  const auto t = train::fit_thresholds({{"a", {1, 2, 3, 4, 5}}, {"b", {10}}}, {"a", "b", "c"}, 0.95);
+  // a: three held-out peaks and two training ones; b: one training peak only; c: none.
+  const auto t = train::fit_thresholds({{"a", {1, 2, 3}}}, {{"a", {4, 5}}, {"b", {10}}}, {"a", "b", "c"}, 0.95);
   ASSERT_TRUE(t.usable());
   EXPECT_EQ(t.n_pooled, 6);
   EXPECT_NEAR(t.pooled, 8.75, 1e-12);
@@ -42,6 +43,11 @@ TEST(Baseline, ThresholdsPerCategoryWithThePooledFallbackAndTheirFile) {
   EXPECT_NEAR(t.threshold("c"), 8.75, 1e-12);
   EXPECT_TRUE(t.categories.at("c").pooled);
   EXPECT_FALSE(t.categories.at("a").pooled);
+  EXPECT_FALSE(t.categories.at("b").pooled);  // a training peak of its own is enough
+  EXPECT_EQ(t.categories.at("a").peaks, (std::vector<double>{1, 2, 3, 4, 5}));  // held-out first
+  EXPECT_EQ(t.categories.at("a").held_out, 3);
+  EXPECT_EQ(t.categories.at("b").held_out, 0);
+  EXPECT_TRUE(t.with_training);
   EXPECT_NEAR(t.threshold("unseen"), 8.75, 1e-12);  // a category the run did not train on
 
   TempDir dir;
@@ -49,8 +55,9 @@ TEST(Baseline, ThresholdsPerCategoryWithThePooledFallbackAndTheirFile) {
   train::save_baseline(t, path);
   const auto j = nlohmann::json::parse(lriad::test::read_text(path));
   EXPECT_EQ(j["format"], "lriad-baseline");
-  EXPECT_EQ(j["format_version"], 1);
+  EXPECT_EQ(j["format_version"], 2);
   EXPECT_EQ(j["categories"]["a"]["n_normals"], 5);
+  EXPECT_EQ(j["categories"]["a"]["n_held_out"], 3);
   EXPECT_EQ(j["categories"]["a"]["q"], 0.95);
   EXPECT_EQ(j["categories"]["b"]["peaks"], nlohmann::json::array({10.0}));
   const auto back = train::load_baseline(path);
@@ -60,10 +67,24 @@ TEST(Baseline, ThresholdsPerCategoryWithThePooledFallbackAndTheirFile) {
     EXPECT_EQ(back.threshold(c), t.threshold(c)) << c;
     EXPECT_EQ(back.categories.at(c).peaks, t.categories.at(c).peaks) << c;
     EXPECT_EQ(back.categories.at(c).pooled, t.categories.at(c).pooled) << c;
+    EXPECT_EQ(back.categories.at(c).held_out, t.categories.at(c).held_out) << c;
   }
+  EXPECT_TRUE(back.with_training);
+  // A version-1 file (before the training normals' peaks): its peaks are all held-out ones, its
+  // thresholds read as written; a later version is refused.
+  auto v1 = j;
+  v1["format_version"] = 1;
+  for (auto& [name, c] : v1["categories"].items()) c.erase("n_held_out");
+  const auto old = train::thresholds_from_json(v1, "v1.json");
+  EXPECT_FALSE(old.with_training);
+  EXPECT_EQ(old.categories.at("a").held_out, 5);
+  EXPECT_EQ(old.threshold("a"), t.threshold("a"));
+  auto v3 = j;
+  v3["format_version"] = 3;
+  EXPECT_THROW(train::thresholds_from_json(v3, "v3.json"), lriad::Error);
 
   // No held-out normal anywhere: no threshold, and the file says null.
-  const auto empty = train::fit_thresholds({}, {"a"}, 0.95);
+  const auto empty = train::fit_thresholds({}, {}, {"a"}, 0.95);
   EXPECT_FALSE(empty.usable());
   EXPECT_TRUE(train::to_json(empty)["categories"]["a"]["threshold"].is_null());
   EXPECT_FALSE(train::thresholds_from_json(train::to_json(empty), "x").usable());
@@ -125,6 +146,11 @@ eval::BaselineRule peak_rule() {
 TEST(Baseline, MetricsOnHandMadePeaks) {
   const auto b = eval::summarize_baseline(peak_set(), peak_rule());
   EXPECT_EQ(b["method"],
+            "peak of the normal reference's deviation map; threshold = 0.95 quantile of normal training images' "
+            "peaks per category (held-out ones compared with both banks, the others with the bank they are not in)");
+  auto held_out_only = peak_rule();  // as a run with a version-1 baseline.json reports it
+  held_out_only.with_training = false;
+  EXPECT_EQ(eval::summarize_baseline(peak_set(), held_out_only)["method"],
             "peak of the normal reference's deviation map; threshold = 0.95 quantile of held-out normal "
             "training images' peaks per category");
   EXPECT_EQ(b["q"], 0.95);

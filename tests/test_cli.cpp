@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
@@ -274,15 +275,24 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
                            " --set sft.steps=1 --set vision_warmup.steps=0 --set grpo.steps=0 --set train.val_size=4",
                        true);
   ASSERT_EQ(r.code, 0) << r.out;
-  // alpha holds out 1 of its 4 normal training images; beta (3) none, so it takes the pooled threshold.
+  // alpha holds out 1 of its 4 normal training images, beta (3) none: each threshold is the quantile
+  // of all its normals' peaks (the held-out one compared with both banks, the others with one).
   const auto file = nlohmann::json::parse(lriad::test::read_text(run + "/baseline.json"));
   EXPECT_EQ(file["format"], "lriad-baseline");
+  EXPECT_EQ(file["format_version"], 2);
   EXPECT_EQ(file["q"], 0.95);
-  EXPECT_EQ(file["categories"]["alpha"]["n_normals"], 1);
-  EXPECT_EQ(file["categories"]["alpha"]["peaks"].size(), 1u);
-  EXPECT_EQ(file["categories"]["beta"]["n_normals"], 0);
-  EXPECT_EQ(file["categories"]["beta"]["pooled"], true);
-  EXPECT_EQ(file["categories"]["beta"]["threshold"], file["pooled"]["threshold"]);
+  EXPECT_EQ(file["categories"]["alpha"]["n_normals"], 4);
+  EXPECT_EQ(file["categories"]["alpha"]["n_held_out"], 1);
+  EXPECT_EQ(file["categories"]["alpha"]["peaks"].size(), 4u);
+  EXPECT_EQ(file["categories"]["beta"]["n_normals"], 3);
+  EXPECT_EQ(file["categories"]["beta"]["n_held_out"], 0);
+  EXPECT_EQ(file["categories"]["beta"]["pooled"], false);
+  for (const char* cat : {"alpha", "beta"}) {  // numpy's linear 0.95 quantile of its peaks
+    auto p = file["categories"][cat]["peaks"].get<std::vector<double>>();
+    std::sort(p.begin(), p.end());
+    const double h = 0.95 * double(p.size() - 1), lo = p[size_t(h)], hi = p[std::min(size_t(h) + 1, p.size() - 1)];
+    EXPECT_NEAR(file["categories"][cat]["threshold"].get<double>(), lo + (h - std::floor(h)) * (hi - lo), 1e-12) << cat;
+  }
 
   r = run_command(bin() + " eval --run " + run + " --out " + dir / "e1", true);
   ASSERT_EQ(r.code, 0) << r.out;
@@ -297,7 +307,9 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
     EXPECT_LE(b[key].get<double>(), 1.0) << key;
   }
   EXPECT_EQ(b["q"], 0.95);
-  EXPECT_NE(b["method"].get<std::string>().find("held-out normal training images"), std::string::npos);
+  EXPECT_NE(b["method"].get<std::string>().find("normal training images' peaks per category (held-out ones"),
+            std::string::npos)
+      << b["method"];
   for (const char* cat : {"alpha", "beta"}) {
     EXPECT_EQ(b["thresholds"][cat], file["categories"][cat]["threshold"]) << cat;
     ASSERT_TRUE(b["per_category"].contains(cat)) << cat;
@@ -311,7 +323,8 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   EXPECT_EQ(count, 8);
   EXPECT_NE(lriad::test::read_text(dir / "e1/report.html").find("<table id=\"baseline\""), std::string::npos);
 
-  // A run made before baseline.json: the held-out set is rebuilt from the config, same thresholds.
+  // A run made before baseline.json: the thresholds are rebuilt from the config's normal images, their
+  // peaks made as training makes them (no training context here): the same thresholds.
   std::filesystem::remove(run + "/baseline.json");
   r = run_command(bin() + " eval --run " + run + " --out " + dir / "e2", true);
   ASSERT_EQ(r.code, 0) << r.out;

@@ -39,11 +39,13 @@ double BaselineRule::threshold(const std::string& category) const {
   return it == thresholds.end() ? pooled : it->second;
 }
 
-std::string baseline_method(double q) {
+std::string baseline_method(double q, bool with_training) {
   char qs[32];
   std::snprintf(qs, sizeof qs, "%g", q);
   return std::string("peak of the normal reference's deviation map; threshold = ") + qs +
-         " quantile of held-out normal training images' peaks per category";
+         (with_training ? " quantile of normal training images' peaks per category (held-out ones compared with both "
+                          "banks, the others with the bank they are not in)"
+                        : " quantile of held-out normal training images' peaks per category");
 }
 
 nlohmann::json summarize_baseline(const std::vector<Prediction>& predictions, const BaselineRule& rule) {
@@ -55,7 +57,7 @@ nlohmann::json summarize_baseline(const std::vector<Prediction>& predictions, co
     all.push_back(&p);
     by_category[p.category].push_back(&p);
   }
-  nlohmann::json out = {{"method", baseline_method(rule.q)}, {"q", rule.q}};
+  nlohmann::json out = {{"method", baseline_method(rule.q, rule.with_training)}, {"q", rule.q}};
   out.update(block(all, rule));
   nlohmann::json thresholds = nlohmann::json::object(), per_category = nlohmann::json::object();
   double bacc_sum = 0, auroc_sum = 0;

@@ -26,6 +26,7 @@ void add_baseline(nlohmann::json& metrics, const std::string& run_dir, const Run
   BaselineRule rule;
   rule.q = t.q;
   rule.pooled = t.pooled;
+  rule.with_training = t.with_training;
   for (const auto& [cat, c] : t.categories) rule.thresholds[cat] = c.threshold;
   metrics["baseline"] = summarize_baseline(predictions, rule);
 }

@@ -121,7 +121,7 @@ std::string chain_opening(const torch::Tensor& input, const std::string& categor
   if (!(level > 0))
     throw Error(
         "model.prompt_evidence states the evidence against the normal level, and category '" + category + "' has none",
-        "the run's baseline.json holds a level per category; a run without held-out normals cannot state it "
+        "the run's baseline.json holds a level per category; a run without normal images of it cannot state it "
         "(--set model.prompt_evidence=false)");
   const auto facts = input_facts(input, level);
   return chain_opening(category, model, &facts);

@@ -38,10 +38,13 @@ std::optional<double> BaselineThresholds::level(const std::string& category) con
   return threshold(category);
 }
 
-BaselineThresholds fit_thresholds(const std::map<std::string, std::vector<double>>& peaks,
+BaselineThresholds fit_thresholds(const std::map<std::string, std::vector<double>>& held_out,
+                                  const std::map<std::string, std::vector<double>>& training,
                                   const std::vector<std::string>& categories, double q) {
   BaselineThresholds t;
   t.q = q;
+  std::map<std::string, std::vector<double>> peaks = held_out;
+  for (const auto& [cat, p] : training) peaks[cat].insert(peaks[cat].end(), p.begin(), p.end());
   std::vector<double> all;
   for (const auto& [cat, p] : peaks) all.insert(all.end(), p.begin(), p.end());
   t.n_pooled = int64_t(all.size());
@@ -50,6 +53,8 @@ BaselineThresholds fit_thresholds(const std::map<std::string, std::vector<double
     auto& c = t.categories[cat];
     auto it = peaks.find(cat);
     if (it != peaks.end()) c.peaks = it->second;
+    auto h = held_out.find(cat);
+    c.held_out = h == held_out.end() ? 0 : int64_t(h->second.size());
     c.pooled = c.peaks.empty();
     c.threshold = c.pooled ? t.pooled : quantile(c.peaks, q);
   }
@@ -71,14 +76,16 @@ nlohmann::json to_json(const BaselineThresholds& t) {
     cats[name] = {{"threshold", number_or_null(c.threshold)},
                   {"q", t.q},
                   {"n_normals", c.peaks.size()},
+                  {"n_held_out", c.held_out},
                   {"pooled", c.pooled},
                   {"peaks", c.peaks}};
   return {{"format", kBaselineFormat},
           {"format_version", kBaselineFormatVersion},
           {"method",
            "peak of the normal reference's deviation map; threshold = q-quantile (linear, as numpy's default) "
-           "of held-out normal training images' peaks per category (pooled over all categories for one "
-           "without held-out normals)"},
+           "of normal training images' peaks per category, each compared with a bank it is not in (the "
+           "held-out ones, the first n_held_out peaks, with both; the others with the other half's), "
+           "pooled over all categories for one without peaks"},
           {"q", t.q},
           {"pooled", {{"threshold", number_or_null(t.pooled)}, {"n_normals", t.n_pooled}}},
           {"categories", cats}};
@@ -89,11 +96,12 @@ BaselineThresholds thresholds_from_json(const nlohmann::json& j, const std::stri
     if (j.at("format").get<std::string>() != kBaselineFormat)
       throw Error(source + " is not a baseline file (format " + j.at("format").dump() + ")");
     const int version = j.at("format_version").get<int>();
-    if (version != kBaselineFormatVersion)
-      throw Error(source + " has format_version " + std::to_string(version) + ", this lriad reads " +
+    if (version < 1 || version > kBaselineFormatVersion)
+      throw Error(source + " has format_version " + std::to_string(version) + ", this lriad reads 1 to " +
                       std::to_string(kBaselineFormatVersion),
                   "delete it: lriad eval rebuilds the thresholds from the run's config");
     BaselineThresholds t;
+    t.with_training = version >= 2;  // version 1: the held-out normals' peaks only
     t.q = j.at("q").get<double>();
     t.pooled = number_or_nan(j.at("pooled").at("threshold"));
     t.n_pooled = j.at("pooled").at("n_normals").get<int64_t>();
@@ -102,6 +110,7 @@ BaselineThresholds thresholds_from_json(const nlohmann::json& j, const std::stri
       out.threshold = number_or_nan(c.at("threshold"));
       out.pooled = c.at("pooled").get<bool>();
       out.peaks = c.at("peaks").get<std::vector<double>>();
+      out.held_out = version >= 2 ? c.at("n_held_out").get<int64_t>() : int64_t(out.peaks.size());
     }
     return t;
   } catch (const nlohmann::json::exception& e) {
@@ -134,18 +143,25 @@ double evidence_peak(const torch::Tensor& input) {
   return input[3].max().item<double>();
 }
 
-BaselineThresholds fit_baseline(const TrainingSource& source, const reference::NormalReference& reference, double q) {
+BaselineThresholds fit_baseline(const TrainingSource& source, const reference::NormalReference& reference, double q,
+                                const std::map<std::string, std::vector<double>>* training) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::map<std::string, std::vector<double>> peaks;
+  std::map<std::string, std::vector<double>> held_out;
   for (const auto& item : source.validation()) {
     if (item.anomalous) continue;
     // As the policy input is built for a validation or test image: in neither bank, both compared.
-    peaks[item.category].push_back(evidence_peak(model::policy_input(
+    held_out[item.category].push_back(evidence_peak(model::policy_input(
         item.image, item.category, reference::NormalReference::kBothBanks, source.config().model, &reference)));
   }
-  auto t = fit_thresholds(peaks, source.categories(), q);
-  spdlog::info("evidence-only baseline: thresholds from {} held-out normal images in {:.1f} s", t.n_pooled,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::map<std::string, std::vector<double>> made;
+  for (const auto& item : training ? std::vector<TrainItem>() : source.normal_items())  // as training makes them
+    made[item.category].push_back(evidence_peak(
+        model::policy_input(item.image, item.category, item.reference_bank, source.config().model, &reference)));
+  auto t = fit_thresholds(held_out, training ? *training : made, source.categories(), q);
+  int64_t n_held_out = 0;
+  for (const auto& [cat, p] : held_out) n_held_out += int64_t(p.size());
+  spdlog::info("evidence-only baseline: thresholds from {} normal training images ({} held out) in {:.1f} s",
+               t.n_pooled, n_held_out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return t;
 }
 
@@ -154,7 +170,7 @@ BaselineThresholds run_baseline(const std::string& run_dir, const RunConfig& con
   const std::string path = RunFiles{run_dir}.baseline();
   if (io::is_file(path)) return load_baseline(path);
   spdlog::info(
-      "{} has no baseline.json (made before it): rebuilding the held-out normal images from its config "
+      "{} has no baseline.json (made before it): rebuilding the thresholds from the normal images of its config "
       "(data {}, seed {})",
       run_dir, config.data.root, config.seed);
   return fit_baseline(TrainingSource(config), reference, kBaselineQuantile);

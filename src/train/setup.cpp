@@ -109,22 +109,23 @@ void check_lengths(Context& ctx) {
   spdlog::debug("longest prompt {} tokens, longest target {} tokens", prompt, completion);
 }
 
+std::map<std::string, std::vector<double>> normal_draw_peaks(Context& ctx) {
+  std::map<std::string, std::vector<double>> peaks;
+  for (const auto& item : ctx.source->normal_items())
+    peaks[item.category].push_back(evidence_peak(ctx.input_of(item)));  // (4,S,S), cached for training
+  return peaks;
+}
+
 // The evidence: every training normal's map against the bank its draws use (kept cached for
 // training), and from those the normal level per category. Then, before the first step of a new
 // run, the evidence check (is a synthetic anomaly above that level at all? where it is not, its
 // label is noise and training stays at chance), and the evidence gate built on the same levels.
-void prepare_evidence(Context& ctx, bool log_check) {
+void prepare_evidence(Context& ctx, bool log_check, const std::map<std::string, std::vector<double>>* normal_peaks) {
   const auto& dc = ctx.config.data;
   const bool gate_on = dc.evidence_gate_quantile > 0 && dc.anomaly_ratio > 0;
   if (!log_check && !gate_on) return;
   // 1. The normal draws' peaks.
-  std::map<std::string, std::vector<double>> peaks;
-  const auto normals = ctx.source->normal_items();
-  for (size_t i = 0; i < normals.size(); i += 32) {
-    std::vector<TrainItem> part(normals.begin() + long(i), normals.begin() + long(std::min(normals.size(), i + 32)));
-    const auto batch = ctx.prepare(part).images;  // (B,4,S,S), cached by source
-    for (size_t k = 0; k < part.size(); ++k) peaks[part[k].category].push_back(evidence_peak(batch[long(k)]));
-  }
+  const auto peaks = normal_peaks ? *normal_peaks : normal_draw_peaks(ctx);
   const double q = gate_on ? dc.evidence_gate_quantile : kBaselineQuantile;
   Context* c = &ctx;  // the gate keeps it: the context outlives the source's draws
   const auto input = [c](const TrainItem& t) { return c->input_of(t); };

@@ -196,6 +196,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
   spdlog::info("data: {}", ctx.source->describe());
   ctx.source->input_record().save(ctx.run.policy_input());  // eval makes the input training makes
   ctx.defect_types = ctx.source->defect_types();
+  std::optional<std::map<std::string, std::vector<double>>> normal_peaks;  // per category, made once
   if (config.model.reference == "knn") {
     const std::string path = ctx.run.reference();
     if (o.resume && io::is_file(path)) {
@@ -205,17 +206,20 @@ void load_data(Context& ctx, const TrainOptions& o) {
       ctx.normal_reference->save(path);
     }
     if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
-    if (!o.resume || !io::is_file(ctx.run.baseline()))               // the evidence-only baseline eval reports
-      save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference), ctx.run.baseline());
+    if (!o.resume || !io::is_file(ctx.run.baseline())) {  // the evidence-only baseline eval reports
+      normal_peaks = detail::normal_draw_peaks(ctx);     // its training normals' part, kept for the evidence check
+      save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference, kBaselineQuantile, &*normal_peaks),
+                    ctx.run.baseline());
+    }
     ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to
     for (const auto& cat : ctx.source->categories())
       if (config.model.opens_chains() && !ctx.level(cat))
         throw Error("model.prompt_evidence: category '" + cat + "' has no normal level in " + ctx.run.baseline(),
-                    "the level comes from held-out normal training images: give the category more normal images, or "
+                    "the level comes from the normal training images: give the category more normal images, or "
                     "--set model.prompt_evidence=false");
   }
   check_lengths(ctx);
-  if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume);
+  if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume, normal_peaks ? &*normal_peaks : nullptr);
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.train_from_test());
   fs::create_directories(ctx.run.completions());

@@ -73,7 +73,7 @@ struct Context {
   // that hold an image's own opening).
   std::vector<int64_t> prompt(const std::string& text, bool keep = true);
   // The category's normal level the evidence facts are stated against; nullopt without a
-  // reference or held-out normals.
+  // reference or normal peaks.
   std::optional<double> level(const std::string& category) const;
   // Image tensors of `items` (with the deviation channel when the model has a reference), their
   // evidence facts and the chains' openings; thread-safe.
@@ -131,8 +131,13 @@ void set_lr(torch::optim::AdamW& optimizer, double lr);
 // Before the first step (setup.cpp). The longest prompt and SFT target must fit the model, and GRPO
 // must be able to sample a whole completion: throws (or warns) otherwise.
 void check_lengths(Context& ctx);
-// The normal draws' evidence levels; with `log_check` the evidence check of the synthetic anomalies is
-// logged; with data.evidence_gate_quantile the evidence gate is set on the source.
-void prepare_evidence(Context& ctx, bool log_check);
+// Every training normal's evidence peak as its draws give it (TrainingSource::normal_items), per
+// category; the inputs stay cached for training.
+std::map<std::string, std::vector<double>> normal_draw_peaks(Context& ctx);
+// The normal draws' evidence levels (from `normal_peaks` when given, else made); with `log_check` the
+// evidence check of the synthetic anomalies is logged; with data.evidence_gate_quantile the evidence
+// gate is set on the source.
+void prepare_evidence(Context& ctx, bool log_check,
+                      const std::map<std::string, std::vector<double>>* normal_peaks = nullptr);
 
 }  // namespace lriad::train::detail

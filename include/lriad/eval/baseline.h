@@ -1,6 +1,6 @@
 // The evidence-only baseline, reported beside the policy: the normal reference alone, an image
 // called anomalous when the peak of its deviation map (Prediction::evidence_peak) lies above its
-// category's threshold, fitted on held-out normal training images at training time
+// category's threshold, fitted on normal training images at training time
 // (train/baseline.h, baseline.json). The simplest detector the policy must beat.
 #pragma once
 #include <map>
@@ -22,11 +22,13 @@ struct BaselineRule {
   double q = 0.95;                           // the quantile the thresholds are
   std::map<std::string, double> thresholds;  // per category
   double pooled = 0;                         // a category missing from `thresholds`
+  bool with_training = true;                 // fitted on every normal training image (false: the held-out ones)
   double threshold(const std::string& category) const;
 };
 
-// "peak of the normal reference's deviation map; threshold = 0.95 quantile of ..." for `q`.
-std::string baseline_method(double q);
+// "peak of the normal reference's deviation map; threshold = 0.95 quantile of ..." for `q`, saying
+// which normal training images the thresholds come from.
+std::string baseline_method(double q, bool with_training);
 
 // metrics.json's "baseline": method, q, thresholds (of the categories present), accuracy,
 // balanced_accuracy, auroc (the peak as score; null with one class), recall_anomalous,
