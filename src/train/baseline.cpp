@@ -146,20 +146,19 @@ double evidence_peak(const torch::Tensor& input) {
 BaselineThresholds fit_baseline(const TrainingSource& source, const reference::NormalReference& reference, double q,
                                 const std::map<std::string, std::vector<double>>* training) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::map<std::string, std::vector<double>> held_out;
-  for (const auto& item : source.validation()) {
-    if (item.anomalous) continue;
-    // As the policy input is built for a validation or test image: in neither bank, both compared.
-    held_out[item.category].push_back(evidence_peak(model::policy_input(
-        item.image, item.category, reference::NormalReference::kBothBanks, source.config().model, &reference)));
+  auto peak = [&](const TrainItem& item, int bank) {
+    return evidence_peak(model::policy_input(item.image, item.category, bank, source.config().model, &reference));
+  };
+  std::map<std::string, std::vector<double>> held_out, made;
+  for (const auto& item : source.validation())  // as a test image: in neither bank, both compared
+    if (!item.anomalous) held_out[item.category].push_back(peak(item, reference::NormalReference::kBothBanks));
+  if (!training) {  // as training makes their input: against the other half's bank
+    for (const auto& item : source.normal_items()) made[item.category].push_back(peak(item, item.reference_bank));
+    training = &made;
   }
-  std::map<std::string, std::vector<double>> made;
-  for (const auto& item : training ? std::vector<TrainItem>() : source.normal_items())  // as training makes them
-    made[item.category].push_back(evidence_peak(
-        model::policy_input(item.image, item.category, item.reference_bank, source.config().model, &reference)));
-  auto t = fit_thresholds(held_out, training ? *training : made, source.categories(), q);
+  auto t = fit_thresholds(held_out, *training, source.categories(), q);
   int64_t n_held_out = 0;
-  for (const auto& [cat, p] : held_out) n_held_out += int64_t(p.size());
+  for (const auto& [cat, c] : t.categories) n_held_out += c.held_out;
   spdlog::info("evidence-only baseline: thresholds from {} normal training images ({} held out) in {:.1f} s",
                t.n_pooled, n_held_out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return t;

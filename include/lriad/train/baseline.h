@@ -80,8 +80,9 @@ BaselineThresholds fit_baseline(const TrainingSource& source, const reference::N
                                 double q = kBaselineQuantile,
                                 const std::map<std::string, std::vector<double>>* training = nullptr);
 
-// The run's baseline.json; a run made before it has none, and then the same held-out set is rebuilt
-// from the run's config (a TrainingSource is deterministic in the seed), which the log says.
+// The run's baseline.json; a run made before it has none, and then the thresholds are fitted again
+// from the normal images of the run's config (a TrainingSource is deterministic in the seed), which
+// the log says.
 BaselineThresholds run_baseline(const std::string& run_dir, const RunConfig& config,
                                 const reference::NormalReference& reference);
 
