@@ -1,0 +1,162 @@
+// PaliGemma's forward pass (see paligemma.h).
+#include "lriad/model/paligemma.h"
+
+#include <cmath>
+
+#include "lriad/io/error.h"
+
+namespace lriad::model {
+
+using torch::nn::Linear;
+using torch::nn::LinearOptions;
+
+namespace {
+
+// A container module: its children's names become the checkpoint's dotted names.
+std::shared_ptr<torch::nn::Module> node(torch::nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<torch::nn::Module>());
+}
+
+Linear linear(torch::nn::Module& parent, const std::string& name, int64_t in, int64_t out, bool bias) {
+  return parent.register_module(name, Linear(LinearOptions(in, out).bias(bias)));
+}
+
+torch::nn::LayerNorm layer_norm(torch::nn::Module& parent, const std::string& name, int64_t dim, double eps) {
+  return parent.register_module(name,
+                                torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps).elementwise_affine(true)));
+}
+
+torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+
+}  // namespace
+
+torch::Tensor gemma_rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps) {
+  const auto xf = x.to(torch::kFloat32);
+  const auto n = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  return (n * (1.0 + w.to(torch::kFloat32))).to(x.scalar_type());
+}
+
+torch::Tensor paligemma_positions(const torch::Tensor& valid) { return valid.to(torch::kInt64).cumsum(1); }
+
+PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
+  // vision_tower.vision_model.{embeddings, encoder.layers.i, post_layernorm}
+  auto vision_model = node(*node(*this, "vision_tower"), "vision_model");
+  auto embeddings = node(*vision_model, "embeddings");
+  patch = embeddings->register_module(
+      "patch_embedding",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_hidden, c.patch_size).stride(c.patch_size).bias(true)));
+  vision_positions = embeddings->register_module("position_embedding",
+                                                 torch::nn::Embedding(c.image_tokens(), c.vision_hidden));
+  auto vision_list = node(*node(*vision_model, "encoder"), "layers");
+  for (int64_t i = 0; i < c.vision_layers; ++i) {
+    auto l = node(*vision_list, std::to_string(i));
+    auto attn = node(*l, "self_attn");
+    auto mlp = node(*l, "mlp");
+    const int64_t E = c.vision_hidden, I = c.vision_intermediate;
+    vision_layers.push_back({layer_norm(*l, "layer_norm1", E, c.vision_eps), layer_norm(*l, "layer_norm2", E, c.vision_eps),
+                             linear(*attn, "q_proj", E, E, true), linear(*attn, "k_proj", E, E, true),
+                             linear(*attn, "v_proj", E, E, true), linear(*attn, "out_proj", E, E, true),
+                             linear(*mlp, "fc1", E, I, true), linear(*mlp, "fc2", I, E, true)});
+  }
+  vision_norm = layer_norm(*vision_model, "post_layernorm", c.vision_hidden, c.vision_eps);
+  projector = linear(*node(*this, "multi_modal_projector"), "linear", c.vision_hidden, c.projection_dim, true);
+  // language_model.model.{embed_tokens, layers.i, norm}; the output head is the embedding's
+  auto text = node(*node(*this, "language_model"), "model");
+  embed = text->register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden));
+  auto text_list = node(*text, "layers");
+  const int64_t D = c.hidden, hd = c.head_dim;
+  for (int64_t i = 0; i < c.layers; ++i) {
+    auto l = node(*text_list, std::to_string(i));
+    auto attn = node(*l, "self_attn");
+    auto mlp = node(*l, "mlp");
+    TextLayer t;
+    t.attn_norm = node(*l, "input_layernorm")->register_parameter("weight", torch::zeros({D}));
+    t.mlp_norm = node(*l, "post_attention_layernorm")->register_parameter("weight", torch::zeros({D}));
+    t.q = linear(*attn, "q_proj", D, c.heads * hd, false);
+    t.k = linear(*attn, "k_proj", D, c.kv_heads * hd, false);
+    t.v = linear(*attn, "v_proj", D, c.kv_heads * hd, false);
+    t.o = linear(*attn, "o_proj", c.heads * hd, D, false);
+    t.gate = linear(*mlp, "gate_proj", D, c.intermediate, false);
+    t.up = linear(*mlp, "up_proj", D, c.intermediate, false);
+    t.down = linear(*mlp, "down_proj", c.intermediate, D, false);
+    text_layers.push_back(t);
+  }
+  final_norm = node(*text, "norm")->register_parameter("weight", torch::zeros({D}));
+  rotary = Rotary(hd, c.max_positions + 2, c.rope_theta);  // positions start at 1
+}
+
+torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
+  const int64_t B = pixel_values.size(0), E = config.vision_hidden, H = config.vision_heads, hd = E / H;
+  if (pixel_values.dim() != 4 || pixel_values.size(1) != 3 || pixel_values.size(2) != config.image_size ||
+      pixel_values.size(3) != config.image_size)
+    throw Error("PaliGemma takes images (B,3," + std::to_string(config.image_size) + "," +
+                std::to_string(config.image_size) + "), got " + c10::str(pixel_values.sizes()));
+  auto x = patch(pixel_values.to(patch->weight.scalar_type())).flatten(2).transpose(1, 2);  // (B,N,E)
+  x = x + vision_positions->weight.unsqueeze(0);
+  const int64_t N = x.size(1);
+  const auto all = torch::ones({B, 1, 1, N}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+  for (auto& l : vision_layers) {
+    const auto h = l.norm1(x);
+    auto heads = [&](Linear& p) { return p(h).view({B, N, H, hd}).transpose(1, 2); };  // (B,H,N,hd)
+    const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                  // (B,H,N,hd)
+    x = x + l.out(a.transpose(1, 2).reshape({B, N, E}));
+    x = x + l.fc2(gelu_tanh(l.fc1(l.norm2(x))));
+  }
+  x = projector(vision_norm(x));  // (B,N,D)
+  return x / std::sqrt(double(config.feature_scale_dim));
+}
+
+torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids,
+                                     const torch::Tensor& valid, const torch::Tensor& prefix,
+                                     const torch::Tensor& positions) {
+  const int64_t B = input_ids.size(0), L = input_ids.size(1), D = config.hidden, hd = config.head_dim;
+  const auto dev = embed->weight.device();
+  const auto ids = input_ids.to(dev);
+  const auto image_at = ids.eq(config.image_token_index);  // (B,L)
+  const auto feats = image_features(pixel_values.to(dev));  // (B,N,D)
+  if (!image_at.sum(1).eq(feats.size(1)).all().item<bool>())
+    throw Error("PaliGemma: each row needs " + std::to_string(feats.size(1)) + " <image> tokens (id " +
+                    std::to_string(config.image_token_index) + ")",
+                "the prompt is <image> x N, BOS, the prefix, \"\\n\"");
+  auto h = embed(ids).masked_scatter(image_at.unsqueeze(-1), feats.to(embed->weight.scalar_type()));  // (B,L,D)
+  h = h * torch::tensor(std::sqrt(double(D)), h.options());  // the normaliser, in the activations' dtype
+  // Prefix-LM mask (B,1,L,L): key j is seen from query i if valid[j] and (prefix[j] or j <= i).
+  const auto v = valid.to(dev).to(torch::kBool), p = prefix.to(dev).to(torch::kBool);
+  const auto causal = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
+  const auto mask = (causal.unsqueeze(0) | p.unsqueeze(1)) & v.unsqueeze(1);  // (B,L,L)
+  const auto angles = rotary.at(positions.to(dev), h);
+  const int64_t H = config.heads, Hk = config.kv_heads;
+  for (auto& l : text_layers) {
+    const auto x = gemma_rms_norm(h, l.attn_norm, config.rms_eps);
+    const auto q = Rotary::apply(l.q(x).view({B, L, H, hd}).transpose(1, 2), angles);   // (B,H,L,hd)
+    const auto k = Rotary::apply(l.k(x).view({B, L, Hk, hd}).transpose(1, 2), angles);  // (B,Hk,L,hd)
+    const auto vv = l.v(x).view({B, L, Hk, hd}).transpose(1, 2);
+    const auto a = attention(q, k, vv, mask.unsqueeze(1));  // (B,H,L,hd)
+    h = h + l.o(a.transpose(1, 2).reshape({B, L, H * hd}));
+    const auto y = gemma_rms_norm(h, l.mlp_norm, config.rms_eps);
+    h = h + l.down(gelu_tanh(l.gate(y)) * l.up(y));
+  }
+  h = gemma_rms_norm(h, final_norm, config.rms_eps);
+  return torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,L,V)
+}
+
+std::vector<int64_t> greedy_generate(PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                                     const std::vector<int64_t>& prompt, int max_new, bool stop_at_eos) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> ids = prompt, out;
+  const int64_t P = int64_t(prompt.size());
+  for (int s = 0; s < max_new; ++s) {
+    const int64_t L = int64_t(ids.size());
+    const auto t = torch::tensor(ids, torch::kInt64).view({1, L});
+    const auto valid = torch::ones({1, L}, torch::kBool);
+    const auto prefix = torch::arange(L).lt(P).view({1, L});
+    const auto logits = model.forward(pixel_values, t, valid, prefix, paligemma_positions(valid));  // (1,L,V)
+    const int64_t next = logits[0][L - 1].argmax().item<int64_t>();
+    out.push_back(next);
+    ids.push_back(next);
+    if (stop_at_eos && next == model.config.eos_id) break;
+  }
+  return out;
+}
+
+}  // namespace lriad::model

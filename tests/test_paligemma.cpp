@@ -1,0 +1,193 @@
+// PaliGemma import (model/paligemma.h, model/hf_checkpoint.h) against tests/golden/paligemma_tiny:
+// a tiny random PaliGemma saved in the Hugging Face layout (two shards, F32/F16/BF16 tensors, a
+// small sentencepiece tokenizer) with reference logits and greedy tokens. They were made by
+// scripts/make_paligemma_golden.py with Debian's python3-torch, following transformers'
+// modeling_paligemma/siglip/gemma line by line (transformers itself was not at hand; see the
+// folder's SEMANTICS.md for the version read and what each step does).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "lriad/io/error.h"
+#include "lriad/io/safetensors.h"
+#include "lriad/io/st_tensor.h"
+#include "lriad/model/hf_checkpoint.h"
+#include "lriad/model/paligemma.h"
+#include "lriad/text/tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace lriad;
+
+namespace {
+
+const std::string kGolden = std::string(LRIAD_SOURCE_DIR) + "/tests/golden/paligemma_tiny";
+
+torch::Tensor golden(const std::string& name) {
+  static const io::StFile file = io::read_safetensors(kGolden + "/reference.safetensors");
+  return io::from_st_tensor(file.tensors.at(name));
+}
+
+model::PaliGemma load_tiny() {
+  const auto ckpt = model::open_hf_checkpoint(kGolden);
+  model::PaliGemma m(ckpt.config);
+  model::load_hf_weights(*m, ckpt);
+  m->eval();
+  return m;
+}
+
+std::vector<int64_t> as_vector(const torch::Tensor& t) {
+  const auto c = t.to(torch::kInt64).contiguous().view({-1});
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
+}
+
+// A copy of the golden folder to break.
+std::string copy_golden(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("lriad_paligemma_" + name);
+  fs::remove_all(dir);
+  fs::copy(kGolden, dir, fs::copy_options::recursive);
+  return dir.string();
+}
+
+void edit_config(const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json j;
+  std::ifstream(dir + "/config.json") >> j;
+  edit(j);
+  std::ofstream(dir + "/config.json") << j.dump(1);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(PaliGemma, TinyCheckpointMatchesTheReferenceLogits) {
+  auto m = load_tiny();
+  EXPECT_EQ(m->config.image_tokens(), 16);
+  torch::NoGradGuard no_grad;
+  const auto ids = golden("input_ids"), valid = golden("attention_mask").gt(0), types = golden("token_type_ids");
+  EXPECT_TRUE(torch::equal(model::paligemma_positions(valid).masked_select(valid),
+                           golden("position_ids").to(torch::kInt64).masked_select(valid)));
+  const auto logits = m->forward(golden("pixel_values"), ids, valid, types.eq(0), golden("position_ids"));
+  // lriad hides padding from every row, as transformers does from 4.46 on (logits_pads_hidden); the
+  // 4.44-4.45 code read let rows see the padding columns (logits), which only row 1 has.
+  const auto want = golden("logits_pads_hidden");
+  ASSERT_EQ(logits.sizes(), want.sizes());
+  // Padding rows' logits are not compared: nobody reads them.
+  const auto diff = (logits - want).abs().amax(-1).masked_select(valid);
+  EXPECT_LT(diff.max().item<double>(), 1e-4) << "largest |lriad - reference| over valid positions";
+  EXPECT_LT((logits[0] - golden("logits")[0]).abs().max().item<double>(), 1e-4) << "the unpadded row, either rule";
+  EXPECT_GT(want.abs().max().item<double>(), 0.5) << "the reference logits are not all tiny";
+  EXPECT_LT((m->image_features(golden("pixel_values")) - golden("image_features")).abs().max().item<double>(), 1e-5);
+}
+
+TEST(PaliGemma, GreedyGenerationMatchesTokenForToken) {
+  auto m = load_tiny();
+  const auto pixels = golden("pixel_values");
+  for (int row = 0; row < 2; ++row) {
+    const auto prompt = as_vector(golden("prompt_ids_" + std::to_string(row)));
+    const auto want = as_vector(golden("greedy_" + std::to_string(row)));
+    const auto got = model::greedy_generate(*m, pixels.narrow(0, row, 1), prompt, int(want.size()), false);
+    EXPECT_EQ(got, want) << "row " << row;
+  }
+}
+
+TEST(PaliGemma, TokenizerEncodesThePromptsAsTheReference) {
+  const auto ckpt = model::open_hf_checkpoint(kGolden);
+  ASSERT_FALSE(ckpt.tokenizer.empty());
+  text::Tokenizer tok(ckpt.tokenizer);
+  EXPECT_EQ(tok.vocab_size(), ckpt.config.vocab_size);
+  EXPECT_EQ(tok.bos_id(), ckpt.config.bos_id);
+  EXPECT_EQ(tok.eos_id(), ckpt.config.eos_id);
+  EXPECT_EQ(tok.piece(int(ckpt.config.image_token_index)), "<image>");
+  nlohmann::json j;
+  std::ifstream(kGolden + "/reference.json") >> j;
+  for (int row = 0; row < 2; ++row) {
+    const auto prompt = as_vector(golden("prompt_ids_" + std::to_string(row)));
+    const std::string prefix = j.at("training_batch").at("prefixes").at(row).get<std::string>();
+    std::vector<int64_t> built(size_t(ckpt.config.image_tokens()), ckpt.config.image_token_index);
+    built.push_back(ckpt.config.bos_id);
+    for (int id : tok.encode(prefix + "\n")) built.push_back(id);
+    EXPECT_EQ(built, prompt) << "row " << row << ": " << prefix;
+  }
+}
+
+TEST(PaliGemma, WrongFoldersGetErrorsNamingTheFile) {
+  const auto missing = copy_golden("missing");
+  fs::remove(missing + "/model-00002-of-00002.safetensors");
+  auto e = error_of([&] { model::open_hf_checkpoint(missing); });
+  EXPECT_NE(e.find("missing shard"), std::string::npos) << e;
+  EXPECT_NE(e.find("model-00002-of-00002.safetensors"), std::string::npos) << e;
+
+  const auto shape = copy_golden("shape");
+  edit_config(shape, [](nlohmann::json& j) { j["text_config"]["intermediate_size"] = 96; });
+  e = error_of([&] {
+    const auto c = model::open_hf_checkpoint(shape);
+    model::PaliGemma m(c.config);
+    model::load_hf_weights(*m, c);
+  });
+  EXPECT_NE(e.find("layers.0.mlp.down_proj.weight' has shape [32,64], config.json implies [32,96]"), std::string::npos) << e;
+  EXPECT_NE(e.find("model-00002-of-00002.safetensors"), std::string::npos) << e;
+
+  const auto arch = copy_golden("arch");
+  edit_config(arch, [](nlohmann::json& j) {
+    j["architectures"] = {"LlavaForConditionalGeneration"};
+    j["model_type"] = "llava";
+  });
+  e = error_of([&] { model::open_hf_checkpoint(arch); });
+  EXPECT_NE(e.find("unsupported architecture 'LlavaForConditionalGeneration'"), std::string::npos) << e;
+  EXPECT_NE(e.find("config.json"), std::string::npos) << e;
+
+  const auto two = copy_golden("gemma2");
+  edit_config(two, [](nlohmann::json& j) { j["text_config"]["model_type"] = "gemma2"; });
+  e = error_of([&] { model::open_hf_checkpoint(two); });
+  EXPECT_NE(e.find("unsupported decoder 'gemma2'"), std::string::npos) << e;
+  for (const auto& d : {missing, shape, arch, two}) fs::remove_all(d);
+}
+
+TEST(PaliGemma, NewerTransformersNamesMapOntoTheOriginalOnes) {
+  EXPECT_EQ(model::paligemma_tensor_name("model.language_model.layers.0.mlp.up_proj.weight"),
+            "language_model.model.layers.0.mlp.up_proj.weight");
+  EXPECT_EQ(model::paligemma_tensor_name("model.vision_tower.vision_model.post_layernorm.bias"),
+            "vision_tower.vision_model.post_layernorm.bias");
+  EXPECT_EQ(model::paligemma_tensor_name("model.multi_modal_projector.linear.weight"), "multi_modal_projector.linear.weight");
+  EXPECT_EQ(model::paligemma_tensor_name("language_model.model.norm.weight"), "language_model.model.norm.weight");
+}
+
+TEST(PaliGemma, APublishedConfigLeavesOutWhatTransformersDefaults) {
+  // The fields of google/paligemma-3b-pt-224's config.json (no image_size, head_dim, eps or theta).
+  const auto j = nlohmann::json::parse(R"({
+    "architectures": ["PaliGemmaForConditionalGeneration"], "model_type": "paligemma",
+    "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0, "hidden_size": 2048, "projection_dim": 2048,
+    "image_token_index": 257152, "ignore_index": -100, "torch_dtype": "float32", "vocab_size": 257216,
+    "text_config": {"hidden_size": 2048, "intermediate_size": 16384, "model_type": "gemma",
+      "num_attention_heads": 8, "num_hidden_layers": 18, "num_image_tokens": 256, "num_key_value_heads": 1,
+      "torch_dtype": "float32", "vocab_size": 257216},
+    "vision_config": {"hidden_size": 1152, "intermediate_size": 4304, "model_type": "siglip_vision_model",
+      "num_attention_heads": 16, "num_hidden_layers": 27, "num_image_tokens": 256, "patch_size": 14,
+      "projection_dim": 2048, "projector_hidden_act": "gelu_fast", "vision_use_head": false}})");
+  const auto c = model::PaliGemmaConfig::from_hf(j, "config.json");
+  EXPECT_EQ(c.image_size, 224);
+  EXPECT_EQ(c.image_tokens(), 256);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.kv_heads, 1);
+  EXPECT_DOUBLE_EQ(c.rms_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.image_token_index, 257152);
+  EXPECT_EQ(c.feature_scale_dim, 2048);
+  auto wrong = j;
+  wrong["vision_config"]["num_image_tokens"] = 1024;  // a 448-px checkpoint's tokens without its image_size
+  wrong["text_config"].erase("num_image_tokens");
+  EXPECT_EQ(model::PaliGemmaConfig::from_hf(wrong, "config.json").image_size, 448);
+  wrong["vision_config"]["image_size"] = 224;
+  EXPECT_THROW(model::PaliGemmaConfig::from_hf(wrong, "config.json"), Error);
+}
