@@ -18,6 +18,9 @@
 #include "lriad/model/hf_checkpoint.h"
 #include "lriad/model/paligemma.h"
 #include "lriad/text/tokenizer.h"
+#include "lriad/train/paligemma_grpo.h"
+
+#include <ATen/CPUGeneratorImpl.h>
 
 namespace fs = std::filesystem;
 using namespace lriad;
@@ -190,4 +193,111 @@ TEST(PaliGemma, APublishedConfigLeavesOutWhatTransformersDefaults) {
   EXPECT_EQ(model::PaliGemmaConfig::from_hf(wrong, "config.json").image_size, 448);
   wrong["vision_config"]["image_size"] = 224;
   EXPECT_THROW(model::PaliGemmaConfig::from_hf(wrong, "config.json"), Error);
+}
+
+namespace {
+
+torch::Tensor golden_logits(model::PaliGemmaImpl& m) {
+  torch::NoGradGuard no_grad;
+  const auto valid = golden("attention_mask").gt(0);
+  return m.forward(golden("pixel_values"), golden("input_ids"), valid, golden("token_type_ids").eq(0),
+                   golden("position_ids"));
+}
+
+std::map<std::string, torch::Tensor> base_weights(model::PaliGemmaImpl& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : m.named_parameters())
+    if (p.key().rfind("lora.", 0) != 0) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+}  // namespace
+
+TEST(PaliGemma, LoraAdaptersStartAsNothingTurnOffSaveAndMerge) {
+  auto m = load_tiny();
+  const auto before = golden_logits(*m);
+  m->add_lora({/*rank=*/4, /*alpha=*/8});
+  EXPECT_EQ(m->lora_tensors().size(), 2u * 7 * 2) << "7 projections x 2 layers, A and B";
+  EXPECT_TRUE(torch::equal(golden_logits(*m), before)) << "B starts at zero";
+  for (const auto& p : m->named_parameters()) EXPECT_EQ(p.value().requires_grad(), p.key().rfind("lora.", 0) == 0) << p.key();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : m->lora_tensors()) t.normal_(0, 0.3);
+  }
+  const auto adapted = golden_logits(*m);
+  EXPECT_GT((adapted - before).abs().max().item<double>(), 0.1);
+  {
+    model::AdaptersOff off(*m);
+    EXPECT_TRUE(torch::equal(golden_logits(*m), before)) << "adapters off: the base model";
+  }
+  EXPECT_TRUE(torch::equal(golden_logits(*m), adapted)) << "back on after the scope";
+
+  const auto file = (fs::temp_directory_path() / "lriad_paligemma_lora.safetensors").string();
+  model::save_lora(*m, file);
+  EXPECT_EQ(io::read_safetensors_header(file).metadata.at("rank"), "4");
+  auto again = load_tiny();
+  again->add_lora({4, 8});
+  model::load_lora(*again, file);
+  EXPECT_TRUE(torch::equal(golden_logits(*again), adapted));
+  auto other = load_tiny();
+  other->add_lora({2, 8});
+  const auto e = error_of([&] { model::load_lora(*other, file); });
+  EXPECT_NE(e.find(file), std::string::npos) << e;
+  EXPECT_NE(e.find("has shape [4,32], the model's is [2,32]"), std::string::npos) << e;
+
+  m->merge_lora();
+  EXPECT_FALSE(m->has_lora());
+  for (const auto& p : m->named_parameters()) EXPECT_NE(p.key().rfind("lora.", 0), 0u) << p.key();
+  EXPECT_LT((golden_logits(*m) - adapted).abs().max().item<double>(), 1e-4) << "merged weights give the adapted logits";
+  fs::remove(file);
+}
+
+TEST(PaliGemma, GrpoWithLoraTrainsTheAdaptersAndLeavesTheBaseAlone) {
+  auto m = load_tiny();
+  m->add_lora({4, 8});
+  const auto base = base_weights(*m);
+  std::vector<torch::Tensor> adapters;
+  for (const auto& [name, t] : m->lora_tensors()) adapters.push_back(t);
+  torch::optim::Adam opt(adapters, torch::optim::AdamOptions(0.02));
+  const auto pixels = golden("pixel_values");
+  const train::IdRows prompts = {as_vector(golden("prompt_ids_0")), as_vector(golden("prompt_ids_1"))};
+  // A reward that varies within a group: the share of a completion's tokens in the lower half of
+  // the vocabulary.
+  auto reward = [](size_t, const std::vector<int64_t>& c) {
+    double low = 0;
+    for (auto id : c) low += id < 96;
+    return c.empty() ? 0.0 : low / double(c.size());
+  };
+  train::PaliGemmaGrpoOptions options;
+  options.group = 4;
+  options.max_new = 6;
+  options.loss.beta = 0.04;
+  auto gen = at::detail::createCPUGenerator(7);
+  std::vector<train::PaliGemmaGrpoStats> steps;
+  for (int s = 0; s < 3; ++s) steps.push_back(train::paligemma_grpo_step(*m, opt, pixels, prompts, reward, options, gen));
+  EXPECT_EQ(steps[0].completions.size(), 8u);
+  EXPECT_EQ(steps[0].kl_mean, 0.0) << "before the first update the policy is the base";
+  EXPECT_GT(steps[1].kl_mean, 0.0) << "after it, the adapters moved the policy away from the base";
+  double moved = 0;
+  for (const auto& [name, t] : m->lora_tensors())
+    if (name.find("lora_B") != std::string::npos) moved = std::max(moved, t.abs().max().item<double>());
+  EXPECT_GT(moved, 0.0) << "the B matrices left zero";
+  for (const auto& [name, t] : base_weights(*m)) EXPECT_TRUE(torch::equal(t, base.at(name))) << name << " changed";
+}
+
+TEST(PaliGemma, Bf16WeightsGiveTheReferenceLogitsToBf16Precision) {
+  const auto ckpt = model::open_hf_checkpoint(kGolden);
+  model::PaliGemma m(ckpt.config);
+  m->to(torch::kBFloat16);
+  model::load_hf_weights(*m, ckpt);
+  const auto logits = golden_logits(*m);
+  EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
+  const auto valid = golden("attention_mask").gt(0);
+  const auto want = golden("logits_pads_hidden");
+  const double diff = (logits - want).abs().amax(-1).masked_select(valid).max().item<double>();
+  const double agree =
+      logits.argmax(-1).eq(want.argmax(-1)).masked_select(valid).to(torch::kFloat32).mean().item<double>();
+  EXPECT_LT(diff, 0.5) << "bf16 keeps about 3 significant digits";
+  EXPECT_GT(diff, 1e-4) << "the forward pass really ran in bf16";
+  EXPECT_GE(agree, 0.9) << "the most likely token mostly agrees";
 }

@@ -71,7 +71,8 @@ std::string paligemma_tensor_name(const std::string& stored) {
 void load_hf_weights(PaliGemmaImpl& model, const HfCheckpoint& checkpoint) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> params;
-  for (const auto& p : model.named_parameters()) params[p.key()] = p.value();
+  for (const auto& p : model.named_parameters())
+    if (p.key().rfind("lora.", 0) != 0) params[p.key()] = p.value();  // adapters are not in a checkpoint
   std::set<std::string> filled;
   for (const auto& shard : checkpoint.shards) {
     const io::StHeader header = io::read_safetensors_header(shard);

@@ -1,7 +1,13 @@
 // PaliGemma's forward pass (see paligemma.h).
 #include "lriad/model/paligemma.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "lriad/io/safetensors.h"
+#include "lriad/io/st_tensor.h"
 
 #include "lriad/io/error.h"
 
@@ -57,6 +63,11 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
                              linear(*attn, "q_proj", E, E, true), linear(*attn, "k_proj", E, E, true),
                              linear(*attn, "v_proj", E, E, true), linear(*attn, "out_proj", E, E, true),
                              linear(*mlp, "fc1", E, I, true), linear(*mlp, "fc2", I, E, true)});
+    const auto& v = vision_layers.back();
+    const std::string at = "vision_tower.vision_model.encoder.layers." + std::to_string(i);
+    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", v.q}, {"self_attn.k_proj", v.k}, {"self_attn.v_proj", v.v},
+                                    {"self_attn.out_proj", v.out}, {"mlp.fc1", v.fc1}, {"mlp.fc2", v.fc2}})
+      projections.emplace_back(at + "." + name, lin);
   }
   vision_norm = layer_norm(*vision_model, "post_layernorm", c.vision_hidden, c.vision_eps);
   projector = linear(*node(*this, "multi_modal_projector"), "linear", c.vision_hidden, c.projection_dim, true);
@@ -80,6 +91,11 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
     t.up = linear(*mlp, "up_proj", D, c.intermediate, false);
     t.down = linear(*mlp, "down_proj", c.intermediate, D, false);
     text_layers.push_back(t);
+    const std::string at = "language_model.model.layers." + std::to_string(i);
+    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", t.q}, {"self_attn.k_proj", t.k}, {"self_attn.v_proj", t.v},
+                                    {"self_attn.o_proj", t.o}, {"mlp.gate_proj", t.gate}, {"mlp.up_proj", t.up},
+                                    {"mlp.down_proj", t.down}})
+      projections.emplace_back(at + "." + name, lin);
   }
   final_norm = node(*text, "norm")->register_parameter("weight", torch::zeros({D}));
   rotary = Rotary(hd, c.max_positions + 2, c.rope_theta);  // positions start at 1
@@ -97,10 +113,10 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
   const auto all = torch::ones({B, 1, 1, N}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
   for (auto& l : vision_layers) {
     const auto h = l.norm1(x);
-    auto heads = [&](Linear& p) { return p(h).view({B, N, H, hd}).transpose(1, 2); };  // (B,H,N,hd)
-    const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                  // (B,H,N,hd)
-    x = x + l.out(a.transpose(1, 2).reshape({B, N, E}));
-    x = x + l.fc2(gelu_tanh(l.fc1(l.norm2(x))));
+    auto heads = [&](Linear& p) { return project(p, h).view({B, N, H, hd}).transpose(1, 2); };  // (B,H,N,hd)
+    const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                           // (B,H,N,hd)
+    x = x + project(l.out, a.transpose(1, 2).reshape({B, N, E}));
+    x = x + project(l.fc2, gelu_tanh(project(l.fc1, l.norm2(x))));
   }
   x = projector(vision_norm(x));  // (B,N,D)
   return x / std::sqrt(double(config.feature_scale_dim));
@@ -128,16 +144,122 @@ torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const to
   const int64_t H = config.heads, Hk = config.kv_heads;
   for (auto& l : text_layers) {
     const auto x = gemma_rms_norm(h, l.attn_norm, config.rms_eps);
-    const auto q = Rotary::apply(l.q(x).view({B, L, H, hd}).transpose(1, 2), angles);   // (B,H,L,hd)
-    const auto k = Rotary::apply(l.k(x).view({B, L, Hk, hd}).transpose(1, 2), angles);  // (B,Hk,L,hd)
-    const auto vv = l.v(x).view({B, L, Hk, hd}).transpose(1, 2);
+    const auto q = Rotary::apply(project(l.q, x).view({B, L, H, hd}).transpose(1, 2), angles);   // (B,H,L,hd)
+    const auto k = Rotary::apply(project(l.k, x).view({B, L, Hk, hd}).transpose(1, 2), angles);  // (B,Hk,L,hd)
+    const auto vv = project(l.v, x).view({B, L, Hk, hd}).transpose(1, 2);
     const auto a = attention(q, k, vv, mask.unsqueeze(1));  // (B,H,L,hd)
-    h = h + l.o(a.transpose(1, 2).reshape({B, L, H * hd}));
+    h = h + project(l.o, a.transpose(1, 2).reshape({B, L, H * hd}));
     const auto y = gemma_rms_norm(h, l.mlp_norm, config.rms_eps);
-    h = h + l.down(gelu_tanh(l.gate(y)) * l.up(y));
+    h = h + project(l.down, gelu_tanh(project(l.gate, y)) * project(l.up, y));
   }
   h = gemma_rms_norm(h, final_norm, config.rms_eps);
   return torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,L,V)
+}
+
+torch::Tensor PaliGemmaImpl::project(torch::nn::Linear& layer, const torch::Tensor& x) const {
+  auto y = layer(x);
+  if (!adapters_enabled || adapters.empty()) return y;
+  auto it = adapters.find(layer.get());
+  if (it == adapters.end()) return y;
+  const Adapter& a = it->second;
+  return y + a.scale * torch::linear(torch::linear(x, a.a.to(x.scalar_type())), a.b.to(x.scalar_type()));
+}
+
+namespace {
+
+std::string last_part(const std::string& name) { return name.substr(name.rfind('.') + 1); }
+
+std::string peft_name(const std::string& projection, char which) {
+  return "base_model.model." + projection + ".lora_" + which + ".weight";
+}
+
+}  // namespace
+
+void PaliGemmaImpl::add_lora(const LoraOptions& options) {
+  if (has_lora()) throw Error("PaliGemma: the adapters are already there", "add_lora once per model");
+  if (options.rank <= 0) throw Error("LoRA rank must be > 0, got " + std::to_string(options.rank));
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters()) p.set_requires_grad(false);
+  auto holder = register_module("lora", std::make_shared<torch::nn::Module>());
+  auto gen = at::detail::createCPUGenerator(options.seed);
+  for (auto& [name, lin] : projections) {
+    const bool vision_part = name.rfind("vision_tower.", 0) == 0;
+    const auto& t = options.targets;
+    if ((vision_part && !options.vision) || std::find(t.begin(), t.end(), last_part(name)) == t.end()) continue;
+    const int64_t in = lin->weight.size(1), out = lin->weight.size(0);
+    const double bound = 1.0 / std::sqrt(double(in));
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+    Adapter a;
+    a.a = torch::empty({options.rank, in}, opts).uniform_(-bound, bound, gen).to(lin->weight.device());
+    a.b = torch::zeros({out, options.rank}, opts).to(lin->weight.device());
+    a.scale = options.alpha / double(options.rank);
+    std::string key = name;
+    std::replace(key.begin(), key.end(), '.', '_');
+    a.a = holder->register_parameter(key + "_A", a.a);
+    a.b = holder->register_parameter(key + "_B", a.b);
+    adapters[lin.get()] = a;
+  }
+  if (adapters.empty()) throw Error("LoRA: no projection is named like the targets", "targets are e.g. q_proj, up_proj");
+  lora = options;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> PaliGemmaImpl::lora_tensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, lin] : projections) {
+    auto it = adapters.find(lin.get());
+    if (it == adapters.end()) continue;
+    out.emplace_back(peft_name(name, 'A'), it->second.a);
+    out.emplace_back(peft_name(name, 'B'), it->second.b);
+  }
+  return out;
+}
+
+void PaliGemmaImpl::merge_lora() {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, lin] : projections) {
+    auto it = adapters.find(lin.get());
+    if (it == adapters.end()) continue;
+    const Adapter& a = it->second;
+    lin->weight.add_((a.scale * torch::matmul(a.b, a.a)).to(lin->weight.scalar_type()));
+  }
+  adapters.clear();
+  unregister_module("lora");
+}
+
+void save_lora(const PaliGemmaImpl& model, const std::string& path) {
+  if (!model.has_lora()) throw Error("no adapters to save", "add_lora first");
+  io::StFile file;
+  std::string targets;
+  for (const auto& t : model.lora.targets) targets += (targets.empty() ? "" : ",") + t;
+  file.metadata = {{"format", "lriad-lora"},
+                   {"format_version", "1"},
+                   {"rank", std::to_string(model.lora.rank)},
+                   {"alpha", std::to_string(model.lora.alpha)},
+                   {"targets", targets},
+                   {"vision", model.lora.vision ? "true" : "false"}};
+  for (const auto& [name, t] : model.lora_tensors()) file.tensors[name] = io::to_st_tensor(t.detach().to(torch::kFloat32));
+  io::write_safetensors(path, file);
+}
+
+void load_lora(PaliGemmaImpl& model, const std::string& path) {
+  if (!model.has_lora()) throw Error("loading " + path + ": the model has no adapters", "add_lora with the file's rank and targets first");
+  const io::StFile file = io::read_safetensors(path);
+  const auto mine = model.lora_tensors();
+  if (file.tensors.size() != mine.size())
+    throw Error(path + " holds " + std::to_string(file.tensors.size()) + " adapter tensors, the model has " +
+                    std::to_string(mine.size()),
+                "add_lora with the rank, targets and vision setting the file was saved with (its metadata)");
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, t] : mine) {
+    auto it = file.tensors.find(name);
+    if (it == file.tensors.end())
+      throw Error(path + ": adapter '" + name + "' is missing", "the adapters were saved for other targets");
+    const auto v = io::from_st_tensor(it->second);
+    if (v.sizes() != t.sizes())
+      throw Error(path + ": adapter '" + name + "' has shape " + io::shape_str(v.sizes().vec()) + ", the model's is " +
+                  io::shape_str(t.sizes().vec()), "add_lora with the rank the file was saved with");
+    t.copy_(v);
+  }
 }
 
 std::vector<int64_t> greedy_generate(PaliGemmaImpl& model, const torch::Tensor& pixel_values,

@@ -12,6 +12,9 @@
 // Shapes: B = batch, L = tokens, S = image side, N = image tokens, E = vision width, D = decoder
 // width, V = vocabulary.
 #pragma once
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -20,6 +23,18 @@
 #include "lriad/model/paligemma_config.h"
 
 namespace lriad::model {
+
+// LoRA (low-rank adapters): a targeted projection W x becomes W x + (alpha / rank) B A x, with A
+// (rank, in) drawn as PEFT draws it (uniform, +-1/sqrt(in)) and B (out, rank) zero, so a fresh
+// adapter changes nothing. The base weights are frozen; only A and B train.
+struct LoraOptions {
+  int64_t rank = 8;
+  double alpha = 16;
+  // Projections adapted, by their checkpoint names' last part.
+  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  bool vision = false;  // the vision tower's projections too (else it stays as loaded)
+  uint64_t seed = 0;
+};
 
 struct PaliGemmaImpl : torch::nn::Module {
   explicit PaliGemmaImpl(const PaliGemmaConfig& config);
@@ -34,6 +49,28 @@ struct PaliGemmaImpl : torch::nn::Module {
                         const torch::Tensor& prefix, const torch::Tensor& positions);
 
   PaliGemmaConfig config;
+
+  // Adapters (see LoraOptions). add_lora freezes every base weight and registers the adapters'
+  // parameters under the child module "lora" (the only parameters left to train).
+  void add_lora(const LoraOptions& options);
+  bool has_lora() const { return !adapters.empty(); }
+  // The adapters' parameters, under the names PEFT saves them with:
+  // "base_model.model.<projection>.lora_A.weight" (rank,in) and "....lora_B.weight" (out,rank).
+  std::vector<std::pair<std::string, torch::Tensor>> lora_tensors() const;
+  // Folds each adapter into its projection's weight (W += alpha/rank B A) and removes the adapters.
+  void merge_lora();
+  // Off: the forward pass is the base model's (GRPO's KL reference, without a second copy).
+  bool adapters_enabled = true;
+  LoraOptions lora;
+
+  // Every projection of the checkpoint by its name ("language_model.model.layers.0.self_attn.q_proj").
+  std::vector<std::pair<std::string, torch::nn::Linear>> projections;
+  struct Adapter {
+    torch::Tensor a, b;  // (rank,in), (out,rank)
+    double scale = 0;    // alpha / rank
+  };
+  std::map<const torch::nn::LinearImpl*, Adapter> adapters;
+  torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) const;  // W x (+ adapter)
 
   struct VisionLayer {
     torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
@@ -54,6 +91,27 @@ struct PaliGemmaImpl : torch::nn::Module {
   Rotary rotary;
 };
 TORCH_MODULE(PaliGemma);
+
+// Writes the adapters (lora_tensors) to `path` (safetensors, atomically) with their rank, alpha and
+// targets as metadata; load_lora reads them into a model that add_lora gave the same adapters,
+// strictly (names, shapes), and throws lriad::Error naming the file otherwise.
+void save_lora(const PaliGemmaImpl& model, const std::string& path);
+void load_lora(PaliGemmaImpl& model, const std::string& path);
+
+// RAII: the model's adapters off for a scope (the reference policy's log-probabilities).
+class AdaptersOff {
+ public:
+  explicit AdaptersOff(PaliGemmaImpl& model) : model_(model), was_(model.adapters_enabled) {
+    model.adapters_enabled = false;
+  }
+  ~AdaptersOff() { model_.adapters_enabled = was_; }
+  AdaptersOff(const AdaptersOff&) = delete;
+  AdaptersOff& operator=(const AdaptersOff&) = delete;
+
+ private:
+  PaliGemmaImpl& model_;
+  bool was_;
+};
 
 // Gemma's RMSNorm: x / rms(x) * (1 + w), in float32, back to x's dtype. x (...,D), w (D).
 torch::Tensor gemma_rms_norm(const torch::Tensor& x, const torch::Tensor& w, double eps);

@@ -1,0 +1,57 @@
+// GRPO on a pretrained PaliGemma (model/paligemma.h) with LoRA adapters: the pieces of one step,
+// made of lriad's GRPO loss (rl/grpo_loss.h) and group advantages (rl/advantages.h). The KL
+// reference is the same model with its adapters off (no second copy of the base weights).
+// Generation here runs the whole sequence again for every new token: correct and simple, slow
+// for long completions (a KV cache for PaliGemma is not written yet).
+// Shapes: B = prompts, G = completions per prompt, N = B*G, C = completion tokens (padded),
+// S = image side, V = vocabulary.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "lriad/model/paligemma.h"
+#include "lriad/rl/grpo_loss.h"
+
+namespace lriad::train {
+
+using IdRows = std::vector<std::vector<int64_t>>;
+
+// Log-probabilities of each completion token after its prompt (the prompt as the prefix, the
+// completion causal): pixel_values (N,3,S,S), prompts and completions N rows each ->
+// {logp (N,C) float32, mask (N,C) bool}; completions right-padded to the longest.
+std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                                                           const IdRows& prompts, const IdRows& completions);
+
+// Samples up to `max_new` tokens after `prompt` at `temperature` (> 0), stopping after EOS; never
+// the <image> token (the image's places are the prompt's).
+// pixel_values (1,3,S,S).
+std::vector<int64_t> paligemma_sample(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                                      const std::vector<int64_t>& prompt, int max_new, double temperature,
+                                      at::Generator& generator);
+
+struct PaliGemmaGrpoOptions {
+  int64_t group = 4;  // G
+  int max_new = 16;
+  double temperature = 1.0;
+  rl::GrpoLossParams loss;  // loss.beta > 0: the KL to the base (adapters off)
+  uint64_t seed = 0;
+};
+
+struct PaliGemmaGrpoStats {
+  double loss = 0, reward_mean = 0, kl_mean = 0;
+  IdRows completions;  // N rows, grouped by prompt
+};
+
+// One GRPO step with one update: G completions per prompt sampled from the policy, scored by
+// `reward(prompt_index, completion)`, group advantages, the loss against the policy that sampled
+// them and the base, a step of `optimizer` (which should hold the adapters' parameters only).
+// pixel_values (B,3,S,S), prompts B rows. The model must have adapters (add_lora).
+PaliGemmaGrpoStats paligemma_grpo_step(model::PaliGemmaImpl& model, torch::optim::Optimizer& optimizer,
+                                       const torch::Tensor& pixel_values, const IdRows& prompts,
+                                       const std::function<double(size_t, const std::vector<int64_t>&)>& reward,
+                                       const PaliGemmaGrpoOptions& options, at::Generator& generator);
+
+}  // namespace lriad::train

@@ -1,0 +1,113 @@
+// GRPO steps on PaliGemma with LoRA (see paligemma_grpo.h).
+#include "lriad/train/paligemma_grpo.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "lriad/io/error.h"
+#include "lriad/rl/advantages.h"
+
+namespace lriad::train {
+
+std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                                                           const IdRows& prompts, const IdRows& completions) {
+  const int64_t N = int64_t(prompts.size());
+  if (N == 0 || completions.size() != prompts.size() || pixel_values.size(0) != N)
+    throw Error("paligemma_logprobs: need one image, prompt and completion per row");
+  size_t C = 1, L = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    C = std::max(C, completions[size_t(i)].size());
+    L = std::max(L, prompts[size_t(i)].size() + completions[size_t(i)].size());
+  }
+  std::vector<int64_t> ids(size_t(N) * L, model.config.pad_id), gather(size_t(N) * C, 0);
+  std::vector<uint8_t> valid(size_t(N) * L, 0), prefix(size_t(N) * L, 0), mask(size_t(N) * C, 0);
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& p = prompts[size_t(i)];
+    const auto& c = completions[size_t(i)];
+    for (size_t t = 0; t < p.size() + c.size(); ++t) {
+      ids[size_t(i) * L + t] = t < p.size() ? p[t] : c[t - p.size()];
+      valid[size_t(i) * L + t] = 1;
+      prefix[size_t(i) * L + t] = t < p.size();
+    }
+    for (size_t t = 0; t < c.size(); ++t) {
+      gather[size_t(i) * C + t] = int64_t(p.size() + t - 1);  // the logits that predict completion token t
+      mask[size_t(i) * C + t] = 1;
+    }
+  }
+  const auto id_t = torch::tensor(ids, torch::kInt64).view({N, int64_t(L)});
+  const auto valid_t = torch::tensor(valid, torch::kUInt8).view({N, int64_t(L)}).to(torch::kBool);
+  const auto prefix_t = torch::tensor(prefix, torch::kUInt8).view({N, int64_t(L)}).to(torch::kBool);
+  const auto logits = model.forward(pixel_values, id_t, valid_t, prefix_t, model::paligemma_positions(valid_t));  // (N,L,V)
+  const auto dev = logits.device();
+  const auto at = torch::tensor(gather, torch::kInt64).view({N, int64_t(C)}).to(dev);
+  const auto picked = logits.gather(1, at.unsqueeze(-1).expand({N, int64_t(C), logits.size(2)}));  // (N,C,V)
+  auto targets = torch::full({N, int64_t(C)}, model.config.pad_id, torch::kInt64);
+  for (int64_t i = 0; i < N; ++i)
+    for (size_t t = 0; t < completions[size_t(i)].size(); ++t) targets[i][int64_t(t)] = completions[size_t(i)][t];
+  const auto logp = torch::log_softmax(picked, -1).gather(2, targets.to(dev).unsqueeze(-1)).squeeze(-1);  // (N,C)
+  const auto m = torch::tensor(mask, torch::kUInt8).view({N, int64_t(C)}).to(torch::kBool).to(dev);
+  return {logp.masked_fill(m.logical_not(), 0.0), m};
+}
+
+std::vector<int64_t> paligemma_sample(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                                      const std::vector<int64_t>& prompt, int max_new, double temperature,
+                                      at::Generator& generator) {
+  if (!(temperature > 0)) throw Error("sampling temperature must be > 0");
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> ids = prompt, out;
+  const int64_t P = int64_t(prompt.size());
+  for (int s = 0; s < max_new; ++s) {
+    const int64_t L = int64_t(ids.size());
+    const auto valid = torch::ones({1, L}, torch::kBool);
+    const auto logits = model.forward(pixel_values, torch::tensor(ids, torch::kInt64).view({1, L}), valid,
+                                      torch::arange(L).lt(P).view({1, L}), model::paligemma_positions(valid));
+    auto last = logits[0][L - 1].to(torch::kCPU) / temperature;  // (V)
+    last[model.config.image_token_index] = -std::numeric_limits<float>::infinity();  // image places are the prompt's
+    const auto probs = torch::softmax(last, -1);
+    const int64_t next = torch::multinomial(probs, 1, false, generator).item<int64_t>();
+    out.push_back(next);
+    ids.push_back(next);
+    if (next == model.config.eos_id) break;
+  }
+  return out;
+}
+
+PaliGemmaGrpoStats paligemma_grpo_step(model::PaliGemmaImpl& model, torch::optim::Optimizer& optimizer,
+                                       const torch::Tensor& pixel_values, const IdRows& prompts,
+                                       const std::function<double(size_t, const std::vector<int64_t>&)>& reward,
+                                       const PaliGemmaGrpoOptions& options, at::Generator& generator) {
+  if (!model.has_lora()) throw Error("GRPO on PaliGemma trains LoRA adapters", "call add_lora first");
+  const int64_t B = int64_t(prompts.size()), G = options.group;
+  PaliGemmaGrpoStats stats;
+  IdRows rows_prompt;
+  std::vector<double> rewards;
+  std::vector<int64_t> image_of;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      stats.completions.push_back(paligemma_sample(model, pixel_values.narrow(0, b, 1), prompts[size_t(b)],
+                                                   options.max_new, options.temperature, generator));
+      rows_prompt.push_back(prompts[size_t(b)]);
+      rewards.push_back(reward(size_t(b), stats.completions.back()));
+      image_of.push_back(b);
+    }
+  const auto pixels = pixel_values.index_select(0, torch::tensor(image_of, torch::kInt64).to(pixel_values.device()));  // (N,3,S,S)
+  const auto r = torch::tensor(rewards, torch::kFloat32);
+  const auto advantages = rl::group_advantages(r, G, rl::ScaleRewards::group);  // (N)
+  torch::Tensor ref_logp;
+  if (options.loss.beta > 0) {
+    torch::NoGradGuard no_grad;
+    model::AdaptersOff off(model);
+    ref_logp = paligemma_logprobs(model, pixels, rows_prompt, stats.completions).first;
+  }
+  auto [logp, mask] = paligemma_logprobs(model, pixels, rows_prompt, stats.completions);
+  const auto result = rl::grpo_loss(logp, logp.detach(), ref_logp, advantages.to(logp.device()), mask, options.loss);
+  optimizer.zero_grad();
+  result.loss.backward();
+  optimizer.step();
+  stats.loss = result.loss.item<double>();
+  stats.reward_mean = r.mean().item<double>();
+  stats.kl_mean = result.kl_mean;
+  return stats;
+}
+
+}  // namespace lriad::train
