@@ -8,6 +8,7 @@
 
 #include "lriad/io/safetensors.h"
 #include "lriad/io/st_tensor.h"
+#include "lriad/model/recompute.h"
 
 #include "lriad/io/error.h"
 
@@ -112,11 +113,17 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
   const int64_t N = x.size(1);
   const auto all = torch::ones({B, 1, 1, N}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
   for (auto& l : vision_layers) {
-    const auto h = l.norm1(x);
-    auto heads = [&](Linear& p) { return project(p, h).view({B, N, H, hd}).transpose(1, 2); };  // (B,H,N,hd)
-    const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                           // (B,H,N,hd)
-    x = x + project(l.out, a.transpose(1, 2).reshape({B, N, E}));
-    x = x + project(l.fc2, gelu_tanh(project(l.fc1, l.norm2(x))));
+    // Everything captured by value: with recompute_blocks the block runs again in the backward pass.
+    VisionLayer* lp = &l;
+    auto block = [this, lp, all, B, N, H, hd, E](const torch::Tensor& in) {
+      VisionLayer& l = *lp;
+      const auto h = l.norm1(in);
+      auto heads = [&](Linear& p) { return project(p, h).view({B, N, H, hd}).transpose(1, 2); };  // (B,H,N,hd)
+      const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                           // (B,H,N,hd)
+      const auto y = in + project(l.out, a.transpose(1, 2).reshape({B, N, E}));
+      return y + project(l.fc2, gelu_tanh(project(l.fc1, l.norm2(y))));
+    };
+    x = recompute_blocks ? recompute(block, x) : block(x);
   }
   x = projector(vision_norm(x));  // (B,N,D)
   return x / std::sqrt(double(config.feature_scale_dim));
@@ -142,15 +149,21 @@ torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const to
   const auto mask = (causal.unsqueeze(0) | p.unsqueeze(1)) & v.unsqueeze(1);  // (B,L,L)
   const auto angles = rotary.at(positions.to(dev), h);
   const int64_t H = config.heads, Hk = config.kv_heads;
+  const auto block_mask = mask.unsqueeze(1);  // (B,1,L,L)
   for (auto& l : text_layers) {
-    const auto x = gemma_rms_norm(h, l.attn_norm, config.rms_eps);
-    const auto q = Rotary::apply(project(l.q, x).view({B, L, H, hd}).transpose(1, 2), angles);   // (B,H,L,hd)
-    const auto k = Rotary::apply(project(l.k, x).view({B, L, Hk, hd}).transpose(1, 2), angles);  // (B,Hk,L,hd)
-    const auto vv = project(l.v, x).view({B, L, Hk, hd}).transpose(1, 2);
-    const auto a = attention(q, k, vv, mask.unsqueeze(1));  // (B,H,L,hd)
-    h = h + project(l.o, a.transpose(1, 2).reshape({B, L, H * hd}));
-    const auto y = gemma_rms_norm(h, l.mlp_norm, config.rms_eps);
-    h = h + project(l.down, gelu_tanh(project(l.gate, y)) * project(l.up, y));
+    TextLayer* lp = &l;  // captured by value, as above
+    auto block = [this, lp, angles, block_mask, B, L, H, Hk, hd](const torch::Tensor& in) {
+      TextLayer& l = *lp;
+      const auto x = gemma_rms_norm(in, l.attn_norm, config.rms_eps);
+      const auto q = Rotary::apply(project(l.q, x).view({B, L, H, hd}).transpose(1, 2), angles);   // (B,H,L,hd)
+      const auto k = Rotary::apply(project(l.k, x).view({B, L, Hk, hd}).transpose(1, 2), angles);  // (B,Hk,L,hd)
+      const auto vv = project(l.v, x).view({B, L, Hk, hd}).transpose(1, 2);
+      const auto a = attention(q, k, vv, block_mask);  // (B,H,L,hd)
+      const auto r = in + project(l.o, a.transpose(1, 2).reshape({B, L, H * hd}));
+      const auto y = gemma_rms_norm(r, l.mlp_norm, config.rms_eps);
+      return r + project(l.down, gelu_tanh(project(l.gate, y)) * project(l.up, y));
+    };
+    h = recompute_blocks ? recompute(block, h) : block(h);
   }
   h = gemma_rms_norm(h, final_norm, config.rms_eps);
   return torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,L,V)

@@ -61,6 +61,9 @@ struct PaliGemmaImpl : torch::nn::Module {
   void merge_lora();
   // Off: the forward pass is the base model's (GRPO's KL reference, without a second copy).
   bool adapters_enabled = true;
+  // Each block's activations recomputed in the backward pass instead of kept (model/recompute.h):
+  // the memory of one block's activations instead of all of them, for one more forward pass.
+  bool recompute_blocks = false;
   LoraOptions lora;
 
   // Every projection of the checkpoint by its name ("language_model.model.layers.0.self_attn.q_proj").
