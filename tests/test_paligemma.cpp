@@ -328,3 +328,32 @@ TEST(PaliGemma, RecomputedBlocksGiveTheSameGradients) {
     EXPECT_LT((plain[i] - again[i]).abs().max().item<double>(), 1e-5) << i;
   }
 }
+
+TEST(PaliGemma, CachedDecodingGivesTheLogitsOfTheWholeSequence) {
+  auto m = load_tiny();
+  torch::NoGradGuard no_grad;
+  const auto pixels = golden("pixel_values").narrow(0, 1, 1);
+  const auto prompt = as_vector(golden("prompt_ids_1"));
+  auto gen = at::detail::createCPUGenerator(3);
+  const auto group = train::paligemma_sample_group(*m, pixels, prompt, 3, 6, 1.5, gen);
+  ASSERT_EQ(group.size(), 3u);
+  EXPECT_NE(group[0], group[1]) << "the rows of a group sample on their own";
+  // Row by row: feeding a completion through the cache gives, at every step, the last logits of
+  // the whole sequence run at once (the prompt attending to all of itself, the rest causal).
+  for (const auto& c : group) {
+    ASSERT_FALSE(c.empty());
+    torch::Tensor step_logits;
+    auto cache = m->prefill(pixels, prompt, 1, int64_t(c.size()) + 1, &step_logits);
+    std::vector<int64_t> seq = prompt;
+    for (size_t t = 0; t < c.size(); ++t) {
+      const int64_t L = int64_t(seq.size()), P = int64_t(prompt.size());
+      const auto valid = torch::ones({1, L}, torch::kBool);
+      const auto whole = m->forward(pixels, torch::tensor(seq, torch::kInt64).view({1, L}), valid,
+                                    torch::arange(L).lt(P).view({1, L}), model::paligemma_positions(valid));
+      EXPECT_LT((whole[0][L - 1] - step_logits[0]).abs().max().item<double>(), 1e-4) << "step " << t;
+      EXPECT_NE(c[t], m->config.image_token_index);
+      seq.push_back(c[t]);
+      step_logits = m->step(torch::tensor({c[t]}, torch::kInt64), cache);
+    }
+  }
+}

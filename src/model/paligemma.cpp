@@ -129,10 +129,7 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
   return x / std::sqrt(double(config.feature_scale_dim));
 }
 
-torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids,
-                                     const torch::Tensor& valid, const torch::Tensor& prefix,
-                                     const torch::Tensor& positions) {
-  const int64_t B = input_ids.size(0), L = input_ids.size(1), D = config.hidden, hd = config.head_dim;
+torch::Tensor PaliGemmaImpl::embed_prompt(const torch::Tensor& pixel_values, const torch::Tensor& input_ids) {
   const auto dev = embed->weight.device();
   const auto ids = input_ids.to(dev);
   const auto image_at = ids.eq(config.image_token_index);  // (B,L)
@@ -141,32 +138,82 @@ torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const to
     throw Error("PaliGemma: each row needs " + std::to_string(feats.size(1)) + " <image> tokens (id " +
                     std::to_string(config.image_token_index) + ")",
                 "the prompt is <image> x N, BOS, the prefix, \"\\n\"");
-  auto h = embed(ids).masked_scatter(image_at.unsqueeze(-1), feats.to(embed->weight.scalar_type()));  // (B,L,D)
-  h = h * torch::tensor(std::sqrt(double(D)), h.options());  // the normaliser, in the activations' dtype
-  // Prefix-LM mask (B,1,L,L): key j is seen from query i if valid[j] and (prefix[j] or j <= i).
-  const auto v = valid.to(dev).to(torch::kBool), p = prefix.to(dev).to(torch::kBool);
-  const auto causal = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
-  const auto mask = (causal.unsqueeze(0) | p.unsqueeze(1)) & v.unsqueeze(1);  // (B,L,L)
-  const auto angles = rotary.at(positions.to(dev), h);
-  const int64_t H = config.heads, Hk = config.kv_heads;
-  const auto block_mask = mask.unsqueeze(1);  // (B,1,L,L)
-  for (auto& l : text_layers) {
-    TextLayer* lp = &l;  // captured by value, as above
-    auto block = [this, lp, angles, block_mask, B, L, H, Hk, hd](const torch::Tensor& in) {
+  return embed(ids).masked_scatter(image_at.unsqueeze(-1), feats.to(embed->weight.scalar_type()));  // (B,L,D)
+}
+
+torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, const torch::Tensor& positions,
+                                    KVCache* cache) {
+  const int64_t B = h.size(0), T = h.size(1), hd = config.head_dim, H = config.heads, Hk = config.kv_heads;
+  h = h * torch::tensor(std::sqrt(double(config.hidden)), h.options());  // the normaliser, in the activations' dtype
+  const auto angles = rotary.at(positions.to(h.device()), h);
+  const auto block_mask = mask.to(h.device()).unsqueeze(1);  // (B,1,T,Tk)
+  for (size_t i = 0; i < text_layers.size(); ++i) {
+    TextLayer* lp = &text_layers[i];  // everything captured by value: a recomputed block runs again in backward
+    const int64_t layer = int64_t(i);
+    auto block = [this, lp, angles, block_mask, B, T, H, Hk, hd, cache, layer](const torch::Tensor& in) {
       TextLayer& l = *lp;
       const auto x = gemma_rms_norm(in, l.attn_norm, config.rms_eps);
-      const auto q = Rotary::apply(project(l.q, x).view({B, L, H, hd}).transpose(1, 2), angles);   // (B,H,L,hd)
-      const auto k = Rotary::apply(project(l.k, x).view({B, L, Hk, hd}).transpose(1, 2), angles);  // (B,Hk,L,hd)
-      const auto vv = project(l.v, x).view({B, L, Hk, hd}).transpose(1, 2);
-      const auto a = attention(q, k, vv, block_mask);  // (B,H,L,hd)
-      const auto r = in + project(l.o, a.transpose(1, 2).reshape({B, L, H * hd}));
+      const auto q = Rotary::apply(project(l.q, x).view({B, T, H, hd}).transpose(1, 2), angles);  // (B,H,T,hd)
+      auto k = Rotary::apply(project(l.k, x).view({B, T, Hk, hd}).transpose(1, 2), angles);       // (B,Hk,T,hd)
+      auto v = project(l.v, x).view({B, T, Hk, hd}).transpose(1, 2);
+      if (cache) {  // written at [length, length+T); the queries read the first Tk columns
+        const int64_t Tk = block_mask.size(3);
+        if (Tk != cache->length + T || Tk > cache->capacity())
+          throw Error("PaliGemma: a mask of " + std::to_string(Tk) + " key columns for a cache holding " +
+                      std::to_string(cache->length + T) + " of " + std::to_string(cache->capacity()));
+        cache->k[size_t(layer)].narrow(2, cache->length, T).copy_(k);
+        cache->v[size_t(layer)].narrow(2, cache->length, T).copy_(v);
+        k = cache->k[size_t(layer)].narrow(2, 0, Tk);  // (B,Hk,Tk,hd)
+        v = cache->v[size_t(layer)].narrow(2, 0, Tk);
+      }
+      const auto a = attention(q, k, v, block_mask);  // (B,H,T,hd)
+      const auto r = in + project(l.o, a.transpose(1, 2).reshape({B, T, H * hd}));
       const auto y = gemma_rms_norm(r, l.mlp_norm, config.rms_eps);
       return r + project(l.down, gelu_tanh(project(l.gate, y)) * project(l.up, y));
     };
-    h = recompute_blocks ? recompute(block, h) : block(h);
+    h = recompute_blocks && !cache ? recompute(block, h) : block(h);
   }
+  if (cache) cache->length += T;
   h = gemma_rms_norm(h, final_norm, config.rms_eps);
-  return torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,L,V)
+  return torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,T,V)
+}
+
+torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids,
+                                     const torch::Tensor& valid, const torch::Tensor& prefix,
+                                     const torch::Tensor& positions) {
+  const int64_t L = input_ids.size(1);
+  const auto h = embed_prompt(pixel_values, input_ids);  // (B,L,D)
+  const auto dev = h.device();
+  // Prefix-LM mask (B,L,L): key j is seen from query i if valid[j] and (prefix[j] or j <= i).
+  const auto v = valid.to(dev).to(torch::kBool), p = prefix.to(dev).to(torch::kBool);
+  const auto causal = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
+  return decode(h, (causal.unsqueeze(0) | p.unsqueeze(1)) & v.unsqueeze(1), positions);
+}
+
+KVCache PaliGemmaImpl::prefill(const torch::Tensor& pixel_values, const std::vector<int64_t>& prompt, int64_t rows,
+                               int64_t max_new, torch::Tensor* last_logits) {
+  torch::NoGradGuard no_grad;
+  const int64_t P = int64_t(prompt.size());
+  const auto h = embed_prompt(pixel_values, torch::tensor(prompt, torch::kInt64).view({1, P}));  // (1,P,D)
+  KVCache cache(int64_t(text_layers.size()), 1, config.kv_heads, P + max_new, config.head_dim, h.options());
+  const auto all = torch::ones({1, P, P}, torch::TensorOptions().dtype(torch::kBool).device(h.device()));
+  const auto logits = decode(h, all, torch::arange(1, P + 1, torch::kInt64).view({1, P}), &cache);  // (1,P,V)
+  cache.valid.narrow(1, 0, P).fill_(true);
+  cache.next_pos.fill_(P + 1);
+  cache.repeat_rows(rows);
+  if (last_logits) *last_logits = logits.select(1, P - 1).expand({rows, logits.size(2)}).contiguous();  // (rows,V)
+  return cache;
+}
+
+torch::Tensor PaliGemmaImpl::step(const torch::Tensor& tokens, KVCache& cache) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = tokens.size(0), Tk = cache.length + 1;
+  const auto dev = embed->weight.device();
+  const auto h = embed(tokens.to(dev).view({B, 1}));  // (B,1,D)
+  const auto mask = torch::ones({B, 1, Tk}, torch::TensorOptions().dtype(torch::kBool).device(dev));
+  const auto logits = decode(h, mask, cache.next_pos.view({B, 1}), &cache);  // (B,1,V)
+  cache.next_pos.add_(1);
+  return logits.select(1, 0);  // (B,V)
 }
 
 torch::Tensor PaliGemmaImpl::project(torch::nn::Linear& layer, const torch::Tensor& x) const {
@@ -278,18 +325,14 @@ void load_lora(PaliGemmaImpl& model, const std::string& path) {
 std::vector<int64_t> greedy_generate(PaliGemmaImpl& model, const torch::Tensor& pixel_values,
                                      const std::vector<int64_t>& prompt, int max_new, bool stop_at_eos) {
   torch::NoGradGuard no_grad;
-  std::vector<int64_t> ids = prompt, out;
-  const int64_t P = int64_t(prompt.size());
+  std::vector<int64_t> out;
+  torch::Tensor logits;  // (1,V)
+  KVCache cache = model.prefill(pixel_values, prompt, 1, max_new, &logits);
   for (int s = 0; s < max_new; ++s) {
-    const int64_t L = int64_t(ids.size());
-    const auto t = torch::tensor(ids, torch::kInt64).view({1, L});
-    const auto valid = torch::ones({1, L}, torch::kBool);
-    const auto prefix = torch::arange(L).lt(P).view({1, L});
-    const auto logits = model.forward(pixel_values, t, valid, prefix, paligemma_positions(valid));  // (1,L,V)
-    const int64_t next = logits[0][L - 1].argmax().item<int64_t>();
+    const int64_t next = logits[0].argmax().item<int64_t>();
     out.push_back(next);
-    ids.push_back(next);
-    if (stop_at_eos && next == model.config.eos_id) break;
+    if ((stop_at_eos && next == model.config.eos_id) || s + 1 == max_new) break;
+    logits = model.step(torch::tensor({next}, torch::kInt64), cache);
   }
   return out;
 }

@@ -49,25 +49,28 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
   return {logp.masked_fill(m.logical_not(), 0.0), m};
 }
 
-std::vector<int64_t> paligemma_sample(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
-                                      const std::vector<int64_t>& prompt, int max_new, double temperature,
-                                      at::Generator& generator) {
+IdRows paligemma_sample_group(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                              const std::vector<int64_t>& prompt, int64_t group, int max_new, double temperature,
+                              at::Generator& generator) {
   if (!(temperature > 0)) throw Error("sampling temperature must be > 0");
   torch::NoGradGuard no_grad;
-  std::vector<int64_t> ids = prompt, out;
-  const int64_t P = int64_t(prompt.size());
+  torch::Tensor logits;  // (G,V)
+  model::KVCache cache = model.prefill(pixel_values, prompt, group, max_new, &logits);
+  IdRows out(static_cast<size_t>(group), std::vector<int64_t>());
+  std::vector<bool> done(size_t(group), false);
   for (int s = 0; s < max_new; ++s) {
-    const int64_t L = int64_t(ids.size());
-    const auto valid = torch::ones({1, L}, torch::kBool);
-    const auto logits = model.forward(pixel_values, torch::tensor(ids, torch::kInt64).view({1, L}), valid,
-                                      torch::arange(L).lt(P).view({1, L}), model::paligemma_positions(valid));
-    auto last = logits[0][L - 1].to(torch::kCPU) / temperature;  // (V)
-    last[model.config.image_token_index] = -std::numeric_limits<float>::infinity();  // image places are the prompt's
-    const auto probs = torch::softmax(last, -1);
-    const int64_t next = torch::multinomial(probs, 1, false, generator).item<int64_t>();
-    out.push_back(next);
-    ids.push_back(next);
-    if (next == model.config.eos_id) break;
+    auto scaled = logits.to(torch::kCPU) / temperature;                            // (G,V)
+    scaled.select(1, model.config.image_token_index).fill_(-std::numeric_limits<float>::infinity());  // the prompt's places
+    const auto next = torch::multinomial(torch::softmax(scaled, -1), 1, false, generator).view({group});  // (G)
+    bool all_done = true;
+    for (int64_t g = 0; g < group; ++g) {
+      if (done[size_t(g)]) continue;
+      out[size_t(g)].push_back(next[g].item<int64_t>());
+      done[size_t(g)] = out[size_t(g)].back() == model.config.eos_id;
+      all_done = all_done && done[size_t(g)];
+    }
+    if (all_done || s + 1 == max_new) break;
+    logits = model.step(next, cache);  // rows already done decode on, unread
   }
   return out;
 }
@@ -83,11 +86,11 @@ PaliGemmaGrpoStats paligemma_grpo_step(model::PaliGemmaImpl& model, torch::optim
   std::vector<double> rewards;
   std::vector<int64_t> image_of;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t g = 0; g < G; ++g) {
-      stats.completions.push_back(paligemma_sample(model, pixel_values.narrow(0, b, 1), prompts[size_t(b)],
-                                                   options.max_new, options.temperature, generator));
+    for (auto& c : paligemma_sample_group(model, pixel_values.narrow(0, b, 1), prompts[size_t(b)], G, options.max_new,
+                                          options.temperature, generator)) {
+      rewards.push_back(reward(size_t(b), c));
+      stats.completions.push_back(std::move(c));
       rows_prompt.push_back(prompts[size_t(b)]);
-      rewards.push_back(reward(size_t(b), stats.completions.back()));
       image_of.push_back(b);
     }
   const auto pixels = pixel_values.index_select(0, torch::tensor(image_of, torch::kInt64).to(pixel_values.device()));  // (N,3,S,S)

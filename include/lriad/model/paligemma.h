@@ -19,6 +19,7 @@
 
 #include <torch/torch.h>
 
+#include "lriad/model/kv_cache.h"
 #include "lriad/model/layers.h"
 #include "lriad/model/paligemma_config.h"
 
@@ -47,6 +48,23 @@ struct PaliGemmaImpl : torch::nn::Module {
   // HF's token_type_ids == 0; false: causal); positions (B,L) int64 -> logits (B,L,V) float32.
   torch::Tensor forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids, const torch::Tensor& valid,
                         const torch::Tensor& prefix, const torch::Tensor& positions);
+
+  // Decoding with a KV cache (generation): prefill runs the prompt (ids, <image> places included)
+  // once, all of it attending to all of it as HF's generate does, into a cache of P + max_new
+  // columns, repeated for `rows` completions (a GRPO group shares one prompt pass); last_logits
+  // gets the prompt's last logits (rows,V). step feeds one token per row (B) and returns the next
+  // logits (B,V); each new token attends to everything before it. No gradients.
+  KVCache prefill(const torch::Tensor& pixel_values, const std::vector<int64_t>& prompt, int64_t rows,
+                  int64_t max_new, torch::Tensor* last_logits);
+  torch::Tensor step(const torch::Tensor& tokens, KVCache& cache);
+
+  // The merged embeddings (B,L,D) of input_ids with the image features at the <image> places.
+  torch::Tensor embed_prompt(const torch::Tensor& pixel_values, const torch::Tensor& input_ids);
+  // The decoder from embeddings h (B,T,D) (before the sqrt(D) normaliser): mask (B,T,Tk) bool,
+  // positions (B,T); with a cache, the keys and values join it and Tk = cache->length + T.
+  // -> logits (B,T,V) float32.
+  torch::Tensor decode(torch::Tensor h, const torch::Tensor& mask, const torch::Tensor& positions,
+                       KVCache* cache = nullptr);
 
   PaliGemmaConfig config;
 
@@ -123,8 +141,8 @@ torch::Tensor gemma_rms_norm(const torch::Tensor& x, const torch::Tensor& w, dou
 torch::Tensor paligemma_positions(const torch::Tensor& valid);
 
 // Greedy decoding of one image and prompt (ids, <image> places included): `max_new` tokens by
-// argmax, each step running the whole sequence again (the prompt as the prefix, the tokens so far
-// causal); stops after EOS when stop_at_eos. pixel_values (1,3,S,S) -> the new ids.
+// argmax with the KV cache (the prompt attending to all of itself, the new tokens causal); stops
+// after EOS when stop_at_eos. pixel_values (1,3,S,S) -> the new ids.
 std::vector<int64_t> greedy_generate(PaliGemmaImpl& model, const torch::Tensor& pixel_values,
                                      const std::vector<int64_t>& prompt, int max_new, bool stop_at_eos = true);
 

@@ -1,8 +1,7 @@
 // GRPO on a pretrained PaliGemma (model/paligemma.h) with LoRA adapters: the pieces of one step,
 // made of lriad's GRPO loss (rl/grpo_loss.h) and group advantages (rl/advantages.h). The KL
 // reference is the same model with its adapters off (no second copy of the base weights).
-// Generation here runs the whole sequence again for every new token: correct and simple, slow
-// for long completions (a KV cache for PaliGemma is not written yet).
+// A group's completions share one pass over the prompt (the KV cache, repeated per completion).
 // Shapes: B = prompts, G = completions per prompt, N = B*G, C = completion tokens (padded),
 // S = image side, V = vocabulary.
 #pragma once
@@ -25,12 +24,12 @@ using IdRows = std::vector<std::vector<int64_t>>;
 std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
                                                            const IdRows& prompts, const IdRows& completions);
 
-// Samples up to `max_new` tokens after `prompt` at `temperature` (> 0), stopping after EOS; never
-// the <image> token (the image's places are the prompt's).
-// pixel_values (1,3,S,S).
-std::vector<int64_t> paligemma_sample(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
-                                      const std::vector<int64_t>& prompt, int max_new, double temperature,
-                                      at::Generator& generator);
+// `group` completions of up to `max_new` tokens after `prompt` at `temperature` (> 0), each
+// stopping after EOS; never the <image> token (the image's places are the prompt's). The prompt
+// runs once and its KV cache serves the whole group (PaliGemmaImpl::prefill). pixel_values (1,3,S,S).
+IdRows paligemma_sample_group(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
+                              const std::vector<int64_t>& prompt, int64_t group, int max_new, double temperature,
+                              at::Generator& generator);
 
 struct PaliGemmaGrpoOptions {
   int64_t group = 4;  // G
