@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "fixtures.h"
 #include "lriad/io/error.h"
 #include "lriad/io/safetensors.h"
 #include "lriad/io/st_tensor.h"
@@ -21,6 +22,10 @@
 #include "lriad/train/paligemma_grpo.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "lriad/data/image_io.h"
 
 namespace fs = std::filesystem;
 using namespace lriad;
@@ -356,4 +361,28 @@ TEST(PaliGemma, CachedDecodingGivesTheLogitsOfTheWholeSequence) {
       step_logits = m->step(torch::tensor({c[t]}, torch::kInt64), cache);
     }
   }
+}
+
+TEST(PaliGemma, GenerateCommandAnswersLikeTheReference) {
+  // The golden pixels are (u8 / 255 - 0.5) / 0.5 of random bytes at the model's side: written back
+  // as those bytes, the image needs no resizing and gives the same pixels.
+  const auto px = golden("pixel_values")[0];                                                   // (3,56,56)
+  const auto u8 = ((px * 0.5 + 0.5) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
+  cv::Mat rgb(56, 56, CV_8UC3, u8.data_ptr<uint8_t>()), bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  const auto png = (fs::temp_directory_path() / "lriad_paligemma_golden0.png").string();
+  ASSERT_TRUE(cv::imwrite(png, bgr));
+  EXPECT_LT((model::siglip_pixels(data::read_image(png), 56) - golden("pixel_values").narrow(0, 0, 1)).abs().max().item<double>(),
+            1e-6);
+  nlohmann::json j;
+  std::ifstream(kGolden + "/reference.json") >> j;
+  const std::string prefix = j.at("training_batch").at("prefixes").at(0);
+  const auto r = test::run_command(std::string(LRIAD_BIN) + " model generate --hf " + kGolden + " --image " + png +
+                             " --prompt '" + prefix + "' --max-new 8");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, j.at("generation").at("greedy_0_text").get<std::string>() + "\n");
+  const auto bad = test::run_command(std::string(LRIAD_BIN) + " model generate --hf /nonexistent --image " + png, true);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("not a folder: /nonexistent"), std::string::npos) << bad.out;
+  fs::remove(png);
 }

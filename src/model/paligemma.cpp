@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <opencv2/imgproc.hpp>
 
 #include "lriad/io/safetensors.h"
 #include "lriad/io/st_tensor.h"
@@ -320,6 +321,22 @@ void load_lora(PaliGemmaImpl& model, const std::string& path) {
                   io::shape_str(t.sizes().vec()), "add_lora with the rank the file was saved with");
     t.copy_(v);
   }
+}
+
+torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side) {
+  if (rgb.empty() || rgb.type() != CV_32FC3) throw Error("siglip_pixels: need a CV_32FC3 RGB image");
+  cv::Mat sized = rgb;
+  if (rgb.rows != side || rgb.cols != side) cv::resize(rgb, sized, cv::Size(int(side), int(side)), 0, 0, cv::INTER_CUBIC);
+  const cv::Mat c = sized.isContinuous() ? sized : sized.clone();
+  const auto hwc = torch::from_blob(c.data, {side, side, 3}, torch::kFloat32).clamp(0, 1);
+  return ((hwc.permute({2, 0, 1}) - 0.5) / 0.5).unsqueeze(0).contiguous();  // (1,3,S,S)
+}
+
+std::vector<int64_t> paligemma_prompt(const PaliGemmaConfig& config, const std::vector<int>& text_ids) {
+  std::vector<int64_t> out(size_t(config.image_tokens()), config.image_token_index);
+  out.push_back(config.bos_id);
+  out.insert(out.end(), text_ids.begin(), text_ids.end());
+  return out;
 }
 
 std::vector<int64_t> greedy_generate(PaliGemmaImpl& model, const torch::Tensor& pixel_values,

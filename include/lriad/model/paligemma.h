@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include "lriad/model/kv_cache.h"
@@ -139,6 +140,15 @@ torch::Tensor gemma_rms_norm(const torch::Tensor& x, const torch::Tensor& w, dou
 
 // PaliGemma's positions: 1 for the first valid token, counting valid tokens only. valid (B,L) -> (B,L).
 torch::Tensor paligemma_positions(const torch::Tensor& valid);
+
+// An image (CV_32FC3 RGB in [0,1], any size) as SigLIP's processor gives it: resized to side x side
+// (bicubic, as the processor's default; OpenCV's bicubic, not PIL's, so pixels of a resized image
+// can differ slightly), then (x - 0.5) / 0.5. -> (1,3,side,side) in [-1,1].
+torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side);
+
+// The prompt PaliGemma's processor builds for `text` (already tokenized as `text_ids`, "\n" included):
+// <image> x N, BOS, text_ids.
+std::vector<int64_t> paligemma_prompt(const PaliGemmaConfig& config, const std::vector<int>& text_ids);
 
 // Greedy decoding of one image and prompt (ids, <image> places included): `max_new` tokens by
 // argmax with the KV cache (the prompt attending to all of itself, the new tokens causal); stops
