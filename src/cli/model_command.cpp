@@ -25,6 +25,7 @@ struct GenerateCli {
   std::string hf, image, prompt = "caption en";
   int max_new = 32;
   std::string dtype = "fp32";
+  std::string device = "cpu";
 };
 
 // Greedy generation from a Hugging Face PaliGemma folder: a check that a downloaded checkpoint
@@ -34,8 +35,12 @@ void run_generate(const GenerateCli& g) {
   if (ckpt.tokenizer.empty())
     throw Error(g.hf + " has no tokenizer.model", "PaliGemma checkpoints come with their sentencepiece tokenizer");
   if (g.dtype != "fp32" && g.dtype != "bf16") throw Error("--dtype must be fp32 or bf16, got '" + g.dtype + "'");
+  if (g.device != "cpu" && g.device != "cuda") throw Error("--device must be cpu or cuda, got '" + g.device + "'");
+  if (g.device == "cuda" && !torch::cuda::is_available())
+    throw Error("--device cuda: this LibTorch sees no CUDA device",
+                "build against the official CUDA LibTorch (README: Building against an official (CUDA) LibTorch)");
   model::PaliGemma m(ckpt.config);
-  if (g.dtype == "bf16") m->to(torch::kBFloat16);
+  m->to(torch::Device(g.device), g.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
   spdlog::info("loading {} ({} image tokens, vocabulary {})", g.hf, ckpt.config.image_tokens(), ckpt.config.vocab_size);
   model::load_hf_weights(*m, ckpt);
   m->eval();
@@ -108,6 +113,7 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   gen->add_option("--prompt", g->prompt, "Prompt (PaliGemma's task prefix, e.g. \"caption en\")")->capture_default_str();
   gen->add_option("--max-new", g->max_new, "Tokens to generate at most")->capture_default_str();
   gen->add_option("--dtype", g->dtype, "Weights in fp32 or bf16")->capture_default_str();
+  gen->add_option("--device", g->device, "cpu or cuda")->capture_default_str();
   gen->callback([g, &global] {
     start_torch_runtime(global);
     run_generate(*g);
