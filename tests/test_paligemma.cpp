@@ -363,15 +363,24 @@ TEST(PaliGemma, CachedDecodingGivesTheLogitsOfTheWholeSequence) {
   }
 }
 
-TEST(PaliGemma, GenerateCommandAnswersLikeTheReference) {
-  // The golden pixels are (u8 / 255 - 0.5) / 0.5 of random bytes at the model's side: written back
-  // as those bytes, the image needs no resizing and gives the same pixels.
-  const auto px = golden("pixel_values")[0];                                                   // (3,56,56)
+namespace {
+
+// The golden pixels are (u8 / 255 - 0.5) / 0.5 of random bytes at the model's side: written back
+// as those bytes, the image needs no resizing and gives the same pixels.
+std::string golden_png() {
+  const auto px = golden("pixel_values")[0];  // (3,56,56)
   const auto u8 = ((px * 0.5 + 0.5) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
   cv::Mat rgb(56, 56, CV_8UC3, u8.data_ptr<uint8_t>()), bgr;
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
   const auto png = (fs::temp_directory_path() / "lriad_paligemma_golden0.png").string();
-  ASSERT_TRUE(cv::imwrite(png, bgr));
+  EXPECT_TRUE(cv::imwrite(png, bgr));
+  return png;
+}
+
+}  // namespace
+
+TEST(PaliGemma, GenerateCommandAnswersLikeTheReference) {
+  const auto png = golden_png();
   EXPECT_LT((model::siglip_pixels(data::read_image(png), 56) - golden("pixel_values").narrow(0, 0, 1)).abs().max().item<double>(),
             1e-6);
   nlohmann::json j;
@@ -384,5 +393,52 @@ TEST(PaliGemma, GenerateCommandAnswersLikeTheReference) {
   const auto bad = test::run_command(std::string(LRIAD_BIN) + " model generate --hf /nonexistent --image " + png, true);
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("not a folder: /nonexistent"), std::string::npos) << bad.out;
+  fs::remove(png);
+}
+
+TEST(PaliGemma, ImportMakesARunThatInfoAndGenerateRead) {
+  const std::string lriad = LRIAD_BIN;
+  const auto out = (fs::temp_directory_path() / "lriad_paligemma_run").string();
+  fs::remove_all(out);
+  auto r = test::run_command(lriad + " model import --hf " + kGolden + " --out " + out, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  int64_t stored = 0;  // every tensor of the golden checkpoint, counted from its shards' headers
+  for (const char* shard : {"/model-00001-of-00002.safetensors", "/model-00002-of-00002.safetensors"})
+    for (const auto& [name, t] : io::read_safetensors_header(kGolden + shard).tensors) {
+      int64_t n = 1;
+      for (auto d : t.shape) n *= d;
+      stored += n;
+    }
+  r = test::run_command(lriad + " model info --run " + out + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["parameters"]["total"].get<int64_t>(), stored);
+  EXPECT_GT(info["parameters"]["vision_tower"].get<int64_t>(), 0);
+  EXPECT_GT(info["parameters"]["language_model"].get<int64_t>(), 0);
+  EXPECT_EQ(info["vocab_size"], 192);
+  EXPECT_EQ(info["image_tokens"], 16);
+  EXPECT_EQ(info["metadata"]["format"], "lriad-paligemma");
+  EXPECT_EQ(info["dtypes"].size(), 1u);
+  EXPECT_EQ(info["dtypes"]["F32"].get<int64_t>(), stored);
+
+  nlohmann::json j;
+  std::ifstream(kGolden + "/reference.json") >> j;
+  const std::string prefix = j.at("training_batch").at("prefixes").at(0);
+  const auto png = golden_png();
+  r = test::run_command(lriad + " model generate --run " + out + " --image " + png + " --prompt '" + prefix +
+                        "' --max-new 8");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out, j.at("generation").at("greedy_0_text").get<std::string>() + "\n");
+
+  r = test::run_command(lriad + " predict --run " + out + " " + png, true);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("is an imported PaliGemma"), std::string::npos) << r.out;
+  r = test::run_command(lriad + " model import --hf " + kGolden + " --out " + out, true);
+  EXPECT_NE(r.code, 0) << "an existing run is not replaced without --overwrite";
+  r = test::run_command(lriad + " model import --hf " + kGolden + " --out " + out + " --overwrite --dtype bf16", true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_command(lriad + " model info --run " + out + " --json");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["dtypes"]["BF16"].get<int64_t>(), stored);
+  fs::remove_all(out);
   fs::remove(png);
 }

@@ -11,6 +11,7 @@
 #include "lriad/model/paligemma.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/train/checkpoint.h"
+#include "lriad/train/paligemma_run.h"
 
 namespace lriad::cli {
 namespace {
@@ -22,7 +23,7 @@ struct InitCli {
 };
 
 struct GenerateCli {
-  std::string hf, image, prompt = "caption en";
+  std::string hf, run, image, prompt = "caption en";
   int max_new = 32;
   std::string dtype = "fp32";
   std::string device = "cpu";
@@ -31,28 +32,45 @@ struct GenerateCli {
 // Greedy generation from a Hugging Face PaliGemma folder: a check that a downloaded checkpoint
 // loads and answers sensibly before it is trained.
 void run_generate(const GenerateCli& g) {
-  const auto ckpt = model::open_hf_checkpoint(g.hf);
-  if (ckpt.tokenizer.empty())
-    throw Error(g.hf + " has no tokenizer.model", "PaliGemma checkpoints come with their sentencepiece tokenizer");
+  if (g.hf.empty() == g.run.empty()) throw Error("model generate: give --hf DIR or --run RUN (one of them)");
   if (g.dtype != "fp32" && g.dtype != "bf16") throw Error("--dtype must be fp32 or bf16, got '" + g.dtype + "'");
   if (g.device != "cpu" && g.device != "cuda") throw Error("--device must be cpu or cuda, got '" + g.device + "'");
   if (g.device == "cuda" && !torch::cuda::is_available())
     throw Error("--device cuda: this LibTorch sees no CUDA device",
                 "build against the official CUDA LibTorch (README: Building against an official (CUDA) LibTorch)");
-  model::PaliGemma m(ckpt.config);
-  m->to(torch::Device(g.device), g.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
-  spdlog::info("loading {} ({} image tokens, vocabulary {})", g.hf, ckpt.config.image_tokens(), ckpt.config.vocab_size);
-  model::load_hf_weights(*m, ckpt);
+  const auto type = g.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  model::PaliGemma m{nullptr};
+  std::string tokenizer;
+  if (!g.run.empty()) {
+    spdlog::info("loading {}", g.run);
+    m = train::load_paligemma_run(g.run);
+    tokenizer = train::RunFiles{g.run}.tokenizer();
+  } else {
+    const auto ckpt = model::open_hf_checkpoint(g.hf);
+    if (ckpt.tokenizer.empty())
+      throw Error(g.hf + " has no tokenizer.model", "PaliGemma checkpoints come with their sentencepiece tokenizer");
+    m = model::PaliGemma(ckpt.config);
+    m->to(type);
+    spdlog::info("loading {} ({} image tokens, vocabulary {})", g.hf, ckpt.config.image_tokens(), ckpt.config.vocab_size);
+    model::load_hf_weights(*m, ckpt);
+    tokenizer = ckpt.tokenizer;
+  }
+  m->to(torch::Device(g.device), type);
   m->eval();
-  const text::Tokenizer tok(ckpt.tokenizer);
-  const auto prompt = model::paligemma_prompt(ckpt.config, tok.encode(g.prompt + "\n"));
-  const auto pixels = model::siglip_pixels(data::read_image(g.image), ckpt.config.image_size);
+  const auto& config = m->config;
+  const text::Tokenizer tok(tokenizer);
+  const auto prompt = model::paligemma_prompt(config, tok.encode(g.prompt + "\n"));
+  const auto pixels = model::siglip_pixels(data::read_image(g.image), config.image_size);
   const auto ids = model::greedy_generate(*m, pixels, prompt, g.max_new, true);
   std::vector<int> text_ids;
   for (auto id : ids)
-    if (id != ckpt.config.eos_id) text_ids.push_back(int(id));
+    if (id != config.eos_id) text_ids.push_back(int(id));
   std::cout << tok.decode(text_ids) << "\n";
 }
+
+struct ImportCli {
+  train::ImportOptions import;
+};
 
 struct InfoCli {
   std::string run;
@@ -108,7 +126,8 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   auto g = std::make_shared<GenerateCli>();
   auto* gen = model_cmd->add_subcommand(
       "generate", "Greedy answer of a Hugging Face PaliGemma checkpoint folder to an image and a prompt");
-  gen->add_option("--hf", g->hf, "Checkpoint folder: config.json, *.safetensors, tokenizer.model")->required();
+  gen->add_option("--hf", g->hf, "Checkpoint folder: config.json, *.safetensors, tokenizer.model");
+  gen->add_option("--run", g->run, "A run directory made by `lriad model import` (instead of --hf)");
   gen->add_option("--image", g->image, "Image file")->required();
   gen->add_option("--prompt", g->prompt, "Prompt (PaliGemma's task prefix, e.g. \"caption en\")")->capture_default_str();
   gen->add_option("--max-new", g->max_new, "Tokens to generate at most")->capture_default_str();
@@ -117,6 +136,19 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   gen->callback([g, &global] {
     start_torch_runtime(global);
     run_generate(*g);
+  });
+
+  auto im = std::make_shared<ImportCli>();
+  auto* imp = model_cmd->add_subcommand("import", "A run directory from a Hugging Face PaliGemma checkpoint folder");
+  imp->add_option("--hf", im->import.hf, "Checkpoint folder: config.json, *.safetensors, tokenizer.model")->required();
+  imp->add_option("-o,--out", im->import.out, "Run directory to create")->required();
+  imp->add_option("--dtype", im->import.dtype, "Store the weights in fp32 or bf16")->capture_default_str();
+  imp->add_flag("--overwrite", im->import.overwrite, "Replace the files of an existing run directory");
+  imp->callback([im, &global] {
+    start_torch_runtime(global);
+    train::import_paligemma(im->import);
+    spdlog::info("imported {} into {}", im->import.hf, im->import.out);
+    print_info(train::run_info(im->import.out));
   });
 
   auto o = std::make_shared<InfoCli>();

@@ -1,4 +1,5 @@
 #include "lriad/train/checkpoint.h"
+#include "lriad/train/paligemma_run.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/source.h"
 
@@ -67,6 +68,10 @@ void save_policy(const RunFiles& run, model::PolicyImpl& policy, const std::map<
 LoadedPolicy load_policy(const std::string& dir, const std::string& device, const std::string& weights) {
   const RunFiles run{dir};
   if (!io::is_dir(dir)) throw Error("run directory " + dir + " does not exist", "pass the --out of a training run");
+  if (io::is_file(run.path(kPaliGemmaConfig)))
+    throw Error(dir + " is an imported PaliGemma: `lriad model info` and `lriad model generate --run` read it; "
+                "training, eval and predict with a PaliGemma are not wired yet",
+                "use a run made by `lriad train` here");
   if (!io::is_file(run.config()))
     throw Error("run directory " + dir + " has no config.json",
                 "is it a run made by `lriad train` or `lriad model init`?");
@@ -92,6 +97,7 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
 
 nlohmann::json run_info(const std::string& dir) {
   const RunFiles run{dir};
+  if (io::is_file(run.path(kPaliGemmaConfig))) return paligemma_run_info(dir);
   if (!io::is_file(run.weights()))
     throw Error("run directory " + dir + " has no model.safetensors",
                 "pass the --out of `lriad train` or `lriad model init`");

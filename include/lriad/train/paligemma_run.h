@@ -1,0 +1,40 @@
+// A run directory made from a Hugging Face PaliGemma folder (`lriad model import`):
+// paligemma.json (the checkpoint's config.json), tokenizer.model and model.safetensors (every
+// tensor under the original checkpoints' names, in one dtype, with "format" lriad-paligemma).
+// `model info` and `model generate --run` read it. train, eval and predict do not take a PaliGemma
+// yet: load_policy refuses such a directory with that said (train/checkpoint.h).
+#pragma once
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "lriad/model/paligemma.h"
+
+namespace lriad::train {
+
+inline constexpr const char* kPaliGemmaFormat = "lriad-paligemma";
+inline constexpr const char* kPaliGemmaFormatVersion = "1";
+inline constexpr const char* kPaliGemmaConfig = "paligemma.json";
+
+struct ImportOptions {
+  std::string hf;            // the checkpoint folder
+  std::string out;           // the run directory to create
+  std::string dtype = "fp32";  // fp32 | bf16: the dtype the weights are stored in
+  bool overwrite = false;
+};
+
+// Reads the folder (model/hf_checkpoint.h: every error names its file), writes the run directory
+// (each file through a temporary name). An existing non-empty `out` is refused unless overwrite.
+void import_paligemma(const ImportOptions& options);
+
+bool is_paligemma_run(const std::string& dir);
+
+// The model of an imported run, its weights loaded strictly (names, shapes, dtype).
+model::PaliGemma load_paligemma_run(const std::string& dir);
+
+// What `lriad model info` prints for it: the keys of run_info (parameters per component: vision_tower,
+// multi_modal_projector, language_model; vocabulary, image tokens, tensors, bytes, metadata) with
+// "config" the checkpoint's config.json.
+nlohmann::json paligemma_run_info(const std::string& dir);
+
+}  // namespace lriad::train

@@ -1,0 +1,103 @@
+// Imported PaliGemma run directories (see paligemma_run.h).
+#include "lriad/train/paligemma_run.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "lriad/io/error.h"
+#include "lriad/io/fs.h"
+#include "lriad/io/safetensors.h"
+#include "lriad/model/hf_checkpoint.h"
+#include "lriad/model/weights.h"
+#include "lriad/train/checkpoint.h"
+
+namespace lriad::train {
+namespace {
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path, "check the path and its permissions");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+torch::ScalarType dtype_of(const std::string& name, const std::string& where) {
+  if (name == "fp32") return torch::kFloat32;
+  if (name == "bf16") return torch::kBFloat16;
+  throw Error(where + ": dtype must be fp32 or bf16, got '" + name + "'");
+}
+
+}  // namespace
+
+bool is_paligemma_run(const std::string& dir) { return io::is_file(RunFiles{dir}.path(kPaliGemmaConfig)); }
+
+void import_paligemma(const ImportOptions& o) {
+  const auto type = dtype_of(o.dtype, "--dtype");
+  const auto ckpt = model::open_hf_checkpoint(o.hf);
+  if (ckpt.tokenizer.empty())
+    throw Error(o.hf + " has no tokenizer.model", "PaliGemma checkpoints come with their sentencepiece tokenizer");
+  prepare_run_dir(o.out, o.overwrite, false);
+  model::PaliGemma m(ckpt.config);
+  m->to(type);
+  model::load_hf_weights(*m, ckpt);
+  const RunFiles run{o.out};
+  io::write_file_atomic(run.tokenizer(), read_all(ckpt.tokenizer));
+  model::save_weights(*m, run.weights(),
+                      {{"format", kPaliGemmaFormat},
+                       {"format_version", kPaliGemmaFormatVersion},
+                       {"imported_from", std::filesystem::weakly_canonical(std::filesystem::absolute(o.hf)).string()},
+                       {"dtype", o.dtype}});
+  // Last: its presence marks a complete import.
+  io::write_file_atomic(run.path(kPaliGemmaConfig), read_all(o.hf + "/config.json"));
+}
+
+model::PaliGemma load_paligemma_run(const std::string& dir) {
+  const RunFiles run{dir};
+  if (!is_paligemma_run(dir))
+    throw Error(dir + " is not an imported PaliGemma run (no " + kPaliGemmaConfig + ")", "make one with `lriad model import --hf DIR --out RUN`");
+  const auto config = model::PaliGemmaConfig::from_file(run.path(kPaliGemmaConfig));
+  const auto header = io::read_safetensors_header(run.weights());
+  const auto meta = header.metadata.find("format");
+  if (meta == header.metadata.end() || meta->second != kPaliGemmaFormat)
+    throw Error(run.weights() + " is not an imported PaliGemma's weights", "import the checkpoint again");
+  auto dtype = header.metadata.count("dtype") ? header.metadata.at("dtype") : std::string("fp32");
+  model::PaliGemma m(config);
+  m->to(dtype_of(dtype, run.weights()));
+  model::load_weights(*m, run.weights());
+  m->eval();
+  return m;
+}
+
+nlohmann::json paligemma_run_info(const std::string& dir) {
+  const RunFiles run{dir};
+  const auto config = model::PaliGemmaConfig::from_file(run.path(kPaliGemmaConfig));
+  const auto header = io::read_safetensors_header(run.weights());
+  std::map<std::string, int64_t> counts, dtypes;
+  int64_t total = 0;
+  for (const auto& [name, t] : header.tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    counts[name.substr(0, name.find('.'))] += n;
+    dtypes[t.dtype] += n;
+    total += n;
+  }
+  nlohmann::json j;
+  j["run"] = dir;
+  j["parameters"] = counts;
+  j["parameters"]["total"] = total;
+  j["tensors"] = header.tensors.size();
+  j["dtypes"] = dtypes;
+  j["weights_bytes"] = std::filesystem::file_size(run.weights());
+  j["vocab_size"] = config.vocab_size;
+  j["image_tokens"] = config.image_tokens();
+  j["metadata"] = header.metadata;
+  std::ifstream in(run.path(kPaliGemmaConfig));
+  j["config"] = nlohmann::json::parse(in);
+  return j;
+}
+
+}  // namespace lriad::train
