@@ -10,6 +10,7 @@ JOBS=${LRIAD_JOBS:-$(nproc)}
 PACKAGES=(g++ cmake ninja-build pkg-config ccache git
   libtorch-dev libopencv-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libsentencepiece-dev libgtest-dev
+  libgloo-dev  # Gloo's headers: multi-process training over LibTorch's c10d (train/distributed.h)
   python3-sklearn  # the metrics cross-check test (tests/test_eval.cpp)
   help2man dpkg-dev file  # the man page; `cpack -G DEB` (dpkg-shlibdeps, file)
   libopenblas0-openmp)  # without it Debian's LibTorch runs on the ~100x slower reference BLAS

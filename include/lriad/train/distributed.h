@@ -1,0 +1,70 @@
+// Data-parallel training over LibTorch's c10d (issue 25, first part): a process group of `world`
+// ranks over Gloo (CPU tensors), met through a TCPStore that rank 0 serves, the way torchrun's
+// variables describe it (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). What the trainer needs of it:
+// gradients averaged over the ranks in one flat buffer per dtype (a bucket: one collective, not
+// one per parameter), sums and gathers of statistics (global reward scaling), broadcasts (rank 0
+// builds, the others receive), a barrier.
+// Faults: every rank writes a heartbeat to the store each second (its own thread and connection);
+// a collective that fails or times out (timeout_s) throws lriad::Error naming this rank and the
+// ranks whose heartbeat did not move in 1.5 s (or rank 0, when the store it serves is gone), so a
+// run whose peer died or hangs ends with a message instead of waiting for ever.
+// Built only where Gloo's headers are (Debian: libgloo-dev, which scripts/setup.sh installs;
+// LRIAD_HAS_GLOO); elsewhere a world above 1 is refused with that said.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace lriad::train {
+
+struct DistConfig {
+  int rank = 0;
+  int world = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  double timeout_s = 300;  // a collective or the rendezvous waits this long at most
+};
+
+// torchrun's variables: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, and LRIAD_DIST_TIMEOUT (seconds).
+// None set: a single process (world 1). Throws lriad::Error naming a variable that does not parse
+// or is out of range (a rank outside [0, WORLD_SIZE)).
+DistConfig dist_from_env();
+
+// True when lriad was built with Gloo's headers (multi-process training possible).
+bool distributed_available();
+
+class Distributed {
+ public:
+  // world 1: no process group (every call is a no-op or the identity). Else joins the group:
+  // rank 0 serves the store at master_addr:master_port; the call returns when every rank has
+  // joined, or throws after timeout_s.
+  explicit Distributed(const DistConfig& config);
+  ~Distributed();
+  Distributed(const Distributed&) = delete;
+  Distributed& operator=(const Distributed&) = delete;
+
+  int rank() const { return config_.rank; }
+  int world() const { return config_.world; }
+  bool main() const { return config_.rank == 0; }
+
+  // Each parameter's .grad replaced by its mean over the ranks (parameters without a gradient
+  // count as zeros, so every rank calls with the same list). One flat buffer per dtype.
+  void average_gradients(const std::vector<torch::Tensor>& parameters);
+  // In place: the sum over ranks (CPU tensor).
+  void all_reduce_sum(torch::Tensor& tensor);
+  // In place: rank `root`'s values on every rank (CPU tensor of one shape on every rank).
+  void broadcast(torch::Tensor& tensor, int root = 0);
+  // Every rank's `mine` (same length on every rank), concatenated in rank order.
+  std::vector<double> all_gather(const std::vector<double>& mine);
+  void barrier();
+
+  struct Group;  // the process group, the store and the heartbeat (distributed.cpp)
+
+ private:
+  DistConfig config_;
+  std::unique_ptr<Group> group_;
+};
+
+}  // namespace lriad::train

@@ -1,0 +1,239 @@
+// c10d process groups over Gloo (see distributed.h).
+#include "lriad/train/distributed.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "lriad/io/error.h"
+
+#if defined(LRIAD_HAS_GLOO)
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace lriad::train {
+namespace {
+
+int env_int(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end || x < lo || x > hi)
+    throw Error(std::string("environment variable ") + name + "=" + v + " is not a whole number in [" +
+                    std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                "torchrun's variables: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT");
+  return int(x);
+}
+
+}  // namespace
+
+DistConfig dist_from_env() {
+  DistConfig c;
+  c.world = env_int("WORLD_SIZE", 1, 1, 1 << 16);
+  c.rank = env_int("RANK", 0, 0, c.world - 1);
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) c.master_addr = a;
+  c.master_port = env_int("MASTER_PORT", c.master_port, 1, 65535);
+  if (const char* t = std::getenv("LRIAD_DIST_TIMEOUT"); t && *t) {
+    char* end = nullptr;
+    c.timeout_s = std::strtod(t, &end);
+    if (*end || !(c.timeout_s > 0)) throw Error(std::string("LRIAD_DIST_TIMEOUT=") + t + " is not a positive number of seconds");
+  }
+  return c;
+}
+
+#if defined(LRIAD_HAS_GLOO)
+
+bool distributed_available() { return true; }
+
+struct Distributed::Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::thread heartbeat;
+  std::atomic<bool> stop{false};
+};
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string beat_key(int rank) { return "lriad/heartbeat/" + std::to_string(rank); }
+
+// Which ranks stopped beating: read every peer's heartbeat twice, a beat and a half apart; a rank
+// whose beat did not move is gone or hung. "rank 0 (...)" when the store itself is gone.
+std::string silent_ranks(c10d::Store& store, int self, int world) {
+  auto read = [&](int r) {
+    const auto v = store.get(beat_key(r));
+    return std::string(v.begin(), v.end());
+  };
+  std::string out;
+  try {
+    store.setTimeout(std::chrono::milliseconds(2000));
+    std::map<int, std::string> first;
+    for (int r = 0; r < world; ++r)
+      if (r != self) first[r] = read(r);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    for (const auto& [r, beat] : first)
+      if (read(r) == beat) out += (out.empty() ? "rank " : ", rank ") + std::to_string(r);
+  } catch (const std::exception&) {
+    return self == 0 ? "" : "rank 0 (it serves the store, which is gone)";
+  }
+  return out;
+}
+
+}  // namespace
+
+Distributed::Distributed(const DistConfig& config) : config_(config) {
+  if (config.world <= 1) return;
+  if (config.rank < 0 || config.rank >= config.world)
+    throw Error("rank " + std::to_string(config.rank) + " is outside a world of " + std::to_string(config.world));
+  group_ = std::make_unique<Group>();
+  const auto timeout = std::chrono::milliseconds(int64_t(config.timeout_s * 1000));
+  const std::string where = "rank " + std::to_string(config.rank) + " of " + std::to_string(config.world);
+  try {
+    c10d::TCPStoreOptions opts;
+    opts.port = uint16_t(config.master_port);
+    opts.isServer = config.rank == 0;
+    opts.numWorkers = size_t(config.world);
+    opts.waitWorkers = false;
+    opts.timeout = timeout;
+    group_->store = c10::make_intrusive<c10d::TCPStore>(config.master_addr, opts);
+    auto options = c10d::ProcessGroupGloo::Options::create();
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(
+        config.master_addr == "localhost" ? "127.0.0.1" : config.master_addr));
+    options->timeout = timeout;
+    group_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, config.rank, config.world, options);
+  } catch (const std::exception& e) {
+    throw Error(where + ": could not join the process group at " + config.master_addr + ":" +
+                    std::to_string(config.master_port) + " within " + std::to_string(int(config.timeout_s)) +
+                    " s: " + e.what(),
+                "every rank needs the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE, and rank 0 must be running");
+  }
+  // Heartbeat on its own connection to the store, so that a rank blocked in a collective still beats.
+  auto beat_store = c10::make_intrusive<c10d::TCPStore>(
+      config.master_addr, [&] {
+        c10d::TCPStoreOptions o;
+        o.port = uint16_t(config.master_port);
+        o.isServer = false;
+        o.waitWorkers = false;
+        o.timeout = timeout;
+        return o;
+      }());
+  Group* g = group_.get();
+  const int rank = config.rank;
+  g->heartbeat = std::thread([g, beat_store, rank] {
+    while (!g->stop.load()) {
+      try {
+        const auto s = std::to_string(now_ms());
+        beat_store->set(beat_key(rank), std::vector<uint8_t>(s.begin(), s.end()));
+      } catch (const std::exception&) {
+        return;  // the store is gone; collectives will say so
+      }
+      for (int i = 0; i < 10 && !g->stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+}
+
+Distributed::~Distributed() {
+  if (!group_) return;
+  group_->stop = true;
+  if (group_->heartbeat.joinable()) group_->heartbeat.join();
+}
+
+namespace {
+
+template <class F>
+void collective(Distributed::Group& g, const DistConfig& c, const std::string& what, F&& run) {
+  try {
+    run();
+  } catch (const std::exception& e) {
+    const std::string silent = silent_ranks(*g.store, c.rank, c.world);
+    throw Error("rank " + std::to_string(c.rank) + " of " + std::to_string(c.world) + ": " + what + " failed" +
+                    (silent.empty() ? "" : " (" + silent + " stopped responding)") + ": " + e.what(),
+                "a peer rank died or hangs (the timeout, LRIAD_DIST_TIMEOUT, is " + std::to_string(int(c.timeout_s)) +
+                    " s); start every rank again");
+  }
+}
+
+}  // namespace
+
+void Distributed::average_gradients(const std::vector<torch::Tensor>& parameters) {
+  if (!group_) return;
+  std::map<torch::ScalarType, std::vector<torch::Tensor>> by_type;
+  for (const auto& p : parameters) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    by_type[p.grad().scalar_type()].push_back(p.grad());
+  }
+  for (auto& [type, grads] : by_type) {
+    std::vector<torch::Tensor> flat;
+    for (const auto& gr : grads) flat.push_back(gr.reshape({-1}).to(torch::kCPU));
+    std::vector<torch::Tensor> bucket = {torch::cat(flat)};  // one collective per dtype
+    collective(*group_, config_, "averaging gradients", [&] { group_->pg->allreduce(bucket)->wait(); });
+    bucket[0].div_(double(config_.world));
+    int64_t at = 0;
+    for (auto& gr : grads) {
+      gr.copy_(bucket[0].narrow(0, at, gr.numel()).view_as(gr));
+      at += gr.numel();
+    }
+  }
+}
+
+void Distributed::all_reduce_sum(torch::Tensor& tensor) {
+  if (!group_) return;
+  std::vector<torch::Tensor> t = {tensor};
+  collective(*group_, config_, "a sum over ranks", [&] { group_->pg->allreduce(t)->wait(); });
+}
+
+void Distributed::broadcast(torch::Tensor& tensor, int root) {
+  if (!group_) return;
+  std::vector<torch::Tensor> t = {tensor};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  collective(*group_, config_, "a broadcast from rank " + std::to_string(root), [&] { group_->pg->broadcast(t, o)->wait(); });
+}
+
+std::vector<double> Distributed::all_gather(const std::vector<double>& mine) {
+  if (!group_) return mine;
+  const auto local = torch::tensor(mine, torch::kFloat64);
+  std::vector<std::vector<torch::Tensor>> out(1);
+  for (int r = 0; r < config_.world; ++r) out[0].push_back(torch::empty_like(local));
+  std::vector<torch::Tensor> in = {local};
+  collective(*group_, config_, "a gather over ranks", [&] { group_->pg->allgather(out, in)->wait(); });
+  const auto all = torch::cat(out[0]).contiguous();
+  return {all.data_ptr<double>(), all.data_ptr<double>() + all.numel()};
+}
+
+void Distributed::barrier() {
+  if (!group_) return;
+  collective(*group_, config_, "a barrier", [&] { group_->pg->barrier()->wait(); });
+}
+
+#else  // without Gloo's headers
+
+bool distributed_available() { return false; }
+
+struct Distributed::Group {};
+
+Distributed::Distributed(const DistConfig& config) : config_(config) {
+  if (config.world > 1)
+    throw Error("this lriad was built without Gloo: training on " + std::to_string(config.world) + " processes needs it",
+                "install Gloo's headers (Debian: libgloo-dev; scripts/setup.sh does) and build again");
+}
+Distributed::~Distributed() = default;
+void Distributed::average_gradients(const std::vector<torch::Tensor>&) {}
+void Distributed::all_reduce_sum(torch::Tensor&) {}
+void Distributed::broadcast(torch::Tensor&, int) {}
+std::vector<double> Distributed::all_gather(const std::vector<double>& mine) { return mine; }
+void Distributed::barrier() {}
+
+#endif
+
+}  // namespace lriad::train

@@ -1,0 +1,149 @@
+// train/distributed.h: two ranks over Gloo on loopback, each a process (this test binary started
+// again for rank 1, running one of the DISABLED_ child cases), and a rank that dies.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+#include <string>
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include "fixtures.h"
+#include "lriad/io/error.h"
+#include "lriad/train/distributed.h"
+
+using namespace lriad;
+
+namespace {
+
+int test_port() {
+  if (const char* p = std::getenv("LRIAD_TEST_PORT")) return std::atoi(p);
+  return 20000 + int(getpid() % 20000);
+}
+
+train::DistConfig config_of(int rank, double timeout_s) {
+  train::DistConfig c;
+  c.rank = rank;
+  c.world = 2;
+  c.master_port = test_port();
+  c.timeout_s = timeout_s;
+  return c;
+}
+
+// Starts rank 1: this binary, running `child` (a DISABLED_ case) with the port in its environment.
+// Returns a command to run in the background; its output goes to `log`.
+std::string child_command(const std::string& child, const std::string& log) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  exe[n > 0 ? n : 0] = 0;
+  return "LRIAD_TEST_PORT=" + std::to_string(test_port()) + " " + exe +
+         " --gtest_also_run_disabled_tests --gtest_filter=DistributedChild." + child + " > " + log + " 2>&1";
+}
+
+// Both ranks run this: gradients (rank r's weight gradient is r + 1; rank 1 has no bias gradient),
+// a sum, a gather, a broadcast from rank 1 and a barrier.
+void collectives(int rank) {
+  ASSERT_TRUE(train::distributed_available()) << "built without Gloo's headers: scripts/setup.sh installs libgloo-dev";
+  train::Distributed d(config_of(rank, 30));
+  EXPECT_EQ(d.rank(), rank);
+  EXPECT_EQ(d.world(), 2);
+  torch::nn::Linear lin(3, 2);
+  lin->weight.mutable_grad() = torch::full({2, 3}, double(rank + 1));
+  if (rank == 0) lin->bias.mutable_grad() = torch::full({2}, 1.0);
+  d.average_gradients({lin->weight, lin->bias});
+  EXPECT_TRUE(torch::allclose(lin->weight.grad(), torch::full({2, 3}, 1.5)));
+  ASSERT_TRUE(lin->bias.grad().defined());
+  EXPECT_TRUE(torch::allclose(lin->bias.grad(), torch::full({2}, 0.5))) << "a missing gradient counts as zeros";
+  auto t = torch::tensor({double(rank + 1), 10.0});
+  d.all_reduce_sum(t);
+  EXPECT_TRUE(torch::equal(t, torch::tensor({3.0, 20.0})));
+  EXPECT_EQ(d.all_gather({double(rank), 10.0 + rank}), (std::vector<double>{0, 10, 1, 11}));
+  auto b = torch::tensor({double(rank), -1.0 * rank});
+  d.broadcast(b, 1);
+  EXPECT_TRUE(torch::equal(b, torch::tensor({1.0, -1.0})));
+  d.barrier();
+}
+
+}  // namespace
+
+TEST(DistributedChild, DISABLED_Collectives) { collectives(1); }
+
+TEST(DistributedChild, DISABLED_JoinsThenDies) {
+  train::Distributed d(config_of(1, 30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  _exit(3);  // no goodbye: the process is gone, as a crashed rank's would be
+}
+
+TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) {
+  const std::string log = "/tmp/lriad_dist_child_" + std::to_string(getpid()) + ".log";
+  const std::string cmd = "(" + child_command("DISABLED_Collectives", log) + "; echo $? > " + log + ".rc) &";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  collectives(0);
+  for (int i = 0; i < 300 && !std::ifstream(log + ".rc"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string out = test::read_text(log);
+  EXPECT_EQ(test::read_text(log + ".rc"), "0\n") << out;
+  EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << "rank 1 ran its case: " << out;
+  std::remove(log.c_str());
+  std::remove((log + ".rc").c_str());
+}
+
+TEST(Distributed, ARankThatDiesEndsTheOtherWithinTheTimeoutNamingIt) {
+  const std::string log = "/tmp/lriad_dist_dies_" + std::to_string(getpid()) + ".log";
+  ASSERT_EQ(std::system((child_command("DISABLED_JoinsThenDies", log) + " &").c_str()), 0);
+  train::Distributed d(config_of(0, 5));
+  const auto start = std::chrono::steady_clock::now();
+  std::string message;
+  try {
+    torch::Tensor t = torch::ones({4});
+    for (int i = 0; i < 100; ++i) {  // the peer dies within half a second: one of these fails
+      d.all_reduce_sum(t);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(message.find("rank 0 of 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("rank 1 stopped responding"), std::string::npos) << message;
+  EXPECT_LT(seconds, 5 + 10) << "the timeout is 5 s";
+  std::remove(log.c_str());
+}
+
+TEST(Distributed, TheEnvironmentAsTorchrunSetsIt) {
+  for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LRIAD_DIST_TIMEOUT"}) unsetenv(v);
+  auto c = train::dist_from_env();
+  EXPECT_EQ(c.world, 1);
+  EXPECT_EQ(c.rank, 0);
+  setenv("RANK", "1", 1);
+  setenv("WORLD_SIZE", "4", 1);
+  setenv("MASTER_ADDR", "10.0.0.7", 1);
+  setenv("MASTER_PORT", "29611", 1);
+  setenv("LRIAD_DIST_TIMEOUT", "12.5", 1);
+  c = train::dist_from_env();
+  EXPECT_EQ(c.rank, 1);
+  EXPECT_EQ(c.world, 4);
+  EXPECT_EQ(c.master_addr, "10.0.0.7");
+  EXPECT_EQ(c.master_port, 29611);
+  EXPECT_DOUBLE_EQ(c.timeout_s, 12.5);
+  setenv("RANK", "4", 1);
+  try {
+    train::dist_from_env();
+    ADD_FAILURE() << "a rank outside the world is refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("RANK=4"), std::string::npos) << e.what();
+  }
+  for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LRIAD_DIST_TIMEOUT"}) unsetenv(v);
+}
+
+TEST(Distributed, OneProcessIsTheIdentity) {
+  train::Distributed d(train::DistConfig{});
+  EXPECT_TRUE(d.main());
+  torch::nn::Linear lin(2, 2);
+  lin->weight.mutable_grad() = torch::full({2, 2}, 3.0);
+  d.average_gradients({lin->weight});
+  EXPECT_TRUE(torch::equal(lin->weight.grad(), torch::full({2, 2}, 3.0)));
+  EXPECT_EQ(d.all_gather({1.5}), std::vector<double>{1.5});
+}
