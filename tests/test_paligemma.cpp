@@ -442,3 +442,18 @@ TEST(PaliGemma, ImportMakesARunThatInfoAndGenerateRead) {
   fs::remove_all(out);
   fs::remove(png);
 }
+
+TEST(PaliGemma, BenchMeasuresAGrpoStepOfTheCheckpoint) {
+  const auto r = test::run_command(std::string(LRIAD_BIN) + " bench paligemma --hf " + kGolden +
+                                   " --repeats 1 --max-new 4 --group 2 --lora-rank 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parameters"], 48824) << "every weight of the golden checkpoint";
+  // rank x (in + out) for q (32->32), k and v (32->8), o (32->32), gate and up (32->64), down (64->32); 2 layers
+  const int rank = 2, per_layer = rank * (64 + 40 + 40 + 64 + 96 + 96 + 96);
+  EXPECT_EQ(j["adapter_parameters"], 2 * per_layer);
+  EXPECT_GT(j["step_s"].get<double>(), 0.0);
+  EXPECT_GT(j["sample_s"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_rss_mib"].get<double>(), 0.0);
+  EXPECT_TRUE(j["peak_cuda_mib"].is_null());
+}

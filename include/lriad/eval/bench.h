@@ -44,6 +44,25 @@ struct BenchOptions {
   std::vector<std::string> sections = {"gemm", "generate", "grpo", "eval", "data"};
 };
 
+// A pretrained PaliGemma's GRPO step (`lriad bench paligemma`): the checkpoint folder loaded in
+// `dtype`, LoRA adapters of `lora_rank` on the decoder's projections, G completions of max_new
+// tokens at most (rows stop at EOS) sampled for one random image, then the step: log-
+// probabilities, the KL to the base (adapters off), the loss, backward and Adam on the adapters.
+struct PaliGemmaBenchOptions {
+  std::string hf;  // the checkpoint folder
+  std::string device = "cpu";
+  std::string dtype = "bf16";  // fp32 | bf16
+  int group = 4;
+  int max_new = 32;
+  int lora_rank = 8;
+  bool recompute = true;  // activation recomputation per block
+  int repeats = 2;        // timed steps (median), after one warm-up
+};
+// {load_s, parameters, adapter_parameters, sample_s (the group's sampling alone), step_s (the whole
+// step), tokens_per_s (of the sampling), peak_rss_mib, peak_cuda_mib (null: not exposed by
+// LibTorch's C++ API without CUDA's headers), and the options}.
+nlohmann::json bench_paligemma(const PaliGemmaBenchOptions& options);
+
 // One JSON object: runtime, and one key per section run, plus peak_rss_mib. Progress on stderr.
 nlohmann::json run_bench(const RunConfig& config, const BenchOptions& options);
 // The same figures as a few readable lines.
