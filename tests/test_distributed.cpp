@@ -82,7 +82,8 @@ TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) {
   const std::string cmd = "(" + child_command("DISABLED_Collectives", log) + "; echo $? > " + log + ".rc) &";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   collectives(0);
-  for (int i = 0; i < 300 && !std::ifstream(log + ".rc"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 300 && !std::ifstream(log + ".rc"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const std::string out = test::read_text(log);
   EXPECT_EQ(test::read_text(log + ".rc"), "0\n") << out;
   EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << "rank 1 ran its case: " << out;

@@ -143,7 +143,8 @@ TEST(PaliGemma, WrongFoldersGetErrorsNamingTheFile) {
     model::PaliGemma m(c.config);
     model::load_hf_weights(*m, c);
   });
-  EXPECT_NE(e.find("layers.0.mlp.down_proj.weight' has shape [32,64], config.json implies [32,96]"), std::string::npos) << e;
+  EXPECT_NE(e.find("layers.0.mlp.down_proj.weight' has shape [32,64], config.json implies [32,96]"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("model-00002-of-00002.safetensors"), std::string::npos) << e;
 
   const auto arch = copy_golden("arch");
@@ -167,7 +168,8 @@ TEST(PaliGemma, NewerTransformersNamesMapOntoTheOriginalOnes) {
             "language_model.model.layers.0.mlp.up_proj.weight");
   EXPECT_EQ(model::paligemma_tensor_name("model.vision_tower.vision_model.post_layernorm.bias"),
             "vision_tower.vision_model.post_layernorm.bias");
-  EXPECT_EQ(model::paligemma_tensor_name("model.multi_modal_projector.linear.weight"), "multi_modal_projector.linear.weight");
+  EXPECT_EQ(model::paligemma_tensor_name("model.multi_modal_projector.linear.weight"),
+            "multi_modal_projector.linear.weight");
   EXPECT_EQ(model::paligemma_tensor_name("language_model.model.norm.weight"), "language_model.model.norm.weight");
 }
 
@@ -224,7 +226,8 @@ TEST(PaliGemma, LoraAdaptersStartAsNothingTurnOffSaveAndMerge) {
   m->add_lora({/*rank=*/4, /*alpha=*/8});
   EXPECT_EQ(m->lora_tensors().size(), 2u * 7 * 2) << "7 projections x 2 layers, A and B";
   EXPECT_TRUE(torch::equal(golden_logits(*m), before)) << "B starts at zero";
-  for (const auto& p : m->named_parameters()) EXPECT_EQ(p.value().requires_grad(), p.key().rfind("lora.", 0) == 0) << p.key();
+  for (const auto& p : m->named_parameters())
+    EXPECT_EQ(p.value().requires_grad(), p.key().rfind("lora.", 0) == 0) << p.key();
   {
     torch::NoGradGuard no_grad;
     for (auto& [name, t] : m->lora_tensors()) t.normal_(0, 0.3);
@@ -279,7 +282,8 @@ TEST(PaliGemma, GrpoWithLoraTrainsTheAdaptersAndLeavesTheBaseAlone) {
   options.loss.beta = 0.04;
   auto gen = at::detail::createCPUGenerator(7);
   std::vector<train::PaliGemmaGrpoStats> steps;
-  for (int s = 0; s < 3; ++s) steps.push_back(train::paligemma_grpo_step(*m, opt, pixels, prompts, reward, options, gen));
+  for (int s = 0; s < 3; ++s)
+    steps.push_back(train::paligemma_grpo_step(*m, opt, pixels, prompts, reward, options, gen));
   EXPECT_EQ(steps[0].completions.size(), 8u);
   EXPECT_EQ(steps[0].kl_mean, 0.0) << "before the first update the policy is the base";
   EXPECT_GT(steps[1].kl_mean, 0.0) << "after it, the adapters moved the policy away from the base";
@@ -381,13 +385,16 @@ std::string golden_png() {
 
 TEST(PaliGemma, GenerateCommandAnswersLikeTheReference) {
   const auto png = golden_png();
-  EXPECT_LT((model::siglip_pixels(data::read_image(png), 56) - golden("pixel_values").narrow(0, 0, 1)).abs().max().item<double>(),
+  EXPECT_LT((model::siglip_pixels(data::read_image(png), 56) - golden("pixel_values").narrow(0, 0, 1))
+                .abs()
+                .max()
+                .item<double>(),
             1e-6);
   nlohmann::json j;
   std::ifstream(kGolden + "/reference.json") >> j;
   const std::string prefix = j.at("training_batch").at("prefixes").at(0);
   const auto r = test::run_command(std::string(LRIAD_BIN) + " model generate --hf " + kGolden + " --image " + png +
-                             " --prompt '" + prefix + "' --max-new 8");
+                                   " --prompt '" + prefix + "' --max-new 8");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(r.out, j.at("generation").at("greedy_0_text").get<std::string>() + "\n");
   const auto bad = test::run_command(std::string(LRIAD_BIN) + " model generate --hf /nonexistent --image " + png, true);

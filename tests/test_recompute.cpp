@@ -21,9 +21,7 @@ struct BlockImpl : torch::nn::Module {
       : fc1(register_module("fc1", torch::nn::Linear(8, 16))),
         fc2(register_module("fc2", torch::nn::Linear(16, 8))),
         norm(register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({8})))) {}
-  torch::Tensor forward(const torch::Tensor& x) {
-    return norm(fc2(torch::gelu(fc1(x))));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return norm(fc2(torch::gelu(fc1(x)))); }
   torch::nn::Linear fc1;
   torch::nn::Linear fc2;
   torch::nn::LayerNorm norm;

@@ -78,11 +78,18 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   pal->add_option("--hf", pg->bench.hf, "Checkpoint folder: config.json, *.safetensors")->required();
   pal->add_option("--device", pg->bench.device, "cpu or cuda")->capture_default_str();
   pal->add_option("--dtype", pg->bench.dtype, "Weights in fp32 or bf16")->capture_default_str();
-  pal->add_option("--group", pg->bench.group, "Completions per prompt (G)")->capture_default_str()->check(CLI::PositiveNumber);
-  pal->add_option("--max-new", pg->bench.max_new, "Tokens per completion at most")->capture_default_str()->check(CLI::PositiveNumber);
+  pal->add_option("--group", pg->bench.group, "Completions per prompt (G)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  pal->add_option("--max-new", pg->bench.max_new, "Tokens per completion at most")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   pal->add_option("--lora-rank", pg->bench.lora_rank, "LoRA rank")->capture_default_str()->check(CLI::PositiveNumber);
-  pal->add_option("--recompute", pg->bench.recompute, "Recompute each block's activations in backward")->capture_default_str();
-  pal->add_option("--repeats", pg->bench.repeats, "Timed steps (median), after one warm-up")->capture_default_str()->check(CLI::PositiveNumber);
+  pal->add_option("--recompute", pg->bench.recompute, "Recompute each block's activations in backward")
+      ->capture_default_str();
+  pal->add_option("--repeats", pg->bench.repeats, "Timed steps (median), after one warm-up")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   pal->add_flag("--json", pg->json, "Print one JSON object");
   pal->callback([pg, &global] {
     start_torch_runtime(global);
@@ -96,8 +103,8 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
                 pg->bench.lora_rank, pg->bench.recompute ? "on" : "off");
     std::printf("  load %.2f s, %lld parameters, %lld in the adapters\n", j["load_s"].get<double>(),
                 (long long)j["parameters"].get<int64_t>(), (long long)j["adapter_parameters"].get<int64_t>());
-    std::printf("  sampling the group %.3f s (%.1f tokens/s); the whole GRPO step %.3f s\n", j["sample_s"].get<double>(),
-                j["tokens_per_s"].get<double>(), j["step_s"].get<double>());
+    std::printf("  sampling the group %.3f s (%.1f tokens/s); the whole GRPO step %.3f s\n",
+                j["sample_s"].get<double>(), j["tokens_per_s"].get<double>(), j["step_s"].get<double>());
     std::printf("  peak resident memory %.0f MiB\n", j["peak_rss_mib"].get<double>());
   });
 

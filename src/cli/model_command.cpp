@@ -51,7 +51,8 @@ void run_generate(const GenerateCli& g) {
       throw Error(g.hf + " has no tokenizer.model", "PaliGemma checkpoints come with their sentencepiece tokenizer");
     m = model::PaliGemma(ckpt.config);
     m->to(type);
-    spdlog::info("loading {} ({} image tokens, vocabulary {})", g.hf, ckpt.config.image_tokens(), ckpt.config.vocab_size);
+    spdlog::info("loading {} ({} image tokens, vocabulary {})", g.hf, ckpt.config.image_tokens(),
+                 ckpt.config.vocab_size);
     model::load_hf_weights(*m, ckpt);
     tokenizer = ckpt.tokenizer;
   }
@@ -129,7 +130,8 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   gen->add_option("--hf", g->hf, "Checkpoint folder: config.json, *.safetensors, tokenizer.model");
   gen->add_option("--run", g->run, "A run directory made by `lriad model import` (instead of --hf)");
   gen->add_option("--image", g->image, "Image file")->required();
-  gen->add_option("--prompt", g->prompt, "Prompt (PaliGemma's task prefix, e.g. \"caption en\")")->capture_default_str();
+  gen->add_option("--prompt", g->prompt, "Prompt (PaliGemma's task prefix, e.g. \"caption en\")")
+      ->capture_default_str();
   gen->add_option("--max-new", g->max_new, "Tokens to generate at most")->capture_default_str();
   gen->add_option("--dtype", g->dtype, "Weights in fp32 or bf16")->capture_default_str();
   gen->add_option("--device", g->device, "cpu or cuda")->capture_default_str();

@@ -28,7 +28,8 @@ bool starts_with(const std::string& s, const std::string& p) { return s.compare(
 
 HfCheckpoint open_hf_checkpoint(const std::string& dir) {
   if (!fs::is_directory(dir))
-    throw Error("not a folder: " + dir, "pass the folder of a downloaded Hugging Face checkpoint (config.json, *.safetensors)");
+    throw Error("not a folder: " + dir,
+                "pass the folder of a downloaded Hugging Face checkpoint (config.json, *.safetensors)");
   HfCheckpoint c;
   c.dir = dir;
   c.config = PaliGemmaConfig::from_file((fs::path(dir) / "config.json").string());
@@ -47,13 +48,15 @@ HfCheckpoint open_hf_checkpoint(const std::string& dir) {
     const std::string path = (fs::path(dir) / kSingle).string();
     for (const auto& [name, _] : io::read_safetensors_header(path).tensors) c.shard_of[name] = path;
   } else {
-    throw Error(dir + " holds neither " + kIndex + " nor " + kSingle, "the weights of a Hugging Face checkpoint are safetensors files");
+    throw Error(dir + " holds neither " + kIndex + " nor " + kSingle,
+                "the weights of a Hugging Face checkpoint are safetensors files");
   }
   std::set<std::string> shards;
   for (const auto& [_, s] : c.shard_of) shards.insert(s);
   for (const auto& s : shards)
     if (!fs::exists(s))
-      throw Error("missing shard " + s + " (named by " + index.string() + ")", "the download is incomplete: fetch every model-*.safetensors file");
+      throw Error("missing shard " + s + " (named by " + index.string() + ")",
+                  "the download is incomplete: fetch every model-*.safetensors file");
   c.shards.assign(shards.begin(), shards.end());
   const fs::path tok = fs::path(dir) / "tokenizer.model";
   if (fs::exists(tok)) c.tokenizer = tok.string();
@@ -84,8 +87,8 @@ void load_hf_weights(PaliGemmaImpl& model, const HfCheckpoint& checkpoint) {
       if (name == "language_model.lm_head.weight") {  // tied to the embeddings
         const std::vector<int64_t> want{model.config.vocab_size, model.config.hidden};
         if (info.shape != want)
-          throw Error(shard + ": tensor '" + stored + "' has shape " + io::shape_str(info.shape) + ", config.json implies " +
-                      io::shape_str(want));
+          throw Error(shard + ": tensor '" + stored + "' has shape " + io::shape_str(info.shape) +
+                      ", config.json implies " + io::shape_str(want));
         continue;
       }
       if (it == params.end())
@@ -93,8 +96,8 @@ void load_hf_weights(PaliGemmaImpl& model, const HfCheckpoint& checkpoint) {
                     "the checkpoint is another architecture, or config.json does not belong to these weights");
       const auto& param = it->second;
       if (info.shape != param.sizes().vec())
-        throw Error(shard + ": tensor '" + stored + "' has shape " + io::shape_str(info.shape) + ", config.json implies " +
-                        io::shape_str(param.sizes().vec()),
+        throw Error(shard + ": tensor '" + stored + "' has shape " + io::shape_str(info.shape) +
+                        ", config.json implies " + io::shape_str(param.sizes().vec()),
                     "config.json does not belong to these weights");
       io::StTensor t;
       t.dtype = info.dtype;
@@ -102,7 +105,8 @@ void load_hf_weights(PaliGemmaImpl& model, const HfCheckpoint& checkpoint) {
       t.data.resize(size_t(info.end - info.begin));
       in.seekg(std::streamoff(8 + header.header_size + info.begin));
       in.read(t.data.data(), std::streamsize(t.data.size()));
-      if (!in) throw Error("cannot read tensor '" + stored + "' of " + shard, "the file is truncated: download it again");
+      if (!in)
+        throw Error("cannot read tensor '" + stored + "' of " + shard, "the file is truncated: download it again");
       const auto value = io::from_st_tensor(t);
       if (!value.is_floating_point())
         throw Error(shard + ": tensor '" + stored + "' is " + info.dtype + ", not floating point");

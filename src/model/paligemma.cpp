@@ -30,8 +30,8 @@ Linear linear(torch::nn::Module& parent, const std::string& name, int64_t in, in
 }
 
 torch::nn::LayerNorm layer_norm(torch::nn::Module& parent, const std::string& name, int64_t dim, double eps) {
-  return parent.register_module(name,
-                                torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps).elementwise_affine(true)));
+  return parent.register_module(
+      name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps).elementwise_affine(true)));
 }
 
 torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
@@ -53,22 +53,26 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
   patch = embeddings->register_module(
       "patch_embedding",
       torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c.vision_hidden, c.patch_size).stride(c.patch_size).bias(true)));
-  vision_positions = embeddings->register_module("position_embedding",
-                                                 torch::nn::Embedding(c.image_tokens(), c.vision_hidden));
+  vision_positions =
+      embeddings->register_module("position_embedding", torch::nn::Embedding(c.image_tokens(), c.vision_hidden));
   auto vision_list = node(*node(*vision_model, "encoder"), "layers");
   for (int64_t i = 0; i < c.vision_layers; ++i) {
     auto l = node(*vision_list, std::to_string(i));
     auto attn = node(*l, "self_attn");
     auto mlp = node(*l, "mlp");
     const int64_t E = c.vision_hidden, I = c.vision_intermediate;
-    vision_layers.push_back({layer_norm(*l, "layer_norm1", E, c.vision_eps), layer_norm(*l, "layer_norm2", E, c.vision_eps),
-                             linear(*attn, "q_proj", E, E, true), linear(*attn, "k_proj", E, E, true),
-                             linear(*attn, "v_proj", E, E, true), linear(*attn, "out_proj", E, E, true),
-                             linear(*mlp, "fc1", E, I, true), linear(*mlp, "fc2", I, E, true)});
+    vision_layers.push_back(
+        {layer_norm(*l, "layer_norm1", E, c.vision_eps), layer_norm(*l, "layer_norm2", E, c.vision_eps),
+         linear(*attn, "q_proj", E, E, true), linear(*attn, "k_proj", E, E, true), linear(*attn, "v_proj", E, E, true),
+         linear(*attn, "out_proj", E, E, true), linear(*mlp, "fc1", E, I, true), linear(*mlp, "fc2", I, E, true)});
     const auto& v = vision_layers.back();
     const std::string at = "vision_tower.vision_model.encoder.layers." + std::to_string(i);
-    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", v.q}, {"self_attn.k_proj", v.k}, {"self_attn.v_proj", v.v},
-                                    {"self_attn.out_proj", v.out}, {"mlp.fc1", v.fc1}, {"mlp.fc2", v.fc2}})
+    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", v.q},
+                                    {"self_attn.k_proj", v.k},
+                                    {"self_attn.v_proj", v.v},
+                                    {"self_attn.out_proj", v.out},
+                                    {"mlp.fc1", v.fc1},
+                                    {"mlp.fc2", v.fc2}})
       projections.emplace_back(at + "." + name, lin);
   }
   vision_norm = layer_norm(*vision_model, "post_layernorm", c.vision_hidden, c.vision_eps);
@@ -94,8 +98,12 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
     t.down = linear(*mlp, "down_proj", c.intermediate, D, false);
     text_layers.push_back(t);
     const std::string at = "language_model.model.layers." + std::to_string(i);
-    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", t.q}, {"self_attn.k_proj", t.k}, {"self_attn.v_proj", t.v},
-                                    {"self_attn.o_proj", t.o}, {"mlp.gate_proj", t.gate}, {"mlp.up_proj", t.up},
+    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", t.q},
+                                    {"self_attn.k_proj", t.k},
+                                    {"self_attn.v_proj", t.v},
+                                    {"self_attn.o_proj", t.o},
+                                    {"mlp.gate_proj", t.gate},
+                                    {"mlp.up_proj", t.up},
                                     {"mlp.down_proj", t.down}})
       projections.emplace_back(at + "." + name, lin);
   }
@@ -120,7 +128,7 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
       VisionLayer& l = *lp;
       const auto h = l.norm1(in);
       auto heads = [&](Linear& p) { return project(p, h).view({B, N, H, hd}).transpose(1, 2); };  // (B,H,N,hd)
-      const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                           // (B,H,N,hd)
+      const auto a = attention(heads(l.q), heads(l.k), heads(l.v), all);                          // (B,H,N,hd)
       const auto y = in + project(l.out, a.transpose(1, 2).reshape({B, N, E}));
       return y + project(l.fc2, gelu_tanh(project(l.fc1, l.norm2(y))));
     };
@@ -133,7 +141,7 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
 torch::Tensor PaliGemmaImpl::embed_prompt(const torch::Tensor& pixel_values, const torch::Tensor& input_ids) {
   const auto dev = embed->weight.device();
   const auto ids = input_ids.to(dev);
-  const auto image_at = ids.eq(config.image_token_index);  // (B,L)
+  const auto image_at = ids.eq(config.image_token_index);   // (B,L)
   const auto feats = image_features(pixel_values.to(dev));  // (B,N,D)
   if (!image_at.sum(1).eq(feats.size(1)).all().item<bool>())
     throw Error("PaliGemma: each row needs " + std::to_string(feats.size(1)) + " <image> tokens (id " +
@@ -260,7 +268,8 @@ void PaliGemmaImpl::add_lora(const LoraOptions& options) {
     a.b = holder->register_parameter(key + "_B", a.b);
     adapters[lin.get()] = a;
   }
-  if (adapters.empty()) throw Error("LoRA: no projection is named like the targets", "targets are e.g. q_proj, up_proj");
+  if (adapters.empty())
+    throw Error("LoRA: no projection is named like the targets", "targets are e.g. q_proj, up_proj");
   lora = options;
 }
 
@@ -298,12 +307,14 @@ void save_lora(const PaliGemmaImpl& model, const std::string& path) {
                    {"alpha", std::to_string(model.lora.alpha)},
                    {"targets", targets},
                    {"vision", model.lora.vision ? "true" : "false"}};
-  for (const auto& [name, t] : model.lora_tensors()) file.tensors[name] = io::to_st_tensor(t.detach().to(torch::kFloat32));
+  for (const auto& [name, t] : model.lora_tensors())
+    file.tensors[name] = io::to_st_tensor(t.detach().to(torch::kFloat32));
   io::write_safetensors(path, file);
 }
 
 void load_lora(PaliGemmaImpl& model, const std::string& path) {
-  if (!model.has_lora()) throw Error("loading " + path + ": the model has no adapters", "add_lora with the file's rank and targets first");
+  if (!model.has_lora())
+    throw Error("loading " + path + ": the model has no adapters", "add_lora with the file's rank and targets first");
   const io::StFile file = io::read_safetensors(path);
   const auto mine = model.lora_tensors();
   if (file.tensors.size() != mine.size())
@@ -318,7 +329,8 @@ void load_lora(PaliGemmaImpl& model, const std::string& path) {
     const auto v = io::from_st_tensor(it->second);
     if (v.sizes() != t.sizes())
       throw Error(path + ": adapter '" + name + "' has shape " + io::shape_str(v.sizes().vec()) + ", the model's is " +
-                  io::shape_str(t.sizes().vec()), "add_lora with the rank the file was saved with");
+                      io::shape_str(t.sizes().vec()),
+                  "add_lora with the rank the file was saved with");
     t.copy_(v);
   }
 }
@@ -326,7 +338,8 @@ void load_lora(PaliGemmaImpl& model, const std::string& path) {
 torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side) {
   if (rgb.empty() || rgb.type() != CV_32FC3) throw Error("siglip_pixels: need a CV_32FC3 RGB image");
   cv::Mat sized = rgb;
-  if (rgb.rows != side || rgb.cols != side) cv::resize(rgb, sized, cv::Size(int(side), int(side)), 0, 0, cv::INTER_CUBIC);
+  if (rgb.rows != side || rgb.cols != side)
+    cv::resize(rgb, sized, cv::Size(int(side), int(side)), 0, 0, cv::INTER_CUBIC);
   const cv::Mat c = sized.isContinuous() ? sized : sized.clone();
   const auto hwc = torch::from_blob(c.data, {side, side, 3}, torch::kFloat32).clamp(0, 1);
   return ((hwc.permute({2, 0, 1}) - 0.5) / 0.5).unsqueeze(0).contiguous();  // (1,3,S,S)

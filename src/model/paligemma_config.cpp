@@ -45,8 +45,9 @@ PaliGemmaConfig PaliGemmaConfig::from_hf(const nlohmann::json& j, const std::str
   take(text, "model_type", text_type, source + " text_config");
   if (text_type != "gemma")
     throw Error(source + ": unsupported decoder '" + text_type + "' (text_config.model_type)",
-                text_type == "gemma2" ? "PaliGemma 2 (Gemma 2 decoder) is not supported yet; use a PaliGemma (1) checkpoint"
-                                      : hint);
+                text_type == "gemma2"
+                    ? "PaliGemma 2 (Gemma 2 decoder) is not supported yet; use a PaliGemma (1) checkpoint"
+                    : hint);
   const std::string t = source + " text_config", v = source + " vision_config";
   take(text, "hidden_size", c.hidden, t);
   take(text, "intermediate_size", c.intermediate, t);
@@ -101,7 +102,8 @@ PaliGemmaConfig PaliGemmaConfig::from_hf(const nlohmann::json& j, const std::str
         std::to_string(c.hidden));
   if (tokens > 0 && tokens != c.image_tokens())
     bad("num_image_tokens " + std::to_string(tokens) + " does not fit image_size/patch_size");
-  if (c.image_token_index < 0 || c.image_token_index >= c.vocab_size) bad("image_token_index is outside the vocabulary");
+  if (c.image_token_index < 0 || c.image_token_index >= c.vocab_size)
+    bad("image_token_index is outside the vocabulary");
   return c;
 }
 

@@ -20,8 +20,7 @@ struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
   // dummy: a 0-element tensor that requires grad when `x` does not, so that the node is recorded
   // (and the parameters inside the block reached) even then; it never receives a gradient.
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const torch::Tensor& dummy,
-                               const c10::intrusive_ptr<BlockHolder>& holder) {
+                               const torch::Tensor& dummy, const c10::intrusive_ptr<BlockHolder>& holder) {
     (void)dummy;
     ctx->saved_data["block"] = c10::IValue::make_capsule(holder);
     ctx->saved_data["x_requires_grad"] = x.requires_grad();

@@ -69,8 +69,9 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
   const RunFiles run{dir};
   if (!io::is_dir(dir)) throw Error("run directory " + dir + " does not exist", "pass the --out of a training run");
   if (io::is_file(run.path(kPaliGemmaConfig)))
-    throw Error(dir + " is an imported PaliGemma: `lriad model info` and `lriad model generate --run` read it; "
-                "training, eval and predict with a PaliGemma are not wired yet",
+    throw Error(dir +
+                    " is an imported PaliGemma: `lriad model info` and `lriad model generate --run` read it; "
+                    "training, eval and predict with a PaliGemma are not wired yet",
                 "use a run made by `lriad train` here");
   if (!io::is_file(run.config()))
     throw Error("run directory " + dir + " has no config.json",

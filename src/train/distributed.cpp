@@ -42,7 +42,8 @@ DistConfig dist_from_env() {
   if (const char* t = std::getenv("LRIAD_DIST_TIMEOUT"); t && *t) {
     char* end = nullptr;
     c.timeout_s = std::strtod(t, &end);
-    if (*end || !(c.timeout_s > 0)) throw Error(std::string("LRIAD_DIST_TIMEOUT=") + t + " is not a positive number of seconds");
+    if (*end || !(c.timeout_s > 0))
+      throw Error(std::string("LRIAD_DIST_TIMEOUT=") + t + " is not a positive number of seconds");
   }
   return c;
 }
@@ -118,15 +119,14 @@ Distributed::Distributed(const DistConfig& config) : config_(config) {
                 "every rank needs the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE, and rank 0 must be running");
   }
   // Heartbeat on its own connection to the store, so that a rank blocked in a collective still beats.
-  auto beat_store = c10::make_intrusive<c10d::TCPStore>(
-      config.master_addr, [&] {
-        c10d::TCPStoreOptions o;
-        o.port = uint16_t(config.master_port);
-        o.isServer = false;
-        o.waitWorkers = false;
-        o.timeout = timeout;
-        return o;
-      }());
+  auto beat_store = c10::make_intrusive<c10d::TCPStore>(config.master_addr, [&] {
+    c10d::TCPStoreOptions o;
+    o.port = uint16_t(config.master_port);
+    o.isServer = false;
+    o.waitWorkers = false;
+    o.timeout = timeout;
+    return o;
+  }());
   Group* g = group_.get();
   const int rank = config.rank;
   g->heartbeat = std::thread([g, beat_store, rank] {
@@ -197,7 +197,8 @@ void Distributed::broadcast(torch::Tensor& tensor, int root) {
   std::vector<torch::Tensor> t = {tensor};
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  collective(*group_, config_, "a broadcast from rank " + std::to_string(root), [&] { group_->pg->broadcast(t, o)->wait(); });
+  collective(*group_, config_, "a broadcast from rank " + std::to_string(root),
+             [&] { group_->pg->broadcast(t, o)->wait(); });
 }
 
 std::vector<double> Distributed::all_gather(const std::vector<double>& mine) {
@@ -224,8 +225,9 @@ struct Distributed::Group {};
 
 Distributed::Distributed(const DistConfig& config) : config_(config) {
   if (config.world > 1)
-    throw Error("this lriad was built without Gloo: training on " + std::to_string(config.world) + " processes needs it",
-                "install Gloo's headers (Debian: libgloo-dev; scripts/setup.sh does) and build again");
+    throw Error(
+        "this lriad was built without Gloo: training on " + std::to_string(config.world) + " processes needs it",
+        "install Gloo's headers (Debian: libgloo-dev; scripts/setup.sh does) and build again");
 }
 Distributed::~Distributed() = default;
 void Distributed::average_gradients(const std::vector<torch::Tensor>&) {}

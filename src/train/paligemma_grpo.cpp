@@ -9,8 +9,9 @@
 
 namespace lriad::train {
 
-std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
-                                                           const IdRows& prompts, const IdRows& completions) {
+std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
+                                                           const torch::Tensor& pixel_values, const IdRows& prompts,
+                                                           const IdRows& completions) {
   const int64_t N = int64_t(prompts.size());
   if (N == 0 || completions.size() != prompts.size() || pixel_values.size(0) != N)
     throw Error("paligemma_logprobs: need one image, prompt and completion per row");
@@ -37,7 +38,8 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
   const auto id_t = torch::tensor(ids, torch::kInt64).view({N, int64_t(L)});
   const auto valid_t = torch::tensor(valid, torch::kUInt8).view({N, int64_t(L)}).to(torch::kBool);
   const auto prefix_t = torch::tensor(prefix, torch::kUInt8).view({N, int64_t(L)}).to(torch::kBool);
-  const auto logits = model.forward(pixel_values, id_t, valid_t, prefix_t, model::paligemma_positions(valid_t));  // (N,L,V)
+  const auto logits =
+      model.forward(pixel_values, id_t, valid_t, prefix_t, model::paligemma_positions(valid_t));  // (N,L,V)
   const auto dev = logits.device();
   const auto at = torch::tensor(gather, torch::kInt64).view({N, int64_t(C)}).to(dev);
   const auto picked = logits.gather(1, at.unsqueeze(-1).expand({N, int64_t(C), logits.size(2)}));  // (N,C,V)
@@ -59,8 +61,9 @@ IdRows paligemma_sample_group(model::PaliGemmaImpl& model, const torch::Tensor& 
   IdRows out(static_cast<size_t>(group), std::vector<int64_t>());
   std::vector<bool> done(size_t(group), false);
   for (int s = 0; s < max_new; ++s) {
-    auto scaled = logits.to(torch::kCPU) / temperature;                            // (G,V)
-    scaled.select(1, model.config.image_token_index).fill_(-std::numeric_limits<float>::infinity());  // the prompt's places
+    auto scaled = logits.to(torch::kCPU) / temperature;  // (G,V)
+    scaled.select(1, model.config.image_token_index)
+        .fill_(-std::numeric_limits<float>::infinity());  // the prompt's places
     const auto next = torch::multinomial(torch::softmax(scaled, -1), 1, false, generator).view({group});  // (G)
     bool all_done = true;
     for (int64_t g = 0; g < group; ++g) {
@@ -93,7 +96,8 @@ PaliGemmaGrpoStats paligemma_grpo_step(model::PaliGemmaImpl& model, torch::optim
       rows_prompt.push_back(prompts[size_t(b)]);
       image_of.push_back(b);
     }
-  const auto pixels = pixel_values.index_select(0, torch::tensor(image_of, torch::kInt64).to(pixel_values.device()));  // (N,3,S,S)
+  const auto pixels =
+      pixel_values.index_select(0, torch::tensor(image_of, torch::kInt64).to(pixel_values.device()));  // (N,3,S,S)
   const auto r = torch::tensor(rewards, torch::kFloat32);
   const auto advantages = rl::group_advantages(r, G, rl::ScaleRewards::group);  // (N)
   torch::Tensor ref_logp;

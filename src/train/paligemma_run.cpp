@@ -58,7 +58,8 @@ void import_paligemma(const ImportOptions& o) {
 model::PaliGemma load_paligemma_run(const std::string& dir) {
   const RunFiles run{dir};
   if (!is_paligemma_run(dir))
-    throw Error(dir + " is not an imported PaliGemma run (no " + kPaliGemmaConfig + ")", "make one with `lriad model import --hf DIR --out RUN`");
+    throw Error(dir + " is not an imported PaliGemma run (no " + kPaliGemmaConfig + ")",
+                "make one with `lriad model import --hf DIR --out RUN`");
   const auto config = model::PaliGemmaConfig::from_file(run.path(kPaliGemmaConfig));
   const auto header = io::read_safetensors_header(run.weights());
   const auto meta = header.metadata.find("format");

@@ -55,8 +55,8 @@ struct PaliGemmaImpl : torch::nn::Module {
   // columns, repeated for `rows` completions (a GRPO group shares one prompt pass); last_logits
   // gets the prompt's last logits (rows,V). step feeds one token per row (B) and returns the next
   // logits (B,V); each new token attends to everything before it. No gradients.
-  KVCache prefill(const torch::Tensor& pixel_values, const std::vector<int64_t>& prompt, int64_t rows,
-                  int64_t max_new, torch::Tensor* last_logits);
+  KVCache prefill(const torch::Tensor& pixel_values, const std::vector<int64_t>& prompt, int64_t rows, int64_t max_new,
+                  torch::Tensor* last_logits);
   torch::Tensor step(const torch::Tensor& tokens, KVCache& cache);
 
   // The merged embeddings (B,L,D) of input_ids with the image features at the <image> places.

@@ -32,7 +32,6 @@ namespace lriad::model {
 
 // With grad mode off, this is block(x). Otherwise the result's grad_fn is the recomputation node
 // (its name contains "RecomputeFunction"), whose only saved tensor is `x`.
-torch::Tensor recompute(const std::function<torch::Tensor(const torch::Tensor&)>& block,
-                        const torch::Tensor& x);
+torch::Tensor recompute(const std::function<torch::Tensor(const torch::Tensor&)>& block, const torch::Tensor& x);
 
 }  // namespace lriad::model

@@ -21,8 +21,9 @@ using IdRows = std::vector<std::vector<int64_t>>;
 // Log-probabilities of each completion token after its prompt (the prompt as the prefix, the
 // completion causal): pixel_values (N,3,S,S), prompts and completions N rows each ->
 // {logp (N,C) float32, mask (N,C) bool}; completions right-padded to the longest.
-std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
-                                                           const IdRows& prompts, const IdRows& completions);
+std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
+                                                           const torch::Tensor& pixel_values, const IdRows& prompts,
+                                                           const IdRows& completions);
 
 // `group` completions of up to `max_new` tokens after `prompt` at `temperature` (> 0), each
 // stopping after EOS; never the <image> token (the image's places are the prompt's). The prompt

@@ -17,8 +17,8 @@ inline constexpr const char* kPaliGemmaFormatVersion = "1";
 inline constexpr const char* kPaliGemmaConfig = "paligemma.json";
 
 struct ImportOptions {
-  std::string hf;            // the checkpoint folder
-  std::string out;           // the run directory to create
+  std::string hf;              // the checkpoint folder
+  std::string out;             // the run directory to create
   std::string dtype = "fp32";  // fp32 | bf16: the dtype the weights are stored in
   bool overwrite = false;
 };
