@@ -4,12 +4,21 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "lriad/io/error.h"
 
 namespace fs = std::filesystem;
 
 namespace lriad::io {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path, "check the path and its permissions");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 std::vector<std::string> list_subdirs(const std::string& dir) {
   std::vector<std::string> out;

@@ -46,6 +46,13 @@ torch::Tensor gemma_rms_norm(const torch::Tensor& x, const torch::Tensor& w, dou
 
 torch::Tensor paligemma_positions(const torch::Tensor& valid) { return valid.to(torch::kInt64).cumsum(1); }
 
+Linear PaliGemmaImpl::projection(torch::nn::Module& parent, const std::string& at, const std::string& name, int64_t in,
+                                 int64_t out, bool bias) {
+  auto l = linear(parent, name, in, out, bias);
+  projections.emplace_back(at + "." + name, l);
+  return l;
+}
+
 PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
   // vision_tower.vision_model.{embeddings, encoder.layers.i, post_layernorm}
   auto vision_model = node(*node(*this, "vision_tower"), "vision_model");
@@ -61,19 +68,13 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
     auto attn = node(*l, "self_attn");
     auto mlp = node(*l, "mlp");
     const int64_t E = c.vision_hidden, I = c.vision_intermediate;
-    vision_layers.push_back(
-        {layer_norm(*l, "layer_norm1", E, c.vision_eps), layer_norm(*l, "layer_norm2", E, c.vision_eps),
-         linear(*attn, "q_proj", E, E, true), linear(*attn, "k_proj", E, E, true), linear(*attn, "v_proj", E, E, true),
-         linear(*attn, "out_proj", E, E, true), linear(*mlp, "fc1", E, I, true), linear(*mlp, "fc2", I, E, true)});
-    const auto& v = vision_layers.back();
     const std::string at = "vision_tower.vision_model.encoder.layers." + std::to_string(i);
-    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", v.q},
-                                    {"self_attn.k_proj", v.k},
-                                    {"self_attn.v_proj", v.v},
-                                    {"self_attn.out_proj", v.out},
-                                    {"mlp.fc1", v.fc1},
-                                    {"mlp.fc2", v.fc2}})
-      projections.emplace_back(at + "." + name, lin);
+    const std::string a = at + ".self_attn", m = at + ".mlp";
+    vision_layers.push_back({layer_norm(*l, "layer_norm1", E, c.vision_eps),
+                             layer_norm(*l, "layer_norm2", E, c.vision_eps), projection(*attn, a, "q_proj", E, E, true),
+                             projection(*attn, a, "k_proj", E, E, true), projection(*attn, a, "v_proj", E, E, true),
+                             projection(*attn, a, "out_proj", E, E, true), projection(*mlp, m, "fc1", E, I, true),
+                             projection(*mlp, m, "fc2", I, E, true)});
   }
   vision_norm = layer_norm(*vision_model, "post_layernorm", c.vision_hidden, c.vision_eps);
   projector = linear(*node(*this, "multi_modal_projector"), "linear", c.vision_hidden, c.projection_dim, true);
@@ -86,26 +87,19 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
     auto l = node(*text_list, std::to_string(i));
     auto attn = node(*l, "self_attn");
     auto mlp = node(*l, "mlp");
+    const std::string at = "language_model.model.layers." + std::to_string(i);
+    const std::string a = at + ".self_attn", m = at + ".mlp";
     TextLayer t;
     t.attn_norm = node(*l, "input_layernorm")->register_parameter("weight", torch::zeros({D}));
     t.mlp_norm = node(*l, "post_attention_layernorm")->register_parameter("weight", torch::zeros({D}));
-    t.q = linear(*attn, "q_proj", D, c.heads * hd, false);
-    t.k = linear(*attn, "k_proj", D, c.kv_heads * hd, false);
-    t.v = linear(*attn, "v_proj", D, c.kv_heads * hd, false);
-    t.o = linear(*attn, "o_proj", c.heads * hd, D, false);
-    t.gate = linear(*mlp, "gate_proj", D, c.intermediate, false);
-    t.up = linear(*mlp, "up_proj", D, c.intermediate, false);
-    t.down = linear(*mlp, "down_proj", c.intermediate, D, false);
+    t.q = projection(*attn, a, "q_proj", D, c.heads * hd, false);
+    t.k = projection(*attn, a, "k_proj", D, c.kv_heads * hd, false);
+    t.v = projection(*attn, a, "v_proj", D, c.kv_heads * hd, false);
+    t.o = projection(*attn, a, "o_proj", c.heads * hd, D, false);
+    t.gate = projection(*mlp, m, "gate_proj", D, c.intermediate, false);
+    t.up = projection(*mlp, m, "up_proj", D, c.intermediate, false);
+    t.down = projection(*mlp, m, "down_proj", c.intermediate, D, false);
     text_layers.push_back(t);
-    const std::string at = "language_model.model.layers." + std::to_string(i);
-    for (const auto& [name, lin] : {std::pair{"self_attn.q_proj", t.q},
-                                    {"self_attn.k_proj", t.k},
-                                    {"self_attn.v_proj", t.v},
-                                    {"self_attn.o_proj", t.o},
-                                    {"mlp.gate_proj", t.gate},
-                                    {"mlp.up_proj", t.up},
-                                    {"mlp.down_proj", t.down}})
-      projections.emplace_back(at + "." + name, lin);
   }
   final_norm = node(*text, "norm")->register_parameter("weight", torch::zeros({D}));
   rotary = Rotary(hd, c.max_positions + 2, c.rope_theta);  // positions start at 1

@@ -22,18 +22,10 @@ namespace lriad::train {
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path, "check the path and its permissions");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void copy_atomic(const std::string& from, const std::string& to) {
   if (!io::is_file(from))
     throw Error("tokenizer model " + from + " does not exist", "pass the path of a sentencepiece .model file");
-  io::write_file_atomic(to, read_text(from));
+  io::write_file_atomic(to, io::read_file(from));
 }
 
 // The component a parameter belongs to: the first part of its dotted name.

@@ -3,7 +3,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -16,14 +15,6 @@
 
 namespace lriad::train {
 namespace {
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path, "check the path and its permissions");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 torch::ScalarType dtype_of(const std::string& name, const std::string& where) {
   if (name == "fp32") return torch::kFloat32;
@@ -45,14 +36,14 @@ void import_paligemma(const ImportOptions& o) {
   m->to(type);
   model::load_hf_weights(*m, ckpt);
   const RunFiles run{o.out};
-  io::write_file_atomic(run.tokenizer(), read_all(ckpt.tokenizer));
+  io::write_file_atomic(run.tokenizer(), io::read_file(ckpt.tokenizer));
   model::save_weights(*m, run.weights(),
                       {{"format", kPaliGemmaFormat},
                        {"format_version", kPaliGemmaFormatVersion},
                        {"imported_from", std::filesystem::weakly_canonical(std::filesystem::absolute(o.hf)).string()},
                        {"dtype", o.dtype}});
   // Last: its presence marks a complete import.
-  io::write_file_atomic(run.path(kPaliGemmaConfig), read_all(o.hf + "/config.json"));
+  io::write_file_atomic(run.path(kPaliGemmaConfig), io::read_file(o.hf + "/config.json"));
 }
 
 model::PaliGemma load_paligemma_run(const std::string& dir) {

@@ -15,6 +15,9 @@ bool is_nonempty_dir(const std::string& path);
 // Throws lriad::Error naming `path` with `what` ("dataset root") if it is not a directory.
 void require_dir(const std::string& path, const std::string& what, const std::string& hint);
 
+// The whole file's bytes; throws lriad::Error naming `path` when it cannot be read.
+std::string read_file(const std::string& path);
+
 // Writes `content` to `path` through a temporary file and a rename (no half-written files).
 void write_file_atomic(const std::string& path, const std::string& content);
 

@@ -93,6 +93,9 @@ struct PaliGemmaImpl : torch::nn::Module {
   };
   std::map<const torch::nn::LinearImpl*, Adapter> adapters;
   torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) const;  // W x (+ adapter)
+  // A projection registered on `parent` as `name` and listed in `projections` as at + "." + name.
+  torch::nn::Linear projection(torch::nn::Module& parent, const std::string& at, const std::string& name, int64_t in,
+                               int64_t out, bool bias);
 
   struct VisionLayer {
     torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
