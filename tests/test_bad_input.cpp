@@ -273,3 +273,17 @@ TEST_F(DamagedCheckpoint, NotASafetensorsFileIsNamed) {
   lriad::test::write_text(path, "hello");
   expect_error(predict(path), {path, "shorter than the 8-byte header length"});
 }
+
+// torchrun's variables asking for several processes: lriad train refuses before writing anything
+// (each rank would train alone into the same run directory).
+TEST(BadInput, TrainUnderALauncherOfSeveralRanksIsRefused) {
+  TempDir dir;
+  const std::string tree = dir / "tree";
+  lriad::test::make_mvtec_tree(tree);
+  const std::string out = dir / "run";
+  expect_error(run_command("WORLD_SIZE=2 RANK=1 " + kBin + " train --config " + kTiny + " --format mvtec --root " +
+                               tree + kSmall + " --out " + out,
+                           true),
+               {"WORLD_SIZE=2 (rank 1)", "runs as one process", out});
+  EXPECT_FALSE(std::filesystem::exists(out)) << "nothing written";
+}

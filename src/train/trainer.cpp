@@ -22,6 +22,7 @@
 #include "lriad/text/answer.h"
 #include "lriad/text/prompt.h"
 #include "lriad/train/baseline.h"
+#include "lriad/train/distributed.h"
 #include "lriad/train/evidence_check.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/progress.h"
@@ -206,8 +207,8 @@ void load_data(Context& ctx, const TrainOptions& o) {
       ctx.normal_reference->save(path);
     }
     if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
-    if (!o.resume || !io::is_file(ctx.run.baseline())) {  // the evidence-only baseline eval reports
-      normal_peaks = detail::normal_draw_peaks(ctx);     // its training normals' part, kept for the evidence check
+    if (!o.resume || !io::is_file(ctx.run.baseline())) {             // the evidence-only baseline eval reports
+      normal_peaks = detail::normal_draw_peaks(ctx);  // its training normals' part, kept for the evidence check
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference, kBaselineQuantile, &*normal_peaks),
                     ctx.run.baseline());
     }
@@ -365,6 +366,13 @@ std::vector<Stage> stages_of(Context& ctx) {
 }  // namespace
 
 TrainSummary run_training(RunConfig config, const TrainOptions& o) {
+  // A launcher's variables (torchrun's) asking for several processes: each would train alone into
+  // the same run directory. Refused before anything is written (train/distributed.h is not wired
+  // into training yet).
+  if (const DistConfig d = dist_from_env(); d.world > 1)
+    throw Error("WORLD_SIZE=" + std::to_string(d.world) + " (rank " + std::to_string(d.rank) +
+                    "): lriad train runs as one process for now; several ranks would each train alone into " + o.out,
+                "start lriad train once, without torchrun (or unset WORLD_SIZE and RANK)");
   prepare_run_dir(o.out, o.overwrite, o.resume);
   Context ctx;
   ctx.run = RunFiles{o.out};
