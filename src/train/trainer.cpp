@@ -207,8 +207,8 @@ void load_data(Context& ctx, const TrainOptions& o) {
       ctx.normal_reference->save(path);
     }
     if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
-    if (!o.resume || !io::is_file(ctx.run.baseline())) {             // the evidence-only baseline eval reports
-      normal_peaks = detail::normal_draw_peaks(ctx);  // its training normals' part, kept for the evidence check
+    if (!o.resume || !io::is_file(ctx.run.baseline())) {  // the evidence-only baseline eval reports
+      normal_peaks = detail::normal_draw_peaks(ctx);     // its training normals' part, kept for the evidence check
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference, kBaselineQuantile, &*normal_peaks),
                     ctx.run.baseline());
     }
