@@ -33,14 +33,17 @@ using namespace lriad;
 namespace {
 
 const std::string kGolden = std::string(LRIAD_SOURCE_DIR) + "/tests/golden/paligemma_tiny";
+const std::string kGolden2 = std::string(LRIAD_SOURCE_DIR) + "/tests/golden/paligemma2_tiny";  // PaliGemma 2
 
-torch::Tensor golden(const std::string& name) {
-  static const io::StFile file = io::read_safetensors(kGolden + "/reference.safetensors");
-  return io::from_st_tensor(file.tensors.at(name));
+// A reference tensor of `folder` (the PaliGemma golden by default).
+torch::Tensor golden(const std::string& name, const std::string& folder = kGolden) {
+  static std::map<std::string, io::StFile> files;
+  if (!files.count(folder)) files[folder] = io::read_safetensors(folder + "/reference.safetensors");
+  return io::from_st_tensor(files.at(folder).tensors.at(name));
 }
 
-model::PaliGemma load_tiny() {
-  const auto ckpt = model::open_hf_checkpoint(kGolden);
+model::PaliGemma load_tiny(const std::string& folder = kGolden) {
+  const auto ckpt = model::open_hf_checkpoint(folder);
   model::PaliGemma m(ckpt.config);
   model::load_hf_weights(*m, ckpt);
   m->eval();
@@ -86,7 +89,7 @@ TEST(PaliGemma, TinyCheckpointMatchesTheReferenceLogits) {
   EXPECT_TRUE(torch::equal(model::paligemma_positions(valid).masked_select(valid),
                            golden("position_ids").to(torch::kInt64).masked_select(valid)));
   const auto logits = m->forward(golden("pixel_values"), ids, valid, types.eq(0), golden("position_ids"));
-  // lriad hides padding from every row, as transformers does from 4.46 on (logits_pads_hidden); the
+  // lriad hides padding from every row, as transformers does after PR #35859 (~4.49; logits_pads_hidden); the
   // 4.44-4.45 code read let rows see the padding columns (logits), which only row 1 has.
   const auto want = golden("logits_pads_hidden");
   ASSERT_EQ(logits.sizes(), want.sizes());
@@ -156,11 +159,21 @@ TEST(PaliGemma, WrongFoldersGetErrorsNamingTheFile) {
   EXPECT_NE(e.find("unsupported architecture 'LlavaForConditionalGeneration'"), std::string::npos) << e;
   EXPECT_NE(e.find("config.json"), std::string::npos) << e;
 
+  const auto llama = copy_golden("llama");
+  edit_config(llama, [](nlohmann::json& j) { j["text_config"]["model_type"] = "llama"; });
+  e = error_of([&] { model::open_hf_checkpoint(llama); });
+  EXPECT_NE(e.find("unsupported decoder 'llama'"), std::string::npos) << e;
+
+  // A Gemma 2 config.json over Gemma 1 weights: the norms Gemma 2 adds are missing.
   const auto two = copy_golden("gemma2");
   edit_config(two, [](nlohmann::json& j) { j["text_config"]["model_type"] = "gemma2"; });
-  e = error_of([&] { model::open_hf_checkpoint(two); });
-  EXPECT_NE(e.find("unsupported decoder 'gemma2'"), std::string::npos) << e;
-  for (const auto& d : {missing, shape, arch, two}) fs::remove_all(d);
+  e = error_of([&] {
+    const auto c = model::open_hf_checkpoint(two);
+    model::PaliGemma m(c.config);
+    model::load_hf_weights(*m, c);
+  });
+  EXPECT_NE(e.find("feedforward_layernorm.weight' is missing from " + two), std::string::npos) << e;
+  for (const auto& d : {missing, shape, arch, llama, two}) fs::remove_all(d);
 }
 
 TEST(PaliGemma, NewerTransformersNamesMapOntoTheOriginalOnes) {
@@ -463,4 +476,37 @@ TEST(PaliGemma, BenchMeasuresAGrpoStepOfTheCheckpoint) {
   EXPECT_GT(j["sample_s"].get<double>(), 0.0);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 0.0);
   EXPECT_TRUE(j["peak_cuda_mib"].is_null());
+}
+
+// PaliGemma 2 (a Gemma 2 decoder: extra norms, soft-capped scores and logits, sliding-window layers)
+// against tests/golden/paligemma2_tiny, made by the same script (--gemma2); its SEMANTICS.md says
+// what each step does and where it comes from. Its caps and window are small enough that each
+// changes the logits (the script reports by how much).
+TEST(PaliGemma2, TinyCheckpointMatchesTheReferenceLogitsAndGreedyTokens) {
+  auto m = load_tiny(kGolden2);
+  ASSERT_TRUE(m->config.gemma2);
+  EXPECT_EQ(m->config.feature_scale_dim, m->config.hidden);
+  {  // a converted PaliGemma 2 config.json may carry PaliGemmaConfig's default top-level 2048: not used
+    nlohmann::json j;
+    std::ifstream(kGolden2 + "/config.json") >> j;
+    j["hidden_size"] = 2048;
+    EXPECT_EQ(model::PaliGemmaConfig::from_hf(j, "config.json").feature_scale_dim, 32);
+  }
+  EXPECT_GT(m->config.sliding_window, 0);
+  EXPECT_GT(m->config.attn_softcap, 0);
+  EXPECT_GT(m->config.final_softcap, 0);
+  torch::NoGradGuard no_grad;
+  const auto valid = golden("attention_mask", kGolden2).gt(0);
+  const auto logits = m->forward(golden("pixel_values", kGolden2), golden("input_ids", kGolden2), valid,
+                                 golden("token_type_ids", kGolden2).eq(0), golden("position_ids", kGolden2));
+  const auto want = golden("logits_pads_hidden", kGolden2);
+  ASSERT_EQ(logits.sizes(), want.sizes());
+  EXPECT_LT((logits - want).abs().amax(-1).masked_select(valid).max().item<double>(), 1e-4);
+  const auto pixels = golden("pixel_values", kGolden2);
+  for (int row = 0; row < 2; ++row) {
+    const auto prompt = as_vector(golden("prompt_ids_" + std::to_string(row), kGolden2));
+    const auto want_ids = as_vector(golden("greedy_" + std::to_string(row), kGolden2));
+    EXPECT_EQ(model::greedy_generate(*m, pixels.narrow(0, row, 1), prompt, int(want_ids.size()), false), want_ids)
+        << "row " << row << " (through the KV cache, sliding layers included)";
+  }
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <opencv2/imgproc.hpp>
@@ -90,8 +91,16 @@ PaliGemmaImpl::PaliGemmaImpl(const PaliGemmaConfig& c) : config(c) {
     const std::string at = "language_model.model.layers." + std::to_string(i);
     const std::string a = at + ".self_attn", m = at + ".mlp";
     TextLayer t;
-    t.attn_norm = node(*l, "input_layernorm")->register_parameter("weight", torch::zeros({D}));
-    t.mlp_norm = node(*l, "post_attention_layernorm")->register_parameter("weight", torch::zeros({D}));
+    auto norm = [&](const char* name) { return node(*l, name)->register_parameter("weight", torch::zeros({D})); };
+    t.attn_norm = norm("input_layernorm");
+    if (c.gemma2) {
+      t.post_attn_norm = norm("post_attention_layernorm");
+      t.mlp_norm = norm("pre_feedforward_layernorm");
+      t.post_mlp_norm = norm("post_feedforward_layernorm");
+      t.sliding = c.sliding_window > 0 && i % 2 == 0;
+    } else {
+      t.mlp_norm = norm("post_attention_layernorm");
+    }
     t.q = projection(*attn, a, "q_proj", D, c.heads * hd, false);
     t.k = projection(*attn, a, "k_proj", D, c.kv_heads * hd, false);
     t.v = projection(*attn, a, "v_proj", D, c.kv_heads * hd, false);
@@ -153,7 +162,8 @@ torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, 
   for (size_t i = 0; i < text_layers.size(); ++i) {
     TextLayer* lp = &text_layers[i];  // everything captured by value: a recomputed block runs again in backward
     const int64_t layer = int64_t(i);
-    auto block = [this, lp, angles, block_mask, B, T, H, Hk, hd, cache, layer](const torch::Tensor& in) {
+    const int64_t first = cache ? cache->length : 0;  // the sequence index of the first query
+    auto block = [this, lp, angles, block_mask, B, T, H, Hk, hd, cache, layer, first](const torch::Tensor& in) {
       TextLayer& l = *lp;
       const auto x = gemma_rms_norm(in, l.attn_norm, config.rms_eps);
       const auto q = Rotary::apply(project(l.q, x).view({B, T, H, hd}).transpose(1, 2), angles);  // (B,H,T,hd)
@@ -169,16 +179,23 @@ torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, 
         k = cache->k[size_t(layer)].narrow(2, 0, Tk);  // (B,Hk,Tk,hd)
         v = cache->v[size_t(layer)].narrow(2, 0, Tk);
       }
-      const auto a = attention(q, k, v, block_mask);  // (B,H,T,hd)
-      const auto r = in + project(l.o, a.transpose(1, 2).reshape({B, T, H * hd}));
+      const auto a =
+          config.gemma2 ? gemma2_attention(q, k, v, block_mask, l.sliding, first) : attention(q, k, v, block_mask);
+      auto att = project(l.o, a.transpose(1, 2).reshape({B, T, H * hd}));  // (B,T,D)
+      if (config.gemma2) att = gemma_rms_norm(att, l.post_attn_norm, config.rms_eps);
+      const auto r = in + att;
       const auto y = gemma_rms_norm(r, l.mlp_norm, config.rms_eps);
-      return r + project(l.down, gelu_tanh(project(l.gate, y)) * project(l.up, y));
+      auto mlp = project(l.down, gelu_tanh(project(l.gate, y)) * project(l.up, y));
+      if (config.gemma2) mlp = gemma_rms_norm(mlp, l.post_mlp_norm, config.rms_eps);
+      return r + mlp;
     };
     h = recompute_blocks && !cache ? recompute(block, h) : block(h);
   }
   if (cache) cache->length += T;
   h = gemma_rms_norm(h, final_norm, config.rms_eps);
-  return torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,T,V)
+  auto logits = torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,T,V)
+  if (config.final_softcap > 0) logits = torch::tanh(logits / config.final_softcap) * config.final_softcap;
+  return logits;
 }
 
 torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids,
@@ -217,6 +234,23 @@ torch::Tensor PaliGemmaImpl::step(const torch::Tensor& tokens, KVCache& cache) {
   const auto logits = decode(h, mask, cache.next_pos.view({B, 1}), &cache);  // (B,1,V)
   cache.next_pos.add_(1);
   return logits.select(1, 0);  // (B,V)
+}
+
+torch::Tensor PaliGemmaImpl::gemma2_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                              const torch::Tensor& mask, bool sliding, int64_t first) const {
+  const int64_t H = q.size(1), Hk = k.size(1), T = q.size(2), Tk = k.size(2);
+  const auto kk = k.repeat_interleave(H / Hk, 1), vv = v.repeat_interleave(H / Hk, 1);  // (B,H,Tk,hd)
+  auto scores = torch::matmul(q, kk.transpose(-2, -1)).to(torch::kFloat32) /
+                std::sqrt(config.query_pre_attn_scalar);  // (B,H,T,Tk)
+  if (config.attn_softcap > 0) scores = torch::tanh(scores / config.attn_softcap) * config.attn_softcap;
+  auto visible = mask;  // (B,1,T,Tk)
+  if (sliding) {        // key j is seen from query i (sequence index first + t) only if j > i - window
+    const auto i = torch::arange(first, first + T, mask.options().dtype(torch::kInt64)).view({T, 1});
+    const auto j = torch::arange(Tk, mask.options().dtype(torch::kInt64)).view({1, Tk});
+    visible = visible & (j > i - config.sliding_window);
+  }
+  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1).to(v.scalar_type()), vv);  // (B,H,T,hd)
 }
 
 torch::Tensor PaliGemmaImpl::project(torch::nn::Linear& layer, const torch::Tensor& x) const {

@@ -43,12 +43,20 @@ PaliGemmaConfig PaliGemmaConfig::from_hf(const nlohmann::json& j, const std::str
   const nlohmann::json vision = j.value("vision_config", nlohmann::json::object());
   std::string text_type = "gemma";
   take(text, "model_type", text_type, source + " text_config");
-  if (text_type != "gemma")
-    throw Error(source + ": unsupported decoder '" + text_type + "' (text_config.model_type)",
-                text_type == "gemma2"
-                    ? "PaliGemma 2 (Gemma 2 decoder) is not supported yet; use a PaliGemma (1) checkpoint"
-                    : hint);
+  if (text_type != "gemma" && text_type != "gemma2")
+    throw Error(source + ": unsupported decoder '" + text_type + "' (text_config.model_type)", hint);
   const std::string t = source + " text_config", v = source + " vision_config";
+  c.gemma2 = text_type == "gemma2";
+  if (c.gemma2) {  // Gemma2Config's defaults, each read when given
+    c.query_pre_attn_scalar = 256;
+    c.attn_softcap = 50.0;
+    c.final_softcap = 30.0;
+    c.sliding_window = 4096;
+    take(text, "query_pre_attn_scalar", c.query_pre_attn_scalar, t);
+    take(text, "attn_logit_softcapping", c.attn_softcap, t);
+    take(text, "final_logit_softcapping", c.final_softcap, t);
+    take(text, "sliding_window", c.sliding_window, t);
+  }
   take(text, "hidden_size", c.hidden, t);
   take(text, "intermediate_size", c.intermediate, t);
   take(text, "num_hidden_layers", c.layers, t);
@@ -81,8 +89,10 @@ PaliGemmaConfig PaliGemmaConfig::from_hf(const nlohmann::json& j, const std::str
   c.projection_dim = c.hidden;
   take(vision, "projection_dim", c.projection_dim, v);
   take(j, "projection_dim", c.projection_dim, source);
+  // PaliGemma divides the image features by the top-level hidden_size (equal to the decoder's in the
+  // published checkpoints); PaliGemma 2 by the decoder's (its converter drops the top-level one).
   c.feature_scale_dim = c.hidden;
-  take(j, "hidden_size", c.feature_scale_dim, source);
+  if (!c.gemma2) take(j, "hidden_size", c.feature_scale_dim, source);
   take(j, "image_token_index", c.image_token_index, source);
   take(j, "pad_token_id", c.pad_id, source);
   take(j, "bos_token_id", c.bos_id, source);

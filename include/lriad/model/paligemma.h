@@ -93,6 +93,11 @@ struct PaliGemmaImpl : torch::nn::Module {
   };
   std::map<const torch::nn::LinearImpl*, Adapter> adapters;
   torch::Tensor project(torch::nn::Linear& layer, const torch::Tensor& x) const;  // W x (+ adapter)
+  // Gemma 2's attention: q (B,H,T,hd), k/v (B,Hk,Tk,hd), mask (B,1,T,Tk) bool; scores scaled by
+  // query_pre_attn_scalar^-0.5 and soft-capped; on a sliding layer, query t (sequence index first + t)
+  // sees only the last sliding_window keys. -> (B,H,T,hd)
+  torch::Tensor gemma2_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 const torch::Tensor& mask, bool sliding, int64_t first) const;
   // A projection registered on `parent` as `name` and listed in `projections` as at + "." + name.
   torch::nn::Linear projection(torch::nn::Module& parent, const std::string& at, const std::string& name, int64_t in,
                                int64_t out, bool bias);
@@ -103,6 +108,10 @@ struct PaliGemmaImpl : torch::nn::Module {
   };
   struct TextLayer {
     torch::Tensor attn_norm, mlp_norm;  // (D) Gemma RMSNorm weights: the scale is 1 + w
+    // Gemma 2 only: after attention (its checkpoints' post_attention_layernorm; then mlp_norm is
+    // pre_feedforward_layernorm) and after the MLP.
+    torch::Tensor post_attn_norm, post_mlp_norm;
+    bool sliding = false;  // Gemma 2's even layers: the last sliding_window tokens only
     torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr}, gate{nullptr}, up{nullptr}, down{nullptr};
   };
   torch::nn::Conv2d patch{nullptr};
