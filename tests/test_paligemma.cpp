@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
+#include <unistd.h>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -57,7 +59,7 @@ std::vector<int64_t> as_vector(const torch::Tensor& t) {
 
 // A copy of the golden folder to break.
 std::string copy_golden(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("lriad_paligemma_" + name);
+  const auto dir = fs::temp_directory_path() / ("lriad_paligemma_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::copy(kGolden, dir, fs::copy_options::recursive);
   return dir.string();
@@ -253,7 +255,8 @@ TEST(PaliGemma, LoraAdaptersStartAsNothingTurnOffSaveAndMerge) {
   }
   EXPECT_TRUE(torch::equal(golden_logits(*m), adapted)) << "back on after the scope";
 
-  const auto file = (fs::temp_directory_path() / "lriad_paligemma_lora.safetensors").string();
+  const auto file =
+      (fs::temp_directory_path() / ("lriad_paligemma_lora_" + std::to_string(getpid()) + ".safetensors")).string();
   model::save_lora(*m, file);
   EXPECT_EQ(io::read_safetensors_header(file).metadata.at("rank"), "4");
   auto again = load_tiny();
@@ -332,11 +335,25 @@ TEST(PaliGemma, RecomputedBlocksGiveTheSameGradients) {
     for (auto& [name, t] : m->lora_tensors()) t.normal_(0, 0.3);
   }
   const auto valid = golden("attention_mask").gt(0);
+  // Whether the autograd graph behind `t` holds a recomputation node (model/recompute.h).
+  auto recomputed = [](const torch::Tensor& t) {
+    std::vector<std::shared_ptr<torch::autograd::Node>> todo = {t.grad_fn()};
+    std::set<torch::autograd::Node*> seen;
+    while (!todo.empty()) {
+      auto n = todo.back();
+      todo.pop_back();
+      if (!n || !seen.insert(n.get()).second) continue;
+      if (n->name().find("RecomputeFunction") != std::string::npos) return true;
+      for (const auto& e : n->next_edges()) todo.push_back(e.function);
+    }
+    return false;
+  };
   auto grads = [&](bool recompute) {
     m->recompute_blocks = recompute;
     m->zero_grad();
     const auto logits = m->forward(golden("pixel_values"), golden("input_ids"), valid, golden("token_type_ids").eq(0),
                                    golden("position_ids"));
+    EXPECT_EQ(recomputed(logits), recompute) << "the blocks are recomputed exactly when asked";
     torch::log_softmax(logits, -1).select(-1, 7).masked_select(valid).sum().backward();
     std::vector<torch::Tensor> out;
     for (const auto& [name, t] : m->lora_tensors()) out.push_back(t.grad().clone());
@@ -389,7 +406,8 @@ std::string golden_png() {
   const auto u8 = ((px * 0.5 + 0.5) * 255).round().clamp(0, 255).to(torch::kUInt8).permute({1, 2, 0}).contiguous();
   cv::Mat rgb(56, 56, CV_8UC3, u8.data_ptr<uint8_t>()), bgr;
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  const auto png = (fs::temp_directory_path() / "lriad_paligemma_golden0.png").string();
+  const auto png =
+      (fs::temp_directory_path() / ("lriad_paligemma_golden0_" + std::to_string(getpid()) + ".png")).string();
   EXPECT_TRUE(cv::imwrite(png, bgr));
   return png;
 }
@@ -418,7 +436,7 @@ TEST(PaliGemma, GenerateCommandAnswersLikeTheReference) {
 
 TEST(PaliGemma, ImportMakesARunThatInfoAndGenerateRead) {
   const std::string lriad = LRIAD_BIN;
-  const auto out = (fs::temp_directory_path() / "lriad_paligemma_run").string();
+  const auto out = (fs::temp_directory_path() / ("lriad_paligemma_run_" + std::to_string(getpid()))).string();
   fs::remove_all(out);
   auto r = test::run_command(lriad + " model import --hf " + kGolden + " --out " + out, true);
   ASSERT_EQ(r.code, 0) << r.out;

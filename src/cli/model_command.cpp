@@ -132,7 +132,9 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
   gen->add_option("--image", g->image, "Image file")->required();
   gen->add_option("--prompt", g->prompt, "Prompt (PaliGemma's task prefix, e.g. \"caption en\")")
       ->capture_default_str();
-  gen->add_option("--max-new", g->max_new, "Tokens to generate at most")->capture_default_str();
+  gen->add_option("--max-new", g->max_new, "Tokens to generate at most")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   gen->add_option("--dtype", g->dtype, "Weights in fp32 or bf16")->capture_default_str();
   gen->add_option("--device", g->device, "cpu or cuda")->capture_default_str();
   gen->callback([g, &global] {

@@ -124,6 +124,12 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
   x = x + vision_positions->weight.unsqueeze(0);
   const int64_t N = x.size(1);
   const auto all = torch::ones({B, 1, 1, N}, torch::TensorOptions().dtype(torch::kBool).device(x.device()));
+  // A frozen tower keeps no graph; recomputing its blocks would only run them again for nothing.
+  bool vision_trains = false;
+  for (const auto& p : named_parameters())
+    if (p.key().rfind("vision_tower.", 0) == 0 || p.key().rfind("lora.vision_tower", 0) == 0)
+      vision_trains = vision_trains || p.value().requires_grad();
+  const bool recompute_vision = recompute_blocks && vision_trains && torch::GradMode::is_enabled();
   for (auto& l : vision_layers) {
     // Everything captured by value: with recompute_blocks the block runs again in the backward pass.
     VisionLayer* lp = &l;
@@ -135,7 +141,7 @@ torch::Tensor PaliGemmaImpl::image_features(const torch::Tensor& pixel_values) {
       const auto y = in + project(l.out, a.transpose(1, 2).reshape({B, N, E}));
       return y + project(l.fc2, gelu_tanh(project(l.fc1, l.norm2(y))));
     };
-    x = recompute_blocks ? recompute(block, x) : block(x);
+    x = recompute_vision ? recompute(block, x) : block(x);
   }
   x = projector(vision_norm(x));  // (B,N,D)
   return x / std::sqrt(double(config.feature_scale_dim));
@@ -156,6 +162,10 @@ torch::Tensor PaliGemmaImpl::embed_prompt(const torch::Tensor& pixel_values, con
 torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, const torch::Tensor& positions,
                                     KVCache* cache) {
   const int64_t B = h.size(0), T = h.size(1), hd = config.head_dim, H = config.heads, Hk = config.kv_heads;
+  if (positions.numel() > 0 && positions.max().item<int64_t>() >= rotary.cos.size(0))
+    throw Error("PaliGemma: position " + std::to_string(positions.max().item<int64_t>()) + " is past the " +
+                    std::to_string(config.max_positions) + " the checkpoint was made for (max_position_embeddings)",
+                "use a shorter prompt or fewer new tokens");
   h = h * torch::tensor(std::sqrt(double(config.hidden)), h.options());  // the normaliser, in the activations' dtype
   const auto angles = rotary.at(positions.to(h.device()), h);
   const auto block_mask = mask.to(h.device()).unsqueeze(1);  // (B,1,T,Tk)
@@ -275,14 +285,19 @@ std::string peft_name(const std::string& projection, char which) {
 void PaliGemmaImpl::add_lora(const LoraOptions& options) {
   if (has_lora()) throw Error("PaliGemma: the adapters are already there", "add_lora once per model");
   if (options.rank <= 0) throw Error("LoRA rank must be > 0, got " + std::to_string(options.rank));
+  auto targeted = [&](const std::string& name) {
+    const bool vision_part = name.rfind("vision_tower.", 0) == 0;
+    const auto& t = options.targets;
+    return !(vision_part && !options.vision) && std::find(t.begin(), t.end(), last_part(name)) != t.end();
+  };
+  if (std::none_of(projections.begin(), projections.end(), [&](const auto& p) { return targeted(p.first); }))
+    throw Error("LoRA: no projection is named like the targets", "targets are e.g. q_proj, up_proj");
   torch::NoGradGuard no_grad;
   for (auto& p : parameters()) p.set_requires_grad(false);
   auto holder = register_module("lora", std::make_shared<torch::nn::Module>());
   auto gen = at::detail::createCPUGenerator(options.seed);
   for (auto& [name, lin] : projections) {
-    const bool vision_part = name.rfind("vision_tower.", 0) == 0;
-    const auto& t = options.targets;
-    if ((vision_part && !options.vision) || std::find(t.begin(), t.end(), last_part(name)) == t.end()) continue;
+    if (!targeted(name)) continue;
     const int64_t in = lin->weight.size(1), out = lin->weight.size(0);
     const double bound = 1.0 / std::sqrt(double(in));
     const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
@@ -296,8 +311,6 @@ void PaliGemmaImpl::add_lora(const LoraOptions& options) {
     a.b = holder->register_parameter(key + "_B", a.b);
     adapters[lin.get()] = a;
   }
-  if (adapters.empty())
-    throw Error("LoRA: no projection is named like the targets", "targets are e.g. q_proj, up_proj");
   lora = options;
 }
 
@@ -367,7 +380,9 @@ torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side) {
   if (rgb.empty() || rgb.type() != CV_32FC3) throw Error("siglip_pixels: need a CV_32FC3 RGB image");
   cv::Mat sized = rgb;
   if (rgb.rows != side || rgb.cols != side)
-    cv::resize(rgb, sized, cv::Size(int(side), int(side)), 0, 0, cv::INTER_CUBIC);
+    cv::resize(rgb, sized, cv::Size(int(side), int(side)), 0,
+               0,  // shrinking averages, as PIL's antialiased bicubic does
+               rgb.rows > side || rgb.cols > side ? cv::INTER_AREA : cv::INTER_CUBIC);
   const cv::Mat c = sized.isContinuous() ? sized : sized.clone();
   const auto hwc = torch::from_blob(c.data, {side, side, 3}, torch::kFloat32).clamp(0, 1);
   return ((hwc.permute({2, 0, 1}) - 0.5) / 0.5).unsqueeze(0).contiguous();  // (1,3,S,S)

@@ -36,6 +36,7 @@ int env_int(const char* name, int fallback, int lo, int hi) {
 DistConfig dist_from_env() {
   DistConfig c;
   c.world = env_int("WORLD_SIZE", 1, 1, 1 << 16);
+  if (c.world == 1) return c;  // one process: the other variables (a stray RANK, a service's MASTER_PORT) do not matter
   c.rank = env_int("RANK", 0, 0, c.world - 1);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) c.master_addr = a;
   c.master_port = env_int("MASTER_PORT", c.master_port, 1, 65535);
@@ -69,7 +70,7 @@ int64_t now_ms() {
 std::string beat_key(int rank) { return "lriad/heartbeat/" + std::to_string(rank); }
 
 // Which ranks stopped beating: read every peer's heartbeat twice, a beat and a half apart; a rank
-// whose beat did not move is gone or hung. "rank 0 (...)" when the store itself is gone.
+// whose beat did not move is gone (a hung process still beats). "rank 0 (...)" when the store itself is gone.
 std::string silent_ranks(c10d::Store& store, int self, int world) {
   auto read = [&](int r) {
     const auto v = store.get(beat_key(r));
@@ -108,8 +109,11 @@ Distributed::Distributed(const DistConfig& config) : config_(config) {
     opts.timeout = timeout;
     group_->store = c10::make_intrusive<c10d::TCPStore>(config.master_addr, opts);
     auto options = c10d::ProcessGroupGloo::Options::create();
-    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(
-        config.master_addr == "localhost" ? "127.0.0.1" : config.master_addr));
+    // On one machine (a loopback master) Gloo binds to loopback; across machines, to this host's own
+    // interface (GLOO_SOCKET_IFNAME picks one), not to the master's address.
+    const bool loopback = config.master_addr == "localhost" || config.master_addr.rfind("127.", 0) == 0;
+    options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                        : c10d::ProcessGroupGloo::createDefaultDevice());
     options->timeout = timeout;
     group_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, config.rank, config.world, options);
   } catch (const std::exception& e) {
@@ -169,18 +173,20 @@ void Distributed::average_gradients(const std::vector<torch::Tensor>& parameters
   if (!group_) return;
   std::map<torch::ScalarType, std::vector<torch::Tensor>> by_type;
   for (const auto& p : parameters) {
+    if (!p.requires_grad()) continue;  // frozen: nothing to average
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     by_type[p.grad().scalar_type()].push_back(p.grad());
   }
   for (auto& [type, grads] : by_type) {
     std::vector<torch::Tensor> flat;
-    for (const auto& gr : grads) flat.push_back(gr.reshape({-1}).to(torch::kCPU));
+    // Gloo has no bf16 reduction: half-width gradients travel as float32.
+    for (const auto& gr : grads) flat.push_back(gr.reshape({-1}).to(torch::kCPU, torch::kFloat32));
     std::vector<torch::Tensor> bucket = {torch::cat(flat)};  // one collective per dtype
     collective(*group_, config_, "averaging gradients", [&] { group_->pg->allreduce(bucket)->wait(); });
     bucket[0].div_(double(config_.world));
     int64_t at = 0;
     for (auto& gr : grads) {
-      gr.copy_(bucket[0].narrow(0, at, gr.numel()).view_as(gr));
+      gr.copy_(bucket[0].narrow(0, at, gr.numel()).view(gr.sizes()));
       at += gr.numel();
     }
   }

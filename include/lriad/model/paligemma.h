@@ -81,7 +81,8 @@ struct PaliGemmaImpl : torch::nn::Module {
   // Off: the forward pass is the base model's (GRPO's KL reference, without a second copy).
   bool adapters_enabled = true;
   // Each block's activations recomputed in the backward pass instead of kept (model/recompute.h):
-  // the memory of one block's activations instead of all of them, for one more forward pass.
+  // the memory of one block's activations instead of all of them, for one more forward pass. The
+  // vision tower's blocks only when it trains (a frozen tower keeps no graph anyway).
   bool recompute_blocks = false;
   LoraOptions lora;
 
@@ -154,8 +155,8 @@ torch::Tensor gemma_rms_norm(const torch::Tensor& x, const torch::Tensor& w, dou
 torch::Tensor paligemma_positions(const torch::Tensor& valid);
 
 // An image (CV_32FC3 RGB in [0,1], any size) as SigLIP's processor gives it: resized to side x side
-// (bicubic, as the processor's default; OpenCV's bicubic, not PIL's, so pixels of a resized image
-// can differ slightly), then (x - 0.5) / 0.5. -> (1,3,side,side) in [-1,1].
+// (the processor uses PIL's antialiased bicubic; here OpenCV's area average when shrinking and bicubic
+// when enlarging: close to it, not the same pixels), then (x - 0.5) / 0.5. -> (1,3,side,side) in [-1,1].
 torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side);
 
 // The prompt PaliGemma's processor builds for `text` (already tokenized as `text_ids`, "\n" included):

@@ -6,8 +6,9 @@
 // builds, the others receive), a barrier.
 // Faults: every rank writes a heartbeat to the store each second (its own thread and connection);
 // a collective that fails or times out (timeout_s) throws lriad::Error naming this rank and the
-// ranks whose heartbeat did not move in 1.5 s (or rank 0, when the store it serves is gone), so a
-// run whose peer died or hangs ends with a message instead of waiting for ever.
+// ranks whose heartbeat did not move in 1.5 s (a dead process; a hung one still beats and is not
+// named), or rank 0 when the store it serves is gone, so a run whose peer died or hangs ends with a
+// message instead of waiting for ever.
 // Built only where Gloo's headers are (Debian: libgloo-dev, which scripts/setup.sh installs;
 // LRIAD_HAS_GLOO); elsewhere a world above 1 is refused with that said.
 #pragma once
@@ -28,7 +29,7 @@ struct DistConfig {
 };
 
 // torchrun's variables: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, and LRIAD_DIST_TIMEOUT (seconds).
-// None set: a single process (world 1). Throws lriad::Error naming a variable that does not parse
+// WORLD_SIZE unset or 1: a single process (the others are not read). Throws lriad::Error naming a variable that does not parse
 // or is out of range (a rank outside [0, WORLD_SIZE)).
 DistConfig dist_from_env();
 
@@ -49,8 +50,9 @@ class Distributed {
   int world() const { return config_.world; }
   bool main() const { return config_.rank == 0; }
 
-  // Each parameter's .grad replaced by its mean over the ranks (parameters without a gradient
-  // count as zeros, so every rank calls with the same list). One flat buffer per dtype.
+  // Each trainable parameter's .grad replaced by its mean over the ranks (one without a gradient
+  // counts as zeros, so every rank calls with the same list; frozen ones are skipped). One flat
+  // buffer per dtype, half-width ones sent as float32.
   void average_gradients(const std::vector<torch::Tensor>& parameters);
   // In place: the sum over ranks (CPU tensor).
   void all_reduce_sum(torch::Tensor& tensor);
