@@ -33,12 +33,8 @@ struct GenerateCli {
 // loads and answers sensibly before it is trained.
 void run_generate(const GenerateCli& g) {
   if (g.hf.empty() == g.run.empty()) throw Error("model generate: give --hf DIR or --run RUN (one of them)");
-  if (g.dtype != "fp32" && g.dtype != "bf16") throw Error("--dtype must be fp32 or bf16, got '" + g.dtype + "'");
-  if (g.device != "cpu" && g.device != "cuda") throw Error("--device must be cpu or cuda, got '" + g.device + "'");
-  if (g.device == "cuda" && !torch::cuda::is_available())
-    throw Error("--device cuda: this LibTorch sees no CUDA device",
-                "build against the official CUDA LibTorch (README: Building against an official (CUDA) LibTorch)");
-  const auto type = g.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  const auto type = model::paligemma_dtype(g.dtype, "--dtype");
+  const auto device = model::paligemma_device(g.device, "--device");
   model::PaliGemma m{nullptr};
   std::string tokenizer;
   if (!g.run.empty()) {
@@ -56,7 +52,7 @@ void run_generate(const GenerateCli& g) {
     model::load_hf_weights(*m, ckpt);
     tokenizer = ckpt.tokenizer;
   }
-  m->to(torch::Device(g.device), type);
+  m->to(device, type);
   m->eval();
   const auto& config = m->config;
   const text::Tokenizer tok(tokenizer);

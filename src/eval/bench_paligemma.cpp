@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include "bench_internal.h"
-#include "lriad/io/error.h"
 #include "lriad/model/hf_checkpoint.h"
 #include "lriad/model/paligemma.h"
 #include "lriad/train/paligemma_grpo.h"
@@ -13,16 +12,13 @@ namespace lriad::eval {
 using namespace bench_detail;
 
 nlohmann::json bench_paligemma(const PaliGemmaBenchOptions& o) {
-  if (o.dtype != "fp32" && o.dtype != "bf16") throw Error("--dtype must be fp32 or bf16, got '" + o.dtype + "'");
-  if (o.device != "cpu" && o.device != "cuda") throw Error("--device must be cpu or cuda, got '" + o.device + "'");
-  if (o.device == "cuda" && !torch::cuda::is_available())
-    throw Error("--device cuda: this LibTorch sees no CUDA device", "build against the official CUDA LibTorch");
-  const torch::Device device(o.device);
+  const auto type = model::paligemma_dtype(o.dtype, "--dtype");
+  const auto device = model::paligemma_device(o.device, "--device");
   reset_peak_rss();
   auto t0 = std::chrono::steady_clock::now();
   const auto ckpt = model::open_hf_checkpoint(o.hf);
   model::PaliGemma m(ckpt.config);
-  m->to(device, o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+  m->to(device, type);
   model::load_hf_weights(*m, ckpt);
   sync(device);
   const double load_s = seconds_since(t0);

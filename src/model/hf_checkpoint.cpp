@@ -34,25 +34,23 @@ HfCheckpoint open_hf_checkpoint(const std::string& dir) {
   c.dir = dir;
   c.config = PaliGemmaConfig::from_file((fs::path(dir) / "config.json").string());
   const fs::path index = fs::path(dir) / kIndex;
+  std::set<std::string> shards;
   if (fs::exists(index)) {
     std::ifstream in(index);
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(in);
       for (const auto& [name, shard] : j.at("weight_map").items())
-        c.shard_of[name] = (fs::path(dir) / shard.get<std::string>()).string();
+        shards.insert((fs::path(dir) / shard.get<std::string>()).string());
     } catch (const nlohmann::json::exception& e) {
       throw Error(index.string() + " is damaged: " + e.what(), "download the checkpoint again");
     }
   } else if (fs::exists(fs::path(dir) / kSingle)) {
-    const std::string path = (fs::path(dir) / kSingle).string();
-    for (const auto& [name, _] : io::read_safetensors_header(path).tensors) c.shard_of[name] = path;
+    shards.insert((fs::path(dir) / kSingle).string());
   } else {
     throw Error(dir + " holds neither " + kIndex + " nor " + kSingle,
                 "the weights of a Hugging Face checkpoint are safetensors files");
   }
-  std::set<std::string> shards;
-  for (const auto& [_, s] : c.shard_of) shards.insert(s);
   for (const auto& s : shards)
     if (!fs::exists(s))
       throw Error("missing shard " + s + " (named by " + index.string() + ")",

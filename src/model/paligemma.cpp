@@ -388,6 +388,20 @@ torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side) {
   return ((hwc.permute({2, 0, 1}) - 0.5) / 0.5).unsqueeze(0).contiguous();  // (1,3,S,S)
 }
 
+torch::ScalarType paligemma_dtype(const std::string& name, const std::string& what) {
+  if (name == "fp32") return torch::kFloat32;
+  if (name == "bf16") return torch::kBFloat16;
+  throw Error(what + " must be fp32 or bf16, got '" + name + "'");
+}
+
+torch::Device paligemma_device(const std::string& name, const std::string& what) {
+  if (name != "cpu" && name != "cuda") throw Error(what + " must be cpu or cuda, got '" + name + "'");
+  if (name == "cuda" && !torch::cuda::is_available())
+    throw Error(what + " cuda: this LibTorch sees no CUDA device",
+                "build against the official CUDA LibTorch (README: Building against an official (CUDA) LibTorch)");
+  return torch::Device(name);
+}
+
 std::vector<int64_t> paligemma_prompt(const PaliGemmaConfig& config, const std::vector<int>& text_ids) {
   std::vector<int64_t> out(size_t(config.image_tokens()), config.image_token_index);
   out.push_back(config.bos_id);

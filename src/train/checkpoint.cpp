@@ -88,14 +88,8 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
   return out;
 }
 
-nlohmann::json run_info(const std::string& dir) {
-  const RunFiles run{dir};
-  if (io::is_file(run.path(kPaliGemmaConfig))) return paligemma_run_info(dir);
-  if (!io::is_file(run.weights()))
-    throw Error("run directory " + dir + " has no model.safetensors",
-                "pass the --out of `lriad train` or `lriad model init`");
-  const RunConfig config = load_config(run.config());
-  const io::StHeader header = io::read_safetensors_header(run.weights());
+nlohmann::json weights_info(const std::string& path, const std::function<bool(const std::string&)>& is_buffer) {
+  const io::StHeader header = io::read_safetensors_header(path);
   std::map<std::string, int64_t> counts;
   std::map<std::string, int64_t> dtypes;
   int64_t total = 0;
@@ -104,7 +98,7 @@ nlohmann::json run_info(const std::string& dir) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
     dtypes[t.dtype] += n;
-    if (name == "vision.positions" && config.model.vision_positions == "sincos") {  // a fixed buffer
+    if (is_buffer && is_buffer(name)) {
       buffers += n;
       continue;
     }
@@ -112,16 +106,29 @@ nlohmann::json run_info(const std::string& dir) {
     total += n;
   }
   nlohmann::json j;
-  j["run"] = dir;
   j["parameters"] = counts;
   j["parameters"]["total"] = total;
   j["buffer_values"] = buffers;  // stored but not trained
   j["tensors"] = header.tensors.size();
   j["dtypes"] = dtypes;
-  j["weights_bytes"] = fs::file_size(run.weights());
+  j["weights_bytes"] = fs::file_size(path);
+  j["metadata"] = header.metadata;
+  return j;
+}
+
+nlohmann::json run_info(const std::string& dir) {
+  const RunFiles run{dir};
+  if (io::is_file(run.path(kPaliGemmaConfig))) return paligemma_run_info(dir);
+  if (!io::is_file(run.weights()))
+    throw Error("run directory " + dir + " has no model.safetensors",
+                "pass the --out of `lriad train` or `lriad model init`");
+  const RunConfig config = load_config(run.config());
+  nlohmann::json j = weights_info(run.weights(), [&](const std::string& name) {  // a fixed buffer
+    return name == "vision.positions" && config.model.vision_positions == "sincos";
+  });
+  j["run"] = dir;
   j["vocab_size"] = config.model.vocab_size;
   j["image_tokens"] = config.model.image_tokens();
-  j["metadata"] = header.metadata;
   j["config"] = to_json(config);
   return j;
 }

@@ -20,7 +20,8 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
     C = std::max(C, completions[size_t(i)].size());
     L = std::max(L, prompts[size_t(i)].size() + completions[size_t(i)].size());
   }
-  std::vector<int64_t> ids(size_t(N) * L, model.config.pad_id), gather(size_t(N) * C, 0);
+  std::vector<int64_t> ids(size_t(N) * L, model.config.pad_id), gather(size_t(N) * C, 0),
+      targets(size_t(N) * C, model.config.pad_id);
   std::vector<uint8_t> valid(size_t(N) * L, 0), prefix(size_t(N) * L, 0), mask(size_t(N) * C, 0);
   for (int64_t i = 0; i < N; ++i) {
     const auto& p = prompts[size_t(i)];
@@ -32,6 +33,7 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
     }
     for (size_t t = 0; t < c.size(); ++t) {
       gather[size_t(i) * C + t] = int64_t(p.size() + t - 1);  // the logits that predict completion token t
+      targets[size_t(i) * C + t] = c[t];
       mask[size_t(i) * C + t] = 1;
     }
   }
@@ -43,10 +45,8 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
   const auto dev = logits.device();
   const auto at = torch::tensor(gather, torch::kInt64).view({N, int64_t(C)}).to(dev);
   const auto picked = logits.gather(1, at.unsqueeze(-1).expand({N, int64_t(C), logits.size(2)}));  // (N,C,V)
-  auto targets = torch::full({N, int64_t(C)}, model.config.pad_id, torch::kInt64);
-  for (int64_t i = 0; i < N; ++i)
-    for (size_t t = 0; t < completions[size_t(i)].size(); ++t) targets[i][int64_t(t)] = completions[size_t(i)][t];
-  const auto logp = torch::log_softmax(picked, -1).gather(2, targets.to(dev).unsqueeze(-1)).squeeze(-1);  // (N,C)
+  const auto target_t = torch::tensor(targets, torch::kInt64).view({N, int64_t(C)}).to(dev);
+  const auto logp = torch::log_softmax(picked, -1).gather(2, target_t.unsqueeze(-1)).squeeze(-1);  // (N,C)
   const auto m = torch::tensor(mask, torch::kUInt8).view({N, int64_t(C)}).to(torch::kBool).to(dev);
   return {logp.masked_fill(m.logical_not(), 0.0), m};
 }

@@ -14,20 +14,10 @@
 #include "lriad/train/checkpoint.h"
 
 namespace lriad::train {
-namespace {
-
-torch::ScalarType dtype_of(const std::string& name, const std::string& where) {
-  if (name == "fp32") return torch::kFloat32;
-  if (name == "bf16") return torch::kBFloat16;
-  throw Error(where + ": dtype must be fp32 or bf16, got '" + name + "'");
-}
-
-}  // namespace
-
 bool is_paligemma_run(const std::string& dir) { return io::is_file(RunFiles{dir}.path(kPaliGemmaConfig)); }
 
 void import_paligemma(const ImportOptions& o) {
-  const auto type = dtype_of(o.dtype, "--dtype");
+  const auto type = model::paligemma_dtype(o.dtype, "--dtype");
   const auto ckpt = model::open_hf_checkpoint(o.hf);
   if (ckpt.tokenizer.empty())
     throw Error(o.hf + " has no tokenizer.model", "PaliGemma checkpoints come with their sentencepiece tokenizer");
@@ -58,7 +48,7 @@ model::PaliGemma load_paligemma_run(const std::string& dir) {
     throw Error(run.weights() + " is not an imported PaliGemma's weights", "import the checkpoint again");
   auto dtype = header.metadata.count("dtype") ? header.metadata.at("dtype") : std::string("fp32");
   model::PaliGemma m(config);
-  m->to(dtype_of(dtype, run.weights()));
+  m->to(model::paligemma_dtype(dtype, run.weights() + ": dtype"));
   model::load_weights(*m, run.weights());
   m->eval();
   return m;
@@ -67,26 +57,10 @@ model::PaliGemma load_paligemma_run(const std::string& dir) {
 nlohmann::json paligemma_run_info(const std::string& dir) {
   const RunFiles run{dir};
   const auto config = model::PaliGemmaConfig::from_file(run.path(kPaliGemmaConfig));
-  const auto header = io::read_safetensors_header(run.weights());
-  std::map<std::string, int64_t> counts, dtypes;
-  int64_t total = 0;
-  for (const auto& [name, t] : header.tensors) {
-    int64_t n = 1;
-    for (int64_t d : t.shape) n *= d;
-    counts[name.substr(0, name.find('.'))] += n;
-    dtypes[t.dtype] += n;
-    total += n;
-  }
-  nlohmann::json j;
+  nlohmann::json j = weights_info(run.weights(), {});  // every tensor of a checkpoint is a weight
   j["run"] = dir;
-  j["parameters"] = counts;
-  j["parameters"]["total"] = total;
-  j["tensors"] = header.tensors.size();
-  j["dtypes"] = dtypes;
-  j["weights_bytes"] = std::filesystem::file_size(run.weights());
   j["vocab_size"] = config.vocab_size;
   j["image_tokens"] = config.image_tokens();
-  j["metadata"] = header.metadata;
   std::ifstream in(run.path(kPaliGemmaConfig));
   j["config"] = nlohmann::json::parse(in);
   return j;

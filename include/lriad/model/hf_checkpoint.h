@@ -4,7 +4,6 @@
 // each is read from its shard on its own (a 3B model is never held twice in memory) and converted
 // to the dtype of the parameter it fills.
 #pragma once
-#include <map>
 #include <string>
 #include <vector>
 
@@ -17,9 +16,8 @@ struct PaliGemmaImpl;
 struct HfCheckpoint {
   std::string dir;
   PaliGemmaConfig config;
-  std::map<std::string, std::string> shard_of;  // tensor name as stored -> shard path
-  std::vector<std::string> shards;              // the shard paths, sorted
-  std::string tokenizer;                        // dir/tokenizer.model ("" when absent)
+  std::vector<std::string> shards;  // the shard paths, sorted
+  std::string tokenizer;            // dir/tokenizer.model ("" when absent)
 };
 
 // Reads config.json (PaliGemmaConfig::from_file) and the index, and checks that every shard the

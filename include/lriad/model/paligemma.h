@@ -163,6 +163,11 @@ torch::Tensor siglip_pixels(const cv::Mat& rgb, int64_t side);
 // <image> x N, BOS, text_ids.
 std::vector<int64_t> paligemma_prompt(const PaliGemmaConfig& config, const std::vector<int>& text_ids);
 
+// The options a PaliGemma command takes: "fp32" | "bf16" -> the weights' dtype; "cpu" | "cuda" ->
+// the device, refused when this LibTorch sees no CUDA device. `what` names the option in errors.
+torch::ScalarType paligemma_dtype(const std::string& name, const std::string& what);
+torch::Device paligemma_device(const std::string& name, const std::string& what);
+
 // Greedy decoding of one image and prompt (ids, <image> places included): `max_new` tokens by
 // argmax with the KV cache (the prompt attending to all of itself, the new tokens causal); stops
 // after EOS when stop_at_eos. pixel_values (1,3,S,S) -> the new ids.

@@ -1,6 +1,7 @@
 // Run directories: config.json, tokenizer.model, model.safetensors (weights), and the trainer
 // state; creating them safely, saving atomically, loading with strict checks.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,6 +68,10 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device = "",
 // Everything `lriad model info` prints: parameter counts per component (from the weights
 // header, without building the model), vocabulary, config, metadata.
 nlohmann::json run_info(const std::string& dir);
+// The part of it read from a weights file's header: "parameters" per component (the first part of
+// each name) and "total", "buffer_values" (tensors `is_buffer` names: stored, not trained, left out
+// of the components), "tensors", "dtypes" (values per dtype), "weights_bytes", "metadata".
+nlohmann::json weights_info(const std::string& path, const std::function<bool(const std::string&)>& is_buffer);
 
 struct InitOptions {
   std::string out;
