@@ -1,7 +1,11 @@
 // Test fixtures: temporary directories and tiny generated images, masks and CSV files.
 #pragma once
 #include <string>
+#include <vector>
 
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
 namespace lriad::test {
@@ -34,6 +38,18 @@ struct CommandResult {
   std::string out;
 };
 CommandResult run_command(const std::string& cmd, bool merge_stderr = false);
+
+// Child processes (a training run to interrupt): `binary args...` with stdout and stderr appended to
+// `log`; returns the child's pid.
+pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const std::string& log);
+// Exit status, or 128 + signal when killed.
+int wait_exit(pid_t pid);
+// Complete JSON lines (ending in '}') in `path`.
+int count_lines(const std::string& path);
+// Waits until `path` has at least `lines` complete JSON lines (or the child has gone).
+bool wait_for_lines(pid_t pid, const std::string& path, int lines);
+// metrics.jsonl without its wall-clock fields, which differ between any two runs.
+std::vector<nlohmann::json> metrics_without_times(const std::string& path);
 
 // A small MVTec-AD tree: categories "alpha" (2 defect types, masks) and "beta" (1 type).
 // alpha: train/good 4, test/good 2, test/crack 2, test/hole 1; beta: 3 / 1 / scratch 2.

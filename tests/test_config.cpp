@@ -34,6 +34,13 @@ TEST(Config, ShippedConfigsLoadAndValidate) {
     EXPECT_EQ(c.model.reference, "knn") << name;  // the policy depends on the normal reference
   }
   EXPECT_NO_THROW(RunConfig().validate());
+  // The CUDA workstation's PaliGemma config: LoRA on bf16 weights, the evidence in its prompt.
+  const RunConfig p = load_config(std::string(LRIAD_SOURCE_DIR) + "/configs/paligemma-3b.json");
+  EXPECT_EQ(p.pretrained.dtype, "bf16");
+  EXPECT_FALSE(p.pretrained.base.empty());
+  EXPECT_TRUE(p.pretrained.recompute);
+  EXPECT_EQ(p.model.reference, "knn");
+  EXPECT_TRUE(p.model.prompt_evidence);
 }
 
 // --config takes a file or a shipped config's name (issue 26): a name is found from any directory
@@ -47,14 +54,14 @@ TEST(Config, AShippedConfigIsFoundByName) {
   EXPECT_EQ(lriad::io::find_config(shipped), shipped);  // a file is taken as given
   EXPECT_EQ(load_config("tiny").name, "tiny");
   const auto names = lriad::io::shipped_config_names();
-  EXPECT_EQ(names, (std::vector<std::string>{"base", "small", "tiny"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"base", "paligemma-3b", "small", "tiny"}));
   try {
     lriad::io::find_config("tinny");
     ADD_FAILURE() << "an unknown name must throw";
   } catch (const lriad::Error& e) {
     const std::string what = std::string(e.what()) + " " + e.hint();
     EXPECT_NE(what.find("cannot find config 'tinny'"), std::string::npos) << what;
-    EXPECT_NE(what.find("base, small, tiny"), std::string::npos) << what;
+    EXPECT_NE(what.find("base, paligemma-3b, small, tiny"), std::string::npos) << what;
   }
   // A path with a directory part is only that path, never a name.
   EXPECT_THROW(lriad::io::find_config("/no/such/dir/tiny.json"), lriad::Error);

@@ -70,7 +70,7 @@ TEST(Install, InstalledLriadRunsFromAnotherDirectoryWithAShippedConfigByName) {
   r = run_command(lriad + " train --config tinny --format synth --root d --out r2", true);
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("cannot find config 'tinny'"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("base, small, tiny"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("base, paligemma-3b, small, tiny"), std::string::npos) << r.out;
 }
 
 TEST(Install, DebianPackageHoldsTheInstallAndDeclaresItsRuntimePackages) {

@@ -18,71 +18,20 @@
 
 #include "fixtures.h"
 
+using lriad::test::count_lines;
+using lriad::test::metrics_without_times;
 using lriad::test::read_text;
 using lriad::test::run_command;
 using lriad::test::TempDir;
+using lriad::test::wait_exit;
+using lriad::test::wait_for_lines;
 
 namespace {
 
 std::string bin() { return LRIAD_BIN; }
 
-// Starts lriad with `args`, stdout and stderr to `log`. Returns the child's pid.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    static const std::string path = bin();
-    argv.push_back(const_cast<char*>(path.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(path.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-// Exit status, or 128 + signal when killed.
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-int count_lines(const std::string& path) {
-  std::ifstream in(path);
-  int n = 0;
-  for (std::string l; std::getline(in, l);) n += !l.empty() && l.back() == '}';
-  return n;
-}
-
-// Waits until `path` has at least `lines` complete lines (or the child has gone).
-bool wait_for_lines(pid_t pid, const std::string& path, int lines) {
-  for (int i = 0; i < 6000; ++i) {
-    if (count_lines(path) >= lines) return true;
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
-
-// metrics.jsonl without its wall-clock fields, which differ between any two runs.
-std::vector<nlohmann::json> metrics_without_times(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(read_text(path));
-  for (std::string l; std::getline(in, l);) {
-    auto j = nlohmann::json::parse(l);
-    for (auto it = j.begin(); it != j.end();) {
-      if (it.key() == "step_time" || it.key().rfind("time/", 0) == 0)
-        it = j.erase(it);
-      else
-        ++it;
-    }
-    out.push_back(j);
-  }
-  return out;
+  return lriad::test::spawn(bin(), args, log);
 }
 
 struct Fixture {

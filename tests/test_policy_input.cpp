@@ -12,6 +12,7 @@
 #include "lriad/data/image_io.h"
 #include "lriad/reference/reference.h"
 #include "lriad/io/error.h"
+#include "lriad/model/paligemma.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/train/input_maker.h"
 #include "lriad/train/source.h"
@@ -193,6 +194,12 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
       const auto evaluated = model::decoded_policy_input(decoded, it.category, bank, c.model, &ref, &record);
       EXPECT_TRUE(torch::equal(trained, evaluated))
           << "max difference " << (trained - evaluated).abs().max().item<float>();
+      // A pretrained PaliGemma's pixels come from the image at its model side (model::siglip_pixels):
+      // eval's equals the one training drew, so its pixels do too.
+      const cv::Mat side = model::decoded_model_side(decoded, it.category, c.model, &ref, &record);
+      ASSERT_EQ(side.size(), it.image.size());
+      EXPECT_EQ(cv::norm(side, it.image, cv::NORM_INF), 0.0);
+      EXPECT_TRUE(torch::equal(model::siglip_pixels(side, 56), model::siglip_pixels(it.image, 56)));
       categories.insert(it.category);
       both += it.reference_bank == reference::NormalReference::kBothBanks;
     }

@@ -26,6 +26,7 @@
 #include "lriad/text/prompt.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/checkpoint.h"
+#include "lriad/train/paligemma_grpo.h"
 #include "lriad/train/progress.h"
 
 namespace lriad::eval {
@@ -50,6 +51,17 @@ struct Inspector::State {
   }
   std::set<std::string> unopened;                       // categories warned about: no level for the opening
   std::map<std::string, std::vector<int64_t>> prompts;  // by text
+  // The chains of a batch and their anomaly scores: lriad's own policy's from its inputs (C,S,S), or
+  // a PaliGemma's from the images at their model side (evaluator.cpp).
+  std::pair<model::Generation, std::vector<double>> own_chains(const std::vector<torch::Tensor>& images,
+                                                               const model::TokenRows& prompts,
+                                                               const std::vector<Input>& inputs,
+                                                               const InspectOptions& options);
+  std::pair<model::Generation, std::vector<double>> pretrained_chains(model::PaliGemmaImpl& pali,
+                                                                      const std::vector<cv::Mat>& images,
+                                                                      const model::TokenRows& prompts,
+                                                                      const std::vector<std::string>& categories,
+                                                                      const InspectOptions& options);
   // The prompt's token ids, kept by text when `keep` (not for prompts that hold an image's own opening).
   std::vector<int64_t> prompt(const std::string& text, bool keep) {
     auto it = prompts.find(text);
@@ -89,7 +101,10 @@ Inspector::Inspector(const std::string& run_dir, const std::string& device, cons
     s_->levels = train::run_baseline(run_dir, s_->loaded.config, *s_->reference);
   const std::string record = train::RunFiles{run_dir}.policy_input();
   if (io::is_file(record)) s_->record = model::InputRecord::load(record);
-  s_->loaded.policy->eval();
+  if (s_->loaded.pali)
+    s_->loaded.pali->eval();
+  else
+    s_->loaded.policy->eval();
 }
 
 Inspector::~Inspector() = default;
@@ -105,12 +120,119 @@ const RunConfig& Inspector::config() const { return s_->loaded.config; }
 
 const reference::NormalReference* Inspector::reference() const { return s_->reference.get(); }
 
+// lriad's own policy: its chains (greedy, or G sampled) and their anomaly scores.
+std::pair<model::Generation, std::vector<double>> Inspector::State::own_chains(const std::vector<torch::Tensor>& images,
+                                                                               const model::TokenRows& prompts,
+                                                                               const std::vector<Input>& inputs,
+                                                                               const InspectOptions& options) {
+  const auto& config = loaded.config;
+  const int G = std::max(1, options.samples);
+  model::GenerateOptions go;
+  go.group = G;
+  go.max_new_tokens = config.sampling.max_new_tokens;
+  go.sampling.greedy = G == 1;
+  go.sampling.temperature = options.temperature;
+  go.sampling.top_k = config.sampling.top_k;
+  go.sampling.top_p = config.sampling.top_p;
+  go.seed = options.seed;
+  go.eos_id = loaded.tokenizer->eos_id();
+  go.pad_id = loaded.tokenizer->pad_id();
+  auto& policy = loaded.policy;
+  model::Generation gen;
+  std::vector<double> scores;
+  const auto batch = torch::stack(images).to(device);  // (B,C,S,S)
+  {
+    model::AutocastGuard autocast(device, model::use_bf16(config));
+    gen = model::generate(policy, batch, prompts, go);
+    // The anomaly score: 1 - p(normal) where the chain of thought commits to a verdict (or, for a
+    // chain the templates do not describe, p(anomalous) at the answer position).
+    model::TokenRows rows;
+    std::vector<std::string> row_categories;
+    for (size_t i = 0; i < prompts.size(); ++i)
+      for (int g = 0; g < G; ++g) {
+        rows.push_back(prompts[i]);
+        row_categories.push_back(inputs[i].category);
+      }
+    const auto expanded = G == 1 ? batch : batch.repeat_interleave(G, 0);                 // (B*G,C,S,S)
+    const auto logits = policy->completion_logits(expanded, rows, gen.tokens, gen.mask);  // (N,C,V)
+    const auto at_answer = model::verdict_probs(logits, gen.tokens, gen.mask, ids);       // (N,2)
+    scores = model::anomaly_scores(
+        model::decision_probs(logits, gen.tokens, gen.mask, row_categories, decisions_for(inputs), at_answer));
+  }
+  return {gen, scores};
+}
+
+// A PaliGemma's chains: greedy (or G sampled at options.temperature) with the KV cache, one image at a
+// time; the anomaly score as lriad's own policy's (the verdict's probability where the chain commits
+// to one), else the verdict the chain states (0.5 without one): a pretrained tokenizer may hold no
+// <answer> piece to read the probability after.
+std::pair<model::Generation, std::vector<double>> Inspector::State::pretrained_chains(
+    model::PaliGemmaImpl& pali, const std::vector<cv::Mat>& images, const model::TokenRows& prompts,
+    const std::vector<std::string>& categories, const InspectOptions& options) {
+  const int G = std::max(1, options.samples);
+  const int max_new = loaded.config.sampling.max_new_tokens;
+  const auto& tok = *loaded.tokenizer;
+  const auto dtype = pali.embed->weight.scalar_type();
+  auto generator = at::detail::createCPUGenerator(options.seed);
+  train::IdRows rows;
+  std::vector<torch::Tensor> pixels;  // (3,S',S') per row
+  std::vector<std::string> row_categories;
+  for (size_t b = 0; b < images.size(); ++b) {
+    // As training makes them (train/context.cpp): from the image at its model side.
+    const auto one = model::siglip_pixels(images[b], pali.config.image_size).to(device, dtype);  // (1,3,S',S')
+    const auto px = one.squeeze(0);
+    train::IdRows group =
+        G == 1 ? train::IdRows{model::greedy_generate(pali, one, prompts[b], max_new)}
+               : train::paligemma_sample_group(pali, one, prompts[b], G, max_new, options.temperature, generator);
+    for (auto& c : group) {
+      rows.push_back(std::move(c));
+      pixels.push_back(px);
+      row_categories.push_back(categories[b]);
+    }
+  }
+  const int64_t N = int64_t(rows.size());
+  int64_t C = 1;
+  for (const auto& r : rows) C = std::max(C, int64_t(r.size()));
+  model::Generation gen;
+  gen.tokens = torch::full({N, C}, int64_t(tok.pad_id()), torch::kInt64);
+  gen.mask = torch::zeros({N, C}, torch::kBool);
+  gen.lengths = torch::zeros({N}, torch::kInt64);
+  gen.truncated = torch::zeros({N}, torch::kBool);
+  std::vector<double> scores;
+  for (int64_t n = 0; n < N; ++n) {
+    const auto& r = rows[size_t(n)];
+    for (size_t t = 0; t < r.size(); ++t) {
+      gen.tokens[n][int64_t(t)] = r[t];
+      gen.mask[n][int64_t(t)] = true;
+    }
+    gen.lengths[n] = int64_t(r.size());
+    gen.truncated[n] = r.empty() || r.back() != tok.eos_id();
+    double score = -1;
+    if (!r.empty()) {  // one row at a time: (1,C,V) logits of a 257k vocabulary
+      const auto [logits, mask] =
+          train::paligemma_completion_logits(pali, pixels[size_t(n)].unsqueeze(0), {prompts[size_t(n / G)]}, {r});
+      const auto tokens = gen.tokens.narrow(0, n, 1).narrow(1, 0, int64_t(r.size()));
+      const auto at_answer = model::verdict_probs(logits, tokens, mask, ids);  // (1,2)
+      const auto probs = model::decision_probs(logits, tokens, mask, {row_categories[size_t(n)]}, decisions, at_answer);
+      score = model::anomaly_scores(probs, -1.0)[0];
+    }
+    if (score < 0) {
+      const std::string chain = tok.decode_completion(r.data(), int64_t(r.size()));
+      const auto parsed = text::parse_completion(chain);
+      score = parsed.verdict ? double(*parsed.verdict) : 0.5;
+    }
+    scores.push_back(score);
+  }
+  return {gen, scores};
+}
+
 std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, const InspectOptions& options,
                                            const std::vector<std::string>& known_defect_types) {
   if (inputs.empty()) return {};
   torch::NoGradGuard no_grad;
   const auto& config = s_->loaded.config;
   const int G = std::max(1, options.samples);
+  s_->decisions_for(inputs);
   std::vector<torch::Tensor> images;
   model::TokenRows prompts;
   std::vector<std::string> openings;                        // the chains' openings lriad wrote (model::chain_opening)
@@ -118,11 +240,15 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
   std::vector<std::vector<text::Region>> where(inputs.size());  // where the evidence peaks (text/evidence.h)
   std::vector<std::string> look_families(inputs.size());        // the family its look suggests, "" below the level
   std::vector<cv::Mat> heat(inputs.size());                     // the map over the normal level, for the report
+  std::vector<cv::Mat> sides;  // a PaliGemma's images at their model side, its pixels' source
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& in = inputs[i];
-    images.push_back(model::decoded_policy_input(in.image, in.category, in.reference_bank, config.model,
-                                                 s_->reference.get(),
-                                                 s_->record ? &*s_->record : nullptr));  // (C,S,S)
+    // The image at the side training kept it at, then the policy's input (model::decoded_policy_input).
+    const cv::Mat side = model::decoded_model_side(in.image, in.category, config.model, s_->reference.get(),
+                                                   s_->record ? &*s_->record : nullptr);
+    images.push_back(model::policy_input(side, in.category, in.reference_bank, config.model,
+                                         s_->reference.get()));  // (C,S,S)
+    if (s_->loaded.pali) sides.push_back(side);
     // The reference's measurements of the input, once: the chain's opening, the evidence's cells, the heat map.
     std::optional<text::EvidenceFacts> facts;
     const auto level = s_->level(in.category);
@@ -145,40 +271,22 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
           "measurements (the policy writes them whole, as it was not trained to)",
           in.category);
     openings.push_back(model::chain_opening(in.category, config.model, facts ? &*facts : nullptr));
-    prompts.push_back(s_->prompt(model::policy_prompt(in.category, config.model, facts ? &*facts : nullptr),
-                                 openings.back().empty()));
+    const std::string text = model::policy_prompt(in.category, config.model, facts ? &*facts : nullptr);
+    if (!s_->loaded.pali) {
+      prompts.push_back(s_->prompt(text, openings.back().empty()));
+    } else {  // PaliGemma's layout, as training builds it (train/context.cpp)
+      const auto ids = s_->prompt(text + "\n", openings.back().empty());
+      prompts.push_back(model::paligemma_prompt(s_->loaded.pali->config, std::vector<int>(ids.begin(), ids.end())));
+    }
   }
-  const auto batch = torch::stack(images).to(s_->device);  // (B,C,S,S)
-  model::GenerateOptions go;
-  go.group = G;
-  go.max_new_tokens = config.sampling.max_new_tokens;
-  go.sampling.greedy = G == 1;
-  go.sampling.temperature = options.temperature;
-  go.sampling.top_k = config.sampling.top_k;
-  go.sampling.top_p = config.sampling.top_p;
-  go.seed = options.seed;
-  go.eos_id = s_->loaded.tokenizer->eos_id();
-  go.pad_id = s_->loaded.tokenizer->pad_id();
-  auto& policy = s_->loaded.policy;
   model::Generation gen;
   std::vector<double> scores;
-  {
-    model::AutocastGuard autocast(s_->device, model::use_bf16(config));
-    gen = model::generate(policy, batch, prompts, go);
-    // The anomaly score: 1 - p(normal) where the chain of thought commits to a verdict (or, for a
-    // chain the templates do not describe, p(anomalous) at the answer position).
-    model::TokenRows rows;
-    std::vector<std::string> row_categories;
-    for (size_t i = 0; i < prompts.size(); ++i)
-      for (int g = 0; g < G; ++g) {
-        rows.push_back(prompts[i]);
-        row_categories.push_back(inputs[i].category);
-      }
-    const auto expanded = G == 1 ? batch : batch.repeat_interleave(G, 0);                 // (B*G,C,S,S)
-    const auto logits = policy->completion_logits(expanded, rows, gen.tokens, gen.mask);  // (N,C,V)
-    const auto at_answer = model::verdict_probs(logits, gen.tokens, gen.mask, s_->ids);   // (N,2)
-    scores = model::anomaly_scores(
-        model::decision_probs(logits, gen.tokens, gen.mask, row_categories, s_->decisions_for(inputs), at_answer));
+  if (s_->loaded.pali) {
+    std::vector<std::string> categories;
+    for (const auto& in : inputs) categories.push_back(in.category);
+    std::tie(gen, scores) = s_->pretrained_chains(*s_->loaded.pali, sides, prompts, categories, options);
+  } else {
+    std::tie(gen, scores) = s_->own_chains(images, prompts, inputs, options);
   }
   const auto lengths = gen.lengths.to(torch::kCPU), truncated = gen.truncated.to(torch::kCPU);
   const auto tokens = gen.tokens.to(torch::kCPU).contiguous();  // (N,C)
@@ -364,9 +472,13 @@ EvalResult evaluate(const EvalOptions& o) {
   result.metrics["split"] = o.split;
   result.metrics["timestamp"] = timestamp();
   result.metrics["samples"] = o.inspect.samples;
-  const auto precision = model::choose_precision(config);
-  result.metrics["compute_precision"] =
-      std::string(precision.bf16 ? "bf16 autocast" : "fp32") + " (" + precision.reason + ")";
+  if (!config.pretrained.base.empty()) {  // a PaliGemma computes in its weights' dtype
+    result.metrics["compute_precision"] = config.pretrained.dtype + " (pretrained.dtype)";
+  } else {
+    const auto precision = model::choose_precision(config);
+    result.metrics["compute_precision"] =
+        std::string(precision.bf16 ? "bf16 autocast" : "fp32") + " (" + precision.reason + ")";
+  }
   result.metrics["excluded_train_from_test"] = result.excluded;
   result.metrics["skipped_images"] = result.skipped;
   add_baseline(result.metrics, o.run_dir, config, inspector.reference(), result.predictions);

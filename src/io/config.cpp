@@ -186,6 +186,14 @@ void RunConfig::validate() const {
   check_positive("sampling.max_new_tokens", sampling.max_new_tokens);
   validate_data(data);
   validate_training(*this);
+  const PretrainedConfig& p = pretrained;
+  if (p.dtype != "fp32" && p.dtype != "bf16")
+    invalid("pretrained.dtype", "must be fp32 or bf16, got '" + p.dtype + "'");
+  check_positive("pretrained.lora_rank", p.lora_rank);
+  check_positive("pretrained.lora_alpha", p.lora_alpha);
+  if (p.lora_targets.empty()) invalid("pretrained.lora_targets", "needs at least one projection name");
+  if (!p.base.empty() && vision_warmup.steps > 0)
+    invalid("vision_warmup.steps", "must be 0 with pretrained.base: a pretrained PaliGemma has no warm-up stage");
 }
 
 nlohmann::json with_moved_keys(nlohmann::json j, const std::string& source) {

@@ -337,7 +337,7 @@ void PaliGemmaImpl::merge_lora() {
   unregister_module("lora");
 }
 
-void save_lora(const PaliGemmaImpl& model, const std::string& path) {
+void save_lora(const PaliGemmaImpl& model, const std::string& path, const std::map<std::string, std::string>& extra) {
   if (!model.has_lora()) throw Error("no adapters to save", "add_lora first");
   io::StFile file;
   std::string targets;
@@ -348,6 +348,7 @@ void save_lora(const PaliGemmaImpl& model, const std::string& path) {
                    {"alpha", std::to_string(model.lora.alpha)},
                    {"targets", targets},
                    {"vision", model.lora.vision ? "true" : "false"}};
+  for (const auto& [k, v] : extra) file.metadata[k] = v;
   for (const auto& [name, t] : model.lora_tensors())
     file.tensors[name] = io::to_st_tensor(t.detach().to(torch::kFloat32));
   io::write_safetensors(path, file);

@@ -167,14 +167,20 @@ InputRecord InputRecord::load(const std::string& path) {
   return r;
 }
 
-torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
-                                   const ModelConfig& model, const reference::NormalReference* reference,
-                                   const InputRecord* record) {
+cv::Mat decoded_model_side(const cv::Mat& decoded, const std::string& category, const ModelConfig& model,
+                           const reference::NormalReference* reference, const InputRecord* record) {
   // Without a record (a run older than policy_input.json) the reference's own test stands in: a
   // category it compares finely was kept at W by training (its normals had to be), and any other
   // the reference brings to S itself, by the same two resizes.
   const bool keep = record ? record->keeps_work_side(category) : reference && reference->fine(category);
-  return policy_input(model_side_image(decoded, keep, model), category, bank, model, reference);
+  return model_side_image(decoded, keep, model);
+}
+
+torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
+                                   const ModelConfig& model, const reference::NormalReference* reference,
+                                   const InputRecord* record) {
+  return policy_input(decoded_model_side(decoded, category, model, reference, record), category, bank, model,
+                      reference);
 }
 
 }  // namespace lriad::model

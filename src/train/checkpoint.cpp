@@ -60,11 +60,15 @@ void save_policy(const RunFiles& run, model::PolicyImpl& policy, const std::map<
 LoadedPolicy load_policy(const std::string& dir, const std::string& device, const std::string& weights) {
   const RunFiles run{dir};
   if (!io::is_dir(dir)) throw Error("run directory " + dir + " does not exist", "pass the --out of a training run");
-  if (io::is_file(run.path(kPaliGemmaConfig)))
-    throw Error(dir +
-                    " is an imported PaliGemma: `lriad model info` and `lriad model generate --run` read it; "
-                    "training, eval and predict with a PaliGemma are not wired yet",
-                "use a run made by `lriad train` here");
+  if (is_paligemma_run(dir)) {  // `lriad model import`'s run: the base model as it was downloaded
+    LoadedPolicy out;
+    if (!device.empty()) out.config.device = device;
+    out.config.pretrained.base = std::filesystem::weakly_canonical(std::filesystem::absolute(dir)).string();
+    out.config.validate();
+    out.tokenizer = std::make_shared<text::Tokenizer>(run.tokenizer());
+    out.pali = load_pretrained(out.config.pretrained, out.config.device, out.config.seed, "");
+    return out;
+  }
   if (!io::is_file(run.config()))
     throw Error("run directory " + dir + " has no config.json",
                 "is it a run made by `lriad train` or `lriad model init`?");
@@ -82,6 +86,11 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
   const std::string path = weights.empty() ? run.weights() : weights;
   if (!io::is_file(path))
     throw Error("weights file " + path + " does not exist", "has the run saved a checkpoint yet?");
+  if (!out.config.pretrained.base.empty()) {  // adapters of a PaliGemma (train/paligemma_run.h)
+    out.pali = load_pretrained(out.config.pretrained, out.config.device, out.config.seed, path);
+    out.metadata = io::read_safetensors_header(path).metadata;
+    return out;
+  }
   out.policy = model::make_policy(out.config.model, out.config.seed);
   out.metadata = model::load_weights(*out.policy, path);
   out.policy->to(torch::Device(out.config.device));

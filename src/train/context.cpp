@@ -5,6 +5,7 @@
 
 #include "lriad/io/error.h"
 #include "lriad/model/generate.h"
+#include "lriad/model/weights.h"
 #include "lriad/model/policy_input.h"
 #include "lriad/model/precision.h"
 #include "lriad/model/verdict.h"
@@ -66,10 +67,24 @@ EncodedBatch Context::encode(PreparedBatch prepared) {
   for (size_t i = 0; i < prepared.items.size(); ++i) {
     const std::string& cat = prepared.items[i].category;
     const auto& f = prepared.facts[i];
-    b.prompts.push_back(
-        prompt(model::policy_prompt(cat, config.model, f ? &*f : nullptr), prepared.openings[i].empty()));
+    const std::string text = model::policy_prompt(cat, config.model, f ? &*f : nullptr);
+    if (!pretrained()) {
+      b.prompts.push_back(prompt(text, prepared.openings[i].empty()));
+      continue;
+    }
+    // PaliGemma's layout: <image> x N, BOS, the prompt and "\n" (the prefix); the chain follows.
+    const auto ids = prompt(text + "\n", prepared.openings[i].empty());
+    b.prompts.push_back(model::paligemma_prompt(pali->config, std::vector<int>(ids.begin(), ids.end())));
   }
-  b.images = prepared.images.to(device);
+  if (pretrained()) {
+    // From the image at its model side (TrainItem::image), as eval makes them (eval/evaluator.cpp).
+    std::vector<torch::Tensor> pixels;
+    for (const auto& item : prepared.items)
+      pixels.push_back(model::siglip_pixels(item.image, pali->config.image_size));  // (1,3,S',S')
+    b.images = torch::cat(pixels).to(device, pali->embed->weight.scalar_type());
+  } else {
+    b.images = prepared.images.to(device);
+  }
   b.items = std::move(prepared.items);
   b.facts = std::move(prepared.facts);
   b.openings = std::move(prepared.openings);
@@ -131,6 +146,25 @@ std::string Context::decode(const torch::Tensor& row, int64_t length) const {
   return tokenizer->decode_completion(r.data_ptr<int64_t>(), std::min(length, r.size(0)));
 }
 
+void Context::save_weights(const std::string& path, const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> meta = extra;
+  if (pretrained()) {
+    meta["base"] = config.pretrained.base;
+    model::save_lora(*pali, path, meta);  // its own format (lriad-lora)
+    return;
+  }
+  meta["format"] = kPolicyFormat;
+  meta["format_version"] = kPolicyFormatVersion;
+  model::save_weights(*policy, path, meta);
+}
+
+std::vector<torch::Tensor> Context::trainable() {
+  if (!pretrained()) return policy->parameters();
+  std::vector<torch::Tensor> out;
+  for (const auto& [name, t] : pali->lora_tensors()) out.push_back(t);
+  return out;
+}
+
 void Context::log_metrics(const nlohmann::json& line) {
   metrics << line.dump() << "\n";
   metrics.flush();
@@ -146,13 +180,40 @@ void set_lr(torch::optim::AdamW& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
+namespace {
+
+// Each item's greedy chain of thought, its opening included.
+std::vector<std::string> greedy_chains(Context& ctx, const EncodedBatch& b) {
+  if (ctx.pretrained()) return pretrained_greedy(ctx, b);
+  model::GenerateOptions go;
+  go.max_new_tokens = ctx.config.sampling.max_new_tokens;
+  go.sampling.greedy = true;
+  go.eos_id = ctx.tokenizer->eos_id();
+  go.pad_id = ctx.tokenizer->pad_id();
+  model::Generation gen;
+  {
+    model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
+    gen = model::generate(ctx.policy, b.images, b.prompts, go);
+  }
+  const auto lengths = gen.lengths.cpu();
+  std::vector<std::string> out;
+  for (size_t i = 0; i < b.items.size(); ++i)
+    out.push_back(b.openings[i] + ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()));
+  return out;
+}
+
+}  // namespace
+
 ValidationResult validate(Context& ctx) {
   const auto& items = ctx.source->validation();
   ValidationResult v;
   v.items = int(items.size());
   if (items.empty()) return v;
   torch::NoGradGuard no_grad;
-  ctx.policy->eval();
+  if (ctx.pretrained())
+    ctx.pali->eval();
+  else
+    ctx.policy->eval();
   int tp = 0, fn = 0, tn = 0, fp = 0, formatted = 0;
   std::map<std::string, std::pair<int, int>> per_class;
   const size_t chunk = 32;
@@ -160,20 +221,9 @@ ValidationResult validate(Context& ctx) {
     std::vector<TrainItem> part(items.begin() + long(start),
                                 items.begin() + long(std::min(items.size(), start + chunk)));
     EncodedBatch b = ctx.encode(ctx.prepare(part));
-    model::GenerateOptions go;
-    go.max_new_tokens = ctx.config.sampling.max_new_tokens;
-    go.sampling.greedy = true;
-    go.eos_id = ctx.tokenizer->eos_id();
-    go.pad_id = ctx.tokenizer->pad_id();
-    model::Generation gen;
-    {
-      model::AutocastGuard autocast(ctx.device, model::use_bf16(ctx.config));
-      gen = model::generate(ctx.policy, b.images, b.prompts, go);
-    }
-    const auto lengths = gen.lengths.cpu();
+    const auto chains = greedy_chains(ctx, b);
     for (size_t i = 0; i < b.items.size(); ++i) {
-      const auto p = text::parse_completion(
-          b.openings[i] + ctx.decode(gen.tokens[long(i)], lengths[long(i)].item<int64_t>()), ctx.defect_types);
+      const auto p = text::parse_completion(chains[i], ctx.defect_types);
       const bool truth = b.items[i].anomalous;
       const bool right = p.verdict.has_value() && *p.verdict == int(truth);
       formatted += p.well_formed;

@@ -2,6 +2,7 @@
 #include "lriad/train/paligemma_grpo.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "lriad/io/error.h"
@@ -9,19 +10,18 @@
 
 namespace lriad::train {
 
-std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
-                                                           const torch::Tensor& pixel_values, const IdRows& prompts,
-                                                           const IdRows& completions) {
+std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliGemmaImpl& model,
+                                                                    const torch::Tensor& pixel_values,
+                                                                    const IdRows& prompts, const IdRows& completions) {
   const int64_t N = int64_t(prompts.size());
   if (N == 0 || completions.size() != prompts.size() || pixel_values.size(0) != N)
-    throw Error("paligemma_logprobs: need one image, prompt and completion per row");
+    throw Error("paligemma_completion_logits: need one image, prompt and completion per row");
   size_t C = 1, L = 0;
   for (int64_t i = 0; i < N; ++i) {
     C = std::max(C, completions[size_t(i)].size());
     L = std::max(L, prompts[size_t(i)].size() + completions[size_t(i)].size());
   }
-  std::vector<int64_t> ids(size_t(N) * L, model.config.pad_id), gather(size_t(N) * C, 0),
-      targets(size_t(N) * C, model.config.pad_id);
+  std::vector<int64_t> ids(size_t(N) * L, model.config.pad_id), gather(size_t(N) * C, 0);
   std::vector<uint8_t> valid(size_t(N) * L, 0), prefix(size_t(N) * L, 0), mask(size_t(N) * C, 0);
   for (int64_t i = 0; i < N; ++i) {
     const auto& p = prompts[size_t(i)];
@@ -33,7 +33,6 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
     }
     for (size_t t = 0; t < c.size(); ++t) {
       gather[size_t(i) * C + t] = int64_t(p.size() + t - 1);  // the logits that predict completion token t
-      targets[size_t(i) * C + t] = c[t];
       mask[size_t(i) * C + t] = 1;
     }
   }
@@ -45,10 +44,21 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
   const auto dev = logits.device();
   const auto at = torch::tensor(gather, torch::kInt64).view({N, int64_t(C)}).to(dev);
   const auto picked = logits.gather(1, at.unsqueeze(-1).expand({N, int64_t(C), logits.size(2)}));  // (N,C,V)
-  const auto target_t = torch::tensor(targets, torch::kInt64).view({N, int64_t(C)}).to(dev);
-  const auto logp = torch::log_softmax(picked, -1).gather(2, target_t.unsqueeze(-1)).squeeze(-1);  // (N,C)
   const auto m = torch::tensor(mask, torch::kUInt8).view({N, int64_t(C)}).to(torch::kBool).to(dev);
-  return {logp.masked_fill(m.logical_not(), 0.0), m};
+  return {picked, m};
+}
+
+std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
+                                                           const torch::Tensor& pixel_values, const IdRows& prompts,
+                                                           const IdRows& completions) {
+  const auto [logits, mask] = paligemma_completion_logits(model, pixel_values, prompts, completions);  // (N,C,V)
+  const int64_t N = logits.size(0), C = logits.size(1);
+  std::vector<int64_t> targets(size_t(N * C), model.config.pad_id);
+  for (int64_t i = 0; i < N; ++i)
+    for (size_t t = 0; t < completions[size_t(i)].size(); ++t) targets[size_t(i * C) + t] = completions[size_t(i)][t];
+  const auto target_t = torch::tensor(targets, torch::kInt64).view({N, C}).to(logits.device());
+  const auto logp = torch::log_softmax(logits, -1).gather(2, target_t.unsqueeze(-1)).squeeze(-1);  // (N,C)
+  return {logp.masked_fill(mask.logical_not(), 0.0), mask};
 }
 
 IdRows paligemma_sample_group(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
@@ -100,21 +110,52 @@ PaliGemmaGrpoStats paligemma_grpo_step(model::PaliGemmaImpl& model, torch::optim
       pixel_values.index_select(0, torch::tensor(image_of, torch::kInt64).to(pixel_values.device()));  // (N,3,S,S)
   const auto r = torch::tensor(rewards, torch::kFloat32);
   const auto advantages = rl::group_advantages(r, G, rl::ScaleRewards::group);  // (N)
-  torch::Tensor ref_logp;
-  if (options.loss.beta > 0) {
+  const PaliGemmaUpdate u =
+      paligemma_grpo_update(model, optimizer, pixels, rows_prompt, stats.completions, advantages, options.loss, 0);
+  stats.loss = u.loss;
+  stats.reward_mean = r.mean().item<double>();
+  stats.kl_mean = u.kl_mean;
+  return stats;
+}
+
+PaliGemmaUpdate paligemma_grpo_update(model::PaliGemmaImpl& model, torch::optim::Optimizer& optimizer,
+                                      const torch::Tensor& pixel_values, const IdRows& prompts,
+                                      const IdRows& completions, const torch::Tensor& advantages,
+                                      const rl::GrpoLossParams& loss, double max_grad_norm) {
+  if (!model.has_lora()) throw Error("GRPO on PaliGemma trains LoRA adapters", "call add_lora first");
+  PaliGemmaUpdate u;
+  torch::Tensor ref_logp;  // (N,C)
+  if (loss.beta > 0) {
     torch::NoGradGuard no_grad;
     model::AdaptersOff off(model);
-    ref_logp = paligemma_logprobs(model, pixels, rows_prompt, stats.completions).first;
+    ref_logp = paligemma_logprobs(model, pixel_values, prompts, completions).first;
   }
-  auto [logp, mask] = paligemma_logprobs(model, pixels, rows_prompt, stats.completions);
-  const auto result = rl::grpo_loss(logp, logp.detach(), ref_logp, advantages.to(logp.device()), mask, options.loss);
+  auto [logp, mask] = paligemma_logprobs(model, pixel_values, prompts, completions);  // (N,C)
+  const auto result = rl::grpo_loss(logp, logp.detach(), ref_logp, advantages.to(logp.device()), mask, loss);
   optimizer.zero_grad();
+  u.loss = result.loss.item<double>();
+  u.kl_mean = result.kl_mean;
+  u.finite = std::isfinite(u.loss);
+  if (!u.finite) {
+    u.nonfinite = "loss";
+    return u;
+  }
   result.loss.backward();
+  double total = 0;  // the adapters' gradient norm (frozen weights have none)
+  for (const auto& p : model.parameters())
+    if (p.grad().defined()) total += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
+  u.grad_norm = std::sqrt(total);
+  u.finite = std::isfinite(u.grad_norm);
+  if (!u.finite) {
+    u.nonfinite = "gradient";
+    optimizer.zero_grad();
+    return u;
+  }
+  if (max_grad_norm > 0 && u.grad_norm > max_grad_norm)
+    for (auto& p : model.parameters())
+      if (p.grad().defined()) p.grad().mul_(max_grad_norm / (u.grad_norm + 1e-6));
   optimizer.step();
-  stats.loss = result.loss.item<double>();
-  stats.reward_mean = r.mean().item<double>();
-  stats.kl_mean = result.kl_mean;
-  return stats;
+  return u;
 }
 
 }  // namespace lriad::train

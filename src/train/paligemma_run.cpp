@@ -11,6 +11,7 @@
 #include "lriad/io/safetensors.h"
 #include "lriad/model/hf_checkpoint.h"
 #include "lriad/model/weights.h"
+#include "lriad/text/tokenizer.h"
 #include "lriad/train/checkpoint.h"
 
 namespace lriad::train {
@@ -51,6 +52,27 @@ model::PaliGemma load_paligemma_run(const std::string& dir) {
   m->to(model::paligemma_dtype(dtype, run.weights() + ": dtype"));
   model::load_weights(*m, run.weights());
   m->eval();
+  return m;
+}
+
+model::PaliGemma load_pretrained(const PretrainedConfig& p, const std::string& device, uint64_t seed,
+                                 const std::string& adapters) {
+  model::PaliGemma m = load_paligemma_run(p.base);
+  const text::Tokenizer tok(RunFiles{p.base}.tokenizer());
+  if (tok.eos_id() != m->config.eos_id)
+    throw Error(RunFiles{p.base}.tokenizer() + " ends text with id " + std::to_string(tok.eos_id()) + ", " +
+                    RunFiles{p.base}.path(kPaliGemmaConfig) + " with " + std::to_string(m->config.eos_id),
+                "import the checkpoint folder again: its tokenizer.model and config.json belong together");
+  m->to(model::paligemma_device(device, "device"), model::paligemma_dtype(p.dtype, "pretrained.dtype"));
+  model::LoraOptions lora;
+  lora.rank = p.lora_rank;
+  lora.alpha = p.lora_alpha;
+  lora.targets = p.lora_targets;
+  lora.vision = p.lora_vision;
+  lora.seed = seed;
+  m->add_lora(lora);
+  m->recompute_blocks = p.recompute;
+  if (!adapters.empty()) model::load_lora(*m, adapters);
   return m;
 }
 

@@ -110,7 +110,7 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
   if (ec) throw Error("cannot create " + dir + ": " + ec.message(), "check permissions and free space");
   const std::map<std::string, std::string> where = {{"stage", state.stage}, {"step", std::to_string(state.step)}};
   const RunFiles checkpoint{dir};
-  save_policy(checkpoint, *ctx.policy, where);  // dir/model.safetensors with the policy format
+  ctx.save_weights(checkpoint.weights(), where);  // dir/model.safetensors with the run's format
   if (ctx.vision_probe && state.stage != "grpo")
     model::save_weights(*ctx.vision_probe, checkpoint.path(RunFiles::kVisionProbe));
   torch::save(optimizer, checkpoint.path(std::string(RunFiles::kOptimizer) + ".tmp"));
@@ -119,7 +119,7 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
   committed.checkpoint = rel;
   save_state(ctx.run, committed);  // the commit point
   state = committed;
-  save_policy(ctx.run, *ctx.policy, where);  // the run's model.safetensors, for eval
+  ctx.save_weights(ctx.run.weights(), where);  // the run's model.safetensors, for eval
   for (const auto& e : fs::directory_iterator(ctx.run.checkpoints(), ec))
     if (e.path().filename() != name) fs::remove_all(e.path(), ec);
 }
@@ -130,8 +130,7 @@ void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& 
   state.best_at = where;
   state.best_at_chance = at_chance(v);
   state.best_answers = describe_answers(v);
-  model::save_weights(*ctx.policy, ctx.run.best(),
-                      {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", where}});
+  ctx.save_weights(ctx.run.best(), {{"stage", where}});
 }
 
 void log_validation(Context& ctx, const std::string& stage, int step, const ValidationResult& v) {

@@ -24,6 +24,7 @@
 #include "lriad/train/baseline.h"
 #include "lriad/train/distributed.h"
 #include "lriad/train/evidence_check.h"
+#include "lriad/train/paligemma_run.h"
 #include "lriad/train/prefetch.h"
 #include "lriad/train/progress.h"
 #include "run_state.h"
@@ -152,7 +153,7 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
 }
 
 torch::optim::AdamW make_optimizer(Context& ctx, double lr, double weight_decay) {
-  return torch::optim::AdamW(ctx.policy->parameters(), torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
+  return torch::optim::AdamW(ctx.trainable(), torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
 }
 
 // 1. The run directory: a resumed run's state and own config, or a new run's tokenizer and config.
@@ -176,7 +177,9 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
       std::error_code ec;
       fs::remove_all(path, ec);
     }
-  const int vocab = ensure_tokenizer(ctx.run, config, o.tokenizer);
+  // A pretrained PaliGemma reads with its own tokenizer.
+  const int vocab = ensure_tokenizer(
+      ctx.run, config, config.pretrained.base.empty() ? o.tokenizer : RunFiles{config.pretrained.base}.tokenizer());
   if (config.model.vocab_size != 0 && config.model.vocab_size != vocab)
     spdlog::warn("model.vocab_size {} replaced by the tokenizer's {}", config.model.vocab_size, vocab);
   config.model.vocab_size = vocab;
@@ -207,8 +210,8 @@ void load_data(Context& ctx, const TrainOptions& o) {
       ctx.normal_reference->save(path);
     }
     if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
-    if (!o.resume || !io::is_file(ctx.run.baseline())) {  // the evidence-only baseline eval reports
-      normal_peaks = detail::normal_draw_peaks(ctx);     // its training normals' part, kept for the evidence check
+    if (!o.resume || !io::is_file(ctx.run.baseline())) {             // the evidence-only baseline eval reports
+      normal_peaks = detail::normal_draw_peaks(ctx);  // its training normals' part, kept for the evidence check
       save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference, kBaselineQuantile, &*normal_peaks),
                     ctx.run.baseline());
     }
@@ -219,7 +222,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
                     "the level comes from the normal training images: give the category more normal images, or "
                     "--set model.prompt_evidence=false");
   }
-  check_lengths(ctx);
+  if (config.pretrained.base.empty()) check_lengths(ctx);  // lriad's own policy's model.max_seq_len
   if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume, normal_peaks ? &*normal_peaks : nullptr);
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.train_from_test());
@@ -229,6 +232,16 @@ void load_data(Context& ctx, const TrainOptions& o) {
 // 3. The policy: resumed, initialised from another run, or fresh; and how it computes.
 void make_run_policy(Context& ctx, const TrainOptions& o, TrainerState& state, bool precision_kept) {
   const RunConfig& config = ctx.config;
+  if (!config.pretrained.base.empty()) {
+    state.precision = config.pretrained.dtype;
+    state.precision_reason = "pretrained.dtype";
+    detail::make_pretrained_policy(ctx, o, state);
+    if (!o.resume) {  // a run has weights (and a resumable state) from its first moment
+      ctx.save_weights(ctx.run.weights(), {{"stage", "init"}, {"step", "0"}});
+      save_state(ctx.run, state);
+    }
+    return;
+  }
   ctx.policy = model::make_policy(config.model, config.seed);
   if (o.resume) {
     model::load_weights(*ctx.policy, checkpoint_file(ctx.run, state, RunFiles::kWeights));
@@ -314,8 +327,7 @@ struct Stage {
 std::vector<Stage> stages_of(Context& ctx) {
   const RunConfig& config = ctx.config;  // the stages' lengths; the lambdas read ctx.config
   auto save_as = [&ctx](const std::string& path, const std::string& stage) {
-    model::save_weights(*ctx.policy, path,
-                        {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"stage", stage}});
+    ctx.save_weights(path, {{"stage", stage}});
   };
   Stage vision{"vision", "sft", config.vision_warmup.steps};
   vision.optimizer = [&ctx] {
@@ -330,13 +342,14 @@ std::vector<Stage> stages_of(Context& ctx) {
 
   Stage sft{"sft", "grpo", config.sft.steps};
   sft.optimizer = [&ctx] {
-    auto params = ctx.policy->parameters();
-    if (ctx.config.sft.vision_aux > 0)
+    auto params = ctx.trainable();
+    if (ctx.config.sft.vision_aux > 0 && ctx.vision_probe)
       for (const auto& p : ctx.vision_probe->parameters()) params.push_back(p);
     return torch::optim::AdamW(params,
                                torch::optim::AdamWOptions(ctx.config.sft.lr).weight_decay(ctx.config.sft.weight_decay));
   };
   sft.step = [&ctx](torch::optim::AdamW& opt, int step, detail::PreparedBatch b) {
+    if (ctx.pretrained()) return detail::pretrained_sft_step(ctx, opt, step, std::move(b));
     return detail::sft_step(ctx, opt, step, std::move(b));
   };
   sft.after = [&ctx, save_as](const StageSummary* ran) {
@@ -346,7 +359,7 @@ std::vector<Stage> stages_of(Context& ctx) {
 
   Stage grpo{"grpo", "done", config.grpo.steps};
   grpo.before = [&ctx] {
-    if (ctx.config.grpo.beta <= 0) return;
+    if (ctx.config.grpo.beta <= 0 || ctx.pretrained()) return;  // a PaliGemma's reference: its adapters off
     const std::string sft = ctx.run.sft();
     ctx.ref_policy = model::make_policy(ctx.config.model, ctx.config.seed);
     if (!io::is_file(sft)) spdlog::warn("{} is missing: the KL reference policy is the current weights", sft);
@@ -358,14 +371,17 @@ std::vector<Stage> stages_of(Context& ctx) {
   grpo.optimizer = [&ctx] { return make_optimizer(ctx, ctx.config.grpo.lr, ctx.config.grpo.weight_decay); };
   grpo.step = [&ctx, every = config.train.log_completions_every](torch::optim::AdamW& opt, int step,
                                                                  detail::PreparedBatch b) {
-    return detail::grpo_step(ctx, opt, step, std::move(b), every > 0 && (step + 1) % every == 0);
+    const bool log = every > 0 && (step + 1) % every == 0;
+    if (ctx.pretrained()) return detail::pretrained_grpo_step(ctx, opt, step, std::move(b), log);
+    return detail::grpo_step(ctx, opt, step, std::move(b), log);
   };
   return {vision, sft, grpo};
 }
 
 }  // namespace
 
-TrainSummary run_training(RunConfig config, const TrainOptions& o) {
+TrainSummary run_training(RunConfig config, const TrainOptions& options) {
+  TrainOptions o = options;
   // A launcher's variables (torchrun's) asking for several processes: each would train alone into
   // the same run directory. Refused before anything is written (train/distributed.h is not wired
   // into training yet).
@@ -373,6 +389,17 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     throw Error("WORLD_SIZE=" + std::to_string(d.world) + " (rank " + std::to_string(d.rank) +
                     "): lriad train runs as one process for now; several ranks would each train alone into " + o.out,
                 "start lriad train once, without torchrun (or unset WORLD_SIZE and RANK)");
+  if (!o.resume && !o.init.empty() && is_paligemma_run(o.init)) {  // --init of a `lriad model import` run
+    config.pretrained.base = o.init;
+    o.init.clear();
+  }
+  if (!o.resume && !config.pretrained.base.empty()) {
+    if (!is_paligemma_run(config.pretrained.base))
+      throw Error("pretrained.base " + config.pretrained.base + " is not an imported PaliGemma run (no " +
+                      kPaliGemmaConfig + ")",
+                  "make one with `lriad model import --hf DIR --out RUN`, then train --init RUN");
+    config.pretrained.base = fs::weakly_canonical(fs::absolute(config.pretrained.base)).string();
+  }
   prepare_run_dir(o.out, o.overwrite, o.resume);
   Context ctx;
   ctx.run = RunFiles{o.out};
@@ -409,7 +436,7 @@ TrainSummary run_training(RunConfig config, const TrainOptions& o) {
     if (stage.next != "done") state.step = 0;
     save_state(ctx.run, state);
   }
-  if (!io::is_file(ctx.run.weights())) save_policy(ctx.run, *ctx.policy, {{"stage", "done"}});
+  if (!io::is_file(ctx.run.weights())) ctx.save_weights(ctx.run.weights(), {{"stage", "done"}});
 
   // 6. The closing summary: the best validation, and loudly when even that is at chance.
   summary.best_balanced_accuracy = state.best;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "lriad/model/paligemma.h"
 #include "lriad/model/policy.h"
 #include "lriad/model/verdict.h"
 #include "lriad/rl/class_weights.h"
@@ -26,6 +27,8 @@
 
 namespace lriad::train::detail {
 
+struct TrainerState;  // run_state.h
+
 // A step's items with their image tensors, made on the CPU (by the prefetcher's thread).
 struct PreparedBatch {
   std::vector<TrainItem> items;
@@ -38,7 +41,9 @@ struct PreparedBatch {
 
 // Items encoded for the policy. Shapes: B items, C completion tokens.
 struct EncodedBatch {
-  torch::Tensor images;      // (B,C,S,S) on the device
+  // (B,C,S,S) on the device; with a pretrained PaliGemma its pixel values (B,3,S',S') at its image
+  // side and dtype (model::siglip_pixels of TrainItem::image, the image at its model side)
+  torch::Tensor images;
   model::TokenRows prompts;  // B prompt token lists
   std::vector<TrainItem> items;
   std::vector<std::optional<text::EvidenceFacts>> facts;  // as PreparedBatch's
@@ -51,7 +56,16 @@ struct Context {
   torch::Device device{torch::kCPU};
   std::shared_ptr<text::Tokenizer> tokenizer;
   model::Policy policy{nullptr};
-  model::Policy ref_policy{nullptr};        // the KL reference policy (GRPO with beta > 0); not the normal reference
+  model::Policy ref_policy{nullptr};  // the KL reference policy (GRPO with beta > 0); not the normal reference
+  // pretrained.base: a PaliGemma whose LoRA adapters train, instead of `policy` (then null). Its KL
+  // reference is itself with the adapters off.
+  model::PaliGemma pali{nullptr};
+  bool pretrained() const { return !pali.is_empty(); }
+  // The weights training saves at `path` (the policy's; a PaliGemma's adapters), with the run
+  // format's metadata and `extra`.
+  void save_weights(const std::string& path, const std::map<std::string, std::string>& extra);
+  // What the optimizers train (the policy's parameters; a PaliGemma's adapters).
+  std::vector<torch::Tensor> trainable();
   torch::nn::Linear vision_probe{nullptr};  // SFT's auxiliary image-level head on the vision tokens
   std::unique_ptr<TrainingSource> source;
   std::unique_ptr<reference::NormalReference> normal_reference;  // model.reference "knn"
@@ -116,6 +130,14 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
 torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens);
 StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared,
                       bool log_completions);
+
+// With pretrained.base (pretrained.cpp): the PaliGemma and its adapters (resumed, or fresh), the
+// same stages' steps on it, and its greedy chains (openings included) of a batch.
+void make_pretrained_policy(Context& ctx, const TrainOptions& o, const TrainerState& state);
+StepMetrics pretrained_sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared);
+StepMetrics pretrained_grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared,
+                                 bool log_completions);
+std::vector<std::string> pretrained_greedy(Context& ctx, const EncodedBatch& batch);
 
 // Greedy generation on the validation items.
 ValidationResult validate(Context& ctx);

@@ -372,6 +372,30 @@ struct TrainConfig {
   }
 };
 
+// A pretrained PaliGemma as the policy (`lriad train --init RUN` of a `lriad model import` run):
+// the base weights stay frozen, LoRA adapters train, and the run's weight files hold the adapters.
+// The model.* settings still size the normal reference's evidence, which reaches the PaliGemma as
+// words in its prompt. "" base = lriad's own policy (model.*).
+struct PretrainedConfig {
+  std::string base;            // an imported PaliGemma run directory (absolute once a run starts)
+  std::string dtype = "fp32";  // fp32 | bf16: the frozen base weights in memory (bf16 on CUDA)
+  int lora_rank = 8;
+  double lora_alpha = 16;
+  std::vector<std::string> lora_targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  bool lora_vision = false;  // adapt the vision tower's projections too (else it stays frozen as loaded)
+  bool recompute = false;    // each block's activations recomputed in the backward pass (less memory)
+  template <class V>
+  void visit(V& v) {
+    v("base", base, "imported PaliGemma run (lriad model import) to fine-tune; empty = lriad's own policy");
+    v("dtype", dtype, "fp32 | bf16: the frozen base weights in memory");
+    v("lora_rank", lora_rank, "LoRA rank");
+    v("lora_alpha", lora_alpha, "LoRA alpha (scale alpha / rank)");
+    v("lora_targets", lora_targets, "projections adapted, by name (q_proj, k_proj, ..., down_proj)");
+    v("lora_vision", lora_vision, "adapt the vision tower's projections too");
+    v("recompute", recompute, "recompute each block's activations in the backward pass (less memory)");
+  }
+};
+
 struct RunConfig {
   std::string name = "tiny";
   uint64_t seed = 0;
@@ -386,6 +410,7 @@ struct RunConfig {
   GrpoConfig grpo;
   RewardConfig reward;
   TrainConfig train;
+  PretrainedConfig pretrained;
 
   template <class V>
   void visit(V& v) {
@@ -403,6 +428,7 @@ struct RunConfig {
     v.section("grpo", grpo);
     v.section("reward", reward);
     v.section("train", train);
+    v.section("pretrained", pretrained);
   }
 
   // Throws lriad::Error naming the key and why the value is invalid.

@@ -130,7 +130,9 @@ TORCH_MODULE(PaliGemma);
 // Writes the adapters (lora_tensors) to `path` (safetensors, atomically) with their rank, alpha and
 // targets as metadata; load_lora reads them into a model that add_lora gave the same adapters,
 // strictly (names, shapes), and throws lriad::Error naming the file otherwise.
-void save_lora(const PaliGemmaImpl& model, const std::string& path);
+// `extra` joins the metadata (a run's stage and step).
+void save_lora(const PaliGemmaImpl& model, const std::string& path,
+               const std::map<std::string, std::string>& extra = {});
 void load_lora(PaliGemmaImpl& model, const std::string& path);
 
 // RAII: the model's adapters off for a scope (the reference policy's log-probabilities).

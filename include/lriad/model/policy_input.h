@@ -111,5 +111,10 @@ struct InputRecord {
 torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
                                    const ModelConfig& model, const reference::NormalReference* reference,
                                    const InputRecord* record);
+// Its first step: the decoded file at the side training kept `category` at (model_side_image), what
+// TrainItem::image holds for a training image. A pretrained PaliGemma's pixels are made from it
+// (model::siglip_pixels), in training and in eval alike.
+cv::Mat decoded_model_side(const cv::Mat& decoded, const std::string& category, const ModelConfig& model,
+                           const reference::NormalReference* reference, const InputRecord* record);
 
 }  // namespace lriad::model

@@ -10,6 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "lriad/io/config.h"
+#include "lriad/model/paligemma.h"
 #include "lriad/model/policy.h"
 #include "lriad/text/tokenizer.h"
 
@@ -56,7 +57,11 @@ void save_policy(const RunFiles& run, model::PolicyImpl& policy, const std::map<
 
 struct LoadedPolicy {
   RunConfig config;
-  model::Policy policy{nullptr};
+  model::Policy policy{nullptr};  // null when `pali` holds the policy
+  // A run trained on a pretrained PaliGemma (config.pretrained.base), its adapters from the weights
+  // file; or an imported PaliGemma run itself (`lriad model import`: no adapters trained, no
+  // normal reference, the default config).
+  model::PaliGemma pali{nullptr};
   std::shared_ptr<text::Tokenizer> tokenizer;
   std::map<std::string, std::string> metadata;  // from the weights file
 };

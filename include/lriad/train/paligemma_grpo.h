@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -17,6 +18,13 @@
 namespace lriad::train {
 
 using IdRows = std::vector<std::vector<int64_t>>;
+
+// The logits predicting each completion token after its prompt (the prompt as the prefix, the
+// completion causal): pixel_values (N,3,S,S), prompts and completions N rows each ->
+// {logits (N,C,V) float32, mask (N,C) bool}; completions right-padded to the longest.
+std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliGemmaImpl& model,
+                                                                    const torch::Tensor& pixel_values,
+                                                                    const IdRows& prompts, const IdRows& completions);
 
 // Log-probabilities of each completion token after its prompt (the prompt as the prefix, the
 // completion causal): pixel_values (N,3,S,S), prompts and completions N rows each ->
@@ -31,6 +39,22 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl&
 IdRows paligemma_sample_group(model::PaliGemmaImpl& model, const torch::Tensor& pixel_values,
                               const std::vector<int64_t>& prompt, int64_t group, int max_new, double temperature,
                               at::Generator& generator);
+
+struct PaliGemmaUpdate {
+  double loss = 0, kl_mean = 0, grad_norm = 0;
+  bool finite = true;
+  std::string nonfinite;  // "loss" or "gradient" when the update was skipped
+};
+
+// One clipped-surrogate update of the adapters on sampled completions: their log-probabilities now
+// (the sampling policy's, detached, as the old ones: one update per generation batch) and, with
+// loss.beta > 0, the base's (adapters off) for the KL term; gradients clipped to max_grad_norm
+// (0 = off); a non-finite loss or gradient skips the step. pixel_values (N,3,S,S), prompts and
+// completions N rows, advantages (N).
+PaliGemmaUpdate paligemma_grpo_update(model::PaliGemmaImpl& model, torch::optim::Optimizer& optimizer,
+                                      const torch::Tensor& pixel_values, const IdRows& prompts,
+                                      const IdRows& completions, const torch::Tensor& advantages,
+                                      const rl::GrpoLossParams& loss, double max_grad_norm);
 
 struct PaliGemmaGrpoOptions {
   int64_t group = 4;  // G

@@ -1,13 +1,14 @@
 // A run directory made from a Hugging Face PaliGemma folder (`lriad model import`):
 // paligemma.json (the checkpoint's config.json), tokenizer.model and model.safetensors (every
 // tensor under the original checkpoints' names, in one dtype, with "format" lriad-paligemma).
-// `model info` and `model generate --run` read it. train, eval and predict do not take a PaliGemma
-// yet: load_policy refuses such a directory with that said (train/checkpoint.h).
+// `model info` and `model generate --run` read it; `lriad train --init RUN` fine-tunes it with LoRA
+// (pretrained.* in the run's config), and eval and predict read that run (load_pretrained).
 #pragma once
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "lriad/io/config.h"
 #include "lriad/model/paligemma.h"
 
 namespace lriad::train {
@@ -31,6 +32,13 @@ bool is_paligemma_run(const std::string& dir);
 
 // The model of an imported run, its weights loaded strictly (names, shapes, dtype).
 model::PaliGemma load_paligemma_run(const std::string& dir);
+
+// The policy of a run trained on a PaliGemma (`p` = its config's pretrained section): the base run's
+// weights in p.dtype on `device`, LoRA adapters added (p.lora_*, seeded with `seed`) and read from
+// `adapters` (a weights file of that run; "" = fresh adapters). Throws lriad::Error naming the file
+// when the base's tokenizer and config.json disagree on EOS.
+model::PaliGemma load_pretrained(const PretrainedConfig& p, const std::string& device, uint64_t seed,
+                                 const std::string& adapters);
 
 // What `lriad model info` prints for it: the keys of run_info (parameters per component: vision_tower,
 // multi_modal_projector, language_model; vocabulary, image tokens, tensors, bytes, metadata) with
