@@ -101,6 +101,13 @@ TEST(PaliGemma, TinyCheckpointMatchesTheReferenceLogits) {
   EXPECT_LT((logits[0] - golden("logits")[0]).abs().max().item<double>(), 1e-4) << "the unpadded row, either rule";
   EXPECT_GT(want.abs().max().item<double>(), 0.5) << "the reference logits are not all tiny";
   EXPECT_LT((m->image_features(golden("pixel_values")) - golden("image_features")).abs().max().item<double>(), 1e-5);
+  // Only the positions asked for through the head (training's log-probabilities): the same logits.
+  const int64_t B = ids.size(0), L = ids.size(1);
+  const auto at = torch::stack({torch::arange(L - 3, L), torch::arange(2, 5)}).to(torch::kInt64).narrow(0, 0, B);
+  const auto some = m->forward(golden("pixel_values"), ids, valid, types.eq(0), golden("position_ids"), at);
+  ASSERT_EQ(some.sizes().vec(), (std::vector<int64_t>{B, 3, logits.size(2)}));
+  EXPECT_LT((some - logits.gather(1, at.unsqueeze(-1).expand({B, 3, logits.size(2)}))).abs().max().item<double>(),
+            1e-5);
 }
 
 TEST(PaliGemma, GreedyGenerationMatchesTokenForToken) {

@@ -160,7 +160,7 @@ torch::Tensor PaliGemmaImpl::embed_prompt(const torch::Tensor& pixel_values, con
 }
 
 torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, const torch::Tensor& positions,
-                                    KVCache* cache) {
+                                    KVCache* cache, const torch::Tensor& project_at) {
   const int64_t B = h.size(0), T = h.size(1), hd = config.head_dim, H = config.heads, Hk = config.kv_heads;
   if (positions.numel() > 0 && positions.max().item<int64_t>() >= rotary.cos.size(0))
     throw Error("PaliGemma: position " + std::to_string(positions.max().item<int64_t>()) + " is past the " +
@@ -202,6 +202,8 @@ torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, 
     h = recompute_blocks && !cache ? recompute(block, h) : block(h);
   }
   if (cache) cache->length += T;
+  if (project_at.defined())  // (B,K,D): the positions asked for only
+    h = h.gather(1, project_at.to(h.device()).unsqueeze(-1).expand({B, project_at.size(1), h.size(2)}));
   h = gemma_rms_norm(h, final_norm, config.rms_eps);
   auto logits = torch::matmul(h, embed->weight.t()).to(torch::kFloat32);  // (B,T,V)
   if (config.final_softcap > 0) logits = torch::tanh(logits / config.final_softcap) * config.final_softcap;
@@ -210,14 +212,14 @@ torch::Tensor PaliGemmaImpl::decode(torch::Tensor h, const torch::Tensor& mask, 
 
 torch::Tensor PaliGemmaImpl::forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids,
                                      const torch::Tensor& valid, const torch::Tensor& prefix,
-                                     const torch::Tensor& positions) {
+                                     const torch::Tensor& positions, const torch::Tensor& project_at) {
   const int64_t L = input_ids.size(1);
   const auto h = embed_prompt(pixel_values, input_ids);  // (B,L,D)
   const auto dev = h.device();
   // Prefix-LM mask (B,L,L): key j is seen from query i if valid[j] and (prefix[j] or j <= i).
   const auto v = valid.to(dev).to(torch::kBool), p = prefix.to(dev).to(torch::kBool);
   const auto causal = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
-  return decode(h, (causal.unsqueeze(0) | p.unsqueeze(1)) & v.unsqueeze(1), positions);
+  return decode(h, (causal.unsqueeze(0) | p.unsqueeze(1)) & v.unsqueeze(1), positions, nullptr, project_at);
 }
 
 KVCache PaliGemmaImpl::prefill(const torch::Tensor& pixel_values, const std::vector<int64_t>& prompt, int64_t rows,

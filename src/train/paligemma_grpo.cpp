@@ -39,11 +39,10 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliG
   const auto id_t = torch::tensor(ids, torch::kInt64).view({N, int64_t(L)});
   const auto valid_t = torch::tensor(valid, torch::kUInt8).view({N, int64_t(L)}).to(torch::kBool);
   const auto prefix_t = torch::tensor(prefix, torch::kUInt8).view({N, int64_t(L)}).to(torch::kBool);
-  const auto logits =
-      model.forward(pixel_values, id_t, valid_t, prefix_t, model::paligemma_positions(valid_t));  // (N,L,V)
-  const auto dev = logits.device();
-  const auto at = torch::tensor(gather, torch::kInt64).view({N, int64_t(C)}).to(dev);
-  const auto picked = logits.gather(1, at.unsqueeze(-1).expand({N, int64_t(C), logits.size(2)}));  // (N,C,V)
+  const auto at = torch::tensor(gather, torch::kInt64).view({N, int64_t(C)});
+  const auto picked =
+      model.forward(pixel_values, id_t, valid_t, prefix_t, model::paligemma_positions(valid_t), at);  // (N,C,V)
+  const auto dev = picked.device();
   const auto m = torch::tensor(mask, torch::kUInt8).view({N, int64_t(C)}).to(torch::kBool).to(dev);
   return {picked, m};
 }

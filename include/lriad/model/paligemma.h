@@ -47,8 +47,11 @@ struct PaliGemmaImpl : torch::nn::Module {
   // input_ids (B,L) int64 with config.image_token_index at N places per row; valid (B,L) bool
   // (false: padding, attended by nobody); prefix (B,L) bool (true: attended to by every token,
   // HF's token_type_ids == 0; false: causal); positions (B,L) int64 -> logits (B,L,V) float32.
+  // With `project_at` (B,K) int64, only those positions go through the output head -> (B,K,V): a
+  // 257k-piece vocabulary over every image token would be most of a training step's memory.
   torch::Tensor forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids, const torch::Tensor& valid,
-                        const torch::Tensor& prefix, const torch::Tensor& positions);
+                        const torch::Tensor& prefix, const torch::Tensor& positions,
+                        const torch::Tensor& project_at = {});
 
   // Decoding with a KV cache (generation): prefill runs the prompt (ids, <image> places included)
   // once, all of it attending to all of it as HF's generate does, into a cache of P + max_new
@@ -63,9 +66,9 @@ struct PaliGemmaImpl : torch::nn::Module {
   torch::Tensor embed_prompt(const torch::Tensor& pixel_values, const torch::Tensor& input_ids);
   // The decoder from embeddings h (B,T,D) (before the sqrt(D) normaliser): mask (B,T,Tk) bool,
   // positions (B,T); with a cache, the keys and values join it and Tk = cache->length + T.
-  // -> logits (B,T,V) float32.
+  // -> logits (B,T,V) float32; with `project_at` (B,K) int64, of those positions only -> (B,K,V).
   torch::Tensor decode(torch::Tensor h, const torch::Tensor& mask, const torch::Tensor& positions,
-                       KVCache* cache = nullptr);
+                       KVCache* cache = nullptr, const torch::Tensor& project_at = {});
 
   PaliGemmaConfig config;
 
