@@ -167,6 +167,32 @@ TEST(Pretrained, TrainEvalPredictAndInfoOnAnImportedPaliGemma) {
   r = run_command(bin() + " model info --run " + f.base, true);
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("language_model"), std::string::npos) << r.out;
+
+  // export: the adapters merged into the base's projections, a Hugging Face folder lriad imports again.
+  const std::string exported = f.dir / "exported";
+  r = run_command(bin() + " model export --run " + run + " --out " + exported, true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto merged = lriad::io::read_safetensors(exported + "/model.safetensors");
+  const auto original = lriad::io::read_safetensors(f.base + "/model.safetensors");
+  EXPECT_EQ(merged.metadata.at("format"), "pt");
+  ASSERT_EQ(merged.tensors.size(), original.tensors.size());
+  int changed = 0, kept = 0;
+  for (const auto& [name, t] : original.tensors) {
+    ASSERT_TRUE(merged.tensors.count(name)) << name;
+    const bool same = merged.tensors.at(name).data == t.data;
+    const bool adapted =
+        name.find("language_model") != std::string::npos && name.find("_proj.weight") != std::string::npos;
+    if (adapted)
+      changed += !same;
+    else
+      kept += same;
+    if (!adapted) EXPECT_TRUE(same) << name << " is not adapted and must not change";
+  }
+  EXPECT_EQ(changed, 14) << "every adapted projection of the 2 decoder layers";
+  EXPECT_GT(kept, 0);
+  EXPECT_TRUE(fs::exists(exported + "/config.json") && fs::exists(exported + "/tokenizer.model"));
+  r = run_command(bin() + " model import --hf " + exported + " --out " + (f.dir / "reimported"), true);
+  EXPECT_EQ(r.code, 0) << r.out;
 }
 
 TEST(Pretrained, ABaseThatIsNoImportedRunIsRefusedNamingIt) {

@@ -151,6 +151,25 @@ void add_model_command(CLI::App& app, const GlobalOptions& global) {
     print_info(train::run_info(im->import.out));
   });
 
+  auto ex = std::make_shared<train::ExportOptions>();
+  auto* exp = model_cmd->add_subcommand(
+      "export", "A Hugging Face PaliGemma folder from a run trained on one: its adapters merged into the base");
+  exp->add_option("--run", ex->run, "Run directory (the --out of lriad train --init RUN)")->required();
+  exp->add_option("--weights", ex->weights, "Adapters in the run (default: best.safetensors, else model.safetensors)");
+  exp->add_option("-o,--out", ex->out, "Folder to create")->required();
+  exp->add_flag("--overwrite", ex->overwrite, "Replace the files of an existing folder");
+  exp->callback([ex, &global] {
+    start_torch_runtime(global);
+    const std::string processor = train::export_paligemma(*ex);
+    spdlog::info("exported {} with its adapters merged into {}", ex->run, ex->out);
+    if (processor.empty())
+      spdlog::warn(
+          "the folder the base was imported from is gone: transformers' processor also wants its "
+          "preprocessor_config.json and tokenizer files; copy them from the checkpoint you downloaded");
+    else
+      spdlog::info("processor files copied from {}", processor);
+  });
+
   auto o = std::make_shared<InfoCli>();
   auto* info = model_cmd->add_subcommand("info", "Parameter counts per component, vocabulary and config of a run");
   info->add_option("--run", o->run, "Run directory")->required();

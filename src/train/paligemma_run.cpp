@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lriad/io/config.h"
 #include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 #include "lriad/io/safetensors.h"
@@ -74,6 +75,42 @@ model::PaliGemma load_pretrained(const PretrainedConfig& p, const std::string& d
   m->recompute_blocks = p.recompute;
   if (!adapters.empty()) model::load_lora(*m, adapters);
   return m;
+}
+
+std::string export_paligemma(const ExportOptions& o) {
+  const RunFiles run{o.run};
+  if (!io::is_file(run.config()))
+    throw Error("run directory " + o.run + " has no config.json", "pass the --out of `lriad train --init RUN`");
+  const RunConfig config = load_config(run.config());
+  if (config.pretrained.base.empty())
+    throw Error(o.run + " was not trained on a PaliGemma (its config.json has no pretrained.base)",
+                "export is for runs of `lriad train --init` an imported PaliGemma; lriad's own policy is its run");
+  std::string weights = o.weights.empty() ? (io::is_file(run.best()) ? run.best() : run.weights()) : o.weights;
+  if (weights.find('/') == std::string::npos) weights = run.path(weights);
+  const RunFiles base{config.pretrained.base};
+  const auto stored = io::read_safetensors_header(base.weights()).metadata;
+  const std::string dtype = stored.count("dtype") ? stored.at("dtype") : "fp32";
+  PretrainedConfig p = config.pretrained;
+  p.dtype = "fp32";  // merged in float32, then stored as the base was
+  model::PaliGemma m = load_pretrained(p, "cpu", config.seed, weights);
+  m->merge_lora();
+  m->to(model::paligemma_dtype(dtype, base.weights() + ": dtype"));
+  prepare_run_dir(o.out, o.overwrite, false);
+  const RunFiles out{o.out};
+  io::write_file_atomic(out.tokenizer(), io::read_file(base.tokenizer()));
+  model::save_weights(*m, out.weights(), {{"format", "pt"}});  // transformers reads "pt" only
+  std::string from;
+  if (stored.count("imported_from") && io::is_dir(stored.at("imported_from"))) {
+    from = stored.at("imported_from");
+    for (const auto& e : std::filesystem::directory_iterator(from)) {
+      const std::string name = e.path().filename().string();
+      if (e.is_regular_file() && e.path().extension() == ".json" && name != "config.json" &&
+          name != "model.safetensors.index.json")
+        io::write_file_atomic(out.path(name), io::read_file(e.path().string()));
+    }
+  }
+  io::write_file_atomic(out.config(), io::read_file(base.path(kPaliGemmaConfig)));  // last: a complete folder
+  return from;
 }
 
 nlohmann::json paligemma_run_info(const std::string& dir) {

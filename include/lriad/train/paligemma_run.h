@@ -40,6 +40,20 @@ model::PaliGemma load_paligemma_run(const std::string& dir);
 model::PaliGemma load_pretrained(const PretrainedConfig& p, const std::string& device, uint64_t seed,
                                  const std::string& adapters);
 
+struct ExportOptions {
+  std::string run;      // a run trained on a PaliGemma (config.json's pretrained.base)
+  std::string weights;  // its adapters: a file name in the run or a path ("" = best, else model.safetensors)
+  std::string out;      // the folder to create
+  bool overwrite = false;
+};
+
+// `lriad model export`: the base with the run's adapters merged into its weights (in float32, then
+// stored in the base's dtype), written as a Hugging Face PaliGemma folder that `lriad model import`
+// and transformers read: config.json, tokenizer.model, model.safetensors ("format": "pt", the
+// checkpoints' names), and the processor's small files (*.json but the index) of the folder the
+// base was imported from, when it is still there. Returns that folder ("" when it was not found).
+std::string export_paligemma(const ExportOptions& options);
+
 // What `lriad model info` prints for it: the keys of run_info (parameters per component: vision_tower,
 // multi_modal_projector, language_model; vocabulary, image tokens, tensors, bytes, metadata) with
 // "config" the checkpoint's config.json.
