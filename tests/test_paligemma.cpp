@@ -275,6 +275,11 @@ TEST(PaliGemma, LoraAdaptersStartAsNothingTurnOffSaveAndMerge) {
   const auto e = error_of([&] { model::load_lora(*other, file); });
   EXPECT_NE(e.find(file), std::string::npos) << e;
   EXPECT_NE(e.find("has shape [4,32], the model's is [2,32]"), std::string::npos) << e;
+  auto scaled = load_tiny();
+  scaled->add_lora({4, 16});  // the same shapes, another scale
+  const auto a = error_of([&] { model::load_lora(*scaled, file); });
+  EXPECT_NE(a.find(file), std::string::npos) << a;
+  EXPECT_NE(a.find("alpha"), std::string::npos) << a;
 
   m->merge_lora();
   EXPECT_FALSE(m->has_lora());

@@ -360,6 +360,14 @@ void load_lora(PaliGemmaImpl& model, const std::string& path) {
   if (!model.has_lora())
     throw Error("loading " + path + ": the model has no adapters", "add_lora with the file's rank and targets first");
   const io::StFile file = io::read_safetensors(path);
+  // The scale alpha / rank is not in the tensors: a file saved with another alpha would load and compute
+  // something else.
+  if (const auto it = file.metadata.find("alpha");
+      it != file.metadata.end() &&
+      std::abs(std::stod(it->second) - model.lora.alpha) > 1e-9 * std::abs(model.lora.alpha))
+    throw Error(
+        path + " holds adapters of alpha " + it->second + ", the model's have " + std::to_string(model.lora.alpha),
+        "add_lora with the alpha the file was saved with (pretrained.lora_alpha)");
   const auto mine = model.lora_tensors();
   if (file.tensors.size() != mine.size())
     throw Error(path + " holds " + std::to_string(file.tensors.size()) + " adapter tensors, the model has " +
