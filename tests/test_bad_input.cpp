@@ -3,6 +3,8 @@
 // configs by `lriad model init`, checkpoints by `lriad predict` and `lriad model info`.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -274,16 +276,23 @@ TEST_F(DamagedCheckpoint, NotASafetensorsFileIsNamed) {
   expect_error(predict(path), {path, "shorter than the 8-byte header length"});
 }
 
-// torchrun's variables asking for several processes: lriad train refuses before writing anything
-// (each rank would train alone into the same run directory).
-TEST(BadInput, TrainUnderALauncherOfSeveralRanksIsRefused) {
+// torchrun's variables for a rank whose rank 0 never comes: it gives up after LRIAD_DIST_TIMEOUT,
+// saying where it waited and what every rank needs, before writing anything.
+TEST(BadInput, SeveralRanksStopSayingWhyWithoutRankZeroOrWithUnevenBatches) {
   TempDir dir;
   const std::string tree = dir / "tree";
   lriad::test::make_mvtec_tree(tree);
   const std::string out = dir / "run";
-  expect_error(run_command("WORLD_SIZE=2 RANK=1 " + kBin + " train --config " + kTiny + " --format mvtec --root " +
-                               tree + kSmall + " --out " + out,
+  const std::string port = std::to_string(20000 + int(getpid() % 1000));
+  expect_error(run_command("WORLD_SIZE=2 RANK=1 MASTER_PORT=" + port + " LRIAD_DIST_TIMEOUT=2 " + kBin +
+                               " train --config " + kTiny + " --format mvtec --root " + tree + kSmall + " --out " + out,
                            true),
-               {"WORLD_SIZE=2 (rank 1)", "runs as one process", out});
+               {"rank 1 of 2: could not join the process group at 127.0.0.1:" + port, "within 2 s", "MASTER_PORT"});
+  // --nproc: every batch in equal shares, refused before anything is written when it cannot be.
+  expect_error(run_command(kBin + " train --config " + kTiny + " --format mvtec --root " + tree + kSmall +
+                               " --set sft.batch_size=4 --nproc 3 --out " + out,
+                           true),
+               {"sft.batch_size 4 does not divide among 3 ranks", "--set sft.batch_size=6"});
+  EXPECT_FALSE(std::filesystem::exists(out)) << "nothing written";
   EXPECT_FALSE(std::filesystem::exists(out)) << "nothing written";
 }

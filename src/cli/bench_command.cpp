@@ -1,12 +1,21 @@
 // `lriad bench`: speed figures (printed, never asserted).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <thread>
+
+#include <unistd.h>
 
 #include "common.h"
+#include "lriad/demo/synth.h"
 #include "lriad/eval/bench.h"
+#include "lriad/io/error.h"
 
 namespace lriad::cli {
 namespace {
@@ -29,7 +38,70 @@ struct BenchCli {
   std::string device;
   eval::BenchOptions bench;
   bool json = false;
+  int nproc = 1;
+  int steps = 12;
 };
+
+// Median of a stage's step times in a run's metrics.jsonl, its first two steps left out (warm-up).
+double median_step(const std::string& metrics, const std::string& stage) {
+  std::ifstream in(metrics);
+  std::vector<double> t;
+  int seen = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.value("stage", "") == stage && j.contains("step_time") && ++seen > 2) t.push_back(j["step_time"]);
+  }
+  if (t.empty()) return -1;
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// `lriad bench --nproc N`: the data-parallel scaling of `lriad train` on this machine. The same short
+// run (a generated two-category set, `steps` SFT and GRPO steps of the config at its batch sizes)
+// on one process with every thread, then on N ranks (`train --nproc N`) sharing them; per stage the
+// median step time of each, the speed-up and the efficiency (speed-up / N).
+nlohmann::json bench_scaling(const BenchCli& b, const GlobalOptions& global) {
+  namespace fs = std::filesystem;
+  const std::string dir =
+      b.bench.scratch.empty()
+          ? (fs::temp_directory_path() / ("lriad-bench-scaling-" + std::to_string(getpid()))).string()
+          : b.bench.scratch;
+  demo::SynthOptions synth;
+  synth.out = dir + "/data";
+  synth.categories = 2;
+  synth.per_category = 40;
+  synth.size = 64;
+  synth.overwrite = true;
+  demo::generate_synthetic(synth);
+  const int cores = global.threads > 0 ? global.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::string common = " train --config '" + b.config + "' --format mvtec --root '" + synth.out + "' --overwrite" +
+                       " --set sft.steps=" + std::to_string(b.steps) + " --set grpo.steps=" + std::to_string(b.steps) +
+                       " --set train.eval_every=100000 --set train.save_every=100000 --set train.val_size=4" +
+                       " --set train.log_completions_every=100000";
+  for (const auto& s : b.set) common += " --set '" + s + "'";
+  if (!b.device.empty()) common += " --device " + b.device;
+  const std::string self = fs::read_symlink("/proc/self/exe").string();  // this lriad (the shell's would be sh)
+  nlohmann::json out = {{"config", b.config}, {"nproc", b.nproc}, {"threads", cores}, {"steps", b.steps}};
+  for (const int n : {1, b.nproc}) {
+    const std::string run = dir + "/run" + std::to_string(n), log = dir + "/run" + std::to_string(n) + ".log";
+    const std::string cmd = "'" + self + "' --threads " + std::to_string(std::max(1, cores / n)) + common + " --out '" +
+                            run + "'" + (n > 1 ? " --nproc " + std::to_string(n) : "") + " > '" + log + "' 2>&1";
+    spdlog::info("scaling: {} rank{} ({} thread{} each)...", n, n > 1 ? "s" : "", std::max(1, cores / n),
+                 cores / n > 1 ? "s" : "");
+    if (std::system(cmd.c_str()) != 0)
+      throw Error("bench --nproc: the training run on " + std::to_string(n) + " rank(s) failed; see " + log,
+                  "run `lriad train --nproc N` by hand to see why");
+    for (const std::string stage : {"sft", "grpo"})
+      out[stage]["step_s"][std::to_string(n)] = median_step(run + "/metrics.jsonl", stage);
+  }
+  for (const std::string stage : {"sft", "grpo"}) {
+    const double t1 = out[stage]["step_s"]["1"], tn = out[stage]["step_s"][std::to_string(b.nproc)];
+    out[stage]["speedup"] = t1 > 0 && tn > 0 ? t1 / tn : -1.0;
+    out[stage]["efficiency"] = t1 > 0 && tn > 0 ? t1 / tn / b.nproc : -1.0;
+  }
+  if (b.bench.scratch.empty()) fs::remove_all(dir);
+  return out;
+}
 
 }  // namespace
 
@@ -64,8 +136,30 @@ void add_bench_command(CLI::App& app, const GlobalOptions& global) {
   bench_cmd->add_option("--scratch", b->bench.scratch,
                         "Folder for the data section's generated images (default: temporary)");
   bench_cmd->add_flag("--json", b->json, "Print one JSON object");
+  bench_cmd
+      ->add_option("--nproc", b->nproc,
+                   "Measure data-parallel scaling instead: a short `lriad train` on 1, then N ranks (step times, "
+                   "speed-up, efficiency)")
+      ->check(CLI::Range(2, 64));
+  bench_cmd->add_option("--steps", b->steps, "SFT and GRPO steps of each --nproc run")
+      ->capture_default_str()
+      ->check(CLI::Range(4, 100000));
   bench_cmd->callback([b, bench_cmd, &global] {
     if (!bench_cmd->get_subcommands().empty()) return;  // `bench generate` ran
+    if (b->nproc > 1) {
+      const auto j = bench_scaling(*b, global);
+      if (b->json) {
+        std::cout << j.dump(2) << "\n";
+        return;
+      }
+      std::printf("config %s, %d threads, %d steps a stage: median step time on 1 rank and on %d\n", b->config.c_str(),
+                  j["threads"].get<int>(), b->steps, b->nproc);
+      for (const std::string stage : {"sft", "grpo"})
+        std::printf("  %-5s %8.3f s  %8.3f s  speed-up %.2fx  efficiency %.0f%%\n", stage.c_str(),
+                    j[stage]["step_s"]["1"].get<double>(), j[stage]["step_s"][std::to_string(b->nproc)].get<double>(),
+                    j[stage]["speedup"].get<double>(), 100 * j[stage]["efficiency"].get<double>());
+      return;
+    }
     start_torch_runtime(global);
     std::vector<std::string> set = b->set;
     if (!b->device.empty()) set.push_back("device=" + b->device);

@@ -102,8 +102,10 @@ std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage,
     base = uint64_t(2) << 40;
     count = ctx.config.vision_warmup.batch_size;
   }
+  const int per_rank = count / ctx.world();  // run_training checks that the batch sizes divide
   std::vector<TrainItem> items;
-  for (int i = 0; i < count; ++i) items.push_back(ctx.source->draw(base + uint64_t(step), i));
+  for (int i = ctx.rank() * per_rank; i < (ctx.rank() + 1) * per_rank; ++i)
+    items.push_back(ctx.source->draw(base + uint64_t(step), i));
   return items;
 }
 
@@ -166,6 +168,7 @@ std::vector<torch::Tensor> Context::trainable() {
 }
 
 void Context::log_metrics(const nlohmann::json& line) {
+  if (!writer()) return;
   metrics << line.dump() << "\n";
   metrics.flush();
 }

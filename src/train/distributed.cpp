@@ -163,13 +163,27 @@ void collective(Distributed::Group& g, const DistConfig& c, const std::string& w
     throw Error("rank " + std::to_string(c.rank) + " of " + std::to_string(c.world) + ": " + what + " failed" +
                     (silent.empty() ? "" : " (" + silent + " stopped responding)") + ": " + e.what(),
                 "a peer rank died or hangs (the timeout, LRIAD_DIST_TIMEOUT, is " + std::to_string(int(c.timeout_s)) +
-                    " s); start every rank again");
+                    " s); the last checkpoint is whole: `lriad train --resume --out RUN` (with --nproc, or every rank "
+                    "started again) continues from it");
   }
 }
 
 }  // namespace
 
 void Distributed::average_gradients(const std::vector<torch::Tensor>& parameters) {
+  reduce_gradients(parameters, true);
+}
+
+void Distributed::sum_gradients(const std::vector<torch::Tensor>& parameters) { reduce_gradients(parameters, false); }
+
+std::vector<double> Distributed::sum(const std::vector<double>& mine) {
+  if (!group_ || mine.empty()) return mine;
+  auto t = torch::tensor(mine, torch::kFloat64);
+  all_reduce_sum(t);
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+void Distributed::reduce_gradients(const std::vector<torch::Tensor>& parameters, bool mean) {
   if (!group_) return;
   std::map<torch::ScalarType, std::vector<torch::Tensor>> by_type;
   for (const auto& p : parameters) {
@@ -183,7 +197,7 @@ void Distributed::average_gradients(const std::vector<torch::Tensor>& parameters
     for (const auto& gr : grads) flat.push_back(gr.reshape({-1}).to(torch::kCPU, torch::kFloat32));
     std::vector<torch::Tensor> bucket = {torch::cat(flat)};  // one collective per dtype
     collective(*group_, config_, "averaging gradients", [&] { group_->pg->allreduce(bucket)->wait(); });
-    bucket[0].div_(double(config_.world));
+    if (mean) bucket[0].div_(double(config_.world));
     int64_t at = 0;
     for (auto& gr : grads) {
       gr.copy_(bucket[0].narrow(0, at, gr.numel()).view(gr.sizes()));
@@ -237,6 +251,9 @@ Distributed::Distributed(const DistConfig& config) : config_(config) {
 }
 Distributed::~Distributed() = default;
 void Distributed::average_gradients(const std::vector<torch::Tensor>&) {}
+void Distributed::sum_gradients(const std::vector<torch::Tensor>&) {}
+void Distributed::reduce_gradients(const std::vector<torch::Tensor>&, bool) {}
+std::vector<double> Distributed::sum(const std::vector<double>& mine) { return mine; }
 void Distributed::all_reduce_sum(torch::Tensor&) {}
 void Distributed::broadcast(torch::Tensor&, int) {}
 std::vector<double> Distributed::all_gather(const std::vector<double>& mine) { return mine; }

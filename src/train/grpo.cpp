@@ -49,8 +49,9 @@ double clip_gradients(torch::nn::Module& module, double max_norm) {
 
 GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::optim::Optimizer& optimizer,
                        const GrpoBatch& b, const GrpoConfig& g, int max_new_tokens, bool bf16,
-                       const RewardFn& reward_fn) {
+                       const RewardFn& reward_fn, Distributed* dist) {
   GrpoUpdate u;
+  const int world = dist ? dist->world() : 1;
   const auto device = policy->device();
   const int64_t N = b.tokens.size(0);
   const auto parts = micro_batches(N, g.micro_batch);
@@ -115,8 +116,18 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       torch::NoGradGuard no_grad;
       const auto fm = b.mask.to(device).to(torch::kFloat);
       const auto ent = -(torch::softmax(lg, -1) * torch::log_softmax(lg, -1)).sum(-1);  // (N,C)
-      u.entropy = ((ent * fm).sum() / fm.sum().clamp_min(1)).item<double>();
-      u.rewards = reward_fn(lg).to(torch::kFloat).cpu();  // (N)
+      const auto local = reward_fn(lg).to(torch::kFloat).cpu();                         // (N)
+      int64_t first = 0;  // this rank's first row among every rank's
+      if (world > 1) {
+        const auto ent_sums = dist->sum({(ent * fm).sum().item<double>(), fm.sum().item<double>()});
+        u.entropy = ent_sums[0] / std::max(ent_sums[1], 1.0);
+        const auto all = dist->all_gather(std::vector<double>(local.data_ptr<float>(), local.data_ptr<float>() + N));
+        u.rewards = torch::tensor(all, torch::kDouble).to(torch::kFloat);  // (world*N)
+        first = dist->rank() * N;
+      } else {
+        u.entropy = ((ent * fm).sum() / fm.sum().clamp_min(1)).item<double>();
+        u.rewards = local;
+      }
       u.advantages = rl::group_advantages(u.rewards, b.group, rl::parse_scale_rewards(g.scale_rewards), 1e-4, &u.stats);
       // A continuous term (the focal reward's p) keeps rewards from tying exactly even when every
       // completion of a group is equally right; with scale_rewards=group, dividing by such a tiny
@@ -125,10 +136,17 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       const auto tied = u.stats.std < kTieStd;  // (B)
       u.stats.zero_std_mask = u.stats.zero_std_mask | tied;
       u.stats.frac_zero_std = u.stats.zero_std_mask.to(torch::kDouble).mean().item<double>();
-      u.advantages = u.advantages.masked_fill(u.stats.zero_std_mask.repeat_interleave(b.group), 0.0);
+      u.advantages = u.advantages.masked_fill(u.stats.zero_std_mask.repeat_interleave(b.group), 0.0)
+                         .narrow(0, first, N);  // this rank's rows
       if (g.drop_zero_std_groups)
-        loss_mask = loss_mask & u.stats.zero_std_mask.logical_not().repeat_interleave(b.group).to(device).unsqueeze(1);
+        loss_mask =
+            loss_mask &
+            u.stats.zero_std_mask.logical_not().repeat_interleave(b.group).narrow(0, first, N).to(device).unsqueeze(1);
       params.num_items_in_batch = loss_mask.sum().item<double>();
+      if (world > 1) {  // the whole batch's tokens and rows: each rank's loss is its share of the whole's
+        params.num_items_in_batch = dist->sum(params.num_items_in_batch);
+        params.num_rows_in_batch = N * world;
+      }
       u.times.reward += lap();
       if (g.beta > 0 && ref_policy && *ref_policy) {
         ref_logp = logps_without_grad(*ref_policy, nullptr);
@@ -161,6 +179,10 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       logp = torch::Tensor();  // the whole batch's graph is freed with its backward
       u.times.backward += lap();
     }
+    if (world > 1) {  // the whole batch's figures (a rank that stopped at a non-finite loss still joins)
+      const auto s = dist->sum({loss, kl, clip_region, clip_low, clip_high, tokens});
+      loss = s[0], kl = s[1], clip_region = s[2], clip_low = s[3], clip_high = s[4], tokens = s[5];
+    }
     const double t = std::max(tokens, 1.0);
     u.loss = loss;
     u.kl = kl / t;
@@ -173,6 +195,7 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       optimizer.zero_grad();
       break;
     }
+    if (world > 1) dist->sum_gradients(policy->parameters());
     u.grad_norm = clip_gradients(*policy, g.max_grad_norm);
     u.times.backward += lap();
     if (!std::isfinite(u.grad_norm)) {

@@ -1,8 +1,10 @@
 // Stage 2: one GRPO step — sample G completions per prompt (prefix shared), score them, turn the
 // rewards into group advantages and take num_iterations clipped-surrogate updates.
+#include <algorithm>
 #include <array>
 #include <chrono>
 
+#include "lriad/io/error.h"
 #include "lriad/io/fs.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/precision.h"
@@ -91,22 +93,50 @@ torch::Tensor rewards_of(Context& ctx, const EncodedBatch& batch, const GrpoBatc
   beliefs = rl::group_beliefs(p, anomalous);  // (B): one belief per group, whatever each row's phrasing
   breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);
   std::vector<double> r(static_cast<size_t>(N));
-  for (int64_t n = 0; n < N; ++n) {
-    r[size_t(n)] = breakdown[size_t(n)].total;
-    if (ctx.dynamic_weights)
-      ctx.dynamic_weights->observe(batch.items[size_t(n / G)].cls(), breakdown[size_t(n)].correct);
-  }
+  for (int64_t n = 0; n < N; ++n) r[size_t(n)] = breakdown[size_t(n)].total;
   return torch::tensor(r, torch::kDouble);
 }
 
-// 3. The metrics.jsonl line (TRL's names where one exists).
-nlohmann::json metrics_of(const Context& ctx, const EncodedBatch& batch, const Sampled& sampled, const GrpoUpdate& u,
-                          const std::vector<rl::RewardBreakdown>& breakdown, const std::vector<double>& beliefs,
-                          double lr) {
+// What the metrics and the dynamic class weights need of each completion, the whole batch's: every
+// rank's rows in rank order (one process: its own).
+struct BatchRows {
+  static constexpr int kFields = 5;  // class, correct, well-formed, length, truncated; then the reward parts
+  std::vector<std::string> classes;  // the classes' names, by index (TrainingSource::class_prior's order)
+  std::vector<double> rows;          // (rows, kFields + reward_names().size())
+  std::vector<double> beliefs;       // one per group
+  size_t width() const { return kFields + rl::reward_names().size(); }
+  size_t count() const { return rows.size() / width(); }
+  double at(size_t n, size_t field) const { return rows[n * width() + field]; }
+  const std::string& cls(size_t n) const { return classes[size_t(at(n, 0))]; }
+};
+
+BatchRows gather_rows(const Context& ctx, const EncodedBatch& batch, const Sampled& sampled,
+                      const std::vector<rl::RewardBreakdown>& breakdown, const std::vector<double>& beliefs) {
+  BatchRows b;
+  for (const auto& [c, _] : ctx.source->class_prior()) b.classes.push_back(c);
+  const int64_t G = ctx.config.grpo.num_generations, N = int64_t(batch.items.size()) * G;
+  const auto lengths = sampled.gen.lengths.cpu(), truncated = sampled.gen.truncated.cpu();
+  std::vector<double> mine;
+  for (int64_t n = 0; n < N; ++n) {
+    const auto cls = batch.items[size_t(n / G)].cls();
+    const auto it = std::find(b.classes.begin(), b.classes.end(), cls);
+    if (it == b.classes.end()) throw Error("internal: class '" + cls + "' is not among the source's classes");
+    mine.push_back(double(it - b.classes.begin()));
+    mine.push_back(breakdown[size_t(n)].correct);
+    mine.push_back(sampled.parsed[size_t(n)].well_formed);
+    mine.push_back(double(lengths[n].item<int64_t>()));
+    mine.push_back(truncated[n].item<bool>());
+    for (const auto& name : rl::reward_names()) mine.push_back(breakdown[size_t(n)].parts.at(name));
+  }
+  b.rows = ctx.dist ? ctx.dist->all_gather(mine) : mine;
+  b.beliefs = ctx.dist ? ctx.dist->all_gather(beliefs) : beliefs;
+  return b;
+}
+
+// 3. The metrics.jsonl line (TRL's names where one exists), of the whole batch.
+nlohmann::json metrics_of(const Context& ctx, const BatchRows& rows, const GrpoUpdate& u, double lr) {
   const auto& g = ctx.config.grpo;
-  const int64_t G = g.num_generations, N = int64_t(batch.items.size()) * G;
-  const auto& gen = sampled.gen;
-  const auto& parsed = sampled.parsed;
+  const size_t N = rows.count();
   const auto& rewards = u.rewards;
   const auto& stats = u.stats;
   nlohmann::json j;
@@ -115,44 +145,42 @@ nlohmann::json metrics_of(const Context& ctx, const EncodedBatch& batch, const S
   // TRL: the std the advantages were divided by (mean group std, or the batch std).
   j["reward_std"] = g.scale_rewards == "batch" ? rewards.std().item<double>() : stats.std.mean().item<double>();
   j["frac_reward_zero_std"] = stats.frac_zero_std;
-  for (const auto& name : rl::reward_names()) {
+  const auto& names = rl::reward_names();
+  for (size_t k = 0; k < names.size(); ++k) {
     double s = 0;
-    for (const auto& b : breakdown) s += b.parts.at(name);
-    j["rewards/" + name + "/mean"] = s / double(N);
+    for (size_t n = 0; n < N; ++n) s += rows.at(n, BatchRows::kFields + k);
+    j["rewards/" + names[k] + "/mean"] = s / double(N);
   }
   j["kl"] = u.kl;
   j["clip_ratio/region_mean"] = u.clip_region;
   j["clip_ratio/low_mean"] = u.clip_low;
   j["clip_ratio/high_mean"] = u.clip_high;
-  j["completions/mean_length"] = gen.lengths.to(torch::kFloat).mean().item<double>();
-  j["completions/clipped_ratio"] = gen.truncated.cpu().to(torch::kFloat).mean().item<double>();
+  double length = 0, truncated = 0;
+  for (size_t n = 0; n < N; ++n) length += rows.at(n, 3), truncated += rows.at(n, 4);
+  j["completions/mean_length"] = length / double(N);
+  j["completions/clipped_ratio"] = truncated / double(N);
   j["entropy"] = u.entropy;
   j["learning_rate"] = lr;
   j["grad_norm"] = u.grad_norm;
   j["updates"] = u.updates;
   std::map<std::string, std::pair<int, int>> per_class;
   int correct = 0, formatted = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    const auto cls = batch.items[size_t(n / G)].cls();
-    per_class[cls].first += breakdown[size_t(n)].correct;
-    per_class[cls].second += 1;
-    correct += breakdown[size_t(n)].correct;
-    formatted += parsed[size_t(n)].well_formed;
+  for (size_t n = 0; n < N; ++n) {
+    per_class[rows.cls(n)].first += int(rows.at(n, 1));
+    per_class[rows.cls(n)].second += 1;
+    correct += int(rows.at(n, 1));
+    formatted += int(rows.at(n, 2));
   }
   j["accuracy"] = double(correct) / double(N);
   double belief = 0;
   int read = 0;
-  for (double b : beliefs)
+  for (double b : rows.beliefs)
     if (b >= 0) belief += b, ++read;
   j["belief/mean"] = read ? belief / read : -1.0;  // the focal term's p, per group
-  j["belief/unread"] = beliefs.empty() ? 0.0 : double(beliefs.size() - size_t(read)) / double(beliefs.size());
+  j["belief/unread"] =
+      rows.beliefs.empty() ? 0.0 : double(rows.beliefs.size() - size_t(read)) / double(rows.beliefs.size());
   j["format_rate"] = double(formatted) / double(N);
   for (const auto& [cls, ct] : per_class) j["class_accuracy/" + cls] = double(ct.first) / double(ct.second);
-  j["time/generate"] = sampled.seconds;
-  j["time/policy_forward"] = u.times.forward;
-  j["time/ref_policy"] = u.times.ref_policy;
-  j["time/backward"] = u.times.backward;
-  j["time/optimizer"] = u.times.optimizer;
   return j;
 }
 
@@ -206,21 +234,31 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   // 2. Rewards (the first forward pass gives the focal term's verdict probability), updates.
   std::vector<rl::RewardBreakdown> breakdown(batch.items.size() * size_t(G));
   std::vector<double> beliefs;
-  if (ctx.dynamic_weights)
-    for (const auto& item : batch.items) ctx.dynamic_weights->observe_sample(item.cls());  // rarity: once per sample
   const double lr = lr_at(step, g.steps, g.warmup_steps, g.lr);
   set_lr(optimizer, lr);
   const GrpoUpdate u = grpo_update(
       ctx.policy, &ctx.ref_policy, optimizer, gb, g, ctx.config.sampling.max_new_tokens, bf16,
-      [&](const torch::Tensor& logits) { return rewards_of(ctx, batch, gb, sampled, logits, breakdown, beliefs); });
+      [&](const torch::Tensor& logits) { return rewards_of(ctx, batch, gb, sampled, logits, breakdown, beliefs); },
+      ctx.world() > 1 ? ctx.dist.get() : nullptr);
 
-  // 3. Metrics, 4. the completions' log.
+  // 3. The whole batch's rows: the dynamic class weights' counts (rarity once per sample, accuracy
+  // per completion; they take effect at the next recompute), the metrics; 4. the completions' log.
+  const BatchRows rows = gather_rows(ctx, batch, sampled, breakdown, beliefs);
+  if (ctx.dynamic_weights) {
+    for (size_t n = 0; n < rows.count(); n += size_t(G)) ctx.dynamic_weights->observe_sample(rows.cls(n));
+    for (size_t n = 0; n < rows.count(); ++n) ctx.dynamic_weights->observe(rows.cls(n), rows.at(n, 1) > 0.5);
+  }
   StepMetrics out;
   out.finite = u.finite;
   out.nonfinite = u.nonfinite;
-  out.json = metrics_of(ctx, batch, sampled, u, breakdown, beliefs, lr);
+  out.json = metrics_of(ctx, rows, u, lr);
+  out.json["time/generate"] = sampled.seconds;
+  out.json["time/policy_forward"] = u.times.forward;
+  out.json["time/ref_policy"] = u.times.ref_policy;
+  out.json["time/backward"] = u.times.backward;
+  out.json["time/optimizer"] = u.times.optimizer;
   out.json["step_time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (log_completions) write_completions(ctx, step, batch, sampled, u, breakdown);
+  if (log_completions && ctx.writer()) write_completions(ctx, step, batch, sampled, u, breakdown);
   return out;
 }
 

@@ -104,6 +104,10 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
   char name[64];
   std::snprintf(name, sizeof(name), "%s-%05d", state.stage.c_str(), state.step);
   const std::string rel = std::string("checkpoints/") + name, dir = ctx.run.path(rel);
+  if (!ctx.writer()) {  // every rank holds the same weights; rank 0 writes them
+    state.checkpoint = rel;
+    return;
+  }
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
@@ -130,10 +134,11 @@ void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& 
   state.best_at = where;
   state.best_at_chance = at_chance(v);
   state.best_answers = describe_answers(v);
-  ctx.save_weights(ctx.run.best(), {{"stage", where}});
+  if (ctx.writer()) ctx.save_weights(ctx.run.best(), {{"stage", where}});
 }
 
 void log_validation(Context& ctx, const std::string& stage, int step, const ValidationResult& v) {
+  if (!ctx.writer()) return;
   nlohmann::json line = to_json(v);
   line["stage"] = stage;
   line["step"] = step;

@@ -30,20 +30,28 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
     loss = torch::binary_cross_entropy_with_logits(logit, target);
     acc = ((logit > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
   }
+  // Several ranks: equal shares of the batch, so the whole batch's mean is the mean of the ranks'.
+  const double world = ctx.world();
+  const auto figures = ctx.world() > 1 ? ctx.dist->sum({loss.item<double>() / world, acc.item<double>() / world})
+                                       : std::vector<double>{loss.item<double>(), acc.item<double>()};
   StepMetrics out;
-  out.finite = std::isfinite(loss.item<double>());
+  out.finite = std::isfinite(figures[0]);
   if (!out.finite) out.nonfinite = "loss";
   double grad_norm = 0;
   if (out.finite) {
     loss.backward();
+    if (ctx.world() > 1) {
+      ctx.dist->average_gradients(ctx.policy->vision->parameters());
+      ctx.dist->average_gradients(ctx.vision_probe->parameters());
+    }
     grad_norm = clip_gradients(*ctx.policy->vision, ctx.config.sft.max_grad_norm);
     const double probe_norm = clip_gradients(*ctx.vision_probe, ctx.config.sft.max_grad_norm);
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
     if (!out.finite) out.nonfinite = "gradient";
     if (out.finite) optimizer.step();
   }
-  out.json = {{"loss", loss.item<double>()},
-              {"accuracy", acc.item<double>()},
+  out.json = {{"loss", figures[0]},
+              {"accuracy", figures[1]},
               {"grad_norm", grad_norm},
               {"learning_rate", lr},
               {"step_time", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
@@ -87,9 +95,12 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
         logits.reshape({B * C, -1}), tokens.reshape({B * C}),
         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));  // (B*C)
     const auto m = mask.reshape({B * C}).to(torch::kFloat);
-    loss = (nll * m).sum() / m.sum().clamp_min(1);
+    // Normalised by the whole batch's tokens (every rank's): the ranks' gradients then add up to it.
+    const double count =
+        std::max(ctx.world() > 1 ? ctx.dist->sum(m.sum().item<double>()) : m.sum().item<double>(), 1.0);
+    loss = (nll * m).sum() / count;
     auto hit = (logits.argmax(-1) == tokens).to(torch::kFloat) * mask.to(torch::kFloat);  // (B,C)
-    token_acc = hit.sum() / mask.sum().clamp_min(1);
+    token_acc = hit.sum() / count;
     if (c.vision_aux > 0 && ctx.vision_probe) {
       std::vector<float> y;
       for (const auto& it : batch.items) y.push_back(it.anomalous ? 1.f : 0.f);
@@ -97,28 +108,37 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
       const auto logit = probe_logits(ctx.vision_probe, ctx.policy->vision->forward(batch.images));
       aux = torch::binary_cross_entropy_with_logits(logit, target);
       aux_acc = ((logit > 0).to(torch::kFloat) == target).to(torch::kFloat).mean();
-      loss = loss + c.vision_aux * aux;
+      loss = loss + c.vision_aux * aux / double(ctx.world());  // equal shares: the ranks' means sum to the whole's
     }
   }
+  // The whole batch's figures: each rank's loss and token hits are its share of the whole's sums.
+  const double world = ctx.world();
+  std::vector<double> figures = {loss.item<double>(), token_acc.item<double>(), aux.item<double>() / world,
+                                 aux_acc.item<double>() / world, double(mask.sum().item<int64_t>())};
+  if (ctx.world() > 1) figures = ctx.dist->sum(figures);
   StepMetrics out;
-  out.finite = std::isfinite(loss.item<double>());
+  out.finite = std::isfinite(figures[0]);
   if (!out.finite) out.nonfinite = "loss";
   double grad_norm = 0;
   if (out.finite) {
     loss.backward();
+    if (ctx.world() > 1) {
+      ctx.dist->sum_gradients(ctx.policy->parameters());
+      if (ctx.vision_probe) ctx.dist->sum_gradients(ctx.vision_probe->parameters());
+    }
     grad_norm = clip_gradients(*ctx.policy, c.max_grad_norm);
     const double probe_norm = ctx.vision_probe ? clip_gradients(*ctx.vision_probe, c.max_grad_norm) : 0.0;
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
     if (!out.finite) out.nonfinite = "gradient";
     if (out.finite) optimizer.step();
   }
-  out.json = {{"loss", loss.item<double>()},
-              {"token_accuracy", token_acc.item<double>()},
-              {"vision_aux_loss", aux.item<double>()},
-              {"vision_aux_accuracy", aux_acc.item<double>()},
+  out.json = {{"loss", figures[0]},
+              {"token_accuracy", figures[1]},
+              {"vision_aux_loss", figures[2]},
+              {"vision_aux_accuracy", figures[3]},
               {"grad_norm", grad_norm},
               {"learning_rate", lr},
-              {"completions/mean_length", double(mask.sum().item<int64_t>()) / double(B)},
+              {"completions/mean_length", figures[4] / (double(B) * world)},
               {"step_time", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   return out;
 }

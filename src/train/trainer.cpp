@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -127,7 +128,7 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
                {"kl", line["kl"].get<double>()}};
     }
     shown.push_back({"lr", line["learning_rate"].get<double>()});
-    progress.update(state.step, shown);
+    if (ctx.writer()) progress.update(state.step, shown);
     ++summary.steps;
     const bool last = state.step == total;
     if (stage != "vision" && ((tc.eval_every > 0 && state.step % tc.eval_every == 0) || last)) {
@@ -138,7 +139,10 @@ StageSummary run_stage(Context& ctx, torch::optim::AdamW& optimizer, TrainerStat
     }
     const bool save = (tc.save_every > 0 && state.step % tc.save_every == 0) || last;
     if (save) save_checkpoint(ctx, optimizer, state);
-    if (const int sig = io::interrupt_requested()) {
+    // Every rank stops at the same step: one that saw Ctrl-C stops them all (rank 0 saves).
+    int sig = io::interrupt_requested();
+    if (ctx.world() > 1 && ctx.dist->sum(sig ? 1.0 : 0.0) > 0 && !sig) sig = SIGINT;
+    if (sig) {
       if (!save) save_checkpoint(ctx, optimizer, state);
       progress.finish();
       throw io::Interrupted(sig,
@@ -161,6 +165,7 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
   if (o.resume) {
     state = load_state(ctx.run);
     config = load_config(ctx.run.config(), o.resume_overrides);  // the run's own config wins over --config
+    if (!ctx.writer()) return config;                            // rank 0 keeps the run directory
     if (!o.resume_overrides.empty()) {
       std::string shown;
       for (const auto& s : o.resume_overrides) shown += " " + s;
@@ -171,6 +176,10 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
     truncate_log(ctx.run.validation(), state);
     spdlog::info("resuming {} at {} step {}", o.out, state.stage, state.step);
     return config;
+  }
+  if (!ctx.writer()) {  // rank 0 writes the tokenizer and the resolved config; the others read them
+    ctx.dist->barrier();
+    return load_config(ctx.run.config());
   }
   if (o.overwrite)
     for (const auto& path : ctx.run.written_by_training()) {
@@ -186,6 +195,7 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
   fit_fine_size(config);
   config.validate();
   save_config(config, ctx.run.config());
+  ctx.dist->barrier();
   return config;
 }
 
@@ -198,23 +208,33 @@ void load_data(Context& ctx, const TrainOptions& o) {
   ctx.source = std::make_unique<TrainingSource>(config);
   ctx.decisions = model::decision_points(*ctx.tokenizer, ctx.source->categories(), config.model.opens_chains());
   spdlog::info("data: {}", ctx.source->describe());
-  ctx.source->input_record().save(ctx.run.policy_input());  // eval makes the input training makes
+  if (ctx.writer()) ctx.source->input_record().save(ctx.run.policy_input());  // eval makes the input training makes
   ctx.defect_types = ctx.source->defect_types();
   std::optional<std::map<std::string, std::vector<double>>> normal_peaks;  // per category, made once
   if (config.model.reference == "knn") {
+    // Built once: rank 0 builds and saves the reference and its baseline, the other ranks load them.
     const std::string path = ctx.run.reference();
-    if (o.resume && io::is_file(path)) {
+    auto load_reference = [&] {
       ctx.normal_reference = std::make_unique<reference::NormalReference>(reference::NormalReference::load(path));
-    } else {
-      ctx.normal_reference = std::make_unique<reference::NormalReference>(build_normal_reference(*ctx.source, config));
-      ctx.normal_reference->save(path);
+      if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
+    };
+    if (ctx.writer()) {
+      if (o.resume && io::is_file(path)) {
+        load_reference();
+      } else {
+        ctx.normal_reference =
+            std::make_unique<reference::NormalReference>(build_normal_reference(*ctx.source, config));
+        ctx.normal_reference->save(path);
+        if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);
+      }
+      if (!o.resume || !io::is_file(ctx.run.baseline())) {  // the evidence-only baseline eval reports
+        normal_peaks = detail::normal_draw_peaks(ctx);      // its training normals' part, kept for the evidence check
+        save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference, kBaselineQuantile, &*normal_peaks),
+                      ctx.run.baseline());
+      }
     }
-    if (ctx.device.is_cuda()) ctx.normal_reference->to(ctx.device);  // its products on the GPU
-    if (!o.resume || !io::is_file(ctx.run.baseline())) {             // the evidence-only baseline eval reports
-      normal_peaks = detail::normal_draw_peaks(ctx);  // its training normals' part, kept for the evidence check
-      save_baseline(fit_baseline(*ctx.source, *ctx.normal_reference, kBaselineQuantile, &*normal_peaks),
-                    ctx.run.baseline());
-    }
+    ctx.dist->barrier();
+    if (!ctx.writer()) load_reference();
     ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to
     for (const auto& cat : ctx.source->categories())
       if (config.model.opens_chains() && !ctx.level(cat))
@@ -223,7 +243,9 @@ void load_data(Context& ctx, const TrainOptions& o) {
                     "--set model.prompt_evidence=false");
   }
   if (config.pretrained.base.empty()) check_lengths(ctx);  // lriad's own policy's model.max_seq_len
-  if (ctx.normal_reference) prepare_evidence(ctx, /*log_check=*/!o.resume, normal_peaks ? &*normal_peaks : nullptr);
+  if (ctx.normal_reference)
+    prepare_evidence(ctx, /*log_check=*/!o.resume && ctx.writer(), normal_peaks ? &*normal_peaks : nullptr);
+  if (!ctx.writer()) return;
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.train_from_test());
   fs::create_directories(ctx.run.completions());
@@ -236,7 +258,7 @@ void make_run_policy(Context& ctx, const TrainOptions& o, TrainerState& state, b
     state.precision = config.pretrained.dtype;
     state.precision_reason = "pretrained.dtype";
     detail::make_pretrained_policy(ctx, o, state);
-    if (!o.resume) {  // a run has weights (and a resumable state) from its first moment
+    if (!o.resume && ctx.writer()) {  // a run has weights (and a resumable state) from its first moment
       ctx.save_weights(ctx.run.weights(), {{"stage", "init"}, {"step", "0"}});
       save_state(ctx.run, state);
     }
@@ -254,7 +276,7 @@ void make_run_policy(Context& ctx, const TrainOptions& o, TrainerState& state, b
   const auto precision = model::choose_precision(config);
   state.precision = precision.bf16 ? "bf16" : "fp32";
   if (!precision_kept) state.precision_reason = precision.reason;
-  if (!o.resume) {  // a run has weights (and a resumable state) from its first moment
+  if (!o.resume && ctx.writer()) {  // a run has weights (and a resumable state) from its first moment
     save_policy(ctx.run, *ctx.policy, {{"stage", "init"}, {"step", "0"}});
     save_state(ctx.run, state);
   }
@@ -354,7 +376,7 @@ std::vector<Stage> stages_of(Context& ctx) {
   };
   sft.after = [&ctx, save_as](const StageSummary* ran) {
     if (ran) warn_if_at_chance(ran->final_validation, "the warm start (SFT)", ctx.config);
-    save_as(ctx.run.sft(), "sft");  // GRPO's KL reference policy
+    if (ctx.writer()) save_as(ctx.run.sft(), "sft");  // GRPO's KL reference policy
   };
 
   Stage grpo{"grpo", "done", config.grpo.steps};
@@ -378,17 +400,28 @@ std::vector<Stage> stages_of(Context& ctx) {
   return {vision, sft, grpo};
 }
 
+// Several ranks: lriad's own policy only, and every batch in equal shares. Throws naming the setting.
+void check_ranks(const RunConfig& config, const DistConfig& dist) {
+  if (dist.world <= 1) return;
+  if (!config.pretrained.base.empty())
+    throw Error(
+        "WORLD_SIZE=" + std::to_string(dist.world) + ": a PaliGemma (pretrained.base) trains as one process for now",
+        "start lriad train once, without --nproc or torchrun");
+  for (const auto& [key, batch] : {std::pair<std::string, int>{"sft.batch_size", config.sft.batch_size},
+                                   {"grpo.batch_size", config.grpo.batch_size},
+                                   {"vision_warmup.batch_size", config.vision_warmup.batch_size}})
+    if (batch % dist.world != 0)
+      throw Error(key + " " + std::to_string(batch) + " does not divide among " + std::to_string(dist.world) + " ranks",
+                  "each rank takes an equal share of every batch: --set " + key + "=" +
+                      std::to_string((batch / dist.world + 1) * dist.world));
+}
+
 }  // namespace
 
 TrainSummary run_training(RunConfig config, const TrainOptions& options) {
   TrainOptions o = options;
-  // A launcher's variables (torchrun's) asking for several processes: each would train alone into
-  // the same run directory. Refused before anything is written (train/distributed.h is not wired
-  // into training yet).
-  if (const DistConfig d = dist_from_env(); d.world > 1)
-    throw Error("WORLD_SIZE=" + std::to_string(d.world) + " (rank " + std::to_string(d.rank) +
-                    "): lriad train runs as one process for now; several ranks would each train alone into " + o.out,
-                "start lriad train once, without torchrun (or unset WORLD_SIZE and RANK)");
+  // Several processes (`lriad train --nproc N`, or torchrun's variables): data-parallel ranks.
+  const DistConfig dist = dist_from_env();
   if (!o.resume && !o.init.empty() && is_paligemma_run(o.init)) {  // --init of a `lriad model import` run
     config.pretrained.base = o.init;
     o.init.clear();
@@ -400,21 +433,37 @@ TrainSummary run_training(RunConfig config, const TrainOptions& options) {
                   "make one with `lriad model import --hf DIR --out RUN`, then train --init RUN");
     config.pretrained.base = fs::weakly_canonical(fs::absolute(config.pretrained.base)).string();
   }
-  prepare_run_dir(o.out, o.overwrite, o.resume);
+  if (!o.resume) check_ranks(config, dist);  // before anything is written
   Context ctx;
+  ctx.dist = std::make_unique<Distributed>(dist);            // world 1: no process group
+  if (!ctx.writer()) spdlog::set_level(spdlog::level::err);  // rank 0 speaks for the run; the others, errors only
+  if (dist.world > 1)
+    spdlog::info("rank {} of {}: each rank trains on 1/{} of every batch, rank 0 writes {}", dist.rank, dist.world,
+                 dist.world, o.out);
+  prepare_run_dir(o.out, o.overwrite, o.resume);  // every rank checks; the directory is made empty
+  ctx.dist->barrier();
   ctx.run = RunFiles{o.out};
   TrainerState state;
   config = open_run(ctx, std::move(config), o, state);
+  if (o.resume) check_ranks(config, dist);
   // precision "auto": a resumed run computes as it started (this process only: config.json keeps "auto").
   const bool precision_kept = o.resume && config.precision == "auto" && !state.precision.empty();
   if (precision_kept) config.precision = state.precision;
+  if (dist.world > 1 && config.precision == "auto") {  // rank 0's choice for all: each CPU probe could differ
+    auto bf16 = torch::zeros({1}, torch::kFloat64);
+    if (ctx.writer()) bf16[0] = model::choose_precision(config).bf16 ? 1.0 : 0.0;
+    ctx.dist->broadcast(bf16);
+    config.precision = bf16[0].item<double>() > 0.5 ? "bf16" : "fp32";
+  }
   ctx.config = config;
   ctx.device = torch::Device(config.device);
   load_data(ctx, o);
   make_run_policy(ctx, o, state, precision_kept);
   set_class_weights(ctx, state);
-  ctx.metrics.open(ctx.run.metrics(), std::ios::app);
-  if (!ctx.metrics) throw Error("cannot write " + ctx.run.metrics(), "check permissions and free space");
+  if (ctx.writer()) {
+    ctx.metrics.open(ctx.run.metrics(), std::ios::app);
+    if (!ctx.metrics) throw Error("cannot write " + ctx.run.metrics(), "check permissions and free space");
+  }
 
   // The stages from where the state stands: each runs its steps left, then hands over to the next.
   TrainSummary summary;
@@ -434,9 +483,10 @@ TrainSummary run_training(RunConfig config, const TrainOptions& options) {
     if (stage.after) stage.after(ran);
     state.stage = stage.next;
     if (stage.next != "done") state.step = 0;
-    save_state(ctx.run, state);
+    if (ctx.writer()) save_state(ctx.run, state);
+    ctx.dist->barrier();  // the next stage may read what this one wrote (GRPO's reference: sft.safetensors)
   }
-  if (!io::is_file(ctx.run.weights())) ctx.save_weights(ctx.run.weights(), {{"stage", "done"}});
+  if (ctx.writer() && !io::is_file(ctx.run.weights())) ctx.save_weights(ctx.run.weights(), {{"stage", "done"}});
 
   // 6. The closing summary: the best validation, and loudly when even that is at chance.
   summary.best_balanced_accuracy = state.best;

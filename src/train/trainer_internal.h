@@ -21,6 +21,7 @@
 #include "lriad/train/input_maker.h"
 #include "lriad/text/tokenizer.h"
 #include "lriad/train/checkpoint.h"
+#include "lriad/train/distributed.h"
 #include "lriad/train/grpo.h"
 #include "lriad/train/source.h"
 #include "lriad/train/trainer.h"
@@ -53,6 +54,12 @@ struct EncodedBatch {
 struct Context {
   RunConfig config;
   RunFiles run;
+  // The ranks of a data-parallel run (train/distributed.h; one process: world 1, every call a no-op).
+  // Each rank trains on its share of every batch; rank 0 alone writes the run directory.
+  std::unique_ptr<Distributed> dist;
+  bool writer() const { return !dist || dist->main(); }
+  int world() const { return dist ? dist->world() : 1; }
+  int rank() const { return dist ? dist->rank() : 0; }
   torch::Device device{torch::kCPU};
   std::shared_ptr<text::Tokenizer> tokenizer;
   model::Policy policy{nullptr};
@@ -118,7 +125,8 @@ struct StepMetrics {
   std::string nonfinite;  // the term that was not finite ("loss" or "gradient") when the update was skipped
 };
 
-// The items a stage trains on at `step` (a pure function of the seed, stage and step).
+// The items a stage trains on at `step` (a pure function of the seed, stage and step): this rank's
+// share of the batch, the contiguous block [rank * n / world, (rank + 1) * n / world).
 std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage, int step);
 
 // One optimizer step of each stage on the batch of stage_items(ctx, stage, step); `step` counts

@@ -54,6 +54,12 @@ class Distributed {
   // counts as zeros, so every rank calls with the same list; frozen ones are skipped). One flat
   // buffer per dtype, half-width ones sent as float32.
   void average_gradients(const std::vector<torch::Tensor>& parameters);
+  // The same without the division: each .grad becomes the sum over the ranks (a loss every rank
+  // normalised by the whole batch's count: the sum is the whole batch's gradient).
+  void sum_gradients(const std::vector<torch::Tensor>& parameters);
+  // The sum over ranks of each value (one collective).
+  std::vector<double> sum(const std::vector<double>& mine);
+  double sum(double mine) { return sum(std::vector<double>{mine})[0]; }
   // In place: the sum over ranks (CPU tensor).
   void all_reduce_sum(torch::Tensor& tensor);
   // In place: rank `root`'s values on every rank (CPU tensor of one shape on every rank).
@@ -65,6 +71,8 @@ class Distributed {
   struct Group;  // the process group, the store and the heartbeat (distributed.cpp)
 
  private:
+  void reduce_gradients(const std::vector<torch::Tensor>& parameters, bool mean);
+
   DistConfig config_;
   std::unique_ptr<Group> group_;
 };

@@ -12,6 +12,7 @@
 #include "lriad/io/config.h"
 #include "lriad/model/policy.h"
 #include "lriad/rl/advantages.h"
+#include "lriad/train/distributed.h"
 
 namespace lriad::train {
 
@@ -35,7 +36,7 @@ struct GrpoTimes {
 };
 
 struct GrpoUpdate {
-  torch::Tensor rewards;     // (N) float
+  torch::Tensor rewards;     // (N) float; with several ranks, every rank's rows (rank order)
   torch::Tensor advantages;  // (N) float
   rl::GroupStats stats;
   double loss = 0, kl = 0, clip_region = 0, clip_low = 0, clip_high = 0, entropy = 0, grad_norm = 0;
@@ -54,12 +55,16 @@ inline constexpr double kTieStd = 1e-3;
 using RewardFn = std::function<torch::Tensor(const torch::Tensor& logits)>;
 
 // `ref_policy` may be null when g.beta == 0. The optimizer's learning rate is left as set.
+// With `dist` (several ranks, each with its share of the batch's groups): the rewards are gathered so
+// that advantages and group statistics are the whole batch's, the loss is normalised by the whole
+// batch's tokens and rows, gradients are summed over the ranks before clipping, and the logged
+// figures (loss, kl, clip ratios, entropy) are the whole batch's; every rank gets the same update.
 // With g.micro_batch below N the forward and backward passes run micro_batch rows at a time, the
 // gradients accumulated: the same update up to float rounding, with the activations of
 // micro_batch rows instead of N, at the cost of one more forward pass (without gradient) per step.
 GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::optim::Optimizer& optimizer,
                        const GrpoBatch& batch, const GrpoConfig& g, int max_new_tokens, bool bf16,
-                       const RewardFn& reward_fn);
+                       const RewardFn& reward_fn, Distributed* dist = nullptr);
 
 // A micro-batch: rows start .. start+rows-1 of the batch.
 struct MicroBatch {

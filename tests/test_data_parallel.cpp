@@ -1,0 +1,169 @@
+// Issue 25: data-parallel training. Two ranks over Gloo on loopback (`lriad train --nproc 2`) reproduce
+// the single-process run of the same global batch; a rank that dies stops the other within the
+// timeout, naming it, and the run resumes from its last checkpoint on another number of ranks.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "fixtures.h"
+#include "lriad/io/safetensors.h"
+
+using lriad::test::read_text;
+using lriad::test::run_command;
+using lriad::test::TempDir;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string bin() { return LRIAD_BIN; }
+
+struct Fixture {
+  TempDir dir;
+  std::string tree = dir / "tree";
+  Fixture() {
+    const auto r = run_command(bin() + " synth --out " + tree + " --only screw --per-category 16 --size 64", true);
+    EXPECT_EQ(r.code, 0) << r.out;
+  }
+  // `lriad --threads 1 train` of a tiny model in fp32: SFT (batch 4) then GRPO (2 prompts x 3).
+  std::vector<std::string> train(const std::string& out, int sft_steps, int save_every) const {
+    std::vector<std::string> a = {
+        "--threads", "1",     "train",  "--config", std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json",
+        "--format",  "synth", "--root", tree,       "--out",
+        out};
+    const std::vector<std::string> sets = {"precision=fp32",
+                                           "model.dim=32",
+                                           "model.layers=1",
+                                           "model.heads=4",
+                                           "model.kv_heads=2",
+                                           "model.vision_dim=32",
+                                           "model.vision_layers=1",
+                                           "model.vision_heads=2",
+                                           "model.reference_bank=400",
+                                           "model.max_seq_len=320",
+                                           "sampling.max_new_tokens=12",
+                                           "sft.steps=" + std::to_string(sft_steps),
+                                           "sft.batch_size=4",
+                                           "grpo.steps=4",
+                                           "grpo.batch_size=2",
+                                           "grpo.num_generations=3",
+                                           "grpo.mask_truncated_completions=false",
+                                           "train.eval_every=3",
+                                           "train.val_size=8",
+                                           "train.log_completions_every=100",
+                                           "train.save_every=" + std::to_string(save_every)};
+    for (const auto& s : sets) {
+      a.push_back("--set");
+      a.push_back(s);
+    }
+    return a;
+  }
+  std::string command(const std::vector<std::string>& args) const {
+    std::string c = bin();
+    for (const auto& a : args) c += " '" + a + "'";
+    return c;
+  }
+};
+
+// Every float32 tensor of a weights file, by name.
+std::map<std::string, std::vector<float>> floats(const std::string& path) {
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, t] : lriad::io::read_safetensors(path).tensors) {
+    if (t.dtype != "F32") continue;
+    std::vector<float> v(t.data.size() / sizeof(float));
+    std::memcpy(v.data(), t.data.data(), t.data.size());
+    out[name] = v;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(DataParallel, TwoRanksReproduceOneProcessOfTheSameBatch) {
+  Fixture f;
+  const std::string one = f.dir / "one", two = f.dir / "two";
+  auto r = run_command(f.command(f.train(one, 6, 100)), true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto args = f.train(two, 6, 100);
+  args.push_back("--nproc");
+  args.push_back("2");
+  r = run_command(f.command(args), true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("rank 0 of 2"), std::string::npos) << r.out;
+
+  // The weights after 6 SFT and 4 GRPO steps: equal up to float rounding (sums over two halves).
+  const auto a = floats(one + "/model.safetensors"), b = floats(two + "/model.safetensors");
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (const auto& [name, v] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    for (size_t i = 0; i < v.size(); ++i) worst = std::max(worst, double(std::abs(v[i] - b.at(name)[i])));
+  }
+  EXPECT_LT(worst, 1e-4) << "largest weight difference between 1 and 2 ranks";
+  // metrics.jsonl: the same lines, the same figures up to rounding (the wall-clock ones aside).
+  const auto ma = lriad::test::metrics_without_times(one + "/metrics.jsonl");
+  const auto mb = lriad::test::metrics_without_times(two + "/metrics.jsonl");
+  ASSERT_EQ(ma.size(), 10u);
+  ASSERT_EQ(ma.size(), mb.size());
+  for (size_t i = 0; i < ma.size(); ++i) {
+    ASSERT_EQ(ma[i].size(), mb[i].size()) << ma[i].dump() << "\n" << mb[i].dump();
+    for (const auto& [key, value] : ma[i].items()) {
+      ASSERT_TRUE(mb[i].contains(key)) << key;
+      if (value.is_number())
+        EXPECT_NEAR(value.get<double>(), mb[i][key].get<double>(), 1e-4 * std::max(1.0, std::abs(value.get<double>())))
+            << "line " << i << " " << key;
+      else
+        EXPECT_EQ(value, mb[i][key]) << "line " << i << " " << key;
+    }
+  }
+  // Rank 0 alone wrote the run: the same files as the single process's.
+  std::set<std::string> files_one, files_two;
+  for (const auto& e : fs::recursive_directory_iterator(one)) files_one.insert(fs::relative(e.path(), one).string());
+  for (const auto& e : fs::recursive_directory_iterator(two)) files_two.insert(fs::relative(e.path(), two).string());
+  EXPECT_EQ(files_one, files_two);
+}
+
+TEST(DataParallel, ADeadRankStopsTheOtherNamingItAndTheRunResumesOnOneProcess) {
+  Fixture f;
+  const std::string run = f.dir / "run";
+  // Two ranks as a launcher starts them (torchrun's variables), a 10 s timeout, a checkpoint each step.
+  const std::string port = std::to_string(21000 + int(getpid() % 11000));
+  setenv("WORLD_SIZE", "2", 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", port.c_str(), 1);
+  setenv("LRIAD_DIST_TIMEOUT", "10", 1);
+  setenv("RANK", "0", 1);
+  const pid_t rank0 = lriad::test::spawn(bin(), f.train(run, 400, 1), f.dir / "rank0.log");
+  setenv("RANK", "1", 1);
+  const pid_t rank1 = lriad::test::spawn(bin(), f.train(run, 400, 1), f.dir / "rank1.log");
+  for (const char* v : {"WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LRIAD_DIST_TIMEOUT", "RANK"}) unsetenv(v);
+  ASSERT_TRUE(lriad::test::wait_for_lines(rank0, run + "/metrics.jsonl", 3)) << read_text(f.dir / "rank0.log");
+  kill(rank1, SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(lriad::test::wait_exit(rank1), 128 + SIGKILL);
+  const int code = lriad::test::wait_exit(rank0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string log = read_text(f.dir / "rank0.log");
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_LT(seconds, 20.0) << "rank 0 must stop within the timeout (10 s)";
+  EXPECT_NE(log.find("rank 1"), std::string::npos) << log;
+
+  // The last checkpoint is whole: the run continues on one process to its end.
+  const auto state = nlohmann::json::parse(read_text(run + "/trainer_state.json"));
+  EXPECT_EQ(state["stage"], "sft");
+  EXPECT_GE(state["step"].get<int>(), 2);
+  const auto r = run_command(bin() + " --threads 1 train --resume --out " + run +
+                                 " --set sft.steps=" + std::to_string(state["step"].get<int>() + 2),
+                             true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto done = nlohmann::json::parse(read_text(run + "/trainer_state.json"));
+  EXPECT_EQ(done["stage"], "done");
+}
