@@ -164,8 +164,8 @@ std::pair<model::Generation, std::vector<double>> Inspector::State::own_chains(c
 
 // A PaliGemma's chains: greedy (or G sampled at options.temperature) with the KV cache, one image at a
 // time; the anomaly score as lriad's own policy's (the verdict's probability where the chain commits
-// to one), else the verdict the chain states (0.5 without one): a pretrained tokenizer may hold no
-// <answer> piece to read the probability after.
+// to one), else -1: inspect then takes the verdict the chain states (0.5 without one), since a
+// pretrained tokenizer may hold no <answer> piece to read the probability after.
 std::pair<model::Generation, std::vector<double>> Inspector::State::pretrained_chains(
     model::PaliGemmaImpl& pali, const std::vector<cv::Mat>& images, const model::TokenRows& prompts,
     const std::vector<std::string>& categories, const InspectOptions& options) {
@@ -216,12 +216,7 @@ std::pair<model::Generation, std::vector<double>> Inspector::State::pretrained_c
       const auto probs = model::decision_probs(logits, tokens, mask, {row_categories[size_t(n)]}, decisions, at_answer);
       score = model::anomaly_scores(probs, -1.0)[0];
     }
-    if (score < 0) {
-      const std::string chain = tok.decode_completion(r.data(), int64_t(r.size()));
-      const auto parsed = text::parse_completion(chain);
-      score = parsed.verdict ? double(*parsed.verdict) : 0.5;
-    }
-    scores.push_back(score);
+    scores.push_back(score);  // -1: unread (inspect falls back on the verdict the chain states)
   }
   return {gen, scores};
 }
@@ -271,11 +266,11 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
           "measurements (the policy writes them whole, as it was not trained to)",
           in.category);
     openings.push_back(model::chain_opening(in.category, config.model, facts ? &*facts : nullptr));
-    const std::string text = model::policy_prompt(in.category, config.model, facts ? &*facts : nullptr);
+    const auto* f = facts ? &*facts : nullptr;
     if (!s_->loaded.pali) {
-      prompts.push_back(s_->prompt(text, openings.back().empty()));
+      prompts.push_back(s_->prompt(model::policy_prompt(in.category, config.model, f), openings.back().empty()));
     } else {  // PaliGemma's layout, as training builds it (train/context.cpp)
-      const auto ids = s_->prompt(text + "\n", openings.back().empty());
+      const auto ids = s_->prompt(model::pretrained_prompt(in.category, config.model, f), openings.back().empty());
       prompts.push_back(model::paligemma_prompt(s_->loaded.pali->config, std::vector<int>(ids.begin(), ids.end())));
     }
   }
@@ -310,7 +305,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
       p.region = parsed.region ? text::region_word(*parsed.region) : "";
       p.truncated = truncated[n].item<bool>();
       p.length = int(lengths[n].item<int64_t>());
-      p.score = scores[size_t(n)];
+      p.score = scores[size_t(n)] >= 0 ? scores[size_t(n)] : p.parsed ? double(p.pred) : 0.5;
       p.evidence_peak = peaks[b];
       p.evidence_regions = where[b];
       p.evidence_family = look_families[b];

@@ -362,9 +362,15 @@ void load_lora(PaliGemmaImpl& model, const std::string& path) {
   const io::StFile file = io::read_safetensors(path);
   // The scale alpha / rank is not in the tensors: a file saved with another alpha would load and compute
   // something else.
+  auto number = [&](const std::string& text) {
+    try {
+      return std::stod(text);
+    } catch (const std::exception&) {
+      throw Error(path + ": metadata alpha '" + text + "' is not a number", "save the adapters again");
+    }
+  };
   if (const auto it = file.metadata.find("alpha");
-      it != file.metadata.end() &&
-      std::abs(std::stod(it->second) - model.lora.alpha) > 1e-9 * std::abs(model.lora.alpha))
+      it != file.metadata.end() && std::abs(number(it->second) - model.lora.alpha) > 1e-9 * std::abs(model.lora.alpha))
     throw Error(
         path + " holds adapters of alpha " + it->second + ", the model's have " + std::to_string(model.lora.alpha),
         "add_lora with the alpha the file was saved with (pretrained.lora_alpha)");

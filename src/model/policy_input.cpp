@@ -115,6 +115,10 @@ std::string policy_prompt(const std::string& category, const ModelConfig& model,
   return text::build_prompt(category) + chain_opening(category, model, facts);
 }
 
+std::string pretrained_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
+  return text::build_prompt(category) + "\n" + chain_opening(category, model, facts);
+}
+
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
                           double level) {
   if (!model.opens_chains()) return "";

@@ -67,6 +67,7 @@ LoadedPolicy load_policy(const std::string& dir, const std::string& device, cons
     out.config.validate();
     out.tokenizer = std::make_shared<text::Tokenizer>(run.tokenizer());
     out.pali = load_pretrained(out.config.pretrained, out.config.device, out.config.seed, "");
+    out.config.model.image_size = int(out.pali->config.image_size);  // its images at SigLIP's side, not lriad's 64
     return out;
   }
   if (!io::is_file(run.config()))

@@ -67,13 +67,15 @@ EncodedBatch Context::encode(PreparedBatch prepared) {
   for (size_t i = 0; i < prepared.items.size(); ++i) {
     const std::string& cat = prepared.items[i].category;
     const auto& f = prepared.facts[i];
-    const std::string text = model::policy_prompt(cat, config.model, f ? &*f : nullptr);
     if (!pretrained()) {
-      b.prompts.push_back(prompt(text, prepared.openings[i].empty()));
+      b.prompts.push_back(
+          prompt(model::policy_prompt(cat, config.model, f ? &*f : nullptr), prepared.openings[i].empty()));
       continue;
     }
-    // PaliGemma's layout: <image> x N, BOS, the prompt and "\n" (the prefix); the chain follows.
-    const auto ids = prompt(text + "\n", prepared.openings[i].empty());
+    // PaliGemma's layout: <image> x N, BOS, the prompt and "\n"; lriad's opening of the chain, then the
+    // policy's part of it.
+    const auto ids =
+        prompt(model::pretrained_prompt(cat, config.model, f ? &*f : nullptr), prepared.openings[i].empty());
     b.prompts.push_back(model::paligemma_prompt(pali->config, std::vector<int>(ids.begin(), ids.end())));
   }
   if (pretrained()) {

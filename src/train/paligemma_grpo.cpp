@@ -49,14 +49,15 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliG
 
 std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
                                                            const torch::Tensor& pixel_values, const IdRows& prompts,
-                                                           const IdRows& completions) {
+                                                           const IdRows& completions, double temperature) {
   const auto [logits, mask] = paligemma_completion_logits(model, pixel_values, prompts, completions);  // (N,C,V)
   const int64_t N = logits.size(0), C = logits.size(1);
   std::vector<int64_t> targets(size_t(N * C), model.config.pad_id);
   for (int64_t i = 0; i < N; ++i)
     for (size_t t = 0; t < completions[size_t(i)].size(); ++t) targets[size_t(i * C) + t] = completions[size_t(i)][t];
   const auto target_t = torch::tensor(targets, torch::kInt64).view({N, C}).to(logits.device());
-  const auto logp = torch::log_softmax(logits, -1).gather(2, target_t.unsqueeze(-1)).squeeze(-1);  // (N,C)
+  const auto logp =
+      torch::log_softmax(logits / temperature, -1).gather(2, target_t.unsqueeze(-1)).squeeze(-1);  // (N,C)
   return {logp.masked_fill(mask.logical_not(), 0.0), mask};
 }
 
@@ -120,16 +121,16 @@ PaliGemmaGrpoStats paligemma_grpo_step(model::PaliGemmaImpl& model, torch::optim
 PaliGemmaUpdate paligemma_grpo_update(model::PaliGemmaImpl& model, torch::optim::Optimizer& optimizer,
                                       const torch::Tensor& pixel_values, const IdRows& prompts,
                                       const IdRows& completions, const torch::Tensor& advantages,
-                                      const rl::GrpoLossParams& loss, double max_grad_norm) {
+                                      const rl::GrpoLossParams& loss, double max_grad_norm, double temperature) {
   if (!model.has_lora()) throw Error("GRPO on PaliGemma trains LoRA adapters", "call add_lora first");
   PaliGemmaUpdate u;
   torch::Tensor ref_logp;  // (N,C)
   if (loss.beta > 0) {
     torch::NoGradGuard no_grad;
     model::AdaptersOff off(model);
-    ref_logp = paligemma_logprobs(model, pixel_values, prompts, completions).first;
+    ref_logp = paligemma_logprobs(model, pixel_values, prompts, completions, temperature).first;
   }
-  auto [logp, mask] = paligemma_logprobs(model, pixel_values, prompts, completions);  // (N,C)
+  auto [logp, mask] = paligemma_logprobs(model, pixel_values, prompts, completions, temperature);  // (N,C)
   const auto result = rl::grpo_loss(logp, logp.detach(), ref_logp, advantages.to(logp.device()), mask, loss);
   optimizer.zero_grad();
   u.loss = result.loss.item<double>();

@@ -97,6 +97,12 @@ std::string export_paligemma(const ExportOptions& o) {
   m->to(model::paligemma_dtype(dtype, base.weights() + ": dtype"));
   prepare_run_dir(o.out, o.overwrite, false);
   const RunFiles out{o.out};
+  for (const auto& e : std::filesystem::directory_iterator(o.out)) {  // an earlier folder's shards would be read first
+    const std::string name = e.path().filename().string();
+    if (name == "model.safetensors.index.json" ||
+        (name.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors"))
+      std::filesystem::remove(e.path());
+  }
   io::write_file_atomic(out.tokenizer(), io::read_file(base.tokenizer()));
   model::save_weights(*m, out.weights(), {{"format", "pt"}});  // transformers reads "pt" only
   std::string from;

@@ -155,19 +155,25 @@ StepMetrics pretrained_grpo_step(Context& ctx, torch::optim::AdamW& optimizer, i
   }
   const auto rewards = torch::tensor(r, torch::kDouble);  // (N)
   rl::GroupStats stats;
-  const auto advantages =
-      rl::group_advantages(rewards, G, rl::parse_scale_rewards(g.scale_rewards), 1e-4, &stats).to(torch::kFloat32);
+  auto advantages = rl::group_advantages(rewards, G, rl::parse_scale_rewards(g.scale_rewards), 1e-4, &stats);
+  // Groups whose rewards (nearly) tie carry no signal, as in lriad's own policy's update (train/grpo.h).
+  stats.zero_std_mask = stats.zero_std_mask | (stats.std < kTieStd);
+  stats.frac_zero_std = stats.zero_std_mask.to(torch::kDouble).mean().item<double>();
+  advantages = advantages.masked_fill(stats.zero_std_mask.repeat_interleave(G), 0.0).to(torch::kFloat32);
 
   // 3. One update on the rows the loss keeps (truncated completions out with mask_truncated_completions).
   std::vector<int64_t> kept;
   for (int64_t n = 0; n < N; ++n)
-    if (!(g.mask_truncated_completions && truncated[size_t(n)])) kept.push_back(n);
+    if (!(g.mask_truncated_completions && truncated[size_t(n)]) &&
+        !(g.drop_zero_std_groups && stats.zero_std_mask[n / G].item<bool>()))
+      kept.push_back(n);
   rl::GrpoLossParams params;
   params.epsilon_low = g.epsilon;
   params.epsilon_high = g.epsilon_high > 0 ? g.epsilon_high : g.epsilon;
   params.beta = g.beta;
   params.loss_type = rl::parse_loss_type(g.loss_type);
   params.max_completion_length = ctx.config.sampling.max_new_tokens;
+  params.num_rows_in_batch = N;  // grpo's and dr_grpo's row count: the batch's, the rows left out included
   PaliGemmaUpdate u;
   if (!kept.empty()) {
     IdRows kp, kc;
@@ -181,34 +187,36 @@ StepMetrics pretrained_grpo_step(Context& ctx, torch::optim::AdamW& optimizer, i
     ctx.pali->train();
     u = paligemma_grpo_update(*ctx.pali, optimizer,
                               batch.images.index_select(0, torch::tensor(images, torch::kInt64).to(ctx.device)), kp, kc,
-                              advantages.index_select(0, rows), params, g.max_grad_norm);
+                              advantages.index_select(0, rows), params, g.max_grad_norm, g.temperature);
   }
 
   // 4. The metrics.jsonl line (the names lriad's own policy logs) and the completions' log.
   StepMetrics out;
   out.finite = u.finite;
   out.nonfinite = u.nonfinite;
-  int correct = 0, formatted = 0;
+  int correct = 0, formatted = 0, clipped = 0;
   double length = 0;
   for (int64_t n = 0; n < N; ++n) {
     correct += breakdown[size_t(n)].correct;
     formatted += parsed[size_t(n)].well_formed;
+    clipped += truncated[size_t(n)];
     length += double(completions[size_t(n)].size());
   }
-  nlohmann::json j = {{"loss", u.loss},
-                      {"reward", rewards.mean().item<double>()},
-                      {"reward_std", rewards.std().item<double>()},
-                      {"frac_reward_zero_std", stats.frac_zero_std},
-                      {"kl", u.kl_mean},
-                      {"grad_norm", u.grad_norm},
-                      {"updates", kept.empty() || !u.finite ? 0 : 1},
-                      {"accuracy", double(correct) / double(N)},
-                      {"format_rate", double(formatted) / double(N)},
-                      {"completions/mean_length", length / double(N)},
-                      {"completions/clipped_ratio", double(N - int64_t(kept.size())) / double(N)},
-                      {"learning_rate", lr},
-                      {"time/generate", generate_seconds},
-                      {"step_time", seconds_since(t0)}};
+  nlohmann::json j = {
+      {"loss", u.loss},
+      {"reward", rewards.mean().item<double>()},
+      {"reward_std", g.scale_rewards == "batch" ? rewards.std().item<double>() : stats.std.mean().item<double>()},
+      {"frac_reward_zero_std", stats.frac_zero_std},
+      {"kl", u.kl_mean},
+      {"grad_norm", u.grad_norm},
+      {"updates", kept.empty() || !u.finite ? 0 : 1},
+      {"accuracy", double(correct) / double(N)},
+      {"format_rate", double(formatted) / double(N)},
+      {"completions/mean_length", length / double(N)},
+      {"completions/clipped_ratio", double(clipped) / double(N)},
+      {"learning_rate", lr},
+      {"time/generate", generate_seconds},
+      {"step_time", seconds_since(t0)}};
   for (const auto& name : rl::reward_names()) {
     double s = 0;
     for (const auto& b : breakdown) s += b.parts.at(name);

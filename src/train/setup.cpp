@@ -92,7 +92,8 @@ void check_lengths(Context& ctx) {
   const auto& m = ctx.config.model;
   const size_t need =
       size_t(m.image_tokens()) + prompt + std::max(completion, size_t(ctx.config.sampling.max_new_tokens));
-  if (need > size_t(m.max_seq_len))
+  // lriad's own policy's length; a pretrained PaliGemma's positions are checked by the model itself.
+  if (ctx.config.pretrained.base.empty() && need > size_t(m.max_seq_len))
     throw Error(
         "model.max_seq_len " + std::to_string(m.max_seq_len) + " is too short: " + std::to_string(m.image_tokens()) +
             " image tokens + " + std::to_string(prompt) + " prompt tokens + " +

@@ -242,7 +242,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
                     "the level comes from the normal training images: give the category more normal images, or "
                     "--set model.prompt_evidence=false");
   }
-  if (config.pretrained.base.empty()) check_lengths(ctx);  // lriad's own policy's model.max_seq_len
+  check_lengths(ctx);
   if (ctx.normal_reference)
     prepare_evidence(ctx, /*log_check=*/!o.resume && ctx.writer(), normal_peaks ? &*normal_peaks : nullptr);
   if (!ctx.writer()) return;
@@ -423,9 +423,13 @@ TrainSummary run_training(RunConfig config, const TrainOptions& options) {
   // Several processes (`lriad train --nproc N`, or torchrun's variables): data-parallel ranks.
   const DistConfig dist = dist_from_env();
   if (!o.resume && !o.init.empty() && is_paligemma_run(o.init)) {  // --init of a `lriad model import` run
+    if (!config.pretrained.base.empty() && config.pretrained.base != o.init)
+      spdlog::warn("--init {} replaces the config's pretrained.base {}", o.init, config.pretrained.base);
     config.pretrained.base = o.init;
     o.init.clear();
   }
+  if (!o.resume && !config.pretrained.base.empty() && !o.tokenizer.empty())
+    spdlog::warn("--tokenizer {} is not used: a pretrained PaliGemma reads with its own tokenizer", o.tokenizer);
   if (!o.resume && !config.pretrained.base.empty()) {
     if (!is_paligemma_run(config.pretrained.base))
       throw Error("pretrained.base " + config.pretrained.base + " is not an imported PaliGemma run (no " +

@@ -81,6 +81,9 @@ std::string chain_opening(const std::string& category, const ModelConfig& model,
 // chain_opening. Training, validation, eval and predict all call it, so the policy reads the same
 // words for the same image (tests/test_policy_input.cpp).
 std::string policy_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts);
+// The same words in a pretrained PaliGemma's layout (training and eval both call it): its prefix is
+// text::build_prompt(category) and "\n", and lriad's opening starts the answer after it.
+std::string pretrained_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts);
 // The same, measured from `input` (C,S,S) against `level`; throws when the chain is opened and
 // level is not > 0 (no normal level to state a ratio to).
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,

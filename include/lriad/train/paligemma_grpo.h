@@ -27,11 +27,12 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliG
                                                                     const IdRows& prompts, const IdRows& completions);
 
 // Log-probabilities of each completion token after its prompt (the prompt as the prefix, the
-// completion causal): pixel_values (N,3,S,S), prompts and completions N rows each ->
-// {logp (N,C) float32, mask (N,C) bool}; completions right-padded to the longest.
+// completion causal), from the logits divided by `temperature` (the sampling's, as TRL's):
+// pixel_values (N,3,S,S), prompts and completions N rows each -> {logp (N,C) float32, mask (N,C)
+// bool}; completions right-padded to the longest.
 std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
                                                            const torch::Tensor& pixel_values, const IdRows& prompts,
-                                                           const IdRows& completions);
+                                                           const IdRows& completions, double temperature = 1.0);
 
 // `group` completions of up to `max_new` tokens after `prompt` at `temperature` (> 0), each
 // stopping after EOS; never the <image> token (the image's places are the prompt's). The prompt
@@ -54,7 +55,7 @@ struct PaliGemmaUpdate {
 PaliGemmaUpdate paligemma_grpo_update(model::PaliGemmaImpl& model, torch::optim::Optimizer& optimizer,
                                       const torch::Tensor& pixel_values, const IdRows& prompts,
                                       const IdRows& completions, const torch::Tensor& advantages,
-                                      const rl::GrpoLossParams& loss, double max_grad_norm);
+                                      const rl::GrpoLossParams& loss, double max_grad_norm, double temperature = 1.0);
 
 struct PaliGemmaGrpoOptions {
   int64_t group = 4;  // G
