@@ -82,6 +82,11 @@ TEST(DistributedChild, DISABLED_JoinsThenDies) {
   _exit(3);  // no goodbye: the process is gone, as a crashed rank's would be
 }
 
+TEST(DistributedChild, DISABLED_JoinsThenHangs) {
+  train::Distributed d(config_of(1, 10));
+  std::this_thread::sleep_for(std::chrono::seconds(14));  // alive (its heartbeat beats) but in no collective
+}
+
 TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) {
   const std::string log = "/tmp/lriad_dist_child_" + std::to_string(getpid()) + ".log";
   // The exit status lands whole: written beside, then renamed.
@@ -157,4 +162,23 @@ TEST(Distributed, OneProcessIsTheIdentity) {
   d.average_gradients({lin->weight});
   EXPECT_TRUE(torch::equal(lin->weight.grad(), torch::full({2, 2}, 3.0)));
   EXPECT_EQ(d.all_gather({1.5}), std::vector<double>{1.5});
+}
+
+// A rank that hangs (alive, its heartbeat beating, but never reaching the collective) is named too:
+// the heartbeat carries how many collectives each rank has started.
+TEST(Distributed, AHungRankIsNamedWhenTheTimeoutEndsTheCollective) {
+  const std::string log = "/tmp/lriad_dist_hangs_" + std::to_string(getpid()) + ".log";
+  ASSERT_EQ(std::system((child_command("DISABLED_JoinsThenHangs", log) + " &").c_str()), 0);
+  train::Distributed d(config_of(0, 10));
+  std::string message;
+  try {
+    torch::Tensor t = torch::ones({4});
+    d.all_reduce_sum(t);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("rank 1 is alive but stuck before collective 1 (this rank is in 1)"), std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("stopped responding"), std::string::npos) << message;
+  std::remove(log.c_str());
 }

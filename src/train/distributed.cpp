@@ -58,6 +58,7 @@ struct Distributed::Group {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   std::thread heartbeat;
   std::atomic<bool> stop{false};
+  std::atomic<int64_t> collectives{0};  // started by this rank; the heartbeat publishes the count
 };
 
 namespace {
@@ -69,25 +70,43 @@ int64_t now_ms() {
 
 std::string beat_key(int rank) { return "lriad/heartbeat/" + std::to_string(rank); }
 
-// Which ranks stopped beating: read every peer's heartbeat twice, a beat and a half apart; a rank
-// whose beat did not move is gone (a hung process still beats). "rank 0 (...)" when the store itself is gone.
-std::string silent_ranks(c10d::Store& store, int self, int world) {
+// A heartbeat's value: "<milliseconds> <collectives started>".
+std::string beat_value(int64_t collectives) { return std::to_string(now_ms()) + " " + std::to_string(collectives); }
+
+// Which peers a failed collective waited for. Every peer's heartbeat is read twice, a beat and a half
+// apart: a rank whose beat did not move is gone ("rank 1 stopped responding"); a rank that beats but
+// has started fewer collectives than this one is alive and behind, hung or stuck elsewhere ("rank 1
+// is alive but stuck before collective 12"). "rank 0 (...)" when the store itself is gone.
+std::string silent_ranks(c10d::Store& store, int self, int world, int64_t mine) {
   auto read = [&](int r) {
     const auto v = store.get(beat_key(r));
     return std::string(v.begin(), v.end());
   };
-  std::string out;
+  std::string gone, behind;
   try {
     store.setTimeout(std::chrono::milliseconds(2000));
     std::map<int, std::string> first;
     for (int r = 0; r < world; ++r)
       if (r != self) first[r] = read(r);
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    for (const auto& [r, beat] : first)
-      if (read(r) == beat) out += (out.empty() ? "rank " : ", rank ") + std::to_string(r);
+    for (const auto& [r, beat] : first) {
+      const std::string now = read(r);
+      if (now == beat) {
+        gone += (gone.empty() ? "rank " : ", rank ") + std::to_string(r);
+        continue;
+      }
+      const auto space = now.find(' ');
+      const int64_t started = space == std::string::npos ? mine : std::stoll(now.substr(space + 1));
+      if (started < mine)
+        behind += (behind.empty() ? "" : "; ") +
+                  ("rank " + std::to_string(r) + " is alive but stuck before collective " +
+                   std::to_string(started + 1) + " (this rank is in " + std::to_string(mine) + ")");
+    }
   } catch (const std::exception&) {
-    return self == 0 ? "" : "rank 0 (it serves the store, which is gone)";
+    return self == 0 ? "" : "rank 0 (it serves the store, which is gone) stopped responding";
   }
+  std::string out = gone.empty() ? "" : gone + " stopped responding";
+  if (!behind.empty()) out += (out.empty() ? "" : "; ") + behind;
   return out;
 }
 
@@ -136,7 +155,7 @@ Distributed::Distributed(const DistConfig& config) : config_(config) {
   g->heartbeat = std::thread([g, beat_store, rank] {
     while (!g->stop.load()) {
       try {
-        const auto s = std::to_string(now_ms());
+        const auto s = beat_value(g->collectives.load());
         beat_store->set(beat_key(rank), std::vector<uint8_t>(s.begin(), s.end()));
       } catch (const std::exception&) {
         return;  // the store is gone; collectives will say so
@@ -156,12 +175,13 @@ namespace {
 
 template <class F>
 void collective(Distributed::Group& g, const DistConfig& c, const std::string& what, F&& run) {
+  const int64_t mine = ++g.collectives;
   try {
     run();
   } catch (const std::exception& e) {
-    const std::string silent = silent_ranks(*g.store, c.rank, c.world);
+    const std::string silent = silent_ranks(*g.store, c.rank, c.world, mine);
     throw Error("rank " + std::to_string(c.rank) + " of " + std::to_string(c.world) + ": " + what + " failed" +
-                    (silent.empty() ? "" : " (" + silent + " stopped responding)") + ": " + e.what(),
+                    (silent.empty() ? "" : " (" + silent + ")") + ": " + e.what(),
                 "a peer rank died or hangs (the timeout, LRIAD_DIST_TIMEOUT, is " + std::to_string(int(c.timeout_s)) +
                     " s); the last checkpoint is whole: `lriad train --resume --out RUN` (with --nproc, or every rank "
                     "started again) continues from it");
