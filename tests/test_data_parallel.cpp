@@ -32,8 +32,9 @@ struct Fixture {
     const auto r = run_command(bin() + " synth --out " + tree + " --only screw --per-category 16 --size 64", true);
     EXPECT_EQ(r.code, 0) << r.out;
   }
-  // `lriad --threads 1 train` of a tiny model in fp32: SFT (batch 4) then GRPO (2 prompts x 3).
-  std::vector<std::string> train(const std::string& out, int sft_steps, int save_every) const {
+  // `lriad --threads 1 train` of a tiny model in fp32: SFT (batch 4) then GRPO (2 prompts x 3), at most
+  // `max_new` new tokens (56 holds a whole chain: GRPO's completions end and differ).
+  std::vector<std::string> train(const std::string& out, int sft_steps, int save_every, int max_new = 12) const {
     std::vector<std::string> a = {
         "--threads", "1",     "train",  "--config", std::string(LRIAD_SOURCE_DIR) + "/configs/tiny.json",
         "--format",  "synth", "--root", tree,       "--out",
@@ -48,16 +49,17 @@ struct Fixture {
                                            "model.vision_heads=2",
                                            "model.reference_bank=400",
                                            "model.max_seq_len=320",
-                                           "sampling.max_new_tokens=12",
+                                           "sampling.max_new_tokens=" + std::to_string(max_new),
                                            "sft.steps=" + std::to_string(sft_steps),
                                            "sft.batch_size=4",
+                                           "sft.lr=3e-3",
                                            "grpo.steps=4",
                                            "grpo.batch_size=2",
                                            "grpo.num_generations=3",
                                            "grpo.mask_truncated_completions=false",
                                            "train.eval_every=3",
                                            "train.val_size=8",
-                                           "train.log_completions_every=100",
+                                           "train.log_completions_every=2",
                                            "train.save_every=" + std::to_string(save_every)};
     for (const auto& s : sets) {
       a.push_back("--set");
@@ -89,16 +91,17 @@ std::map<std::string, std::vector<float>> floats(const std::string& path) {
 TEST(DataParallel, TwoRanksReproduceOneProcessOfTheSameBatch) {
   Fixture f;
   const std::string one = f.dir / "one", two = f.dir / "two";
-  auto r = run_command(f.command(f.train(one, 6, 100)), true);
+  auto r = run_command(f.command(f.train(one, 40, 100, 56)), true);
   ASSERT_EQ(r.code, 0) << r.out;
-  auto args = f.train(two, 6, 100);
+  auto args = f.train(two, 40, 100, 56);
   args.push_back("--nproc");
   args.push_back("2");
   r = run_command(f.command(args), true);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("rank 0 of 2"), std::string::npos) << r.out;
 
-  // The weights after 6 SFT and 4 GRPO steps: equal up to float rounding (sums over two halves).
+  // The weights after 40 SFT and 4 GRPO steps: equal up to float rounding (sums over two halves, which
+  // 44 Adam steps amplify: 1.1e-4 at most when measured).
   const auto a = floats(one + "/model.safetensors"), b = floats(two + "/model.safetensors");
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), b.size());
@@ -107,18 +110,33 @@ TEST(DataParallel, TwoRanksReproduceOneProcessOfTheSameBatch) {
     ASSERT_TRUE(b.count(name)) << name;
     for (size_t i = 0; i < v.size(); ++i) worst = std::max(worst, double(std::abs(v[i] - b.at(name)[i])));
   }
-  EXPECT_LT(worst, 1e-4) << "largest weight difference between 1 and 2 ranks";
-  // metrics.jsonl: the same lines, the same figures up to rounding (the wall-clock ones aside).
+  EXPECT_LT(worst, 1e-3) << "largest weight difference between 1 and 2 ranks";
+  // The sampled chains too: rank 0's share is the first rows of the single process's batch.
+  for (const std::string step : {"step_00002.jsonl", "step_00004.jsonl"}) {
+    const std::string single = read_text(one + "/completions/" + step),
+                      ranked = read_text(two + "/completions/" + step);
+    ASSERT_FALSE(ranked.empty()) << step;
+    EXPECT_EQ(single.substr(0, ranked.size()), ranked) << step << ": rank 0's completions are not the first rows";
+  }
+  // metrics.jsonl: the same lines, the same figures up to rounding (the wall-clock ones aside; a
+  // gradient norm differed by 2e-3 relative when measured, a sampled chain's reward would by far more).
   const auto ma = lriad::test::metrics_without_times(one + "/metrics.jsonl");
   const auto mb = lriad::test::metrics_without_times(two + "/metrics.jsonl");
-  ASSERT_EQ(ma.size(), 10u);
+  ASSERT_EQ(ma.size(), 44u);
   ASSERT_EQ(ma.size(), mb.size());
+  // GRPO learned something in them (its gathered rewards and summed gradients were used), else the
+  // comparison would say nothing about them.
+  double grpo_grad = 0, reward_std = 0;
+  for (const auto& m : ma)
+    if (m["stage"] == "grpo") grpo_grad += m["grad_norm"].get<double>(), reward_std += m["reward_std"].get<double>();
+  EXPECT_GT(grpo_grad, 0.0) << "no GRPO update had a gradient";
+  EXPECT_GT(reward_std, 0.0) << "every GRPO reward tied";
   for (size_t i = 0; i < ma.size(); ++i) {
     ASSERT_EQ(ma[i].size(), mb[i].size()) << ma[i].dump() << "\n" << mb[i].dump();
     for (const auto& [key, value] : ma[i].items()) {
       ASSERT_TRUE(mb[i].contains(key)) << key;
       if (value.is_number())
-        EXPECT_NEAR(value.get<double>(), mb[i][key].get<double>(), 1e-4 * std::max(1.0, std::abs(value.get<double>())))
+        EXPECT_NEAR(value.get<double>(), mb[i][key].get<double>(), 1e-2 * std::max(1.0, std::abs(value.get<double>())))
             << "line " << i << " " << key;
       else
         EXPECT_EQ(value, mb[i][key]) << "line " << i << " " << key;

@@ -3,16 +3,21 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <ATen/Parallel.h>
 
 #include "common.h"
 #include "lriad/io/error.h"
@@ -21,6 +26,8 @@
 #include "lriad/train/progress.h"
 #include "lriad/train/distributed.h"
 #include "lriad/train/trainer.h"
+
+extern char** environ;
 
 namespace lriad::cli {
 namespace {
@@ -53,11 +60,12 @@ int free_port() {
 }
 
 // `lriad train --nproc N`: this process becomes rank 0 and starts ranks 1..N-1 as copies of itself
-// (the same arguments without --nproc) with torchrun's variables; they meet on loopback. The copies
-// are ended when this process leaves early, and waited for when it is done.
+// (the same arguments without --nproc, `threads` threads each unless --threads was given) with
+// torchrun's variables; they meet on loopback. A copy dies with this process (PR_SET_PDEATHSIG);
+// when this one leaves early the copies get SIGTERM, then SIGKILL after 5 s.
 class LocalRanks {
  public:
-  explicit LocalRanks(int n) {
+  LocalRanks(int n, int threads) {
     std::ifstream in("/proc/self/cmdline", std::ios::binary);
     const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::vector<std::string> args;
@@ -67,54 +75,107 @@ class LocalRanks {
       at = end == std::string::npos ? all.size() : end + 1;
     }
     std::vector<std::string> kept;  // without --nproc N / --nproc=N
+    bool threads_given = false;
     for (size_t i = 0; i < args.size(); ++i) {
       if (args[i] == "--nproc") {
         ++i;
         continue;
       }
       if (args[i].rfind("--nproc=", 0) == 0) continue;
+      threads_given = threads_given || args[i] == "--threads" || args[i].rfind("--threads=", 0) == 0;
       kept.push_back(args[i]);
     }
+    if (!threads_given) kept.insert(kept.begin() + 1, {"--threads", std::to_string(threads)});
     const std::string port = std::to_string(free_port());
+    const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+    // Everything the children need is made before fork: between fork and exec only async-signal-safe calls.
+    std::vector<std::vector<std::string>> envs;
+    for (int r = 1; r < n; ++r) {
+      std::vector<std::string> env;
+      auto launcher_variable = [](const std::string& v) {
+        for (const char* k : {"RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT="})
+          if (v.rfind(k, 0) == 0) return true;
+        return false;
+      };
+      for (char** e = environ; *e; ++e)
+        if (!launcher_variable(*e)) env.push_back(*e);
+      for (const auto& v :
+           {"RANK=" + std::to_string(r), "LOCAL_RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(n),
+            std::string("MASTER_ADDR=127.0.0.1"), "MASTER_PORT=" + port})
+        env.push_back(v);
+      envs.push_back(std::move(env));
+    }
+    std::vector<char*> argv;
+    for (auto& a : kept) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const pid_t parent = getpid();
+    for (int r = 1; r < n; ++r) {
+      std::vector<char*> envp;
+      for (auto& v : envs[size_t(r - 1)]) envp.push_back(const_cast<char*>(v.c_str()));
+      envp.push_back(nullptr);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);  // rank 0 gone: so is this copy
+        if (getppid() != parent) _exit(1);
+        execve(exe.c_str(), argv.data(), envp.data());
+        _exit(127);
+      }
+      if (pid < 0) {
+        stop();
+        throw Error("--nproc: could not start rank " + std::to_string(r), "lower --nproc");
+      }
+      pids_.push_back(pid);
+    }
     setenv("WORLD_SIZE", std::to_string(n).c_str(), 1);
     setenv("MASTER_ADDR", "127.0.0.1", 1);
     setenv("MASTER_PORT", port.c_str(), 1);
-    for (int r = 1; r < n; ++r) {
-      const pid_t pid = fork();
-      if (pid == 0) {
-        setenv("RANK", std::to_string(r).c_str(), 1);
-        std::vector<char*> argv;
-        for (auto& a : kept) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        execv("/proc/self/exe", argv.data());
-        _exit(127);
-      }
-      if (pid < 0) throw Error("--nproc: could not start rank " + std::to_string(r), "lower --nproc");
-      pids_.push_back(pid);
-    }
     setenv("RANK", "0", 1);
-    spdlog::info("--nproc {}: ranks 1..{} started (processes {}..{}), meeting on 127.0.0.1:{}", n, n - 1, pids_.front(),
-                 pids_.back(), port);
+    setenv("LOCAL_RANK", "0", 1);
+    spdlog::info("--nproc {}: ranks 1..{} started (processes {}..{}), {} thread{} each, meeting on 127.0.0.1:{}", n,
+                 n - 1, pids_.front(), pids_.back(), threads, threads > 1 ? "s" : "", port);
   }
   // The ranks' exit statuses once this one is done: the first that failed is named.
   void wait() {
     std::string failed;
     for (size_t i = 0; i < pids_.size(); ++i) {
-      int status = 0;
-      waitpid(pids_[i], &status, 0);
-      const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      const int code = exit_code(pids_[i], 0);
       if (code != 0 && failed.empty())
         failed = "rank " + std::to_string(i + 1) + " exited with status " + std::to_string(code);
     }
     pids_.clear();
     if (!failed.empty()) throw Error(failed, "its messages are above");
   }
-  ~LocalRanks() {
-    for (const pid_t pid : pids_) kill(pid, SIGTERM);
-    for (const pid_t pid : pids_) waitpid(pid, nullptr, 0);
-  }
+  ~LocalRanks() { stop(); }
 
  private:
+  static int exit_code(pid_t pid, int options) {
+    int status = 0;
+    if (waitpid(pid, &status, options) != pid) return -1;  // still running (WNOHANG)
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  // This rank is leaving early: SIGTERM (each copy stops at its next step), SIGKILL after 5 s.
+  void stop() {
+    for (const pid_t pid : pids_) kill(pid, SIGTERM);
+    std::vector<int> codes(pids_.size(), -1);
+    for (int wait = 0; wait < 50; ++wait) {
+      bool all = true;
+      for (size_t i = 0; i < pids_.size(); ++i) {
+        if (codes[i] < 0) codes[i] = exit_code(pids_[i], WNOHANG);
+        all = all && codes[i] >= 0;
+      }
+      if (all) break;
+      usleep(100000);
+    }
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      if (codes[i] < 0) {
+        kill(pids_[i], SIGKILL);
+        codes[i] = exit_code(pids_[i], 0);
+      }
+      if (codes[i] != 0) spdlog::warn("rank {} exited with status {}", i + 1, codes[i]);
+    }
+    pids_.clear();
+  }
+
   std::vector<pid_t> pids_;
 };
 
@@ -164,7 +225,11 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
     if (o->nproc > 1) {
       if (std::getenv("WORLD_SIZE") && std::string(std::getenv("WORLD_SIZE")) != "1")
         throw Error("--nproc with WORLD_SIZE set: a launcher already started the ranks", "use one or the other");
-      ranks = std::make_unique<LocalRanks>(o->nproc);
+      // The cores shared among the ranks (--threads, when given, is each rank's).
+      const int cores = global.threads > 0 ? global.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+      const int each = global.threads > 0 ? global.threads : std::max(1, cores / o->nproc);
+      ranks = std::make_unique<LocalRanks>(o->nproc, each);
+      if (global.threads <= 0) at::set_num_threads(each);
     }
     const auto s = train::run_training(config, o->train);
     if (ranks) ranks->wait();

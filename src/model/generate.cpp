@@ -103,7 +103,7 @@ Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows
              torch::zeros({N}, torch::TensorOptions(torch::kBool).device(dev))};
   Generation out;
   for (int64_t t = 0; t < C; ++t) {
-    Draw draw = sample_tokens(logits, o.sampling, gen);
+    Draw draw = sample_tokens(logits, o.sampling, gen, o.rows_total, o.first_row);
     auto live = s.finished.logical_not();
     auto token = torch::where(live, draw.tokens, torch::full_like(draw.tokens, o.pad_id));
     s.tokens.select(1, t).copy_(token);

@@ -3,6 +3,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
+
+#include "lriad/io/error.h"
+
 namespace lriad::model {
 
 at::Generator make_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
@@ -27,7 +31,8 @@ torch::Tensor filter_logits(const torch::Tensor& logits, int top_k, double top_p
   return out;
 }
 
-Draw sample_tokens(const torch::Tensor& logits, const SamplingParams& p, at::Generator& gen) {
+Draw sample_tokens(const torch::Tensor& logits, const SamplingParams& p, at::Generator& gen, int64_t rows_total,
+                   int64_t first_row) {
   auto lf = logits.to(torch::kFloat32);  // (N,V)
   const double temperature = p.greedy ? 1.0 : p.temperature;
   auto logp = torch::log_softmax(lf / temperature, -1);
@@ -36,8 +41,10 @@ Draw sample_tokens(const torch::Tensor& logits, const SamplingParams& p, at::Gen
     d.tokens = lf.argmax(-1);
   } else {
     auto probs = torch::softmax(filter_logits(lf / temperature, p.top_k, p.top_p), -1);
-    auto cdf = probs.cumsum(-1);                                                  // (N,V)
-    auto u = torch::rand({lf.size(0), 1}, gen, torch::kFloat32).to(lf.device());  // (N,1)
+    auto cdf = probs.cumsum(-1);  // (N,V)
+    const int64_t N = lf.size(0), drawn = std::max(N, rows_total);
+    if (first_row < 0 || first_row + N > drawn) throw Error("sample_tokens: rows outside the rows drawn");
+    auto u = torch::rand({drawn, 1}, gen, torch::kFloat32).narrow(0, first_row, N).to(lf.device());  // (N,1)
     u = u * cdf.narrow(-1, lf.size(1) - 1, 1);
     d.tokens = (cdf < u).sum(-1).clamp_max(lf.size(1) - 1);
   }

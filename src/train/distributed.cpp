@@ -252,9 +252,11 @@ std::vector<double> Distributed::all_gather(const std::vector<double>& mine) {
   return {all.data_ptr<double>(), all.data_ptr<double>() + all.numel()};
 }
 
-void Distributed::barrier() {
+void Distributed::barrier(double timeout_s) {
   if (!group_) return;
-  collective(*group_, config_, "a barrier", [&] { group_->pg->barrier()->wait(); });
+  c10d::BarrierOptions o;
+  o.timeout = std::chrono::milliseconds(int64_t((timeout_s > 0 ? timeout_s : config_.timeout_s) * 1000));
+  collective(*group_, config_, "a barrier", [&] { group_->pg->barrier(o)->wait(); });
 }
 
 #else  // without Gloo's headers
@@ -277,7 +279,7 @@ std::vector<double> Distributed::sum(const std::vector<double>& mine) { return m
 void Distributed::all_reduce_sum(torch::Tensor&) {}
 void Distributed::broadcast(torch::Tensor&, int) {}
 std::vector<double> Distributed::all_gather(const std::vector<double>& mine) { return mine; }
-void Distributed::barrier() {}
+void Distributed::barrier(double) {}
 
 #endif
 

@@ -44,6 +44,8 @@ Sampled sample(Context& ctx, const EncodedBatch& batch, int step, bool bf16) {
   go.sampling.top_k = ctx.config.sampling.top_k;
   go.sampling.top_p = ctx.config.sampling.top_p;
   go.seed = ctx.config.seed * 1000003ull + uint64_t(step);
+  go.rows_total = N * ctx.world();  // this rank's rows of the whole batch: the numbers one process would draw
+  go.first_row = N * ctx.rank();
   go.eos_id = ctx.tokenizer->eos_id();
   go.pad_id = ctx.tokenizer->pad_id();
   ctx.policy->eval();

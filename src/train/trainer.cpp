@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <csignal>
 #include <cmath>
 #include <filesystem>
@@ -48,6 +49,10 @@ using detail::save_checkpoint;
 using detail::save_state;
 using detail::TrainerState;
 using detail::truncate_log;
+
+// How long the other ranks wait for rank 0's share of the setup (the tokenizer, the normal reference
+// and its baseline, the evidence check): it can take far longer than a collective should.
+constexpr double kSetupTimeout = 6 * 3600;
 
 // A stage that ends at chance has learnt nothing the evidence could tell it: say so loudly, with
 // what the policy answers and where to look, instead of letting GRPO and eval run on it unnoticed.
@@ -160,11 +165,30 @@ torch::optim::AdamW make_optimizer(Context& ctx, double lr, double weight_decay)
   return torch::optim::AdamW(ctx.trainable(), torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
 }
 
+// Several ranks: lriad's own policy only, and every batch in equal shares. Throws naming the setting.
+void check_ranks(const RunConfig& config, const Distributed& d) {
+  const DistConfig dist{d.rank(), d.world()};
+  if (dist.world <= 1) return;
+  if (!config.pretrained.base.empty())
+    throw Error(
+        "WORLD_SIZE=" + std::to_string(dist.world) + ": a PaliGemma (pretrained.base) trains as one process for now",
+        "start lriad train once, without --nproc or torchrun");
+  for (const auto& [key, batch] :
+       {std::pair<std::string, int>{"sft.batch_size", config.sft.batch_size},
+        {"grpo.batch_size", config.grpo.batch_size},
+        {"vision_warmup.batch_size", config.vision_warmup.steps > 0 ? config.vision_warmup.batch_size : 0}})
+    if (batch % dist.world != 0)
+      throw Error(key + " " + std::to_string(batch) + " does not divide among " + std::to_string(dist.world) + " ranks",
+                  "each rank takes an equal share of every batch: --set " + key + "=" +
+                      std::to_string((batch / dist.world + 1) * dist.world));
+}
+
 // 1. The run directory: a resumed run's state and own config, or a new run's tokenizer and config.
 RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, TrainerState& state) {
   if (o.resume) {
     state = load_state(ctx.run);
     config = load_config(ctx.run.config(), o.resume_overrides);  // the run's own config wins over --config
+    check_ranks(config, *ctx.dist);                              // before anything is written
     if (!ctx.writer()) return config;                            // rank 0 keeps the run directory
     if (!o.resume_overrides.empty()) {
       std::string shown;
@@ -178,7 +202,7 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
     return config;
   }
   if (!ctx.writer()) {  // rank 0 writes the tokenizer and the resolved config; the others read them
-    ctx.dist->barrier();
+    ctx.dist->barrier(kSetupTimeout);
     return load_config(ctx.run.config());
   }
   if (o.overwrite)
@@ -195,7 +219,7 @@ RunConfig open_run(Context& ctx, RunConfig config, const TrainOptions& o, Traine
   fit_fine_size(config);
   config.validate();
   save_config(config, ctx.run.config());
-  ctx.dist->barrier();
+  ctx.dist->barrier(kSetupTimeout);
   return config;
 }
 
@@ -233,7 +257,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
                       ctx.run.baseline());
       }
     }
-    ctx.dist->barrier();
+    ctx.dist->barrier(kSetupTimeout);
     if (!ctx.writer()) load_reference();
     ctx.levels = load_baseline(ctx.run.baseline());  // the normal levels the chains state ratios to
     for (const auto& cat : ctx.source->categories())
@@ -245,6 +269,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
   check_lengths(ctx);
   if (ctx.normal_reference)
     prepare_evidence(ctx, /*log_check=*/!o.resume && ctx.writer(), normal_peaks ? &*normal_peaks : nullptr);
+  ctx.dist->barrier(kSetupTimeout);  // rank 0's evidence check is work the others do not do
   if (!ctx.writer()) return;
   if (!ctx.source->from_test().samples.empty())
     save_train_from_test(ctx.source->from_test(), ctx.run.train_from_test());
@@ -400,22 +425,6 @@ std::vector<Stage> stages_of(Context& ctx) {
   return {vision, sft, grpo};
 }
 
-// Several ranks: lriad's own policy only, and every batch in equal shares. Throws naming the setting.
-void check_ranks(const RunConfig& config, const DistConfig& dist) {
-  if (dist.world <= 1) return;
-  if (!config.pretrained.base.empty())
-    throw Error(
-        "WORLD_SIZE=" + std::to_string(dist.world) + ": a PaliGemma (pretrained.base) trains as one process for now",
-        "start lriad train once, without --nproc or torchrun");
-  for (const auto& [key, batch] : {std::pair<std::string, int>{"sft.batch_size", config.sft.batch_size},
-                                   {"grpo.batch_size", config.grpo.batch_size},
-                                   {"vision_warmup.batch_size", config.vision_warmup.batch_size}})
-    if (batch % dist.world != 0)
-      throw Error(key + " " + std::to_string(batch) + " does not divide among " + std::to_string(dist.world) + " ranks",
-                  "each rank takes an equal share of every batch: --set " + key + "=" +
-                      std::to_string((batch / dist.world + 1) * dist.world));
-}
-
 }  // namespace
 
 TrainSummary run_training(RunConfig config, const TrainOptions& options) {
@@ -437,9 +446,9 @@ TrainSummary run_training(RunConfig config, const TrainOptions& options) {
                   "make one with `lriad model import --hf DIR --out RUN`, then train --init RUN");
     config.pretrained.base = fs::weakly_canonical(fs::absolute(config.pretrained.base)).string();
   }
-  if (!o.resume) check_ranks(config, dist);  // before anything is written
   Context ctx;
-  ctx.dist = std::make_unique<Distributed>(dist);            // world 1: no process group
+  ctx.dist = std::make_unique<Distributed>(dist);
+  if (!o.resume) check_ranks(config, *ctx.dist);             // before anything is written
   if (!ctx.writer()) spdlog::set_level(spdlog::level::err);  // rank 0 speaks for the run; the others, errors only
   if (dist.world > 1)
     spdlog::info("rank {} of {}: each rank trains on 1/{} of every batch, rank 0 writes {}", dist.rank, dist.world,
@@ -449,7 +458,6 @@ TrainSummary run_training(RunConfig config, const TrainOptions& options) {
   ctx.run = RunFiles{o.out};
   TrainerState state;
   config = open_run(ctx, std::move(config), o, state);
-  if (o.resume) check_ranks(config, dist);
   // precision "auto": a resumed run computes as it started (this process only: config.json keeps "auto").
   const bool precision_kept = o.resume && config.precision == "auto" && !state.precision.empty();
   if (precision_kept) config.precision = state.precision;
@@ -461,6 +469,11 @@ TrainSummary run_training(RunConfig config, const TrainOptions& options) {
   }
   ctx.config = config;
   ctx.device = torch::Device(config.device);
+  if (dist.world > 1 && ctx.device.is_cuda() && torch::cuda::device_count() > 0) {  // a GPU a rank on each machine
+    const char* local = std::getenv("LOCAL_RANK");
+    const int index = (local && *local ? std::atoi(local) : dist.rank) % int(torch::cuda::device_count());
+    ctx.device = torch::Device(torch::kCUDA, c10::DeviceIndex(index));
+  }
   load_data(ctx, o);
   make_run_policy(ctx, o, state, precision_kept);
   set_class_weights(ctx, state);

@@ -19,6 +19,9 @@ struct GenerateOptions {
   bool use_cache = true;     // false recomputes the whole sequence every step (slow; for tests/bench)
   bool share_prefix = true;  // encode each prompt once and expand its cache to the G completions
   uint64_t seed = 0;
+  // A data-parallel rank's share: its rows are rows first_row.. of a batch of rows_total (0 = its own
+  // N), and sampling draws the whole batch's random numbers to take its own (model::sample_tokens).
+  int64_t rows_total = 0, first_row = 0;
   int64_t eos_id = 2;
   int64_t pad_id = 0;
 };

@@ -29,6 +29,10 @@ struct Draw {
 };
 
 // Greedy: argmax. Otherwise inverse-CDF sampling of softmax(filter(logits / temperature)).
-Draw sample_tokens(const torch::Tensor& logits, const SamplingParams& params, at::Generator& gen);
+// With rows_total > N, the generator draws rows_total uniforms a step and this call takes rows
+// first_row .. first_row + N - 1 of them: a data-parallel rank's share of a batch then gets the very
+// numbers one process sampling the whole batch would.
+Draw sample_tokens(const torch::Tensor& logits, const SamplingParams& params, at::Generator& gen,
+                   int64_t rows_total = 0, int64_t first_row = 0);
 
 }  // namespace lriad::model

@@ -66,7 +66,9 @@ class Distributed {
   void broadcast(torch::Tensor& tensor, int root = 0);
   // Every rank's `mine` (same length on every rank), concatenated in rank order.
   std::vector<double> all_gather(const std::vector<double>& mine);
-  void barrier();
+  // timeout_s 0: the config's. Longer for a wait on work one rank does alone (rank 0 building the
+  // normal reference can take longer than a collective should); a dead peer still ends it at once.
+  void barrier(double timeout_s = 0);
 
   struct Group;  // the process group, the store and the heartbeat (distributed.cpp)
 
