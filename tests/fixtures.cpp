@@ -71,6 +71,19 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
+std::string shell_command(const std::string& binary, const std::vector<std::string>& args) {
+  std::string c = binary;
+  for (const auto& a : args) c += " '" + a + "'";
+  return c;
+}
+
+void add_sets(std::vector<std::string>& args, const std::vector<std::string>& sets) {
+  for (const auto& s : sets) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+}
+
 pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const std::string& log) {
   const pid_t pid = fork();
   if (pid == 0) {

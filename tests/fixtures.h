@@ -39,6 +39,10 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& cmd, bool merge_stderr = false);
 
+// `binary` and `args` as one shell command, each argument quoted; add_sets appends `--set s` for each s.
+std::string shell_command(const std::string& binary, const std::vector<std::string>& args);
+void add_sets(std::vector<std::string>& args, const std::vector<std::string>& sets);
+
 // Child processes (a training run to interrupt): `binary args...` with stdout and stderr appended to
 // `log`; returns the child's pid.
 pid_t spawn(const std::string& binary, const std::vector<std::string>& args, const std::string& log);

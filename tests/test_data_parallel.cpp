@@ -61,17 +61,10 @@ struct Fixture {
                                            "train.val_size=8",
                                            "train.log_completions_every=2",
                                            "train.save_every=" + std::to_string(save_every)};
-    for (const auto& s : sets) {
-      a.push_back("--set");
-      a.push_back(s);
-    }
+    lriad::test::add_sets(a, sets);
     return a;
   }
-  std::string command(const std::vector<std::string>& args) const {
-    std::string c = bin();
-    for (const auto& a : args) c += " '" + a + "'";
-    return c;
-  }
+  std::string command(const std::vector<std::string>& args) const { return lriad::test::shell_command(bin(), args); }
 };
 
 // Every float32 tensor of a weights file, by name.

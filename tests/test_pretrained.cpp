@@ -64,17 +64,10 @@ struct Fixture {
                                            "train.save_every=1",
                                            "train.log_completions_every=1",
                                            "pretrained.lora_rank=4"};
-    for (const auto& s : sets) {
-      a.push_back("--set");
-      a.push_back(s);
-    }
+    lriad::test::add_sets(a, sets);
     return a;
   }
-  std::string command(const std::vector<std::string>& args) const {
-    std::string c = bin();
-    for (const auto& a : args) c += " '" + a + "'";
-    return c;
-  }
+  std::string command(const std::vector<std::string>& args) const { return lriad::test::shell_command(bin(), args); }
 };
 
 // The adapters' B matrices (zero when fresh) of a weights file, as floats by name.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lriad/io/error.h"
+#include "lriad/io/fs.h"
 #include "lriad/model/generate.h"
 #include "lriad/model/weights.h"
 #include "lriad/model/policy_input.h"
@@ -143,6 +144,44 @@ std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,
 
 std::string Context::chain_type(const TrainItem& item, const text::EvidenceFacts* facts) const {
   return text::chain_defect_type(item.anomalous, item.defect_type, facts, config.model.names_look_family());
+}
+
+std::vector<rl::GroupSample> Context::group_samples(const EncodedBatch& batch) const {
+  std::vector<rl::GroupSample> samples;
+  for (size_t b = 0; b < batch.items.size(); ++b) {
+    const auto& item = batch.items[b];
+    const auto& f = batch.facts[b];
+    rl::RewardTarget target{item.anomalous, chain_type(item, f ? &*f : nullptr), item.category, {}};
+    if (f) {  // where the evidence is: the region reward
+      target.evidence_cells.push_back(f->where);
+      if (f->also) target.evidence_cells.push_back(*f->also);
+    }
+    samples.push_back({target, class_weight(item.cls())});
+  }
+  return samples;
+}
+
+void write_completions(const Context& ctx, int step, const std::vector<TrainItem>& items,
+                       const std::vector<std::string>& texts, const std::vector<rl::RewardBreakdown>& breakdown,
+                       const std::vector<double>& advantages, const std::vector<bool>& truncated) {
+  const size_t G = items.empty() ? 1 : texts.size() / items.size();
+  std::string lines;
+  for (size_t n = 0; n < texts.size(); ++n) {
+    const TrainItem& item = items[n / G];
+    const nlohmann::json l = {{"image", item.source},
+                              {"category", item.category},
+                              {"label", item.anomalous ? "anomalous" : "normal"},
+                              {"defect_type", item.defect_type},
+                              {"completion", texts[n]},
+                              {"rewards", breakdown[n].parts},
+                              {"reward", breakdown[n].total},
+                              {"advantage", advantages[n]},
+                              {"truncated", bool(truncated[n])}};
+    lines += l.dump() + "\n";
+  }
+  char name[64];
+  std::snprintf(name, sizeof(name), "/step_%05d.jsonl", step + 1);
+  io::write_file_atomic(ctx.run.completions() + name, lines);
 }
 
 std::string Context::decode(const torch::Tensor& row, int64_t length) const {

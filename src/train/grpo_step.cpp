@@ -79,19 +79,9 @@ torch::Tensor rewards_of(Context& ctx, const EncodedBatch& batch, const GrpoBatc
       decision_probs(ctx, logits, gb.tokens, gb.mask, categories).to(torch::kDouble).cpu().contiguous();  // (N,2)
   std::vector<std::array<double, 2>> p(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) p[size_t(n)] = {probs[n][0].item<double>(), probs[n][1].item<double>()};
+  const auto samples = ctx.group_samples(batch);
   std::vector<bool> anomalous;
-  std::vector<rl::GroupSample> samples;
-  for (size_t b = 0; b < batch.items.size(); ++b) {
-    const auto& item = batch.items[b];
-    anomalous.push_back(item.anomalous);
-    const auto& f = batch.facts[b];
-    rl::RewardTarget target{item.anomalous, ctx.chain_type(item, f ? &*f : nullptr), item.category, {}};
-    if (f) {  // where the evidence is: the region reward
-      target.evidence_cells.push_back(f->where);
-      if (f->also) target.evidence_cells.push_back(*f->also);
-    }
-    samples.push_back({target, ctx.class_weight(item.cls())});
-  }
+  for (const auto& sample : samples) anomalous.push_back(sample.target.anomalous);
   beliefs = rl::group_beliefs(p, anomalous);  // (B): one belief per group, whatever each row's phrasing
   breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);
   std::vector<double> r(static_cast<size_t>(N));
@@ -186,33 +176,6 @@ nlohmann::json metrics_of(const Context& ctx, const BatchRows& rows, const GrpoU
   return j;
 }
 
-// 4. completions/step_NNNNN.jsonl: each completion with its rewards and advantage.
-void write_completions(const Context& ctx, int step, const EncodedBatch& batch, const Sampled& sampled,
-                       const GrpoUpdate& u, const std::vector<rl::RewardBreakdown>& breakdown) {
-  const int64_t G = ctx.config.grpo.num_generations, N = int64_t(batch.items.size()) * G;
-  const auto& texts = sampled.texts;
-  const auto truncated = sampled.gen.truncated.cpu();
-  const auto& advantages = u.advantages;
-  char name[64];
-  std::snprintf(name, sizeof(name), "/step_%05d.jsonl", step + 1);
-  std::string lines;
-  const auto adv = advantages.cpu();
-  for (int64_t n = 0; n < N; ++n) {
-    const TrainItem& item = batch.items[size_t(n / G)];
-    nlohmann::json l = {{"image", item.source},
-                        {"category", item.category},
-                        {"label", item.anomalous ? "anomalous" : "normal"},
-                        {"defect_type", item.defect_type},
-                        {"completion", texts[size_t(n)]},
-                        {"rewards", breakdown[size_t(n)].parts},
-                        {"reward", breakdown[size_t(n)].total},
-                        {"advantage", adv[n].item<double>()},
-                        {"truncated", truncated[n].item<bool>()}};
-    lines += l.dump() + "\n";
-  }
-  io::write_file_atomic(ctx.run.completions() + name, lines);
-}
-
 }  // namespace
 
 StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared,
@@ -260,7 +223,14 @@ StepMetrics grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pr
   out.json["time/backward"] = u.times.backward;
   out.json["time/optimizer"] = u.times.optimizer;
   out.json["step_time"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (log_completions && ctx.writer()) write_completions(ctx, step, batch, sampled, u, breakdown);
+  if (log_completions && ctx.writer()) {
+    const auto adv = u.advantages.to(torch::kDouble).cpu().contiguous();
+    const auto truncated = sampled.gen.truncated.cpu();
+    std::vector<bool> cut;
+    for (int64_t n = 0; n < truncated.size(0); ++n) cut.push_back(truncated[n].item<bool>());
+    write_completions(ctx, step, batch.items, sampled.texts, breakdown,
+                      std::vector<double>(adv.data_ptr<double>(), adv.data_ptr<double>() + adv.numel()), cut);
+  }
   return out;
 }
 

@@ -131,20 +131,11 @@ StepMetrics pretrained_grpo_step(Context& ctx, torch::optim::AdamW& optimizer, i
   for (const auto& p : parsed)
     votes.push_back(p.verdict ? std::array<double, 2>{*p.verdict == 0 ? 1.0 : 0.0, *p.verdict == 1 ? 1.0 : 0.0}
                               : std::array<double, 2>{-1.0, -1.0});
+  const auto samples = ctx.group_samples(batch);
   std::vector<bool> anomalous;
-  std::vector<rl::GroupSample> samples;
-  for (size_t b = 0; b < batch.items.size(); ++b) {
-    const auto& item = batch.items[b];
-    anomalous.push_back(item.anomalous);
-    const auto& f = batch.facts[b];
-    rl::RewardTarget target{item.anomalous, ctx.chain_type(item, f ? &*f : nullptr), item.category, {}};
-    if (f) {
-      target.evidence_cells.push_back(f->where);
-      if (f->also) target.evidence_cells.push_back(*f->also);
-    }
-    if (ctx.dynamic_weights) ctx.dynamic_weights->observe_sample(item.cls());
-    samples.push_back({target, ctx.class_weight(item.cls())});
-  }
+  for (const auto& sample : samples) anomalous.push_back(sample.target.anomalous);
+  if (ctx.dynamic_weights)  // rarity: once per sample (the weights change at the next recompute)
+    for (const auto& item : batch.items) ctx.dynamic_weights->observe_sample(item.cls());
   const auto beliefs = rl::group_beliefs(votes, anomalous);
   const auto breakdown = rl::group_rewards(parsed, samples, beliefs, ctx.config.reward);
   std::vector<double> r;
@@ -224,24 +215,9 @@ StepMetrics pretrained_grpo_step(Context& ctx, torch::optim::AdamW& optimizer, i
   }
   out.json = j;
   if (log_completions) {
-    std::string lines;
-    for (int64_t n = 0; n < N; ++n) {
-      const TrainItem& item = batch.items[size_t(n / G)];
-      lines += nlohmann::json{{"image", item.source},
-                              {"category", item.category},
-                              {"label", item.anomalous ? "anomalous" : "normal"},
-                              {"defect_type", item.defect_type},
-                              {"completion", texts[size_t(n)]},
-                              {"rewards", breakdown[size_t(n)].parts},
-                              {"reward", breakdown[size_t(n)].total},
-                              {"advantage", advantages[n].item<double>()},
-                              {"truncated", bool(truncated[size_t(n)])}}
-                   .dump() +
-               "\n";
-    }
-    char name[64];
-    std::snprintf(name, sizeof(name), "/step_%05d.jsonl", step + 1);
-    io::write_file_atomic(ctx.run.completions() + name, lines);
+    const auto adv = advantages.to(torch::kDouble).contiguous();
+    write_completions(ctx, step, batch.items, texts, breakdown,
+                      std::vector<double>(adv.data_ptr<double>(), adv.data_ptr<double>() + adv.numel()), truncated);
   }
   return out;
 }

@@ -16,6 +16,7 @@
 #include "lriad/model/policy.h"
 #include "lriad/model/verdict.h"
 #include "lriad/rl/class_weights.h"
+#include "lriad/rl/rewards.h"
 #include "lriad/text/evidence.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/input_maker.h"
@@ -112,6 +113,9 @@ struct Context {
   // model.family_from_look and its input's facts, the family its look suggests (text::look_family;
   // "" below the level: no family), else the item's label. "" for a normal item.
   std::string chain_type(const TrainItem& item, const text::EvidenceFacts* facts) const;
+  // GRPO's samples of a batch: each item's reward target (label, the type its chain names, category,
+  // the evidence's cells) and its class weight.
+  std::vector<rl::GroupSample> group_samples(const EncodedBatch& batch) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
   // baseline's threshold); nullopt without a reference.
   std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category) const;
@@ -146,6 +150,12 @@ StepMetrics pretrained_sft_step(Context& ctx, torch::optim::AdamW& optimizer, in
 StepMetrics pretrained_grpo_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared,
                                  bool log_completions);
 std::vector<std::string> pretrained_greedy(Context& ctx, const EncodedBatch& batch);
+
+// completions/step_NNNNN.jsonl (step counted from 0): each of the rows' completion (row n of item n / G)
+// with its rewards, advantage and whether it was cut at max_new_tokens.
+void write_completions(const Context& ctx, int step, const std::vector<TrainItem>& items,
+                       const std::vector<std::string>& texts, const std::vector<rl::RewardBreakdown>& breakdown,
+                       const std::vector<double>& advantages, const std::vector<bool>& truncated);
 
 // Greedy generation on the validation items.
 ValidationResult validate(Context& ctx);
