@@ -178,3 +178,29 @@ TEST(DataParallel, ADeadRankStopsTheOtherNamingItAndTheRunResumesOnOneProcess) {
   const auto done = nlohmann::json::parse(read_text(run + "/trainer_state.json"));
   EXPECT_EQ(done["stage"], "done");
 }
+
+// Ctrl-C reaches rank 0 only (here: SIGINT to it alone): every rank still stops at the same step, rank 0
+// writes the checkpoint, all exit 130 without being killed, and --resume on 2 ranks goes on from there.
+TEST(DataParallel, CtrlCOnRankZeroStopsEveryRankAtOneStepAndTheRunResumes) {
+  Fixture f;
+  const std::string run = f.dir / "run";
+  auto args = f.train(run, 400, 1000);
+  args.push_back("--nproc");
+  args.push_back("2");
+  const pid_t pid = lriad::test::spawn(bin(), args, f.dir / "run.log");
+  ASSERT_TRUE(lriad::test::wait_for_lines(pid, run + "/metrics.jsonl", 3)) << read_text(f.dir / "run.log");
+  kill(pid, SIGINT);
+  EXPECT_EQ(lriad::test::wait_exit(pid), 130) << read_text(f.dir / "run.log");
+  const std::string log = read_text(f.dir / "run.log");
+  EXPECT_EQ(log.find("exited with status"), std::string::npos) << "rank 1 stopped by itself: " << log;
+  const auto state = nlohmann::json::parse(read_text(run + "/trainer_state.json"));
+  ASSERT_EQ(state["stage"], "sft");
+  const int step = state["step"].get<int>();
+  EXPECT_LT(step, 400) << "the run was not stopped early";
+  EXPECT_EQ(lriad::test::count_lines(run + "/metrics.jsonl"), step) << "one line a step, up to the checkpoint";
+  const auto r = run_command(bin() + " --threads 1 train --resume --out " + run +
+                                 " --nproc 2 --set sft.steps=" + std::to_string(step + 2) + " --set grpo.steps=1",
+                             true);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(read_text(run + "/trainer_state.json"))["stage"], "done");
+}

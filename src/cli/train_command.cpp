@@ -145,6 +145,8 @@ class LocalRanks {
     pids_.clear();
     if (!failed.empty()) throw Error(failed, "its messages are above");
   }
+  // After Ctrl-C: the copies stop at the same step (exit status 130); waited for, not signalled.
+  void interrupted() { stop(0, 130); }
   ~LocalRanks() { stop(); }
 
  private:
@@ -153,9 +155,12 @@ class LocalRanks {
     if (waitpid(pid, &status, options) != pid) return -1;  // still running (WNOHANG)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
-  // This rank is leaving early: SIGTERM (each copy stops at its next step), SIGKILL after 5 s.
-  void stop() {
-    for (const pid_t pid : pids_) kill(pid, SIGTERM);
+  // This rank is leaving early. `signal` (SIGTERM: each copy stops at its next step; 0 when they stop
+  // by themselves, as on Ctrl-C, which every rank sees at the same step), then SIGKILL after 5 s.
+  // Statuses other than 0 and `expected` are logged.
+  void stop(int signal = SIGTERM, int expected = 0) {
+    if (signal)
+      for (const pid_t pid : pids_) kill(pid, signal);
     std::vector<int> codes(pids_.size(), -1);
     for (int wait = 0; wait < 50; ++wait) {
       bool all = true;
@@ -171,7 +176,7 @@ class LocalRanks {
         kill(pids_[i], SIGKILL);
         codes[i] = exit_code(pids_[i], 0);
       }
-      if (codes[i] != 0) spdlog::warn("rank {} exited with status {}", i + 1, codes[i]);
+      if (codes[i] != 0 && codes[i] != expected) spdlog::warn("rank {} exited with status {}", i + 1, codes[i]);
     }
     pids_.clear();
   }
@@ -231,7 +236,13 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       ranks = std::make_unique<LocalRanks>(o->nproc, each);
       if (global.threads <= 0) at::set_num_threads(each);
     }
-    const auto s = train::run_training(config, o->train);
+    train::TrainSummary s;
+    try {
+      s = train::run_training(config, o->train);
+    } catch (const io::Interrupted&) {
+      if (ranks) ranks->interrupted();
+      throw;
+    }
     if (ranks) ranks->wait();
     if (const auto d = train::dist_from_env(); d.rank != 0) return;  // rank 0 reports
     for (const auto& st : s.stages)
