@@ -51,7 +51,9 @@ model::PaliGemma load_paligemma_run(const std::string& dir) {
   auto dtype = header.metadata.count("dtype") ? header.metadata.at("dtype") : std::string("fp32");
   model::PaliGemma m(config);
   m->to(model::paligemma_dtype(dtype, run.weights() + ": dtype"));
-  model::load_weights(*m, run.weights());
+  // Tensor by tensor with a seek (as a downloaded folder loads), not the whole file in memory beside
+  // the model: every name, shape and tensor checked, the file naming itself in errors.
+  model::load_hf_weights(*m, model::HfCheckpoint{dir, config, {run.weights()}, run.tokenizer()});
   m->eval();
   return m;
 }
