@@ -194,19 +194,17 @@ std::pair<model::Generation, std::vector<double>> Inspector::State::pretrained_c
   int64_t C = 1;
   for (const auto& r : rows) C = std::max(C, int64_t(r.size()));
   model::Generation gen;
-  gen.tokens = torch::full({N, C}, int64_t(tok.pad_id()), torch::kInt64);
-  gen.mask = torch::zeros({N, C}, torch::kBool);
+  gen.tokens = train::padded_ids(rows, C, tok.pad_id());  // (N,C)
   gen.lengths = torch::zeros({N}, torch::kInt64);
   gen.truncated = torch::zeros({N}, torch::kBool);
+  for (int64_t n = 0; n < N; ++n) {
+    gen.lengths[n] = int64_t(rows[size_t(n)].size());
+    gen.truncated[n] = rows[size_t(n)].empty() || rows[size_t(n)].back() != tok.eos_id();
+  }
+  gen.mask = torch::arange(C).unsqueeze(0) < gen.lengths.unsqueeze(1);  // (N,C)
   std::vector<double> scores;
   for (int64_t n = 0; n < N; ++n) {
     const auto& r = rows[size_t(n)];
-    for (size_t t = 0; t < r.size(); ++t) {
-      gen.tokens[n][int64_t(t)] = r[t];
-      gen.mask[n][int64_t(t)] = true;
-    }
-    gen.lengths[n] = int64_t(r.size());
-    gen.truncated[n] = r.empty() || r.back() != tok.eos_id();
     double score = -1;
     if (!r.empty()) {  // one row at a time: (1,C,V) logits of a 257k vocabulary
       const auto [logits, mask] =

@@ -7,6 +7,7 @@
 
 #include "lriad/io/error.h"
 #include "lriad/rl/advantages.h"
+#include "lriad/train/grpo.h"
 
 namespace lriad::train {
 
@@ -47,15 +48,21 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliG
   return {picked, m};
 }
 
+torch::Tensor padded_ids(const IdRows& rows, int64_t C, int64_t pad) {
+  const int64_t N = int64_t(rows.size());
+  std::vector<int64_t> flat(size_t(N * C), pad);
+  for (int64_t i = 0; i < N; ++i) {
+    if (int64_t(rows[size_t(i)].size()) > C) throw Error("padded_ids: a row is longer than " + std::to_string(C));
+    std::copy(rows[size_t(i)].begin(), rows[size_t(i)].end(), flat.begin() + i * C);
+  }
+  return torch::tensor(flat, torch::kInt64).view({N, C});
+}
+
 std::pair<torch::Tensor, torch::Tensor> paligemma_logprobs(model::PaliGemmaImpl& model,
                                                            const torch::Tensor& pixel_values, const IdRows& prompts,
                                                            const IdRows& completions, double temperature) {
-  const auto [logits, mask] = paligemma_completion_logits(model, pixel_values, prompts, completions);  // (N,C,V)
-  const int64_t N = logits.size(0), C = logits.size(1);
-  std::vector<int64_t> targets(size_t(N * C), model.config.pad_id);
-  for (int64_t i = 0; i < N; ++i)
-    for (size_t t = 0; t < completions[size_t(i)].size(); ++t) targets[size_t(i * C) + t] = completions[size_t(i)][t];
-  const auto target_t = torch::tensor(targets, torch::kInt64).view({N, C}).to(logits.device());
+  const auto [logits, mask] = paligemma_completion_logits(model, pixel_values, prompts, completions);      // (N,C,V)
+  const auto target_t = padded_ids(completions, logits.size(1), model.config.pad_id).to(logits.device());  // (N,C)
   const auto logp =
       torch::log_softmax(logits / temperature, -1).gather(2, target_t.unsqueeze(-1)).squeeze(-1);  // (N,C)
   return {logp.masked_fill(mask.logical_not(), 0.0), mask};
@@ -141,19 +148,13 @@ PaliGemmaUpdate paligemma_grpo_update(model::PaliGemmaImpl& model, torch::optim:
     return u;
   }
   result.loss.backward();
-  double total = 0;  // the adapters' gradient norm (frozen weights have none)
-  for (const auto& p : model.parameters())
-    if (p.grad().defined()) total += p.grad().to(torch::kDouble).pow(2).sum().item<double>();
-  u.grad_norm = std::sqrt(total);
+  u.grad_norm = clip_gradients(model, max_grad_norm);  // the adapters' (frozen weights have no gradient)
   u.finite = std::isfinite(u.grad_norm);
   if (!u.finite) {
     u.nonfinite = "gradient";
     optimizer.zero_grad();
     return u;
   }
-  if (max_grad_norm > 0 && u.grad_norm > max_grad_norm)
-    for (auto& p : model.parameters())
-      if (p.grad().defined()) p.grad().mul_(max_grad_norm / (u.grad_norm + 1e-6));
   optimizer.step();
   return u;
 }

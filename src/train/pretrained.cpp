@@ -67,12 +67,8 @@ StepMetrics pretrained_sft_step(Context& ctx, torch::optim::AdamW& optimizer, in
   ctx.pali->train();
   optimizer.zero_grad();
   const auto [logits, mask] = paligemma_completion_logits(*ctx.pali, batch.images, batch.prompts, targets);  // (B,C,V)
-  const int64_t B = logits.size(0), C = logits.size(1);
-  std::vector<int64_t> flat(size_t(B * C), ctx.tokenizer->pad_id());
-  for (int64_t b = 0; b < B; ++b)
-    for (size_t t = 0; t < targets[size_t(b)].size(); ++t) flat[size_t(b * C) + t] = targets[size_t(b)][t];
-  const auto target = torch::tensor(flat, torch::kInt64).view({B, C}).to(logits.device());       // (B,C)
-  const auto logp = torch::log_softmax(logits, -1).gather(2, target.unsqueeze(-1)).squeeze(-1);  // (B,C)
+  const auto target = padded_ids(targets, logits.size(1), ctx.tokenizer->pad_id()).to(logits.device());      // (B,C)
+  const auto logp = torch::log_softmax(logits, -1).gather(2, target.unsqueeze(-1)).squeeze(-1);              // (B,C)
   const auto count = mask.sum().to(torch::kFloat32);
   const auto loss = -logp.masked_fill(mask.logical_not(), 0.0).sum() / count;
   const double accuracy = ((logits.argmax(-1) == target) & mask).sum().to(torch::kFloat32).div(count).item<double>();

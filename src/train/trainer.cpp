@@ -166,21 +166,20 @@ torch::optim::AdamW make_optimizer(Context& ctx, double lr, double weight_decay)
 }
 
 // Several ranks: lriad's own policy only, and every batch in equal shares. Throws naming the setting.
-void check_ranks(const RunConfig& config, const Distributed& d) {
-  const DistConfig dist{d.rank(), d.world()};
-  if (dist.world <= 1) return;
+void check_ranks(const RunConfig& config, const Distributed& dist) {
+  const int world = dist.world();
+  if (world <= 1) return;
   if (!config.pretrained.base.empty())
-    throw Error(
-        "WORLD_SIZE=" + std::to_string(dist.world) + ": a PaliGemma (pretrained.base) trains as one process for now",
-        "start lriad train once, without --nproc or torchrun");
+    throw Error("WORLD_SIZE=" + std::to_string(world) + ": a PaliGemma (pretrained.base) trains as one process for now",
+                "start lriad train once, without --nproc or torchrun");
   for (const auto& [key, batch] :
        {std::pair<std::string, int>{"sft.batch_size", config.sft.batch_size},
         {"grpo.batch_size", config.grpo.batch_size},
         {"vision_warmup.batch_size", config.vision_warmup.steps > 0 ? config.vision_warmup.batch_size : 0}})
-    if (batch % dist.world != 0)
-      throw Error(key + " " + std::to_string(batch) + " does not divide among " + std::to_string(dist.world) + " ranks",
+    if (batch % world != 0)
+      throw Error(key + " " + std::to_string(batch) + " does not divide among " + std::to_string(world) + " ranks",
                   "each rank takes an equal share of every batch: --set " + key + "=" +
-                      std::to_string((batch / dist.world + 1) * dist.world));
+                      std::to_string((batch / world + 1) * world));
 }
 
 // 1. The run directory: a resumed run's state and own config, or a new run's tokenizer and config.

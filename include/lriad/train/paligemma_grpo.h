@@ -26,6 +26,10 @@ std::pair<torch::Tensor, torch::Tensor> paligemma_completion_logits(model::PaliG
                                                                     const torch::Tensor& pixel_values,
                                                                     const IdRows& prompts, const IdRows& completions);
 
+// Completions as one right-padded id matrix: N rows -> (N,C) int64, `pad` past each row's end
+// (C at least the longest row).
+torch::Tensor padded_ids(const IdRows& rows, int64_t C, int64_t pad);
+
 // Log-probabilities of each completion token after its prompt (the prompt as the prefix, the
 // completion causal), from the logits divided by `temperature` (the sampling's, as TRL's):
 // pixel_values (N,3,S,S), prompts and completions N rows each -> {logp (N,C) float32, mask (N,C)
