@@ -43,6 +43,78 @@ std::string child_command(const std::string& child, const std::string& log) {
          " --gtest_also_run_disabled_tests --gtest_filter=DistributedChild." + child + " > " + log + " 2>&1";
 }
 
+// Both ranks run this: a 6-layer MLP whose input differs by rank, a loss over two micro-batches,
+// gradients summed while the second backward runs (buckets of ~1 layer, so several go before
+// backward ends); rank 1's first layer gets no gradient. The result must equal, bit for bit, the sum
+// made after backward from both ranks' own gradients (gathered here), and the sync must have sent
+// buckets during backward.
+void overlapped(int rank) {
+  train::Distributed d(config_of(rank, 30));
+  torch::manual_seed(7);  // the same weights on both ranks
+  std::vector<torch::nn::Linear> layers;
+  std::vector<torch::Tensor> params;
+  for (int i = 0; i < 6; ++i) {
+    layers.emplace_back(64, 64);
+    for (const auto& p : layers.back()->parameters()) params.push_back(p);
+  }
+  auto run = [&](const torch::Tensor& x, bool first) {
+    auto h = first ? x + layers[0]->forward(x) : x;  // rank 1 leaves the first layer out: no gradient there
+    for (size_t i = 1; i < layers.size(); ++i) h = torch::tanh(layers[i]->forward(h));
+    return h.pow(2).mean();
+  };
+  const auto x1 = torch::randn({8, 64}) * (rank + 1), x2 = torch::randn({8, 64}) * (rank + 1);
+  const bool first = rank == 0;
+  train::GradientSync sync(d, params, /*mean=*/false, /*bucket_mb=*/64.0 * 65 * 4 / (1 << 20));
+  EXPECT_GE(sync.buckets(), 6);
+  run(x1, first).backward();  // micro-batch 1: accumulates, sends nothing
+  sync.arm();
+  run(x2, first).backward();
+  const int early = sync.sent_in_backward();
+  sync.finish();
+  // Buckets go in order, so a bucket with a parameter backward never reaches (rank 1's first layer,
+  // the last bucket) waits for finish(); the five before it went during backward.
+  EXPECT_GE(early, 5) << "buckets sent while backward ran, of " << sync.buckets();
+  std::vector<torch::Tensor> synced;
+  for (const auto& p : params) synced.push_back(p.grad().clone());
+  // The same sums made afterwards: each rank's own gradients again, gathered and added in float32.
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  run(x1, first).backward();
+  run(x2, first).backward();
+  std::vector<double> flat;
+  for (const auto& p : params) {
+    const auto g = p.grad().defined() ? p.grad() : torch::zeros_like(p);
+    const auto c = g.reshape({-1}).to(torch::kDouble).contiguous();
+    flat.insert(flat.end(), c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
+  const auto all = d.all_gather(flat);
+  const auto both = torch::tensor(all, torch::kDouble).view({2, -1}).to(torch::kFloat);  // exact: float32 values
+  const auto want = both[0] + both[1];
+  int64_t at = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto n = synced[i].numel();
+    EXPECT_TRUE(torch::equal(synced[i].reshape({-1}), want.narrow(0, at, n))) << "parameter " << i;
+    at += n;
+  }
+  EXPECT_GT(synced[0].abs().sum().item<double>(), 0) << "rank 0's first layer reached rank 1 as well";
+  // A second step on the same sync, where rank 1 skips its backward (as a rank whose loss was not
+  // finite does) and calls finish() without arm(): every bucket still goes, in order, and both ranks
+  // end with rank 0's gradients (rank 1's count as zeros).
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  if (rank == 0) {
+    sync.arm();
+    run(x2, first).backward();
+  }
+  sync.finish();
+  std::vector<double> second;
+  for (const auto& p : params) {
+    const auto c = p.grad().reshape({-1}).to(torch::kDouble).contiguous();
+    second.insert(second.end(), c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
+  const auto ranks = torch::tensor(d.all_gather(second), torch::kDouble).view({2, -1});
+  EXPECT_TRUE(torch::equal(ranks[0], ranks[1])) << "both ranks hold the same sums";
+  EXPECT_GT(ranks[0].abs().sum().item<double>(), 0);
+}
+
 // Both ranks run this: gradients (rank r's weight gradient is r + 1; rank 1 has no bias gradient),
 // a sum, a gather, a broadcast from rank 1 and a barrier.
 void collectives(int rank) {
@@ -56,7 +128,7 @@ void collectives(int rank) {
   auto half = torch::zeros({2}, torch::kBFloat16).requires_grad_();  // Gloo cannot reduce bf16 itself
   half.mutable_grad() = torch::full({2}, double(rank + 1), torch::kBFloat16);
   auto frozen = torch::zeros({2});  // no gradient wanted: left alone
-  d.average_gradients({lin->weight, lin->bias, half, frozen});
+  train::GradientSync(d, {lin->weight, lin->bias, half, frozen}, /*mean=*/true).finish();
   EXPECT_TRUE(torch::allclose(lin->weight.grad(), torch::full({2, 3}, 1.5)));
   EXPECT_TRUE(torch::equal(half.grad(), torch::full({2}, 1.5, torch::kBFloat16)));
   EXPECT_FALSE(frozen.grad().defined());
@@ -75,6 +147,7 @@ void collectives(int rank) {
 }  // namespace
 
 TEST(DistributedChild, DISABLED_Collectives) { collectives(1); }
+TEST(DistributedChild, DISABLED_Overlapped) { overlapped(1); }
 
 TEST(DistributedChild, DISABLED_JoinsThenDies) {
   train::Distributed d(config_of(1, 30));
@@ -87,13 +160,15 @@ TEST(DistributedChild, DISABLED_JoinsThenHangs) {
   std::this_thread::sleep_for(std::chrono::seconds(14));  // alive (its heartbeat beats) but in no collective
 }
 
-TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) {
+// Runs `rank0` here while rank 1 runs the DISABLED_ case `child` in a copy of this binary; rank 1
+// must pass its case.
+void with_rank1(const std::string& child, void (*rank0)(int)) {
   const std::string log = "/tmp/lriad_dist_child_" + std::to_string(getpid()) + ".log";
   // The exit status lands whole: written beside, then renamed.
-  const std::string cmd = "(" + child_command("DISABLED_Collectives", log) + "; echo $? > " + log + ".rc.tmp; mv " +
-                          log + ".rc.tmp " + log + ".rc) &";
+  const std::string cmd =
+      "(" + child_command(child, log) + "; echo $? > " + log + ".rc.tmp; mv " + log + ".rc.tmp " + log + ".rc) &";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
-  collectives(0);
+  rank0(0);
   for (int i = 0; i < 300 && !std::ifstream(log + ".rc"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const std::string out = test::read_text(log);
@@ -101,6 +176,12 @@ TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) {
   EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << "rank 1 ran its case: " << out;
   std::remove(log.c_str());
   std::remove((log + ".rc").c_str());
+}
+
+TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) { with_rank1("DISABLED_Collectives", collectives); }
+
+TEST(Distributed, GradientsAreSummedWhileBackwardRunsAndEqualTheSumAfterIt) {
+  with_rank1("DISABLED_Overlapped", overlapped);
 }
 
 TEST(Distributed, ARankThatDiesEndsTheOtherWithinTheTimeoutNamingIt) {
@@ -159,7 +240,10 @@ TEST(Distributed, OneProcessIsTheIdentity) {
   EXPECT_TRUE(d.main());
   torch::nn::Linear lin(2, 2);
   lin->weight.mutable_grad() = torch::full({2, 2}, 3.0);
-  d.average_gradients({lin->weight});
+  train::GradientSync sync(d, {lin->weight}, /*mean=*/true);
+  EXPECT_EQ(sync.buckets(), 0);
+  sync.arm();
+  sync.finish();
   EXPECT_TRUE(torch::equal(lin->weight.grad(), torch::full({2, 2}, 3.0)));
   EXPECT_EQ(d.all_gather({1.5}), std::vector<double>{1.5});
 }

@@ -1,10 +1,13 @@
 // c10d process groups over Gloo (see distributed.h).
 #include "lriad/train/distributed.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <mutex>
+#include <utility>
 #include <thread>
 
 #include <torch/torch.h>
@@ -12,6 +15,9 @@
 #include "lriad/io/error.h"
 
 #if defined(LRIAD_HAS_GLOO)
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -56,6 +62,7 @@ bool distributed_available() { return true; }
 struct Distributed::Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gradients;  // GradientSync's buckets only, in their own order
   std::thread heartbeat;
   std::atomic<bool> stop{false};
   std::atomic<int64_t> collectives{0};  // started by this rank; the heartbeat publishes the count
@@ -135,6 +142,8 @@ Distributed::Distributed(const DistConfig& config) : config_(config) {
                                         : c10d::ProcessGroupGloo::createDefaultDevice());
     options->timeout = timeout;
     group_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, config.rank, config.world, options);
+    group_->gradients = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("lriad/gradients", group_->store), config.rank, config.world, options);
   } catch (const std::exception& e) {
     throw Error(where + ": could not join the process group at " + config.master_addr + ":" +
                     std::to_string(config.master_port) + " within " + std::to_string(int(config.timeout_s)) +
@@ -173,9 +182,10 @@ Distributed::~Distributed() {
 
 namespace {
 
+// Runs `run` (which starts or waits for collective number `mine` of this rank), turning a failure
+// into an lriad::Error that names the ranks that stopped answering.
 template <class F>
-void collective(Distributed::Group& g, const DistConfig& c, const std::string& what, F&& run) {
-  const int64_t mine = ++g.collectives;
+void checked(Distributed::Group& g, const DistConfig& c, const std::string& what, int64_t mine, F&& run) {
   try {
     run();
   } catch (const std::exception& e) {
@@ -188,42 +198,18 @@ void collective(Distributed::Group& g, const DistConfig& c, const std::string& w
   }
 }
 
-}  // namespace
-
-void Distributed::average_gradients(const std::vector<torch::Tensor>& parameters) {
-  reduce_gradients(parameters, true);
+template <class F>
+void collective(Distributed::Group& g, const DistConfig& c, const std::string& what, F&& run) {
+  checked(g, c, what, ++g.collectives, std::forward<F>(run));
 }
 
-void Distributed::sum_gradients(const std::vector<torch::Tensor>& parameters) { reduce_gradients(parameters, false); }
+}  // namespace
 
 std::vector<double> Distributed::sum(const std::vector<double>& mine) {
   if (!group_ || mine.empty()) return mine;
   auto t = torch::tensor(mine, torch::kFloat64);
   all_reduce_sum(t);
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
-}
-
-void Distributed::reduce_gradients(const std::vector<torch::Tensor>& parameters, bool mean) {
-  if (!group_) return;
-  std::map<torch::ScalarType, std::vector<torch::Tensor>> by_type;
-  for (const auto& p : parameters) {
-    if (!p.requires_grad()) continue;  // frozen: nothing to average
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    by_type[p.grad().scalar_type()].push_back(p.grad());
-  }
-  for (auto& [type, grads] : by_type) {
-    std::vector<torch::Tensor> flat;
-    // Gloo has no bf16 reduction: half-width gradients travel as float32.
-    for (const auto& gr : grads) flat.push_back(gr.reshape({-1}).to(torch::kCPU, torch::kFloat32));
-    std::vector<torch::Tensor> bucket = {torch::cat(flat)};  // one collective per dtype
-    collective(*group_, config_, "averaging gradients", [&] { group_->pg->allreduce(bucket)->wait(); });
-    if (mean) bucket[0].div_(double(config_.world));
-    int64_t at = 0;
-    for (auto& gr : grads) {
-      gr.copy_(bucket[0].narrow(0, at, gr.numel()).view(gr.sizes()));
-      at += gr.numel();
-    }
-  }
 }
 
 void Distributed::all_reduce_sum(torch::Tensor& tensor) {
@@ -259,6 +245,146 @@ void Distributed::barrier(double timeout_s) {
   collective(*group_, config_, "a barrier", [&] { group_->pg->barrier(o)->wait(); });
 }
 
+using Work = decltype(std::declval<c10d::ProcessGroupGloo&>().allreduce(std::declval<std::vector<at::Tensor>&>()));
+
+struct GradientSync::State {
+  struct Bucket {
+    std::vector<torch::Tensor> params;  // in the order backward reaches them
+    std::vector<torch::Tensor> flat;    // one CPU float32 buffer while it travels
+    Work work;
+    int64_t number = 0;  // the collective's number on this rank (the heartbeat's count when it was sent)
+    size_t waiting = 0;  // parameters of this bucket not yet ready in the armed backward
+    bool sent = false;
+  };
+  Distributed::Group* g = nullptr;
+  DistConfig config;
+  bool mean = false;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> where;  // per parameter hooked: its bucket
+  std::vector<bool> ready;
+  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
+  std::mutex mu;  // a CUDA backward runs the hooks on its device threads
+  bool armed = false;
+  size_t next = 0;  // the next bucket to send: every rank sends them in this order
+  int sent_in_backward = 0;
+
+  void send(Bucket& b) {
+    std::vector<torch::Tensor> parts;
+    for (auto& p : b.params) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // unused this step: zeros, as on a peer
+      parts.push_back(p.grad().reshape({-1}).to(torch::kCPU, torch::kFloat32));
+    }
+    b.flat = {torch::cat(parts)};
+    b.number = ++g->collectives;
+    checked(*g, config, "summing gradients", b.number, [&] { b.work = g->gradients->allreduce(b.flat); });
+    b.sent = true;
+  }
+  void send_ready() {  // in order: a bucket waits for the ones before it
+    while (next < buckets.size() && buckets[next].waiting == 0) send(buckets[next++]);
+  }
+  void on_ready(size_t i) {  // parameter i's gradient is accumulated for this backward
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || ready[i]) return;
+    ready[i] = true;
+    --buckets[where[i]].waiting;
+    const size_t before = next;
+    send_ready();
+    sent_in_backward += int(next - before);
+  }
+  void unhook() {
+    for (auto& [node, key] : hooks) node->del_post_hook(key);
+    hooks.clear();
+  }
+};
+
+namespace {
+
+struct ReadyHook : torch::autograd::FunctionPostHook {
+  ReadyHook(GradientSync::State* s, size_t i) : state(s), index(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    state->on_ready(index);
+    return outputs;
+  }
+  GradientSync::State* state;
+  size_t index;
+};
+
+}  // namespace
+
+GradientSync::GradientSync(Distributed& dist, const std::vector<torch::Tensor>& parameters, bool mean,
+                           double bucket_mb) {
+  if (!dist.group()) return;
+  s_ = std::make_unique<State>();
+  s_->g = dist.group();
+  s_->config = dist.config();
+  s_->mean = mean;
+  const int64_t cap = std::max<int64_t>(1, int64_t(bucket_mb * (1 << 20)) / 4);  // float32 elements
+  int64_t filled = 0;
+  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
+    if (!it->requires_grad()) continue;                       // frozen: nothing to sum
+    if (s_->buckets.empty() || filled + it->numel() > cap) {  // a parameter over the cap gets a bucket of its own
+      s_->buckets.emplace_back();
+      filled = 0;
+    }
+    s_->buckets.back().params.push_back(*it);
+    s_->where.push_back(s_->buckets.size() - 1);
+    filled += it->numel();
+  }
+  s_->ready.assign(s_->where.size(), false);
+}
+
+GradientSync::~GradientSync() {
+  if (s_) s_->unhook();
+}
+
+void GradientSync::arm() {
+  if (!s_) return;
+  std::lock_guard<std::mutex> lock(s_->mu);
+  s_->unhook();
+  size_t i = 0;
+  for (auto& b : s_->buckets) {
+    b.waiting = b.params.size();
+    b.sent = false;
+    for (const auto& p : b.params) {
+      auto node = torch::autograd::impl::grad_accumulator(p);
+      if (node) s_->hooks.emplace_back(node, node->add_post_hook(std::make_unique<ReadyHook>(s_.get(), i)));
+      ++i;
+    }
+  }
+  s_->ready.assign(s_->where.size(), false);
+  s_->next = 0;
+  s_->sent_in_backward = 0;
+  s_->armed = true;
+}
+
+void GradientSync::finish() {
+  if (!s_) return;
+  std::lock_guard<std::mutex> lock(s_->mu);
+  s_->armed = false;
+  s_->unhook();
+  for (auto& b : s_->buckets)
+    if (!b.sent) b.waiting = 0;
+  s_->send_ready();  // what the backward did not reach, in order
+  for (auto& b : s_->buckets) {
+    checked(*s_->g, s_->config, "summing gradients", b.number, [&] { b.work->wait(); });
+    if (s_->mean) b.flat[0].div_(double(s_->config.world));
+    int64_t at = 0;
+    for (auto& p : b.params) {
+      auto gr = p.mutable_grad();
+      gr.copy_(b.flat[0].narrow(0, at, gr.numel()).view(gr.sizes()));
+      at += gr.numel();
+    }
+    b.flat.clear();
+    b.work.reset();
+    b.sent = false;  // a finish() without arm() next time (a rank that skipped its backward) sends them all again
+  }
+  s_->next = 0;
+}
+
+int GradientSync::buckets() const { return s_ ? int(s_->buckets.size()) : 0; }
+int GradientSync::sent_in_backward() const { return s_ ? s_->sent_in_backward : 0; }
+
 #else  // without Gloo's headers
 
 bool distributed_available() { return false; }
@@ -272,9 +398,13 @@ Distributed::Distributed(const DistConfig& config) : config_(config) {
         "install Gloo's headers (Debian: libgloo-dev; scripts/setup.sh does) and build again");
 }
 Distributed::~Distributed() = default;
-void Distributed::average_gradients(const std::vector<torch::Tensor>&) {}
-void Distributed::sum_gradients(const std::vector<torch::Tensor>&) {}
-void Distributed::reduce_gradients(const std::vector<torch::Tensor>&, bool) {}
+struct GradientSync::State {};
+GradientSync::GradientSync(Distributed&, const std::vector<torch::Tensor>&, bool, double) {}
+GradientSync::~GradientSync() = default;
+void GradientSync::arm() {}
+void GradientSync::finish() {}
+int GradientSync::buckets() const { return 0; }
+int GradientSync::sent_in_backward() const { return 0; }
 std::vector<double> Distributed::sum(const std::vector<double>& mine) { return mine; }
 void Distributed::all_reduce_sum(torch::Tensor&) {}
 void Distributed::broadcast(torch::Tensor&, int) {}

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include <torch/cuda.h>
 
@@ -93,6 +94,9 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
   torch::Tensor old_logp, ref_logp;  // (N,C)
   policy->train();
   Lap lap(device);
+  // Several ranks: the gradients are summed while the last micro-batch's backward runs.
+  std::optional<GradientSync> sync;
+  if (world > 1) sync.emplace(*dist, policy->parameters(), /*mean=*/false);
   for (int it = 0; it < std::max(1, g.num_iterations); ++it) {
     optimizer.zero_grad();
     model::AutocastGuard autocast(device, bf16);
@@ -175,6 +179,7 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       clip_high += res.clip_ratio_high * n;
       tokens += n;
       if (!std::isfinite(loss)) break;
+      if (sync && &r == &parts.back()) sync->arm();
       res.loss.backward();
       logp = torch::Tensor();  // the whole batch's graph is freed with its backward
       u.times.backward += lap();
@@ -183,6 +188,8 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       const auto s = dist->sum({loss, kl, clip_region, clip_low, clip_high, tokens});
       loss = s[0], kl = s[1], clip_region = s[2], clip_low = s[3], clip_high = s[4], tokens = s[5];
     }
+    // Every rank sends every bucket, in order, even when the loss is not finite and the step is dropped.
+    if (sync) sync->finish();
     const double t = std::max(tokens, 1.0);
     u.loss = loss;
     u.kl = kl / t;
@@ -195,7 +202,6 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
       optimizer.zero_grad();
       break;
     }
-    if (world > 1) dist->sum_gradients(policy->parameters());
     u.grad_norm = clip_gradients(*policy, g.max_grad_norm);
     u.times.backward += lap();
     if (!std::isfinite(u.grad_norm)) {

@@ -1,5 +1,6 @@
 // Stage 1: teacher-forced cross-entropy on templated chains of thought (completion tokens only).
 #include <chrono>
+#include <optional>
 
 #include "lriad/model/precision.h"
 #include "lriad/train/schedule.h"
@@ -11,6 +12,27 @@ torch::Tensor probe_logits(torch::nn::Linear& probe, const torch::Tensor& tokens
   const auto z = probe->forward(tokens.to(torch::kFloat)).squeeze(-1);  // (B,N)
   return torch::logsumexp(z, 1) - std::log(double(z.size(1)));          // (B)
 }
+
+namespace {
+
+std::vector<torch::Tensor> both(std::vector<torch::Tensor> a, const std::vector<torch::Tensor>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// loss.backward(); with several ranks, `parameters`' gradients summed (or averaged) over them while
+// it runs (GradientSync).
+void backward_summed(Context& ctx, const torch::Tensor& loss, const std::vector<torch::Tensor>& parameters, bool mean) {
+  std::optional<GradientSync> sync;
+  if (ctx.world() > 1) {
+    sync.emplace(*ctx.dist, parameters, mean);
+    sync->arm();
+  }
+  loss.backward();
+  if (sync) sync->finish();
+}
+
+}  // namespace
 
 StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, PreparedBatch prepared) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -39,11 +61,7 @@ StepMetrics vision_step(Context& ctx, torch::optim::AdamW& optimizer, int step, 
   if (!out.finite) out.nonfinite = "loss";
   double grad_norm = 0;
   if (out.finite) {
-    loss.backward();
-    if (ctx.world() > 1) {
-      ctx.dist->average_gradients(ctx.policy->vision->parameters());
-      ctx.dist->average_gradients(ctx.vision_probe->parameters());
-    }
+    backward_summed(ctx, loss, both(ctx.policy->vision->parameters(), ctx.vision_probe->parameters()), /*mean=*/true);
     grad_norm = clip_gradients(*ctx.policy->vision, ctx.config.sft.max_grad_norm);
     const double probe_norm = clip_gradients(*ctx.vision_probe, ctx.config.sft.max_grad_norm);
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);
@@ -121,11 +139,12 @@ StepMetrics sft_step(Context& ctx, torch::optim::AdamW& optimizer, int step, Pre
   if (!out.finite) out.nonfinite = "loss";
   double grad_norm = 0;
   if (out.finite) {
-    loss.backward();
-    if (ctx.world() > 1) {
-      ctx.dist->sum_gradients(ctx.policy->parameters());
-      if (ctx.vision_probe) ctx.dist->sum_gradients(ctx.vision_probe->parameters());
-    }
+    backward_summed(
+        ctx, loss,
+        both(ctx.policy->parameters(),
+             // the probe is in the loss (and the optimizer) only with vision_aux
+             c.vision_aux > 0 && ctx.vision_probe ? ctx.vision_probe->parameters() : std::vector<torch::Tensor>{}),
+        /*mean=*/false);
     grad_norm = clip_gradients(*ctx.policy, c.max_grad_norm);
     const double probe_norm = ctx.vision_probe ? clip_gradients(*ctx.vision_probe, c.max_grad_norm) : 0.0;
     out.finite = std::isfinite(grad_norm) && std::isfinite(probe_norm);

@@ -1,9 +1,8 @@
-// Data-parallel training over LibTorch's c10d (issue 25, first part): a process group of `world`
-// ranks over Gloo (CPU tensors), met through a TCPStore that rank 0 serves, the way torchrun's
-// variables describe it (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). What the trainer needs of it:
-// gradients averaged over the ranks in one flat buffer per dtype (a bucket: one collective, not
-// one per parameter), sums and gathers of statistics (global reward scaling), broadcasts (rank 0
-// builds, the others receive), a barrier.
+// Data-parallel training over LibTorch's c10d (issue 25): a process group of `world` ranks over
+// Gloo (CPU tensors), met through a TCPStore that rank 0 serves, the way torchrun's variables
+// describe it (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). What the trainer needs of it: gradients
+// summed over the ranks in buckets while backward runs (GradientSync), sums and gathers of
+// statistics (global reward scaling), broadcasts (rank 0 builds, the others receive), a barrier.
 // Faults: every rank writes a heartbeat to the store each second (its own thread and connection);
 // a collective that fails or times out (timeout_s) throws lriad::Error naming this rank and the
 // ranks whose heartbeat did not move in 1.5 s (a dead process; a hung one still beats and is not
@@ -50,13 +49,6 @@ class Distributed {
   int world() const { return config_.world; }
   bool main() const { return config_.rank == 0; }
 
-  // Each trainable parameter's .grad replaced by its mean over the ranks (one without a gradient
-  // counts as zeros, so every rank calls with the same list; frozen ones are skipped). One flat
-  // buffer per dtype, half-width ones sent as float32.
-  void average_gradients(const std::vector<torch::Tensor>& parameters);
-  // The same without the division: each .grad becomes the sum over the ranks (a loss every rank
-  // normalised by the whole batch's count: the sum is the whole batch's gradient).
-  void sum_gradients(const std::vector<torch::Tensor>& parameters);
   // The sum over ranks of each value (one collective).
   std::vector<double> sum(const std::vector<double>& mine);
   double sum(double mine) { return sum(std::vector<double>{mine})[0]; }
@@ -70,13 +62,40 @@ class Distributed {
   // normal reference can take longer than a collective should); a dead peer still ends it at once.
   void barrier(double timeout_s = 0);
 
-  struct Group;  // the process group, the store and the heartbeat (distributed.cpp)
+  struct Group;  // the process groups, the store and the heartbeat (distributed.cpp)
+  Group* group() const { return group_.get(); }
+  const DistConfig& config() const { return config_; }
 
  private:
-  void reduce_gradients(const std::vector<torch::Tensor>& parameters, bool mean);
-
   DistConfig config_;
   std::unique_ptr<Group> group_;
+};
+
+// Gradients summed over the ranks while backward runs (DDP's way): the trainable parameters are cut
+// into buckets of about bucket_mb, in reverse order of the list (the order backward reaches a
+// model's layers), and a post-hook on each parameter's gradient accumulator marks it ready. A bucket
+// whose parameters are all ready is sent at once, asynchronously, while backward goes on with the
+// layers below; buckets go in their order on every rank, on a process group of their own, so the
+// statistics' collectives never interleave with them. Only the backward after arm() sends (with
+// micro-batches, arm before the last); finish() sends what that backward did not reach (a
+// parameter without a gradient counts as zeros), waits, and writes the sums, or the means with
+// `mean`, into .grad. One process: nothing is registered and every call returns at once.
+// Gloo reduces CPU float32 (half-width and device gradients travel as CPU float32 copies).
+class GradientSync {
+ public:
+  GradientSync(Distributed& dist, const std::vector<torch::Tensor>& parameters, bool mean, double bucket_mb = 25);
+  ~GradientSync();  // removes the hooks
+  GradientSync(const GradientSync&) = delete;
+  GradientSync& operator=(const GradientSync&) = delete;
+  void arm();     // the next backward completes the gradients: send buckets as they fill
+  void finish();  // send the rest, wait, write the results into .grad; disarms
+  int buckets() const;
+  int sent_in_backward() const;  // buckets the last armed backward sent before finish(): the overlap
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> s_;
 };
 
 }  // namespace lriad::train
