@@ -295,6 +295,72 @@ TEST(NormalReference, AThinScratchOnAGrainyTextureStandsOutInTheFineComparisonOf
   EXPECT_TRUE(torch::allclose(back.deviation(scratched, "plate", 1), with.deviation(scratched, "plate", 1)));
 }
 
+TEST(NormalReference, PhotometricNormalisationGivesTheLuminanceOneMeanAndSpread) {
+  // Golden: grey levels 0.1, 0.3, 0.5, 0.7 (mean 0.4, population sd sqrt(0.05)) -> gain 0.15 /
+  // sqrt(0.05) = 0.67082, offset 0.45 - 0.4 gain; a pixel's colour differences scale by the gain.
+  cv::Mat img(2, 2, CV_32FC3);
+  img.at<cv::Vec3f>(0, 0) = {0.1f, 0.1f, 0.1f};
+  img.at<cv::Vec3f>(0, 1) = {0.3f, 0.3f, 0.3f};
+  img.at<cv::Vec3f>(1, 0) = {0.6f, 0.5f, 0.4f};  // luminance 0.5, red above blue by 0.2
+  img.at<cv::Vec3f>(1, 1) = {0.7f, 0.7f, 0.7f};
+  const cv::Mat out = reference::detail::photometric(img);
+  const double gain = 0.15 / std::sqrt(0.05);
+  EXPECT_NEAR(out.at<cv::Vec3f>(0, 0)[1], 0.45 + gain * (0.1 - 0.4), 1e-6);
+  EXPECT_NEAR(out.at<cv::Vec3f>(1, 1)[0], 0.45 + gain * (0.7 - 0.4), 1e-6);
+  EXPECT_NEAR(out.at<cv::Vec3f>(1, 0)[0] - out.at<cv::Vec3f>(1, 0)[2], gain * 0.2, 1e-6);
+  // Any exposure (gain) and brightness (offset) of an image give the same result.
+  cv::Mat brighter;
+  img.convertTo(brighter, CV_32FC3, 1.3, 0.05);
+  EXPECT_LT(cv::norm(reference::detail::photometric(brighter), out, cv::NORM_INF), 1e-5);
+}
+
+// Photographs of one dark material at other exposures and brightnesses (gain 0.9-1.1, offset
+// +-0.04, as scripts/photo_sets.py lights them): compared as given, an unseen normal image at a
+// level the bank's images do not share deviates all over; after photometric normalisation it
+// matches by its pattern, and a crack still stands out.
+TEST(NormalReference, PhotometricNormalisationMatchesATextureAtAnotherExposure) {
+  constexpr int S = 48;
+  auto stone = [](uint64_t seed, double gain, double offset) {  // dark grain a few pixels across
+    cv::Mat noise(S, S, CV_32FC1);
+    cv::RNG rng(seed);
+    rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.05);
+    cv::GaussianBlur(noise, noise, cv::Size(0, 0), 1.0);
+    cv::Mat grey3, img;
+    cv::merge(std::vector<cv::Mat>{noise, noise, noise}, grey3);
+    cv::Mat(cv::Mat(S, S, CV_32FC3, cv::Scalar(0.18, 0.18, 0.2)) + grey3).convertTo(img, CV_32FC3, gain, offset);
+    return img;
+  };
+  cv::RNG levels(5);
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 16; ++i)
+    halves["stone"][size_t(i % 2)].push_back(
+        stone(600 + uint64_t(i), levels.uniform(0.9, 1.1), levels.uniform(-0.04, 0.04)));
+  auto o = texture_options(S, 0, 4000);
+  o.colour = false;  // the patch comparison alone
+  const auto as_given = reference::NormalReference::build(halves, o);
+  o.photometric = true;
+  const auto lit = reference::NormalReference::build(halves, o);
+  constexpr int kBoth = reference::NormalReference::kBothBanks;
+  double normal_given = 0, normal_lit = 0;
+  for (int i = 0; i < 6; ++i) {  // unseen normal images at the ends of the range
+    const cv::Mat n = stone(650 + uint64_t(i), i % 2 ? 1.1 : 0.9, i % 2 ? 0.04 : -0.04);
+    normal_given = std::max(normal_given, as_given.deviation(n, "stone", kBoth).max().item<double>());
+    normal_lit = std::max(normal_lit, lit.deviation(n, "stone", kBoth).max().item<double>());
+  }
+  cv::Mat cracked = stone(690, 1.0, 0.0);
+  cv::line(cracked, cv::Point(10, 12), cv::Point(30, 34), cv::Scalar(0.05, 0.05, 0.05), 1, cv::LINE_8);
+  const double crack_given = as_given.deviation(cracked, "stone", kBoth).max().item<double>(),
+               crack_lit = lit.deviation(cracked, "stone", kBoth).max().item<double>();
+  // When written: unseen normal images up to 2.91 as given, 1.11 normalised; the crack 4.32 and 3.47.
+  EXPECT_LT(normal_lit, 0.8 * normal_given) << "normal images peak at " << normal_lit << " vs " << normal_given;
+  EXPECT_GT(crack_lit / normal_lit, 1.3 * crack_given / normal_given)
+      << "crack " << crack_lit << " / " << normal_lit << " vs " << crack_given << " / " << normal_given;
+  EXPECT_GT(crack_lit, 1.5 * normal_lit);
+  const auto back = saved_and_loaded(lit, "lriad_reference_photometric");
+  EXPECT_TRUE(back.options().photometric);
+  EXPECT_TRUE(torch::equal(back.deviation(cracked, "stone", 1), lit.deviation(cracked, "stone", 1)));
+}
+
 // The banks moved to a device (NormalReference::to): every map, whole and incremental, is the one
 // computed where they were, maps come back on the CPU, and saving reads them back from the device.
 // Run on the CPU everywhere, and on the GPU too where LibTorch sees one (the devices checked are
@@ -394,6 +460,15 @@ TEST(NormalReference, TheFileSaysItsFormatVersionAndOlderFilesStillLoad) {
   } catch (const lriad::Error& e) {
     EXPECT_NE(std::string(e.what()).find("'fine_sigma'"), std::string::npos) << e.what();
   }
+  // Version 3 (before photometric normalisation): loads with it off; version 4 needs the key.
+  EXPECT_EQ(saved.metadata.at("photometric"), "0");
+  EXPECT_FALSE(load_with({{"format_version", "3"}}, {"photometric"}).options().photometric);
+  try {
+    load_with({}, {"photometric"});
+    ADD_FAILURE() << "a version-4 file without photometric loaded";
+  } catch (const lriad::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'photometric'"), std::string::npos) << e.what();
+  }
   // A later version: refused, saying which versions this lriad reads.
   try {
     load_with({{"format_version", "99"}}, {});
@@ -469,6 +544,70 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
       base, base, [&](int h) { return ref.patch_distances(base, "plate", h); }, "plate", 0, model, &ref);
   EXPECT_LE((same[3] - ref.deviation(base, "plate", 0)).abs().max().item<double>(), 1e-6);
   EXPECT_THROW(ref.patch_distances(base, "plate", reference::NormalReference::kBothBanks), lriad::Error);
+}
+
+// With photometric normalisation a changed copy keeps the normal image's lighting where that moves
+// no pixel by more than kRelightTolerance (the maps then differ by about that), and is compared
+// whole otherwise (the maps equal).
+TEST(NormalReference, ChangedMapsUnderPhotometricNormalisationStayCloseOrAreMadeWhole) {
+  constexpr int S = 48, W = 96;
+  auto texture = [](uint64_t seed) {
+    cv::Mat img = grey(W, seed);
+    for (int y = 0; y < W; ++y)
+      for (int x = 0; x < W; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
+    return img;
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  for (int i = 0; i < 6; ++i) halves["plate"][size_t(i % 2)].push_back(texture(200 + uint64_t(i)));
+  auto o = texture_options(S, W, 1500);
+  o.region_side = 12;
+  o.fine_textures = true;
+  o.photometric = true;
+  const auto ref = reference::NormalReference::build(halves, o);
+  ASSERT_TRUE(ref.updatable("plate", W));
+  ModelConfig model;
+  model.image_size = S;
+  model.reference = "knn";
+  model.reference_fine_size = W;
+  model.reference_fine_textures = true;
+  std::map<anomaly::AnomalyKind, double> mix;
+  for (auto k : anomaly::all_anomaly_kinds()) mix[k] = 1.0;
+  const cv::Mat base = texture(300), donor = texture(301);
+  const auto distances = [&](int h) { return ref.patch_distances(base, "plate", h); };
+  EXPECT_EQ(distances(0).numel(), (S - 4) * (S - 4) + ((W - 5) / 2 + 1) * ((W - 5) / 2 + 1) + 4);
+  int kept = 0, whole = 0, inexact = 0;
+  double worst = 0;
+  for (uint64_t seed = 0; seed < 24; ++seed) {
+    const auto a = anomaly::make_random_anomaly(base, donor, mix, seed);
+    const int bank = int(seed % 3) - 1;
+    const auto full = model::policy_input(a.image, "plate", bank, model, &ref)[3];  // (S,S)
+    const auto fast = model::changed_policy_input(a.image, base, distances, "plate", bank, model, &ref)[3];
+    const double diff = (fast - full).abs().max().item<double>() / std::max(1.0, full.max().item<double>());
+    namespace d = reference::detail;
+    auto moved_at = [&](int side) {  // as changed_deviation decides: at the model's side and at the fine side
+      return d::lighting_change(d::lighting_of(data::resize_square(a.image, side)),
+                                d::lighting_of(data::resize_square(base, side))) > d::kRelightTolerance;
+    };
+    if (moved_at(S) || moved_at(W)) {
+      ++whole;
+      EXPECT_LE(diff, 1e-6) << "seed " << seed << ": a copy whose lighting moved is compared whole";
+    } else {
+      ++kept;
+      worst = std::max(worst, diff);
+      inexact += diff > 1e-6;
+    }
+  }
+  // When written: 13 compared whole, 11 kept (all 11 a little off), the largest difference 3.3% of
+  // the full map's peak (a striped grey texture of low contrast, whose lighting a change moves more
+  // than a photograph's).
+  EXPECT_GE(kept, 8) << "small changes keep the normal image's lighting";
+  EXPECT_GE(inexact, 1) << "a kept lighting differs from the copy's own, so some kept maps differ a little";
+  EXPECT_LE(worst, 0.05) << "kept lighting: within 5% of the full map's peak";
+  // A change over half the image moves its statistics: compared whole, equal to deviation().
+  cv::Mat dark = base.clone();
+  dark(cv::Rect(0, 0, W, W / 2)) *= 0.5;
+  const auto half = model::changed_policy_input(dark, base, distances, "plate", 0, model, &ref)[3];
+  EXPECT_TRUE(torch::equal(half, ref.deviation(model::model_side_image(dark, true, model), "plate", 0)));
 }
 
 INSTANTIATE_TEST_SUITE_P(NormalReference, ChangedMaps, ::testing::Values(false, true),

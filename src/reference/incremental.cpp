@@ -32,11 +32,15 @@ torch::Tensor NormalReference::patch_distances(const cv::Mat& image, const std::
                 "check NormalReference::updatable first, and pass bank 0 or 1");
   torch::NoGradGuard no_grad;
   const Banks& b = banks_.at(category);
-  const auto coarse = image_to_tensor(sized(image, options_.side));  // (3,S,S)
-  auto d =
-      nearest_distances(patches_of(coarse, options_.patch), b.patches[size_t(bank)], b.norms[size_t(bank)]);  // (g*g)
-  if (b.fine_bank[size_t(bank)].defined())
-    d = torch::cat({d, texture_fine_distances(image, b, size_t(bank)).reshape({-1})});
+  const cv::Mat coarse = sized(image, options_.side);
+  auto d = nearest_distances(patches_of(image_to_tensor(lit(coarse)), options_.patch), b.patches[size_t(bank)],
+                             b.norms[size_t(bank)]);  // (g*g)
+  const bool fine = b.fine_bank[size_t(bank)].defined();
+  if (fine) d = torch::cat({d, texture_fine_distances(image, b, size_t(bank)).reshape({-1})});
+  if (options_.photometric) {  // the lightings the distances were made under, for changed_deviation
+    const Lighting c = lighting_of(coarse), f = fine ? lighting_of(image) : Lighting{};
+    d = torch::cat({d, torch::tensor({float(c.gain), float(c.offset), float(f.gain), float(f.offset)})});
+  }
   return d;
 }
 
@@ -53,6 +57,29 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
   const int64_t k = options_.patch, S = coarse.rows, g = S - k + 1;
   const bool fine = b.fine_bank[0].defined();
   const int64_t f = fine ? fine_cells(image.rows, k) : 0;
+  const int64_t n_light = options_.photometric ? 4 : 0;  // the normal image's lightings, after the distances
+  for (size_t h = 0; h < 2; ++h) {
+    const auto& base = base_distances[h];
+    if (base.defined() && (base.dim() != 1 || base.numel() != g * g + f * f + n_light))
+      throw Error("changed_deviation: the normal image's patch distances against bank " + std::to_string(h) +
+                      " are not " + std::to_string(g * g + f * f + n_light) + " values",
+                  "make them with patch_distances at the same side");
+  }
+  // With photometric normalisation the changed patches are lit as the normal image was, so that
+  // they meet its unchanged ones under one lighting; a change that moves the copy's own lighting by
+  // more than kRelightTolerance is compared whole instead, as deviation() compares it.
+  Lighting light_coarse, light_fine;
+  if (options_.photometric) {
+    const auto& any = base_distances[base_distances[0].defined() ? 0 : 1];
+    if (!any.defined()) throw Error("changed_deviation: no patch distances of the normal image were given");
+    const auto l = any.narrow(0, g * g + f * f, 4).to(torch::kDouble).contiguous();
+    const double* v = l.data_ptr<double>();
+    light_coarse = {v[0], v[1]};
+    light_fine = {v[2], v[3]};
+    if (lighting_change(lighting_of(coarse), light_coarse) > kRelightTolerance ||
+        (fine && lighting_change(lighting_of(image), light_fine) > kRelightTolerance))
+      return deviation(image, category, bank);
+  }
   // The patches of side k at `stride` (patch j covers pixels stride*j .. stride*j+k-1) that overlap
   // `area` (pixels of an image of side n): their (y0, x0, y1, x1) in the ((n-k)/stride+1)^2 layout,
   // empty when y1 < y0 or x1 < x0.
@@ -81,7 +108,8 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
     coarse_change = cv::Rect(x0, y0, x1 - x0, y1 - y0);
   }
   const auto tc = touched(coarse_change, S, 1);
-  const torch::Tensor q = patches_in(image_to_tensor(coarse), tc, 1);  // the coarse patches the change touches
+  const torch::Tensor q =
+      patches_in(image_to_tensor(lit(coarse, &light_coarse)), tc, 1);  // the coarse patches the change touches
   // The fine comparison's high-pass reaches ceil(4 sigma) pixels (OpenCV's Gaussian kernel for
   // floats) beyond the change; its patches lie on a grid of step kFineStride.
   std::array<int64_t, 4> tf{0, 0, -1, -1};
@@ -91,14 +119,14 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
     tf = touched(cv::Rect(changed.x - reach, changed.y - reach, changed.width + 2 * reach, changed.height + 2 * reach),
                  image.rows, kFineStride);
     if (tf[2] >= tf[0] && tf[3] >= tf[1])
-      qf = patches_in(grey_to_tensor(fine_image(image, false, options_.fine_sigma)), tf, kFineStride);
+      qf = patches_in(grey_to_tensor(fine_image(lit(image, &light_fine), false, options_.fine_sigma)), tf, kFineStride);
   }
   auto against = [&](size_t h) {  // (S,S)
     const auto& base = base_distances[h];
-    if (!base.defined() || base.dim() != 1 || base.numel() != g * g + f * f)
-      throw Error("changed_deviation: the normal image's patch distances against bank " + std::to_string(h) +
-                      " are missing or not " + std::to_string(g * g + f * f) + " values",
-                  "make them with patch_distances at the same side");
+    if (!base.defined())
+      throw Error(
+          "changed_deviation: the normal image's patch distances against bank " + std::to_string(h) + " are missing",
+          "make them with patch_distances at the same side");
     auto best = base.narrow(0, 0, g * g).view({g, g}).clone();  // (g,g)
     if (q.defined())
       best.narrow(0, tc[0], tc[2] - tc[0] + 1)

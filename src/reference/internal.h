@@ -23,6 +23,24 @@ torch::Tensor finish_map(torch::Tensor best, int64_t S, int64_t k);
 // for round parts (polar), minus its ring-by-ring fit. CV_32FC1.
 cv::Mat fine_image(const cv::Mat& canonical_rgb, bool polar, double sigma);
 torch::Tensor grey_to_tensor(const cv::Mat& m);  // CV_32FC1 (H,W) -> (1,H,W), copied
+// `rgb` (CV_32FC3) with one gain and offset on every channel, so that its luminance (the channels'
+// mean) has mean kPhotometricMean and standard deviation kPhotometricSpread over the image: a
+// photograph's exposure and brightness drop out of the textures' patch comparisons (reference.h).
+constexpr double kPhotometricMean = 0.45, kPhotometricSpread = 0.15;
+struct Lighting {  // out = gain * rgb + offset, every channel alike
+  double gain = 1, offset = 0;
+};
+Lighting lighting_of(const cv::Mat& rgb);                  // the one that normalises `rgb`
+cv::Mat relit(const cv::Mat& rgb, const Lighting& light);  // CV_32FC3 or CV_32FC1
+cv::Mat photometric(const cv::Mat& rgb);                   // relit(rgb, lighting_of(rgb))
+// How far lighting `a` puts a pixel from where `b` puts it, at most, for the pixels within two
+// standard deviations of `b`'s image's mean luminance (in normalised units, where the spread is
+// kPhotometricSpread).
+double lighting_change(const Lighting& a, const Lighting& b);
+// An incremental map (changed_deviation) keeps the normal image's lighting for a changed copy while
+// lighting_change is at most kRelightTolerance (a tenth of the normalised spread); a change that
+// moves the image's statistics more is compared whole.
+constexpr double kRelightTolerance = 0.015;
 // v non-empty. The median: the mean of the middle two for an even count.
 double median_of(std::vector<double> v);
 // The q-quantile, linearly interpolated between order statistics; median_of itself at q = 0.5.

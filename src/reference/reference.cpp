@@ -59,6 +59,31 @@ cv::Mat fine_image(const cv::Mat& canonical_rgb, bool polar, double sigma) {
   return grey - blurred;
 }
 
+Lighting lighting_of(const cv::Mat& rgb) {
+  cv::Mat grey;
+  cv::transform(rgb, grey, cv::Matx13f(1.f / 3, 1.f / 3, 1.f / 3));
+  cv::Scalar mean, sd;
+  cv::meanStdDev(grey, mean, sd);
+  Lighting l;
+  l.gain = kPhotometricSpread / std::max(1e-3, sd[0]);
+  l.offset = kPhotometricMean - l.gain * mean[0];
+  return l;
+}
+
+cv::Mat relit(const cv::Mat& rgb, const Lighting& light) {
+  cv::Mat out;
+  rgb.convertTo(out, rgb.type(), light.gain, light.offset);
+  return out;
+}
+
+cv::Mat photometric(const cv::Mat& rgb) { return relit(rgb, lighting_of(rgb)); }
+
+double lighting_change(const Lighting& a, const Lighting& b) {
+  const double mean = (kPhotometricMean - b.offset) / b.gain, sd = kPhotometricSpread / b.gain;  // b's image's
+  auto moved = [&](double x) { return std::abs((a.gain - b.gain) * x + (a.offset - b.offset)); };
+  return std::max(moved(mean - 2 * sd), moved(mean + 2 * sd));
+}
+
 torch::Tensor grey_to_tensor(const cv::Mat& m) {  // CV_32FC1 (H,W) -> (1,H,W), copied
   const cv::Mat c = m.isContinuous() ? m : m.clone();
   return torch::from_blob(c.data, {1, c.rows, c.cols}, torch::kFloat32).clone();
@@ -241,8 +266,8 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       std::vector<torch::Tensor> all;
       for (const auto& img : given[h]) {
         fine_half[h].push_back(ref.sized(img, options.fine_side));
-        all.push_back(
-            patches_of(grey_to_tensor(fine_image(fine_half[h].back(), false, options.fine_sigma)), options.patch));
+        all.push_back(patches_of(grey_to_tensor(fine_image(ref.lit(fine_half[h].back()), false, options.fine_sigma)),
+                                 options.patch));
       }
       auto p =
           bank_of(torch::cat(all, 0), options.bank_size, options.seed * 1000003 + 700001 + uint64_t(h));  // (M, K^2)
@@ -252,9 +277,10 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2 && !b.aligned; ++h) {
       std::vector<torch::Tensor> all;
       for (const auto& img : half[h]) {
-        all.push_back(patches_of(image_to_tensor(img), options.patch));
+        const cv::Mat l = ref.lit(img);
+        all.push_back(patches_of(image_to_tensor(l), options.patch));
         for (int r = 1; r <= options.rotations; ++r)
-          all.push_back(patches_of(image_to_tensor(rotated(img, 360.0 * r / (options.rotations + 1))), options.patch));
+          all.push_back(patches_of(image_to_tensor(rotated(l, 360.0 * r / (options.rotations + 1))), options.patch));
       }
       ++salt;
       const auto p = bank_of(torch::cat(all, 0), options.bank_size, options.seed * 1000003 + salt);  // (M, 3K^2)
@@ -294,6 +320,11 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
   return ref;
 }
 
+cv::Mat NormalReference::lit(const cv::Mat& image, const detail::Lighting* given) const {
+  if (!options_.photometric) return image;
+  return given ? relit(image, *given) : photometric(image);
+}
+
 cv::Mat NormalReference::sized(const cv::Mat& image, int side) const {
   return side <= 0 || (image.rows == side && image.cols == side) ? image : resize_square(image, side);
 }
@@ -328,7 +359,7 @@ torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, in
 torch::Tensor NormalReference::texture_fine_distances(const cv::Mat& image, const Banks& b, size_t h) const {
   torch::NoGradGuard no_grad;
   const int64_t k = options_.patch;
-  const auto q = grey_to_tensor(fine_image(image, false, options_.fine_sigma));  // (1,F,F)
+  const auto q = grey_to_tensor(fine_image(lit(image), false, options_.fine_sigma));  // (1,F,F)
   const int64_t f = fine_cells(q.size(1), k);
   return nearest_distances(patches_of(q, int(k), kFineStride), b.fine_bank[h], b.fine_bank_norms[h]).view({f, f});
 }
@@ -359,7 +390,7 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
     cv::Mat back = from_canonical(tensor_to_mat(map), pose);  // CV_32FC1 (S,S), a fresh continuous matrix
     return grey_to_tensor(back)[0];                           // (S,S)
   }
-  const auto chw = image_to_tensor(image);  // (3,S,S)
+  const auto chw = image_to_tensor(lit(image));  // (3,S,S)
   return finish_map(nearest_distances(patches_of(chw, int(k)), b.patches[size_t(bank)], b.norms[size_t(bank)]),
                     chw.size(1), k);
 }

@@ -46,7 +46,8 @@ void NormalReference::save(const std::string& path) const {
                 {"fine_sigma", exact(options_.fine_sigma)},
                 {"fine_shift", std::to_string(options_.fine_shift)},
                 {"neighbours", std::to_string(options_.neighbours)},
-                {"region_side", std::to_string(options_.region_side)}};
+                {"region_side", std::to_string(options_.region_side)},
+                {"photometric", options_.photometric ? "1" : "0"}};
   for (const auto& [cat, b] : banks_) {
     for (size_t h = 0; h < 2; ++h)
       f.tensors[half(cat, b.aligned ? "normals" : "bank", h)] = to_st(b.aligned ? b.normals[h] : b.patches[h]);
@@ -228,6 +229,11 @@ NormalReference NormalReference::load(const std::string& path) {
   o.neighbours = int(number("neighbours", 8));
   o.region_side = int(number("region_side", 0));  // version 1 before the region comparison: off
   o.fine_sigma = number("fine_sigma", o.fine_sigma);
+  const std::string* lit = meta("photometric");  // from version 4 on; earlier files compared textures as given
+  if (version >= 4 && !lit) throw Error(path + " is not an lriad reference (no 'photometric' in its metadata)");
+  if (lit && *lit != "0" && *lit != "1")
+    throw Error(path + ": reference metadata 'photometric' is " + *lit + ", not 0 or 1");
+  o.photometric = lit && *lit == "1";
   if (o.side < 0 || o.fine_side < 0 || o.fine_shift < 0 || o.fine_shift > 64 || o.neighbours < 0 ||
       !(o.fine_sigma > 0) || (o.region_side != 0 && (o.region_side < kRegionPatch || o.region_side > 4096)))
     throw Error(

@@ -24,7 +24,7 @@ torch::Tensor InputMaker::distances(const std::string& path, const TrainItem& it
     auto it = distances_.find(key);
     if (it != distances_.end()) return it->second;
   }
-  auto d = reference_->patch_distances(item.base, item.category, bank);  // (g,g), outside the lock
+  auto d = reference_->patch_distances(item.base, item.category, bank);  // flat (NormalReference), outside the lock
   std::lock_guard<std::mutex> lock(mutex_);
   return distances_[key] = d;
 }

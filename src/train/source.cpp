@@ -413,6 +413,7 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
   o.region_side = config.model.reference_region_size;
   o.fine_textures = config.model.reference_fine_textures;
   o.scale_quantile = config.model.reference_scale_quantile;
+  o.photometric = config.model.reference_photometric;
   auto ref = reference::NormalReference::build(source.reference_halves(), o);
   std::string aligned, fine_textures;
   for (const auto& c : ref.categories()) {

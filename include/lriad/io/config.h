@@ -52,6 +52,11 @@ struct ModelConfig {
   // normal images its bank has not seen, before the maps are combined by their maximum. 0.5 (the
   // median, and runs made before the key).
   double reference_scale_quantile = 0.5;
+  // Textures' patches are compared after each image's luminance is brought to a fixed mean and
+  // spread (reference/reference.h, "Photometric normalisation"): exposure and brightness that differ
+  // from photograph to photograph no longer read as deviation. false (and runs made before the key):
+  // compared as given.
+  bool reference_photometric = false;
   // Colour novelty (reference/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
@@ -120,6 +125,8 @@ struct ModelConfig {
       "textures: also compared at reference_fine_size (high-passed patches)");
     v("reference_scale_quantile", reference_scale_quantile,
       "quantile of unseen normal images' peaks each reference map is divided by (0.5 = median)");
+    v("reference_photometric", reference_photometric,
+      "textures' patches compared after each image's brightness and contrast are normalised");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("reference_region_size", reference_region_size, "side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence,

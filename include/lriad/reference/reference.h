@@ -62,6 +62,17 @@
 // part whose normal images differ in brightness is lost in the comparison by place. On photographs
 // of a coin (photo set C, the development set) its stains' AUROC went 0.72 -> 1.00.
 //
+// Photometric normalisation of textures (options.photometric): before a texture's colour patches
+// and fine patches are compared (banks and images alike), the image gets one gain and offset on all
+// channels that bring its luminance to a fixed mean and spread (detail::photometric). Photographs of
+// one material taken at another exposure or brightness then match the bank by their pattern, not
+// by their level (on dark granite a small offset moves every patch; README, "Status", for what it
+// changed). The colour palette and the colour of regions still see the image as given, so a
+// stain's tint and a dark area still count. Parts are compared as before. The incremental maps
+// below keep the normal image's lighting for its changed copy while the two lightings put no pixel
+// within two standard deviations of its mean luminance more than detail::kRelightTolerance apart (a
+// small synthetic anomaly barely moves an image's statistics); a larger change is compared whole.
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
 // is compared with both (kBothBanks) and the two maps averaged: a defect deviates from both banks
@@ -86,6 +97,9 @@
 namespace lriad::reference {
 
 struct Pose;
+namespace detail {
+struct Lighting;
+}
 
 class NormalReference {
  public:
@@ -106,6 +120,7 @@ class NormalReference {
     int region_side = 0;          // colour of regions compared at this side (0: off; see above)
     bool fine_textures = false;   // textures also compared at fine_side (see above)
     double scale_quantile = 0.5;  // each map's scale: this quantile of unseen normal images' peaks (0.5: median)
+    bool photometric = false;     // textures' patches compared after photometric normalisation (see above)
   };
   static constexpr int kRegionPatch = 3;  // patch side of the region comparison, pixels at region_side
   // The fine comparison of textures compares every other patch (step 2 at fine_side): a line a pixel
@@ -114,7 +129,7 @@ class NormalReference {
   static constexpr int kBothBanks = -1;  // the mean of the maps against bank 0 and bank 1
   static constexpr int kThumb = 16;      // side of the thumbnails that pick the fine comparison's neighbours
   // reference.safetensors' "format_version" (see save); a file without one is version 1.
-  static constexpr int kFormatVersion = 3;
+  static constexpr int kFormatVersion = 4;
   NormalReference() = default;
 
   // halves[category] = {images of half 0, images of half 1}, CV_32FC3 RGB [0,1], all of one side
@@ -133,11 +148,13 @@ class NormalReference {
   // category compared by patch banks (not aligned) and an image at S (at fine_side for a texture
   // compared finely): patch_distances gives the normal image's per-patch distances against `bank`
   // (0 or 1) once, flattened, (g*g) with g = S-K+1, followed for a fine texture by the fine
-  // comparison's (f*f), f = (fine_side-K)/2 + 1; changed_deviation the deviation map of a copy that
+  // comparison's (f*f), f = (fine_side-K)/2 + 1, and with options.photometric by the image's two
+  // lightings (gain and offset at S, then at fine_side, or 1 and 0 without a fine comparison); changed_deviation the deviation map of a copy that
   // differs from it only inside `changed` (pixels of the image given), recomputing the patches
   // there (the fine ones within the high-pass's reach) and taking the rest from `base_distances`
   // (indexed by bank). Equal to deviation() up to float rounding (the GEMM of a few rows against
-  // the whole image's): tests/test_model.cpp checks it on random draws.
+  // the whole image's); with options.photometric, up to the normal image's lighting kept for the
+  // copy (see above). tests/test_reference.cpp checks both on random draws.
   bool updatable(const std::string& category, int image_side) const;
   torch::Tensor patch_distances(const cv::Mat& image, const std::string& category, int bank) const;
   torch::Tensor changed_deviation(const cv::Mat& image, const std::string& category, int bank,
@@ -171,7 +188,8 @@ class NormalReference {
   // Version 1 (files written before the version was): keys added since then may be absent and mean
   // what they meant then (no fine comparison, no spread, no region comparison); from version 2 on,
   // every key the options call for must be there. Version 2: parts have no region comparison (from
-  // version 3 on, every category has it when region_side > 0). A file of a later version is refused.
+  // version 3 on, every category has it when region_side > 0). Version 4 adds the metadata key
+  // "photometric" (earlier files: off). A file of a later version is refused.
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
@@ -215,7 +233,9 @@ class NormalReference {
   // `out` (0: kept at F): (out,out).
   torch::Tensor texture_fine_map(const torch::Tensor& distances, const Banks& b, size_t h, int64_t out) const;
   cv::Mat sized(const cv::Mat& image, int side) const;  // resized to `side` (0: as given)
-  struct FileReader;                                    // reads one category's banks from a file (reference_file.cpp)
+  // With options.photometric, `image` normalised by its own lighting or by `given`; else as it is.
+  cv::Mat lit(const cv::Mat& image, const detail::Lighting* given = nullptr) const;
+  struct FileReader;  // reads one category's banks from a file (reference_file.cpp)
   Options options_;
   std::map<std::string, Banks> banks_;
   torch::Device device_ = torch::kCPU;
