@@ -483,18 +483,21 @@ TEST(NormalReference, TheFileSaysItsFormatVersionAndOlderFilesStillLoad) {
 // synthetic anomaly changes part of a normal image; recomputing only the patches the change
 // touches gives the map a full recomputation gives, on random draws of every kind, either bank
 // and both banks; at the model's side, and for a texture compared finely too (drawn at twice it).
+// Stripes with noise at side w: patches differ from place to place.
+static cv::Mat striped(int w, uint64_t seed) {
+  cv::Mat img = grey(w, seed);
+  for (int y = 0; y < w; ++y)
+    for (int x = 0; x < w; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
+  return img;
+}
+
 class ChangedMaps : public ::testing::TestWithParam<bool> {};
 
 TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   constexpr int S = 48;
   const bool fine = GetParam();
-  const int W = fine ? 2 * S : S;      // the side the images come at
-  auto texture = [W](uint64_t seed) {  // stripes with noise: patches differ from place to place
-    cv::Mat img = grey(W, seed);
-    for (int y = 0; y < W; ++y)
-      for (int x = 0; x < W; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
-    return img;
-  };
+  const int W = fine ? 2 * S : S;  // the side the images come at
+  auto texture = [W](uint64_t seed) { return striped(W, seed); };
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
   for (int i = 0; i < 6; ++i) halves["plate"][size_t(i % 2)].push_back(texture(200 + uint64_t(i)));
   reference::NormalReference::Options o;
@@ -551,12 +554,7 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
 // whole otherwise (the maps equal).
 TEST(NormalReference, ChangedMapsUnderPhotometricNormalisationStayCloseOrAreMadeWhole) {
   constexpr int S = 48, W = 96;
-  auto texture = [](uint64_t seed) {
-    cv::Mat img = grey(W, seed);
-    for (int y = 0; y < W; ++y)
-      for (int x = 0; x < W; ++x) img.at<cv::Vec3f>(y, x) += cv::Vec3f(0.1f, 0.05f, 0.f) * float(((x + 2 * y) / 5) % 2);
-    return img;
-  };
+  auto texture = [](uint64_t seed) { return striped(W, seed); };
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
   for (int i = 0; i < 6; ++i) halves["plate"][size_t(i % 2)].push_back(texture(200 + uint64_t(i)));
   auto o = texture_options(S, W, 1500);
