@@ -223,7 +223,15 @@ TEST(DefectFamily, PublishedNamesMapOntoTheVocabulary) {
                         {"wrong place", "misplaced part"},
                         {"foreign_patch", "contamination"},
                         {"missing part", "missing part"},
-                        {"crack", "crack"}};
+                        {"crack", "crack"},
+                        {"foreign", "contamination"},
+                        {"Foreign Body", "contamination"},
+                        {"discolouration", "stain"},
+                        {"cracks", "crack"},  // plurals: the singular's family
+                        {"holes", "hole"},
+                        {"stains", "stain"},
+                        {"foreign_bodies", "contamination"},
+                        {"pokes", "hole"}};
   for (const auto& c : cases) {
     const auto f = family_of(c.name);
     ASSERT_TRUE(f.has_value()) << c.name;
@@ -232,6 +240,8 @@ TEST(DefectFamily, PublishedNamesMapOntoTheVocabulary) {
   EXPECT_FALSE(family_of("good").has_value());
   EXPECT_FALSE(family_of("anomaly").has_value());   // unnamed
   EXPECT_FALSE(family_of("combined").has_value());  // several defects: no one family
+  EXPECT_FALSE(family_of("gross").has_value());     // an unknown word ending in s stays unknown
+  EXPECT_FALSE(family_of("s").has_value());
   EXPECT_TRUE(same_defect("poke", "hole"));
   EXPECT_TRUE(same_defect("scratch_neck", "Scratch"));
   EXPECT_FALSE(same_defect("poke", "crack"));
@@ -363,12 +373,12 @@ TEST(EvidenceFacts, TheLookSuggestsAFamilyByAFixedTable) {
   EXPECT_EQ(chain_defect_type(true, "stain", &line, false), "stain");
   EXPECT_EQ(chain_defect_type(true, "stain", nullptr, true), "stain");
   EXPECT_EQ(chain_defect_type(false, "good", &line, true), "");
-  const std::string chain = build_completion({"carpet", true, chain_defect_type(true, "stain", &line, true),
-                                              std::nullopt, 0, &line});
+  const std::string chain =
+      build_completion({"carpet", true, chain_defect_type(true, "stain", &line, true), std::nullopt, 0, &line});
   EXPECT_NE(chain.find("There is what looks like a crack, so it is anomalous."), std::string::npos) << chain;
   EXPECT_NE(chain.find("<answer>anomalous: crack</answer>"), std::string::npos) << chain;
-  const std::string faint = build_completion({"carpet", true, chain_defect_type(true, "stain", &below, true),
-                                              std::nullopt, 0, &below});
+  const std::string faint =
+      build_completion({"carpet", true, chain_defect_type(true, "stain", &below, true), std::nullopt, 0, &below});
   EXPECT_NE(faint.find("There is only a faint change, so it is anomalous."), std::string::npos) << faint;
   EXPECT_NE(faint.find("<answer>anomalous</answer>"), std::string::npos) << faint;
 }

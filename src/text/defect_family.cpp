@@ -2,6 +2,8 @@
 #include "lriad/text/defect_family.h"
 
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "lriad/io/error.h"
 #include "lriad/text/prompt.h"
@@ -80,6 +82,13 @@ const std::vector<std::pair<std::string, F>>& table() {
                                                            {"discolor", F::Stain},
                                                            {"weird_wick", F::Deformation},
                                                            {"wrong_place", F::Misplaced},
+                                                           // Common words of other sets (folder datasets, photo sets)
+                                                           {"foreign", F::Contamination},
+                                                           {"foreign_body", F::Contamination},
+                                                           {"foreign_matter", F::Contamination},
+                                                           {"foreign_object", F::Contamination},
+                                                           {"discoloration", F::Stain},
+                                                           {"discolouration", F::Stain},
                                                            // lriad's synthetic kinds and demo defects
                                                            {"foreign_patch", F::Contamination},
                                                            {"texture_blend", F::Contamination},
@@ -142,9 +151,18 @@ std::optional<DefectFamily> family_of(const std::string& defect_type, const Defe
     auto it = user->find(c);
     if (it != user->end()) return it->second;
   }
-  for (const auto& [name, f] : table())
-    if (name == c) return f;
-  return parse_family(c);
+  auto known = [&](const std::string& name) -> std::optional<DefectFamily> {
+    for (const auto& [n, f] : table())
+      if (n == name) return f;
+    return parse_family(name);
+  };
+  if (auto f = known(c)) return f;
+  // A plural of a known name ("cracks", "holes", "foreign_bodies"): its singular's family.
+  for (const auto& [tail, singular] :
+       std::vector<std::pair<std::string, std::string>>{{"ies", "y"}, {"es", ""}, {"s", ""}})
+    if (c.size() > tail.size() + 2 && c.compare(c.size() - tail.size(), tail.size(), tail) == 0)
+      if (auto f = known(c.substr(0, c.size() - tail.size()) + singular)) return f;
+  return std::nullopt;
 }
 
 bool same_defect(const std::string& a, const std::string& b, const DefectMap* user) {
