@@ -72,8 +72,11 @@ void overlapped(int rank) {
   const int early = sync.sent_in_backward();
   sync.finish();
   // Buckets go in order, so a bucket with a parameter backward never reaches (rank 1's first layer,
-  // the last bucket) waits for finish(); the five before it went during backward.
-  EXPECT_GE(early, 5) << "buckets sent while backward ran, of " << sync.buckets();
+  // the last bucket) waits for finish(); the five before it went during backward, though the one
+  // sent by the last gradient overlaps nothing (rank 0's is the first layer's bucket, rank 1's the
+  // second layer's).
+  EXPECT_GE(early, rank == 0 ? 5 : 4) << "buckets sent while backward ran, of " << sync.buckets();
+  EXPECT_TRUE(sync.learned_order());
   std::vector<torch::Tensor> synced;
   for (const auto& p : params) synced.push_back(p.grad().clone());
   // The same sums made afterwards: each rank's own gradients again, gathered and added in float32.
@@ -115,6 +118,60 @@ void overlapped(int rank) {
   EXPECT_GT(ranks[0].abs().sum().item<double>(), 0);
 }
 
+// Both ranks run this: a 6-layer MLP whose first layer is registered last (as the vision encoder's
+// evidence embedding is), so the first buckets (the list reversed) start with the layer backward
+// reaches last. The first step sends nothing while backward runs; its finish() learns the order the
+// gradients became ready, and from the second step on the buckets go as backward fills them. The
+// sums stay equal, bit for bit, to those made after backward.
+void learned(int rank) {
+  train::Distributed d(config_of(rank, 30));
+  torch::manual_seed(11);
+  std::vector<torch::nn::Linear> layers;
+  for (int i = 0; i < 6; ++i) layers.emplace_back(64, 64);
+  std::vector<torch::Tensor> params;
+  for (int i : {1, 2, 3, 4, 5, 0})
+    for (const auto& p : layers[size_t(i)]->parameters()) params.push_back(p);
+  const auto x = torch::randn({8, 64}) * (rank + 1);
+  auto loss = [&] {
+    auto h = x;
+    for (auto& l : layers) h = torch::tanh(l->forward(h));
+    return h.pow(2).mean();
+  };
+  const double mb = 64.0 * 65 * 4 / (1 << 20);  // a layer per bucket
+  train::GradientSync& sync = d.gradient_sync(params, /*mean=*/false, mb);
+  EXPECT_EQ(&d.gradient_sync(params, false, mb), &sync) << "the same list gets the same sync";
+  EXPECT_NE(&d.gradient_sync(params, true, mb), &sync) << "averaging is another sync";
+  EXPECT_EQ(sync.buckets(), 6);
+  EXPECT_FALSE(sync.learned_order());
+  auto step = [&] {
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    sync.arm();
+    loss().backward();
+    const int early = sync.sent_in_backward();
+    sync.finish();
+    return early;
+  };
+  EXPECT_EQ(step(), 0) << "the first bucket holds layer 0, whose gradient is ready last";
+  EXPECT_TRUE(sync.learned_order());
+  EXPECT_EQ(&d.gradient_sync(params, false, mb), &sync) << "kept: the learned order serves the next steps";
+  const int buckets = sync.buckets();
+  const int early = step();
+  EXPECT_GE(early, buckets - 2) << "buckets sent while backward ran, of " << buckets;
+  std::vector<double> synced, own;
+  for (const auto& p : params) {
+    const auto c = p.grad().reshape({-1}).to(torch::kDouble).contiguous();
+    synced.insert(synced.end(), c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  loss().backward();
+  for (const auto& p : params) {
+    const auto c = p.grad().reshape({-1}).to(torch::kDouble).contiguous();
+    own.insert(own.end(), c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
+  const auto both = torch::tensor(d.all_gather(own), torch::kDouble).view({2, -1}).to(torch::kFloat);
+  EXPECT_TRUE(torch::equal(torch::tensor(synced, torch::kDouble).to(torch::kFloat), both[0] + both[1]));
+}
+
 // Both ranks run this: gradients (rank r's weight gradient is r + 1; rank 1 has no bias gradient),
 // a sum, a gather, a broadcast from rank 1 and a barrier.
 void collectives(int rank) {
@@ -148,6 +205,7 @@ void collectives(int rank) {
 
 TEST(DistributedChild, DISABLED_Collectives) { collectives(1); }
 TEST(DistributedChild, DISABLED_Overlapped) { overlapped(1); }
+TEST(DistributedChild, DISABLED_Learned) { learned(1); }
 
 TEST(DistributedChild, DISABLED_JoinsThenDies) {
   train::Distributed d(config_of(1, 30));
@@ -182,6 +240,10 @@ TEST(Distributed, TwoRanksAverageGradientsSumGatherAndBroadcast) { with_rank1("D
 
 TEST(Distributed, GradientsAreSummedWhileBackwardRunsAndEqualTheSumAfterIt) {
   with_rank1("DISABLED_Overlapped", overlapped);
+}
+
+TEST(Distributed, BucketsFollowTheOrderTheFirstBackwardMadeTheGradientsReady) {
+  with_rank1("DISABLED_Learned", learned);
 }
 
 TEST(Distributed, ARankThatDiesEndsTheOtherWithinTheTimeoutNamingIt) {

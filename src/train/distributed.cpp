@@ -249,8 +249,8 @@ using Work = decltype(std::declval<c10d::ProcessGroupGloo&>().allreduce(std::dec
 
 struct GradientSync::State {
   struct Bucket {
-    std::vector<torch::Tensor> params;  // in the order backward reaches them
-    std::vector<torch::Tensor> flat;    // one CPU float32 buffer while it travels
+    std::vector<size_t> slots;        // its parameters (indices into State::slots)
+    std::vector<torch::Tensor> flat;  // one CPU float32 buffer while it travels
     Work work;
     int64_t number = 0;  // the collective's number on this rank (the heartbeat's count when it was sent)
     size_t waiting = 0;  // parameters of this bucket not yet ready in the armed backward
@@ -259,18 +259,40 @@ struct GradientSync::State {
   Distributed::Group* g = nullptr;
   DistConfig config;
   bool mean = false;
+  int64_t cap = 1;                   // a bucket's float32 elements
+  std::vector<torch::Tensor> slots;  // the parameters that train, the list reversed (the first order)
   std::vector<Bucket> buckets;
-  std::vector<size_t> where;  // per parameter hooked: its bucket
+  std::vector<size_t> where;  // per slot: its bucket
   std::vector<bool> ready;
+  std::vector<size_t> seen;  // slots in the order the armed backward made them ready (until learned)
+  bool learned = false;
   std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
   std::mutex mu;  // a CUDA backward runs the hooks on its device threads
   bool armed = false;
-  size_t next = 0;  // the next bucket to send: every rank sends them in this order
-  int sent_in_backward = 0;
+  size_t next = 0;           // the next bucket to send: every rank sends them in this order
+  int sent_in_backward = 0;  // buckets the armed backward's hooks sent
+  int sent_last = 0;         // of those, the ones the latest hook sent: they overlap nothing after them
 
+  // Buckets of at most `cap` elements (a larger parameter alone) in `order` (every slot once).
+  void cut(const std::vector<size_t>& order) {
+    buckets.clear();
+    where.assign(slots.size(), 0);
+    int64_t filled = 0;
+    for (size_t k : order) {
+      const int64_t n = slots[k].numel();
+      if (buckets.empty() || filled + n > cap) {
+        buckets.emplace_back();
+        filled = 0;
+      }
+      buckets.back().slots.push_back(k);
+      where[k] = buckets.size() - 1;
+      filled += n;
+    }
+  }
   void send(Bucket& b) {
     std::vector<torch::Tensor> parts;
-    for (auto& p : b.params) {
+    for (size_t k : b.slots) {
+      auto& p = slots[k];
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // unused this step: zeros, as on a peer
       parts.push_back(p.grad().reshape({-1}).to(torch::kCPU, torch::kFloat32));
     }
@@ -282,14 +304,44 @@ struct GradientSync::State {
   void send_ready() {  // in order: a bucket waits for the ones before it
     while (next < buckets.size() && buckets[next].waiting == 0) send(buckets[next++]);
   }
-  void on_ready(size_t i) {  // parameter i's gradient is accumulated for this backward
+  void on_ready(size_t k) {  // slot k's gradient is accumulated for this backward
     std::lock_guard<std::mutex> lock(mu);
-    if (!armed || ready[i]) return;
-    ready[i] = true;
-    --buckets[where[i]].waiting;
+    if (!armed || ready[k]) return;
+    ready[k] = true;
+    if (!learned) seen.push_back(k);
+    --buckets[where[k]].waiting;
     const size_t before = next;
     send_ready();
-    sent_in_backward += int(next - before);
+    sent_last = int(next - before);
+    sent_in_backward += sent_last;
+  }
+  // Every rank takes rank 0's recorded order (one broadcast); slots it did not reach follow in the
+  // first order. Nothing recorded on rank 0 (its backward was skipped): the next step tries again.
+  void learn() {
+    const int64_t n = int64_t(slots.size());
+    auto order = torch::full({n + 1}, int64_t(-1), torch::kInt64);  // (n+1): count, then the slots
+    if (g->pg->getRank() == 0) {
+      order[0] = int64_t(seen.size());
+      for (size_t i = 0; i < seen.size(); ++i) order[int64_t(i) + 1] = int64_t(seen[i]);
+    }
+    std::vector<torch::Tensor> v = {order};
+    const int64_t number = ++g->collectives;
+    checked(*g, config, "agreeing on the gradients' order", number, [&] { g->gradients->broadcast(v)->wait(); });
+    seen.clear();
+    const int64_t count = order[0].item<int64_t>();
+    if (count <= 0) return;
+    std::vector<size_t> agreed;
+    std::vector<bool> placed(slots.size(), false);
+    const auto* o = order.data_ptr<int64_t>();
+    for (int64_t i = 1; i <= count; ++i)
+      if (o[i] >= 0 && o[i] < n && !placed[size_t(o[i])]) {
+        agreed.push_back(size_t(o[i]));
+        placed[size_t(o[i])] = true;
+      }
+    for (size_t k = 0; k < slots.size(); ++k)
+      if (!placed[k]) agreed.push_back(k);
+    cut(agreed);
+    learned = true;
   }
   void unhook() {
     for (auto& [node, key] : hooks) node->del_post_hook(key);
@@ -300,14 +352,14 @@ struct GradientSync::State {
 namespace {
 
 struct ReadyHook : torch::autograd::FunctionPostHook {
-  ReadyHook(GradientSync::State* s, size_t i) : state(s), index(i) {}
+  ReadyHook(GradientSync::State* s, size_t k) : state(s), slot(k) {}
   torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
                                             const torch::autograd::variable_list& /*inputs*/) override {
-    state->on_ready(index);
+    state->on_ready(slot);
     return outputs;
   }
   GradientSync::State* state;
-  size_t index;
+  size_t slot;
 };
 
 }  // namespace
@@ -319,19 +371,13 @@ GradientSync::GradientSync(Distributed& dist, const std::vector<torch::Tensor>& 
   s_->g = dist.group();
   s_->config = dist.config();
   s_->mean = mean;
-  const int64_t cap = std::max<int64_t>(1, int64_t(bucket_mb * (1 << 20)) / 4);  // float32 elements
-  int64_t filled = 0;
-  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
-    if (!it->requires_grad()) continue;                       // frozen: nothing to sum
-    if (s_->buckets.empty() || filled + it->numel() > cap) {  // a parameter over the cap gets a bucket of its own
-      s_->buckets.emplace_back();
-      filled = 0;
-    }
-    s_->buckets.back().params.push_back(*it);
-    s_->where.push_back(s_->buckets.size() - 1);
-    filled += it->numel();
-  }
-  s_->ready.assign(s_->where.size(), false);
+  s_->cap = std::max<int64_t>(1, int64_t(bucket_mb * (1 << 20)) / 4);  // float32 elements
+  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it)
+    if (it->requires_grad()) s_->slots.push_back(*it);  // frozen: nothing to sum
+  std::vector<size_t> first(s_->slots.size());
+  for (size_t k = 0; k < first.size(); ++k) first[k] = k;
+  s_->cut(first);
+  s_->ready.assign(s_->slots.size(), false);
 }
 
 GradientSync::~GradientSync() {
@@ -342,19 +388,19 @@ void GradientSync::arm() {
   if (!s_) return;
   std::lock_guard<std::mutex> lock(s_->mu);
   s_->unhook();
-  size_t i = 0;
   for (auto& b : s_->buckets) {
-    b.waiting = b.params.size();
+    b.waiting = b.slots.size();
     b.sent = false;
-    for (const auto& p : b.params) {
-      auto node = torch::autograd::impl::grad_accumulator(p);
-      if (node) s_->hooks.emplace_back(node, node->add_post_hook(std::make_unique<ReadyHook>(s_.get(), i)));
-      ++i;
-    }
   }
-  s_->ready.assign(s_->where.size(), false);
+  for (size_t k = 0; k < s_->slots.size(); ++k) {
+    auto node = torch::autograd::impl::grad_accumulator(s_->slots[k]);
+    if (node) s_->hooks.emplace_back(node, node->add_post_hook(std::make_unique<ReadyHook>(s_.get(), k)));
+  }
+  s_->ready.assign(s_->slots.size(), false);
+  s_->seen.clear();
   s_->next = 0;
   s_->sent_in_backward = 0;
+  s_->sent_last = 0;
   s_->armed = true;
 }
 
@@ -370,8 +416,8 @@ void GradientSync::finish() {
     checked(*s_->g, s_->config, "summing gradients", b.number, [&] { b.work->wait(); });
     if (s_->mean) b.flat[0].div_(double(s_->config.world));
     int64_t at = 0;
-    for (auto& p : b.params) {
-      auto gr = p.mutable_grad();
+    for (size_t k : b.slots) {
+      auto gr = s_->slots[k].mutable_grad();
       gr.copy_(b.flat[0].narrow(0, at, gr.numel()).view(gr.sizes()));
       at += gr.numel();
     }
@@ -380,10 +426,12 @@ void GradientSync::finish() {
     b.sent = false;  // a finish() without arm() next time (a rank that skipped its backward) sends them all again
   }
   s_->next = 0;
+  if (!s_->learned) s_->learn();  // every rank finishes every step: the broadcast meets on all
 }
 
 int GradientSync::buckets() const { return s_ ? int(s_->buckets.size()) : 0; }
-int GradientSync::sent_in_backward() const { return s_ ? s_->sent_in_backward : 0; }
+int GradientSync::sent_in_backward() const { return s_ ? s_->sent_in_backward - s_->sent_last : 0; }
+bool GradientSync::learned_order() const { return s_ && s_->learned; }
 
 #else  // without Gloo's headers
 
@@ -405,6 +453,7 @@ void GradientSync::arm() {}
 void GradientSync::finish() {}
 int GradientSync::buckets() const { return 0; }
 int GradientSync::sent_in_backward() const { return 0; }
+bool GradientSync::learned_order() const { return false; }
 std::vector<double> Distributed::sum(const std::vector<double>& mine) { return mine; }
 void Distributed::all_reduce_sum(torch::Tensor&) {}
 void Distributed::broadcast(torch::Tensor&, int) {}
@@ -412,5 +461,40 @@ std::vector<double> Distributed::all_gather(const std::vector<double>& mine) { r
 void Distributed::barrier(double) {}
 
 #endif
+
+struct Distributed::KeptSync {
+  std::vector<torch::Tensor> params;  // the list given (held: a kept tensor's address is never reused)
+  std::vector<bool> trains;           // which of them required a gradient then
+  bool mean = false;
+  double bucket_mb = 0;
+  std::unique_ptr<GradientSync> sync;
+};
+
+GradientSync& Distributed::gradient_sync(const std::vector<torch::Tensor>& parameters, bool mean, double bucket_mb) {
+  std::vector<bool> trains;
+  for (const auto& p : parameters) trains.push_back(p.requires_grad());
+  auto same = [&](const KeptSync& k) {
+    if (k.mean != mean || k.bucket_mb != bucket_mb || k.trains != trains || k.params.size() != parameters.size())
+      return false;
+    for (size_t j = 0; j < parameters.size(); ++j)
+      if (!k.params[j].is_same(parameters[j])) return false;
+    return true;
+  };
+  for (size_t i = 0; i < syncs_.size(); ++i)
+    if (same(*syncs_[i])) {
+      std::rotate(syncs_.begin() + int64_t(i), syncs_.begin() + int64_t(i) + 1, syncs_.end());  // the newest last
+      return *syncs_.back()->sync;
+    }
+  constexpr size_t kKept = 4;
+  if (syncs_.size() >= kKept) syncs_.erase(syncs_.begin());
+  auto kept = std::make_unique<KeptSync>();
+  kept->params = parameters;
+  kept->trains = std::move(trains);
+  kept->mean = mean;
+  kept->bucket_mb = bucket_mb;
+  kept->sync = std::make_unique<GradientSync>(*this, parameters, mean, bucket_mb);
+  syncs_.push_back(std::move(kept));
+  return *syncs_.back()->sync;
+}
 
 }  // namespace lriad::train

@@ -95,8 +95,7 @@ GrpoUpdate grpo_update(model::Policy& policy, model::Policy* ref_policy, torch::
   policy->train();
   Lap lap(device);
   // Several ranks: the gradients are summed while the last micro-batch's backward runs.
-  std::optional<GradientSync> sync;
-  if (world > 1) sync.emplace(*dist, policy->parameters(), /*mean=*/false);
+  GradientSync* sync = world > 1 ? &dist->gradient_sync(policy->parameters(), /*mean=*/false) : nullptr;
   for (int it = 0; it < std::max(1, g.num_iterations); ++it) {
     optimizer.zero_grad();
     model::AutocastGuard autocast(device, bf16);

@@ -23,11 +23,8 @@ std::vector<torch::Tensor> both(std::vector<torch::Tensor> a, const std::vector<
 // loss.backward(); with several ranks, `parameters`' gradients summed (or averaged) over them while
 // it runs (GradientSync).
 void backward_summed(Context& ctx, const torch::Tensor& loss, const std::vector<torch::Tensor>& parameters, bool mean) {
-  std::optional<GradientSync> sync;
-  if (ctx.world() > 1) {
-    sync.emplace(*ctx.dist, parameters, mean);
-    sync->arm();
-  }
+  GradientSync* sync = ctx.world() > 1 ? &ctx.dist->gradient_sync(parameters, mean) : nullptr;
+  if (sync) sync->arm();
   loss.backward();
   if (sync) sync->finish();
 }

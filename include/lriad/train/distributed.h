@@ -35,6 +35,8 @@ DistConfig dist_from_env();
 // True when lriad was built with Gloo's headers (multi-process training possible).
 bool distributed_available();
 
+class GradientSync;
+
 class Distributed {
  public:
   // world 1: no process group (every call is a no-op or the identity). Else joins the group:
@@ -62,6 +64,15 @@ class Distributed {
   // normal reference can take longer than a collective should); a dead peer still ends it at once.
   void barrier(double timeout_s = 0);
 
+  // The GradientSync of this list of parameters (the same tensors in the same order), `mean` and
+  // `bucket_mb`,
+  // made at the first call and kept, so the order it learns on its first step serves every step
+  // after it (SFT, the vision warm-up and GRPO ask for theirs at every step; SFT and GRPO share one
+  // when they sum the same list). A parameter that starts or stops training makes another sync. The
+  // four most recently asked for are kept: a reference returned here lasts until four other lists
+  // have been asked for.
+  GradientSync& gradient_sync(const std::vector<torch::Tensor>& parameters, bool mean, double bucket_mb = 25);
+
   struct Group;  // the process groups, the store and the heartbeat (distributed.cpp)
   Group* group() const { return group_.get(); }
   const DistConfig& config() const { return config_; }
@@ -69,14 +80,22 @@ class Distributed {
  private:
   DistConfig config_;
   std::unique_ptr<Group> group_;
+  struct KeptSync;
+  std::vector<std::unique_ptr<KeptSync>> syncs_;  // after group_: destroyed before it
 };
 
 // Gradients summed over the ranks while backward runs (DDP's way): the trainable parameters are cut
-// into buckets of about bucket_mb, in reverse order of the list (the order backward reaches a
-// model's layers), and a post-hook on each parameter's gradient accumulator marks it ready. A bucket
-// whose parameters are all ready is sent at once, asynchronously, while backward goes on with the
-// layers below; buckets go in their order on every rank, on a process group of their own, so the
-// statistics' collectives never interleave with them. Only the backward after arm() sends (with
+// into buckets of about bucket_mb, and a post-hook on each parameter's gradient accumulator marks it
+// ready. A bucket whose parameters are all ready is sent at once, asynchronously, while backward goes
+// on with the layers below; buckets go in their order on every rank, on a process group of their
+// own, so the statistics' collectives never interleave with them. The first buckets follow the list
+// reversed (a model's layers in the order backward usually reaches them); the first armed backward
+// records the order in which the parameters actually became ready, and its finish() rebuilds the
+// buckets in rank 0's recorded order (broadcast, so every rank cuts the same buckets; parameters
+// it did not reach go last, in the first order), as DDP does after its first iteration. A parameter
+// registered last but used first (the vision encoder's evidence embedding) then no longer holds
+// back the first bucket. If rank 0 had not armed before a finish() (it skipped its backward), the
+// next finish() at which it had armed learns instead. Only the backward after arm() sends (with
 // micro-batches, arm before the last); finish() sends what that backward did not reach (a
 // parameter without a gradient counts as zeros), waits, and writes the sums, or the means with
 // `mean`, into .grad. One process: nothing is registered and every call returns at once.
@@ -90,7 +109,10 @@ class GradientSync {
   void arm();     // the next backward completes the gradients: send buckets as they fill
   void finish();  // send the rest, wait, write the results into .grad; disarms
   int buckets() const;
-  int sent_in_backward() const;  // buckets the last armed backward sent before finish(): the overlap
+  // Buckets the last armed backward sent before it ended: the overlap. Those sent by its last
+  // gradient's hook do not count (nothing of the backward is left to overlap them).
+  int sent_in_backward() const;
+  bool learned_order() const;  // the buckets follow the order backward made the parameters ready
 
   struct State;
 
