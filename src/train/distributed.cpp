@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <utility>
 #include <thread>
+#include <utility>
 
 #include <torch/torch.h>
 

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <optional>
 
 #include <torch/cuda.h>
 

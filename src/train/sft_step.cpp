@@ -1,6 +1,5 @@
 // Stage 1: teacher-forced cross-entropy on templated chains of thought (completion tokens only).
 #include <chrono>
-#include <optional>
 
 #include "lriad/model/precision.h"
 #include "lriad/train/schedule.h"

@@ -65,12 +65,11 @@ class Distributed {
   void barrier(double timeout_s = 0);
 
   // The GradientSync of this list of parameters (the same tensors in the same order), `mean` and
-  // `bucket_mb`,
-  // made at the first call and kept, so the order it learns on its first step serves every step
-  // after it (SFT, the vision warm-up and GRPO ask for theirs at every step; SFT and GRPO share one
-  // when they sum the same list). A parameter that starts or stops training makes another sync. The
-  // four most recently asked for are kept: a reference returned here lasts until four other lists
-  // have been asked for.
+  // `bucket_mb`, made at the first call and kept, so the order it learns on its first step serves
+  // every step after it (SFT, the vision warm-up and GRPO ask for theirs at every step; SFT and GRPO
+  // share one when they sum the same list). A parameter that starts or stops training makes another
+  // sync. The four most recently asked for are kept: a reference returned here lasts until four
+  // other lists have been asked for.
   GradientSync& gradient_sync(const std::vector<torch::Tensor>& parameters, bool mean, double bucket_mb = 25);
 
   struct Group;  // the process groups, the store and the heartbeat (distributed.cpp)
