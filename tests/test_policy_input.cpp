@@ -185,15 +185,20 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     train::InputMaker training_inputs(c.model, &ref);  // the trainer's path
     for (const auto& it : items) {
       SCOPED_TRACE(it.source);
-      const auto trained = training_inputs(it);  // (4,32,32)
+      reference::MapPart trained_part = reference::MapPart::Fine, evaluated_part = reference::MapPart::Patches;
+      const auto trained = training_inputs(it, &trained_part);  // (4,32,32)
       ASSERT_EQ(trained.sizes().vec(), (std::vector<int64_t>{4, 32, 32}));
       const int bank = record.bank_of(it.source, 99);
       EXPECT_EQ(bank, it.reference_bank);  // eval finds the bank training used
       const cv::Mat decoded = data::read_image(it.source);
       ASSERT_NE(decoded.rows, decoded.cols);  // the file is not square
-      const auto evaluated = model::decoded_policy_input(decoded, it.category, bank, c.model, &ref, &record);
+      const auto evaluated =
+          model::decoded_policy_input(decoded, it.category, bank, c.model, &ref, &record, &evaluated_part);
       EXPECT_TRUE(torch::equal(trained, evaluated))
           << "max difference " << (trained - evaluated).abs().max().item<float>();
+      EXPECT_EQ(int(trained_part), int(evaluated_part));              // the chain states the same part of the map
+      EXPECT_EQ(int(training_inputs(it, &trained_part).size(0)), 4);  // again, from the cache: the same part
+      EXPECT_EQ(int(trained_part), int(evaluated_part));
       // A pretrained PaliGemma's pixels come from the image at its model side (model::siglip_pixels):
       // eval's equals the one training drew, so its pixels do too.
       const cv::Mat side = model::decoded_model_side(decoded, it.category, c.model, &ref, &record);

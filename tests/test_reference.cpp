@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
+#include <set>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -193,6 +194,12 @@ TEST(NormalReference, AColourNoNormalImageShowsStandsOut) {
   bad(cv::Rect(10, 12, 4, 4)).setTo(cv::Scalar(0.2, 0.3, 0.9));
   const double peak = with.deviation(bad, "plate", 0).max().item<double>();
   EXPECT_GE(peak, 15.0);
+  // The colour novelty shows it most, and saying so does not change the map.
+  reference::MapPart part = reference::MapPart::Patches;
+  EXPECT_TRUE(torch::equal(with.deviation(bad, "plate", 0, &part), with.deviation(bad, "plate", 0)));
+  EXPECT_EQ(part, reference::MapPart::Colour);
+  without.deviation(bad, "plate", 0, &part);
+  EXPECT_EQ(part, reference::MapPart::Patches) << "without the palette the colour patches show it";
   EXPECT_GT(peak, 1.5 * without.deviation(bad, "plate", 0).max().item<double>());
   for (int i = 0; i < 4; ++i) {
     const cv::Mat normal = grey(24, 700 + uint64_t(i));
@@ -238,6 +245,9 @@ TEST(NormalReference, AStainThatTintsARegionStandsOutByTheColourOfRegions) {
   EXPECT_GT(peak, 1.5 * before) << "without the region comparison the stain peaks at " << before;
   const int64_t at = map.argmax().item<int64_t>(), y = at / S, x = at % S;  // on the stain (x 24..39, y 8..23)
   EXPECT_TRUE(x >= 20 && x <= 43 && y >= 4 && y <= 27) << "peak at x " << x << ", y " << y;
+  reference::MapPart part = reference::MapPart::Patches;  // the colour of regions shows it most
+  EXPECT_TRUE(torch::equal(with.deviation(stained, "plate", kBoth, &part), map));
+  EXPECT_EQ(part, reference::MapPart::Region);
   for (int i = 0; i < 4; ++i) {  // unseen normal images at other gains stay near the normal level
     const double normal =
         with.deviation(plate(950 + uint64_t(i), 0.75 + 0.15 * i), "plate", kBoth).max().item<double>();
@@ -290,6 +300,9 @@ TEST(NormalReference, AThinScratchOnAGrainyTextureStandsOutInTheFineComparisonOf
   EXPECT_GT(peak, 2.0 * before) << "without the fine comparison the scratch peaks at " << before;
   const int64_t at = map.argmax().item<int64_t>(), y = at / S, x = at % S;  // on the line (x 15..31, y 10..35 at S)
   EXPECT_TRUE(x >= 12 && x <= 34 && y >= 7 && y <= 38) << "peak at x " << x << ", y " << y;
+  reference::MapPart part = reference::MapPart::Patches;  // the fine comparison shows it most
+  EXPECT_TRUE(torch::equal(with.deviation(scratched, "plate", kBoth, &part), map));
+  EXPECT_EQ(part, reference::MapPart::Fine);
   const auto back = saved_and_loaded(with, "lriad_reference_fine_textures");
   EXPECT_TRUE(back.fine("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(scratched, "plate", 1), with.deviation(scratched, "plate", 1)));
@@ -521,18 +534,25 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   std::map<anomaly::AnomalyKind, double> mix;
   for (auto k : anomaly::all_anomaly_kinds()) mix[k] = 1.0;
   const cv::Mat base = texture(300), donor = texture(301);
-  int partial = 0, distance_calls = 0;
+  int partial = 0, distance_calls = 0, same_peak = 0;
+  std::set<int> parts_seen;
   for (uint64_t seed = 0; seed < 24; ++seed) {
     const auto a = anomaly::make_random_anomaly(base, donor, mix, seed);
-    const int bank = int(seed % 3) - 1;                                          // kBothBanks, 0, 1
-    const auto full = model::policy_input(a.image, "plate", bank, model, &ref);  // (4,S,S)
+    const int bank = int(seed % 3) - 1;  // kBothBanks, 0, 1
+    reference::MapPart full_part = reference::MapPart::Patches, fast_part = reference::MapPart::Patches;
+    const auto full = model::policy_input(a.image, "plate", bank, model, &ref, &full_part);  // (4,S,S)
     const auto fast = model::changed_policy_input(
         a.image, base,
         [&](int h) {
           ++distance_calls;
           return ref.patch_distances(base, "plate", h);
         },
-        "plate", bank, model, &ref);
+        "plate", bank, model, &ref, &fast_part);
+    // Where the two maps peak at one pixel, the same part shows it (both made of the same parts).
+    if (fast[3].argmax().item<int64_t>() == full[3].argmax().item<int64_t>())
+      EXPECT_EQ(int(fast_part), int(full_part)) << "seed " << seed << " (" << a.type_name() << ")";
+    same_peak += fast[3].argmax().item<int64_t>() == full[3].argmax().item<int64_t>();
+    parts_seen.insert(int(full_part));
     ASSERT_EQ(fast.sizes(), full.sizes());
     EXPECT_TRUE(torch::equal(fast.narrow(0, 0, 3), full.narrow(0, 0, 3))) << "seed " << seed;  // the RGB channels
     EXPECT_LE((fast[3] - full[3]).abs().max().item<double>(), 1e-4 * std::max(1.0, full[3].max().item<double>()))
@@ -541,6 +561,8 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
     partial += r.area() > 0 && r.area() < W * W / 2;
   }
   EXPECT_GE(partial, 12) << "most draws change a small part of the image, which the update recomputes";
+  EXPECT_GE(same_peak, 20) << "the updated map peaks where the whole one does";
+  EXPECT_GE(parts_seen.size(), 2u) << "the draws are shown by more than one part of the map";
   EXPECT_EQ(distance_calls, 8 * 2 + 16) << "both banks for kBothBanks draws, one bank otherwise";
   // An unchanged copy gives the normal image's own map.
   const auto same = model::changed_policy_input(

@@ -383,6 +383,53 @@ TEST(EvidenceFacts, TheLookSuggestsAFamilyByAFixedTable) {
   EXPECT_NE(faint.find("<answer>anomalous</answer>"), std::string::npos) << faint;
 }
 
+// The part of the map largest at the peak comes before the table by tone: every row, each extent.
+TEST(EvidenceFacts, ThePartOfTheMapThatShowsTheAreaComesFirst) {
+  using E = EvidenceFacts::Extent;
+  using T = EvidenceFacts::Tone;
+  using P = lriad::reference::MapPart;
+  const std::vector<std::pair<std::pair<P, E>, std::string>> table = {
+      {{P::Region, E::Compact}, "stain"}, {{P::Region, E::Thin}, "stain"}, {{P::Region, E::Large}, "contamination"},
+      {{P::Colour, E::Compact}, "hole"},  {{P::Colour, E::Thin}, "hole"},  {{P::Colour, E::Large}, "contamination"},
+      {{P::Fine, E::Compact}, "scratch"}, {{P::Fine, E::Thin}, "scratch"}, {{P::Fine, E::Large}, "scratch"},
+  };
+  for (const auto& [look, word] : table)
+    for (auto tone : {T::Same, T::Darker, T::Brighter, T::Colour}) {  // the tone does not matter here
+      EvidenceFacts f;
+      f.above = true;
+      f.part = look.first;
+      f.extent = look.second;
+      f.tone = tone;
+      const auto family = look_family(f);
+      EXPECT_EQ(family ? std::string(family_word(*family)) : std::string("none"), word) << "looks: " << looks_text(f);
+    }
+  // The colour patches' part is read by tone, as without a part.
+  EvidenceFacts patches = thin_dark_line();
+  patches.part = P::Patches;
+  EXPECT_EQ(family_word(*look_family(patches)), std::string("crack"));
+  EXPECT_EQ(looks_text(patches), "a thin, long mark darker than around it");
+  // What each part adds to the look, and the facts keep the part only above the level.
+  EvidenceFacts f = thin_dark_line();
+  f.part = P::Fine;
+  EXPECT_EQ(looks_text(f), "a thin, long mark darker than around it, in the fine detail");
+  f.part = P::Colour;
+  EXPECT_EQ(looks_text(f), "a thin, long mark darker than around it, of a colour no normal image shows");
+  f.part = P::Region;
+  EXPECT_EQ(looks_text(f), "a thin, long mark darker than around it, of a tint no normal region shows");
+  Scene s;
+  s.mark(cv::Rect(13, 13, 3, 3), 1.6f, cv::Scalar(0.9, 0.9, 0.9));
+  EXPECT_EQ(evidence_facts(s.map, s.rgb, 0.8, P::Region).part, P::Region);
+  EXPECT_FALSE(evidence_facts(s.map, s.rgb, 2.0, P::Region).part.has_value());  // below the level
+  EXPECT_FALSE(evidence_facts(s.map, s.rgb, 0.8).part.has_value());             // not said
+  // The opening states it, and the chain names the part's family.
+  f.part = P::Region;
+  f.extent = E::Compact;
+  const std::string chain =
+      build_completion({"carpet", true, chain_defect_type(true, "crack", &f, true), std::nullopt, 0, &f});
+  EXPECT_NE(chain.find("of a tint no normal region shows"), std::string::npos) << chain;
+  EXPECT_NE(chain.find("<answer>anomalous: stain</answer>"), std::string::npos) << chain;
+}
+
 TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {
   const EvidenceFacts f = thin_dark_line();
   const std::string anomalous = build_completion({"carpet", true, "poke", std::nullopt, 0, &f});

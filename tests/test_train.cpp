@@ -328,8 +328,9 @@ TEST(EvidenceGate, RedrawsAnInvisibleAnomalyThenFallsBackToTheNormalImage) {
     train::EvidenceGate g;
     g.attempts = 3;
     for (const auto& cat : plain.categories()) g.level[cat] = 1.0;
-    g.input = [calls, value](const train::TrainItem& t) {
+    g.input = [calls, value](const train::TrainItem& t, reference::MapPart* part) {
       ++*calls;
+      *part = reference::MapPart::Region;
       auto x = torch::zeros({4, t.image.rows, t.image.rows});
       x[3].fill_(value);
       return x;
@@ -363,6 +364,7 @@ TEST(EvidenceGate, RedrawsAnInvisibleAnomalyThenFallsBackToTheNormalImage) {
       EXPECT_EQ(s.source, p.source);
       EXPECT_EQ(cv::norm(s.image, p.image, cv::NORM_INF), 0.0);
       if (s.anomalous) EXPECT_TRUE(s.input.defined());
+      if (s.anomalous) EXPECT_EQ(int(s.part), int(reference::MapPart::Region));  // kept with the input
     }
   EXPECT_EQ(*calls, anomalous);
 }

@@ -239,8 +239,9 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     // The image at the side training kept it at, then the policy's input (model::decoded_policy_input).
     const cv::Mat side = model::decoded_model_side(in.image, in.category, config.model, s_->reference.get(),
                                                    s_->record ? &*s_->record : nullptr);
-    images.push_back(model::policy_input(side, in.category, in.reference_bank, config.model,
-                                         s_->reference.get()));  // (C,S,S)
+    reference::MapPart part = reference::MapPart::Patches;  // the map's part largest at its peak
+    images.push_back(model::policy_input(side, in.category, in.reference_bank, config.model, s_->reference.get(),
+                                         &part));  // (C,S,S)
     if (s_->loaded.pali) sides.push_back(side);
     // The reference's measurements of the input, once: the chain's opening, the evidence's cells, the heat map.
     std::optional<text::EvidenceFacts> facts;
@@ -248,7 +249,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     if (s_->reference) {
       peaks[i] = train::evidence_peak(images[i]);
       if (level) {
-        facts = model::input_facts(images[i], *level);
+        facts = model::input_facts(images[i], *level, part);
         const auto map = (images[i][3] / *level).to(torch::kFloat32).contiguous();  // (S,S)
         heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
         where[i].push_back(facts->where);

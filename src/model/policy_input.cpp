@@ -41,7 +41,7 @@ cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelC
 }
 
 torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
-                           const reference::NormalReference* reference) {
+                           const reference::NormalReference* reference, reference::MapPart* at_peak) {
   const int S = model.image_size, W = model.work_size();
   if (image.rows != image.cols || (image.rows != S && image.rows != W))
     throw Error("policy input for category " + category + ": the image is " + std::to_string(image.cols) + "x" +
@@ -49,8 +49,8 @@ torch::Tensor policy_input(const cv::Mat& image, const std::string& category, in
                     std::to_string(W) + ")",
                 "pass it through model::model_side_image first");
   // The reference resizes to S itself (and compares a part at W when it keeps one there).
-  torch::Tensor t = reference ? reference->with_deviation(image, category, bank)       // (4,S,S)
-                              : data::image_to_tensor(data::resize_square(image, S));  // (3,S,S)
+  torch::Tensor t = reference ? reference->with_deviation(image, category, bank, at_peak)  // (4,S,S)
+                              : data::image_to_tensor(data::resize_square(image, S));      // (3,S,S)
   if (t.size(1) != S || t.size(2) != S || t.size(0) != model.image_channels())
     throw Error(
         "policy input for category " + category + " has shape (" + std::to_string(t.size(0)) + "," +
@@ -82,19 +82,20 @@ bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& c
 
 torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
                                    const std::function<torch::Tensor(int)>& base_distances, const std::string& category,
-                                   int bank, const ModelConfig& model, const reference::NormalReference* reference) {
+                                   int bank, const ModelConfig& model, const reference::NormalReference* reference,
+                                   reference::MapPart* at_peak) {
   if (!updates_map(image, base, category, model, reference))
-    return policy_input(image, category, bank, model, reference);
+    return policy_input(image, category, bank, model, reference, at_peak);
   const cv::Rect r = changed_rect(image, base);
   std::array<torch::Tensor, 2> distances;
   for (int h = 0; h < 2; ++h)
     if (bank == reference::NormalReference::kBothBanks || (bank == 1) == (h == 1))
       distances[size_t(h)] = base_distances(h);
-  const auto map = reference->changed_deviation(image, category, bank, distances, r).unsqueeze(0);   // (1,S,S)
-  return torch::cat({data::image_to_tensor(data::resize_square(image, model.image_size)), map}, 0);  // (4,S,S)
+  const auto map = reference->changed_deviation(image, category, bank, distances, r, at_peak).unsqueeze(0);  // (1,S,S)
+  return torch::cat({data::image_to_tensor(data::resize_square(image, model.image_size)), map}, 0);          // (4,S,S)
 }
 
-text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {
+text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::optional<reference::MapPart> part) {
   if (input.dim() != 3 || input.size(0) < 4 || input.size(1) != input.size(2))
     throw Error("evidence facts need a policy input (4,S,S) with the deviation channel, got " + c10::str(input.sizes()),
                 "the run has no normal reference (model.reference)");
@@ -104,7 +105,7 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level) {
   const auto rgb = t.narrow(0, 0, 3).permute({1, 2, 0}).contiguous();  // (S,S,3)
   const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
   const cv::Mat c(S, S, CV_32FC3, const_cast<float*>(rgb.data_ptr<float>()));
-  return text::evidence_facts(m, c, level);
+  return text::evidence_facts(m, c, level, part);
 }
 
 std::string chain_opening(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
@@ -120,20 +121,20 @@ std::string pretrained_prompt(const std::string& category, const ModelConfig& mo
 }
 
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level) {
+                          double level, std::optional<reference::MapPart> part) {
   if (!model.opens_chains()) return "";
   if (!(level > 0))
     throw Error(
         "model.prompt_evidence states the evidence against the normal level, and category '" + category + "' has none",
         "the run's baseline.json holds a level per category; a run without normal images of it cannot state it "
         "(--set model.prompt_evidence=false)");
-  const auto facts = input_facts(input, level);
+  const auto facts = input_facts(input, level, part);
   return chain_opening(category, model, &facts);
 }
 
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level) {
-  return text::build_prompt(category) + chain_opening(input, category, model, level);
+                          double level, std::optional<reference::MapPart> part) {
+  return text::build_prompt(category) + chain_opening(input, category, model, level, part);
 }
 
 bool InputRecord::keeps_work_side(const std::string& category) const {
@@ -182,9 +183,9 @@ cv::Mat decoded_model_side(const cv::Mat& decoded, const std::string& category, 
 
 torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
                                    const ModelConfig& model, const reference::NormalReference* reference,
-                                   const InputRecord* record) {
-  return policy_input(decoded_model_side(decoded, category, model, reference, record), category, bank, model,
-                      reference);
+                                   const InputRecord* record, reference::MapPart* at_peak) {
+  return policy_input(decoded_model_side(decoded, category, model, reference, record), category, bank, model, reference,
+                      at_peak);
 }
 
 }  // namespace lriad::model

@@ -46,7 +46,7 @@ torch::Tensor NormalReference::patch_distances(const cv::Mat& image, const std::
 
 torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std::string& category, int bank,
                                                  const std::array<torch::Tensor, 2>& base_distances,
-                                                 const cv::Rect& changed) const {
+                                                 const cv::Rect& changed, MapPart* at_peak) const {
   if (!updatable(category, image.rows) || image.rows != image.cols)
     throw Error("changed_deviation: category '" + category + "' at side " + std::to_string(image.rows) +
                     " cannot be updated incrementally",
@@ -78,7 +78,7 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
     light_fine = {v[2], v[3]};
     if (lighting_change(lighting_of(coarse), light_coarse) > kRelightTolerance ||
         (fine && lighting_change(lighting_of(image), light_fine) > kRelightTolerance))
-      return deviation(image, category, bank);
+      return deviation(image, category, bank, at_peak);
   }
   // The patches of side k at `stride` (patch j covers pixels stride*j .. stride*j+k-1) that overlap
   // `area` (pixels of an image of side n): their (y0, x0, y1, x1) in the ((n-k)/stride+1)^2 layout,
@@ -121,7 +121,7 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
     if (tf[2] >= tf[0] && tf[3] >= tf[1])
       qf = patches_in(grey_to_tensor(fine_image(lit(image, &light_fine), false, options_.fine_sigma)), tf, kFineStride);
   }
-  auto against = [&](size_t h) {  // (S,S)
+  auto against = [&](size_t h) {  // the parts, each (S,S)
     const auto& base = base_distances[h];
     if (!base.defined())
       throw Error(
@@ -132,7 +132,8 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
       best.narrow(0, tc[0], tc[2] - tc[0] + 1)
           .narrow(1, tc[1], tc[3] - tc[1] + 1)
           .copy_(nearest_distances(q, b.patches[h], b.norms[h]).view({tc[2] - tc[0] + 1, tc[3] - tc[1] + 1}));
-    auto map = finish_map(best, S, k) / b.scale[h];
+    Parts p;
+    p[size_t(MapPart::Patches)] = finish_map(best, S, k) / b.scale[h];
     if (fine) {
       auto best_fine = base.narrow(0, g * g, f * f).view({f, f}).clone();  // (f,f)
       if (qf.defined())
@@ -140,12 +141,13 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
             .narrow(1, tf[1], tf[3] - tf[1] + 1)
             .copy_(nearest_distances(qf, b.fine_bank[h], b.fine_bank_norms[h])
                        .view({tf[2] - tf[0] + 1, tf[3] - tf[1] + 1}));
-      map = torch::maximum(map, texture_fine_map(best_fine, b, h, S));
+      p[size_t(MapPart::Fine)] = texture_fine_map(best_fine, b, h, S);
     }
-    return with_colour(map, coarse, b, h);
+    colour_parts(p, coarse, b, h);
+    return p;
   };
-  if (bank == kBothBanks) return (against(0) + against(1)) / 2;
-  return against(bank == 1 ? 1 : 0);
+  if (bank == kBothBanks) return joined({against(0), against(1)}, at_peak);
+  return joined({against(bank == 1 ? 1 : 0)}, at_peak);
 }
 
 }  // namespace lriad::reference

@@ -395,17 +395,46 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
                     chw.size(1), k);
 }
 
-torch::Tensor NormalReference::with_colour(torch::Tensor map, const cv::Mat& coarse, const Banks& b, size_t h) const {
-  if (!b.palette[h].empty()) map = torch::maximum(map, grey_to_tensor(b.palette[h].novelty(coarse))[0]);
+void NormalReference::colour_parts(Parts& parts, const cv::Mat& coarse, const Banks& b, size_t h) const {
+  if (!b.palette[h].empty()) parts[size_t(MapPart::Colour)] = grey_to_tensor(b.palette[h].novelty(coarse))[0];
   if (b.region[h].defined()) {
     namespace F = torch::nn::functional;
+    const int64_t S = coarse.rows;
     const auto region =
         (raw_region(coarse, b, h) / b.region_scale[h]).view({1, 1, options_.region_side, options_.region_side});
-    const auto up = F::interpolate(region, F::InterpolateFuncOptions()
-                                               .size(std::vector<int64_t>{map.size(0), map.size(1)})
-                                               .mode(torch::kBilinear)
-                                               .align_corners(false));  // (1,1,S,S)
-    map = torch::maximum(map, up[0][0]);
+    const auto up = F::interpolate(
+        region,
+        F::InterpolateFuncOptions().size(std::vector<int64_t>{S, S}).mode(torch::kBilinear).align_corners(false));
+    parts[size_t(MapPart::Region)] = up[0][0];  // (S,S)
+  }
+}
+
+torch::Tensor NormalReference::joined(const std::vector<Parts>& banks, MapPart* at_peak) {
+  auto one = [](const Parts& p) {  // the per-pixel maximum, in the parts' order
+    torch::Tensor map;
+    for (const auto& t : p)
+      if (t.defined()) map = map.defined() ? torch::maximum(map, t) : t;
+    return map;
+  };
+  torch::Tensor map = one(banks[0]);
+  if (banks.size() == 2) map = (map + one(banks[1])) / 2;
+  if (at_peak) {
+    const int64_t at = map.argmax().item<int64_t>();
+    double best = -1;
+    for (int k = 0; k < kMapParts; ++k) {
+      double v = 0;
+      bool any = false;
+      for (const auto& p : banks)
+        if (p[size_t(k)].defined()) {
+          v += p[size_t(k)].reshape({-1})[at].item<double>();
+          any = true;
+        }
+      v /= double(banks.size());
+      if (any && v > best) {
+        best = v;
+        *at_peak = MapPart(k);
+      }
+    }
   }
   return map;
 }
@@ -418,7 +447,8 @@ torch::Tensor NormalReference::raw_region(const cv::Mat& coarse, const Banks& b,
       kRegionPatch);  // (R,R)
 }
 
-torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string& category, int bank) const {
+torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string& category, int bank,
+                                         MapPart* at_peak) const {
   auto it = banks_.find(category);
   if (it == banks_.end())
     throw Error("the normal reference has no category '" + category + "'",
@@ -426,19 +456,26 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
   const Banks& b = it->second;
   const cv::Mat coarse = sized(image, options_.side);
   const cv::Mat fine = b.fine[0].defined() || b.fine_bank[0].defined() ? sized(image, options_.fine_side) : cv::Mat();
-  auto against = [&](size_t h) {  // (S,S)
-    auto map = raw_deviation(coarse, b, int(h)) / b.scale[h];
-    if (b.fine[0].defined()) map = torch::maximum(map, raw_fine(fine, b, int(h), map.size(0)) / b.fine_scale[h]);
-    if (b.fine_bank[0].defined())
-      map = torch::maximum(map, texture_fine_map(texture_fine_distances(fine, b, h), b, h, map.size(0)));
-    return with_colour(map, coarse, b, h);
+  auto against = [&](size_t h) {  // the parts, each (S,S)
+    Parts p;
+    auto& patches = p[size_t(MapPart::Patches)];
+    auto& lines = p[size_t(MapPart::Fine)];
+    patches = raw_deviation(coarse, b, int(h)) / b.scale[h];
+    if (b.fine[0].defined()) lines = raw_fine(fine, b, int(h), patches.size(0)) / b.fine_scale[h];
+    if (b.fine_bank[0].defined()) {
+      const auto t = texture_fine_map(texture_fine_distances(fine, b, h), b, h, patches.size(0));
+      lines = lines.defined() ? torch::maximum(lines, t) : t;
+    }
+    colour_parts(p, coarse, b, h);
+    return p;
   };
-  if (bank == kBothBanks) return (against(0) + against(1)) / 2;
-  return against(bank == 1 ? 1 : 0);
+  if (bank == kBothBanks) return joined({against(0), against(1)}, at_peak);
+  return joined({against(bank == 1 ? 1 : 0)}, at_peak);
 }
 
-torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank) const {
-  const auto map = deviation(image, category, bank).unsqueeze(0);                // (1,S,S)
+torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank,
+                                              MapPart* at_peak) const {
+  const auto map = deviation(image, category, bank, at_peak).unsqueeze(0);       // (1,S,S)
   return torch::cat({image_to_tensor(sized(image, int(map.size(1)))), map}, 0);  // (4,S,S)
 }
 

@@ -20,7 +20,8 @@ double round_ratio(double r) { return r < 10 ? std::round(r * 10) / 10 : std::ro
 
 }  // namespace
 
-EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level) {
+EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
+                             std::optional<reference::MapPart> part) {
   if (map.empty() || map.type() != CV_32FC1 || map.rows != map.cols || rgb.type() != CV_32FC3 ||
       rgb.size() != map.size())
     throw Error("evidence_facts: need a square CV_32FC1 map and a CV_32FC3 image of its size",
@@ -37,6 +38,7 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
   f.where = Region(cell_of(at.x, at.y, S));
   f.above = peak > level;
   if (!f.above) return f;
+  f.part = part;
   // The connected area above the level that holds the peak.
   cv::Mat above = map > level, labels;
   cv::connectedComponents(above, labels, 8, CV_32S);
@@ -97,7 +99,10 @@ std::string where_text(const EvidenceFacts& f) {
   return out;
 }
 
-std::string looks_text(const EvidenceFacts& f) {
+namespace {
+
+// The shape and tone of the area: "a thin, long mark darker than around it".
+std::string looks_shape_text(const EvidenceFacts& f) {
   std::string out;
   switch (f.extent) {
     case EvidenceFacts::Extent::Large:
@@ -123,10 +128,27 @@ std::string looks_text(const EvidenceFacts& f) {
   return out;
 }
 
+}  // namespace
+
+std::string looks_text(const EvidenceFacts& f) {
+  std::string part;
+  if (f.part == reference::MapPart::Fine)
+    part = ", in the fine detail";
+  else if (f.part == reference::MapPart::Colour)
+    part = ", of a colour no normal image shows";
+  else if (f.part == reference::MapPart::Region)
+    part = ", of a tint no normal region shows";
+  return looks_shape_text(f) + part;
+}
+
 std::optional<DefectFamily> look_family(const EvidenceFacts& f) {
   using E = EvidenceFacts::Extent;
   using T = EvidenceFacts::Tone;
+  using P = reference::MapPart;
   if (!f.above) return std::nullopt;
+  if (f.part == P::Region) return f.extent == E::Large ? DefectFamily::Contamination : DefectFamily::Stain;
+  if (f.part == P::Colour) return f.extent == E::Large ? DefectFamily::Contamination : DefectFamily::Hole;
+  if (f.part == P::Fine) return DefectFamily::Scratch;
   if (f.tone == T::Colour) return DefectFamily::Stain;
   if (f.extent == E::Large) return DefectFamily::Contamination;
   if (f.tone == T::Darker) return f.extent == E::Thin ? DefectFamily::Crack : DefectFamily::Hole;

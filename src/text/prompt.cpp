@@ -323,6 +323,15 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
       f.tone = t;
       looks.push_back(f);
     }
+  for (auto part : {reference::MapPart::Fine, reference::MapPart::Colour, reference::MapPart::Region})
+    for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
+      EvidenceFacts f;  // each part's words once per extent (they follow the shape and tone's)
+      f.above = true;
+      f.ratio = 2.5;
+      f.extent = e;
+      f.part = part;
+      looks.push_back(f);
+    }
   std::vector<std::string> families = {""};
   for (auto fam : all_families()) families.push_back(family_word(fam));
   for (const auto& t : types)

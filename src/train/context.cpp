@@ -42,13 +42,16 @@ std::optional<double> Context::level(const std::string& category) const {
 
 PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   std::vector<torch::Tensor> images;
-  for (const auto& it : items)
-    images.push_back(it.input.defined() ? it.input : input_of(it));  // (C,S,S); the gate made some
+  std::vector<reference::MapPart> parts;  // each map's part largest at its peak
+  for (const auto& it : items) {
+    parts.push_back(it.part);
+    images.push_back(it.input.defined() ? it.input : input_of(it, &parts.back()));  // (C,S,S); the gate made some
+  }
   PreparedBatch b;
   b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& cat = items[i].category;
-    b.facts.push_back(facts_of(images[i], cat));
+    b.facts.push_back(facts_of(images[i], cat, parts[i]));
     // run_training checks first that every category has a level, so an opened chain always has facts.
     if (config.model.opens_chains() && !b.facts.back())
       throw Error("internal: no evidence facts for an opened chain of category '" + cat + "'");
@@ -58,9 +61,9 @@ PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   return b;
 }
 
-torch::Tensor Context::input_of(const TrainItem& item) {
+torch::Tensor Context::input_of(const TrainItem& item, reference::MapPart* at_peak) {
   std::call_once(inputs_made, [this] { inputs = std::make_unique<InputMaker>(config.model, normal_reference.get()); });
-  return (*inputs)(item);
+  return (*inputs)(item, at_peak);
 }
 
 EncodedBatch Context::encode(PreparedBatch prepared) {
@@ -112,10 +115,11 @@ std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage,
   return items;
 }
 
-std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input, const std::string& category) const {
+std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input, const std::string& category,
+                                                     std::optional<reference::MapPart> part) const {
   const auto at = level(category);
   if (!at || input.size(0) < 4) return std::nullopt;  // no level to state a ratio to: the short template
-  return model::input_facts(input, *at);
+  return model::input_facts(input, *at, part);
 }
 
 std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,

@@ -40,8 +40,8 @@ double look_purity(const std::map<std::string, std::map<std::string, int>>& look
 
 EvidenceCheck check_evidence(const TrainingSource& source,
                              const std::map<std::string, std::vector<double>>& normal_peaks,
-                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch,
-                             double q) {
+                             const std::function<torch::Tensor(const TrainItem&, reference::MapPart*)>& input,
+                             int steps, int batch, double q) {
   torch::NoGradGuard no_grad;
   EvidenceCheck check;
   check.quantile = q;
@@ -58,13 +58,14 @@ EvidenceCheck check_evidence(const TrainingSource& source,
       const TrainItem it = source.draw(uint64_t(step), i);
       auto c = check.categories.find(it.category);
       if (!it.anomalous || c == check.categories.end()) continue;
-      const torch::Tensor x = it.input.defined() ? it.input : input(it);  // (4,S,S)
+      reference::MapPart part = it.part;
+      const torch::Tensor x = it.input.defined() ? it.input : input(it, &part);  // (4,S,S)
       const double peak = evidence_peak(x);
       c->second.anomaly_peaks[it.defect_type].push_back(peak);
       if (peak <= c->second.level) continue;
       const auto family = text::family_of(it.defect_type);
       ++c->second.looks[family ? text::family_word(*family) : it.defect_type]
-                       [text::looks_text(model::input_facts(x, c->second.level))];
+                       [text::looks_text(model::input_facts(x, c->second.level, part))];
     }
   // 3. The share of each kind above the level.
   int64_t visible = 0, total = 0;

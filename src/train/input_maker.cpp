@@ -29,7 +29,7 @@ torch::Tensor InputMaker::distances(const std::string& path, const TrainItem& it
   return distances_[key] = d;
 }
 
-torch::Tensor InputMaker::operator()(const TrainItem& item) {
+torch::Tensor InputMaker::operator()(const TrainItem& item, reference::MapPart* at_peak) {
   // A normal image unchanged (synthesised items are always anomalous): made once per bank.
   const bool plain = reference_ && !item.anomalous && !item.source.empty();
   const std::string key = item.source + "|" + std::to_string(item.reference_bank);
@@ -38,22 +38,25 @@ torch::Tensor InputMaker::operator()(const TrainItem& item) {
     auto it = normal_inputs_.find(key);
     if (it != normal_inputs_.end()) {
       ++counts_.cached;
-      return it->second;
+      if (at_peak) *at_peak = it->second.second;
+      return it->second.first;
     }
   }
   const bool update = model::updates_map(item.image, item.base, item.category, model_, reference_);
   torch::Tensor t;
+  reference::MapPart part = reference::MapPart::Patches;
   if (update) {
     const std::string path = item.source.substr(0, item.source.find('#'));  // the normal image's path
     t = model::changed_policy_input(
         item.image, item.base, [&](int h) { return distances(path, item, h); }, item.category, item.reference_bank,
-        model_, reference_);  // (4,S,S)
+        model_, reference_, &part);  // (4,S,S)
   } else {
-    t = model::policy_input(item.image, item.category, item.reference_bank, model_, reference_);  // (C,S,S)
+    t = model::policy_input(item.image, item.category, item.reference_bank, model_, reference_, &part);  // (C,S,S)
   }
   std::lock_guard<std::mutex> lock(mutex_);
   ++(update ? counts_.updated : counts_.whole);
-  if (plain) normal_inputs_[key] = t;
+  if (plain) normal_inputs_[key] = {t, part};
+  if (at_peak) *at_peak = part;
   return t;
 }
 

@@ -73,19 +73,21 @@ void check_lengths(Context& ctx) {
         f.ratio = 99;
         for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
                        text::EvidenceFacts::Extent::Large})  // each look's family (model.family_from_look)
-          for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter}) {
-            f.extent = e;
-            f.tone = t;
-            if (ctx.config.model.opens_chains())
-              prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
-            item.anomalous = false;
-            completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
-            item.anomalous = true;
-            for (const auto& type : ctx.defect_types) {
-              item.defect_type = type;
+          for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter})
+            for (int part = -1; part < reference::kMapParts; ++part) {
+              f.extent = e;
+              f.tone = t;
+              f.part = part < 0 ? std::nullopt : std::optional<reference::MapPart>(reference::MapPart(part));
+              if (ctx.config.model.opens_chains())
+                prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
+              item.anomalous = false;
               completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+              item.anomalous = true;
+              for (const auto& type : ctx.defect_types) {
+                item.defect_type = type;
+                completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+              }
             }
-          }
       }
     }
   }
@@ -129,7 +131,7 @@ void prepare_evidence(Context& ctx, bool log_check, const std::map<std::string, 
   const auto peaks = normal_peaks ? *normal_peaks : normal_draw_peaks(ctx);
   const double q = gate_on ? dc.evidence_gate_quantile : kBaselineQuantile;
   Context* c = &ctx;  // the gate keeps it: the context outlives the source's draws
-  const auto input = [c](const TrainItem& t) { return c->input_of(t); };
+  const auto input = [c](const TrainItem& t, reference::MapPart* part) { return c->input_of(t, part); };
   // 2. The raw synthetic anomalies against those levels (before the gate changes the draws).
   if (log_check) {
     const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));

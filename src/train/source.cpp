@@ -302,7 +302,7 @@ TrainItem TrainingSource::gated(const Normal& base, uint64_t seed, int bank) con
   for (int attempt = 0; attempt < gate_->attempts; ++attempt) {
     TrainItem t = with_anomaly(base, attempt ? mix(seed, attempt, 0x6A7E, 0) : seed, attempt);
     t.reference_bank = bank;
-    t.input = gate_->input(t);  // (4,S,S)
+    t.input = gate_->input(t, &t.part);  // (4,S,S)
     if (level == gate_->level.end() || evidence_shows(t.input, t.footprint, level->second)) return t;
   }
   TrainItem t = as_item(base);  // the evidence shows none of them: the image is what it was, normal

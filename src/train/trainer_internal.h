@@ -102,7 +102,8 @@ struct Context {
   PreparedBatch prepare(std::vector<TrainItem> items);
   // The policy input of one item (C,S,S), thread-safe (train/input_maker.h: normal images' inputs
   // kept, synthetic anomalies' maps updated from their normal image's).
-  torch::Tensor input_of(const TrainItem& item);
+  // With `at_peak`, the part of its map largest at the peak.
+  torch::Tensor input_of(const TrainItem& item, reference::MapPart* at_peak = nullptr);
   EncodedBatch encode(PreparedBatch batch);  // to the device, with the prompts (model::policy_prompt of the facts)
   EncodedBatch encode(std::vector<TrainItem> items) { return encode(prepare(std::move(items))); }
   // The SFT target of an item (+ eos): grounded in `facts` (its input's evidence) when given; with
@@ -118,7 +119,8 @@ struct Context {
   std::vector<rl::GroupSample> group_samples(const EncodedBatch& batch) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
   // baseline's threshold); nullopt without a reference.
-  std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category) const;
+  std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category,
+                                              std::optional<reference::MapPart> part) const;
   std::string decode(const torch::Tensor& row, int64_t length) const;  // stops at eos
   void log_metrics(const nlohmann::json& line);
 };

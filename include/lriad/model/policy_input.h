@@ -8,6 +8,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include <torch/types.h>
 
 #include "lriad/io/config.h"
+#include "lriad/reference/map_part.h"
 #include "lriad/text/evidence.h"
 
 namespace lriad::reference {
@@ -45,9 +47,10 @@ cv::Mat model_side_image(const cv::Mat& image, bool keep_work_side, const ModelC
 
 // The policy's input (C,S,S) float for `image` at its model side (model_side_image; throws
 // otherwise): with a reference, RGB at S and the deviation map against `bank` (0, 1 or
-// reference::NormalReference::kBothBanks) of `category`; without one, RGB at S.
+// reference::NormalReference::kBothBanks) of `category`; without one, RGB at S. With a reference
+// and `at_peak`, also the part of the map largest at its peak (NormalReference::deviation).
 torch::Tensor policy_input(const cv::Mat& image, const std::string& category, int bank, const ModelConfig& model,
-                           const reference::NormalReference* reference);
+                           const reference::NormalReference* reference, reference::MapPart* at_peak = nullptr);
 
 // Bounding box of the pixels where `a` and `b` (one size and type) differ in any channel; empty
 // when they are equal.
@@ -64,11 +67,14 @@ bool updates_map(const cv::Mat& image, const cv::Mat& base, const std::string& c
                  const reference::NormalReference* reference);
 torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
                                    const std::function<torch::Tensor(int)>& base_distances, const std::string& category,
-                                   int bank, const ModelConfig& model, const reference::NormalReference* reference);
+                                   int bank, const ModelConfig& model, const reference::NormalReference* reference,
+                                   reference::MapPart* at_peak = nullptr);
 
 // The evidence facts (text/evidence.h) of a policy input (4,S,S): its deviation channel and RGB,
-// against the category's normal level. Training writes its chains from them; eval checks them.
-text::EvidenceFacts input_facts(const torch::Tensor& input, double level);
+// against the category's normal level, and the part of the map largest at its peak (policy_input's
+// at_peak). Training writes its chains from them; eval checks them.
+text::EvidenceFacts input_facts(const torch::Tensor& input, double level,
+                                std::optional<reference::MapPart> part = std::nullopt);
 
 // With model.prompt_evidence, the opening of the chain of thought that lriad writes from the
 // reference's measurements of an input (`facts`, input_facts of it against its category's normal
@@ -87,9 +93,9 @@ std::string pretrained_prompt(const std::string& category, const ModelConfig& mo
 // The same, measured from `input` (C,S,S) against `level`; throws when the chain is opened and
 // level is not > 0 (no normal level to state a ratio to).
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level);
+                          double level, std::optional<reference::MapPart> part = std::nullopt);
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level);
+                          double level, std::optional<reference::MapPart> part = std::nullopt);
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and
 // predict make the input training made. Written by `lriad train`; a run without it (older) has
@@ -113,7 +119,7 @@ struct InputRecord {
 // tensor training made (tests/test_policy_input.cpp).
 torch::Tensor decoded_policy_input(const cv::Mat& decoded, const std::string& category, int bank,
                                    const ModelConfig& model, const reference::NormalReference* reference,
-                                   const InputRecord* record);
+                                   const InputRecord* record, reference::MapPart* at_peak = nullptr);
 // Its first step: the decoded file at the side training kept `category` at (model_side_image), what
 // TrainItem::image holds for a training image. A pretrained PaliGemma's pixels are made from it
 // (model::siglip_pixels), in training and in eval alike.

@@ -92,6 +92,7 @@
 #include <c10/core/Device.h>
 #include <torch/types.h>
 
+#include "lriad/reference/map_part.h"
 #include "lriad/reference/palette.h"
 
 namespace lriad::reference {
@@ -138,10 +139,13 @@ class NormalReference {
                                const Options& options);
 
   // Deviation map (S,S) float >= 0 of `image` (any side) against `bank` (0, 1 or kBothBanks) of
-  // `category`.
-  torch::Tensor deviation(const cv::Mat& image, const std::string& category, int bank = 0) const;
+  // `category`. With `at_peak`, also the part of the map (map_part.h) that is largest at the map's
+  // maximum (each part averaged over the banks compared; a tie goes to the earlier part).
+  torch::Tensor deviation(const cv::Mat& image, const std::string& category, int bank = 0,
+                          MapPart* at_peak = nullptr) const;
   // RGB resized to (3,S,S) with the deviation map as a fourth channel -> (4,S,S).
-  torch::Tensor with_deviation(const cv::Mat& image, const std::string& category, int bank = 0) const;
+  torch::Tensor with_deviation(const cv::Mat& image, const std::string& category, int bank = 0,
+                               MapPart* at_peak = nullptr) const;
 
   // Incremental maps, for training's synthetic anomalies: an anomaly changes a small part of a
   // normal image, and only the patches that overlap the change have new nearest distances. For a
@@ -158,7 +162,8 @@ class NormalReference {
   bool updatable(const std::string& category, int image_side) const;
   torch::Tensor patch_distances(const cv::Mat& image, const std::string& category, int bank) const;
   torch::Tensor changed_deviation(const cv::Mat& image, const std::string& category, int bank,
-                                  const std::array<torch::Tensor, 2>& base_distances, const cv::Rect& changed) const;
+                                  const std::array<torch::Tensor, 2>& base_distances, const cv::Rect& changed,
+                                  MapPart* at_peak = nullptr) const;
 
   // Moves the banks the nearest-patch products read (colour patches, region patches, a fine
   // texture's patches) onto `device`: with --device cuda those products, most of a texture's map,
@@ -215,9 +220,13 @@ class NormalReference {
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
   // The region map of `coarse` (an image at S) against bank h, not normalised: (R,R), R = region_side.
   torch::Tensor raw_region(const cv::Mat& coarse, const Banks& b, size_t h) const;
-  // The coarse map of bank h (already raw / scale) with the colour novelty and the region map of
-  // `coarse` (at S) joined: (S,S).
-  torch::Tensor with_colour(torch::Tensor map, const cv::Mat& coarse, const Banks& b, size_t h) const;
+  // One bank's parts of a map, indexed by MapPart, each (S,S) or undefined where the category has none.
+  using Parts = std::array<torch::Tensor, kMapParts>;
+  // The colour novelty and the region map of `coarse` (at S) against bank h, into `parts`.
+  void colour_parts(Parts& parts, const cv::Mat& coarse, const Banks& b, size_t h) const;
+  // The map of one bank's parts (their per-pixel maximum), or of two banks' (the mean of theirs):
+  // (S,S); with `at_peak`, the part largest at its maximum (see deviation).
+  static torch::Tensor joined(const std::vector<Parts>& banks, MapPart* at_peak);
   // The fine comparison's map of `canon` (an image of side fine_side in its canonical pose) against
   // `bank`, in the canonical frame, neither weighed nor normalised: (F,F).
   torch::Tensor fine_canonical(const cv::Mat& canon, const Banks& b, int bank) const;

@@ -2,7 +2,8 @@
 // states and a test can check: where the deviation map peaks (its 3x3 cell, and a second cell an
 // elongated area spans), how strong the peak is against the category's normal level, and what the
 // area above that level looks like (thin and long, small and compact or large; darker, brighter or
-// of another colour than around it). Training writes its chains from these facts and GRPO's region
+// of another colour than around it), and which part of the map shows it most (the colour patches,
+// the fine comparison, a colour no normal image shows, the colour of a region). Training writes its chains from these facts and GRPO's region
 // reward checks the stated region against them; eval compares them with the ground truth.
 // Shapes: S = the model's image side.
 #pragma once
@@ -11,6 +12,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "lriad/reference/map_part.h"
 #include "lriad/text/defect_family.h"
 #include "lriad/text/prompt.h"
 
@@ -27,6 +29,8 @@ struct EvidenceFacts {
   enum class Extent { Compact, Thin, Large } extent = Extent::Compact;
   enum class Tone { Same, Darker, Brighter, Colour } tone = Tone::Same;
   double area = 0;  // its share of the image
+  // The part of the map largest at the peak (reference/map_part.h), when above and the reference said.
+  std::optional<reference::MapPart> part;
 };
 
 // Thresholds of the descriptions, public for the tests.
@@ -37,20 +41,28 @@ inline constexpr double kSecondCellShare = 0.25;
 
 // map: CV_32FC1 (S,S) deviation map; rgb: CV_32FC3 (S,S) in [0,1] (the same image); level > 0.
 // Throws lriad::Error on empty or mismatched inputs.
-EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level);
+// `part`: the map's part largest at its peak (NormalReference::deviation's at_peak), kept when above.
+EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
+                             std::optional<reference::MapPart> part = std::nullopt);
 
 // "3.4", "0.8", "12": the ratio as a chain states it.
 std::string ratio_text(double ratio);
 // "upper left" or "upper left and top".
 std::string where_text(const EvidenceFacts& f);
-// "a thin, long mark darker than around it", "a large area of another colour", "a small, compact mark".
+// "a thin, long mark darker than around it", "a large area of another colour", "a small, compact mark",
+// then what the part shows when it is not the colour patches: ", in the fine detail", ", of a colour
+// no normal image shows", ", of a tint no normal region shows".
 std::string looks_text(const EvidenceFacts& f);
 
 // The defect family the look suggests (model.family_from_look), by a fixed table; nullopt below the
-// level (no area to look at). Another colour: a stain. Else a large area: contamination. Else the
-// tone says how deep: darker is depth (a crack if thin and long, a hole if small and compact),
-// brighter a scratch (bare surface catching the light); of the same tone, thin and long is a scratch
-// and small and compact a hole (the most frequent compact kind on the development set, photo set C).
+// level (no area to look at). First by the part of the map that shows it: a tint no normal region
+// shows is a stain (a large one contamination); a colour no normal image shows is a hole (a large
+// area of it contamination); the fine comparison, lines and small marks at full resolution, a
+// scratch. Shown by the colour patches (or with no part known): another colour is a stain; else a
+// large area contamination; else the tone says how deep: darker is depth (a crack if thin and long,
+// a hole if small and compact), brighter a scratch (bare surface catching the light); of the same
+// tone, thin and long is a scratch and small and compact a hole. The table by tone was set on photo
+// set C; the parts' rows on photo sets E and F and confirmed on H (README, "Status").
 std::optional<DefectFamily> look_family(const EvidenceFacts& f);
 
 // The defect type a training chain names (the SFT target's, and what GRPO's defect-type reward

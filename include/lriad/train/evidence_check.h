@@ -11,6 +11,8 @@
 
 #include <torch/types.h>
 
+#include "lriad/reference/map_part.h"
+
 namespace lriad::train {
 
 class TrainingSource;
@@ -44,8 +46,8 @@ double share_above(const std::vector<double>& values, double level);
 // the peaks of its normal training images, each against the bank its draws use).
 EvidenceCheck check_evidence(const TrainingSource& source,
                              const std::map<std::string, std::vector<double>>& normal_peaks,
-                             const std::function<torch::Tensor(const TrainItem&)>& input, int steps, int batch,
-                             double q);
+                             const std::function<torch::Tensor(const TrainItem&, reference::MapPart*)>& input,
+                             int steps, int batch, double q);
 
 // Most frequent family per look, summed over looks, over all anomalies counted (0 when none).
 double look_purity(const std::map<std::string, std::map<std::string, int>>& looks);

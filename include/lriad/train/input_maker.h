@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include "lriad/io/config.h"
+#include "lriad/reference/map_part.h"
 
 namespace lriad::reference {
 class NormalReference;
@@ -28,7 +29,8 @@ class InputMaker {
   // `reference` may be null (no normal reference: RGB only); it must outlive the maker.
   InputMaker(const ModelConfig& model, const reference::NormalReference* reference);
 
-  torch::Tensor operator()(const TrainItem& item);  // (C,S,S)
+  // (C,S,S); with `at_peak`, the part of its map largest at the peak (NormalReference::deviation).
+  torch::Tensor operator()(const TrainItem& item, reference::MapPart* at_peak = nullptr);
 
   struct Counts {
     size_t cached = 0, updated = 0, whole = 0;  // inputs taken from the cache, updated from a normal's, made whole
@@ -40,8 +42,8 @@ class InputMaker {
   ModelConfig model_;
   const reference::NormalReference* reference_;
   mutable std::mutex mutex_;
-  std::map<std::string, torch::Tensor> normal_inputs_;  // by source|bank
-  std::map<std::string, torch::Tensor> distances_;      // by path|bank
+  std::map<std::string, std::pair<torch::Tensor, reference::MapPart>> normal_inputs_;  // by source|bank
+  std::map<std::string, torch::Tensor> distances_;                                     // by path|bank
   Counts counts_;
 };
 

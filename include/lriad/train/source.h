@@ -37,9 +37,10 @@ struct TrainItem {
   cv::Mat footprint;                          // synthetic anomalies: CV_8UC1 1 where the image changed (never
                                               // fed to the model; the evidence gate looks there)
   torch::Tensor input;                        // the policy's input (C,S,S) when the evidence gate made it
-  cv::Mat base;                               // synthetic anomalies: the normal image it was made from (same
-                                              // side), whose cached evidence the map is updated from
-  std::string source;                         // image path (+ "#kind" when synthesised)
+  reference::MapPart part = reference::MapPart::Patches;  // with `input`: its map's part largest at the peak
+  cv::Mat base;        // synthetic anomalies: the normal image it was made from (same
+                       // side), whose cached evidence the map is updated from
+  std::string source;  // image path (+ "#kind" when synthesised)
   // Normal-reference bank to compare with (reference/reference.h): 0 or 1, the other half's; kBothBanks
   // for held-out (validation) images, as for test images.
   int reference_bank = 0;
@@ -60,8 +61,9 @@ struct TrainFromTest {
 // peaks inside its footprint above the category's normal level; else it is drawn again with another
 // seed, stronger each time, and after `attempts` draws the sample is its normal image.
 struct EvidenceGate {
-  std::function<torch::Tensor(const TrainItem&)> input;  // the policy's input of an item: (4,S,S)
-  std::map<std::string, double> level;                   // per category: the normal draws' peak quantile
+  // The policy's input of an item: (4,S,S), and its map's part largest at the peak.
+  std::function<torch::Tensor(const TrainItem&, reference::MapPart*)> input;
+  std::map<std::string, double> level;  // per category: the normal draws' peak quantile
   int attempts = 4;
 };
 
