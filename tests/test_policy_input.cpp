@@ -3,6 +3,7 @@
 // rule, ties to the later checkpoint, and what the policy answers per category.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -196,7 +197,8 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
           model::decoded_policy_input(decoded, it.category, bank, c.model, &ref, &record, &evaluated_part);
       EXPECT_TRUE(torch::equal(trained, evaluated))
           << "max difference " << (trained - evaluated).abs().max().item<float>();
-      EXPECT_EQ(int(trained_part), int(evaluated_part));              // the chain states the same part of the map
+      EXPECT_EQ(int(trained_part), int(evaluated_part));  // the chain states the same part of the map
+      trained_part = evaluated_part == reference::MapPart::Fine ? reference::MapPart::Region : reference::MapPart::Fine;
       EXPECT_EQ(int(training_inputs(it, &trained_part).size(0)), 4);  // again, from the cache: the same part
       EXPECT_EQ(int(trained_part), int(evaluated_part));
       // A pretrained PaliGemma's pixels come from the image at its model side (model::siglip_pixels):
@@ -216,6 +218,26 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
 // The prompt is input too: training and eval both build it with policy_prompt from the tensor, so
 // with model.prompt_evidence its chain opening states what that tensor's deviation channel shows,
 // and without it the prompt is the plain instruction.
+// policy_input.json says whether the run's chains state the part of the map that shows the area:
+// a record written before they did (format version 1) says no, and eval then leaves the part out.
+TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
+  TempDir dir;
+  model::InputRecord r;
+  r.work_side_categories = {"screw"};
+  r.reference_banks["a.png"] = 1;
+  EXPECT_TRUE(r.states_parts);  // what training writes now
+  r.save(dir / "new.json");
+  const auto back = model::InputRecord::load(dir / "new.json");
+  EXPECT_TRUE(back.states_parts);
+  EXPECT_EQ(back.bank_of("a.png", 0), 1);
+  {
+    std::ofstream old(dir / "old.json");
+    old << R"({"format": "lriad-policy-input", "format_version": 1, "work_side_categories": [],)"
+        << R"( "reference_banks": {"a.png": 0}})";
+  }
+  EXPECT_FALSE(model::InputRecord::load(dir / "old.json").states_parts);
+}
+
 TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {
   ModelConfig m;
   m.reference = "knn";

@@ -150,7 +150,8 @@ void InputRecord::save(const std::string& path) const {
   const nlohmann::json j = {{"format", "lriad-policy-input"},
                             {"format_version", kFormatVersion},
                             {"work_side_categories", work_side_categories},
-                            {"reference_banks", reference_banks}};
+                            {"reference_banks", reference_banks},
+                            {"states_parts", states_parts}};
   io::write_file_atomic(path, j.dump(1) + "\n");
 }
 
@@ -165,6 +166,7 @@ InputRecord InputRecord::load(const std::string& path) {
                   "it was written by a newer lriad, or is not lriad's: train the run again");
     r.work_side_categories = j.at("work_side_categories").get<std::vector<std::string>>();
     r.reference_banks = j.at("reference_banks").get<std::map<std::string, int>>();
+    r.states_parts = j.value("states_parts", false);  // version 1: before the parts were stated
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + " is damaged: " + e.what(),
                 "train the run again, or delete the file (eval then compares with both banks)");

@@ -101,8 +101,12 @@ std::string policy_prompt(const torch::Tensor& input, const std::string& categor
 // predict make the input training made. Written by `lriad train`; a run without it (older) has
 // eval fall back to the reference's own test (NormalReference::fine) and to both banks.
 struct InputRecord {
-  static constexpr int kFormatVersion = 1;
+  // Version 2 adds states_parts; a version 1 record (and a run without one) did not state them.
+  static constexpr int kFormatVersion = 2;
   std::vector<std::string> work_side_categories;  // kept at W (keeps_work_side)
+  // The chains' openings state the part of the map that shows the area (EvidenceFacts::part), and
+  // the family is read from it: eval and predict give the facts the part only when training did.
+  bool states_parts = true;
   // The reference bank each normal training image was compared with, by path: 0 or 1 for the
   // images training drew, reference::NormalReference::kBothBanks for the validation normals.
   std::map<std::string, int> reference_banks;
