@@ -92,6 +92,66 @@ TEST(Validation, TiesGoToTheLaterCheckpoint) {
   EXPECT_EQ(at, 3u);
 }
 
+// The chains of a validation, scored: verdicts, and whether each flagged anomaly's chain names the
+// type it was taught (a family counts: "hole" for a taught "poke").
+TEST(Validation, ScoresVerdictsAndTheTypeTheChainsName) {
+  auto anomalous = [](const std::string& type) {
+    return "<think>I compare it with normal carpet images. There is what looks like a " + type +
+           ", so it is anomalous.</think><answer>anomalous: " + type + "</answer>";
+  };
+  const std::string normal =
+      "<think>I compare it with normal carpet images. Nothing there seems defective, so it is "
+      "normal.</think><answer>normal</answer>";
+  const std::vector<train::ValidationChain> chains = {
+      {"carpet", "crack", true, "crack", anomalous("crack")},  // flagged, the taught type
+      {"carpet", "crack", true, "hole", anomalous("scratch")},  // flagged, another family
+      {"carpet", "poke", true, "poke", anomalous("hole")},      // flagged, the taught type's family
+      {"carpet", "stain", true, "", anomalous("stain")},        // flagged, no type taught: not counted
+      {"carpet", "stain", true, "stain", normal},               // missed: not counted for the type
+      {"carpet", "good", false, "", normal},
+      {"carpet", "good", false, "", anomalous("crack")},  // a false alarm
+      {"screw", "good", false, "", "no tags at all"},     // unreadable
+  };
+  const auto v = train::score_validation(chains, {"crack", "poke", "stain"});
+  EXPECT_EQ(v.items, 8);
+  EXPECT_EQ(v.anomalous_items, 5);
+  EXPECT_EQ(v.normal_items, 3);
+  EXPECT_DOUBLE_EQ(v.recall_anomalous, 4.0 / 5);
+  EXPECT_DOUBLE_EQ(v.recall_normal, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(v.balanced_accuracy, (0.8 + 1.0 / 3) / 2);
+  EXPECT_DOUBLE_EQ(v.format_rate, 7.0 / 8);
+  EXPECT_EQ(v.typed_items, 3);
+  EXPECT_DOUBLE_EQ(v.type_agreement, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(v.class_accuracy.at("good"), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(v.class_accuracy.at("stain"), 0.5);
+  EXPECT_EQ(v.answers.at("carpet").anomalous_said_anomalous, 4);
+  EXPECT_EQ(v.answers.at("screw").normal_said_normal + v.answers.at("screw").normal_said_anomalous, 0);
+  EXPECT_EQ(train::score_validation({}, {}).items, 0);
+}
+
+// best.safetensors: the balanced accuracy plus 0.05 x the share of flagged anomalies whose chain
+// names the type it was taught; a validation at chance by its balanced accuracy alone.
+TEST(Validation, TheBestWeighsTheChainsTypeWithinAFewItems) {
+  auto with = [](double bacc, double type, bool chance = false) {
+    train::ValidationResult v = result(chance ? 0.0 : bacc, chance ? 1.0 : bacc, 36, 36);
+    v.balanced_accuracy = chance ? 0.5 : bacc;
+    v.type_agreement = type;
+    return v;
+  };
+  EXPECT_DOUBLE_EQ(train::selection_score(with(0.9, 0.6)), 0.93);
+  EXPECT_DOUBLE_EQ(train::selection_score(with(0.9, 0.0)), 0.9);
+  EXPECT_DOUBLE_EQ(train::selection_score(with(0.5, 1.0, true)), 0.5);  // at chance: the type does not count
+  // A run whose validations are 0.986 (naming the taught type for 30%), 0.972 (90%: one anomalous
+  // item of 36 fewer, which moves the balanced accuracy by 0.014) and 0.944 (100%: three fewer):
+  // the second is the best.
+  const std::vector<train::ValidationResult> run = {with(0.986, 0.3), with(0.972, 0.9), with(0.944, 1.0)};
+  double best = -1;
+  size_t at = 0;
+  for (size_t i = 0; i < run.size(); ++i)
+    if (train::replaces_best(train::selection_score(run[i]), best)) best = train::selection_score(run[i]), at = i;
+  EXPECT_EQ(at, 1u);
+}
+
 TEST(Validation, DescribesWhichAnswerEachCategoryGets) {
   train::ValidationResult v = result(0.5, 0.5, 4, 4);
   auto& bottle = v.answers["bottle"];

@@ -178,6 +178,28 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
     ++lines;
   }
   EXPECT_EQ(lines, 8);
+  // best.safetensors is the validation with the highest selection score (the later of equals), and
+  // each line's score is its balanced accuracy plus 0.05 x its type agreement (unless at chance).
+  {
+    std::ifstream vin(dir / "run/validation.jsonl");
+    double top = -1;
+    std::string top_at;
+    int validations = 0;
+    for (std::string l; std::getline(vin, l); ++validations) {
+      const auto j = nlohmann::json::parse(l);
+      const double type = j.at("type_agreement").get<double>(), score = j.at("selection_score").get<double>();
+      EXPECT_GE(type, 0.0);
+      EXPECT_LE(type, 1.0);
+      EXPECT_LE(j.at("typed_items").get<int>(), j.at("items").get<int>());
+      EXPECT_NEAR(score, j["balanced_accuracy"].get<double>() + (j["at_chance"].get<bool>() ? 0.0 : 0.05 * type),
+                  1e-12);
+      if (score >= top) top = score, top_at = j["stage"].get<std::string>() + ":" + std::to_string(j["step"].get<int>());
+    }
+    EXPECT_GE(validations, 2);
+    const auto state = nlohmann::json::parse(lriad::test::read_text(dir / "run/trainer_state.json"));
+    EXPECT_DOUBLE_EQ(state.at("best_score").get<double>(), top);
+    EXPECT_EQ(state.at("best_at").get<std::string>(), top_at);
+  }
   // An existing run is refused without --overwrite/--resume; resuming a finished run adds nothing.
   EXPECT_THROW(train::run_training(c, o), Error);
   o.resume = true;

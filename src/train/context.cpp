@@ -254,56 +254,26 @@ std::vector<std::string> greedy_chains(Context& ctx, const EncodedBatch& b) {
 
 ValidationResult validate(Context& ctx) {
   const auto& items = ctx.source->validation();
-  ValidationResult v;
-  v.items = int(items.size());
-  if (items.empty()) return v;
+  if (items.empty()) return {};
   torch::NoGradGuard no_grad;
   if (ctx.pretrained())
     ctx.pali->eval();
   else
     ctx.policy->eval();
-  int tp = 0, fn = 0, tn = 0, fp = 0, formatted = 0;
-  std::map<std::string, std::pair<int, int>> per_class;
+  std::vector<ValidationChain> chains;
   const size_t chunk = 32;
   for (size_t start = 0; start < items.size(); start += chunk) {
     std::vector<TrainItem> part(items.begin() + long(start),
                                 items.begin() + long(std::min(items.size(), start + chunk)));
     EncodedBatch b = ctx.encode(ctx.prepare(part));
-    const auto chains = greedy_chains(ctx, b);
+    const auto greedy = greedy_chains(ctx, b);
     for (size_t i = 0; i < b.items.size(); ++i) {
-      const auto p = text::parse_completion(chains[i], ctx.defect_types);
-      const bool truth = b.items[i].anomalous;
-      const bool right = p.verdict.has_value() && *p.verdict == int(truth);
-      formatted += p.well_formed;
-      if (truth)
-        (right ? tp : fn)++;
-      else
-        (right ? tn : fp)++;
-      CategoryAnswers& a = v.answers[b.items[i].category];
-      const bool said_anomalous = p.verdict == 1, said_normal = p.verdict == 0;
-      if (truth) {
-        ++a.anomalous_items;
-        a.anomalous_said_anomalous += said_anomalous;
-        a.anomalous_said_normal += said_normal;
-      } else {
-        ++a.normal_items;
-        a.normal_said_anomalous += said_anomalous;
-        a.normal_said_normal += said_normal;
-      }
-      per_class[b.items[i].cls()].first += right;
-      per_class[b.items[i].cls()].second += 1;
+      const auto& f = b.facts[i];
+      chains.push_back({b.items[i].category, b.items[i].cls(), b.items[i].anomalous,
+                        ctx.chain_type(b.items[i], f ? &*f : nullptr), greedy[i]});
     }
   }
-  v.recall_anomalous = tp + fn ? double(tp) / (tp + fn) : 0;
-  v.recall_normal = tn + fp ? double(tn) / (tn + fp) : 0;
-  v.balanced_accuracy = (tp + fn && tn + fp) ? (v.recall_anomalous + v.recall_normal) / 2
-                                             : (tp + fn ? v.recall_anomalous : v.recall_normal);
-  v.accuracy = double(tp + tn) / v.items;
-  v.normal_items = tn + fp;
-  v.anomalous_items = tp + fn;
-  v.format_rate = double(formatted) / v.items;
-  for (const auto& [c, ct] : per_class) v.class_accuracy[c] = double(ct.first) / ct.second;
-  return v;
+  return score_validation(chains, ctx.defect_types);
 }
 
 }  // namespace detail

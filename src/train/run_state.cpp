@@ -26,6 +26,7 @@ void save_state(const RunFiles& run, const TrainerState& s) {
                       {"step", s.step},
                       {"best_balanced_accuracy", s.best},
                       {"best_at", s.best_at},
+                      {"best_score", s.best_score},
                       {"checkpoint", s.checkpoint},
                       {"at_chance", s.best_at_chance},
                       {"best_answers", s.best_answers}};
@@ -82,6 +83,8 @@ TrainerState load_state(const RunFiles& run) {
     s.step = j.at("step").get<int>();
     s.best = j.at("best_balanced_accuracy").get<double>();
     s.best_at = j.at("best_at").get<std::string>();
+    // A run written before the score: its best was chosen by the balanced accuracy alone.
+    s.best_score = j.contains("best_score") ? j["best_score"].get<double>() : s.best;
     if (j.contains("dynamic_class_weights")) s.dynamic_weights = j["dynamic_class_weights"];
     if (j.contains("checkpoint")) s.checkpoint = j["checkpoint"].get<std::string>();
     if (j.contains("at_chance")) s.best_at_chance = j["at_chance"].get<bool>();
@@ -129,8 +132,9 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
 }
 
 void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& v, const std::string& where) {
-  if (v.items == 0 || !replaces_best(v.balanced_accuracy, state.best)) return;
+  if (v.items == 0 || !replaces_best(selection_score(v), state.best_score)) return;
   state.best = v.balanced_accuracy;
+  state.best_score = selection_score(v);
   state.best_at = where;
   state.best_at_chance = at_chance(v);
   state.best_answers = describe_answers(v);
@@ -145,8 +149,10 @@ void log_validation(Context& ctx, const std::string& stage, int step, const Vali
   std::ofstream out(ctx.run.validation(), std::ios::app);
   out << line.dump() << "\n";
   spdlog::info(
-      "validation {} step {}: balanced accuracy {:.3f} (anomalous recall {:.3f}, normal {:.3f}), format {:.3f}", stage,
-      step, v.balanced_accuracy, v.recall_anomalous, v.recall_normal, v.format_rate);
+      "validation {} step {}: balanced accuracy {:.3f} (anomalous recall {:.3f}, normal {:.3f}), format {:.3f}, "
+      "type named {:.3f} of {} flagged anomalies",
+      stage, step, v.balanced_accuracy, v.recall_anomalous, v.recall_normal, v.format_rate, v.type_agreement,
+      v.typed_items);
 }
 
 void load_optimizer(torch::optim::AdamW& opt, const std::string& path) {

@@ -16,7 +16,8 @@ struct Context;
 struct TrainerState {
   std::string stage = "vision";  // vision | sft | grpo | done
   int step = 0;                  // completed steps of `stage`
-  double best = -1;              // best validation balanced accuracy
+  double best = -1;              // the best checkpoint's validation balanced accuracy
+  double best_score = -1;        // and its selection_score (train/validation.h), which chose it
   std::string best_at;           // "sft:300"
   bool best_at_chance = false;   // at_chance of the best validation
   std::string best_answers;      // describe_answers of the best validation

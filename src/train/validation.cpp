@@ -4,16 +4,67 @@
 #include <spdlog/fmt/fmt.h>
 #include <nlohmann/json.hpp>
 
+#include "lriad/text/answer.h"
+#include "lriad/text/defect_family.h"
+
 #include <algorithm>
 #include <vector>
 
 namespace lriad::train {
+
+ValidationResult score_validation(const std::vector<ValidationChain>& chains,
+                                  const std::vector<std::string>& defect_types) {
+  ValidationResult v;
+  v.items = int(chains.size());
+  if (chains.empty()) return v;
+  int tp = 0, fn = 0, tn = 0, fp = 0, formatted = 0, named = 0;
+  std::map<std::string, std::pair<int, int>> per_class;  // right, items
+  for (const auto& c : chains) {
+    const auto p = text::parse_completion(c.chain, defect_types);
+    const bool right = p.verdict.has_value() && *p.verdict == int(c.anomalous);
+    const bool said_anomalous = p.verdict == 1, said_normal = p.verdict == 0;
+    formatted += p.well_formed;
+    CategoryAnswers& a = v.answers[c.category];
+    if (c.anomalous) {
+      (right ? tp : fn)++;
+      ++a.anomalous_items;
+      a.anomalous_said_anomalous += said_anomalous;
+      a.anomalous_said_normal += said_normal;
+      if (said_anomalous && !c.taught_type.empty()) {  // does the chain name the type it was taught?
+        ++v.typed_items;
+        named += text::same_defect(p.defect_type, c.taught_type);
+      }
+    } else {
+      (right ? tn : fp)++;
+      ++a.normal_items;
+      a.normal_said_anomalous += said_anomalous;
+      a.normal_said_normal += said_normal;
+    }
+    per_class[c.cls].first += right;
+    per_class[c.cls].second += 1;
+  }
+  v.recall_anomalous = tp + fn ? double(tp) / (tp + fn) : 0;
+  v.recall_normal = tn + fp ? double(tn) / (tn + fp) : 0;
+  v.balanced_accuracy = (tp + fn && tn + fp) ? (v.recall_anomalous + v.recall_normal) / 2
+                                             : (tp + fn ? v.recall_anomalous : v.recall_normal);
+  v.accuracy = double(tp + tn) / v.items;
+  v.normal_items = tn + fp;
+  v.anomalous_items = tp + fn;
+  v.format_rate = double(formatted) / v.items;
+  v.type_agreement = v.typed_items ? double(named) / v.typed_items : 0;
+  for (const auto& [c, ct] : per_class) v.class_accuracy[c] = double(ct.first) / ct.second;
+  return v;
+}
 
 bool at_chance(const ValidationResult& v) {
   if (v.items == 0) return false;
   if (v.normal_items > 0 && v.recall_normal == 0) return true;
   if (v.anomalous_items > 0 && v.recall_anomalous == 0) return true;
   return v.balanced_accuracy <= 0.55;
+}
+
+double selection_score(const ValidationResult& v) {
+  return v.balanced_accuracy + (at_chance(v) ? 0.0 : kTypeWeight * v.type_agreement);
 }
 
 bool replaces_best(double candidate, double best) { return candidate >= best; }
@@ -60,6 +111,9 @@ nlohmann::json to_json(const ValidationResult& v) {
           {"recall_normal", v.recall_normal},
           {"class_accuracy", v.class_accuracy},
           {"items", v.items},
+          {"type_agreement", v.type_agreement},
+          {"typed_items", v.typed_items},
+          {"selection_score", selection_score(v)},
           {"answered_anomalous", answers},
           {"at_chance", at_chance(v)}};
 }

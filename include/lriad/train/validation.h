@@ -3,6 +3,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -21,14 +22,38 @@ struct ValidationResult {
   std::map<std::string, double> class_accuracy;    // per "good" / defect type
   std::map<std::string, CategoryAnswers> answers;  // per category
   int items = 0, normal_items = 0, anomalous_items = 0;
+  // Of the anomalies answered "anomalous" whose chain has a type to name (the one training teaches:
+  // the look's family with model.family_from_look, else the item's defect type), how many the chain
+  // names (the type or its family, text::same_defect); type_agreement = named / typed_items, 0 when none.
+  int typed_items = 0;
+  double type_agreement = 0;
 };
+
+// One validation item's greedy chain, and what it should have said.
+struct ValidationChain {
+  std::string category;
+  std::string cls;  // "good" or the item's defect type (class_accuracy's key)
+  bool anomalous = false;
+  std::string taught_type;  // the type training teaches its chain to name (Context::chain_type; "" none)
+  std::string chain;        // the whole completion, its opening included
+};
+// The result of a validation's chains: verdicts parsed with text::parse_completion (`defect_types`:
+// the dataset's names), counted per class and category.
+ValidationResult score_validation(const std::vector<ValidationChain>& chains,
+                                  const std::vector<std::string>& defect_types);
 
 // Validation at chance: balanced accuracy <= 0.55 (a coin does 0.5; 0.55 is within a few items of
 // it on a validation set of ~100), or a class with items has recall 0 (one answer to everything,
 // or no readable answer). A result without items is not judged (false).
 bool at_chance(const ValidationResult& v);
-// Whether a checkpoint validated at `candidate` becomes the best over `best` (-1: none yet): ties go
-// to the later checkpoint, which has trained longer on the same evidence.
+// What the best checkpoint is chosen by: the balanced accuracy plus kTypeWeight x type_agreement,
+// unless the validation is at chance (then the balanced accuracy alone). One validation item of ~36
+// per class moves the balanced accuracy by ~0.014, so the chains' type decides between checkpoints
+// whose balanced accuracy is within about three items, and never lifts a checkpoint at chance.
+inline constexpr double kTypeWeight = 0.05;
+double selection_score(const ValidationResult& v);
+// Whether a checkpoint whose selection_score is `candidate` becomes the best over `best` (-1: none
+// yet): ties go to the later checkpoint, which has trained longer on the same evidence.
 bool replaces_best(double candidate, double best);
 // "answers 'normal' to 100% of bottle images, 'anomalous' to 100% of cable images" (one clause per
 // category; unparsed answers are counted apart: "answers nothing readable to screw images").
