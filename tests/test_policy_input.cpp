@@ -103,7 +103,7 @@ TEST(Validation, ScoresVerdictsAndTheTypeTheChainsName) {
       "<think>I compare it with normal carpet images. Nothing there seems defective, so it is "
       "normal.</think><answer>normal</answer>";
   const std::vector<train::ValidationChain> chains = {
-      {"carpet", "crack", true, "crack", anomalous("crack")},  // flagged, the taught type
+      {"carpet", "crack", true, "crack", anomalous("crack")},   // flagged, the taught type
       {"carpet", "crack", true, "hole", anomalous("scratch")},  // flagged, another family
       {"carpet", "poke", true, "poke", anomalous("hole")},      // flagged, the taught type's family
       {"carpet", "stain", true, "", anomalous("stain")},        // flagged, no type taught: not counted

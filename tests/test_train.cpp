@@ -193,7 +193,8 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
       EXPECT_LE(j.at("typed_items").get<int>(), j.at("items").get<int>());
       EXPECT_NEAR(score, j["balanced_accuracy"].get<double>() + (j["at_chance"].get<bool>() ? 0.0 : 0.05 * type),
                   1e-12);
-      if (score >= top) top = score, top_at = j["stage"].get<std::string>() + ":" + std::to_string(j["step"].get<int>());
+      if (score >= top)
+        top = score, top_at = j["stage"].get<std::string>() + ":" + std::to_string(j["step"].get<int>());
     }
     EXPECT_GE(validations, 2);
     const auto state = nlohmann::json::parse(lriad::test::read_text(dir / "run/trainer_state.json"));
