@@ -103,28 +103,29 @@ TEST(Validation, ScoresVerdictsAndTheTypeTheChainsName) {
       "<think>I compare it with normal carpet images. Nothing there seems defective, so it is "
       "normal.</think><answer>normal</answer>";
   const std::vector<train::ValidationChain> chains = {
-      {"carpet", "crack", true, "crack", anomalous("crack")},   // flagged, the taught type
-      {"carpet", "crack", true, "hole", anomalous("scratch")},  // flagged, another family
-      {"carpet", "poke", true, "poke", anomalous("hole")},      // flagged, the taught type's family
-      {"carpet", "stain", true, "", anomalous("stain")},        // flagged, no type taught: not counted
-      {"carpet", "stain", true, "stain", normal},               // missed: not counted for the type
+      {"carpet", "crack", true, "crack", anomalous("crack")},    // flagged, the taught type
+      {"carpet", "crack", true, "hole", anomalous("scratch")},   // flagged, another family
+      {"carpet", "poke", true, "poke", anomalous("hole")},       // flagged, the taught type's family
+      {"carpet", "stain", true, "", anomalous("stain")},         // flagged, no type taught: not counted
+      {"carpet", "stain", true, "anomaly", anomalous("stain")},  // VisA's unnamed "anomaly": not counted
+      {"carpet", "stain", true, "stain", normal},                // missed: not counted for the type
       {"carpet", "good", false, "", normal},
       {"carpet", "good", false, "", anomalous("crack")},  // a false alarm
       {"screw", "good", false, "", "no tags at all"},     // unreadable
   };
   const auto v = train::score_validation(chains, {"crack", "poke", "stain"});
-  EXPECT_EQ(v.items, 8);
-  EXPECT_EQ(v.anomalous_items, 5);
+  EXPECT_EQ(v.items, 9);
+  EXPECT_EQ(v.anomalous_items, 6);
   EXPECT_EQ(v.normal_items, 3);
-  EXPECT_DOUBLE_EQ(v.recall_anomalous, 4.0 / 5);
+  EXPECT_DOUBLE_EQ(v.recall_anomalous, 5.0 / 6);
   EXPECT_DOUBLE_EQ(v.recall_normal, 1.0 / 3);
-  EXPECT_DOUBLE_EQ(v.balanced_accuracy, (0.8 + 1.0 / 3) / 2);
-  EXPECT_DOUBLE_EQ(v.format_rate, 7.0 / 8);
+  EXPECT_DOUBLE_EQ(v.balanced_accuracy, (5.0 / 6 + 1.0 / 3) / 2);
+  EXPECT_DOUBLE_EQ(v.format_rate, 8.0 / 9);
   EXPECT_EQ(v.typed_items, 3);
   EXPECT_DOUBLE_EQ(v.type_agreement, 2.0 / 3);
   EXPECT_DOUBLE_EQ(v.class_accuracy.at("good"), 1.0 / 3);
-  EXPECT_DOUBLE_EQ(v.class_accuracy.at("stain"), 0.5);
-  EXPECT_EQ(v.answers.at("carpet").anomalous_said_anomalous, 4);
+  EXPECT_DOUBLE_EQ(v.class_accuracy.at("stain"), 2.0 / 3);
+  EXPECT_EQ(v.answers.at("carpet").anomalous_said_anomalous, 5);
   EXPECT_EQ(v.answers.at("screw").normal_said_normal + v.answers.at("screw").normal_said_anomalous, 0);
   EXPECT_EQ(train::score_validation({}, {}).items, 0);
 }

@@ -207,16 +207,25 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
   const auto r = train::run_training(c, o);
   EXPECT_TRUE(r.stages.empty());
   // Interrupted after SFT step 2: resuming replays SFT 3-4 and GRPO without duplicate log lines.
+  double old_best = -1;
   {
     std::ifstream st(dir / "run/trainer_state.json");
     auto j = nlohmann::json::parse(st);
     j["stage"] = "sft";
     j["step"] = 2;
+    old_best = j["best_balanced_accuracy"].get<double>();
+    j.erase("best_score");  // as a run written before the score
     std::ofstream(dir / "run/trainer_state.json") << j.dump();
   }
   const auto again = train::run_training(c, o);
   ASSERT_EQ(again.stages.size(), 2u);
   EXPECT_EQ(again.stages[0].steps, 2);
+  {
+    // The older best counts as if its chains named every type: it stays (its score old_best + 0.05),
+    // or a validation that scores at least that replaced it.
+    const auto state = nlohmann::json::parse(lriad::test::read_text(dir / "run/trainer_state.json"));
+    EXPECT_GE(state.at("best_score").get<double>(), old_best + 0.05 - 1e-12);
+  }
   std::ifstream in2(dir / "run/metrics.jsonl");
   std::vector<std::string> keys;
   for (std::string l; std::getline(in2, l);) {

@@ -83,8 +83,10 @@ TrainerState load_state(const RunFiles& run) {
     s.step = j.at("step").get<int>();
     s.best = j.at("best_balanced_accuracy").get<double>();
     s.best_at = j.at("best_at").get<std::string>();
-    // A run written before the score: its best was chosen by the balanced accuracy alone.
-    s.best_score = j.contains("best_score") ? j["best_score"].get<double>() : s.best;
+    // A run written before the score: its best was chosen by the balanced accuracy alone, and its
+    // type agreement is unknown; counted as full, so that only a checkpoint at least as accurate
+    // (and naming its types throughout) replaces it.
+    s.best_score = j.contains("best_score") ? j["best_score"].get<double>() : s.best + kTypeWeight;
     if (j.contains("dynamic_class_weights")) s.dynamic_weights = j["dynamic_class_weights"];
     if (j.contains("checkpoint")) s.checkpoint = j["checkpoint"].get<std::string>();
     if (j.contains("at_chance")) s.best_at_chance = j["at_chance"].get<bool>();

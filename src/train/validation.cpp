@@ -6,6 +6,7 @@
 
 #include "lriad/text/answer.h"
 #include "lriad/text/defect_family.h"
+#include "lriad/text/prompt.h"
 
 #include <algorithm>
 #include <vector>
@@ -30,7 +31,9 @@ ValidationResult score_validation(const std::vector<ValidationChain>& chains,
       ++a.anomalous_items;
       a.anomalous_said_anomalous += said_anomalous;
       a.anomalous_said_normal += said_normal;
-      if (said_anomalous && !c.taught_type.empty()) {  // does the chain name the type it was taught?
+      // Does the chain name the type it was taught? Not asked of an unnamed defect (VisA's "anomaly",
+      // "" without a type), whose chain is taught to name none.
+      if (said_anomalous && !text::is_unnamed_defect(c.taught_type)) {
         ++v.typed_items;
         named += text::same_defect(p.defect_type, c.taught_type);
       }

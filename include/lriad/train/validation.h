@@ -23,7 +23,7 @@ struct ValidationResult {
   std::map<std::string, CategoryAnswers> answers;  // per category
   int items = 0, normal_items = 0, anomalous_items = 0;
   // Of the anomalies answered "anomalous" whose chain has a type to name (the one training teaches:
-  // the look's family with model.family_from_look, else the item's defect type), how many the chain
+  // the look's family with model.family_from_look, else the item's named defect type), how many the chain
   // names (the type or its family, text::same_defect); type_agreement = named / typed_items, 0 when none.
   int typed_items = 0;
   double type_agreement = 0;
@@ -34,7 +34,8 @@ struct ValidationChain {
   std::string category;
   std::string cls;  // "good" or the item's defect type (class_accuracy's key)
   bool anomalous = false;
-  std::string taught_type;  // the type training teaches its chain to name (Context::chain_type; "" none)
+  std::string taught_type;  // the type training teaches its chain to name (Context::chain_type; "" or
+                            // an unnamed defect such as VisA's "anomaly": none)
   std::string chain;        // the whole completion, its opening included
 };
 // The result of a validation's chains: verdicts parsed with text::parse_completion (`defect_types`:
