@@ -134,9 +134,10 @@ void save_checkpoint(Context& ctx, torch::optim::AdamW& optimizer, TrainerState&
 }
 
 void maybe_keep_best(Context& ctx, TrainerState& state, const ValidationResult& v, const std::string& where) {
-  if (v.items == 0 || !replaces_best(selection_score(v), state.best_score)) return;
+  const double score = selection_score(v);
+  if (v.items == 0 || !replaces_best(score, state.best_score)) return;
   state.best = v.balanced_accuracy;
-  state.best_score = selection_score(v);
+  state.best_score = score;
   state.best_at = where;
   state.best_at_chance = at_chance(v);
   state.best_answers = describe_answers(v);
