@@ -281,15 +281,18 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
 // and without it the prompt is the plain instruction.
 // policy_input.json says whether the run's chains state the part of the map that shows the area:
 // a record written before they did (format version 1) says no, and eval then leaves the part out.
+// Likewise whether the facts read lines at the side training kept the images at (version 3).
 TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
   TempDir dir;
   model::InputRecord r;
   r.work_side_categories = {"screw"};
   r.reference_banks["a.png"] = 1;
   EXPECT_TRUE(r.states_parts);  // what training writes now
+  EXPECT_TRUE(r.reads_lines);
   r.save(dir / "new.json");
   const auto back = model::InputRecord::load(dir / "new.json");
   EXPECT_TRUE(back.states_parts);
+  EXPECT_TRUE(back.reads_lines);
   EXPECT_EQ(back.bank_of("a.png", 0), 1);
   {
     std::ofstream old(dir / "old.json");
@@ -297,6 +300,15 @@ TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
         << R"( "reference_banks": {"a.png": 0}})";
   }
   EXPECT_FALSE(model::InputRecord::load(dir / "old.json").states_parts);
+  EXPECT_FALSE(model::InputRecord::load(dir / "old.json").reads_lines);
+  {
+    std::ofstream v2(dir / "v2.json");
+    v2 << R"({"format": "lriad-policy-input", "format_version": 2, "work_side_categories": [],)"
+       << R"( "reference_banks": {}, "states_parts": true})";
+  }
+  const auto two = model::InputRecord::load(dir / "v2.json");
+  EXPECT_TRUE(two.states_parts);
+  EXPECT_FALSE(two.reads_lines);  // written before lines were read: eval reads none for it
 }
 
 TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {

@@ -2,11 +2,13 @@
 // evidence (parse_completion: test_answer.cpp; the tokenizer: test_tokenizer.cpp).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
 #include <set>
 
+#include <opencv2/imgproc.hpp>
 #include "fixtures.h"
 #include "text_fixtures.h"
 #include "lriad/demo/synth.h"
@@ -339,6 +341,104 @@ TEST(EvidenceFacts, EachClauseIsTrueOfTheImage) {
   EXPECT_EQ(ratio_text(0.04), "0.0");
   EXPECT_THROW(evidence_facts(cv::Mat(), cv::Mat(), 1.0), lriad::Error);
   EXPECT_THROW(evidence_facts(Scene().map, Scene().rgb, 0.0), lriad::Error);
+}
+
+namespace {
+
+// A 64-px map with a compact 4x4 area at 2.0 (level 1) in the centre, its 64-px image flat grey, and
+// the same image at 256 px: grey with a slow ripple (period 64 px, amplitude 0.02), on which a test
+// draws what the area holds at full resolution. The area at 256 px spans pixels 120-135.
+struct FullScene {
+  cv::Mat map = cv::Mat(64, 64, CV_32FC1, cv::Scalar(0.5));
+  cv::Mat rgb = cv::Mat(64, 64, CV_32FC3, cv::Scalar(0.5, 0.5, 0.5));
+  cv::Mat full = cv::Mat(256, 256, CV_32FC3);
+  FullScene() {
+    map(cv::Rect(30, 30, 4, 4)).setTo(2.0f);
+    for (int y = 0; y < 256; ++y)
+      for (int x = 0; x < 256; ++x) {
+        const float v = 0.5f + 0.02f * float(std::sin(2 * M_PI * x / 64.0));
+        full.at<cv::Vec3f>(y, x) = cv::Vec3f(v, v, v);
+      }
+  }
+  EvidenceFacts facts(std::optional<lriad::reference::MapPart> part = std::nullopt) const {
+    return evidence_facts(map, rgb, 1.0, part, full);
+  }
+};
+
+}  // namespace
+
+// A crack 2-3 px wide in a 256-px photograph is a compact piece of the 64-px map, and read as a hole.
+// With the image at the side training kept it at, the area's darker pixels there tell a line (gone
+// after an erosion by a 7-px disc, 12 px long or more) from a blob, and only a line is stated "a thin,
+// long mark darker than around it", the look of a crack.
+TEST(EvidenceFacts, ACompactAreaWhoseDarkerPixelsFormALineAtFullSideIsAThinDarkMark) {
+  using E = EvidenceFacts::Extent;
+  using T = EvidenceFacts::Tone;
+  {  // without the larger image: a small, compact mark of the same tone, a hole
+    const FullScene s;
+    const auto f = evidence_facts(s.map, s.rgb, 1.0);
+    EXPECT_EQ(f.extent, E::Compact);
+    EXPECT_EQ(f.tone, T::Same);
+    EXPECT_FALSE(f.line_at_full);
+    EXPECT_EQ(family_word(*look_family(f)), std::string("hole"));
+  }
+  {  // a dark line 2 px wide across the area: a thin, long mark darker than around it, a crack
+    FullScene s;
+    cv::line(s.full, {100, 127}, {155, 129}, cv::Scalar(0.2, 0.2, 0.2), 2);
+    const auto f = s.facts();
+    EXPECT_TRUE(f.line_at_full);
+    EXPECT_EQ(f.extent, E::Thin);
+    EXPECT_EQ(f.tone, T::Darker);
+    EXPECT_EQ(looks_text(f), "a thin, long mark darker than around it");
+    EXPECT_EQ(family_word(*look_family(f)), std::string("crack"));
+    EXPECT_TRUE(dark_line_at_full(s.full, s.map > 1.0));
+    // The colour patches' part reads it too; another part's reading stands.
+    EXPECT_TRUE(s.facts(lriad::reference::MapPart::Patches).line_at_full);
+    for (auto part :
+         {lriad::reference::MapPart::Fine, lriad::reference::MapPart::Colour, lriad::reference::MapPart::Region}) {
+      EXPECT_FALSE(s.facts(part).line_at_full);
+      EXPECT_EQ(s.facts(part).extent, E::Compact);
+    }
+    // An image no larger than twice the map's side adds no detail: not read.
+    cv::Mat small;
+    cv::resize(s.full, small, cv::Size(128, 128), 0, 0, cv::INTER_AREA);
+    EXPECT_FALSE(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, small).line_at_full);
+    // Below the level there is no area to read.
+    EXPECT_FALSE(evidence_facts(s.map, s.rgb, 3.0, std::nullopt, s.full).line_at_full);
+  }
+  {  // a dark blob 20 px across: it survives the erosion, so it stays a small, compact mark, a hole
+    FullScene s;
+    cv::circle(s.full, {127, 127}, 10, cv::Scalar(0.2, 0.2, 0.2), cv::FILLED);
+    const auto f = s.facts();
+    EXPECT_FALSE(f.line_at_full);
+    EXPECT_EQ(f.extent, E::Compact);
+    EXPECT_EQ(family_word(*look_family(f)), std::string("hole"));
+  }
+  {  // a dark line 8 px long: thin, but not long
+    FullScene s;
+    cv::line(s.full, {124, 127}, {131, 127}, cv::Scalar(0.2, 0.2, 0.2), 2);
+    EXPECT_FALSE(s.facts().line_at_full);
+  }
+  {  // a bright line: nothing darker than around it
+    FullScene s;
+    cv::line(s.full, {100, 127}, {155, 129}, cv::Scalar(0.9, 0.9, 0.9), 2);
+    EXPECT_FALSE(s.facts().line_at_full);
+  }
+  {  // a dark line outside the area and its margin is not the area's
+    FullScene s;
+    cv::line(s.full, {20, 40}, {80, 42}, cv::Scalar(0.2, 0.2, 0.2), 2);
+    EXPECT_FALSE(s.facts().line_at_full);
+  }
+  {  // an area already thin, large, brighter or of another colour keeps its reading
+    FullScene s;
+    cv::line(s.full, {100, 127}, {155, 129}, cv::Scalar(0.2, 0.2, 0.2), 2);
+    s.rgb(cv::Rect(30, 30, 4, 4)).setTo(cv::Scalar(0.9, 0.9, 0.9));
+    const auto f = s.facts();
+    EXPECT_EQ(f.tone, T::Brighter);
+    EXPECT_FALSE(f.line_at_full);
+  }
+  EXPECT_THROW(dark_line_at_full(cv::Mat(64, 64, CV_32FC3), cv::Mat(64, 64, CV_8UC1)), lriad::Error);   // not larger
+  EXPECT_THROW(dark_line_at_full(cv::Mat(256, 256, CV_8UC3), cv::Mat(64, 64, CV_8UC1)), lriad::Error);  // not float
 }
 
 // model.family_from_look: the family an anomalous chain names is read from the look by a fixed

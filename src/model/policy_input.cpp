@@ -95,7 +95,8 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
   return torch::cat({data::image_to_tensor(data::resize_square(image, model.image_size)), map}, 0);          // (4,S,S)
 }
 
-text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::optional<reference::MapPart> part) {
+text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::optional<reference::MapPart> part,
+                                const cv::Mat& side) {
   if (input.dim() != 3 || input.size(0) < 4 || input.size(1) != input.size(2))
     throw Error("evidence facts need a policy input (4,S,S) with the deviation channel, got " + c10::str(input.sizes()),
                 "the run has no normal reference (model.reference)");
@@ -105,7 +106,8 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::o
   const auto rgb = t.narrow(0, 0, 3).permute({1, 2, 0}).contiguous();  // (S,S,3)
   const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
   const cv::Mat c(S, S, CV_32FC3, const_cast<float*>(rgb.data_ptr<float>()));
-  return text::evidence_facts(m, c, level, part);
+  const bool larger = !side.empty() && side.rows > S;
+  return text::evidence_facts(m, c, level, part, larger ? side : cv::Mat());
 }
 
 std::string chain_opening(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
@@ -151,7 +153,8 @@ void InputRecord::save(const std::string& path) const {
                             {"format_version", kFormatVersion},
                             {"work_side_categories", work_side_categories},
                             {"reference_banks", reference_banks},
-                            {"states_parts", states_parts}};
+                            {"states_parts", states_parts},
+                            {"reads_lines", reads_lines}};
   io::write_file_atomic(path, j.dump(1) + "\n");
 }
 
@@ -167,6 +170,7 @@ InputRecord InputRecord::load(const std::string& path) {
     r.work_side_categories = j.at("work_side_categories").get<std::vector<std::string>>();
     r.reference_banks = j.at("reference_banks").get<std::map<std::string, int>>();
     r.states_parts = j.value("states_parts", false);  // version 1: before the parts were stated
+    r.reads_lines = j.value("reads_lines", false);    // versions 1-2: before lines were read at full side
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + " is damaged: " + e.what(),
                 "train the run again, or delete the file (eval then compares with both banks)");

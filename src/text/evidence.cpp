@@ -20,8 +20,46 @@ double round_ratio(double r) { return r < 10 ? std::round(r * 10) / 10 : std::ro
 
 }  // namespace
 
+bool dark_line_at_full(const cv::Mat& full, const cv::Mat& area) {
+  if (full.empty() || full.type() != CV_32FC3 || full.rows != full.cols || area.empty() || area.type() != CV_8UC1 ||
+      area.rows != area.cols || full.rows <= 2 * area.rows)
+    throw Error("dark_line_at_full: need a square CV_32FC3 image over twice the side of a square CV_8UC1 area",
+                "pass the image at the side training kept it at, and the area at the model's side");
+  const int F = full.rows;
+  const double k = F / kLineSide;
+  const auto odd = [](double px) { return 2 * std::max(0, int(std::floor(px / 2))) + 1; };  // 7 -> 7, 8 -> 9
+  // Where to look: the area brought to F, and a margin around it.
+  cv::Mat near;
+  cv::resize(area != 0, near, cv::Size(F, F), 0, 0, cv::INTER_NEAREST);
+  cv::dilate(near, near, cv::Mat::ones(odd(2 * kLineMargin * k), odd(2 * kLineMargin * k), CV_8U));
+  // Luminance at zero mean and unit spread, minus its blur: what is darker than around it.
+  cv::Mat lum;
+  cv::transform(full, lum, cv::Matx13f(1.f / 3, 1.f / 3, 1.f / 3));  // (F,F) CV_32FC1
+  cv::Scalar mean, spread;
+  cv::meanStdDev(lum, mean, spread);
+  lum = (lum - mean[0]) / std::max(1e-6, spread[0]);
+  cv::Mat blur;
+  cv::GaussianBlur(lum, blur, cv::Size(), kLineSigma * k);
+  const cv::Mat dark = (lum - blur < -kLineDarker) & near;  // CV_8UC1 255 inside
+  const int n = cv::countNonZero(dark);
+  if (n < 8) return false;
+  cv::Mat left;
+  const int w = odd(kLineWidth * k);
+  cv::erode(dark, left, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(w, w)));
+  if (cv::countNonZero(left) > kLineSurvivors * n) return false;
+  cv::Mat labels, stats, centroids;
+  const int pieces = cv::connectedComponentsWithStats(dark, labels, stats, centroids, 8, CV_32S);
+  int longest = 0, largest = 0;
+  for (int i = 1; i < pieces; ++i)
+    if (stats.at<int>(i, cv::CC_STAT_AREA) > largest) {
+      largest = stats.at<int>(i, cv::CC_STAT_AREA);
+      longest = std::max(stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
+    }
+  return longest >= kLineLength * k;
+}
+
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
-                             std::optional<reference::MapPart> part) {
+                             std::optional<reference::MapPart> part, const cv::Mat& full) {
   if (map.empty() || map.type() != CV_32FC1 || map.rows != map.cols || rgb.type() != CV_32FC3 ||
       rgb.size() != map.size())
     throw Error("evidence_facts: need a square CV_32FC1 map and a CV_32FC3 image of its size",
@@ -80,6 +118,14 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
       f.tone = EvidenceFacts::Tone::Darker;
     else if (lum >= kToneStep)
       f.tone = EvidenceFacts::Tone::Brighter;
+  }
+  // A compact piece of the map whose darker pixels at full resolution form a line (evidence.h).
+  const bool patches = !f.part || *f.part == reference::MapPart::Patches;
+  if (!full.empty() && full.rows > 2 * S && patches && f.extent == EvidenceFacts::Extent::Compact &&
+      (f.tone == EvidenceFacts::Tone::Same || f.tone == EvidenceFacts::Tone::Darker) && dark_line_at_full(full, area)) {
+    f.extent = EvidenceFacts::Extent::Thin;
+    f.tone = EvidenceFacts::Tone::Darker;
+    f.line_at_full = true;
   }
   return f;
 }

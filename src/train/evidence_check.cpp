@@ -65,7 +65,7 @@ EvidenceCheck check_evidence(const TrainingSource& source,
       if (peak <= c->second.level) continue;
       const auto family = text::family_of(it.defect_type);
       ++c->second.looks[family ? text::family_word(*family) : it.defect_type]
-                       [text::looks_text(model::input_facts(x, c->second.level, part))];
+                       [text::looks_text(model::input_facts(x, c->second.level, part, it.image))];
     }
   // 3. The share of each kind above the level.
   int64_t visible = 0, total = 0;

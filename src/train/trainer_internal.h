@@ -118,9 +118,10 @@ struct Context {
   // the evidence's cells) and its class weight.
   std::vector<rl::GroupSample> group_samples(const EncodedBatch& batch) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
-  // baseline's threshold); nullopt without a reference.
+  // baseline's threshold), read with the image it was made from (`side`, model::input_facts); nullopt
+  // without a reference.
   std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category,
-                                              std::optional<reference::MapPart> part) const;
+                                              std::optional<reference::MapPart> part, const cv::Mat& side) const;
   std::string decode(const torch::Tensor& row, int64_t length) const;  // stops at eos
   void log_metrics(const nlohmann::json& line);
 };

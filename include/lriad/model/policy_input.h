@@ -72,9 +72,11 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
 
 // The evidence facts (text/evidence.h) of a policy input (4,S,S): its deviation channel and RGB,
 // against the category's normal level, and the part of the map largest at its peak (policy_input's
-// at_peak). Training writes its chains from them; eval checks them.
+// at_peak). Training writes its chains from them; eval checks them. `side`: the image the input was
+// made from, at its model side (model_side_image; CV_32FC3): where that is larger than the input's,
+// a compact area whose darker pixels form a line there reads as a thin, long mark (text::evidence_facts).
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level,
-                                std::optional<reference::MapPart> part = std::nullopt);
+                                std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& side = cv::Mat());
 
 // With model.prompt_evidence, the opening of the chain of thought that lriad writes from the
 // reference's measurements of an input (`facts`, input_facts of it against its category's normal
@@ -102,11 +104,15 @@ std::string policy_prompt(const torch::Tensor& input, const std::string& categor
 // eval fall back to the reference's own test (NormalReference::fine) and to both banks.
 struct InputRecord {
   // Version 2 adds states_parts; a version 1 record (and a run without one) did not state them.
-  static constexpr int kFormatVersion = 2;
+  // Version 3 adds reads_lines; an older record (and a run without one) did not read them.
+  static constexpr int kFormatVersion = 3;
   std::vector<std::string> work_side_categories;  // kept at W (keeps_work_side)
   // The chains' openings state the part of the map that shows the area (EvidenceFacts::part), and
   // the family is read from it: eval and predict give the facts the part only when training did.
   bool states_parts = true;
+  // The facts read a line at the side training kept the image at (input_facts' `side`): eval and
+  // predict pass that image only when training did.
+  bool reads_lines = true;
   // The reference bank each normal training image was compared with, by path: 0 or 1 for the
   // images training drew, reference::NormalReference::kBothBanks for the validation normals.
   std::map<std::string, int> reference_banks;

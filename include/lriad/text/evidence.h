@@ -29,6 +29,9 @@ struct EvidenceFacts {
   enum class Extent { Compact, Thin, Large } extent = Extent::Compact;
   enum class Tone { Same, Darker, Brighter, Colour } tone = Tone::Same;
   double area = 0;  // its share of the image
+  // Thin and Darker were read at full resolution (dark_line_at_full): the area is a compact piece of
+  // the map at the model's side, and its darker pixels in the image at a larger side form a line.
+  bool line_at_full = false;
   // The part of the map largest at the peak (reference/map_part.h), when above and the reference said.
   std::optional<reference::MapPart> part;
 };
@@ -38,12 +41,33 @@ inline constexpr double kThinElongation = 3.0;  // major / minor axis of the are
 inline constexpr double kLargeArea = 0.12;      // share of the image
 inline constexpr double kToneStep = 0.06;       // mean RGB difference to the ring around the area
 inline constexpr double kSecondCellShare = 0.25;
+// The line at full resolution (dark_line_at_full), in pixels of a 256-px image, scaled with its side.
+inline constexpr double kLineSide = 256;        // the side the pixel figures below are for
+inline constexpr double kLineSigma = 6;         // the luminance minus its Gaussian blur of this sigma
+inline constexpr double kLineDarker = 0.4;      // darker by this many of the image's luminance spreads
+inline constexpr double kLineMargin = 4;        // pixels around the area (brought to the side) looked at
+inline constexpr double kLineWidth = 7;         // a disc this wide erases a line (a crack 2-3 px wide)
+inline constexpr double kLineSurvivors = 0.02;  // at most this share of the darker pixels survives it
+inline constexpr double kLineLength = 12;       // and the largest piece spans at least this many pixels
 
 // map: CV_32FC1 (S,S) deviation map; rgb: CV_32FC3 (S,S) in [0,1] (the same image); level > 0.
 // Throws lriad::Error on empty or mismatched inputs.
 // `part`: the map's part largest at its peak (NormalReference::deviation's at_peak), kept when above.
+// `full`: the same image at a larger side (CV_32FC3, square; the side training kept it at), or empty.
+// With it, an area that is a small, compact piece of the map, shown by the colour patches (or no part
+// said) and not brighter or of another colour, is "a thin, long mark darker than around it" when its
+// darker pixels at that side form a line (dark_line_at_full): a crack 2-3 px wide in a 256-px
+// photograph is a compact piece of the map at 64 px, and looked a hole.
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
-                             std::optional<reference::MapPart> part = std::nullopt);
+                             std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& full = cv::Mat());
+
+// Whether the darker pixels of `full` (CV_32FC3 RGB in [0,1], square, side F > 2 x area's side) in
+// and around `area` (CV_8UC1 at the model's side S, non-zero inside) form a thin line: luminance
+// normalised to zero mean and unit spread, minus its blur (kLineSigma), below -kLineDarker, within
+// kLineMargin px of the area brought to F; no more than kLineSurvivors of them left after an erosion
+// by a disc kLineWidth px wide, and the largest piece kLineLength px long or more (figures at 256 px, scaled by
+// F / 256). A dark blob (a hole) survives the disc; a line a few pixels wide does not.
+bool dark_line_at_full(const cv::Mat& full, const cv::Mat& area);
 
 // "3.4", "0.8", "12": the ratio as a chain states it.
 std::string ratio_text(double ratio);
