@@ -268,6 +268,13 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
       ASSERT_EQ(side.size(), it.image.size());
       EXPECT_EQ(cv::norm(side, it.image, cv::NORM_INF), 0.0);
       EXPECT_TRUE(torch::equal(model::siglip_pixels(side, 56), model::siglip_pixels(it.image, 56)));
+      // The evidence facts read that image too (a line at the side it was kept at): the same facts.
+      const double level = 0.5 * trained[3].max().item<double>();  // an area above it to read
+      const auto f_train = model::input_facts(trained, level, trained_part, it.image);
+      const auto f_eval = model::input_facts(evaluated, level, evaluated_part, side);
+      EXPECT_EQ(text::looks_text(f_train), text::looks_text(f_eval));
+      EXPECT_EQ(f_train.line_at_full, f_eval.line_at_full);
+      EXPECT_EQ(int(f_train.where), int(f_eval.where));
       categories.insert(it.category);
       both += it.reference_bank == reference::NormalReference::kBothBanks;
     }
@@ -309,6 +316,12 @@ TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
   const auto two = model::InputRecord::load(dir / "v2.json");
   EXPECT_TRUE(two.states_parts);
   EXPECT_FALSE(two.reads_lines);  // written before lines were read: eval reads none for it
+  {
+    std::ofstream v3(dir / "v3.json");
+    v3 << R"({"format": "lriad-policy-input", "format_version": 3, "work_side_categories": [],)"
+       << R"( "reference_banks": {}, "states_parts": true, "reads_lines": false})";
+  }
+  EXPECT_FALSE(model::InputRecord::load(dir / "v3.json").reads_lines);  // the value, not the version
 }
 
 TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {

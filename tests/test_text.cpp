@@ -437,6 +437,20 @@ TEST(EvidenceFacts, ACompactAreaWhoseDarkerPixelsFormALineAtFullSideIsAThinDarkM
     EXPECT_EQ(f.tone, T::Brighter);
     EXPECT_FALSE(f.line_at_full);
   }
+  {  // the figures scale with the side: at 512 px the line is 4 px wide and the blob 40 px across
+    FullScene s;
+    cv::Mat big;
+    cv::resize(s.full, big, cv::Size(512, 512), 0, 0, cv::INTER_LINEAR);
+    cv::Mat line = big.clone(), blob = big.clone(), short_line = big.clone();
+    cv::line(line, {200, 254}, {310, 258}, cv::Scalar(0.2, 0.2, 0.2), 4);
+    cv::circle(blob, {255, 255}, 20, cv::Scalar(0.2, 0.2, 0.2), cv::FILLED);
+    cv::line(short_line, {248, 255}, {262, 255}, cv::Scalar(0.2, 0.2, 0.2), 4);  // 16 px: 8 at 256
+    EXPECT_TRUE(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, line).line_at_full);
+    EXPECT_FALSE(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, blob).line_at_full);
+    EXPECT_FALSE(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, short_line).line_at_full);
+  }
+  EXPECT_THROW(evidence_facts(FullScene().map, FullScene().rgb, 1.0, std::nullopt, cv::Mat(256, 200, CV_32FC3)),
+               lriad::Error);  // not square: refused whatever the area looks like
   EXPECT_THROW(dark_line_at_full(cv::Mat(64, 64, CV_32FC3), cv::Mat(64, 64, CV_8UC1)), lriad::Error);   // not larger
   EXPECT_THROW(dark_line_at_full(cv::Mat(256, 256, CV_8UC3), cv::Mat(64, 64, CV_8UC1)), lriad::Error);  // not float
 }

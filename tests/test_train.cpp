@@ -216,10 +216,16 @@ TEST(Training, ShortRunWritesTheRunDirectoryAndResumes) {
     old_best = j["best_balanced_accuracy"].get<double>();
     j.erase("best_score");  // as a run written before the score
     std::ofstream(dir / "run/trainer_state.json") << j.dump();
+    // And begun before its chains read lines at full side: resuming keeps it so (eval reads none).
+    auto record = nlohmann::json::parse(lriad::test::read_text(dir / "run/policy_input.json"));
+    EXPECT_EQ(record.at("reads_lines"), true);  // what a new run writes
+    record["reads_lines"] = false;
+    std::ofstream(dir / "run/policy_input.json") << record.dump();
   }
   const auto again = train::run_training(c, o);
   ASSERT_EQ(again.stages.size(), 2u);
   EXPECT_EQ(again.stages[0].steps, 2);
+  EXPECT_EQ(nlohmann::json::parse(lriad::test::read_text(dir / "run/policy_input.json")).at("reads_lines"), false);
   {
     // The older best counts as if its chains named every type: it stays (its score old_best + 0.05),
     // or a validation that scores at least that replaced it.

@@ -123,20 +123,20 @@ std::string pretrained_prompt(const std::string& category, const ModelConfig& mo
 }
 
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level, std::optional<reference::MapPart> part) {
+                          double level, std::optional<reference::MapPart> part, const cv::Mat& side) {
   if (!model.opens_chains()) return "";
   if (!(level > 0))
     throw Error(
         "model.prompt_evidence states the evidence against the normal level, and category '" + category + "' has none",
         "the run's baseline.json holds a level per category; a run without normal images of it cannot state it "
         "(--set model.prompt_evidence=false)");
-  const auto facts = input_facts(input, level, part);
+  const auto facts = input_facts(input, level, part, side);
   return chain_opening(category, model, &facts);
 }
 
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level, std::optional<reference::MapPart> part) {
-  return text::build_prompt(category) + chain_opening(input, category, model, level, part);
+                          double level, std::optional<reference::MapPart> part, const cv::Mat& side) {
+  return text::build_prompt(category) + chain_opening(input, category, model, level, part, side);
 }
 
 bool InputRecord::keeps_work_side(const std::string& category) const {

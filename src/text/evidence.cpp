@@ -65,6 +65,10 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
     throw Error("evidence_facts: need a square CV_32FC1 map and a CV_32FC3 image of its size",
                 "pass the deviation channel of the policy input and its RGB channels");
   if (!(level > 0)) throw Error("evidence_facts: the normal level must be > 0, got " + std::to_string(level));
+  if (!full.empty() && (full.type() != CV_32FC3 || full.rows != full.cols))
+    throw Error("evidence_facts: the image at full side must be a square CV_32FC3, got " + std::to_string(full.cols) +
+                    "x" + std::to_string(full.rows),
+                "pass the image at the side training kept it at (model::model_side_image)");
   EvidenceFacts f;
   f.level = level;
   double peak = 0;

@@ -51,7 +51,9 @@ PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& cat = items[i].category;
-    b.facts.push_back(facts_of(images[i], cat, parts[i], items[i].image));
+    b.facts.push_back(facts_of(images[i], cat,
+                               states_parts ? std::optional<reference::MapPart>(parts[i]) : std::nullopt,
+                               reads_lines ? items[i].image : cv::Mat()));
     // run_training checks first that every category has a level, so an opened chain always has facts.
     if (config.model.opens_chains() && !b.facts.back())
       throw Error("internal: no evidence facts for an opened chain of category '" + cat + "'");

@@ -78,9 +78,12 @@ struct Context {
   std::unique_ptr<TrainingSource> source;
   std::unique_ptr<reference::NormalReference> normal_reference;  // model.reference "knn"
   std::optional<BaselineThresholds> levels;  // each category's normal level (baseline.json), with a reference
-  std::unique_ptr<InputMaker> inputs;        // made at the first input, once the reference is there
-  std::once_flag inputs_made;                // prepare() runs on the prefetcher's thread too
-  std::vector<std::string> defect_types;     // known names for parsing answers
+  // How the chains read the evidence (policy_input.json's states_parts, reads_lines): true for a new
+  // run; a resumed run keeps what it began with, so its checkpoints match the facts eval gives them.
+  bool states_parts = true, reads_lines = true;
+  std::unique_ptr<InputMaker> inputs;                        // made at the first input, once the reference is there
+  std::once_flag inputs_made;                                // prepare() runs on the prefetcher's thread too
+  std::vector<std::string> defect_types;                     // known names for parsing answers
   std::map<std::string, std::vector<int64_t>> prompt_cache;  // by the prompt's text
   model::VerdictIds verdict;                                 // <answer> and the first pieces of the verdict words
   model::DecisionPoints decisions;  // where the chains of thought of each category commit to a verdict

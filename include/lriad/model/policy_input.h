@@ -73,8 +73,10 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
 // The evidence facts (text/evidence.h) of a policy input (4,S,S): its deviation channel and RGB,
 // against the category's normal level, and the part of the map largest at its peak (policy_input's
 // at_peak). Training writes its chains from them; eval checks them. `side`: the image the input was
-// made from, at its model side (model_side_image; CV_32FC3): where that is larger than the input's,
-// a compact area whose darker pixels form a line there reads as a thin, long mark (text::evidence_facts).
+// made from, at its model side (model_side_image; CV_32FC3): where that is over twice the input's
+// (a category kept at the work side), a compact area whose darker pixels form a line there reads as
+// a thin, long mark (text::evidence_facts). Training and eval pass it when the run's record says
+// reads_lines.
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level,
                                 std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& side = cv::Mat());
 
@@ -92,12 +94,14 @@ std::string policy_prompt(const std::string& category, const ModelConfig& model,
 // The same words in a pretrained PaliGemma's layout (training and eval both call it): its prefix is
 // text::build_prompt(category) and "\n", and lriad's opening starts the answer after it.
 std::string pretrained_prompt(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts);
-// The same, measured from `input` (C,S,S) against `level`; throws when the chain is opened and
-// level is not > 0 (no normal level to state a ratio to).
+// The same, measured from `input` (C,S,S) against `level` (with `side`, as input_facts); throws when
+// the chain is opened and level is not > 0 (no normal level to state a ratio to).
 std::string chain_opening(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level, std::optional<reference::MapPart> part = std::nullopt);
+                          double level, std::optional<reference::MapPart> part = std::nullopt,
+                          const cv::Mat& side = cv::Mat());
 std::string policy_prompt(const torch::Tensor& input, const std::string& category, const ModelConfig& model,
-                          double level, std::optional<reference::MapPart> part = std::nullopt);
+                          double level, std::optional<reference::MapPart> part = std::nullopt,
+                          const cv::Mat& side = cv::Mat());
 
 // policy_input.json in a run directory: what training decided about its images, so that eval and
 // predict make the input training made. Written by `lriad train`; a run without it (older) has

@@ -64,9 +64,10 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
 // Whether the darker pixels of `full` (CV_32FC3 RGB in [0,1], square, side F > 2 x area's side) in
 // and around `area` (CV_8UC1 at the model's side S, non-zero inside) form a thin line: luminance
 // normalised to zero mean and unit spread, minus its blur (kLineSigma), below -kLineDarker, within
-// kLineMargin px of the area brought to F; no more than kLineSurvivors of them left after an erosion
+// kLineMargin px of the area brought to F; at least 8 of them, no more than kLineSurvivors left after an erosion
 // by a disc kLineWidth px wide, and the largest piece kLineLength px long or more (figures at 256 px, scaled by
-// F / 256). A dark blob (a hole) survives the disc; a line a few pixels wide does not.
+// F / 256). A dark blob (a hole) survives the disc; a line a few pixels wide does not, and neither
+// does the dark side of a strong edge (a part's rim), which therefore reads as a line too.
 bool dark_line_at_full(const cv::Mat& full, const cv::Mat& area);
 
 // "3.4", "0.8", "12": the ratio as a chain states it.
