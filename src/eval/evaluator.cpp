@@ -249,12 +249,10 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     if (s_->reference) {
       peaks[i] = train::evidence_peak(images[i]);
       if (level) {
-        // A run trained before the chains stated the map's part is given the facts it learnt from.
-        const bool parts = s_->record && s_->record->states_parts;
-        // And one trained before lines were read at the side it kept the image at is not given that side.
-        const bool lines = s_->record && s_->record->reads_lines;
-        facts = model::input_facts(images[i], *level, parts ? std::optional<reference::MapPart>(part) : std::nullopt,
-                                   lines ? side : cv::Mat());
+        // A run trained before the chains stated the map's part, or read lines at the side it kept the
+        // image at, is given the facts it learnt from.
+        const auto& reading = s_->record ? *s_->record : model::InputRecord::unrecorded();
+        facts = reading.facts(images[i], *level, part, side);
         const auto map = (images[i][3] / *level).to(torch::kFloat32).contiguous();  // (S,S)
         heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
         where[i].push_back(facts->where);

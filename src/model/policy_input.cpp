@@ -106,8 +106,7 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::o
   const auto rgb = t.narrow(0, 0, 3).permute({1, 2, 0}).contiguous();  // (S,S,3)
   const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
   const cv::Mat c(S, S, CV_32FC3, const_cast<float*>(rgb.data_ptr<float>()));
-  const bool larger = !side.empty() && side.rows > S;
-  return text::evidence_facts(m, c, level, part, larger ? side : cv::Mat());
+  return text::evidence_facts(m, c, level, part, side);
 }
 
 std::string chain_opening(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
@@ -141,6 +140,21 @@ std::string policy_prompt(const torch::Tensor& input, const std::string& categor
 
 bool InputRecord::keeps_work_side(const std::string& category) const {
   return std::find(work_side_categories.begin(), work_side_categories.end(), category) != work_side_categories.end();
+}
+
+text::EvidenceFacts InputRecord::facts(const torch::Tensor& input, double level, reference::MapPart part,
+                                       const cv::Mat& side) const {
+  return input_facts(input, level, states_parts ? std::optional<reference::MapPart>(part) : std::nullopt,
+                     reads_lines ? side : cv::Mat());
+}
+
+const InputRecord& InputRecord::unrecorded() {
+  static const InputRecord none = [] {
+    InputRecord r;
+    r.states_parts = r.reads_lines = false;
+    return r;
+  }();
+  return none;
 }
 
 int InputRecord::bank_of(const std::string& path, int otherwise) const {

@@ -231,18 +231,16 @@ void load_data(Context& ctx, const TrainOptions& o) {
   ctx.source = std::make_unique<TrainingSource>(config);
   ctx.decisions = model::decision_points(*ctx.tokenizer, ctx.source->categories(), config.model.opens_chains());
   spdlog::info("data: {}", ctx.source->describe());
-  // eval makes the input training makes. A resumed run keeps how its chains read the evidence: one
+  // Eval makes the input training makes. A resumed run keeps how its chains read the evidence: one
   // begun before a reading was added goes on without it, as its earlier checkpoints were trained.
-  model::InputRecord record = ctx.source->input_record();
+  // (Rank 0 writes the same flags it read, atomically, so no rank needs to wait for another here.)
+  ctx.record = ctx.source->input_record();
   if (o.resume && io::is_file(ctx.run.policy_input())) {
     const auto before = model::InputRecord::load(ctx.run.policy_input());
-    record.states_parts = before.states_parts;
-    record.reads_lines = before.reads_lines;
+    ctx.record.states_parts = before.states_parts;
+    ctx.record.reads_lines = before.reads_lines;
   }
-  ctx.states_parts = record.states_parts;
-  ctx.reads_lines = record.reads_lines;
-  ctx.dist->barrier(kSetupTimeout);  // every rank has read the record before rank 0 writes it again
-  if (ctx.writer()) record.save(ctx.run.policy_input());
+  if (ctx.writer()) ctx.record.save(ctx.run.policy_input());
   ctx.defect_types = ctx.source->defect_types();
   std::optional<std::map<std::string, std::vector<double>>> normal_peaks;  // per category, made once
   if (config.model.reference == "knn") {

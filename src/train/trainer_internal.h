@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "lriad/model/paligemma.h"
+#include "lriad/model/policy_input.h"
 #include "lriad/model/policy.h"
 #include "lriad/model/verdict.h"
 #include "lriad/rl/class_weights.h"
@@ -78,9 +79,9 @@ struct Context {
   std::unique_ptr<TrainingSource> source;
   std::unique_ptr<reference::NormalReference> normal_reference;  // model.reference "knn"
   std::optional<BaselineThresholds> levels;  // each category's normal level (baseline.json), with a reference
-  // How the chains read the evidence (policy_input.json's states_parts, reads_lines): true for a new
-  // run; a resumed run keeps what it began with, so its checkpoints match the facts eval gives them.
-  bool states_parts = true, reads_lines = true;
+  // policy_input.json as this run wrote it; its states_parts and reads_lines say how the chains read
+  // the evidence (InputRecord::facts): a resumed run keeps what it began with, as eval reads it.
+  model::InputRecord record;
   std::unique_ptr<InputMaker> inputs;                        // made at the first input, once the reference is there
   std::once_flag inputs_made;                                // prepare() runs on the prefetcher's thread too
   std::vector<std::string> defect_types;                     // known names for parsing answers
@@ -121,10 +122,10 @@ struct Context {
   // the evidence's cells) and its class weight.
   std::vector<rl::GroupSample> group_samples(const EncodedBatch& batch) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
-  // baseline's threshold), read with the image it was made from (`side`, model::input_facts); nullopt
-  // without a reference.
+  // baseline's threshold), as the run's record reads them (InputRecord::facts, with the image it was
+  // made from); nullopt without a reference.
   std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category,
-                                              std::optional<reference::MapPart> part, const cv::Mat& side) const;
+                                              reference::MapPart part, const cv::Mat& side) const;
   std::string decode(const torch::Tensor& row, int64_t length) const;  // stops at eos
   void log_metrics(const nlohmann::json& line);
 };

@@ -123,6 +123,12 @@ struct InputRecord {
 
   bool keeps_work_side(const std::string& category) const;
   int bank_of(const std::string& path, int otherwise) const;
+  // The evidence facts of an input as this run's chains read them (input_facts): with the map's
+  // `part` only if states_parts, with the image at its model side (`side`) only if reads_lines.
+  text::EvidenceFacts facts(const torch::Tensor& input, double level, reference::MapPart part,
+                            const cv::Mat& side) const;
+  // A run older than policy_input.json: its chains read neither.
+  static const InputRecord& unrecorded();
   void save(const std::string& path) const;          // atomically, with "format" and "format_version"
   static InputRecord load(const std::string& path);  // throws lriad::Error naming the file
 };
