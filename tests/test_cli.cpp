@@ -300,6 +300,7 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   EXPECT_NE(r.out.find("evidence-only baseline"), std::string::npos) << r.out;
   const auto m = nlohmann::json::parse(lriad::test::read_text(dir / "e1/metrics.json"));
   ASSERT_TRUE(m["baseline"].is_object()) << m.dump(2);
+  EXPECT_EQ(m["family_from_look_written"], true);  // tiny.json: the chains' family is the look's (FamilySlot)
   const auto& b = m["baseline"];
   for (const char* key : {"balanced_accuracy", "auroc", "accuracy", "recall_anomalous", "recall_normal"}) {
     ASSERT_TRUE(b[key].is_number()) << key;
@@ -341,6 +342,7 @@ TEST(Cli, TrainedRunReportsTheEvidenceOnlyBaseline) {
   ASSERT_EQ(r.code, 0) << r.out;
   const auto m3 = nlohmann::json::parse(lriad::test::read_text(dir / "e3/metrics.json"));
   EXPECT_TRUE(m3.contains("baseline") && m3["baseline"].is_null());
+  EXPECT_EQ(m3["family_from_look_written"], false);  // no reference, no look to write a family from
   EXPECT_NE(m3["baseline_reason"].get<std::string>().find("model.reference=none"), std::string::npos);
 }
 

@@ -224,6 +224,40 @@ TEST(Policy, BatchedScorerMatchesGenerationLogprobs) {
   EXPECT_LT((scored.sum(1) - g.logprobs.sum(1)).abs().max().item<float>(), 1e-4);
 }
 
+// Words written into a row (GenerateOptions::fill): after row 1's second token the next three
+// tokens are 40, 41, 42, whatever the policy would draw; each with the policy's log-probability of it,
+// as completion_logprobs scores the finished rows; the other rows draw what they draw without fills.
+TEST(Policy, FilledTokensAreWrittenWithThePolicysLogprobs) {
+  torch::manual_seed(0);
+  Fixture f;
+  auto o = sampled(2, true, true);
+  o.sampling.temperature = 0.7;
+  o.max_new_tokens = 12;
+  o.eos_id = -1;  // every row runs to 12 tokens
+  const auto plain = generate(f.policy, f.images, f.prompts, o);
+  int calls = 0;
+  o.fill = [&](int64_t row, const std::vector<int64_t>& so_far) -> std::vector<int64_t> {
+    ++calls;
+    EXPECT_FALSE(so_far.empty());
+    if (row == 1 && so_far.size() == 2) return {40, 41, 42};
+    return {};
+  };
+  const auto g = generate(f.policy, f.images, f.prompts, o);
+  EXPECT_EQ(g.tokens[1][2].item<int64_t>(), 40);
+  EXPECT_EQ(g.tokens[1][3].item<int64_t>(), 41);
+  EXPECT_EQ(g.tokens[1][4].item<int64_t>(), 42);
+  EXPECT_TRUE(torch::equal(g.tokens[1].narrow(0, 0, 2), plain.tokens[1].narrow(0, 0, 2)));
+  EXPECT_FALSE(torch::equal(g.tokens[1].narrow(0, 2, 3), plain.tokens[1].narrow(0, 2, 3)));  // not drawn
+  for (int64_t n : {0, 2, 3, 4, 5}) EXPECT_TRUE(torch::equal(g.tokens[n], plain.tokens[n])) << n;
+  EXPECT_EQ(calls, 6 * 12 - 2);  // once per token a row gains, but not while more of a fill is queued
+  model::TokenRows rows;
+  for (const auto& p : f.prompts) rows.insert(rows.end(), {p, p});
+  const auto scored = completion_logprobs(f.policy, f.images.repeat_interleave(2, 0), rows, g.tokens, g.mask, 0.7);
+  EXPECT_LT((scored - g.logprobs).abs().max().item<float>(), 1e-4);
+  o.rows_total = 12;  // a data-parallel share: fill's rows would not be the batch's
+  EXPECT_THROW(generate(f.policy, f.images, f.prompts, o), lriad::Error);
+}
+
 TEST(Policy, EosStopsARowAndPadsTheRest) {
   torch::manual_seed(0);
   Fixture f;

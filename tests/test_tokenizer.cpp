@@ -13,6 +13,7 @@
 #include "lriad/io/error.h"
 #include "lriad/text/defect_family.h"
 #include "lriad/text/evidence.h"
+#include "lriad/text/family_slot.h"
 #include "lriad/text/prompt.h"
 #include "lriad/text/tokenizer.h"
 
@@ -151,4 +152,75 @@ TEST(Tokenizer, CliTrainsTheDemoTokenizer) {
   EXPECT_NE(
       lriad::test::run_command(std::string(LRIAD_BIN) + " tokenizer train --out " + (dir / "t3") + " -f mvtec").code,
       0);
+}
+
+// FamilySlot writes the look's family where a chain names it: fed an anomalous chain's tokens one
+// by one as generation would, it fires exactly after "There is what looks like" and after
+// "<answer>anomalous", and what it writes is the very tokens of the chain training taught; another
+// word is written over whatever the policy would draw; a prompt without a family, a normal chain
+// and a chain below the level get nothing; rows map to prompts by the group.
+TEST(FamilySlot, WritesTheLooksFamilyAsTrainingTokenisedIt) {
+  TempDir a;
+  const Tokenizer tok = Tokenizer::train(a.path(), small_options());
+  EvidenceFacts f;
+  f.level = 1.0;
+  f.peak = f.ratio = 3.4;
+  f.above = true;
+  f.where = Region::Right;
+  f.extent = EvidenceFacts::Extent::Thin;
+  f.tone = EvidenceFacts::Tone::Darker;
+  const FamilySlot slot(tok, {"crack", "", "contamination"}, 2);
+  const auto policy_part = [&](const std::string& type, bool anomalous) {
+    CotSpec s;
+    s.category = "wood";
+    s.anomalous = anomalous;
+    s.defect_type = type;
+    s.evidence = &f;
+    const std::string chain = build_completion(s), opening = grounded_opening("wood", f);
+    EXPECT_EQ(chain.rfind(opening, 0), 0u);
+    const auto ids = tok.encode(chain.substr(opening.size()));
+    return std::vector<int64_t>(ids.begin(), ids.end());
+  };
+  const auto ids_of = [&](const std::string& s) {
+    const auto ids = tok.encode(s);
+    return std::vector<int64_t>(ids.begin(), ids.end());
+  };
+  // Row 1 is prompt 0's second completion; its chain names a crack.
+  for (const auto& [row, word] : std::vector<std::pair<int64_t, std::string>>{{1, "crack"}, {4, "contamination"}}) {
+    const auto target = policy_part(word, true);
+    std::vector<int64_t> so_far;
+    int fills = 0;
+    for (size_t t = 0; t < target.size(); ++t) {
+      so_far.push_back(target[t]);
+      const auto fill = slot(row, so_far);
+      if (fill.empty()) continue;
+      ++fills;
+      ASSERT_LE(t + 1 + fill.size(), target.size());
+      EXPECT_EQ(fill, std::vector<int64_t>(target.begin() + long(t + 1), target.begin() + long(t + 1 + fill.size())))
+          << word << " at token " << t;
+    }
+    EXPECT_EQ(fills, 2) << word;
+  }
+  // A chain that would name a scratch gets the look's crack, in the finding and in the answer.
+  const std::string lead = " There is what looks like";
+  EXPECT_EQ(slot(0, ids_of(lead)), ids_of(" a crack"));
+  EXPECT_EQ(slot(5, ids_of(lead)), ids_of(" contamination"));
+  EXPECT_EQ(slot(0, ids_of(lead + " a scratch, so it is anomalous.</think><answer>anomalous")), ids_of(": crack"));
+  EXPECT_TRUE(slot(0, ids_of(lead + " a")).empty());
+  // An answer after a finding the slot did not write keeps its own type (think and answer agree).
+  EXPECT_TRUE(
+      slot(0, ids_of(" There is only a faint change, like a scratch, so it is anomalous.</think><answer>anomalous"))
+          .empty());
+  // No family for prompt 1 (below the level); a normal chain and a faint change get nothing.
+  EXPECT_TRUE(slot(2, ids_of(lead)).empty());
+  EXPECT_TRUE(slot(3, ids_of(lead)).empty());
+  for (const auto& ids : {policy_part("crack", false), ids_of(" There is only a faint change, so it is anomalous.")}) {
+    std::vector<int64_t> so_far;
+    for (auto id : ids) {
+      so_far.push_back(id);
+      EXPECT_TRUE(slot(0, so_far).empty());
+    }
+  }
+  EXPECT_THROW(slot(6, ids_of(lead)), lriad::Error);  // 3 prompts of 2
+  EXPECT_THROW(FamilySlot(tok, {"crack"}, 0), lriad::Error);
 }

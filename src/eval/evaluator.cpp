@@ -23,6 +23,7 @@
 #include "lriad/text/answer.h"
 #include "lriad/text/defect_family.h"
 #include "lriad/text/evidence.h"
+#include "lriad/text/family_slot.h"
 #include "lriad/text/prompt.h"
 #include "lriad/train/baseline.h"
 #include "lriad/train/checkpoint.h"
@@ -52,10 +53,12 @@ struct Inspector::State {
   std::set<std::string> unopened;                       // categories warned about: no level for the opening
   std::map<std::string, std::vector<int64_t>> prompts;  // by text
   // The chains of a batch and their anomaly scores: lriad's own policy's from its inputs (C,S,S), or
-  // a PaliGemma's from the images at their model side (evaluator.cpp).
+  // a PaliGemma's from the images at their model side (evaluator.cpp). `families`: each input's look's
+  // family, written into its chains with model.fill_family (text::FamilySlot).
   std::pair<model::Generation, std::vector<double>> own_chains(const std::vector<torch::Tensor>& images,
                                                                const model::TokenRows& prompts,
                                                                const std::vector<Input>& inputs,
+                                                               const std::vector<std::string>& families,
                                                                const InspectOptions& options);
   std::pair<model::Generation, std::vector<double>> pretrained_chains(model::PaliGemmaImpl& pali,
                                                                       const std::vector<cv::Mat>& images,
@@ -124,6 +127,7 @@ const reference::NormalReference* Inspector::reference() const { return s_->refe
 std::pair<model::Generation, std::vector<double>> Inspector::State::own_chains(const std::vector<torch::Tensor>& images,
                                                                                const model::TokenRows& prompts,
                                                                                const std::vector<Input>& inputs,
+                                                                               const std::vector<std::string>& families,
                                                                                const InspectOptions& options) {
   const auto& config = loaded.config;
   const int G = std::max(1, options.samples);
@@ -137,6 +141,7 @@ std::pair<model::Generation, std::vector<double>> Inspector::State::own_chains(c
   go.seed = options.seed;
   go.eos_id = loaded.tokenizer->eos_id();
   go.pad_id = loaded.tokenizer->pad_id();
+  if (config.model.fills_look_family()) go.fill = text::FamilySlot(*loaded.tokenizer, families, G);
   auto& policy = loaded.policy;
   model::Generation gen;
   std::vector<double> scores;
@@ -283,7 +288,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     for (const auto& in : inputs) categories.push_back(in.category);
     std::tie(gen, scores) = s_->pretrained_chains(*s_->loaded.pali, sides, prompts, categories, options);
   } else {
-    std::tie(gen, scores) = s_->own_chains(images, prompts, inputs, options);
+    std::tie(gen, scores) = s_->own_chains(images, prompts, inputs, look_families, options);
   }
   const auto lengths = gen.lengths.to(torch::kCPU), truncated = gen.truncated.to(torch::kCPU);
   const auto tokens = gen.tokens.to(torch::kCPU).contiguous();  // (N,C)
@@ -469,6 +474,8 @@ EvalResult evaluate(const EvalOptions& o) {
   result.metrics["split"] = o.split;
   result.metrics["timestamp"] = timestamp();
   result.metrics["samples"] = o.inspect.samples;
+  // The chains' family words are the look's, written by lriad (text::FamilySlot), not the policy's.
+  result.metrics["family_from_look_written"] = config.pretrained.base.empty() && config.model.fills_look_family();
   if (!config.pretrained.base.empty()) {  // a PaliGemma computes in its weights' dtype
     result.metrics["compute_precision"] = config.pretrained.dtype + " (pretrained.dtype)";
   } else {

@@ -121,7 +121,10 @@ std::string explanation_section(const nlohmann::json& m) {
             (lb["evidence_peak"].is_null() ? std::string() : "; the evidence's peak cell " + fmt(lb["evidence_peak"])));
   }
   row("stated region is where the evidence peaks", m.value("region_matches_evidence", nlohmann::json()), "-");
-  row("defect family accuracy", m.value("defect_family_accuracy", nlohmann::json()),
+  row(m.value("family_from_look_written", false)
+          ? "defect family accuracy (the family is the look's, written into the chain by lriad: model.fill_family)"
+          : "defect family accuracy",
+      m.value("defect_family_accuracy", nlohmann::json()),
       "the most frequent family " + fmt(m.value("family_baseline_most_frequent", nlohmann::json())) +
           (m.value("family_baseline_look", nlohmann::json()).is_null()
                ? std::string()

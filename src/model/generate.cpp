@@ -59,12 +59,46 @@ torch::Tensor uncached_step(Policy& policy, const PrefixBatch& p, const torch::T
   return policy->decoder->logits(h.select(1, Lp + t));
 }
 
+// Replaces the drawn tokens of the rows with words queued (GenerateOptions::fill), with the policy's
+// log-probability of each; then records every live row's token and asks `fill` about the rows with
+// nothing queued. draw (N), logits (N,V), live (N) bool. One more host copy a step (live and tokens).
+void write_fills(Draw& draw, const torch::Tensor& logits, const torch::Tensor& live, const GenerateOptions& o,
+                 std::vector<std::vector<int64_t>>& so_far, std::vector<std::vector<int64_t>>& queued) {
+  const int64_t N = int64_t(so_far.size());
+  auto host = torch::stack({live.to(torch::kInt64), draw.tokens}).to(torch::kCPU);  // (2,N)
+  auto h = host.accessor<int64_t, 2>();
+  std::vector<int64_t> rows, ids;
+  for (int64_t n = 0; n < N; ++n)
+    if (h[0][n] && !queued[size_t(n)].empty()) {
+      rows.push_back(n);
+      ids.push_back(queued[size_t(n)].front());
+      queued[size_t(n)].erase(queued[size_t(n)].begin());
+      h[1][n] = ids.back();
+    }
+  if (!rows.empty()) {
+    const auto dev = draw.tokens.device();
+    const auto r = torch::tensor(rows, torch::kInt64).to(dev), id = torch::tensor(ids, torch::kInt64).to(dev);
+    const double temperature = o.sampling.greedy ? 1.0 : o.sampling.temperature;  // as sample_tokens scales
+    const auto logp = torch::log_softmax(logits.index_select(0, r).to(torch::kFloat32) / temperature, -1);  // (R,V)
+    draw.tokens = draw.tokens.index_put({r}, id);
+    draw.logprobs = draw.logprobs.index_put({r}, logp.gather(-1, id.unsqueeze(-1)).squeeze(-1));
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    if (!h[0][n]) continue;
+    so_far[size_t(n)].push_back(h[1][n]);
+    if (queued[size_t(n)].empty()) queued[size_t(n)] = o.fill(n, so_far[size_t(n)]);
+  }
+}
+
 }  // namespace
 
 Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows& prompts, const GenerateOptions& o) {
   torch::NoGradGuard no_grad;
   const int64_t B = int64_t(prompts.size()), G = o.group, N = B * G, C = o.max_new_tokens;
   if (G < 1 || C < 1) throw Error("generate: group and max_new_tokens must be >= 1");
+  if (o.fill && o.rows_total > N)
+    throw Error("generate: fill names rows 0..N-1 of this call, not of a data-parallel batch",
+                "fill words into one process's generation");
   const auto dev = policy->device();
   at::Generator gen = make_generator(o.seed);
 
@@ -102,16 +136,18 @@ Generation generate(Policy& policy, const torch::Tensor& images, const TokenRows
              torch::zeros({N, C}, torch::TensorOptions(torch::kFloat32).device(dev)),
              torch::zeros({N}, torch::TensorOptions(torch::kBool).device(dev))};
   Generation out;
+  std::vector<std::vector<int64_t>> so_far(o.fill ? size_t(N) : 0), queued(so_far.size());  // per row (o.fill)
   for (int64_t t = 0; t < C; ++t) {
     Draw draw = sample_tokens(logits, o.sampling, gen, o.rows_total, o.first_row);
     auto live = s.finished.logical_not();
+    if (o.fill) write_fills(draw, logits, live, o, so_far, queued);
     auto token = torch::where(live, draw.tokens, torch::full_like(draw.tokens, o.pad_id));
     s.tokens.select(1, t).copy_(token);
     s.mask.select(1, t).copy_(live);
     s.logprobs.select(1, t).copy_(torch::where(live, draw.logprobs, torch::zeros_like(draw.logprobs)));
     s.finished = s.finished | (token == o.eos_id);
     out.steps = t + 1;
-    if (t + 1 == C || s.finished.all().item<bool>()) break;  // the one host sync per step
+    if (t + 1 == C || s.finished.all().item<bool>()) break;  // the one host sync per step (and write_fills')
     logits = o.use_cache ? cached_step(policy, cache, token) : uncached_step(policy, p, s.tokens, t);
   }
   out.tokens = s.tokens;

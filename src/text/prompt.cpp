@@ -166,15 +166,18 @@ std::string grounded_think(const CotSpec& s, int v) {
                     : "Nothing there stands out from normal " + spaced(s.category) + " images") +
            conclusion(false);
   const std::string type = answer_type(s.defect_type);
-  // "like a crack", "like contamination" (a mass noun takes no article), "like a defect" (unnamed).
-  const std::string like = type.empty()              ? "a defect"
-                           : type == "contamination" ? type
-                                                     : article(type, false) + " " + type;
-  if (f.above) return think + "There is what looks like " + like + conclusion(true);
+  const std::string like = like_phrase(type);
+  if (f.above) return think + kLikeLead + " " + like + conclusion(true);
   return think + "There is only a faint change" + (type.empty() ? "" : ", like " + like) + conclusion(true);
 }
 
 }  // namespace
+
+std::string like_phrase(const std::string& type) {
+  if (type.empty()) return "a defect";
+  if (type == "contamination") return type;
+  return article(type, false) + " " + type;
+}
 
 std::string build_prompt(const std::string& category) {
   return "Inspect the " + spaced(category) + ". Is it normal or anomalous? Reason in " + kThinkOpen + kThinkClose +

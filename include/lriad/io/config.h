@@ -74,6 +74,12 @@ struct ModelConfig {
   // below the normal level; false (and runs made before the key): the label's (the synthetic kind's).
   // With a reference (model.reference=knn) only.
   bool family_from_look = false;
+  // With family_from_look, lriad writes that family into the chains `eval` and `predict` generate
+  // (text::FamilySlot): after "There is what looks like" and after the answer's "anomalous", in place
+  // of the words the policy would draw; the policy still decides whether the chain is anomalous.
+  // Validation (its type_agreement measures what the policy learnt) and GRPO's rollouts are left as
+  // drawn. false (and runs made before the key): the policy's words stand.
+  bool fill_family = false;
   // Language decoder.
   int dim = 192;
   int layers = 4;
@@ -94,6 +100,8 @@ struct ModelConfig {
   bool opens_chains() const { return prompt_evidence && reference == "knn"; }
   // Chains name the family of the look (family_from_look, with a reference to measure it).
   bool names_look_family() const { return family_from_look && reference == "knn"; }
+  // lriad writes the look's family into generated chains (fill_family, with names_look_family()).
+  bool fills_look_family() const { return fill_family && names_look_family(); }
   // Side at which images are loaded, synthesised and compared: image_size, or the fine comparison's.
   int work_size() const {
     return reference == "knn" && reference_fine_size > image_size ? reference_fine_size : image_size;
@@ -133,6 +141,8 @@ struct ModelConfig {
       "lriad writes the chain's opening from the reference's measurements (with reference knn)");
     v("family_from_look", family_from_look,
       "an anomalous chain names the family its look suggests, not the label's (with reference knn)");
+    v("fill_family", fill_family,
+      "lriad writes the look's family into the chains eval and predict generate (with family_from_look)");
     v("dim", dim, "decoder width");
     v("layers", layers, "decoder blocks");
     v("heads", heads, "decoder query heads");

@@ -3,6 +3,7 @@
 // Shapes: B = prompts, G = completions per prompt, N = B*G rows, C = max new tokens.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <torch/torch.h>
@@ -24,6 +25,12 @@ struct GenerateOptions {
   int64_t rows_total = 0, first_row = 0;
   int64_t eos_id = 2;
   int64_t pad_id = 0;
+  // Words lriad writes into a chain instead of the policy (text::FamilySlot): after each token a
+  // live row gains, drawn or written, `fill(row, its tokens so far)` may return tokens; they become
+  // the row's next tokens, each with the policy's log-probability of it (temperature-scaled, as a
+  // drawn one's), before the policy draws again. `row` is 0..N-1 of this call (not with rows_total).
+  // Empty (the default): the policy draws every token.
+  std::function<std::vector<int64_t>(int64_t row, const std::vector<int64_t>& so_far)> fill;
 };
 
 struct Generation {

@@ -70,6 +70,14 @@ inline constexpr int kCotVariants = 3;
 // Every chain ends with ", so it is normal." / ", so it is anomalous.". The answer's type is
 // lowercase with spaces: the same words, and so the same tokens, as in the think.
 inline constexpr const char* kDecisionMarker = " times the normal level.";
+// The words of an anomalous finding above the normal level before its family ("There is what looks
+// like a crack"), and of the answer before its type ("<answer>anomalous: crack"): where
+// text::FamilySlot writes the family.
+inline constexpr const char* kLikeLead = "There is what looks like";
+inline constexpr const char* kAnomalousAnswerLead = "<answer>anomalous";
+// What the finding says the area looks like: "a crack", "an …", "contamination" (a mass noun takes
+// no article), "a defect" for "" (an unnamed defect).
+std::string like_phrase(const std::string& type);
 std::string build_completion(const CotSpec& spec);
 
 // A grounded chain's opening, from <think> to kDecisionMarker, in the first phrasing: "<think>The
