@@ -4,6 +4,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "fixtures.h"
+#include "lriad/io/error.h"
 #include "lriad/reference/pose.h"
 
 using namespace lriad;
@@ -47,6 +48,44 @@ TEST(Pose, TheSamePartAtAnyPlaceAndAngleLooksTheSameInTheCanonicalFrame) {
     EXPECT_LT(part_iou(img, ref), 0.4) << deg;
     EXPECT_GT(part_iou(reference::to_canonical(img, pose), ref_c), 0.8) << deg;  // head at the same end too
   }
+}
+
+// A 96x64 photograph (3:2) of the screw, stretched to 64x64 as lriad brings every image to a
+// square: at 0 degrees the screw is squeezed to 2/3 of its length, standing at 90 degrees not at all.
+static cv::Mat stretched_photo(double degrees, uint64_t seed) {
+  const cv::Mat square = draw_part(96, 48, 48, degrees, seed);
+  cv::Mat out;
+  cv::resize(square(cv::Rect(0, 16, 96, 64)), out, cv::Size(64, 64), 0, 0, cv::INTER_AREA);
+  return out;
+}
+
+TEST(Pose, APartInAStretchedFrameIsPosedAtItsTrueProportions) {
+  const double aspect = 96.0 / 64.0;
+  const auto ref = stretched_photo(0, 1);
+  const auto ref_pose = reference::estimate_pose(ref, aspect);
+  EXPECT_DOUBLE_EQ(ref_pose.sx, 1.0);  // wide: x kept, y shrunk by 2/3
+  EXPECT_DOUBLE_EQ(ref_pose.sy, 64.0 / 96.0);
+  const auto ref_c = reference::to_canonical(ref, ref_pose);
+  const auto ref_plain = reference::to_canonical(ref, reference::estimate_pose(ref));
+  double worst_plain = 1.0;
+  for (const double deg : {60.0, 90.0, 150.0, 250.0}) {
+    const auto img = stretched_photo(deg, 2 + uint64_t(deg));
+    const auto pose = reference::estimate_pose(img, aspect);
+    ASSERT_TRUE(pose.found) << deg;
+    EXPECT_GT(part_iou(reference::to_canonical(img, pose), ref_c), 0.8) << deg;
+    worst_plain =
+        std::min(worst_plain, part_iou(reference::to_canonical(img, reference::estimate_pose(img)), ref_plain));
+  }
+  // Posed as if the frame were square, the standing screw stays longer than the lying one.
+  EXPECT_LT(worst_plain, 0.7);
+  // The round trip still lands a marker where it was.
+  cv::Mat spot = cv::Mat::zeros(64, 64, CV_32FC1);
+  spot.at<float>(40, 26) = 1.f;
+  const auto pose = reference::estimate_pose(stretched_photo(150, 7), aspect);
+  cv::Point at;
+  cv::minMaxLoc(reference::from_canonical(reference::to_canonical(spot, pose), pose), nullptr, nullptr, nullptr, &at);
+  EXPECT_LE(std::abs(at.x - 26) + std::abs(at.y - 40), 2);
+  EXPECT_THROW(reference::estimate_pose(ref, 0.0), lriad::Error);
 }
 
 TEST(Pose, FromCanonicalUndoesToCanonical) {

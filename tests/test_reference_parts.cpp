@@ -66,6 +66,46 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
 }
 
+// Parts photographed in a 3:2 frame (96x64) and stretched to 48x48: turned, the stretched screw
+// changes its shape (2/3 of its length lying, all of it standing), so no canonical pose matches a
+// normal screw at an angle the normals lack. Given the photographs' aspect, the reference poses and
+// compares them undistorted; the file keeps the aspect.
+TEST(NormalReference, PartsFromNonSquarePhotographsAreComparedAtTheirTrueProportions) {
+  auto photo = [](double cx, double cy, double deg, uint64_t seed, int spot = -1) {
+    const cv::Mat square = test::draw_part(96, cx, cy + 16, deg, seed, spot);
+    cv::Mat out;
+    cv::resize(square(cv::Rect(0, 16, 96, 64)), out, cv::Size(48, 48), 0, 0, cv::INTER_AREA);
+    return out;
+  };
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  cv::RNG rng(11);
+  for (int i = 0; i < 12; ++i)  // lying within 10 degrees of horizontal, either way round
+    halves["screw"][size_t(i % 2)].push_back(photo(rng.uniform(44.0, 52.0), rng.uniform(28.0, 36.0),
+                                                   rng.uniform(-10.0, 10.0) + 180.0 * (i % 3 == 0), uint64_t(i)));
+  reference::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 2000;
+  o.shift = 2;
+  const auto plain = reference::NormalReference::build(halves, o);
+  const auto ref = reference::NormalReference::build(halves, o, {{"screw", 1.5}});
+  ASSERT_TRUE(ref.aligned("screw"));
+  EXPECT_EQ(ref.aspect("screw"), 1.5);
+  EXPECT_EQ(plain.aspect("screw"), 1.0);
+  // A normal screw standing upright, an angle no normal image has.
+  const auto upright = photo(48, 32, 95, 99);
+  const double peak = ref.deviation(upright, "screw").max().item<double>();
+  const double plain_peak = plain.deviation(upright, "screw").max().item<double>();
+  EXPECT_LT(peak, 2.0);
+  EXPECT_GT(plain_peak, 1.5 * peak) << peak << " " << plain_peak;
+  // A bright spot on its shaft still stands out.
+  EXPECT_GT(ref.deviation(photo(48, 32, 95, 99, 8), "screw").max().item<double>(), 2 * peak);
+  // Save/load keeps the aspect and the maps.
+  const auto back = saved_and_loaded(ref, "lriad_reference_aspect_test");
+  EXPECT_EQ(back.aspect("screw"), 1.5);
+  EXPECT_TRUE(torch::equal(back.deviation(upright, "screw", 1), ref.deviation(upright, "screw", 1)));
+  EXPECT_THROW(reference::NormalReference::build(halves, o, {{"screw", -1.0}}), lriad::Error);
+}
+
 // A stain on a part: the shaft tinted (red up 15%, blue down 15%) where normal parts differ in
 // brightness from image to image (gains 0.7-1.3). Compared by place, the tint is smaller than the
 // gap between neighbouring gains on the bright background, so the map barely sees it; the colour of
@@ -113,7 +153,8 @@ TEST(NormalReference, AStainOnAPartStandsOutByTheColourOfRegions) {
   const int64_t i = map.argmax().item<int64_t>(), y = i / S, x = i % S;
   EXPECT_LE(std::hypot(double(x) - 32.0, double(y) - 32.0), 14.0) << "peak at x " << x << ", y " << y;
   for (int k = 0; k < 4; ++k) {  // unseen normal parts at other gains and poses stay well below the stain
-    const double normal = with.deviation(part(at, 500 + uint64_t(k), 0.75 + 0.15 * k), "screw", kBoth).max().item<double>();
+    const double normal =
+        with.deviation(part(at, 500 + uint64_t(k), 0.75 + 0.15 * k), "screw", kBoth).max().item<double>();
     EXPECT_LT(1.5 * normal, peak) << "normal part " << k;
   }
   const auto back = saved_and_loaded(with, "lriad_reference_part_region");

@@ -1,7 +1,9 @@
 // Pose of a part on a plain background (see pose.h).
 #include "lriad/reference/pose.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include <opencv2/imgproc.hpp>
 
@@ -42,12 +44,16 @@ cv::Mat border_plane(const cv::Mat& g) {
 
 }  // namespace
 
-Pose estimate_pose(const cv::Mat& image) {
+Pose estimate_pose(const cv::Mat& image, double aspect) {
+  if (!(aspect > 0) || !std::isfinite(aspect))
+    throw Error("pose: the frame's aspect must be a positive width / height, got " + std::to_string(aspect));
   const cv::Mat g = grey_of(image);
   const int W = g.cols, H = g.rows;
   Pose p;
   p.cx = W / 2.0;
   p.cy = H / 2.0;
+  p.sx = std::min(1.0, aspect);        // a wide photograph was squeezed along x ...
+  p.sy = std::min(1.0, 1.0 / aspect);  // ... a tall one along y: undo it by shrinking the other axis
   if (W < 3 || H < 3) return p;
   cv::Mat diff = cv::abs(g - border_plane(g)), d8, fg;
   diff.convertTo(d8, CV_8U, 255.0);
@@ -63,7 +69,8 @@ Pose estimate_pose(const cv::Mat& image) {
   p.found = true;
   p.cx = m.m10 / m.m00;
   p.cy = m.m01 / m.m00;
-  const double a = m.mu20 / m.m00, b = m.mu11 / m.m00, c = m.mu02 / m.m00;
+  // Second moments in the undistorted frame.
+  const double a = m.mu20 / m.m00 * p.sx * p.sx, b = m.mu11 / m.m00 * p.sx * p.sy, c = m.mu02 / m.m00 * p.sy * p.sy;
   const double half_gap = std::sqrt(0.25 * (a - c) * (a - c) + b * b);
   const double major = 0.5 * (a + c) + half_gap, minor = 0.5 * (a + c) - half_gap;
   if (major < 2.0 * minor) return p;  // round or square-ish: no axis to trust
@@ -74,7 +81,7 @@ Pose estimate_pose(const cv::Mat& image) {
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x)
       if (fg.at<uchar>(y, x)) {
-        const double t = (x - p.cx) * ux + (y - p.cy) * uy;
+        const double t = (x - p.cx) * p.sx * ux + (y - p.cy) * p.sy * uy;
         skew += t * t * t;
       }
   p.degrees = theta * 180.0 / M_PI + (skew < 0 ? 180.0 : 0.0);
@@ -83,8 +90,18 @@ Pose estimate_pose(const cv::Mat& image) {
 
 cv::Mat canonical_transform(const Pose& pose, cv::Size size) {
   cv::Mat M = cv::getRotationMatrix2D(cv::Point2f(float(pose.cx), float(pose.cy)), pose.degrees, 1.0);
-  M.at<double>(0, 2) += size.width / 2.0 - pose.cx;
-  M.at<double>(1, 2) += size.height / 2.0 - pose.cy;
+  if (pose.sx == 1.0 && pose.sy == 1.0) {  // an unstretched frame: the map as it always was, to the bit
+    M.at<double>(0, 2) += size.width / 2.0 - pose.cx;
+    M.at<double>(1, 2) += size.height / 2.0 - pose.cy;
+    return M;
+  }
+  // q = R (A (p - c)) + centre, A = diag(sx, sy): undistort about the centroid, then turn.
+  for (int r = 0; r < 2; ++r) {
+    const double rx = M.at<double>(r, 0), ry = M.at<double>(r, 1);
+    M.at<double>(r, 0) = rx * pose.sx;
+    M.at<double>(r, 1) = ry * pose.sy;
+    M.at<double>(r, 2) = (r == 0 ? size.width : size.height) / 2.0 - (rx * pose.sx * pose.cx + ry * pose.sy * pose.cy);
+  }
   return M;
 }
 

@@ -196,7 +196,7 @@ cv::Mat tensor_to_mat(const torch::Tensor& map) {  // (H,W) float -> CV_32FC1 (c
 }  // namespace
 
 NormalReference NormalReference::build(const std::map<std::string, std::array<std::vector<cv::Mat>, 2>>& halves,
-                                       const Options& options) {
+                                       const Options& options, const std::map<std::string, double>& aspects) {
   torch::NoGradGuard no_grad;
   NormalReference ref;
   ref.options_ = options;
@@ -209,14 +209,21 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2; ++h)
       for (const auto& img : given[h]) half[h].push_back(ref.sized(img, options.side));
     Banks b;
+    const auto given_aspect = aspects.find(cat);
+    // Kept as the file keeps it (a float), so that a loaded reference poses images as this one does.
+    const double aspect = given_aspect == aspects.end() ? 1.0 : double(float(given_aspect->second));
+    if (!(aspect > 0) || !std::isfinite(aspect))
+      throw Error("reference: category " + cat + " has an aspect of " + std::to_string(aspect),
+                  "pass the photographs' width / height, or 1 for square ones");
     std::array<std::vector<Pose>, 2> poses;  // of each half's images, found once
     std::vector<Pose> every;
     for (int h = 0; h < 2 && options.align; ++h)
       for (const auto& img : half[h]) {
-        poses[h].push_back(estimate_pose(img));
+        poses[h].push_back(estimate_pose(img, aspect));
         every.push_back(poses[h].back());
       }
     b.aligned = options.align && is_part_category_from(every);
+    if (b.aligned) b.aspect = aspect;
     for (int h = 0; h < 2 && b.aligned; ++h) {
       std::vector<torch::Tensor> canon;
       for (size_t i = 0; i < half[h].size(); ++i)
@@ -237,7 +244,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       std::vector<torch::Tensor> fine, thumbs;
       for (const auto& img : given[h]) {
         const cv::Mat f = ref.sized(img, options.fine_side);
-        fine_poses[h].push_back(estimate_pose(f));
+        fine_poses[h].push_back(estimate_pose(f, b.aspect));
         fine_canon[h].push_back(to_canonical(f, fine_poses[h].back()));
         const cv::Mat& canon = fine_canon[h].back();
         fine.push_back(grey_to_tensor(fine_image(canon, b.polar, options.fine_sigma)));
@@ -350,7 +357,7 @@ torch::Tensor NormalReference::in_image_frame(const torch::Tensor& map, const Po
 }
 
 torch::Tensor NormalReference::raw_fine(const cv::Mat& image, const Banks& b, int bank, int64_t out) const {
-  const Pose pose = estimate_pose(image);
+  const Pose pose = estimate_pose(image, b.aspect);
   auto map = fine_canonical(to_canonical(image, pose), b, bank);  // (F,F)
   if (b.fine_spread[size_t(bank)].defined()) map = map / b.fine_spread[size_t(bank)];
   return in_image_frame(map, pose, out);
@@ -384,7 +391,7 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
   torch::NoGradGuard no_grad;
   const int64_t k = options_.patch;
   if (b.aligned) {
-    const Pose pose = estimate_pose(image);
+    const Pose pose = estimate_pose(image, b.aspect);
     const auto chw = image_to_tensor(to_canonical(image, pose));  // (3,S,S)
     const auto map = finish_map(positional_distance(chw, b.normals[size_t(bank)], k, options_.shift), chw.size(1), k);
     cv::Mat back = from_canonical(tensor_to_mat(map), pose);  // CV_32FC1 (S,S), a fresh continuous matrix
@@ -522,6 +529,11 @@ bool NormalReference::colour(const std::string& category) const {
 bool NormalReference::region(const std::string& category) const {
   auto it = banks_.find(category);
   return it != banks_.end() && it->second.region[0].defined();
+}
+
+double NormalReference::aspect(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it == banks_.end() ? 1.0 : it->second.aspect;
 }
 
 bool NormalReference::aligned(const std::string& category) const {

@@ -52,6 +52,7 @@ void NormalReference::save(const std::string& path) const {
     for (size_t h = 0; h < 2; ++h)
       f.tensors[half(cat, b.aligned ? "normals" : "bank", h)] = to_st(b.aligned ? b.normals[h] : b.patches[h]);
     f.tensors[cat + "/scale"] = pair_st(b.scale);
+    if (b.aspect != 1.0) f.tensors[cat + "/aspect"] = to_st(torch::tensor({float(b.aspect)}));
     for (size_t h = 0; h < 2; ++h)
       if (!b.palette[h].empty()) f.tensors[half(cat, "palette", h)] = to_st(torch::tensor(b.palette[h].distances()));
     if (b.region[0].defined()) {
@@ -168,6 +169,12 @@ struct NormalReference::FileReader {
     b.aligned = has("normals0");
     if (b.aligned) {
       aligned(b, scale);
+      if (has("aspect")) {  // version 5: photographs that were not square (absent: 1)
+        const auto a = get("aspect", "aspect");
+        if (a.numel() != 1 || !(a.item<double>() > 0))
+          throw Error(path + ": " + cat + "/aspect must hold 1 positive value (the photographs' width / height)");
+        b.aspect = a.item<double>();
+      }
       if (has("fine0")) fine_part(b);
     }
     palettes(b);

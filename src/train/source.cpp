@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -371,6 +372,27 @@ std::map<std::string, std::array<std::vector<cv::Mat>, 2>> TrainingSource::refer
   return out;
 }
 
+std::map<std::string, double> TrainingSource::photo_aspects() const {
+  std::map<std::string, std::vector<double>> seen;
+  for (const auto& n : normals_) {
+    auto& a = seen[n.category];
+    if (a.size() == 16) continue;
+    try {
+      const auto info = data::read_image_info(n.path);
+      if (info.width > 0 && info.height > 0) a.push_back(double(info.width) / double(info.height));
+    } catch (const Error&) {
+      // read once already to load the image; a file changed since then leaves the others to decide
+    }
+  }
+  std::map<std::string, double> out;
+  for (auto& [cat, a] : seen) {
+    if (a.empty()) continue;
+    std::nth_element(a.begin(), a.begin() + std::ptrdiff_t(a.size() / 2), a.end());
+    out[cat] = a[a.size() / 2];
+  }
+  return out;
+}
+
 model::InputRecord TrainingSource::input_record() const {
   model::InputRecord r;
   r.work_side_categories.assign(work_side_.begin(), work_side_.end());
@@ -414,14 +436,17 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
   o.fine_textures = config.model.reference_fine_textures;
   o.scale_quantile = config.model.reference_scale_quantile;
   o.photometric = config.model.reference_photometric;
-  auto ref = reference::NormalReference::build(source.reference_halves(), o);
+  auto ref = reference::NormalReference::build(source.reference_halves(), o, source.photo_aspects());
   std::string aligned, fine_textures;
   for (const auto& c : ref.categories()) {
     if (!ref.aligned(c) && ref.fine(c)) fine_textures += (fine_textures.empty() ? "" : ", ") + c;
     if (!ref.aligned(c)) continue;
     const std::string fine =
         " (also at " + std::to_string(o.fine_side) + " px" + (ref.polar(c) ? ", ring by ring)" : ")");
-    aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "");
+    char frame[64] = "";
+    if (ref.aspect(c) != 1.0)  // a stretched frame: posed at the photographs' proportions
+      std::snprintf(frame, sizeof frame, " (photographs %.2f:1, posed unstretched)", ref.aspect(c));
+    aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "") + frame;
   }
   std::string region;
   for (const auto& c : ref.categories())

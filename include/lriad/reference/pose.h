@@ -13,6 +13,13 @@
 // (The training anomalies decide the same question per image, by the border's colour, to keep a
 // defect on the part: anomaly/internal.h, Context::part. A posed category is "aligned" in
 // NormalReference: compared in the canonical pose.)
+//
+// Stretched frames: lriad brings every image to a square by stretching it (data::resize_square), so
+// a part photographed in a 4:3 frame is narrower by 3/4 along x than along y, and turning it changes
+// its shape: a screw lying along x is shorter than one standing along y, and no rotation brings the
+// two onto each other. Given the frame's `aspect` (the original width over height), the pose is
+// measured in the undistorted geometry (x scaled by sx, y by sy, the larger of the two 1) and the
+// canonical frame is undistorted too: the part at its true proportions, turned to its axis.
 // Images are CV_32FC3 RGB [0,1] or CV_32FC1; no torch here.
 #pragma once
 #include <vector>
@@ -28,11 +35,15 @@ struct Pose {
   double area = 0;          // part pixels / image pixels
   double border_touch = 0;  // share of the border pixels that belong to the part
   bool elongated = false;   // principal axis variance >= 2x the other: `degrees` follows that axis
+  double sx = 1, sy = 1;    // undistorted coordinates are (x * sx, y * sy) (see "Stretched frames")
 };
 
-Pose estimate_pose(const cv::Mat& image);
+// `aspect`: the width over the height of the photograph the image was stretched from (1: not
+// stretched). The centroid is in the image's pixels, the axis and `degrees` in the undistorted frame.
+Pose estimate_pose(const cv::Mat& image, double aspect = 1.0);
 
-// 2x3 affine map from the image to the canonical frame: centroid to the centre, axis horizontal.
+// 2x3 affine map from the image to the canonical frame: the undistorting scale (Pose::sx, sy), then
+// the centroid to the centre and the axis horizontal.
 cv::Mat canonical_transform(const Pose& pose, cv::Size size);
 // `image` moved to the canonical frame (edges replicated).
 cv::Mat to_canonical(const cv::Mat& image, const Pose& pose);

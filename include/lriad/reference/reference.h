@@ -130,13 +130,17 @@ class NormalReference {
   static constexpr int kBothBanks = -1;  // the mean of the maps against bank 0 and bank 1
   static constexpr int kThumb = 16;      // side of the thumbnails that pick the fine comparison's neighbours
   // reference.safetensors' "format_version" (see save); a file without one is version 1.
-  static constexpr int kFormatVersion = 4;
+  static constexpr int kFormatVersion = 5;
   NormalReference() = default;
 
   // halves[category] = {images of half 0, images of half 1}, CV_32FC3 RGB [0,1], all of one side
   // (at least fine_side when the fine comparison is on). A category needs an image in each half.
+  // aspects[category]: the width over the height of the category's photographs before they were
+  // stretched square (absent: 1). An aligned category is posed and compared in the undistorted
+  // frame (reference/pose.h, "Stretched frames"), and every image given to deviation() later is
+  // taken to come from a photograph of that aspect.
   static NormalReference build(const std::map<std::string, std::array<std::vector<cv::Mat>, 2>>& halves,
-                               const Options& options);
+                               const Options& options, const std::map<std::string, double>& aspects = {});
 
   // Deviation map (S,S) float >= 0 of `image` (any side) against `bank` (0, 1 or kBothBanks) of
   // `category`. With `at_peak`, also the part of the map (map_part.h) that is largest at the map's
@@ -180,6 +184,7 @@ class NormalReference {
   bool region(const std::string& category) const;   // the colour of regions counts
   const Options& options() const { return options_; }
   std::vector<std::string> categories() const;
+  double aspect(const std::string& category) const;  // the photographs' width / height given to build (1: square)
   double scale(const std::string& category, int bank) const;  // the normalising (median) peak
 
   // reference.safetensors: "<category>/bank0", "<category>/bank1" (M, 3K^2), or for an aligned
@@ -194,13 +199,16 @@ class NormalReference {
   // what they meant then (no fine comparison, no spread, no region comparison); from version 2 on,
   // every key the options call for must be there. Version 2: parts have no region comparison (from
   // version 3 on, every category has it when region_side > 0). Version 4 adds the metadata key
-  // "photometric" (earlier files: off). A file of a later version is refused.
+  // "photometric" (earlier files: off). Version 5 adds "<category>/aspect" (1) for an aligned
+  // category whose photographs were not square (absent: 1, as every earlier file). A file of a later
+  // version is refused.
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
  private:
   struct Banks {
     bool aligned = false;                  // compared in the canonical pose: options.align and is_part_category
+    double aspect = 1.0;                   // aligned only: the photographs' width / height (pose.h, "Stretched frames")
     std::array<torch::Tensor, 2> patches;  // (M, 3K^2); unused when aligned
     std::array<torch::Tensor, 2> norms;    // (M) squared norms
     std::array<torch::Tensor, 2> normals;  // aligned only: (N,3,S,S) normal images in the canonical pose

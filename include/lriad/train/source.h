@@ -109,6 +109,10 @@ class TrainingSource {
   std::string describe() const;
   // Training normals per category in two halves (by position): the normal reference's banks.
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> reference_halves() const;
+  // Per category, the width over the height of its normal photographs before they were stretched
+  // square (the median over the first 16, from their headers): the reference poses parts in that
+  // undistorted frame (reference/pose.h, "Stretched frames").
+  std::map<std::string, double> photo_aspects() const;
   // What eval needs to make the input training makes (policy_input.json): the categories kept at
   // model.work_size(), and the bank each normal training image is compared with (the other half's
   // for the images training draws, both for the validation normals).
