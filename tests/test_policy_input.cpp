@@ -235,6 +235,9 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     const reference::NormalReference ref = train::build_normal_reference(source, c);
     ASSERT_TRUE(ref.fine("screw"));
     ASSERT_EQ(ref.fine("carpet"), fine_textures);
+    // The 3:2 photographs' screw is posed unstretched (reference/pose.h); a texture needs no pose.
+    EXPECT_NEAR(ref.aspect("screw"), 1.5, 1e-6);
+    EXPECT_EQ(ref.aspect("carpet"), 1.0);
     ASSERT_TRUE(ref.region("carpet"));  // the texture's map joins the colour of regions (on by default)
     const model::InputRecord record = source.input_record();
     std::vector<train::TrainItem> items;
