@@ -1,6 +1,8 @@
 // Pose of a part on a plain background (reference/pose.h).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <opencv2/imgproc.hpp>
 
 #include "fixtures.h"

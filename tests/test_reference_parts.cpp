@@ -103,6 +103,13 @@ TEST(NormalReference, PartsFromNonSquarePhotographsAreComparedAtTheirTrueProport
   const auto back = saved_and_loaded(ref, "lriad_reference_aspect_test");
   EXPECT_EQ(back.aspect("screw"), 1.5);
   EXPECT_TRUE(torch::equal(back.deviation(upright, "screw", 1), ref.deviation(upright, "screw", 1)));
+  // An aspect a float cannot hold (4/3) is kept as the file keeps it, so that the loaded reference
+  // poses every image as the one training built (eval must make training's input, bit for bit).
+  const auto third = reference::NormalReference::build(halves, o, {{"screw", 4.0 / 3.0}});
+  const auto third_back = saved_and_loaded(third, "lriad_reference_aspect_third_test");
+  EXPECT_EQ(third.aspect("screw"), double(float(4.0 / 3.0)));
+  EXPECT_EQ(third_back.aspect("screw"), third.aspect("screw"));
+  EXPECT_TRUE(torch::equal(third_back.deviation(upright, "screw", 1), third.deviation(upright, "screw", 1)));
   EXPECT_THROW(reference::NormalReference::build(halves, o, {{"screw", -1.0}}), lriad::Error);
 }
 

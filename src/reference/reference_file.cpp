@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -171,7 +172,7 @@ struct NormalReference::FileReader {
       aligned(b, scale);
       if (has("aspect")) {  // version 5: photographs that were not square (absent: 1)
         const auto a = get("aspect", "aspect");
-        if (a.numel() != 1 || !(a.item<double>() > 0))
+        if (a.numel() != 1 || !(a.item<double>() > 0) || !std::isfinite(a.item<double>()))
           throw Error(path + ": " + cat + "/aspect must hold 1 positive value (the photographs' width / height)");
         b.aspect = a.item<double>();
       }
