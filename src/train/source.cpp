@@ -41,10 +41,13 @@ std::string kind_word(anomaly::AnomalyKind k) {
 
 // Decoded and kept at the work side; model::model_side_image reduces it later where the category
 // is not kept there (the same pixels as reducing the decoded file at once, as eval does).
-cv::Mat load_resized(const std::string& path, const ModelConfig& model, bool skip_bad, bool* ok) {
+// `photo`, when given: the decoded file's size.
+cv::Mat load_resized(const std::string& path, const ModelConfig& model, bool skip_bad, bool* ok,
+                     cv::Size* photo = nullptr) {
   const cv::Mat image =
       data::read_image_or_skip(path, skip_bad, "fix or remove the file, or set data.skip_bad_images=true");
   *ok = !image.empty();
+  if (photo) *photo = image.size();
   return *ok ? model::model_side_image(image, /*keep_work_side=*/true, model) : cv::Mat();
 }
 
@@ -136,12 +139,13 @@ std::vector<std::vector<TrainingSource::Normal>> TrainingSource::read_normals(co
     for (size_t k = 0; k < order.size(); ++k) {
       const auto& s = train[order[k]];
       bool ok = true;
-      cv::Mat img = load_resized(s.image_path, config.model, dc.skip_bad_images, &ok);
+      cv::Size photo;
+      cv::Mat img = load_resized(s.image_path, config.model, dc.skip_bad_images, &ok, &photo);
       if (!ok) {
         ++skipped;
         continue;
       }
-      (k < hold ? held_out[ci] : normals_).push_back({img, cat, s.image_path});
+      (k < hold ? held_out[ci] : normals_).push_back({img, cat, s.image_path, 0, photo});
     }
   }
   if (normals_.empty())
@@ -376,13 +380,7 @@ std::map<std::string, double> TrainingSource::photo_aspects() const {
   std::map<std::string, std::vector<double>> seen;
   for (const auto& n : normals_) {
     auto& a = seen[n.category];
-    if (a.size() == 16) continue;
-    try {
-      const auto info = data::read_image_info(n.path);
-      if (info.width > 0 && info.height > 0) a.push_back(double(info.width) / double(info.height));
-    } catch (const Error&) {
-      // read once already to load the image; a file changed since then leaves the others to decide
-    }
+    if (a.size() < 16) a.push_back(double(n.photo.width) / double(n.photo.height));  // decoded: not empty
   }
   std::map<std::string, double> out;
   for (auto& [cat, a] : seen) {

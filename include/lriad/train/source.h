@@ -110,7 +110,7 @@ class TrainingSource {
   // Training normals per category in two halves (by position): the normal reference's banks.
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> reference_halves() const;
   // Per category, the width over the height of its normal photographs before they were stretched
-  // square (the median over the first 16, from their headers): the reference poses parts in that
+  // square (the median over the first 16, as decoded): the reference poses parts in that
   // undistorted frame (reference/pose.h, "Stretched frames").
   std::map<std::string, double> photo_aspects() const;
   // What eval needs to make the input training makes (policy_input.json): the categories kept at
@@ -125,7 +125,8 @@ class TrainingSource {
   struct Normal {
     cv::Mat image;
     std::string category, path;
-    int half = 0;  // which reference bank holds its patches; it is compared with the other one
+    int half = 0;    // which reference bank holds its patches; it is compared with the other one
+    cv::Size photo;  // the decoded file's size, before it was stretched square (photo_aspects)
   };
   TrainItem with_anomaly(const Normal& base, uint64_t seed, int attempt = 0) const;
   // with_anomaly() through the gate: the first attempt the evidence shows, else the normal image.
