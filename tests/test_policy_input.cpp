@@ -227,6 +227,7 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     RunConfig c = input_config(format, dir / "d");
     const bool fine_textures = format != "mvtec";
     c.model.reference_fine_textures = fine_textures;
+    c.model.reference_part_lighting = true;  // as every shipped config: the screw is relit before it is compared
     const train::TrainingSource source(c);
     // The part is kept at W; the texture at S (mvtec: both branches of model_side_image are
     // compared) or at W when textures are compared finely.
@@ -237,6 +238,7 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
     ASSERT_EQ(ref.fine("carpet"), fine_textures);
     // The 3:2 photographs' screw is posed unstretched (reference/pose.h); a texture needs no pose.
     EXPECT_NEAR(ref.aspect("screw"), 1.5, 1e-6);
+    EXPECT_TRUE(ref.options().part_lighting);
     EXPECT_EQ(ref.aspect("carpet"), 1.0);
     ASSERT_TRUE(ref.region("carpet"));  // the texture's map joins the colour of regions (on by default)
     const model::InputRecord record = source.input_record();

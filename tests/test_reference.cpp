@@ -482,6 +482,15 @@ TEST(NormalReference, TheFileSaysItsFormatVersionAndOlderFilesStillLoad) {
   } catch (const lriad::Error& e) {
     EXPECT_NE(std::string(e.what()).find("'photometric'"), std::string::npos) << e.what();
   }
+  // Version 5 (before the lighting of parts): loads with it off; version 6 needs the key.
+  EXPECT_EQ(saved.metadata.at("part_lighting"), "0");
+  EXPECT_FALSE(load_with({{"format_version", "5"}}, {"part_lighting"}).options().part_lighting);
+  try {
+    load_with({}, {"part_lighting"});
+    ADD_FAILURE() << "a version-6 file without part_lighting loaded";
+  } catch (const lriad::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'part_lighting'"), std::string::npos) << e.what();
+  }
   // A later version: refused, saying which versions this lriad reads.
   try {
     load_with({{"format_version", "99"}}, {});

@@ -20,6 +20,7 @@
 #include "lriad/model/policy_input.h"
 #include "lriad/reference/patch_distance.h"
 #include "lriad/reference/reference.h"
+#include "../src/reference/internal.h"
 
 using namespace lriad;
 using namespace lriad::model;
@@ -337,4 +338,97 @@ TEST(NormalReference, RoundPartsAreComparedAfterARingByRingFit) {
   cv::RNG c(100);
   const cv::Mat bad = turned96(c, true);
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "nut", 1), ref.deviation(bad, "nut", 1)));
+}
+
+// The lighting of parts (options.part_lighting), golden: an image that is a reference's luminance
+// times a quadratic field across the frame comes back as the reference, a dark spot the fit leaves
+// out stays dark, and a reference that cannot carry a fit (all black) changes nothing.
+TEST(PartLighting, DividesOutAQuadraticFieldAndKeepsADefect) {
+  constexpr int S = 40;
+  cv::Mat ref(S, S, CV_32FC1), lit(S, S, CV_32FC3);
+  auto field = [&](int y, int x) {
+    const double u = (x + 0.5) / S * 2 - 1, v = (y + 0.5) / S * 2 - 1;
+    return 1.1 + 0.2 * u - 0.15 * v + 0.1 * u * v - 0.08 * u * u;
+  };
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const bool part = std::abs(x - 20) < 12 && std::abs(y - 20) < 4;  // a dark bar on a light ground
+      const float r = part ? 0.25f : 0.7f + 0.002f * float(x % 5);
+      ref.at<float>(y, x) = r;
+      const float g = float(r * field(y, x));
+      lit.at<cv::Vec3f>(y, x) = {g * 1.05f, g, g * 0.95f};  // a colour tint, the same luminance
+    }
+  const cv::Mat back = reference::detail::part_relit(lit, ref);
+  ASSERT_EQ(back.type(), CV_32FC3);
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const cv::Vec3f p = back.at<cv::Vec3f>(y, x);
+      ASSERT_NEAR((p[0] + p[1] + p[2]) / 3, ref.at<float>(y, x), 1e-4) << y << "," << x;
+      ASSERT_NEAR(p[0] / p[1], 1.05, 1e-4);  // the tint is kept
+    }
+  // A dark 4x4 spot: the second fit leaves it out, so the rest comes back within 1e-3 and the spot
+  // keeps its contrast (0.1 of the ground, times the field).
+  cv::Mat spotted = lit.clone();
+  for (int y = 4; y < 8; ++y)
+    for (int x = 28; x < 32; ++x) spotted.at<cv::Vec3f>(y, x) *= 0.1f;
+  const cv::Mat back2 = reference::detail::part_relit(spotted, ref);
+  double off = 0;
+  for (int y = 0; y < S; ++y)
+    for (int x = 0; x < S; ++x) {
+      const cv::Vec3f p = back2.at<cv::Vec3f>(y, x);
+      const double l = (p[0] + p[1] + p[2]) / 3;
+      if (y >= 4 && y < 8 && x >= 28 && x < 32)
+        EXPECT_NEAR(l, 0.1 * ref.at<float>(y, x), 2e-3);
+      else
+        off = std::max(off, std::abs(l - ref.at<float>(y, x)));
+    }
+  EXPECT_LT(off, 1e-3);
+  // No fit to be had: the image as it is.
+  const cv::Mat same = reference::detail::part_relit(lit, cv::Mat::zeros(S, S, CV_32FC1));
+  EXPECT_EQ(cv::norm(same, lit, cv::NORM_INF), 0);
+  EXPECT_THROW(reference::detail::part_relit(lit, cv::Mat::zeros(S, S + 1, CV_32FC1)), Error);
+}
+
+// Parts photographed under another light: a normal part whose frame is lit by a gradient the
+// normals do not share (dark at the top, 0.6, to 1.1 at the bottom) deviates along the
+// brighter side when compared as given; with options.part_lighting it matches its normals, a spot
+// on the shaft still stands out, and a reference loaded from its file gives the same maps bit for bit.
+TEST(NormalReference, PartsUnderAnotherLightAreComparedAfterTheirLightingIsDividedOut) {
+  constexpr int S = 48;
+  std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
+  cv::RNG rng(11);
+  for (int i = 0; i < 10; ++i)
+    halves["screw"][size_t(i % 2)].push_back(
+        test::draw_part(S, rng.uniform(20.0, 28.0), rng.uniform(20.0, 28.0), rng.uniform(0.0, 360.0), uint64_t(i)));
+  reference::NormalReference::Options o;
+  o.patch = 3;
+  o.bank_size = 2000;
+  o.shift = 2;
+  o.colour = false;  // the comparison by place alone
+  const auto as_given = reference::NormalReference::build(halves, o);
+  o.part_lighting = true;
+  const auto lit = reference::NormalReference::build(halves, o);
+  ASSERT_TRUE(lit.aligned("screw"));
+  auto light = [&](cv::Mat img) {
+    for (int y = 0; y < S; ++y) img.row(y) *= 0.6 + 0.5 * y / (S - 1.0);
+    return img;
+  };
+  constexpr int kBoth = reference::NormalReference::kBothBanks;
+  const cv::Mat normal = light(test::draw_part(S, 25, 22, 137, 99)),
+                spot = light(test::draw_part(S, 25, 22, 137, 99, 8));
+  const double given = as_given.deviation(normal, "screw", kBoth).max().item<double>(),
+               relit = lit.deviation(normal, "screw", kBoth).max().item<double>(),
+               plain = lit.deviation(test::draw_part(S, 25, 22, 137, 99), "screw", kBoth).max().item<double>(),
+               spotted = lit.deviation(spot, "screw", kBoth).max().item<double>();
+  std::printf("peaks: as given %.3f, relit %.3f, the same part under the normals light %.3f, with a spot %.3f\n", given,
+              relit, plain, spotted);
+  EXPECT_GT(given, 2.0) << "compared as given, the other light should read as deviation";
+  EXPECT_LT(relit, 0.6 * given) << relit << " vs " << given;
+  EXPECT_LT(relit, 1.5 * plain) << "the lit part should peak near the same part under the normals' light";
+  EXPECT_GT(spotted, 2.5 * relit);
+  const auto back = saved_and_loaded(lit, "lriad_reference_part_lighting");
+  EXPECT_TRUE(back.options().part_lighting);
+  EXPECT_FALSE(saved_and_loaded(as_given, "lriad_reference_part_lighting_off").options().part_lighting);
+  for (int bank : {0, 1, kBoth})
+    EXPECT_TRUE(torch::equal(back.deviation(spot, "screw", bank), lit.deviation(spot, "screw", bank)));
 }

@@ -41,6 +41,24 @@ double lighting_change(const Lighting& a, const Lighting& b);
 // lighting_change is at most kRelightTolerance (a tenth of the normalised spread); a change that
 // moves the image's statistics more is compared whole.
 constexpr double kRelightTolerance = 0.015;
+// A part's lighting (options.part_lighting): the smooth field, a quadratic in x and y, by which the
+// luminance of `canonical_rgb` (CV_32FC3, a part in its canonical pose) is the luminance `reference`
+// (CV_32FC1, the same side: the mean canonical normal image) times the field, fitted by least squares
+// twice (the second time without the pixels the first fit leaves furthest off: a defect, a part's
+// edge that lies elsewhere). CV_32FC1 >= 0.05, or empty where a reference cannot carry a fit (all
+// black) or the field would fall below 0.05 somewhere.
+cv::Mat part_field(const cv::Mat& canonical_rgb, const cv::Mat& reference);
+// `canonical_rgb` divided by its part_field (as it is where there is none), so that a gradient of
+// light across the frame or a brighter or darker photograph drops out. CV_32FC3.
+cv::Mat part_relit(const cv::Mat& canonical_rgb, const cv::Mat& reference);
+// `image` (CV_32FC3, a part photographed at `aspect`, at the side of `reference`) relit in its own
+// frame: part_field fitted in its canonical pose (pose.h), moved back onto the image, and divided
+// out; as it is where there is no field. What the comparison by place, the colour palette and the
+// colour of regions see of a part with options.part_lighting.
+cv::Mat relit_part(const cv::Mat& image, const cv::Mat& reference, double aspect);
+// The mean luminance (channels' mean) of canonical normal images (N,3,S,S), summed in a fixed order
+// in double, so that a reference built in memory and one loaded from its file agree bit for bit.
+cv::Mat mean_luminance(const torch::Tensor& normals);
 // v non-empty. The median: the mean of the middle two for an even count.
 double median_of(std::vector<double> v);
 // The q-quantile, linearly interpolated between order statistics; median_of itself at q = 0.5.

@@ -78,6 +78,102 @@ cv::Mat relit(const cv::Mat& rgb, const Lighting& light) {
 
 cv::Mat photometric(const cv::Mat& rgb) { return relit(rgb, lighting_of(rgb)); }
 
+cv::Mat part_field(const cv::Mat& canonical_rgb, const cv::Mat& reference) {
+  if (canonical_rgb.type() != CV_32FC3 || reference.type() != CV_32FC1 || canonical_rgb.size() != reference.size())
+    throw Error("part_field: expected a CV_32FC3 image and a CV_32FC1 reference of one size");
+  const int H = canonical_rgb.rows, W = canonical_rgb.cols;
+  cv::Mat grey;
+  cv::transform(canonical_rgb, grey, cv::Matx13f(1.f / 3, 1.f / 3, 1.f / 3));
+  constexpr int kTerms = 6;  // 1, u, v, u^2, uv, v^2 with u, v in [-1, 1] across the frame
+  auto terms = [&](int y, int x, double* phi) {
+    const double u = (x + 0.5) / W * 2 - 1, v = (y + 0.5) / H * 2 - 1;
+    phi[0] = 1, phi[1] = u, phi[2] = v, phi[3] = u * u, phi[4] = u * v, phi[5] = v * v;
+  };
+  std::vector<uint8_t> keep(size_t(H) * W, 1);
+  cv::Matx<double, kTerms, 1> c = cv::Matx<double, kTerms, 1>::zeros();
+  c(0) = 1;
+  std::vector<double> residual(size_t(H) * W);
+  for (int pass = 0; pass < 2; ++pass) {
+    // Least squares of grey = field * reference over the kept pixels: rows a = reference * terms.
+    cv::Matx<double, kTerms, kTerms> ata = cv::Matx<double, kTerms, kTerms>::zeros();
+    cv::Matx<double, kTerms, 1> atb = cv::Matx<double, kTerms, 1>::zeros();
+    double phi[kTerms];
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x) {
+        if (!keep[size_t(y) * W + x]) continue;
+        terms(y, x, phi);
+        const double r = reference.at<float>(y, x), g = grey.at<float>(y, x);
+        for (int i = 0; i < kTerms; ++i) {
+          atb(i) += r * phi[i] * g;
+          for (int j = 0; j < kTerms; ++j) ata(i, j) += r * r * phi[i] * phi[j];
+        }
+      }
+    cv::Matx<double, kTerms, 1> next;
+    if (!cv::solve(ata, atb, next, cv::DECOMP_SVD)) return cv::Mat();
+    c = next;
+    if (pass == 1) break;
+    // Drop the pixels furthest off (beyond 3 robust standard deviations of the residual) and fit again.
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x) {
+        terms(y, x, phi);
+        double f = 0;
+        for (int i = 0; i < kTerms; ++i) f += c(i) * phi[i];
+        residual[size_t(y) * W + x] = std::abs(grey.at<float>(y, x) - f * reference.at<float>(y, x));
+      }
+    std::vector<double> sorted = residual;
+    const auto mid = sorted.begin() + std::ptrdiff_t(sorted.size() / 2);
+    std::nth_element(sorted.begin(), mid, sorted.end());
+    const double cut = std::max(1e-4, 3 * 1.4826 * *mid);
+    for (size_t i = 0; i < residual.size(); ++i) keep[i] = residual[i] <= cut;
+  }
+  cv::Mat field(H, W, CV_32FC1);
+  double phi[kTerms];
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      terms(y, x, phi);
+      double f = 0;
+      for (int i = 0; i < kTerms; ++i) f += c(i) * phi[i];
+      // No fit to be had (an all-black reference), or a field near 0 somewhere: no relighting.
+      if (!std::isfinite(f) || f < 0.05) return cv::Mat();
+      field.at<float>(y, x) = float(f);
+    }
+  return field;
+}
+
+namespace {
+cv::Mat divided(const cv::Mat& rgb, const cv::Mat& field) {  // CV_32FC3 / CV_32FC1, every channel
+  cv::Mat f3;
+  cv::merge(std::vector<cv::Mat>{field, field, field}, f3);
+  cv::Mat out;
+  cv::divide(rgb, f3, out);
+  return out;
+}
+}  // namespace
+
+cv::Mat relit_part(const cv::Mat& image, const cv::Mat& reference, double aspect) {
+  const Pose pose = estimate_pose(image, aspect);
+  const cv::Mat field = part_field(to_canonical(image, pose), reference);
+  return field.empty() ? image : divided(image, from_canonical(field, pose));
+}
+
+cv::Mat part_relit(const cv::Mat& canonical_rgb, const cv::Mat& reference) {
+  const cv::Mat field = part_field(canonical_rgb, reference);
+  return field.empty() ? canonical_rgb.clone() : divided(canonical_rgb, field);
+}
+
+cv::Mat mean_luminance(const torch::Tensor& normals) {
+  const auto t = normals.to(torch::kCPU, torch::kFloat32).contiguous();  // (N,3,S,S)
+  if (t.dim() != 4 || t.size(1) != 3 || t.size(0) < 1) throw Error("mean_luminance: expected normals (N,3,S,S)");
+  const int64_t n = t.size(0), hw = t.size(2) * t.size(3);
+  std::vector<double> sum(size_t(hw), 0.0);
+  const float* p = t.data_ptr<float>();
+  for (int64_t i = 0; i < n * 3; ++i)
+    for (int64_t j = 0; j < hw; ++j) sum[size_t(j)] += p[i * hw + j];
+  cv::Mat out(int(t.size(2)), int(t.size(3)), CV_32FC1);
+  for (int64_t j = 0; j < hw; ++j) out.at<float>(int(j)) = float(sum[size_t(j)] / double(n * 3));
+  return out;
+}
+
 double lighting_change(const Lighting& a, const Lighting& b) {
   const double mean = (kPhotometricMean - b.offset) / b.gain, sd = kPhotometricSpread / b.gain;  // b's image's
   auto moved = [&](double x) { return std::abs((a.gain - b.gain) * x + (a.offset - b.offset)); };
@@ -224,11 +320,24 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       }
     b.aligned = options.align && is_part_category_from(every);
     if (b.aligned) b.aspect = aspect;
+    // What each bank keeps of its half: the images as given or, for a part with part_lighting, each
+    // relit to its half's mean canonical lighting; an image compared later is relit to the mean of
+    // these (b.light, made again from the file's normals when the reference is loaded).
+    std::array<std::vector<cv::Mat>, 2> banked = half;
+    const bool relight = b.aligned && options.part_lighting;
     for (int h = 0; h < 2 && b.aligned; ++h) {
-      std::vector<torch::Tensor> canon;
-      for (size_t i = 0; i < half[h].size(); ++i)
-        canon.push_back(image_to_tensor(to_canonical(half[h][i], poses[h][i])));
-      b.normals[h] = torch::stack(canon).contiguous();  // (N,3,S,S)
+      std::vector<torch::Tensor> t;
+      for (size_t i = 0; i < half[h].size(); ++i) t.push_back(image_to_tensor(to_canonical(half[h][i], poses[h][i])));
+      b.normals[h] = torch::stack(t).contiguous();  // (N,3,S,S)
+      if (!relight) continue;
+      const cv::Mat mean = mean_luminance(b.normals[h]);
+      for (size_t i = 0; i < half[h].size(); ++i) {
+        banked[h][i] = relit_part(half[h][i], mean, b.aspect);
+        t[i] = image_to_tensor(
+            to_canonical(banked[h][i], estimate_pose(banked[h][i], b.aspect)));  // as raw_deviation poses it
+      }
+      b.normals[h] = torch::stack(t).contiguous();
+      b.light[h] = mean_luminance(b.normals[h]);
     }
     // The fine comparison needs the images at fine_side at least: enlarged ones would make its
     // normals blurrier than the images it is later given.
@@ -253,10 +362,10 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.fine[h] = torch::stack(fine).contiguous();      // (N,1,F,F)
       b.thumbs[h] = torch::stack(thumbs).contiguous();  // (N,3,16,16)
     }
-    for (int h = 0; h < 2 && options.colour; ++h) b.palette[size_t(h)] = ColourPalette::build(half[h]);
+    for (int h = 0; h < 2 && options.colour; ++h) b.palette[size_t(h)] = ColourPalette::build(banked[h]);
     for (int h = 0; h < 2 && options.region_side > 0; ++h) {
       std::vector<torch::Tensor> all;
-      for (const auto& img : half[h])
+      for (const auto& img : banked[h])
         all.push_back(patches_of(region_features(img, options.region_side), kRegionPatch));
       auto p =
           bank_of(torch::cat(all, 0), options.bank_size, options.seed * 1000003 + 500009 + uint64_t(h));  // (M, 3*3^2)
@@ -302,7 +411,8 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2; ++h) {
       std::vector<double> peaks, fine_peaks, region_peaks;
       std::vector<torch::Tensor> fine_maps;  // (F,F) each, canonical frame
-      for (const auto& img : half[1 - h]) peaks.push_back(ref.raw_deviation(img, b, h).max().item<double>());
+      for (const auto& img : half[1 - h])    // relit as deviation() relights an image (lit_part)
+        peaks.push_back(ref.raw_deviation(ref.lit_part(img, b, size_t(h)), b, h).max().item<double>());
       for (const auto& canon : fine_canon[1 - h]) fine_maps.push_back(ref.fine_canonical(canon, b, h));
       if (!fine_maps.empty()) b.fine_spread[size_t(h)] = spread_of(torch::stack(fine_maps));
       for (size_t i = 0; i < fine_maps.size(); ++i)
@@ -312,7 +422,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
                 .item<double>());
       for (const auto& img : half[1 - h])
         if (b.region[size_t(h)].defined())
-          region_peaks.push_back(ref.raw_region(img, b, size_t(h)).max().item<double>());
+          region_peaks.push_back(ref.raw_region(ref.lit_part(img, b, size_t(h)), b, size_t(h)).max().item<double>());
       b.scale[h] = std::max(1e-6, quantile_of(peaks, options.scale_quantile));
       if (!region_peaks.empty())
         b.region_scale[size_t(h)] = std::max(1e-6, quantile_of(region_peaks, options.scale_quantile));
@@ -402,6 +512,15 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
                     chw.size(1), k);
 }
 
+cv::Mat NormalReference::lit_part(const cv::Mat& image, const Banks& b, size_t h) const {
+  const cv::Mat& light = b.light[h];
+  if (light.empty()) return image;
+  if (image.size() != light.size())
+    throw Error("reference: a part's image at " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
+                " px, its lighting at " + std::to_string(light.cols) + " px");
+  return relit_part(image, light, b.aspect);
+}
+
 void NormalReference::colour_parts(Parts& parts, const cv::Mat& coarse, const Banks& b, size_t h) const {
   if (!b.palette[h].empty()) parts[size_t(MapPart::Colour)] = grey_to_tensor(b.palette[h].novelty(coarse))[0];
   if (b.region[h].defined()) {
@@ -467,13 +586,14 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
     Parts p;
     auto& patches = p[size_t(MapPart::Patches)];
     auto& lines = p[size_t(MapPart::Fine)];
-    patches = raw_deviation(coarse, b, int(h)) / b.scale[h];
+    const cv::Mat lit = lit_part(coarse, b, h);  // a part relit to the bank's lighting (part_lighting)
+    patches = raw_deviation(lit, b, int(h)) / b.scale[h];
     if (b.fine[0].defined()) lines = raw_fine(fine, b, int(h), patches.size(0)) / b.fine_scale[h];
     if (b.fine_bank[0].defined()) {
       const auto t = texture_fine_map(texture_fine_distances(fine, b, h), b, h, patches.size(0));
       lines = lines.defined() ? torch::maximum(lines, t) : t;
     }
-    colour_parts(p, coarse, b, h);
+    colour_parts(p, lit, b, h);
     return p;
   };
   if (bank == kBothBanks) return joined({against(0), against(1)}, at_peak);

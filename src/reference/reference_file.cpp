@@ -11,6 +11,7 @@
 #include "lriad/io/safetensors.h"
 #include "lriad/io/st_tensor.h"
 #include "lriad/reference/reference.h"
+#include "internal.h"
 
 namespace lriad::reference {
 namespace {
@@ -48,7 +49,8 @@ void NormalReference::save(const std::string& path) const {
                 {"fine_shift", std::to_string(options_.fine_shift)},
                 {"neighbours", std::to_string(options_.neighbours)},
                 {"region_side", std::to_string(options_.region_side)},
-                {"photometric", options_.photometric ? "1" : "0"}};
+                {"photometric", options_.photometric ? "1" : "0"},
+                {"part_lighting", options_.part_lighting ? "1" : "0"}};
   for (const auto& [cat, b] : banks_) {
     for (size_t h = 0; h < 2; ++h)
       f.tensors[half(cat, b.aligned ? "normals" : "bank", h)] = to_st(b.aligned ? b.normals[h] : b.patches[h]);
@@ -101,6 +103,8 @@ struct NormalReference::FileReader {
         throw Error(path + ": " + half(cat, "normals", h) + " must hold (N,3,S,S) images at least " +
                     std::to_string(options.patch) + " pixels wide");
       b.scale[h] = scale[int64_t(h)].item<double>();
+      // The lighting queries are relit to: made from the (relit) normals as build made it.
+      if (options.part_lighting) b.light[h] = detail::mean_luminance(n);
     }
   }
 
@@ -242,6 +246,11 @@ NormalReference NormalReference::load(const std::string& path) {
   if (lit && *lit != "0" && *lit != "1")
     throw Error(path + ": reference metadata 'photometric' is " + *lit + ", not 0 or 1");
   o.photometric = lit && *lit == "1";
+  const std::string* parts_lit = meta("part_lighting");  // from version 6 on; earlier files compared parts as given
+  if (version >= 6 && !parts_lit) throw Error(path + " is not an lriad reference (no 'part_lighting' in its metadata)");
+  if (parts_lit && *parts_lit != "0" && *parts_lit != "1")
+    throw Error(path + ": reference metadata 'part_lighting' is " + *parts_lit + ", not 0 or 1");
+  o.part_lighting = parts_lit && *parts_lit == "1";
   if (o.side < 0 || o.fine_side < 0 || o.fine_shift < 0 || o.fine_shift > 64 || o.neighbours < 0 ||
       !(o.fine_sigma > 0) || (o.region_side != 0 && (o.region_side < kRegionPatch || o.region_side > 4096)))
     throw Error(

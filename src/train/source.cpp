@@ -434,6 +434,7 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
   o.fine_textures = config.model.reference_fine_textures;
   o.scale_quantile = config.model.reference_scale_quantile;
   o.photometric = config.model.reference_photometric;
+  o.part_lighting = config.model.reference_part_lighting;
   auto ref = reference::NormalReference::build(source.reference_halves(), o, source.photo_aspects());
   std::string aligned, fine_textures;
   for (const auto& c : ref.categories()) {
@@ -451,11 +452,13 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
     if (ref.region(c)) region += (region.empty() ? "" : ", ") + c;
   spdlog::info(
       "normal reference: {} categories, {} patches of {}x{} per bank{}{}{}, built in {:.1f} s; compared in a canonical "
-      "pose: {}",
+      "pose{}: {}",
       ref.categories().size(), o.bank_size, o.patch, o.patch, o.colour ? " and a colour palette" : "",
       region.empty() ? "" : "; the colour of regions at " + std::to_string(o.region_side) + " px: " + region,
       fine_textures.empty() ? "" : "; textures also at " + std::to_string(o.fine_side) + " px: " + fine_textures,
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), aligned.empty() ? "none" : aligned);
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+      !aligned.empty() && o.part_lighting ? " after each image's lighting is divided out" : "",
+      aligned.empty() ? "none" : aligned);
   return ref;
 }
 

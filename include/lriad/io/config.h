@@ -57,6 +57,11 @@ struct ModelConfig {
   // from photograph to photograph no longer read as deviation. false (and runs made before the key):
   // compared as given.
   bool reference_photometric = false;
+  // Parts (compared by place in a canonical pose) are compared after each image's smooth lighting,
+  // a quadratic field across the frame relative to the mean normal image, is divided out
+  // (reference/reference.h, "Lighting of parts"): a gradient of light or a brighter background no
+  // longer reads as deviation. false (and runs made before the key): compared as given.
+  bool reference_part_lighting = false;
   // Colour novelty (reference/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
@@ -135,6 +140,8 @@ struct ModelConfig {
       "quantile of unseen normal images' peaks each reference map is divided by (0.5 = median)");
     v("reference_photometric", reference_photometric,
       "textures' patches compared after each image's brightness and contrast are normalised");
+    v("reference_part_lighting", reference_part_lighting,
+      "parts compared by place after each image's smooth lighting across the frame is divided out");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("reference_region_size", reference_region_size, "side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence,

@@ -73,6 +73,20 @@
 // within two standard deviations of its mean luminance more than detail::kRelightTolerance apart (a
 // small synthetic anomaly barely moves an image's statistics); a larger change is compared whole.
 //
+// Lighting of parts (options.part_lighting): a part is compared with its normal images position by
+// position, so light that differs from theirs (a gradient across the frame, a vignette, a brighter
+// or darker photograph; turned with the part into the canonical pose, it lies elsewhere in every
+// image) deviates like a defect. On the demo's screws the unseen normal images that peaked highest
+// were those lit unlike the rest (one at 2.6 times the normal level, all of it background). Each
+// bank then keeps its half's images relit to their mean lighting, and an image is relit to the
+// bank's before it is compared (detail::relit_part): the smooth field, a quadratic in x and y, by
+// which its canonical luminance is the bank's mean canonical luminance times the field, fitted by
+// least squares twice (the second time without the pixels the first fit leaves furthest off: a
+// defect, an edge that lies elsewhere), is moved back onto the image and divided out. The
+// comparison by place, the colour palette and the colour of regions see the relit image; the fine
+// comparison is as before (its high-pass already drops the light). A defect keeps its contrast
+// against its surroundings; only what a quadratic across the whole frame explains goes.
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
 // is compared with both (kBothBanks) and the two maps averaged: a defect deviates from both banks
@@ -122,6 +136,7 @@ class NormalReference {
     bool fine_textures = false;   // textures also compared at fine_side (see above)
     double scale_quantile = 0.5;  // each map's scale: this quantile of unseen normal images' peaks (0.5: median)
     bool photometric = false;     // textures' patches compared after photometric normalisation (see above)
+    bool part_lighting = false;   // parts compared by place after their smooth lighting is divided out (see above)
   };
   static constexpr int kRegionPatch = 3;  // patch side of the region comparison, pixels at region_side
   // The fine comparison of textures compares every other patch (step 2 at fine_side): a line a pixel
@@ -130,7 +145,7 @@ class NormalReference {
   static constexpr int kBothBanks = -1;  // the mean of the maps against bank 0 and bank 1
   static constexpr int kThumb = 16;      // side of the thumbnails that pick the fine comparison's neighbours
   // reference.safetensors' "format_version" (see save); a file without one is version 1.
-  static constexpr int kFormatVersion = 5;
+  static constexpr int kFormatVersion = 6;
   NormalReference() = default;
 
   // halves[category] = {images of half 0, images of half 1}, CV_32FC3 RGB [0,1], all of one side
@@ -200,8 +215,10 @@ class NormalReference {
   // every key the options call for must be there. Version 2: parts have no region comparison (from
   // version 3 on, every category has it when region_side > 0). Version 4 adds the metadata key
   // "photometric" (earlier files: off). Version 5 adds "<category>/aspect" (1) for an aligned
-  // category whose photographs were not square (absent: 1, as every earlier file). A file of a later
-  // version is refused.
+  // category whose photographs were not square (absent: 1, as every earlier file). Version 6 adds
+  // the metadata key "part_lighting" (earlier files: off); with it on, an aligned category's normals
+  // are kept relit (the lighting they are relit to is their mean, made again on loading). A file of a
+  // later version is refused.
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
@@ -212,6 +229,7 @@ class NormalReference {
     std::array<torch::Tensor, 2> patches;  // (M, 3K^2); unused when aligned
     std::array<torch::Tensor, 2> norms;    // (M) squared norms
     std::array<torch::Tensor, 2> normals;  // aligned only: (N,3,S,S) normal images in the canonical pose
+    std::array<cv::Mat, 2> light;  // aligned with options.part_lighting: (S,S) CV_32FC1, normals' mean luminance
     std::array<double, 2> scale = {1.0, 1.0};
     std::array<torch::Tensor, 2> fine;    // fine only: (N,1,F,F) high-passed luminance, canonical pose
     std::array<torch::Tensor, 2> thumbs;  // fine only: (N,3,16,16) canonical thumbnails, to pick neighbours
@@ -226,6 +244,9 @@ class NormalReference {
     std::array<torch::Tensor, 2> fine_bank_norms;  // (M) squared norms
   };
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
+  // `image` (at S) relit to bank h's lighting (b.light, options.part_lighting: detail::relit_part);
+  // as it is for a category without one.
+  cv::Mat lit_part(const cv::Mat& image, const Banks& b, size_t h) const;
   // The region map of `coarse` (an image at S) against bank h, not normalised: (R,R), R = region_side.
   torch::Tensor raw_region(const cv::Mat& coarse, const Banks& b, size_t h) const;
   // One bank's parts of a map, indexed by MapPart, each (S,S) or undefined where the category has none.
