@@ -426,9 +426,38 @@ TEST(NormalReference, PartsUnderAnotherLightAreComparedAfterTheirLightingIsDivid
   EXPECT_LT(relit, 0.6 * given) << relit << " vs " << given;
   EXPECT_LT(relit, 1.5 * plain) << "the lit part should peak near the same part under the normals' light";
   EXPECT_GT(spotted, 2.5 * relit);
+  // Under the normals' own light, relighting changes little.
+  const double plain_given =
+      as_given.deviation(test::draw_part(S, 25, 22, 137, 99), "screw", kBoth).max().item<double>();
+  EXPECT_LT(plain, 1.2 * plain_given) << plain << " vs " << plain_given;
+  // The colour palette and the colour of regions see the relit image too: with them on, the other
+  // light reads as deviation as given (a background brighter than any normal's: 13.5 when written),
+  // and far less relit. Not down to the normals' light (2.59 against 0.97 when written): the field
+  // is moved back onto the image by warping, edges replicated, so the image's corners that the
+  // canonical frame does not cover keep a field from its edge, and the palette sees the rest of
+  // the light there (the peak is in the bottom corner, in the colour part).
+  o.colour = true;
+  o.region_side = 12;
+  o.part_lighting = false;
+  const auto all_given = reference::NormalReference::build(halves, o);
+  o.part_lighting = true;
+  const auto all_lit = reference::NormalReference::build(halves, o);
+  ASSERT_TRUE(all_lit.colour("screw"));
+  ASSERT_TRUE(all_lit.region("screw"));
+  const double all_given_peak = all_given.deviation(normal, "screw", kBoth).max().item<double>(),
+               all_lit_peak = all_lit.deviation(normal, "screw", kBoth).max().item<double>(),
+               all_lit_plain =
+                   all_lit.deviation(test::draw_part(S, 25, 22, 137, 99), "screw", kBoth).max().item<double>();
+  std::printf("with the palette and regions: as given %.3f, relit %.3f, under the normals' light %.3f\n",
+              all_given_peak, all_lit_peak, all_lit_plain);
+  EXPECT_GT(all_given_peak, 2.0);
+  EXPECT_LT(all_lit_peak, 0.3 * all_given_peak);
+  EXPECT_LT(all_lit_plain, 1.5);
   const auto back = saved_and_loaded(lit, "lriad_reference_part_lighting");
   EXPECT_TRUE(back.options().part_lighting);
   EXPECT_FALSE(saved_and_loaded(as_given, "lriad_reference_part_lighting_off").options().part_lighting);
   for (int bank : {0, 1, kBoth})
     EXPECT_TRUE(torch::equal(back.deviation(spot, "screw", bank), lit.deviation(spot, "screw", bank)));
+  const auto all_back = saved_and_loaded(all_lit, "lriad_reference_part_lighting_all");
+  EXPECT_TRUE(torch::equal(all_back.deviation(normal, "screw", kBoth), all_lit.deviation(normal, "screw", kBoth)));
 }

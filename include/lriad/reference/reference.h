@@ -78,14 +78,17 @@
 // or darker photograph; turned with the part into the canonical pose, it lies elsewhere in every
 // image) deviates like a defect. On the demo's screws the unseen normal images that peaked highest
 // were those lit unlike the rest (one at 2.6 times the normal level, all of it background). Each
-// bank then keeps its half's images relit to their mean lighting, and an image is relit to the
-// bank's before it is compared (detail::relit_part): the smooth field, a quadratic in x and y, by
-// which its canonical luminance is the bank's mean canonical luminance times the field, fitted by
-// least squares twice (the second time without the pixels the first fit leaves furthest off: a
-// defect, an edge that lies elsewhere), is moved back onto the image and divided out. The
-// comparison by place, the colour palette and the colour of regions see the relit image; the fine
-// comparison is as before (its high-pass already drops the light). A defect keeps its contrast
-// against its surroundings; only what a quadratic across the whole frame explains goes.
+// bank then keeps its half's images relit to the half's mean canonical luminance, and an image is
+// relit to the mean of those relit images (b.light) before it is compared (detail::relit_part): the
+// smooth field, a quadratic in x and y, by which its canonical luminance is that mean times the
+// field, fitted by least squares twice (the second time without the pixels the first fit leaves
+// furthest off: a defect, an edge that lies elsewhere), is moved back onto the image and divided
+// out. The comparison by place, the colour palette and the colour of regions see the relit image;
+// the fine comparison is as before (its high-pass already drops the light). A defect keeps its
+// contrast against its surroundings; only what a quadratic across the whole frame explains goes.
+// Where the field would fall below 0.05 somewhere, the image is compared as given. The field comes
+// back onto the image by warping with its edges replicated, so the corners of a turned image that
+// the canonical frame does not cover keep the field of its nearest edge, not the quadratic's.
 //
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
@@ -217,8 +220,8 @@ class NormalReference {
   // "photometric" (earlier files: off). Version 5 adds "<category>/aspect" (1) for an aligned
   // category whose photographs were not square (absent: 1, as every earlier file). Version 6 adds
   // the metadata key "part_lighting" (earlier files: off); with it on, an aligned category's normals
-  // are kept relit (the lighting they are relit to is their mean, made again on loading). A file of a
-  // later version is refused.
+  // are kept relit, and the luminance images are relit to is their mean, made again on loading. A
+  // file of a later version is refused.
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
