@@ -452,13 +452,12 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
     if (ref.region(c)) region += (region.empty() ? "" : ", ") + c;
   spdlog::info(
       "normal reference: {} categories, {} patches of {}x{} per bank{}{}{}, built in {:.1f} s; compared in a canonical "
-      "pose{}: {}",
+      "pose: {}{}",
       ref.categories().size(), o.bank_size, o.patch, o.patch, o.colour ? " and a colour palette" : "",
       region.empty() ? "" : "; the colour of regions at " + std::to_string(o.region_side) + " px: " + region,
       fine_textures.empty() ? "" : "; textures also at " + std::to_string(o.fine_side) + " px: " + fine_textures,
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-      !aligned.empty() && o.part_lighting ? " after each image's lighting is divided out" : "",
-      aligned.empty() ? "none" : aligned);
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), aligned.empty() ? "none" : aligned,
+      !aligned.empty() && o.part_lighting ? "; parts relit to their normal images' lighting" : "");
   return ref;
 }
 
