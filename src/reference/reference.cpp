@@ -91,7 +91,12 @@ cv::Mat part_field(const cv::Mat& canonical_rgb, const cv::Mat& reference) {
   };
   std::vector<uint8_t> keep(size_t(H) * W, 1);
   cv::Matx<double, kTerms, 1> c = cv::Matx<double, kTerms, 1>::zeros();
-  c(0) = 1;
+  auto field_at = [&](int y, int x) {  // the fitted field at a pixel
+    double phi[kTerms], f = 0;
+    terms(y, x, phi);
+    for (int i = 0; i < kTerms; ++i) f += c(i) * phi[i];
+    return f;
+  };
   std::vector<double> residual(size_t(H) * W);
   for (int pass = 0; pass < 2; ++pass) {
     // Least squares of grey = field * reference over the kept pixels: rows a = reference * terms.
@@ -108,18 +113,12 @@ cv::Mat part_field(const cv::Mat& canonical_rgb, const cv::Mat& reference) {
           for (int j = 0; j < kTerms; ++j) ata(i, j) += r * r * phi[i] * phi[j];
         }
       }
-    cv::Matx<double, kTerms, 1> next;
-    if (!cv::solve(ata, atb, next, cv::DECOMP_SVD)) return cv::Mat();
-    c = next;
+    cv::solve(ata, atb, c, cv::DECOMP_SVD);  // least norm where the reference cannot carry a fit
     if (pass == 1) break;
     // Drop the pixels furthest off (beyond 3 robust standard deviations of the residual) and fit again.
     for (int y = 0; y < H; ++y)
-      for (int x = 0; x < W; ++x) {
-        terms(y, x, phi);
-        double f = 0;
-        for (int i = 0; i < kTerms; ++i) f += c(i) * phi[i];
-        residual[size_t(y) * W + x] = std::abs(grey.at<float>(y, x) - f * reference.at<float>(y, x));
-      }
+      for (int x = 0; x < W; ++x)
+        residual[size_t(y) * W + x] = std::abs(grey.at<float>(y, x) - field_at(y, x) * reference.at<float>(y, x));
     std::vector<double> sorted = residual;
     const auto mid = sorted.begin() + std::ptrdiff_t(sorted.size() / 2);
     std::nth_element(sorted.begin(), mid, sorted.end());
@@ -127,12 +126,9 @@ cv::Mat part_field(const cv::Mat& canonical_rgb, const cv::Mat& reference) {
     for (size_t i = 0; i < residual.size(); ++i) keep[i] = residual[i] <= cut;
   }
   cv::Mat field(H, W, CV_32FC1);
-  double phi[kTerms];
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
-      terms(y, x, phi);
-      double f = 0;
-      for (int i = 0; i < kTerms; ++i) f += c(i) * phi[i];
+      const double f = field_at(y, x);
       // No fit to be had (an all-black reference), or a field near 0 somewhere: no relighting.
       if (!std::isfinite(f) || f < 0.05) return cv::Mat();
       field.at<float>(y, x) = float(f);
@@ -411,8 +407,12 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     for (int h = 0; h < 2; ++h) {
       std::vector<double> peaks, fine_peaks, region_peaks;
       std::vector<torch::Tensor> fine_maps;  // (F,F) each, canonical frame
-      for (const auto& img : half[1 - h])    // relit as deviation() relights an image (lit_part)
-        peaks.push_back(ref.raw_deviation(ref.lit_part(img, b, size_t(h)), b, h).max().item<double>());
+      for (const auto& img : half[1 - h]) {
+        const cv::Mat lit = ref.lit_part(img, b, size_t(h));  // relit as deviation() relights an image
+        peaks.push_back(ref.raw_deviation(lit, b, h).max().item<double>());
+        if (b.region[size_t(h)].defined())
+          region_peaks.push_back(ref.raw_region(lit, b, size_t(h)).max().item<double>());
+      }
       for (const auto& canon : fine_canon[1 - h]) fine_maps.push_back(ref.fine_canonical(canon, b, h));
       if (!fine_maps.empty()) b.fine_spread[size_t(h)] = spread_of(torch::stack(fine_maps));
       for (size_t i = 0; i < fine_maps.size(); ++i)
@@ -420,9 +420,6 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
             in_image_frame(fine_maps[i] / b.fine_spread[size_t(h)], fine_poses[1 - h][i], half[1 - h][i].rows)
                 .max()
                 .item<double>());
-      for (const auto& img : half[1 - h])
-        if (b.region[size_t(h)].defined())
-          region_peaks.push_back(ref.raw_region(ref.lit_part(img, b, size_t(h)), b, size_t(h)).max().item<double>());
       b.scale[h] = std::max(1e-6, quantile_of(peaks, options.scale_quantile));
       if (!region_peaks.empty())
         b.region_scale[size_t(h)] = std::max(1e-6, quantile_of(region_peaks, options.scale_quantile));
