@@ -4,10 +4,12 @@
 Normal images are random crops (scale, flips, lighting, sensor noise, JPEG) of real texture
 photographs that Debian ships: scikit-image's brick, gravel and grass (512 px photographs) and
 GIMP's stone, wood, fabric and leather patterns; parts are a coin photographed by scikit-image's
-`coins.png`, placed at a random position and angle on a plain background. Test defects are drawn
-here, independently of lriad's own synthetic anomalies (src/anomaly/*.cpp): cracks (random
-walks), holes, stains, scratches, foreign matter (another photograph's texture) and, for parts,
-a missing piece. Masks mark them.
+`coins.png`, placed at a random position and angle on a plain background; fixed scenes ("tray",
+"board") are four such coins at fixed places on one photograph of cork or brick that fills the
+frame. Test defects are drawn here, independently of lriad's own synthetic anomalies
+(src/anomaly/*.cpp): cracks (random walks), holes, stains, scratches, foreign matter (another
+photograph's texture), for parts a missing piece, and for fixed scenes a coin missing or misplaced.
+Masks mark them.
 
 Sources: scripts/photo_sources.sh puts the photographs in a folder (apt-get download of
 python3-skimage and gimp-data; no other network). Needs python3-numpy and python3-opencv.
@@ -41,8 +43,14 @@ TEXTURES = {  # category -> (source file, tint BGR for grey sources, tile repeat
     "bark": ("bark.pat", None),
 }
 PARTS = {"coin": "coins.png"}
+# Fixed scenes: four coins at fixed places on one photograph of a material, as a camera fixed over
+# a board or a tray sees them (each image shifted by a few pixels, lit differently, the coins turned
+# a little): a tray of cork with dark rims, a board of brick. The scene fills the frame, so it is
+# not a part on a plain background. Besides defects on their faces, a coin may be missing or misplaced.
+SCENES = {"tray": ("corkboard.pat", None, True), "board": ("brick.png", (0.80, 0.88, 1.00), False)}
 TEXTURE_DEFECTS = ["crack", "hole", "stain", "scratch", "foreign"]
 PART_DEFECTS = ["scratch", "hole", "stain", "missing"]
+SCENE_DEFECTS = ["missing", "misplaced", "stain", "scratch"]
 
 
 def read_pat(path):
@@ -128,6 +136,51 @@ def part_image(template, rng, w, h, background):
     return np.clip(img + rng.normal(0, 0.01, img.shape).astype(np.float32), 0, 1), (m[..., 0] > 0.5)
 
 
+def scene_image(template, sheet, rim, rng, w, h, drop=-1, move=-1):
+    """A fixed scene: the same crop of `sheet` (shifted by up to 3 px, lit differently) with four coins
+    at fixed places, each turned by up to 10 degrees and moved by up to 2 px. Coin `drop` is left out,
+    coin `move` is put half to one diameter away from its place. Returns the image, the coins' mask
+    and the mask of the coin left out or moved (its place and, if moved, where it went)."""
+    coin, cmask = template
+    dx, dy = rng.integers(-3, 4), rng.integers(-3, 4)
+    bg = sheet[40 + dy:40 + dy + h, 40 + dx:40 + dx + w].copy()
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = rng.uniform(0.9, 1.1) * (1 + rng.uniform(-0.06, 0.06) * (xx / w - 0.5) + rng.uniform(-0.06, 0.06) * (yy / h - 0.5))
+    if rim:  # the tray's dark rims along the top and the bottom of the frame
+        band = int(min(w, h) * 0.08)
+        edge = np.ones((h, w), np.float32)
+        edge[:band], edge[-band:] = 0.45, 0.45
+        bg = bg * edge[..., None]
+    img = bg * light[..., None]
+    side = int(min(w, h) * 0.3)
+    c = cv2.resize(coin, (side, side), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(cmask, (side, side), interpolation=cv2.INTER_LINEAR)
+    coins, changed = np.zeros((h, w), bool), np.zeros((h, w), np.uint8)
+    for i, (fx, fy) in enumerate([(0.28, 0.3), (0.72, 0.3), (0.28, 0.7), (0.72, 0.7)]):
+        cx, cy = fx * w + rng.uniform(-2, 2), fy * h + rng.uniform(-2, 2)
+        if i == move:
+            ang = rng.uniform(0, 2 * np.pi)
+            d = side * rng.uniform(0.5, 1.0)
+            M0 = np.float32([[1, 0, cx - side / 2], [0, 1, cy - side / 2]])
+            changed |= (cv2.warpAffine(m, M0, (w, h)) > 0.5).astype(np.uint8)
+            cx = float(np.clip(cx + d * np.cos(ang), side / 2, w - side / 2))
+            cy = float(np.clip(cy + d * np.sin(ang), side / 2, h - side / 2))
+        M = cv2.getRotationMatrix2D((side / 2, side / 2), rng.uniform(-10, 10), 1.0)
+        M[0, 2] += cx - side / 2
+        M[1, 2] += cy - side / 2
+        mi = cv2.warpAffine(m, M, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+        if i == drop:
+            changed |= (mi[..., 0] > 0.5).astype(np.uint8)
+            continue
+        if i == move:
+            changed |= (mi[..., 0] > 0.5).astype(np.uint8)
+        ci = cv2.warpAffine(c, M, (w, h), flags=cv2.INTER_LINEAR)
+        shadow = cv2.GaussianBlur(np.roll(np.roll(mi[..., 0], 3, 0), 3, 1), (0, 0), 3)[..., None]
+        img = img * (1 - 0.3 * shadow * (1 - mi)) * (1 - mi) + ci * light[..., None] * mi
+        coins |= mi[..., 0] > 0.5
+    return np.clip(img + rng.normal(0, 0.01, img.shape).astype(np.float32), 0, 1), coins, changed
+
+
 def blob(rng, w, h, cx, cy, r):
     """A smooth irregular blob mask in [0,1] around (cx, cy) of radius ~r."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -201,7 +254,7 @@ def main():
     ap.add_argument("--sources", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--layout", choices=["mvtec", "visa"], default="mvtec")
-    ap.add_argument("--categories", nargs="+", required=True, help=f"of {sorted(TEXTURES) + sorted(PARTS)}")
+    ap.add_argument("--categories", nargs="+", required=True, help=f"of {sorted(TEXTURES) + sorted(PARTS) + sorted(SCENES)}")
     ap.add_argument("--train", type=int, default=120, help="normal training images per category")
     ap.add_argument("--test-good", type=int, default=30)
     ap.add_argument("--per-defect", type=int, default=8, help="test images per defect type")
@@ -224,6 +277,11 @@ def main():
             bg = rng.uniform(0.25, 0.4, 3)
             make = lambda: part_image(tpl, rng, w, h, bg)
             defects = PART_DEFECTS
+        elif cat in SCENES:
+            tpl = coin_template(a.sources)
+            sheet, rim = load_source(a.sources, *SCENES[cat][:2]), SCENES[cat][2]
+            make = lambda drop=-1, move=-1: scene_image(tpl, sheet, rim, rng, w, h, drop, move)[:2]
+            defects = SCENE_DEFECTS
         else:
             sys.exit(f"unknown category {cat}")
         n = 0
@@ -253,12 +311,15 @@ def main():
             for _ in range(a.per_defect):
                 img, part = make()
                 fg = texture_crop(foreign_src, rng, w, h)
-                if cat in PARTS and d == "missing":  # a bite out of the rim
+                if cat in SCENES and d in ("missing", "misplaced"):  # a coin left out or moved
+                    k = int(rng.integers(0, 4))
+                    img2, _, mask = scene_image(tpl, sheet, rim, rng, w, h, *((k, -1) if d == "missing" else (-1, k)))
+                elif cat in PARTS and d == "missing":  # a bite out of the rim
                     p8 = part.astype(np.uint8)
                     rim = (p8 - cv2.erode(p8, np.ones((5, 5), np.uint8))).astype(bool)
                     img2, mask = add_defect_missing(img, rng, rim, part, fg)
                 else:
-                    if cat in PARTS:  # on the part's face
+                    if cat in PARTS or cat in SCENES:  # on the part's face
                         centres = cv2.erode(part.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
                     else:
                         centres = np.zeros((h, w), bool)

@@ -485,6 +485,10 @@ TEST(NormalReference, TheFileSaysItsFormatVersionAndOlderFilesStillLoad) {
   EXPECT_EQ(saved.metadata.at("part_lighting"), "0");
   EXPECT_FALSE(load_with({{"format_version", "5"}}, {"part_lighting"}).options().part_lighting);
   refused_without("part_lighting");
+  // Version 6 (before fixed scenes): loads with them off; version 7 needs the key.
+  EXPECT_EQ(saved.metadata.at("fixed_scenes"), "0");
+  EXPECT_FALSE(load_with({{"format_version", "6"}}, {"fixed_scenes"}).options().fixed_scenes);
+  refused_without("fixed_scenes");
   // A later version: refused, saying which versions this lriad reads.
   try {
     load_with({{"format_version", "99"}}, {});
@@ -507,11 +511,14 @@ static cv::Mat striped(int w, uint64_t seed) {
   return img;
 }
 
-class ChangedMaps : public ::testing::TestWithParam<bool> {};
+// Modes: at the model's side; a texture compared finely; a fixed scene (the stripes lie at one
+// place in every image), also compared by place.
+enum class ChangedMode { ModelSide, FineTexture, FixedScene };
+class ChangedMaps : public ::testing::TestWithParam<ChangedMode> {};
 
 TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   constexpr int S = 48;
-  const bool fine = GetParam();
+  const bool fine = GetParam() == ChangedMode::FineTexture, scene = GetParam() == ChangedMode::FixedScene;
   const int W = fine ? 2 * S : S;  // the side the images come at
   auto texture = [W](uint64_t seed) { return striped(W, seed); };
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
@@ -523,7 +530,9 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   o.region_side = 12;  // the region map is made anew from the changed image
   o.fine_side = fine ? W : 0;
   o.fine_textures = fine;
+  o.fixed_scenes = scene;
   const auto ref = reference::NormalReference::build(halves, o);
+  ASSERT_EQ(ref.scene("plate"), scene);
   ASSERT_TRUE(ref.region("plate"));
   ASSERT_EQ(ref.fine("plate"), fine);
   ASSERT_TRUE(ref.updatable("plate", W));
@@ -633,8 +642,13 @@ TEST(NormalReference, ChangedMapsUnderPhotometricNormalisationStayCloseOrAreMade
   EXPECT_TRUE(torch::equal(half, ref.deviation(model::model_side_image(dark, true, model), "plate", 0)));
 }
 
-INSTANTIATE_TEST_SUITE_P(NormalReference, ChangedMaps, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "FineTexture" : "ModelSide"; });
+INSTANTIATE_TEST_SUITE_P(NormalReference, ChangedMaps,
+                         ::testing::Values(ChangedMode::ModelSide, ChangedMode::FineTexture, ChangedMode::FixedScene),
+                         [](const ::testing::TestParamInfo<ChangedMode>& i) {
+                           return i.param == ChangedMode::FineTexture  ? "FineTexture"
+                                  : i.param == ChangedMode::FixedScene ? "FixedScene"
+                                                                       : "ModelSide";
+                         });
 
 TEST(NormalReference, ChangedRectIsTheBoundingBoxOfEveryChangedChannel) {
   const cv::Mat a = grey(20, 1);

@@ -108,8 +108,8 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
     coarse_change = cv::Rect(x0, y0, x1 - x0, y1 - y0);
   }
   const auto tc = touched(coarse_change, S, 1);
-  const torch::Tensor q =
-      patches_in(image_to_tensor(lit(coarse, &light_coarse)), tc, 1);  // the coarse patches the change touches
+  const cv::Mat lit_coarse = lit(coarse, &light_coarse);                   // lit as the normal image was
+  const torch::Tensor q = patches_in(image_to_tensor(lit_coarse), tc, 1);  // the coarse patches the change touches
   // The fine comparison's high-pass reaches ceil(4 sigma) pixels (OpenCV's Gaussian kernel for
   // floats) beyond the change; its patches lie on a grid of step kFineStride.
   std::array<int64_t, 4> tf{0, 0, -1, -1};
@@ -134,6 +134,9 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
           .copy_(nearest_distances(q, b.patches[h], b.norms[h]).view({tc[2] - tc[0] + 1, tc[3] - tc[1] + 1}));
     Parts p;
     p[size_t(MapPart::Patches)] = finish_map(best, S, k) / b.scale[h];
+    if (b.scene[h].defined())  // a fixed scene's comparison by place, made whole (it is cheap)
+      p[size_t(MapPart::Patches)] =
+          torch::maximum(p[size_t(MapPart::Patches)], raw_scene(lit_coarse, b, h) / b.scene_scale[h]);
     if (fine) {
       auto best_fine = base.narrow(0, g * g, f * f).view({f, f}).clone();  // (f,f)
       if (qf.defined())

@@ -16,6 +16,7 @@
 #include "internal.h"
 #include "lriad/io/error.h"
 #include "lriad/reference/pose.h"
+#include "lriad/reference/scene.h"
 
 namespace lriad::reference {
 
@@ -316,6 +317,16 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       }
     b.aligned = options.align && is_part_category_from(every);
     if (b.aligned) b.aspect = aspect;
+    // A fixed scene keeps its normal images as its patches see them, for the comparison by place.
+    std::vector<cv::Mat> every_image = half[0];
+    every_image.insert(every_image.end(), half[1].begin(), half[1].end());
+    if (!b.aligned && options.fixed_scenes && is_fixed_scene(every_image)) {
+      for (int h = 0; h < 2; ++h) {
+        std::vector<torch::Tensor> t;
+        for (const auto& img : half[h]) t.push_back(image_to_tensor(ref.lit(img)));
+        b.scene[size_t(h)] = torch::stack(t).contiguous();  // (N,3,S,S)
+      }
+    }
     // What each bank keeps of its half: the images as given or, for a part with part_lighting, each
     // relit to its half's mean canonical lighting; an image compared later is relit to the mean of
     // these (b.light, made again from the file's normals when the reference is loaded).
@@ -405,13 +416,15 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     // The fine map's scale likewise, measured at the model's side where the two maps meet, after
     // its positions are weighed by the same images' spread (spread_of).
     for (int h = 0; h < 2; ++h) {
-      std::vector<double> peaks, fine_peaks, region_peaks;
+      std::vector<double> peaks, fine_peaks, region_peaks, scene_peaks;
       std::vector<torch::Tensor> fine_maps;  // (F,F) each, canonical frame
       for (const auto& img : half[1 - h]) {
         const cv::Mat lit = ref.lit_part(img, b, size_t(h));  // relit as deviation() relights an image
         peaks.push_back(ref.raw_deviation(lit, b, h).max().item<double>());
         if (b.region[size_t(h)].defined())
           region_peaks.push_back(ref.raw_region(lit, b, size_t(h)).max().item<double>());
+        if (b.scene[size_t(h)].defined())
+          scene_peaks.push_back(ref.raw_scene(ref.lit(img), b, size_t(h)).max().item<double>());
       }
       for (const auto& canon : fine_canon[1 - h]) fine_maps.push_back(ref.fine_canonical(canon, b, h));
       if (!fine_maps.empty()) b.fine_spread[size_t(h)] = spread_of(torch::stack(fine_maps));
@@ -423,6 +436,8 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.scale[h] = std::max(1e-6, quantile_of(peaks, options.scale_quantile));
       if (!region_peaks.empty())
         b.region_scale[size_t(h)] = std::max(1e-6, quantile_of(region_peaks, options.scale_quantile));
+      if (!scene_peaks.empty())
+        b.scene_scale[size_t(h)] = std::max(1e-6, quantile_of(scene_peaks, options.scale_quantile));
       // A fine texture's scale: its map's median peak at fine_side, before it is averaged down.
       for (const auto& img : fine_half[1 - h])
         fine_peaks.push_back(
@@ -509,6 +524,13 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
                     chw.size(1), k);
 }
 
+torch::Tensor NormalReference::raw_scene(const cv::Mat& lit, const Banks& b, size_t h) const {
+  torch::NoGradGuard no_grad;
+  const int64_t k = options_.patch;
+  const auto chw = image_to_tensor(lit);                                                       // (3,S,S)
+  return finish_map(positional_distance(chw, b.scene[h], k, options_.shift), chw.size(1), k);  // (S,S)
+}
+
 cv::Mat NormalReference::lit_part(const cv::Mat& image, const Banks& b, size_t h) const {
   const cv::Mat& light = b.light[h];
   if (light.empty()) return image;
@@ -585,6 +607,7 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
     auto& lines = p[size_t(MapPart::Fine)];
     const cv::Mat lit = lit_part(coarse, b, h);  // a part relit to the bank's lighting (part_lighting)
     patches = raw_deviation(lit, b, int(h)) / b.scale[h];
+    if (b.scene[h].defined()) patches = torch::maximum(patches, raw_scene(this->lit(coarse), b, h) / b.scene_scale[h]);
     if (b.fine[0].defined()) lines = raw_fine(fine, b, int(h), patches.size(0)) / b.fine_scale[h];
     if (b.fine_bank[0].defined()) {
       const auto t = texture_fine_map(texture_fine_distances(fine, b, h), b, h, patches.size(0));
@@ -616,6 +639,7 @@ void NormalReference::to(const torch::Device& device) {
     move(b.fine_bank);
     move(b.fine_bank_norms);
     move(b.normals);  // a part's comparison by place
+    move(b.scene);    // a fixed scene's
     move(b.fine);
     move(b.thumbs);  // fine_spread stays: it weighs the map, which comes back to the host
   }
@@ -646,6 +670,11 @@ bool NormalReference::colour(const std::string& category) const {
 bool NormalReference::region(const std::string& category) const {
   auto it = banks_.find(category);
   return it != banks_.end() && it->second.region[0].defined();
+}
+
+bool NormalReference::scene(const std::string& category) const {
+  auto it = banks_.find(category);
+  return it != banks_.end() && it->second.scene[0].defined();
 }
 
 double NormalReference::aspect(const std::string& category) const {

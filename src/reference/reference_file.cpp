@@ -50,7 +50,8 @@ void NormalReference::save(const std::string& path) const {
                 {"neighbours", std::to_string(options_.neighbours)},
                 {"region_side", std::to_string(options_.region_side)},
                 {"photometric", options_.photometric ? "1" : "0"},
-                {"part_lighting", options_.part_lighting ? "1" : "0"}};
+                {"part_lighting", options_.part_lighting ? "1" : "0"},
+                {"fixed_scenes", options_.fixed_scenes ? "1" : "0"}};
   for (const auto& [cat, b] : banks_) {
     for (size_t h = 0; h < 2; ++h)
       f.tensors[half(cat, b.aligned ? "normals" : "bank", h)] = to_st(b.aligned ? b.normals[h] : b.patches[h]);
@@ -61,6 +62,10 @@ void NormalReference::save(const std::string& path) const {
     if (b.region[0].defined()) {
       for (size_t h = 0; h < 2; ++h) f.tensors[half(cat, "region", h)] = to_st(b.region[h]);
       f.tensors[cat + "/region_scale"] = pair_st(b.region_scale);
+    }
+    if (b.scene[0].defined()) {
+      for (size_t h = 0; h < 2; ++h) f.tensors[half(cat, "scene", h)] = to_st(b.scene[h]);
+      f.tensors[cat + "/scene_scale"] = pair_st(b.scene_scale);
     }
     if (b.fine_bank[0].defined()) {
       for (size_t h = 0; h < 2; ++h) f.tensors[half(cat, "fine_bank", h)] = to_st(b.fine_bank[h]);
@@ -138,6 +143,22 @@ struct NormalReference::FileReader {
     }
   }
 
+  // A fixed scene's normal images, "<cat>/scene0|1" (N,3,S,S), and "<cat>/scene_scale" (2).
+  void scene(Banks& b) const {
+    if (!options.fixed_scenes)
+      throw Error(path + ": category " + cat + " is a fixed scene, but the metadata says fixed_scenes 0");
+    const auto s = get("scene_scale", "scene0");
+    for (size_t h = 0; h < 2; ++h) {
+      const auto n = get("scene" + std::to_string(h), "scene0");
+      if (n.dim() != 4 || n.size(0) < 1 || n.size(1) != 3 || n.size(2) != n.size(3) || n.size(2) < options.patch ||
+          (options.side > 0 && n.size(2) != options.side) || s.numel() != 2)
+        throw Error(path + ": " + half(cat, "scene", h) + " must hold (N,3,S,S) images, S = side " +
+                    std::to_string(options.side) + ", with a 2-value scene_scale");
+      b.scene[h] = n;
+      b.scene_scale[h] = s[int64_t(h)].item<double>();
+    }
+  }
+
   // "<cat>/palette0|1": the colour palettes (absent without options.colour).
   void palettes(Banks& b) const {
     for (size_t h = 0; h < 2; ++h) {
@@ -187,6 +208,7 @@ struct NormalReference::FileReader {
     if (options.region_side > 0 && (version >= 3 || has("region0")))
       bank_pair("region", "region_scale", 3 * kRegionPatch * kRegionPatch, b.region, b.region_norms, b.region_scale);
     if (b.aligned) return b;
+    if (has("scene0")) scene(b);
     if (has("fine_bank0")) {  // a texture's fine comparison
       if (options.side <= 0 || options.fine_side <= options.side)
         throw Error(path + ": category " + cat +
@@ -251,6 +273,11 @@ NormalReference NormalReference::load(const std::string& path) {
   if (parts_lit && *parts_lit != "0" && *parts_lit != "1")
     throw Error(path + ": reference metadata 'part_lighting' is " + *parts_lit + ", not 0 or 1");
   o.part_lighting = parts_lit && *parts_lit == "1";
+  const std::string* scenes = meta("fixed_scenes");  // from version 7 on; earlier files had none
+  if (version >= 7 && !scenes) throw Error(path + " is not an lriad reference (no 'fixed_scenes' in its metadata)");
+  if (scenes && *scenes != "0" && *scenes != "1")
+    throw Error(path + ": reference metadata 'fixed_scenes' is " + *scenes + ", not 0 or 1");
+  o.fixed_scenes = scenes && *scenes == "1";
   if (o.side < 0 || o.fine_side < 0 || o.fine_shift < 0 || o.fine_shift > 64 || o.neighbours < 0 ||
       !(o.fine_sigma > 0) || (o.region_side != 0 && (o.region_side < kRegionPatch || o.region_side > 4096)))
     throw Error(

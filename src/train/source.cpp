@@ -435,6 +435,7 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
   o.scale_quantile = config.model.reference_scale_quantile;
   o.photometric = config.model.reference_photometric;
   o.part_lighting = config.model.reference_part_lighting;
+  o.fixed_scenes = config.model.reference_fixed_scenes;
   auto ref = reference::NormalReference::build(source.reference_halves(), o, source.photo_aspects());
   std::string aligned, fine_textures;
   for (const auto& c : ref.categories()) {
@@ -447,17 +448,20 @@ reference::NormalReference build_normal_reference(const TrainingSource& source, 
       std::snprintf(frame, sizeof frame, " (photographs %.2f:1, posed unstretched)", ref.aspect(c));
     aligned += (aligned.empty() ? "" : ", ") + c + (ref.fine(c) ? fine : "") + frame;
   }
-  std::string region;
-  for (const auto& c : ref.categories())
+  std::string region, scenes;
+  for (const auto& c : ref.categories()) {
     if (ref.region(c)) region += (region.empty() ? "" : ", ") + c;
+    if (ref.scene(c)) scenes += (scenes.empty() ? "" : ", ") + c;
+  }
   spdlog::info(
       "normal reference: {} categories, {} patches of {}x{} per bank{}{}{}, built in {:.1f} s; compared in a canonical "
-      "pose: {}{}",
+      "pose: {}{}{}",
       ref.categories().size(), o.bank_size, o.patch, o.patch, o.colour ? " and a colour palette" : "",
       region.empty() ? "" : "; the colour of regions at " + std::to_string(o.region_side) + " px: " + region,
       fine_textures.empty() ? "" : "; textures also at " + std::to_string(o.fine_side) + " px: " + fine_textures,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), aligned.empty() ? "none" : aligned,
-      !aligned.empty() && o.part_lighting ? "; parts relit to their normal images' lighting" : "");
+      !aligned.empty() && o.part_lighting ? "; parts relit to their normal images' lighting" : "",
+      scenes.empty() ? "" : "; one scene at one place in every normal image, also compared by place: " + scenes);
   return ref;
 }
 

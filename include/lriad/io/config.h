@@ -62,6 +62,10 @@ struct ModelConfig {
   // (reference/reference.h, "Lighting of parts"): a gradient of light or a brighter background no
   // longer reads as deviation. false (and runs made before the key): compared as given.
   bool reference_part_lighting = false;
+  // Fixed scenes (reference.h, scene.h): a category whose normal images all show one scene at one
+  // place (a board, a tray of parts) on a background that is not plain is also compared by place, so
+  // a component that is missing or misplaced stands out.
+  bool reference_fixed_scenes = false;
   // Colour novelty (reference/palette.h): a pixel's colour that no normal image of the category shows
   // counts as deviation too (specks of a foreign colour on a part with its own random marks).
   bool reference_colour = true;
@@ -142,6 +146,8 @@ struct ModelConfig {
       "textures' patches compared after each image's brightness and contrast are normalised");
     v("reference_part_lighting", reference_part_lighting,
       "parts compared by place after each image's smooth lighting across the frame is divided out");
+    v("reference_fixed_scenes", reference_fixed_scenes,
+      "categories whose normal images show one scene at one place also compared by place");
     v("reference_colour", reference_colour, "colours no normal image shows count as deviation");
     v("reference_region_size", reference_region_size, "side at which regions' colour is compared (0 = off)");
     v("prompt_evidence", prompt_evidence,

@@ -90,6 +90,16 @@
 // back onto the image by warping with its edges replicated, so the corners of a turned image that
 // the canonical frame does not cover keep the field of its nearest edge, not the quadratic's.
 //
+// Fixed scenes (options.fixed_scenes): a category that is not a part on a plain background but
+// whose normal images all show one scene at one place (reference/scene.h: a board, a tray of parts)
+// keeps its normal images as given (photometrically normalised like its patches) and is also compared
+// by place, as a part is in its canonical pose: at every pixel, the distance from the patch there to
+// the nearest patch of any normal image within +-shift pixels of the same place. A component that is
+// missing, or lies where another belongs, shows patches that are normal somewhere, so the bank of
+// patches misses it; by place it stands out. That map, divided by its own scale (the same quantile
+// of unseen normal images' peaks), joins the colour patches' by the per-pixel maximum, so the part
+// of the map (map_part.h) is still the colour patches. Textures and parts are compared as before.
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
 // is compared with both (kBothBanks) and the two maps averaged: a defect deviates from both banks
@@ -140,6 +150,7 @@ class NormalReference {
     double scale_quantile = 0.5;  // each map's scale: this quantile of unseen normal images' peaks (0.5: median)
     bool photometric = false;     // textures' patches compared after photometric normalisation (see above)
     bool part_lighting = false;   // parts compared by place after their smooth lighting is divided out (see above)
+    bool fixed_scenes = false;    // fixed scenes also compared by place (see above)
   };
   static constexpr int kRegionPatch = 3;  // patch side of the region comparison, pixels at region_side
   // The fine comparison of textures compares every other patch (step 2 at fine_side): a line a pixel
@@ -148,7 +159,7 @@ class NormalReference {
   static constexpr int kBothBanks = -1;  // the mean of the maps against bank 0 and bank 1
   static constexpr int kThumb = 16;      // side of the thumbnails that pick the fine comparison's neighbours
   // reference.safetensors' "format_version" (see save); a file without one is version 1.
-  static constexpr int kFormatVersion = 6;
+  static constexpr int kFormatVersion = 7;
   NormalReference() = default;
 
   // halves[category] = {images of half 0, images of half 1}, CV_32FC3 RGB [0,1], all of one side
@@ -200,6 +211,7 @@ class NormalReference {
   bool polar(const std::string& category) const;    // fine, and round: after a ring-by-ring fit
   bool colour(const std::string& category) const;   // colour novelty counts (a palette per bank)
   bool region(const std::string& category) const;   // the colour of regions counts
+  bool scene(const std::string& category) const;    // a fixed scene, also compared by place
   const Options& options() const { return options_; }
   std::vector<std::string> categories() const;
   double aspect(const std::string& category) const;  // the photographs' width / height given to build (1: square)
@@ -220,8 +232,10 @@ class NormalReference {
   // "photometric" (earlier files: off). Version 5 adds "<category>/aspect" (1) for an aligned
   // category whose photographs were not square (absent: 1, as every earlier file). Version 6 adds
   // the metadata key "part_lighting" (earlier files: off); with it on, an aligned category's normals
-  // are kept relit, and the luminance images are relit to is their mean, made again on loading. A
-  // file of a later version is refused.
+  // are kept relit, and the luminance images are relit to is their mean, made again on loading.
+  // Version 7 adds the metadata key "fixed_scenes" (earlier files: off) and, for a fixed scene,
+  // "<category>/scene0", "/scene1" (N,3,S,S) and "/scene_scale" (2). A file of a later version is
+  // refused.
   void save(const std::string& path) const;
   static NormalReference load(const std::string& path);
 
@@ -245,11 +259,16 @@ class NormalReference {
     std::array<double, 2> region_scale = {1.0, 1.0};
     std::array<torch::Tensor, 2> fine_bank;        // fine textures: (M, K^2) high-passed luminance patches at F
     std::array<torch::Tensor, 2> fine_bank_norms;  // (M) squared norms
+    std::array<torch::Tensor, 2> scene;            // fixed scenes: (N,3,S,S) normal images as compared (lit)
+    std::array<double, 2> scene_scale = {1.0, 1.0};
   };
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
   // `image` (at S) relit to bank h's lighting (b.light, options.part_lighting: detail::relit_part);
   // as it is for a category without one.
   cv::Mat lit_part(const cv::Mat& image, const Banks& b, size_t h) const;
+  // A fixed scene's comparison by place of `lit` (an image at S, as its patches are compared) against
+  // bank h's normal images, not normalised: (S,S).
+  torch::Tensor raw_scene(const cv::Mat& lit, const Banks& b, size_t h) const;
   // The region map of `coarse` (an image at S) against bank h, not normalised: (R,R), R = region_side.
   torch::Tensor raw_region(const cv::Mat& coarse, const Banks& b, size_t h) const;
   // One bank's parts of a map, indexed by MapPart, each (S,S) or undefined where the category has none.
