@@ -142,6 +142,8 @@ def scene_image(template, sheet, rim, rng, w, h, drop=-1, move=-1):
     coin `move` is put half to one diameter away from its place. Returns the image, the coins' mask
     and the mask of the coin left out or moved (its place and, if moved, where it went)."""
     coin, cmask = template
+    if sheet.shape[0] < h + 43 or sheet.shape[1] < w + 43:
+        sys.exit(f"a fixed scene of {w}x{h} needs a larger photograph than {sheet.shape[1]}x{sheet.shape[0]}: lower --size")
     dx, dy = rng.integers(-3, 4), rng.integers(-3, 4)
     bg = sheet[40 + dy:40 + dy + h, 40 + dx:40 + dx + w].copy()
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)

@@ -532,6 +532,8 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   o.fine_textures = fine;
   o.fixed_scenes = scene;
   const auto ref = reference::NormalReference::build(halves, o);
+  o.fixed_scenes = false;
+  const auto plain = reference::NormalReference::build(halves, o);  // the same banks, no comparison by place
   ASSERT_EQ(ref.scene("plate"), scene);
   ASSERT_TRUE(ref.region("plate"));
   ASSERT_EQ(ref.fine("plate"), fine);
@@ -546,7 +548,7 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   std::map<anomaly::AnomalyKind, double> mix;
   for (auto k : anomaly::all_anomaly_kinds()) mix[k] = 1.0;
   const cv::Mat base = texture(300), donor = texture(301);
-  int partial = 0, distance_calls = 0, same_peak = 0;
+  int partial = 0, distance_calls = 0, same_peak = 0, by_place_shows = 0;
   std::set<int> parts_seen;
   for (uint64_t seed = 0; seed < 24; ++seed) {
     const auto a = anomaly::make_random_anomaly(base, donor, mix, seed);
@@ -565,6 +567,11 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
       EXPECT_EQ(int(fast_part), int(full_part)) << "seed " << seed << " (" << a.type_name() << ")";
     same_peak += fast[3].argmax().item<int64_t>() == full[3].argmax().item<int64_t>();
     parts_seen.insert(int(full_part));
+    // A fixed scene's map is the comparison by place where that is larger: if the update left it out,
+    // these draws would differ from the whole map.
+    if (scene)
+      by_place_shows +=
+          (full[3] - model::policy_input(a.image, "plate", bank, model, &plain)[3]).abs().max().item<double>() > 1e-3;
     ASSERT_EQ(fast.sizes(), full.sizes());
     EXPECT_TRUE(torch::equal(fast.narrow(0, 0, 3), full.narrow(0, 0, 3))) << "seed " << seed;  // the RGB channels
     EXPECT_LE((fast[3] - full[3]).abs().max().item<double>(), 1e-4 * std::max(1.0, full[3].max().item<double>()))
@@ -575,6 +582,7 @@ TEST_P(ChangedMaps, EqualAFullRecomputationOnRandomDraws) {
   EXPECT_GE(partial, 12) << "most draws change a small part of the image, which the update recomputes";
   EXPECT_GE(same_peak, 20) << "the updated map peaks where the whole one does";
   EXPECT_GE(parts_seen.size(), 2u) << "the draws are shown by more than one part of the map";
+  if (scene) EXPECT_GE(by_place_shows, 12) << "the comparison by place is larger somewhere in most draws";
   EXPECT_EQ(distance_calls, 8 * 2 + 16) << "both banks for kBothBanks draws, one bank otherwise";
   // An unchanged copy gives the normal image's own map.
   const auto same = model::changed_policy_input(

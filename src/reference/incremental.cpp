@@ -134,7 +134,7 @@ torch::Tensor NormalReference::changed_deviation(const cv::Mat& image, const std
           .copy_(nearest_distances(q, b.patches[h], b.norms[h]).view({tc[2] - tc[0] + 1, tc[3] - tc[1] + 1}));
     Parts p;
     p[size_t(MapPart::Patches)] = finish_map(best, S, k) / b.scale[h];
-    if (b.scene[h].defined())  // a fixed scene's comparison by place, made whole (it is cheap)
+    if (b.scene[h].defined())  // a fixed scene's comparison by place, made whole (N images x its shifts)
       p[size_t(MapPart::Patches)] =
           torch::maximum(p[size_t(MapPart::Patches)], raw_scene(lit_coarse, b, h) / b.scene_scale[h]);
     if (fine) {

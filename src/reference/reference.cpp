@@ -317,10 +317,11 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       }
     b.aligned = options.align && is_part_category_from(every);
     if (b.aligned) b.aspect = aspect;
-    // A fixed scene keeps its normal images as its patches see them, for the comparison by place.
+    // A fixed scene keeps its normal images as its patches see them, for the comparison by place
+    // (at the model's side, where every image is brought to one square size).
     std::vector<cv::Mat> every_image = half[0];
     every_image.insert(every_image.end(), half[1].begin(), half[1].end());
-    if (!b.aligned && options.fixed_scenes && is_fixed_scene(every_image)) {
+    if (!b.aligned && options.fixed_scenes && options.side > 0 && is_fixed_scene(every_image)) {
       for (int h = 0; h < 2; ++h) {
         std::vector<torch::Tensor> t;
         for (const auto& img : half[h]) t.push_back(image_to_tensor(ref.lit(img)));

@@ -156,6 +156,8 @@ struct NormalReference::FileReader {
                     std::to_string(options.side) + ", with a 2-value scene_scale");
       b.scene[h] = n;
       b.scene_scale[h] = s[int64_t(h)].item<double>();
+      if (!(b.scene_scale[h] > 0) || !std::isfinite(b.scene_scale[h]))
+        throw Error(path + ": " + cat + "/scene_scale must hold 2 positive values");
     }
   }
 
@@ -207,7 +209,10 @@ struct NormalReference::FileReader {
     // The colour of regions: every category has it from version 3 on; before, parts never did.
     if (options.region_side > 0 && (version >= 3 || has("region0")))
       bank_pair("region", "region_scale", 3 * kRegionPatch * kRegionPatch, b.region, b.region_norms, b.region_scale);
-    if (b.aligned) return b;
+    if (b.aligned) {
+      if (has("scene0")) throw Error(path + ": category " + cat + " is a part compared in its pose and a fixed scene");
+      return b;
+    }
     if (has("scene0")) scene(b);
     if (has("fine_bank0")) {  // a texture's fine comparison
       if (options.side <= 0 || options.fine_side <= options.side)

@@ -99,6 +99,7 @@
 // patches misses it; by place it stands out. That map, divided by its own scale (the same quantile
 // of unseen normal images' peaks), joins the colour patches' by the per-pixel maximum, so the part
 // of the map (map_part.h) is still the colour patches. Textures and parts are compared as before.
+// Needs options.side > 0 (every image brought to one square size); without it no category is a scene.
 //
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
