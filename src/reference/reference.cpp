@@ -47,6 +47,11 @@ torch::Tensor finish_map(torch::Tensor best, int64_t S, int64_t k) {
   return map.view({S, S});
 }
 
+// The comparison by place of `chw` (C,S,S) with `normals` (N,C,S,S), +-shift pixels: (S,S).
+torch::Tensor by_place(const torch::Tensor& chw, const torch::Tensor& normals, int64_t k, int64_t shift) {
+  return finish_map(positional_distance(chw, normals, k, shift), chw.size(1), k);
+}
+
 // What the fine comparison compares, from an image in its canonical pose: (H,W) CV_32FC1.
 // Round parts: the luminance (the channels' mean) minus its ring-by-ring fit (reference::polar_residual),
 // so each part's own turning marks and lighting drop out and scratches and stains stay. Other parts:
@@ -319,9 +324,12 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
     if (b.aligned) b.aspect = aspect;
     // A fixed scene keeps its normal images as its patches see them, for the comparison by place
     // (at the model's side, where every image is brought to one square size).
-    std::vector<cv::Mat> every_image = half[0];
-    every_image.insert(every_image.end(), half[1].begin(), half[1].end());
-    if (!b.aligned && options.fixed_scenes && options.side > 0 && is_fixed_scene(every_image)) {
+    auto fixed_scene = [&] {
+      std::vector<cv::Mat> all = half[0];
+      all.insert(all.end(), half[1].begin(), half[1].end());
+      return is_fixed_scene(all);
+    };
+    if (!b.aligned && options.fixed_scenes && options.side > 0 && fixed_scene()) {
       for (int h = 0; h < 2; ++h) {
         std::vector<torch::Tensor> t;
         for (const auto& img : half[h]) t.push_back(image_to_tensor(ref.lit(img)));
@@ -516,7 +524,7 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
   if (b.aligned) {
     const Pose pose = estimate_pose(image, b.aspect);
     const auto chw = image_to_tensor(to_canonical(image, pose));  // (3,S,S)
-    const auto map = finish_map(positional_distance(chw, b.normals[size_t(bank)], k, options_.shift), chw.size(1), k);
+    const auto map = by_place(chw, b.normals[size_t(bank)], k, options_.shift);
     cv::Mat back = from_canonical(tensor_to_mat(map), pose);  // CV_32FC1 (S,S), a fresh continuous matrix
     return grey_to_tensor(back)[0];                           // (S,S)
   }
@@ -527,9 +535,7 @@ torch::Tensor NormalReference::raw_deviation(const cv::Mat& image, const Banks& 
 
 torch::Tensor NormalReference::raw_scene(const cv::Mat& lit, const Banks& b, size_t h) const {
   torch::NoGradGuard no_grad;
-  const int64_t k = options_.patch;
-  const auto chw = image_to_tensor(lit);                                                       // (3,S,S)
-  return finish_map(positional_distance(chw, b.scene[h], k, options_.shift), chw.size(1), k);  // (S,S)
+  return by_place(image_to_tensor(lit), b.scene[h], options_.patch, options_.shift);  // (3,S,S) -> (S,S)
 }
 
 cv::Mat NormalReference::lit_part(const cv::Mat& image, const Banks& b, size_t h) const {
@@ -602,19 +608,20 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
   const Banks& b = it->second;
   const cv::Mat coarse = sized(image, options_.side);
   const cv::Mat fine = b.fine[0].defined() || b.fine_bank[0].defined() ? sized(image, options_.fine_side) : cv::Mat();
-  auto against = [&](size_t h) {  // the parts, each (S,S)
+  const cv::Mat scene_lit = b.scene[0].defined() ? lit(coarse) : cv::Mat();  // a fixed scene's, for both banks
+  auto against = [&](size_t h) {                                             // the parts, each (S,S)
     Parts p;
     auto& patches = p[size_t(MapPart::Patches)];
     auto& lines = p[size_t(MapPart::Fine)];
-    const cv::Mat lit = lit_part(coarse, b, h);  // a part relit to the bank's lighting (part_lighting)
-    patches = raw_deviation(lit, b, int(h)) / b.scale[h];
-    if (b.scene[h].defined()) patches = torch::maximum(patches, raw_scene(this->lit(coarse), b, h) / b.scene_scale[h]);
+    const cv::Mat lit_image = lit_part(coarse, b, h);  // a part relit to the bank's lighting (part_lighting)
+    patches = raw_deviation(lit_image, b, int(h)) / b.scale[h];
+    if (b.scene[h].defined()) patches = torch::maximum(patches, raw_scene(scene_lit, b, h) / b.scene_scale[h]);
     if (b.fine[0].defined()) lines = raw_fine(fine, b, int(h), patches.size(0)) / b.fine_scale[h];
     if (b.fine_bank[0].defined()) {
       const auto t = texture_fine_map(texture_fine_distances(fine, b, h), b, h, patches.size(0));
       lines = lines.defined() ? torch::maximum(lines, t) : t;
     }
-    colour_parts(p, lit, b, h);
+    colour_parts(p, lit_image, b, h);
     return p;
   };
   if (bank == kBothBanks) return joined({against(0), against(1)}, at_peak);

@@ -100,11 +100,16 @@ struct NormalReference::FileReader {
     return from_st(it->second);
   }
 
+  // Whether `t` holds (N,3,S,S) colour images of at least one patch's side: a part's or a scene's normals.
+  bool images(const torch::Tensor& t) const {
+    return t.dim() == 4 && t.size(0) >= 1 && t.size(1) == 3 && t.size(2) == t.size(3) && t.size(2) >= options.patch;
+  }
+
   // A part's normal images in the canonical pose, "<cat>/normals0|1" (N,3,S,S).
   void aligned(Banks& b, const torch::Tensor& scale) const {
     for (size_t h = 0; h < 2; ++h) {
       auto& n = b.normals[h] = get("normals" + std::to_string(h), "normals0");
-      if (n.dim() != 4 || n.size(0) < 1 || n.size(1) != 3 || n.size(2) != n.size(3) || n.size(2) < options.patch)
+      if (!images(n))
         throw Error(path + ": " + half(cat, "normals", h) + " must hold (N,3,S,S) images at least " +
                     std::to_string(options.patch) + " pixels wide");
       b.scale[h] = scale[int64_t(h)].item<double>();
@@ -150,8 +155,7 @@ struct NormalReference::FileReader {
     const auto s = get("scene_scale", "scene0");
     for (size_t h = 0; h < 2; ++h) {
       const auto n = get("scene" + std::to_string(h), "scene0");
-      if (n.dim() != 4 || n.size(0) < 1 || n.size(1) != 3 || n.size(2) != n.size(3) || n.size(2) < options.patch ||
-          (options.side > 0 && n.size(2) != options.side) || s.numel() != 2)
+      if (!images(n) || (options.side > 0 && n.size(2) != options.side) || s.numel() != 2)
         throw Error(path + ": " + half(cat, "scene", h) + " must hold (N,3,S,S) images, S = side " +
                     std::to_string(options.side) + ", with a 2-value scene_scale");
       b.scene[h] = n;
