@@ -327,6 +327,21 @@ TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
        << R"( "reference_banks": {}, "states_parts": true, "reads_lines": false})";
   }
   EXPECT_FALSE(model::InputRecord::load(dir / "v3.json").reads_lines);  // the value, not the version
+  // Version 4: whether the facts read the absent pixels (NormalReference::absent); none before.
+  EXPECT_TRUE(r.reads_absence);
+  EXPECT_TRUE(back.reads_absence);
+  EXPECT_FALSE(model::InputRecord::load(dir / "v3.json").reads_absence);
+  EXPECT_FALSE(model::InputRecord::unrecorded().reads_absence);
+  // A record that does not read them gives facts without them, and no mask to read.
+  auto input = torch::full({4, 30, 30}, 0.5f);  // (4,S,S): grey, the map 0.2 ...
+  input[3].fill_(0.2f);
+  input[3].narrow(0, 4, 4).narrow(1, 4, 4).fill_(2.0f);  // ... and an area at 2.0 at the upper left
+  const cv::Mat absent(30, 30, CV_8UC1, cv::Scalar(255));
+  EXPECT_TRUE(back.facts(input, 1.0, reference::MapPart::Patches, cv::Mat(), absent).absent);
+  model::InputRecord old = back;
+  old.reads_absence = false;
+  EXPECT_FALSE(old.facts(input, 1.0, reference::MapPart::Patches, cv::Mat(), absent).absent);
+  EXPECT_TRUE(old.absent(nullptr, cv::Mat(30, 30, CV_32FC3), "screw", 0).empty());
 }
 
 TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {

@@ -26,8 +26,11 @@ using namespace lriad;
 using namespace lriad::model;
 using namespace lriad::test;
 
-TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
-  // Eight normal parts at random places and angles; a texture-like category beside them.
+namespace {
+
+// Eight normal screws (draw_part, 48 px) at random places and angles in two halves, and eight grey
+// plates beside them (a texture-like category).
+std::map<std::string, std::array<std::vector<cv::Mat>, 2>> screws_and_plates() {
   std::map<std::string, std::array<std::vector<cv::Mat>, 2>> halves;
   cv::RNG rng(11);
   for (int i = 0; i < 8; ++i) {
@@ -35,10 +38,24 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
         test::draw_part(48, rng.uniform(20.0, 28.0), rng.uniform(20.0, 28.0), rng.uniform(0.0, 360.0), uint64_t(i)));
     halves["plate"][size_t(i % 2)].push_back(grey(48, 50 + uint64_t(i)));
   }
+  return halves;
+}
+
+// Their reference: 3x3 patches, +-2 px of slack.
+reference::NormalReference::Options screw_options() {
   reference::NormalReference::Options o;
   o.patch = 3;
   o.bank_size = 2000;
   o.shift = 2;
+  return o;
+}
+
+}  // namespace
+
+TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
+  // Eight normal parts at random places and angles; a texture-like category beside them.
+  const auto halves = screws_and_plates();
+  auto o = screw_options();
   const auto ref = reference::NormalReference::build(halves, o);
   EXPECT_TRUE(ref.aligned("screw"));
   EXPECT_FALSE(ref.aligned("plate"));
@@ -65,6 +82,53 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
   EXPECT_TRUE(back.aligned("screw"));
   EXPECT_FALSE(back.aligned("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
+}
+
+// Absence: a screw whose head is broken off shows the background where every normal screw shows
+// its head; a normal screw at a pose no normal has shows next to none, and a texture has no such map.
+TEST(NormalReference, AbsentPixelsAreBackgroundWhereEveryNormalPartIs) {
+  const auto ref = reference::NormalReference::build(screws_and_plates(), screw_options());
+  ASSERT_TRUE(ref.aligned("screw"));
+  const double cx = 25, cy = 22, degrees = 137, t = degrees * M_PI / 180.0;
+  const cv::Mat normal = test::draw_part(48, cx, cy, degrees, 99);
+  // A piece broken off the head's end: the part's pixels within 6 px of its point farthest back
+  // along the axis (draw_part's head lies 18 px back), painted over with the background.
+  cv::Mat broken = normal.clone(), head = cv::Mat::zeros(48, 48, CV_8UC1);
+  cv::Point far(-1, -1);
+  double farthest = -1e9;
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 48; ++x) {
+      const double along = -(x - cx) * std::cos(t) + (y - cy) * std::sin(t);  // backwards along the axis
+      if (normal.at<cv::Vec3f>(y, x)[0] < 0.45f && along > farthest) {
+        farthest = along;
+        far = {x, y};
+      }
+    }
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 48; ++x)
+      if (std::hypot(x - far.x, y - far.y) <= 6 && normal.at<cv::Vec3f>(y, x)[0] < 0.45f) {
+        head.at<uchar>(y, x) = 255;
+        const float v = 0.75f - 0.15f * float(x) / 48.f;  // draw_part's background
+        broken.at<cv::Vec3f>(y, x) = {v, v, v};
+      }
+  ASSERT_GE(cv::countNonZero(head), 25);
+  for (int bank : {0, 1, reference::NormalReference::kBothBanks}) {
+    const cv::Mat none = ref.absent(normal, "screw", bank), gone = ref.absent(broken, "screw", bank);
+    ASSERT_EQ(gone.type(), CV_8UC1);
+    ASSERT_EQ(gone.size(), cv::Size(48, 48));
+    EXPECT_LE(cv::countNonZero(none), 4) << "bank " << bank;
+    // A good share of the piece is absent (not its outline, where the normals' parts differ by a
+    // pixel or two), and most absent pixels lie in it: the piece moves the part's centroid, so the
+    // head's other corner shows a few too (5 px here).
+    const int inside = cv::countNonZero(gone & head), outside = cv::countNonZero(gone) - inside;
+    EXPECT_GE(inside, cv::countNonZero(head) / 4) << "bank " << bank;
+    EXPECT_GE(inside, 2 * outside) << "bank " << bank;
+  }
+  EXPECT_TRUE(ref.absent(grey(48, 7), "plate").empty());  // a texture: no part to be absent
+  EXPECT_THROW(ref.absent(normal, "nut"), lriad::Error);
+  // Made again on loading, from the normals the file keeps.
+  const auto back = saved_and_loaded(ref, "lriad_reference_absent_test");
+  EXPECT_EQ(cv::countNonZero(back.absent(broken, "screw", 1) != ref.absent(broken, "screw", 1)), 0);
 }
 
 // Parts photographed in a 3:2 frame (96x64) and stretched to 48x48: turned, the stretched screw

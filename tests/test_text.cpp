@@ -193,6 +193,17 @@ TEST(Templates, CorpusCoversEveryTemplate) {
       families += any;
     }
   EXPECT_EQ(families, size_t(kDefectFamilyCount * kCotVariants));
+  // Background where normal images show the part, of every extent, named a missing part by some phrasing.
+  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
+    EvidenceFacts g = f;
+    g.where = Region::Center;
+    g.extent = e;
+    g.absent = true;
+    bool any = false;
+    for (int v = 0; v < kCotVariants; ++v)
+      any = any || set.count(build_completion({"bottle", true, "missing part", std::nullopt, v, &g}));
+    EXPECT_TRUE(any) << looks_text(g);
+  }
   // Without the grounded chains (a model without a reference): the short templates alone.
   const auto plain = corpus_sentences({"bottle", "metal_nut"}, {"crack", "good", "broken_large"}, false);
   EXPECT_EQ(plain.size(), size_t(2 * (1 + 3 * (1 + 3 * 10))));
@@ -542,6 +553,55 @@ TEST(EvidenceFacts, ThePartOfTheMapThatShowsTheAreaComesFirst) {
       build_completion({"carpet", true, chain_defect_type(true, "crack", &f, true), std::nullopt, 0, &f});
   EXPECT_NE(chain.find("of a tint no normal region shows"), std::string::npos) << chain;
   EXPECT_NE(chain.find("<answer>anomalous: stain</answer>"), std::string::npos) << chain;
+}
+
+// A part's absent pixels (NormalReference::absent: background where its normal images show the
+// part): an area holding at least kAbsentShare of its pixels and kAbsentMin of the image's as such
+// pixels is "an area of background where normal images show the part", a missing part, whatever its
+// tone, line or part of the map; fewer, it is read as before.
+TEST(EvidenceFacts, AnAreaOfBackgroundWhereNormalImagesShowThePartIsAMissingPart) {
+  using P = lriad::reference::MapPart;
+  Scene s;                                                        // 30 x 30: kAbsentMin is 1.3 pixels
+  s.mark(cv::Rect(4, 4, 4, 4), 2.5f, cv::Scalar(0.2, 0.2, 0.2));  // 16 px, darker, at the upper left
+  cv::Mat absent = cv::Mat::zeros(30, 30, CV_8UC1);
+  absent(cv::Rect(4, 4, 2, 1)).setTo(255);    // 2 of its 16 pixels
+  absent(cv::Rect(20, 20, 5, 5)).setTo(255);  // outside the area: does not count
+  auto f = evidence_facts(s.map, s.rgb, 1.0, P::Colour, cv::Mat(), absent);
+  EXPECT_TRUE(f.absent);
+  EXPECT_EQ(looks_text(f), "a small, compact area of background where normal images show the part");
+  EXPECT_EQ(family_word(*look_family(f)), std::string("missing part"));
+  EXPECT_EQ(chain_defect_type(true, "hole", &f, true), "missing part");
+  const std::string chain =
+      build_completion({"screw", true, chain_defect_type(true, "hole", &f, true), std::nullopt, 0, &f});
+  EXPECT_NE(chain.find("the largest deviation is a small, compact area of background where normal images show the "
+                       "part, at the upper left, 2.5 times the normal level."),
+            std::string::npos)
+      << chain;
+  EXPECT_NE(chain.find("<answer>anomalous: missing part</answer>"), std::string::npos) << chain;
+  f.extent = EvidenceFacts::Extent::Large;
+  EXPECT_EQ(looks_text(f), "a large area of background where normal images show the part");
+  f.extent = EvidenceFacts::Extent::Thin;
+  EXPECT_EQ(looks_text(f), "a thin, long area of background where normal images show the part");
+  // One pixel is fewer than kAbsentMin: read by its part and tone as before.
+  absent(cv::Rect(5, 4, 1, 1)).setTo(0);
+  f = evidence_facts(s.map, s.rgb, 1.0, P::Colour, cv::Mat(), absent);
+  EXPECT_FALSE(f.absent);
+  EXPECT_EQ(family_word(*look_family(f)), std::string("hole"));  // a colour no normal image shows
+  // A large area (200 px) needs 10 of them (kAbsentShare): 9 are too few.
+  Scene big;
+  big.mark(cv::Rect(5, 5, 20, 10), 2.5f, cv::Scalar(0.5, 0.5, 0.5));
+  cv::Mat some = cv::Mat::zeros(30, 30, CV_8UC1);
+  some(cv::Rect(5, 5, 9, 1)).setTo(255);
+  EXPECT_FALSE(evidence_facts(big.map, big.rgb, 1.0, std::nullopt, cv::Mat(), some).absent);
+  some(cv::Rect(5, 6, 1, 1)).setTo(255);
+  EXPECT_TRUE(evidence_facts(big.map, big.rgb, 1.0, std::nullopt, cv::Mat(), some).absent);
+  // Below the level there is no area, and nothing absent.
+  EXPECT_FALSE(evidence_facts(s.map, s.rgb, 3.0, P::Colour, cv::Mat(), cv::Mat(30, 30, CV_8UC1, 255)).absent);
+  // A mask of another size or type is refused.
+  EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, cv::Mat(), cv::Mat::zeros(20, 20, CV_8UC1)),
+               lriad::Error);
+  EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, cv::Mat(), cv::Mat::zeros(30, 30, CV_32FC1)),
+               lriad::Error);
 }
 
 TEST(Templates, GroundedChainsStateTheEvidenceAndParseBack) {

@@ -59,6 +59,8 @@ cv::Mat relit_part(const cv::Mat& image, const cv::Mat& reference, double aspect
 // The mean luminance (channels' mean) of canonical normal images (N,3,S,S), summed in a fixed order
 // in double, so that a reference built in memory and one loaded from its file agree bit for bit.
 cv::Mat mean_luminance(const torch::Tensor& normals);
+// Per pixel, the share of `normals` (N,3,S,S) whose part (part_mask) covers it: (S,S) CV_32FC1 in [0,1].
+cv::Mat part_presence(const torch::Tensor& normals);
 // v non-empty. The median: the mean of the middle two for an even count.
 double median_of(std::vector<double> v);
 // The q-quantile, linearly interpolated between order statistics; median_of itself at q = 0.5.

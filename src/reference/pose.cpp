@@ -44,6 +44,35 @@ cv::Mat border_plane(const cv::Mat& g) {
 
 }  // namespace
 
+cv::Mat part_mask(const cv::Mat& image) {
+  const cv::Mat g = grey_of(image);
+  if (g.cols < 3 || g.rows < 3) return cv::Mat::zeros(g.size(), CV_8UC1);
+  cv::Mat diff = cv::abs(g - border_plane(g)), d8, fg;
+  diff.convertTo(d8, CV_8U, 255.0);
+  cv::threshold(d8, fg, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  cv::morphologyEx(fg, fg, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
+  return fg;
+}
+
+cv::Mat background_mask(const cv::Mat& image, double floor) {
+  if (image.cols < 3 || image.rows < 3) return cv::Mat::zeros(image.size(), CV_8UC1);
+  std::vector<cv::Mat> channels;
+  cv::split(image.type() == CV_32FC3 ? image : grey_of(image), channels);
+  cv::Mat border = cv::Mat::ones(image.size(), CV_8UC1) * 255;
+  border(cv::Rect(1, 1, image.cols - 2, image.rows - 2)).setTo(0);
+  std::vector<cv::Mat> off;  // each channel's difference from its border plane
+  double square = 0;
+  for (const auto& c : channels) {
+    off.push_back(cv::abs(c - border_plane(c)));
+    const double rms = cv::norm(off.back(), cv::NORM_L2, border) / std::sqrt(double(cv::countNonZero(border)));
+    square += rms * rms / double(channels.size());
+  }
+  const double tolerance = std::max(floor, 4 * std::sqrt(square));
+  cv::Mat worst = off[0].clone();
+  for (size_t c = 1; c < off.size(); ++c) worst = cv::max(worst, off[c]);
+  return worst <= tolerance;
+}
+
 Pose estimate_pose(const cv::Mat& image, double aspect) {
   if (!(aspect > 0) || !std::isfinite(aspect))
     throw Error("pose: the frame's aspect must be a positive width / height, got " + std::to_string(aspect));
@@ -55,10 +84,7 @@ Pose estimate_pose(const cv::Mat& image, double aspect) {
   p.sx = std::min(1.0, aspect);        // a wide photograph was squeezed along x ...
   p.sy = std::min(1.0, 1.0 / aspect);  // ... a tall one along y: undo it by shrinking the other axis
   if (W < 3 || H < 3) return p;
-  cv::Mat diff = cv::abs(g - border_plane(g)), d8, fg;
-  diff.convertTo(d8, CV_8U, 255.0);
-  cv::threshold(d8, fg, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
-  cv::morphologyEx(fg, fg, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
+  const cv::Mat fg = part_mask(g);
   int touch = 0;
   for (int x = 0; x < W; ++x) touch += (fg.at<uchar>(0, x) > 0) + (fg.at<uchar>(H - 1, x) > 0);
   for (int y = 1; y + 1 < H; ++y) touch += (fg.at<uchar>(y, 0) > 0) + (fg.at<uchar>(y, W - 1) > 0);

@@ -176,6 +176,19 @@ cv::Mat mean_luminance(const torch::Tensor& normals) {
   return out;
 }
 
+cv::Mat part_presence(const torch::Tensor& normals) {
+  const auto t = normals.to(torch::kCPU, torch::kFloat32).permute({0, 2, 3, 1}).contiguous();  // (N,S,S,3)
+  if (t.dim() != 4 || t.size(3) != 3 || t.size(0) < 1) throw Error("part_presence: expected normals (N,3,S,S)");
+  const int n = int(t.size(0)), H = int(t.size(1)), W = int(t.size(2));
+  cv::Mat sum = cv::Mat::zeros(H, W, CV_32FC1), mask;
+  for (int i = 0; i < n; ++i) {
+    const cv::Mat rgb(H, W, CV_32FC3, t[i].data_ptr<float>());
+    part_mask(rgb).convertTo(mask, CV_32F, 1.0 / 255);
+    sum += mask;
+  }
+  return sum / double(n);
+}
+
 double lighting_change(const Lighting& a, const Lighting& b) {
   const double mean = (kPhotometricMean - b.offset) / b.gain, sd = kPhotometricSpread / b.gain;  // b's image's
   auto moved = [&](double x) { return std::abs((a.gain - b.gain) * x + (a.offset - b.offset)); };
@@ -355,6 +368,7 @@ NormalReference NormalReference::build(const std::map<std::string, std::array<st
       b.normals[h] = torch::stack(t).contiguous();
       b.light[h] = mean_luminance(b.normals[h]);
     }
+    for (size_t h = 0; h < 2 && b.aligned; ++h) b.presence[h] = part_presence(b.normals[h]);
     // The fine comparison needs the images at fine_side at least: enlarged ones would make its
     // normals blurrier than the images it is later given.
     bool fine = b.aligned && options.fine_side > 0;
@@ -626,6 +640,27 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
   };
   if (bank == kBothBanks) return joined({against(0), against(1)}, at_peak);
   return joined({against(bank == 1 ? 1 : 0)}, at_peak);
+}
+
+cv::Mat NormalReference::absent(const cv::Mat& image, const std::string& category, int bank) const {
+  auto it = banks_.find(category);
+  if (it == banks_.end())
+    throw Error("the normal reference has no category '" + category + "'",
+                "the policy compares images with the normal images of the categories it was trained on");
+  const Banks& b = it->second;
+  if (!b.aligned || b.presence[0].empty()) return cv::Mat();
+  const cv::Mat coarse = sized(image, options_.side);
+  const cv::Mat share = bank == kBothBanks ? cv::Mat((b.presence[0] + b.presence[1]) * 0.5)
+                                           : b.presence[bank == 1 ? 1 : 0];  // (S,S) canonical
+  if (share.size() != coarse.size())
+    throw Error("absent: the image of category '" + category + "' is " + std::to_string(coarse.cols) +
+                    " px, its normals " + std::to_string(share.cols) + " px",
+                "give images at the reference's side");
+  const cv::Mat present = from_canonical(share, estimate_pose(coarse, b.aspect)) >= kPresent;  // CV_8UC1
+  // Minus slivers a pixel wide along the outline, where a pose a little off puts the normals' edge.
+  cv::Mat absent = present & ~part_mask(coarse) & background_mask(coarse);
+  cv::morphologyEx(absent, absent, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, {3, 3}));
+  return absent;
 }
 
 torch::Tensor NormalReference::with_deviation(const cv::Mat& image, const std::string& category, int bank,

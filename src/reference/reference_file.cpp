@@ -115,6 +115,7 @@ struct NormalReference::FileReader {
       b.scale[h] = scale[int64_t(h)].item<double>();
       // The lighting queries are relit to: made from the (relit) normals as build made it.
       if (options.part_lighting) b.light[h] = detail::mean_luminance(n);
+      b.presence[h] = detail::part_presence(n);  // where the normal images show the part, made again too
     }
   }
 

@@ -59,7 +59,7 @@ bool dark_line_at_full(const cv::Mat& full, const cv::Mat& area) {
 }
 
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
-                             std::optional<reference::MapPart> part, const cv::Mat& full) {
+                             std::optional<reference::MapPart> part, const cv::Mat& full, const cv::Mat& absent) {
   if (map.empty() || map.type() != CV_32FC1 || map.rows != map.cols || rgb.type() != CV_32FC3 ||
       rgb.size() != map.size())
     throw Error("evidence_facts: need a square CV_32FC1 map and a CV_32FC3 image of its size",
@@ -69,6 +69,9 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
     throw Error("evidence_facts: the image at full side must be a square CV_32FC3, got " + std::to_string(full.cols) +
                     "x" + std::to_string(full.rows),
                 "pass the image at the side training kept it at (model::model_side_image)");
+  if (!absent.empty() && (absent.type() != CV_8UC1 || absent.size() != map.size()))
+    throw Error("evidence_facts: the absent pixels must be a CV_8UC1 mask of the map's size",
+                "pass NormalReference::absent of the same image");
   EvidenceFacts f;
   f.level = level;
   double peak = 0;
@@ -123,9 +126,14 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
     else if (lum >= kToneStep)
       f.tone = EvidenceFacts::Tone::Brighter;
   }
+  // Background where the normal images show the part (evidence.h).
+  if (!absent.empty()) {
+    const int gone = cv::countNonZero(absent & area);
+    f.absent = gone >= kAbsentShare * n && gone >= kAbsentMin * S * S;
+  }
   // A compact piece of the map whose darker pixels at full resolution form a line (evidence.h).
   const bool patches = !f.part || *f.part == reference::MapPart::Patches;
-  if (!full.empty() && full.rows > 2 * S && patches && f.extent == EvidenceFacts::Extent::Compact &&
+  if (!full.empty() && full.rows > 2 * S && patches && !f.absent && f.extent == EvidenceFacts::Extent::Compact &&
       (f.tone == EvidenceFacts::Tone::Same || f.tone == EvidenceFacts::Tone::Darker) && dark_line_at_full(full, area)) {
     f.extent = EvidenceFacts::Extent::Thin;
     f.tone = EvidenceFacts::Tone::Darker;
@@ -181,6 +189,12 @@ std::string looks_shape_text(const EvidenceFacts& f) {
 }  // namespace
 
 std::string looks_text(const EvidenceFacts& f) {
+  if (f.absent) {
+    const char* shape = f.extent == EvidenceFacts::Extent::Large  ? "a large area"
+                        : f.extent == EvidenceFacts::Extent::Thin ? "a thin, long area"
+                                                                  : "a small, compact area";
+    return std::string(shape) + " of background where normal images show the part";
+  }
   std::string part;
   if (f.part == reference::MapPart::Fine)
     part = ", in the fine detail";
@@ -196,6 +210,7 @@ std::optional<DefectFamily> look_family(const EvidenceFacts& f) {
   using T = EvidenceFacts::Tone;
   using P = reference::MapPart;
   if (!f.above) return std::nullopt;
+  if (f.absent) return DefectFamily::Missing;
   if (f.part == P::Region) return f.extent == E::Large ? DefectFamily::Contamination : DefectFamily::Stain;
   if (f.part == P::Colour) return f.extent == E::Large ? DefectFamily::Contamination : DefectFamily::Hole;
   if (f.part == P::Fine) return DefectFamily::Scratch;

@@ -335,6 +335,14 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
       f.part = part;
       looks.push_back(f);
     }
+  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
+    EvidenceFacts f;  // background where normal images show the part, once per extent
+    f.above = true;
+    f.ratio = 2.5;
+    f.extent = e;
+    f.absent = true;
+    looks.push_back(f);
+  }
   std::vector<std::string> families = {""};
   for (auto fam : all_families()) families.push_back(family_word(fam));
   for (const auto& t : types)

@@ -51,7 +51,7 @@ PreparedBatch Context::prepare(std::vector<TrainItem> items) {
   b.images = torch::stack(images);  // (B,C,S,S), C = model.image_channels()
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string& cat = items[i].category;
-    b.facts.push_back(facts_of(images[i], cat, parts[i], items[i].image));
+    b.facts.push_back(facts_of(images[i], cat, parts[i], items[i].image, items[i].reference_bank));
     // run_training checks first that every category has a level, so an opened chain always has facts.
     if (config.model.opens_chains() && !b.facts.back())
       throw Error("internal: no evidence facts for an opened chain of category '" + cat + "'");
@@ -116,10 +116,10 @@ std::vector<TrainItem> stage_items(const Context& ctx, const std::string& stage,
 }
 
 std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input, const std::string& category,
-                                                     reference::MapPart part, const cv::Mat& side) const {
+                                                     reference::MapPart part, const cv::Mat& side, int bank) const {
   const auto at = level(category);
   if (!at || input.size(0) < 4) return std::nullopt;  // no level to state a ratio to: the short template
-  return record.facts(input, *at, part, side);
+  return record.facts(input, *at, part, side, record.absent(normal_reference.get(), side, category, bank));
 }
 
 std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,

@@ -136,7 +136,10 @@ void prepare_evidence(Context& ctx, bool log_check, const std::map<std::string, 
   if (log_check) {
     const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
     const auto t0 = std::chrono::steady_clock::now();
-    const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q);
+    const auto absent = [c](const TrainItem& t) {
+      return c->record.absent(c->normal_reference.get(), t.image, t.category, t.reference_bank);
+    };
+    const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q, absent);
     spdlog::info(
         "evidence check on the synthetic anomalies of {} training draws ({:.1f} s):", steps * ctx.config.sft.batch_size,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -239,6 +239,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
     const auto before = model::InputRecord::load(ctx.run.policy_input());
     ctx.record.states_parts = before.states_parts;
     ctx.record.reads_lines = before.reads_lines;
+    ctx.record.reads_absence = before.reads_absence;
   }
   if (ctx.writer()) ctx.record.save(ctx.run.policy_input());
   ctx.defect_types = ctx.source->defect_types();

@@ -123,9 +123,9 @@ struct Context {
   std::vector<rl::GroupSample> group_samples(const EncodedBatch& batch) const;
   // The evidence facts of one input (C,S,S) of `category` against its normal level (the evidence
   // baseline's threshold), as the run's record reads them (InputRecord::facts, with the image it was
-  // made from); nullopt without a reference.
+  // made from, and its absent pixels against `bank`); nullopt without a reference.
   std::optional<text::EvidenceFacts> facts_of(const torch::Tensor& input, const std::string& category,
-                                              reference::MapPart part, const cv::Mat& side) const;
+                                              reference::MapPart part, const cv::Mat& side, int bank) const;
   std::string decode(const torch::Tensor& row, int64_t length) const;  // stops at eos
   void log_metrics(const nlohmann::json& line);
 };

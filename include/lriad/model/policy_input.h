@@ -77,8 +77,10 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
 // (a category kept at the work side), a compact area whose darker pixels form a line there reads as
 // a thin, long mark (text::evidence_facts). Training and eval pass it when the run's record says
 // reads_lines.
+// `absent`: NormalReference::absent of the image (CV_8UC1 (S,S)), or empty (text::evidence_facts).
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level,
-                                std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& side = cv::Mat());
+                                std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& side = cv::Mat(),
+                                const cv::Mat& absent = cv::Mat());
 
 // With model.prompt_evidence, the opening of the chain of thought that lriad writes from the
 // reference's measurements of an input (`facts`, input_facts of it against its category's normal
@@ -109,7 +111,8 @@ std::string policy_prompt(const torch::Tensor& input, const std::string& categor
 struct InputRecord {
   // Version 2 adds states_parts; a version 1 record (and a run without one) did not state them.
   // Version 3 adds reads_lines; an older record (and a run without one) did not read them.
-  static constexpr int kFormatVersion = 3;
+  // Version 4 adds reads_absence; likewise.
+  static constexpr int kFormatVersion = 4;
   std::vector<std::string> work_side_categories;  // kept at W (keeps_work_side)
   // The chains' openings state the part of the map that shows the area (EvidenceFacts::part), and
   // the family is read from it: eval and predict give the facts the part only when training did.
@@ -117,6 +120,10 @@ struct InputRecord {
   // The facts read a line at the side training kept the image at (input_facts' `side`): eval and
   // predict pass that image only when training did.
   bool reads_lines = true;
+  // The facts read where the image shows background where its normal images show the part
+  // (NormalReference::absent, a part compared in its canonical pose): eval and predict pass it only
+  // when training did.
+  bool reads_absence = true;
   // The reference bank each normal training image was compared with, by path: 0 or 1 for the
   // images training drew, reference::NormalReference::kBothBanks for the validation normals.
   std::map<std::string, int> reference_banks;
@@ -124,9 +131,14 @@ struct InputRecord {
   bool keeps_work_side(const std::string& category) const;
   int bank_of(const std::string& path, int otherwise) const;
   // The evidence facts of an input as this run's chains read them (input_facts): with the map's
-  // `part` only if states_parts, with the image at its model side (`side`) only if reads_lines.
-  text::EvidenceFacts facts(const torch::Tensor& input, double level, reference::MapPart part,
-                            const cv::Mat& side) const;
+  // `part` only if states_parts, with the image at its model side (`side`) only if reads_lines, with
+  // the absent pixels (absent(), below) only if reads_absence.
+  text::EvidenceFacts facts(const torch::Tensor& input, double level, reference::MapPart part, const cv::Mat& side,
+                            const cv::Mat& absent = cv::Mat()) const;
+  // NormalReference::absent of `side` (the image at its model side) against `bank`, when this run
+  // reads absence and has a reference; else empty.
+  cv::Mat absent(const reference::NormalReference* reference, const cv::Mat& side, const std::string& category,
+                 int bank) const;
   // A run older than policy_input.json: its chains read neither.
   static const InputRecord& unrecorded();
   void save(const std::string& path) const;          // atomically, with "format" and "format_version"

@@ -42,6 +42,17 @@ struct Pose {
 // stretched). The centroid is in the image's pixels, the axis and `degrees` in the undistorted frame.
 Pose estimate_pose(const cv::Mat& image, double aspect = 1.0);
 
+// The pixels estimate_pose takes for the part: those differing from the border's plane by more
+// than Otsu's threshold, minus specks. -> CV_8UC1 of the image's size, 255 on the part, 0 on the
+// background; all 0 for an image under 3 pixels a side.
+cv::Mat part_mask(const cv::Mat& image);
+
+// The pixels whose colour is the background's: in every channel within `tolerance` of that
+// channel's plane through the border pixels, the tolerance being the larger of `floor` and 4x the
+// border pixels' own RMS difference from their planes (a textured or noisy background widens it).
+// -> CV_8UC1 of the image's size, 255 there; all 0 for an image under 3 pixels a side.
+cv::Mat background_mask(const cv::Mat& image, double floor = 0.04);
+
 // 2x3 affine map from the image to the canonical frame: the undistorting scale (Pose::sx, sy), then
 // the centroid to the centre and the axis horizontal.
 cv::Mat canonical_transform(const Pose& pose, cv::Size size);

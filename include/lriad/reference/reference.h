@@ -101,6 +101,21 @@
 // of the map (map_part.h) is still the colour patches. Textures and parts are compared as before.
 // Needs options.side > 0 (every image brought to one square size); without it no category is a scene.
 //
+// Absence (absent()): where the normal images of a part show the part and this image shows its
+// background. Each bank keeps, per canonical pixel, the share of its normal images whose part
+// (pose.h, part_mask) covers it (derived from the normals, made again on loading; not in the file).
+// An image's absent pixels are those its own part_mask leaves out and whose colour is the
+// background's (pose.h, background_mask: a stain that darkens the part towards the background's
+// grey keeps its tint) where that share, brought back onto the image with its pose, is at least
+// kPresent (half: a bite at the rim lies where the normals' rims differ by a pixel or two), less
+// slivers a pixel wide (an opening by a 3x3 disc: a pose a little off moves the outline by a pixel).
+// A piece broken off or a component gone shows the background where most normal parts are. A large
+// piece moves the part's centroid, and the pose with it, so a few pixels at the far side of the part
+// can read absent too. The chains state it (text/evidence.h: "an area of background where normal
+// images show the part"); the map itself does not change. Chosen on photographs of a coin (photo
+// sets E and H): no absent pixel on any of their 60 normal test images, holes, stains or scratches,
+// some on every missing bite (README, "Missing pieces of parts").
+//
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)
 // is compared with both (kBothBanks) and the two maps averaged: a defect deviates from both banks
@@ -180,6 +195,11 @@ class NormalReference {
   // RGB resized to (3,S,S) with the deviation map as a fourth channel -> (4,S,S).
   torch::Tensor with_deviation(const cv::Mat& image, const std::string& category, int bank = 0,
                                MapPart* at_peak = nullptr) const;
+  // Pixels of `image` (any side; brought to S) that show the background where at least kPresent of
+  // `bank`'s normal images (0, 1, or kBothBanks: the two shares' mean) show the part, in the image's
+  // frame: CV_8UC1 (S,S), 255 there. Empty for a category not compared in a canonical pose.
+  static constexpr double kPresent = 0.5;
+  cv::Mat absent(const cv::Mat& image, const std::string& category, int bank = 0) const;
 
   // Incremental maps, for training's synthetic anomalies: an anomaly changes a small part of a
   // normal image, and only the patches that overlap the change have new nearest distances. For a
@@ -247,7 +267,8 @@ class NormalReference {
     std::array<torch::Tensor, 2> patches;  // (M, 3K^2); unused when aligned
     std::array<torch::Tensor, 2> norms;    // (M) squared norms
     std::array<torch::Tensor, 2> normals;  // aligned only: (N,3,S,S) normal images in the canonical pose
-    std::array<cv::Mat, 2> light;  // aligned with options.part_lighting: (S,S) CV_32FC1, normals' mean luminance
+    std::array<cv::Mat, 2> light;     // aligned with options.part_lighting: (S,S) CV_32FC1, normals' mean luminance
+    std::array<cv::Mat, 2> presence;  // aligned: (S,S) CV_32FC1, the share of normals whose part covers each pixel
     std::array<double, 2> scale = {1.0, 1.0};
     std::array<torch::Tensor, 2> fine;    // fine only: (N,1,F,F) high-passed luminance, canonical pose
     std::array<torch::Tensor, 2> thumbs;  // fine only: (N,3,16,16) canonical thumbnails, to pick neighbours

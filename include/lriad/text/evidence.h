@@ -34,6 +34,10 @@ struct EvidenceFacts {
   bool line_at_full = false;
   // The part of the map largest at the peak (reference/map_part.h), when above and the reference said.
   std::optional<reference::MapPart> part;
+  // The area holds background where the normal images show the part (NormalReference::absent, a
+  // part compared in its canonical pose; kAbsentShare of it at least): "an area of background where
+  // normal images show the part". Other images show no such pixel (README, "Missing pieces of parts").
+  bool absent = false;
 };
 
 // Thresholds of the descriptions, public for the tests.
@@ -41,6 +45,9 @@ inline constexpr double kThinElongation = 3.0;  // major / minor axis of the are
 inline constexpr double kLargeArea = 0.12;      // share of the image
 inline constexpr double kToneStep = 0.06;       // mean RGB difference to the ring around the area
 inline constexpr double kSecondCellShare = 0.25;
+// An area is absent when this share of its pixels, and at least kAbsentMin of the image's, are absent ones.
+inline constexpr double kAbsentShare = 0.05;
+inline constexpr double kAbsentMin = 6.0 / (64 * 64);  // 6 pixels at 64 px
 // The line at full resolution (dark_line_at_full), in pixels of a 256-px image, scaled with its side.
 inline constexpr double kLineSide = 256;        // the side the pixel figures below are for
 inline constexpr double kLineSigma = 6;         // the luminance minus its Gaussian blur of this sigma
@@ -58,8 +65,13 @@ inline constexpr double kLineLength = 12;       // and the largest piece spans a
 // said) and not brighter or of another colour, is "a thin, long mark darker than around it" when its
 // darker pixels at that side form a line (dark_line_at_full): a crack 2-3 px wide in a 256-px
 // photograph is a compact piece of the map at 64 px, and looked a hole.
+// `absent`: NormalReference::absent of the same image (CV_8UC1 (S,S), non-zero where it shows the
+// background where its normal images show the part), or empty. The area is `absent` when at least
+// kAbsentShare of its pixels, and kAbsentMin of the image's, are such pixels, whatever its tone and
+// part of the map.
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
-                             std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& full = cv::Mat());
+                             std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& full = cv::Mat(),
+                             const cv::Mat& absent = cv::Mat());
 
 // Whether the darker pixels of `full` (CV_32FC3 RGB in [0,1], square, side F > 2 x area's side) in
 // and around `area` (CV_8UC1 at the model's side S, non-zero inside) form a thin line: luminance
@@ -76,11 +88,12 @@ std::string ratio_text(double ratio);
 std::string where_text(const EvidenceFacts& f);
 // "a thin, long mark darker than around it", "a large area of another colour", "a small, compact mark",
 // then what the part shows when it is not the colour patches: ", in the fine detail", ", of a colour
-// no normal image shows", ", of a tint no normal region shows".
+// no normal image shows", ", of a tint no normal region shows". An absent area is "a small, compact
+// area of background where normal images show the part" (thin and long, or large, by its extent).
 std::string looks_text(const EvidenceFacts& f);
 
 // The defect family the look suggests (model.family_from_look), by a fixed table; nullopt below the
-// level (no area to look at). First by the part of the map that shows it: a tint no normal region
+// level (no area to look at). An absent area is a missing part. Then by the part of the map that shows it: a tint no normal region
 // shows is a stain (a large one contamination); a colour no normal image shows is a hole (a large
 // area of it contamination); the fine comparison, lines and small marks at full resolution, a
 // scratch. Shown by the colour patches (or with no part known): another colour is a stain; else a

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/core.hpp>
 #include <torch/types.h>
 
 #include "lriad/reference/map_part.h"
@@ -43,11 +44,13 @@ double share_above(const std::vector<double>& values, double level);
 
 // The synthetic anomalies among the source's draws of SFT steps [0, steps) (every index of a batch
 // of `batch`), their inputs made by `input`, against the q-quantile of `normal_peaks` (per category:
-// the peaks of its normal training images, each against the bank its draws use).
+// the peaks of its normal training images, each against the bank its draws use). `absent`, when
+// given, the draw's absent pixels (NormalReference::absent) its look is read with, as training reads it.
 EvidenceCheck check_evidence(const TrainingSource& source,
                              const std::map<std::string, std::vector<double>>& normal_peaks,
                              const std::function<torch::Tensor(const TrainItem&, reference::MapPart*)>& input,
-                             int steps, int batch, double q);
+                             int steps, int batch, double q,
+                             const std::function<cv::Mat(const TrainItem&)>& absent = nullptr);
 
 // Most frequent family per look, summed over looks, over all anomalies counted (0 when none).
 double look_purity(const std::map<std::string, std::map<std::string, int>>& looks);
