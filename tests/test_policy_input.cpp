@@ -279,6 +279,14 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
       const auto f_eval = model::input_facts(evaluated, level, evaluated_part, side);
       EXPECT_EQ(text::looks_text(f_train), text::looks_text(f_eval));
       EXPECT_EQ(f_train.line_at_full, f_eval.line_at_full);
+      // And where the part shows its background (NormalReference::absent), as training and eval ask it.
+      const cv::Mat a_train = record.absent(&ref, it.image, it.category, it.reference_bank);
+      const cv::Mat a_eval = record.absent(&ref, side, it.category, bank);
+      ASSERT_EQ(a_train.empty(), it.category == "carpet");  // a part's mask; none for a texture
+      if (!a_train.empty()) EXPECT_EQ(cv::norm(a_train, a_eval, cv::NORM_INF), 0.0);
+      model::InputRecord none = record;
+      none.reads_absence = false;
+      EXPECT_TRUE(none.absent(&ref, side, it.category, bank).empty());  // a run trained before reads none
       EXPECT_EQ(int(f_train.where), int(f_eval.where));
       categories.insert(it.category);
       both += it.reference_bank == reference::NormalReference::kBothBanks;
@@ -341,7 +349,6 @@ TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
   model::InputRecord old = back;
   old.reads_absence = false;
   EXPECT_FALSE(old.facts(input, 1.0, reference::MapPart::Patches, cv::Mat(), absent).absent);
-  EXPECT_TRUE(old.absent(nullptr, cv::Mat(30, 30, CV_32FC3), "screw", 0).empty());
 }
 
 TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {

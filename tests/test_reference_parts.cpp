@@ -84,9 +84,9 @@ TEST(NormalReference, PartsAtOtherPosesAreComparedInACanonicalPose) {
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "screw", 1), ref.deviation(bad, "screw", 1)));
 }
 
-// Absence: a screw whose head is broken off shows the background where every normal screw shows
-// its head; a normal screw at a pose no normal has shows next to none, and a texture has no such map.
-TEST(NormalReference, AbsentPixelsAreBackgroundWhereEveryNormalPartIs) {
+// Absence: a screw with a piece of its head broken off shows the background where most normal screws
+// show their head; a normal screw at a pose no normal has shows next to none, and a texture has no such map.
+TEST(NormalReference, AbsentPixelsAreBackgroundWhereMostNormalPartsAre) {
   const auto ref = reference::NormalReference::build(screws_and_plates(), screw_options());
   ASSERT_TRUE(ref.aligned("screw"));
   const double cx = 25, cy = 22, degrees = 137, t = degrees * M_PI / 180.0;

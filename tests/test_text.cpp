@@ -597,6 +597,16 @@ TEST(EvidenceFacts, AnAreaOfBackgroundWhereNormalImagesShowThePartIsAMissingPart
   EXPECT_TRUE(evidence_facts(big.map, big.rgb, 1.0, std::nullopt, cv::Mat(), some).absent);
   // Below the level there is no area, and nothing absent.
   EXPECT_FALSE(evidence_facts(s.map, s.rgb, 3.0, P::Colour, cv::Mat(), cv::Mat(30, 30, CV_8UC1, 255)).absent);
+  // An absent area is not read again for a line at full side: its extent stays as measured.
+  FullScene line;
+  cv::line(line.full, {100, 127}, {155, 129}, cv::Scalar(0.2, 0.2, 0.2), 2);
+  ASSERT_TRUE(line.facts().line_at_full);
+  cv::Mat gone = cv::Mat::zeros(64, 64, CV_8UC1);
+  gone(cv::Rect(30, 30, 4, 2)).setTo(255);
+  const auto g = evidence_facts(line.map, line.rgb, 1.0, std::nullopt, line.full, gone);
+  EXPECT_TRUE(g.absent);
+  EXPECT_FALSE(g.line_at_full);
+  EXPECT_EQ(g.extent, EvidenceFacts::Extent::Compact);
   // A mask of another size or type is refused.
   EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, cv::Mat(), cv::Mat::zeros(20, 20, CV_8UC1)),
                lriad::Error);

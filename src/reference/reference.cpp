@@ -177,8 +177,9 @@ cv::Mat mean_luminance(const torch::Tensor& normals) {
 }
 
 cv::Mat part_presence(const torch::Tensor& normals) {
+  if (normals.dim() != 4 || normals.size(1) != 3 || normals.size(0) < 1)
+    throw Error("part_presence: expected normals (N,3,S,S)");
   const auto t = normals.to(torch::kCPU, torch::kFloat32).permute({0, 2, 3, 1}).contiguous();  // (N,S,S,3)
-  if (t.dim() != 4 || t.size(3) != 3 || t.size(0) < 1) throw Error("part_presence: expected normals (N,3,S,S)");
   const int n = int(t.size(0)), H = int(t.size(1)), W = int(t.size(2));
   cv::Mat sum = cv::Mat::zeros(H, W, CV_32FC1), mask;
   for (int i = 0; i < n; ++i) {

@@ -88,6 +88,18 @@ void check_lengths(Context& ctx) {
                 completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
               }
             }
+        f.part.reset();
+        f.absent = true;  // background where normal images show the part: its words and "missing part"
+        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
+                       text::EvidenceFacts::Extent::Large}) {
+          f.extent = e;
+          if (ctx.config.model.opens_chains())
+            prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
+          for (const auto& type : ctx.defect_types) {
+            item.defect_type = type;
+            completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+          }
+        }
       }
     }
   }

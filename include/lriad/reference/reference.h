@@ -108,13 +108,15 @@
 // background's (pose.h, background_mask: a stain that darkens the part towards the background's
 // grey keeps its tint) where that share, brought back onto the image with its pose, is at least
 // kPresent (half: a bite at the rim lies where the normals' rims differ by a pixel or two), less
-// slivers a pixel wide (an opening by a 3x3 disc: a pose a little off moves the outline by a pixel).
+// slivers a pixel wide (an opening by a 3x3 cross: a pose a little off moves the outline by a pixel).
+// The pose is the image's as given; with part_lighting the map poses the relit image, which may sit
+// a pixel apart.
 // A piece broken off or a component gone shows the background where most normal parts are. A large
 // piece moves the part's centroid, and the pose with it, so a few pixels at the far side of the part
 // can read absent too. The chains state it (text/evidence.h: "an area of background where normal
 // images show the part"); the map itself does not change. Chosen on photographs of a coin (photo
 // sets E and H): no absent pixel on any of their 60 normal test images, holes, stains or scratches,
-// some on every missing bite (README, "Missing pieces of parts").
+// some on every missing bite (README, "Missing pieces of parts"; elsewhere a stain can show some).
 //
 // Two banks per category, from the two halves of its normal images: an image from half h is
 // compared with bank 1 - h (never with itself). An image in neither bank (a held-out or test image)

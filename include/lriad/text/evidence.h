@@ -35,8 +35,8 @@ struct EvidenceFacts {
   // The part of the map largest at the peak (reference/map_part.h), when above and the reference said.
   std::optional<reference::MapPart> part;
   // The area holds background where the normal images show the part (NormalReference::absent, a
-  // part compared in its canonical pose; kAbsentShare of it at least): "an area of background where
-  // normal images show the part". Other images show no such pixel (README, "Missing pieces of parts").
+  // part compared in its canonical pose; kAbsentShare of its pixels and kAbsentMin of the image's at
+  // least): "a small, compact area of background where normal images show the part" (looks_text).
   bool absent = false;
 };
 
