@@ -71,35 +71,26 @@ void check_lengths(Context& ctx) {
         f.where = text::Region::UpperLeft;
         f.also = text::Region::LowerLeft;
         f.ratio = 99;
-        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
-                       text::EvidenceFacts::Extent::Large})  // each look's family (model.family_from_look)
-          for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter})
-            for (int part = -1; part < reference::kMapParts; ++part) {
-              f.extent = e;
-              f.tone = t;
-              f.part = part < 0 ? std::nullopt : std::optional<reference::MapPart>(reference::MapPart(part));
-              if (ctx.config.model.opens_chains())
-                prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
-              item.anomalous = false;
-              completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
-              item.anomalous = true;
-              for (const auto& type : ctx.defect_types) {
-                item.defect_type = type;
+        // Each look's family (model.family_from_look), and background where normal images show the part.
+        for (bool absent : {false, true})
+          for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
+                         text::EvidenceFacts::Extent::Large})
+            for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter})
+              for (int part = -1; part < reference::kMapParts; ++part) {
+                f.absent = absent;
+                f.extent = e;
+                f.tone = t;
+                f.part = part < 0 ? std::nullopt : std::optional<reference::MapPart>(reference::MapPart(part));
+                if (ctx.config.model.opens_chains())
+                  prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
+                item.anomalous = false;
                 completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+                item.anomalous = true;
+                for (const auto& type : ctx.defect_types) {
+                  item.defect_type = type;
+                  completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
+                }
               }
-            }
-        f.part.reset();
-        f.absent = true;  // background where normal images show the part: its words and "missing part"
-        for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
-                       text::EvidenceFacts::Extent::Large}) {
-          f.extent = e;
-          if (ctx.config.model.opens_chains())
-            prompt = std::max(prompt, ctx.prompt(model::policy_prompt(cat, ctx.config.model, &f), false).size());
-          for (const auto& type : ctx.defect_types) {
-            item.defect_type = type;
-            completion = std::max(completion, ctx.completion_ids(item, v, &f).size());
-          }
-        }
       }
     }
   }
