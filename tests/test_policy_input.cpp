@@ -287,6 +287,17 @@ TEST(PolicyInput, EvalMakesTheTensorTrainingMadeForEachFormat) {
       model::InputRecord none = record;
       none.reads_absence = false;
       EXPECT_TRUE(none.absent(&ref, side, it.category, bank).empty());  // a run trained before reads none
+      // And the colours no normal image shows (NormalReference::colour_novelty), likewise.
+      const cv::Mat c_train = record.colour(&ref, it.image, it.category, it.reference_bank);
+      const cv::Mat c_eval = record.colour(&ref, side, it.category, bank);
+      ASSERT_FALSE(c_train.empty());  // every category has a palette here
+      EXPECT_EQ(cv::norm(c_train, c_eval, cv::NORM_INF), 0.0);
+      none.reads_colour = false;
+      EXPECT_TRUE(none.colour(&ref, side, it.category, bank).empty());
+      const auto g_train = record.facts(trained, level, trained_part, it.image, a_train, c_train);
+      const auto g_eval = record.facts(evaluated, level, evaluated_part, side, a_eval, c_eval);
+      EXPECT_EQ(text::looks_text(g_train), text::looks_text(g_eval));
+      EXPECT_EQ(g_train.new_colour, g_eval.new_colour);
       EXPECT_EQ(int(f_train.where), int(f_eval.where));
       categories.insert(it.category);
       both += it.reference_bank == reference::NormalReference::kBothBanks;
@@ -349,6 +360,22 @@ TEST(PolicyInput, TheRecordSaysWhetherTheChainsStateTheMapsPart) {
   model::InputRecord old = back;
   old.reads_absence = false;
   EXPECT_FALSE(old.facts(input, 1.0, reference::MapPart::Patches, cv::Mat(), absent).absent);
+  // Version 5: whether the facts read the colours no normal image shows; none before.
+  EXPECT_TRUE(r.reads_colour);
+  EXPECT_TRUE(back.reads_colour);
+  {
+    std::ofstream v4(dir / "v4.json");
+    v4 << R"({"format": "lriad-policy-input", "format_version": 4, "work_side_categories": [],)"
+       << R"( "reference_banks": {}, "states_parts": true, "reads_lines": true, "reads_absence": true})";
+  }
+  const auto four = model::InputRecord::load(dir / "v4.json");
+  EXPECT_TRUE(four.reads_absence);
+  EXPECT_FALSE(four.reads_colour);
+  EXPECT_FALSE(model::InputRecord::unrecorded().reads_colour);
+  const cv::Mat colour(30, 30, CV_32FC1, cv::Scalar(5.0));
+  EXPECT_TRUE(
+      back.facts(input, 1.0, reference::MapPart::Region, cv::Mat(), cv::Mat(), colour).new_colour.value_or(false));
+  EXPECT_FALSE(four.facts(input, 1.0, reference::MapPart::Region, cv::Mat(), cv::Mat(), colour).new_colour.has_value());
 }
 
 TEST(PolicyInput, PromptOpensTheChainWithTheInputsEvidenceOnlyWhenAsked) {

@@ -208,6 +208,27 @@ TEST(NormalReference, AColourNoNormalImageShowsStandsOut) {
   const auto back = saved_and_loaded(with, "lriad_reference_colour");
   EXPECT_TRUE(back.colour("plate"));
   EXPECT_TRUE(torch::allclose(back.deviation(bad, "plate", 1), with.deviation(bad, "plate", 1)));
+  // colour_novelty is that part of the map alone (the facts read it): the speck's bins, where it
+  // is the map's peak; nothing on normal images; both banks' mean; none without a palette.
+  const cv::Mat novel = with.colour_novelty(bad, "plate", 0);  // (24,24)
+  ASSERT_EQ(novel.type(), CV_32FC1);
+  ASSERT_EQ(novel.size(), bad.size());
+  double top = 0;
+  cv::minMaxLoc(novel, nullptr, &top);
+  EXPECT_NEAR(top, peak, 1e-4);
+  EXPECT_GE(cv::mean(novel(cv::Rect(11, 13, 2, 2)))[0], 20.0);
+  EXPECT_EQ(cv::countNonZero(novel(cv::Rect(0, 0, 24, 8))), 0);  // rows away from the speck
+  constexpr int kBoth = reference::NormalReference::kBothBanks;
+  for (int i = 0; i < 4; ++i) {  // a noisy grey at the palette's edge may reach a bin past it, no more
+    double most = 0;
+    cv::minMaxLoc(with.colour_novelty(grey(24, 700 + uint64_t(i)), "plate", kBoth), nullptr, &most);
+    EXPECT_LT(most, 1.0);
+  }
+  const cv::Mat mean = (with.colour_novelty(bad, "plate", 0) + with.colour_novelty(bad, "plate", 1)) * 0.5;
+  EXPECT_LE(cv::norm(with.colour_novelty(bad, "plate", kBoth), mean, cv::NORM_INF), 1e-6);
+  EXPECT_TRUE(without.colour_novelty(bad, "plate", 0).empty());
+  EXPECT_THROW(with.colour_novelty(bad, "no such category", 0), lriad::Error);
+  EXPECT_EQ(cv::norm(back.colour_novelty(bad, "plate", 1), with.colour_novelty(bad, "plate", 1), cv::NORM_INF), 0.0);
 }
 
 // A stain tints a region by a shade of colour (here red up 8%, blue down 8%) on a grey texture

@@ -203,6 +203,15 @@ TEST(Templates, CorpusCoversEveryTemplate) {
     for (int v = 0; v < kCotVariants; ++v)
       any = any || set.count(build_completion({"bottle", true, "missing part", std::nullopt, v, &g}));
     EXPECT_TRUE(any) << looks_text(g);
+    // A tint holding colours no normal image shows, of every extent, named contamination likewise.
+    g.absent = false;
+    g.tone = EvidenceFacts::Tone::Same;
+    g.part = lriad::reference::MapPart::Region;
+    g.new_colour = true;
+    any = false;
+    for (int v = 0; v < kCotVariants; ++v)
+      any = any || set.count(build_completion({"bottle", true, "contamination", std::nullopt, v, &g}));
+    EXPECT_TRUE(any) << looks_text(g);
   }
   // Without the grounded chains (a model without a reference): the short templates alone.
   const auto plain = corpus_sentences({"bottle", "metal_nut"}, {"crack", "good", "broken_large"}, false);
@@ -611,6 +620,59 @@ TEST(EvidenceFacts, AnAreaOfBackgroundWhereNormalImagesShowThePartIsAMissingPart
   EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, cv::Mat(), cv::Mat::zeros(20, 20, CV_8UC1)),
                lriad::Error);
   EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, std::nullopt, cv::Mat(), cv::Mat::zeros(30, 30, CV_32FC1)),
+               lriad::Error);
+}
+
+// The colours no normal image shows inside the area (NormalReference::colour_novelty, in bins): a
+// mean of at least kNewColour x the level there is `new_colour`. A tint no normal region shows is then
+// contamination with such colours and a stain without them, whatever its size; unread (a run trained
+// before), a tint names what such runs learnt: a stain, or contamination when large.
+TEST(EvidenceFacts, ATintHoldingColoursNoNormalImageShowsIsContamination) {
+  using P = lriad::reference::MapPart;
+  Scene s;
+  s.mark(cv::Rect(5, 5, 20, 10), 2.5f, cv::Scalar(0.5, 0.5, 0.5));  // 200 px: a large area at level 1
+  cv::Mat colour = cv::Mat::zeros(30, 30, CV_32FC1);
+  colour(cv::Rect(0, 0, 30, 3)).setTo(5.0);  // outside the area: does not count
+  colour(cv::Rect(5, 5, 20, 1)).setTo(3.9);  // 20 of its 200 px at 3.9 bins: a mean of 0.39
+  auto f = evidence_facts(s.map, s.rgb, 2.0, P::Region, cv::Mat(), cv::Mat(), colour);
+  ASSERT_TRUE(f.above);
+  ASSERT_TRUE(f.new_colour.has_value());
+  EXPECT_FALSE(*f.new_colour);  // 0.39 < 0.2 x 2.0
+  EXPECT_EQ(f.extent, EvidenceFacts::Extent::Large);
+  EXPECT_EQ(looks_text(f), "a large area, of a tint no normal region shows");
+  EXPECT_EQ(family_word(*look_family(f)), std::string("stain"));  // large, yet without new colours
+  f = evidence_facts(s.map, s.rgb, 1.9, P::Region, cv::Mat(), cv::Mat(), colour);
+  EXPECT_TRUE(f.new_colour.value_or(false));  // 0.39 >= 0.2 x 1.9
+  EXPECT_EQ(looks_text(f), "a large area, of a tint no normal region shows, holding colours no normal image shows");
+  EXPECT_EQ(family_word(*look_family(f)), std::string("contamination"));
+  const std::string chain =
+      build_completion({"carpet", true, chain_defect_type(true, "stain", &f, true), std::nullopt, 0, &f});
+  EXPECT_NE(chain.find("of a tint no normal region shows, holding colours no normal image shows, at the"),
+            std::string::npos)
+      << chain;
+  EXPECT_NE(chain.find("<answer>anomalous: contamination</answer>"), std::string::npos) << chain;
+  // A small tinted area with new colours is contamination too.
+  Scene small;
+  small.mark(cv::Rect(4, 4, 4, 4), 2.5f, cv::Scalar(0.5, 0.5, 0.2));  // of another colour
+  f = evidence_facts(small.map, small.rgb, 1.0, P::Region, cv::Mat(), cv::Mat(), cv::Mat(30, 30, CV_32FC1, 0.2));
+  EXPECT_EQ(f.extent, EvidenceFacts::Extent::Compact);
+  EXPECT_EQ(family_word(*look_family(f)), std::string("contamination"));
+  // New colours name only a tint: shown by the colour patches, the area reads by its tone as before.
+  f = evidence_facts(small.map, small.rgb, 1.0, P::Patches, cv::Mat(), cv::Mat(), cv::Mat(30, 30, CV_32FC1, 5.0));
+  EXPECT_EQ(looks_text(f), "a small, compact mark of another colour");
+  EXPECT_EQ(family_word(*look_family(f)), std::string("stain"));
+  // Unread: no new_colour, and a tint names a stain, or contamination when large.
+  f = evidence_facts(s.map, s.rgb, 1.0, P::Region);
+  EXPECT_FALSE(f.new_colour.has_value());
+  EXPECT_EQ(family_word(*look_family(f)), std::string("contamination"));
+  f = evidence_facts(small.map, small.rgb, 1.0, P::Region);
+  EXPECT_EQ(family_word(*look_family(f)), std::string("stain"));
+  // Below the level there is no area to read.
+  EXPECT_FALSE(evidence_facts(s.map, s.rgb, 3.0, P::Region, cv::Mat(), cv::Mat(), colour).new_colour.has_value());
+  // A map of another size or type is refused.
+  EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, P::Region, cv::Mat(), cv::Mat(), cv::Mat::zeros(20, 20, CV_32FC1)),
+               lriad::Error);
+  EXPECT_THROW(evidence_facts(s.map, s.rgb, 1.0, P::Region, cv::Mat(), cv::Mat(), cv::Mat::zeros(30, 30, CV_8UC1)),
                lriad::Error);
 }
 

@@ -95,10 +95,11 @@ TEST(TrainCli, EvalOfTheTrainSplitMakesTheInputTrainingMade) {
   ASSERT_EQ(r.code, 0) << r.out;
   // Every training image found the bank training compared it with (the validation normals: both).
   const auto record = nlohmann::json::parse(read_text(run + "/policy_input.json"));
-  EXPECT_EQ(record["format_version"], 4);
+  EXPECT_EQ(record["format_version"], 5);
   EXPECT_EQ(record["states_parts"], true);   // its chains state the part of the map, and eval gives it
   EXPECT_EQ(record["reads_lines"], true);    // and read lines at the side it kept images at, as eval does
   EXPECT_EQ(record["reads_absence"], true);  // and where a part shows background, as eval does
+  EXPECT_EQ(record["reads_colour"], true);   // and the colours no normal image shows, as eval does
   // tiny.json compares textures finely too: the texture is kept at the fine side like the part.
   EXPECT_EQ(record["work_side_categories"], nlohmann::json::array({"carpet", "screw"}));
   std::map<std::string, int> pred;

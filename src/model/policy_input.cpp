@@ -96,7 +96,7 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
 }
 
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::optional<reference::MapPart> part,
-                                const cv::Mat& side, const cv::Mat& absent) {
+                                const cv::Mat& side, const cv::Mat& absent, const cv::Mat& colour) {
   if (input.dim() != 3 || input.size(0) < 4 || input.size(1) != input.size(2))
     throw Error("evidence facts need a policy input (4,S,S) with the deviation channel, got " + c10::str(input.sizes()),
                 "the run has no normal reference (model.reference)");
@@ -106,7 +106,7 @@ text::EvidenceFacts input_facts(const torch::Tensor& input, double level, std::o
   const auto rgb = t.narrow(0, 0, 3).permute({1, 2, 0}).contiguous();  // (S,S,3)
   const cv::Mat m(S, S, CV_32FC1, const_cast<float*>(map.data_ptr<float>()));
   const cv::Mat c(S, S, CV_32FC3, const_cast<float*>(rgb.data_ptr<float>()));
-  return text::evidence_facts(m, c, level, part, side, absent);
+  return text::evidence_facts(m, c, level, part, side, absent, colour);
 }
 
 std::string chain_opening(const std::string& category, const ModelConfig& model, const text::EvidenceFacts* facts) {
@@ -143,9 +143,10 @@ bool InputRecord::keeps_work_side(const std::string& category) const {
 }
 
 text::EvidenceFacts InputRecord::facts(const torch::Tensor& input, double level, reference::MapPart part,
-                                       const cv::Mat& side, const cv::Mat& absent) const {
+                                       const cv::Mat& side, const cv::Mat& absent, const cv::Mat& colour) const {
   return input_facts(input, level, states_parts ? std::optional<reference::MapPart>(part) : std::nullopt,
-                     reads_lines ? side : cv::Mat(), reads_absence ? absent : cv::Mat());
+                     reads_lines ? side : cv::Mat(), reads_absence ? absent : cv::Mat(),
+                     reads_colour ? colour : cv::Mat());
 }
 
 cv::Mat InputRecord::absent(const reference::NormalReference* reference, const cv::Mat& side,
@@ -153,10 +154,15 @@ cv::Mat InputRecord::absent(const reference::NormalReference* reference, const c
   return reads_absence && reference ? reference->absent(side, category, bank) : cv::Mat();
 }
 
+cv::Mat InputRecord::colour(const reference::NormalReference* reference, const cv::Mat& side,
+                            const std::string& category, int bank) const {
+  return reads_colour && reference ? reference->colour_novelty(side, category, bank) : cv::Mat();
+}
+
 const InputRecord& InputRecord::unrecorded() {
   static const InputRecord none = [] {
     InputRecord r;
-    r.states_parts = r.reads_lines = r.reads_absence = false;
+    r.states_parts = r.reads_lines = r.reads_absence = r.reads_colour = false;
     return r;
   }();
   return none;
@@ -174,7 +180,8 @@ void InputRecord::save(const std::string& path) const {
                             {"reference_banks", reference_banks},
                             {"states_parts", states_parts},
                             {"reads_lines", reads_lines},
-                            {"reads_absence", reads_absence}};
+                            {"reads_absence", reads_absence},
+                            {"reads_colour", reads_colour}};
   io::write_file_atomic(path, j.dump(1) + "\n");
 }
 
@@ -192,6 +199,7 @@ InputRecord InputRecord::load(const std::string& path) {
     r.states_parts = j.value("states_parts", false);    // version 1: before the parts were stated
     r.reads_lines = j.value("reads_lines", false);      // versions 1-2: before lines were read at full side
     r.reads_absence = j.value("reads_absence", false);  // versions 1-3: before absent areas were read
+    r.reads_colour = j.value("reads_colour", false);    // versions 1-4: before new colours were read
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + " is damaged: " + e.what(),
                 "train the run again, or delete the file (eval then compares with both banks)");

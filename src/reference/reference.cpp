@@ -616,11 +616,7 @@ torch::Tensor NormalReference::raw_region(const cv::Mat& coarse, const Banks& b,
 
 torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string& category, int bank,
                                          MapPart* at_peak) const {
-  auto it = banks_.find(category);
-  if (it == banks_.end())
-    throw Error("the normal reference has no category '" + category + "'",
-                "the policy compares images with the normal images of the categories it was trained on");
-  const Banks& b = it->second;
+  const Banks& b = banks_of(category);
   const cv::Mat coarse = sized(image, options_.side);
   const cv::Mat fine = b.fine[0].defined() || b.fine_bank[0].defined() ? sized(image, options_.fine_side) : cv::Mat();
   const cv::Mat scene_lit = b.scene[0].defined() ? lit(coarse) : cv::Mat();  // a fixed scene's, for both banks
@@ -643,12 +639,26 @@ torch::Tensor NormalReference::deviation(const cv::Mat& image, const std::string
   return joined({against(bank == 1 ? 1 : 0)}, at_peak);
 }
 
-cv::Mat NormalReference::absent(const cv::Mat& image, const std::string& category, int bank) const {
+const NormalReference::Banks& NormalReference::banks_of(const std::string& category) const {
   auto it = banks_.find(category);
   if (it == banks_.end())
     throw Error("the normal reference has no category '" + category + "'",
                 "the policy compares images with the normal images of the categories it was trained on");
-  const Banks& b = it->second;
+  return it->second;
+}
+
+cv::Mat NormalReference::colour_novelty(const cv::Mat& image, const std::string& category, int bank) const {
+  const Banks& b = banks_of(category);
+  if (b.palette[0].empty()) return cv::Mat();
+  const cv::Mat coarse = sized(image, options_.side);
+  // As deviation's colour part: the palette's novelty of the image relit to the bank's lighting.
+  const auto against = [&](size_t h) { return b.palette[h].novelty(lit_part(coarse, b, h)); };  // (S,S)
+  if (bank == kBothBanks) return cv::Mat((against(0) + against(1)) * 0.5);
+  return against(bank == 1 ? 1 : 0);
+}
+
+cv::Mat NormalReference::absent(const cv::Mat& image, const std::string& category, int bank) const {
+  const Banks& b = banks_of(category);
   if (!b.aligned || b.presence[0].empty()) return cv::Mat();
   const cv::Mat coarse = sized(image, options_.side);
   const cv::Mat share = bank == kBothBanks ? cv::Mat((b.presence[0] + b.presence[1]) * 0.5)

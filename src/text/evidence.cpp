@@ -59,7 +59,8 @@ bool dark_line_at_full(const cv::Mat& full, const cv::Mat& area) {
 }
 
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
-                             std::optional<reference::MapPart> part, const cv::Mat& full, const cv::Mat& absent) {
+                             std::optional<reference::MapPart> part, const cv::Mat& full, const cv::Mat& absent,
+                             const cv::Mat& colour) {
   if (map.empty() || map.type() != CV_32FC1 || map.rows != map.cols || rgb.type() != CV_32FC3 ||
       rgb.size() != map.size())
     throw Error("evidence_facts: need a square CV_32FC1 map and a CV_32FC3 image of its size",
@@ -72,6 +73,9 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
   if (!absent.empty() && (absent.type() != CV_8UC1 || absent.size() != map.size()))
     throw Error("evidence_facts: the absent pixels must be a CV_8UC1 mask of the map's size",
                 "pass NormalReference::absent of the same image");
+  if (!colour.empty() && (colour.type() != CV_32FC1 || colour.size() != map.size()))
+    throw Error("evidence_facts: the colour novelty must be a CV_32FC1 map of the map's size",
+                "pass NormalReference::colour_novelty of the same image");
   EvidenceFacts f;
   f.level = level;
   double peak = 0;
@@ -131,6 +135,8 @@ EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double leve
     const int gone = cv::countNonZero(absent & area);
     f.absent = gone >= kAbsentShare * n && gone >= kAbsentMin * S * S;
   }
+  // Colours no normal image shows, on average over the area (evidence.h).
+  if (!colour.empty()) f.new_colour = cv::mean(colour, area)[0] >= kNewColour * level;
   // A compact piece of the map whose darker pixels at full resolution form a line (evidence.h).
   const bool patches = !f.part || *f.part == reference::MapPart::Patches;
   if (!full.empty() && full.rows > 2 * S && patches && !f.absent && f.extent == EvidenceFacts::Extent::Compact &&
@@ -201,7 +207,8 @@ std::string looks_text(const EvidenceFacts& f) {
   else if (f.part == reference::MapPart::Colour)
     part = ", of a colour no normal image shows";
   else if (f.part == reference::MapPart::Region)
-    part = ", of a tint no normal region shows";
+    part = f.new_colour.value_or(false) ? ", of a tint no normal region shows, holding colours no normal image shows"
+                                        : ", of a tint no normal region shows";
   return looks_shape_text(f) + part;
 }
 
@@ -211,7 +218,10 @@ std::optional<DefectFamily> look_family(const EvidenceFacts& f) {
   using P = reference::MapPart;
   if (!f.above) return std::nullopt;
   if (f.absent) return DefectFamily::Missing;
-  if (f.part == P::Region) return f.extent == E::Large ? DefectFamily::Contamination : DefectFamily::Stain;
+  if (f.part == P::Region) {
+    const bool covered = f.new_colour ? *f.new_colour : f.extent == E::Large;  // unread: as runs before it learnt
+    return covered ? DefectFamily::Contamination : DefectFamily::Stain;
+  }
   if (f.part == P::Colour) return f.extent == E::Large ? DefectFamily::Contamination : DefectFamily::Hole;
   if (f.part == P::Fine) return DefectFamily::Scratch;
   if (f.tone == T::Colour) return DefectFamily::Stain;

@@ -342,6 +342,10 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
     f.extent = e;
     f.absent = true;
     looks.push_back(f);
+    f.absent = false;  // a tint holding colours no normal image shows, once per extent
+    f.part = reference::MapPart::Region;
+    f.new_colour = true;
+    looks.push_back(f);
   }
   std::vector<std::string> families = {""};
   for (auto fam : all_families()) families.push_back(family_word(fam));

@@ -41,7 +41,8 @@ double look_purity(const std::map<std::string, std::map<std::string, int>>& look
 EvidenceCheck check_evidence(const TrainingSource& source,
                              const std::map<std::string, std::vector<double>>& normal_peaks,
                              const std::function<torch::Tensor(const TrainItem&, reference::MapPart*)>& input,
-                             int steps, int batch, double q, const std::function<cv::Mat(const TrainItem&)>& absent) {
+                             int steps, int batch, double q,
+                             const std::function<std::array<cv::Mat, 2>(const TrainItem&)>& masks) {
   torch::NoGradGuard no_grad;
   EvidenceCheck check;
   check.quantile = q;
@@ -64,8 +65,9 @@ EvidenceCheck check_evidence(const TrainingSource& source,
       c->second.anomaly_peaks[it.defect_type].push_back(peak);
       if (peak <= c->second.level) continue;
       const auto family = text::family_of(it.defect_type);
-      ++c->second.looks[family ? text::family_word(*family) : it.defect_type][text::looks_text(
-          model::input_facts(x, c->second.level, part, it.image, absent ? absent(it) : cv::Mat()))];
+      const auto [absent, colour] = masks ? masks(it) : std::array<cv::Mat, 2>{};
+      ++c->second.looks[family ? text::family_word(*family) : it.defect_type]
+                       [text::looks_text(model::input_facts(x, c->second.level, part, it.image, absent, colour))];
     }
   // 3. The share of each kind above the level.
   int64_t visible = 0, total = 0;

@@ -71,13 +71,15 @@ void check_lengths(Context& ctx) {
         f.where = text::Region::UpperLeft;
         f.also = text::Region::LowerLeft;
         f.ratio = 99;
-        // Each look's family (model.family_from_look), and background where normal images show the part.
-        for (bool absent : {false, true})
+        // Each look's family (model.family_from_look), as is (0), as background where normal images
+        // show the part (1), and holding colours no normal image shows (2: a tint's longer words).
+        for (int look = 0; look < 3; ++look)
           for (auto e : {text::EvidenceFacts::Extent::Compact, text::EvidenceFacts::Extent::Thin,
                          text::EvidenceFacts::Extent::Large})
             for (auto t : {text::EvidenceFacts::Tone::Darker, text::EvidenceFacts::Tone::Brighter})
               for (int part = -1; part < reference::kMapParts; ++part) {
-                f.absent = absent;
+                f.absent = look == 1;
+                f.new_colour = look == 2;
                 f.extent = e;
                 f.tone = t;
                 f.part = part < 0 ? std::nullopt : std::optional<reference::MapPart>(reference::MapPart(part));
@@ -139,10 +141,12 @@ void prepare_evidence(Context& ctx, bool log_check, const std::map<std::string, 
   if (log_check) {
     const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
     const auto t0 = std::chrono::steady_clock::now();
-    const auto absent = [c](const TrainItem& t) {
-      return c->record.absent(c->normal_reference.get(), t.image, t.category, t.reference_bank);
+    const auto masks = [c](const TrainItem& t) {
+      const auto* ref = c->normal_reference.get();
+      return std::array<cv::Mat, 2>{c->record.absent(ref, t.image, t.category, t.reference_bank),
+                                    c->record.colour(ref, t.image, t.category, t.reference_bank)};
     };
-    const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q, absent);
+    const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q, masks);
     spdlog::info(
         "evidence check on the synthetic anomalies of {} training draws ({:.1f} s):", steps * ctx.config.sft.batch_size,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -240,6 +240,7 @@ void load_data(Context& ctx, const TrainOptions& o) {
     ctx.record.states_parts = before.states_parts;
     ctx.record.reads_lines = before.reads_lines;
     ctx.record.reads_absence = before.reads_absence;
+    ctx.record.reads_colour = before.reads_colour;
   }
   if (ctx.writer()) ctx.record.save(ctx.run.policy_input());
   ctx.defect_types = ctx.source->defect_types();

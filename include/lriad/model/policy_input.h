@@ -77,10 +77,11 @@ torch::Tensor changed_policy_input(const cv::Mat& image, const cv::Mat& base,
 // (a category kept at the work side), a compact area whose darker pixels form a line there reads as
 // a thin, long mark (text::evidence_facts). Training and eval pass it when the run's record says
 // reads_lines.
-// `absent`: NormalReference::absent of the image (CV_8UC1 (S,S)), or empty (text::evidence_facts).
+// `absent`: NormalReference::absent of the image (CV_8UC1 (S,S)), or empty; `colour`:
+// NormalReference::colour_novelty of it (CV_32FC1 (S,S)), or empty (text::evidence_facts).
 text::EvidenceFacts input_facts(const torch::Tensor& input, double level,
                                 std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& side = cv::Mat(),
-                                const cv::Mat& absent = cv::Mat());
+                                const cv::Mat& absent = cv::Mat(), const cv::Mat& colour = cv::Mat());
 
 // With model.prompt_evidence, the opening of the chain of thought that lriad writes from the
 // reference's measurements of an input (`facts`, input_facts of it against its category's normal
@@ -111,8 +112,8 @@ std::string policy_prompt(const torch::Tensor& input, const std::string& categor
 struct InputRecord {
   // Version 2 adds states_parts; a version 1 record (and a run without one) did not state them.
   // Version 3 adds reads_lines; an older record (and a run without one) did not read them.
-  // Version 4 adds reads_absence; likewise.
-  static constexpr int kFormatVersion = 4;
+  // Version 4 adds reads_absence; version 5 reads_colour; likewise.
+  static constexpr int kFormatVersion = 5;
   std::vector<std::string> work_side_categories;  // kept at W (keeps_work_side)
   // The chains' openings state the part of the map that shows the area (EvidenceFacts::part), and
   // the family is read from it: eval and predict give the facts the part only when training did.
@@ -124,6 +125,9 @@ struct InputRecord {
   // (NormalReference::absent, a part compared in its canonical pose): eval and predict pass it only
   // when training did.
   bool reads_absence = true;
+  // The facts read the colours no normal image shows inside the area (NormalReference::colour_novelty,
+  // text::EvidenceFacts::new_colour): eval and predict pass them only when training did.
+  bool reads_colour = true;
   // The reference bank each normal training image was compared with, by path: 0 or 1 for the
   // images training drew, reference::NormalReference::kBothBanks for the validation normals.
   std::map<std::string, int> reference_banks;
@@ -132,12 +136,17 @@ struct InputRecord {
   int bank_of(const std::string& path, int otherwise) const;
   // The evidence facts of an input as this run's chains read them (input_facts): with the map's
   // `part` only if states_parts, with the image at its model side (`side`) only if reads_lines, with
-  // the absent pixels (absent(), below) only if reads_absence.
+  // the absent pixels (absent(), below) only if reads_absence, with the colour novelty (colour(),
+  // below) only if reads_colour.
   text::EvidenceFacts facts(const torch::Tensor& input, double level, reference::MapPart part, const cv::Mat& side,
-                            const cv::Mat& absent = cv::Mat()) const;
+                            const cv::Mat& absent = cv::Mat(), const cv::Mat& colour = cv::Mat()) const;
   // NormalReference::absent of `side` (the image at its model side) against `bank`, when this run
   // reads absence and has a reference; else empty.
   cv::Mat absent(const reference::NormalReference* reference, const cv::Mat& side, const std::string& category,
+                 int bank) const;
+  // NormalReference::colour_novelty of `side` against `bank`, when this run reads colour and has a
+  // reference; else empty.
+  cv::Mat colour(const reference::NormalReference* reference, const cv::Mat& side, const std::string& category,
                  int bank) const;
   // A run older than policy_input.json: its chains read neither.
   static const InputRecord& unrecorded();

@@ -202,6 +202,10 @@ class NormalReference {
   // frame: CV_8UC1 (S,S), 255 there. Empty for a category not compared in a canonical pose.
   static constexpr double kPresent = 0.5;
   cv::Mat absent(const cv::Mat& image, const std::string& category, int bank = 0) const;
+  // The colour part of deviation()'s map of `image` (any side; brought to S) against `bank` (0, 1 or
+  // kBothBanks: the mean of the two): per pixel, bins from every colour `bank`'s normal images show
+  // (reference/palette.h), CV_32FC1 (S,S). Empty for a category without a palette (options.colour off).
+  cv::Mat colour_novelty(const cv::Mat& image, const std::string& category, int bank = 0) const;
 
   // Incremental maps, for training's synthetic anomalies: an anomaly changes a small part of a
   // normal image, and only the patches that overlap the change have new nearest distances. For a
@@ -286,6 +290,7 @@ class NormalReference {
     std::array<torch::Tensor, 2> scene;            // fixed scenes: (N,3,S,S) normal images as compared (lit)
     std::array<double, 2> scene_scale = {1.0, 1.0};
   };
+  const Banks& banks_of(const std::string& category) const;  // throws lriad::Error for an unknown category
   torch::Tensor raw_deviation(const cv::Mat& image, const Banks& b, int bank) const;  // (S,S), image at S
   // `image` (at S) relit to bank h's lighting (b.light, options.part_lighting: detail::relit_part);
   // as it is for a category without one.

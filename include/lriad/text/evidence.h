@@ -38,6 +38,13 @@ struct EvidenceFacts {
   // part compared in its canonical pose; kAbsentShare of its pixels and kAbsentMin of the image's at
   // least): "a small, compact area of background where normal images show the part" (looks_text).
   bool absent = false;
+  // The area holds colours no normal image shows (NormalReference::colour_novelty: its mean over the
+  // area is at least kNewColour of the normal level). It tells a tint no normal region shows (part
+  // Region) apart: with such colours something lies on the surface (contamination), without them the
+  // surface is discoloured (a stain): ", of a tint no normal region shows, holding colours no normal
+  // image shows" (looks_text). Unset where the colour novelty was not read (a run trained before it
+  // was): a tint then names a stain, or contamination when the area is large, as such runs learnt.
+  std::optional<bool> new_colour;
 };
 
 // Thresholds of the descriptions, public for the tests.
@@ -48,6 +55,8 @@ inline constexpr double kSecondCellShare = 0.25;
 // An area is absent when this share of its pixels, and at least kAbsentMin of the image's, are absent ones.
 inline constexpr double kAbsentShare = 0.05;
 inline constexpr double kAbsentMin = 6.0 / (64 * 64);  // 6 pixels at 64 px
+// An area holds new colours when its mean colour novelty (bins) is at least this share of the level.
+inline constexpr double kNewColour = 0.2;
 // The line at full resolution (dark_line_at_full), in pixels of a 256-px image, scaled with its side.
 inline constexpr double kLineSide = 256;        // the side the pixel figures below are for
 inline constexpr double kLineSigma = 6;         // the luminance minus its Gaussian blur of this sigma
@@ -69,9 +78,11 @@ inline constexpr double kLineLength = 12;       // and the largest piece spans a
 // background where its normal images show the part), or empty. The area is `absent` when at least
 // kAbsentShare of its pixels, and kAbsentMin of the image's, are such pixels, whatever its tone and
 // part of the map.
+// `colour`: NormalReference::colour_novelty of the same image (CV_32FC1 (S,S), bins), or empty. The
+// area holds `new_colour` when its mean there is at least kNewColour x level (unset without it).
 EvidenceFacts evidence_facts(const cv::Mat& map, const cv::Mat& rgb, double level,
                              std::optional<reference::MapPart> part = std::nullopt, const cv::Mat& full = cv::Mat(),
-                             const cv::Mat& absent = cv::Mat());
+                             const cv::Mat& absent = cv::Mat(), const cv::Mat& colour = cv::Mat());
 
 // Whether the darker pixels of `full` (CV_32FC3 RGB in [0,1], square, side F > 2 x area's side) in
 // and around `area` (CV_8UC1 at the model's side S, non-zero inside) form a thin line: luminance
@@ -88,19 +99,22 @@ std::string ratio_text(double ratio);
 std::string where_text(const EvidenceFacts& f);
 // "a thin, long mark darker than around it", "a large area of another colour", "a small, compact mark",
 // then what the part shows when it is not the colour patches: ", in the fine detail", ", of a colour
-// no normal image shows", ", of a tint no normal region shows". An absent area is "a small, compact
+// no normal image shows", ", of a tint no normal region shows" (and ", holding colours no normal image
+// shows" when it has new_colour). An absent area is "a small, compact
 // area of background where normal images show the part" (thin and long, or large, by its extent).
 std::string looks_text(const EvidenceFacts& f);
 
 // The defect family the look suggests (model.family_from_look), by a fixed table; nullopt below the
 // level (no area to look at). An absent area is a missing part. Then by the part of the map that shows it: a tint no normal region
-// shows is a stain (a large one contamination); a colour no normal image shows is a hole (a large
+// shows is a stain, or contamination where the area holds colours no normal image shows (new_colour
+// unread: where it is large); a colour no normal image shows is a hole (a large
 // area of it contamination); the fine comparison, lines and small marks at full resolution, a
 // scratch. Shown by the colour patches (or with no part known): another colour is a stain; else a
 // large area contamination; else the tone says how deep: darker is depth (a crack if thin and long,
 // a hole if small and compact), brighter a scratch (bare surface catching the light); of the same
 // tone, thin and long is a scratch and small and compact a hole. The table by tone was set on photo
-// set C; the parts' rows on photo sets E and F and confirmed on H (README, "Status").
+// set C; the parts' rows on photo sets E and F and confirmed on H; the tint's on E, H and a synthetic
+// set of the demo's kinds (README, "Status").
 std::optional<DefectFamily> look_family(const EvidenceFacts& f);
 
 // The defect type a training chain names (the SFT target's, and what GRPO's defect-type reward

@@ -4,6 +4,7 @@
 // read this evidence; where the synthetic anomalies do not stand out of it, their labels teach
 // nothing and training stays at chance, which this check shows before the first step.
 #pragma once
+#include <array>
 #include <functional>
 #include <map>
 #include <string>
@@ -44,13 +45,14 @@ double share_above(const std::vector<double>& values, double level);
 
 // The synthetic anomalies among the source's draws of SFT steps [0, steps) (every index of a batch
 // of `batch`), their inputs made by `input`, against the q-quantile of `normal_peaks` (per category:
-// the peaks of its normal training images, each against the bank its draws use). `absent`, when
-// given, the draw's absent pixels (NormalReference::absent) its look is read with, as training reads it.
+// the peaks of its normal training images, each against the bank its draws use). `masks`, when
+// given, the draw's absent pixels (NormalReference::absent) and colour novelty
+// (NormalReference::colour_novelty) its look is read with, as training reads it (each may be empty).
 EvidenceCheck check_evidence(const TrainingSource& source,
                              const std::map<std::string, std::vector<double>>& normal_peaks,
                              const std::function<torch::Tensor(const TrainItem&, reference::MapPart*)>& input,
                              int steps, int batch, double q,
-                             const std::function<cv::Mat(const TrainItem&)>& absent = nullptr);
+                             const std::function<std::array<cv::Mat, 2>(const TrainItem&)>& masks = nullptr);
 
 // Most frequent family per look, summed over looks, over all anomalies counted (0 when none).
 double look_purity(const std::map<std::string, std::map<std::string, int>>& looks);
