@@ -131,6 +131,30 @@ TEST(NormalReference, AbsentPixelsAreBackgroundWhereMostNormalPartsAre) {
   EXPECT_EQ(cv::countNonZero(back.absent(broken, "screw", 1) != ref.absent(broken, "screw", 1)), 0);
 }
 
+// colour_novelty is the colour part of deviation()'s map, a part relit to its normals' lighting
+// (part_lighting) included: a blue speck on a screw under another light is the map's peak, shown by
+// the colour, and colour_novelty's maximum is that peak, per bank and for both banks' mean.
+TEST(NormalReference, ColourNoveltyIsTheMapsColourPartOfAPartAsRelit) {
+  auto o = screw_options();
+  o.part_lighting = true;
+  const auto ref = reference::NormalReference::build(screws_and_plates(), o);
+  ASSERT_TRUE(ref.aligned("screw"));
+  ASSERT_TRUE(ref.colour("screw"));
+  cv::Mat bad = test::draw_part(48, 24, 23, 61, 98) * 0.8;  // dimmer than its normals
+  bad(cv::Rect(22, 21, 3, 3)).setTo(cv::Scalar(0.1, 0.2, 0.9));
+  for (int bank : {0, 1, reference::NormalReference::kBothBanks}) {
+    reference::MapPart part = reference::MapPart::Patches;
+    const double peak = ref.deviation(bad, "screw", bank, &part).max().item<double>();
+    EXPECT_EQ(part, reference::MapPart::Colour) << "bank " << bank;
+    const cv::Mat novel = ref.colour_novelty(bad, "screw", bank);  // (48,48)
+    ASSERT_EQ(novel.size(), cv::Size(48, 48));
+    double top = 0;
+    cv::minMaxLoc(novel, nullptr, &top);
+    EXPECT_NEAR(top, peak, 1e-4 * peak) << "bank " << bank;
+    EXPECT_GT(top, 5.0) << "bank " << bank;
+  }
+}
+
 // Parts photographed in a 3:2 frame (96x64) and stretched to 48x48: turned, the stretched screw
 // changes its shape (2/3 of its length lying, all of it standing), so no canonical pose matches a
 // normal screw at an angle the normals lack. Given the photographs' aspect, the reference poses and

@@ -654,7 +654,7 @@ TEST(EvidenceFacts, ATintHoldingColoursNoNormalImageShowsIsContamination) {
   // A small tinted area with new colours is contamination too.
   Scene small;
   small.mark(cv::Rect(4, 4, 4, 4), 2.5f, cv::Scalar(0.5, 0.5, 0.2));  // of another colour
-  f = evidence_facts(small.map, small.rgb, 1.0, P::Region, cv::Mat(), cv::Mat(), cv::Mat(30, 30, CV_32FC1, 0.2));
+  f = evidence_facts(small.map, small.rgb, 1.0, P::Region, cv::Mat(), cv::Mat(), cv::Mat(30, 30, CV_32FC1, 0.5));
   EXPECT_EQ(f.extent, EvidenceFacts::Extent::Compact);
   EXPECT_EQ(family_word(*look_family(f)), std::string("contamination"));
   // New colours name only a tint: shown by the colour patches, the area reads by its tone as before.

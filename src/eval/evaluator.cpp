@@ -254,8 +254,8 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
     if (s_->reference) {
       peaks[i] = train::evidence_peak(images[i]);
       if (level) {
-        // A run trained before the chains stated the map's part, or read lines at the side it kept the
-        // image at, is given the facts it learnt from.
+        // A run trained before the chains stated the map's part, read lines at the side it kept the
+        // image at, absent areas or new colours, is given the facts it learnt from.
         const auto& reading = s_->record ? *s_->record : model::InputRecord::unrecorded();
         const auto* ref = s_->reference.get();
         facts = reading.facts(images[i], *level, part, side, reading.absent(ref, side, in.category, in.reference_bank),

@@ -342,7 +342,12 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
     f.extent = e;
     f.absent = true;
     looks.push_back(f);
-    f.absent = false;  // a tint holding colours no normal image shows, once per extent
+  }
+  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
+    EvidenceFacts f;  // a tint holding colours no normal image shows, once per extent (after the
+    f.above = true;   // looks above, which keep the phrasings they had)
+    f.ratio = 2.5;
+    f.extent = e;
     f.part = reference::MapPart::Region;
     f.new_colour = true;
     looks.push_back(f);

@@ -145,7 +145,7 @@ struct InputRecord {
   cv::Mat absent(const reference::NormalReference* reference, const cv::Mat& side, const std::string& category,
                  int bank) const;
   // NormalReference::colour_novelty of `side` against `bank`, when this run reads colour and has a
-  // reference; else empty.
+  // reference with a palette for the category; else empty.
   cv::Mat colour(const reference::NormalReference* reference, const cv::Mat& side, const std::string& category,
                  int bank) const;
   // A run older than policy_input.json: its chains read neither.

@@ -202,9 +202,11 @@ class NormalReference {
   // frame: CV_8UC1 (S,S), 255 there. Empty for a category not compared in a canonical pose.
   static constexpr double kPresent = 0.5;
   cv::Mat absent(const cv::Mat& image, const std::string& category, int bank = 0) const;
-  // The colour part of deviation()'s map of `image` (any side; brought to S) against `bank` (0, 1 or
-  // kBothBanks: the mean of the two): per pixel, bins from every colour `bank`'s normal images show
-  // (reference/palette.h), CV_32FC1 (S,S). Empty for a category without a palette (options.colour off).
+  // The colour part of deviation()'s map of `image` (any side; brought to S, and a part relit to the
+  // bank's lighting as deviation() relights it) against `bank` (0, 1 or kBothBanks: the mean of the
+  // two): ColourPalette::novelty, per pixel the bins beyond the tolerance from every colour the bank's
+  // normal images show, 3x3-averaged; CV_32FC1 (S,S). Empty for a category without a palette
+  // (options.colour off).
   cv::Mat colour_novelty(const cv::Mat& image, const std::string& category, int bank = 0) const;
 
   // Incremental maps, for training's synthetic anomalies: an anomaly changes a small part of a

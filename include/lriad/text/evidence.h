@@ -42,8 +42,9 @@ struct EvidenceFacts {
   // area is at least kNewColour of the normal level). It tells a tint no normal region shows (part
   // Region) apart: with such colours something lies on the surface (contamination), without them the
   // surface is discoloured (a stain): ", of a tint no normal region shows, holding colours no normal
-  // image shows" (looks_text). Unset where the colour novelty was not read (a run trained before it
-  // was): a tint then names a stain, or contamination when the area is large, as such runs learnt.
+  // image shows" (looks_text). Unset below the level, and where the colour novelty was not read (a
+  // run trained before it was, or a category without a palette): a tint then names a stain, or
+  // contamination when the area is large, as runs before it learnt.
   std::optional<bool> new_colour;
 };
 
