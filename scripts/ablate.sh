@@ -7,7 +7,8 @@
 # per category and on the rarest defect types (scripts/ablate_table.py).
 # Usage: scripts/ablate.sh [--out runs/ablate] [--seeds "0 1 2"] [--layouts "mvtec visa"]
 #                          [--splits "demo 4x"] [-- extra `lriad train` options, e.g. --set sft.steps=50]
-# Finished pieces are kept: re-running continues where it stopped (delete a folder to redo it).
+# Finished pieces are kept: re-running continues where it stopped, a training stopped part-way from its
+# last checkpoint (delete a folder to redo it).
 # Time on 2 CPU cores: about 25 minutes per layout and seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,20 @@ done
 mkdir -p "$OUT/data"
 
 done_training() { [ -f "$1/trainer_state.json" ] && grep -q '"stage": "done"' "$1/trainer_state.json"; }
+# Trains a run into $1 (the rest: `lriad train`'s options). A run stopped part-way (killed, Ctrl-C, a
+# reboot) continues from its last checkpoint with its own config.json (trainer_state.json names one
+# only once it is written in full); a run with no checkpoint yet starts afresh.
+train_run() {
+  local out=$1
+  shift
+  if done_training "$out"; then return 0; fi
+  if [ -f "$out/trainer_state.json" ]; then
+    echo "[ablate] $out stopped part-way: resuming it from its last checkpoint"
+    "$LRIAD" train --resume --out "$out"
+  else
+    "$LRIAD" train --out "$out" --overwrite "$@"
+  fi
+}
 
 for layout in $LAYOUTS; do
   demo="$OUT/data/$layout-demo" big="$OUT/data/$layout-4x"
@@ -36,14 +51,12 @@ for layout in $LAYOUTS; do
   for seed in $SEEDS; do
     run="$OUT/$layout/s$seed" plain="$OUT/$layout/s$seed-plain" init="$OUT/$layout/s$seed-sft"
     echo "[ablate] $layout seed $seed: SFT + GRPO (focal reward) -> $run"
-    done_training "$run" || "$LRIAD" train --config configs/tiny.json --format "$layout" --root "$demo" --out "$run" \
-      --overwrite --set seed="$seed" "${EXTRA[@]}"
+    train_run "$run" --config configs/tiny.json --format "$layout" --root "$demo" --set seed="$seed" "${EXTRA[@]}"
     # The plain-reward arm starts from this seed's SFT weights (a run folder holding them).
     mkdir -p "$init" && cp "$run/sft.safetensors" "$init/model.safetensors"
     echo "[ablate] $layout seed $seed: GRPO (plain accuracy reward) from the same SFT weights -> $plain"
-    done_training "$plain" || "$LRIAD" train --config configs/tiny.json --format "$layout" --root "$demo" --out "$plain" \
-      --overwrite --init "$init" --tokenizer "$run/tokenizer.model" --set seed="$seed" --set sft.steps=0 \
-      --set reward.focal=0 "${EXTRA[@]}"
+    train_run "$plain" --config configs/tiny.json --format "$layout" --root "$demo" --init "$init" \
+      --tokenizer "$run/tokenizer.model" --set seed="$seed" --set sft.steps=0 --set reward.focal=0 "${EXTRA[@]}"
     for split in $SPLITS; do
       root=$demo; [ "$split" = 4x ] && root=$big
       for arm in sft focal plain; do
