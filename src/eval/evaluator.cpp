@@ -257,9 +257,7 @@ std::vector<Prediction> Inspector::inspect(const std::vector<Input>& inputs, con
         // A run trained before the chains stated the map's part, read lines at the side it kept the
         // image at, absent areas or new colours, is given the facts it learnt from.
         const auto& reading = s_->record ? *s_->record : model::InputRecord::unrecorded();
-        const auto* ref = s_->reference.get();
-        facts = reading.facts(images[i], *level, part, side, reading.absent(ref, side, in.category, in.reference_bank),
-                              reading.colour(ref, side, in.category, in.reference_bank));
+        facts = reading.facts(images[i], *level, part, side, s_->reference.get(), in.category, in.reference_bank);
         const auto map = (images[i][3] / *level).to(torch::kFloat32).contiguous();  // (S,S)
         heat[i] = cv::Mat(int(map.size(0)), int(map.size(1)), CV_32FC1, map.data_ptr<float>()).clone();
         where[i].push_back(facts->where);

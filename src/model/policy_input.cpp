@@ -159,6 +159,18 @@ cv::Mat InputRecord::colour(const reference::NormalReference* reference, const c
   return reads_colour && reference ? reference->colour_novelty(side, category, bank) : cv::Mat();
 }
 
+std::array<cv::Mat, 2> InputRecord::masks(const reference::NormalReference* reference, const cv::Mat& side,
+                                          const std::string& category, int bank) const {
+  return {absent(reference, side, category, bank), colour(reference, side, category, bank)};
+}
+
+text::EvidenceFacts InputRecord::facts(const torch::Tensor& input, double level, reference::MapPart part,
+                                       const cv::Mat& side, const reference::NormalReference* reference,
+                                       const std::string& category, int bank) const {
+  const auto [gone, novel] = masks(reference, side, category, bank);
+  return facts(input, level, part, side, gone, novel);
+}
+
 const InputRecord& InputRecord::unrecorded() {
   static const InputRecord none = [] {
     InputRecord r;

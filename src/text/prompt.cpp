@@ -315,42 +315,36 @@ std::vector<std::string> corpus_sentences(const std::vector<std::string>& catego
         f.also.reset();
       }
   }
-  std::vector<EvidenceFacts> looks;
-  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large})
-    for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter,
-                   EvidenceFacts::Tone::Colour}) {
-      EvidenceFacts f;
-      f.above = true;
-      f.ratio = 2.5;
-      f.extent = e;
-      f.tone = t;
-      looks.push_back(f);
-    }
-  for (auto part : {reference::MapPart::Fine, reference::MapPart::Colour, reference::MapPart::Region})
-    for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
-      EvidenceFacts f;  // each part's words once per extent (they follow the shape and tone's)
-      f.above = true;
-      f.ratio = 2.5;
-      f.extent = e;
-      f.part = part;
-      looks.push_back(f);
-    }
-  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
-    EvidenceFacts f;  // background where normal images show the part, once per extent
+  // The looks, in an order that fixes each one's phrasing (new looks go last).
+  constexpr EvidenceFacts::Extent kExtents[] = {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin,
+                                                EvidenceFacts::Extent::Large};
+  const auto look = [](EvidenceFacts::Extent e) {  // an area above the level of extent e
+    EvidenceFacts f;
     f.above = true;
     f.ratio = 2.5;
     f.extent = e;
-    f.absent = true;
-    looks.push_back(f);
+    return f;
+  };
+  std::vector<EvidenceFacts> looks;
+  for (auto e : kExtents)
+    for (auto t : {EvidenceFacts::Tone::Same, EvidenceFacts::Tone::Darker, EvidenceFacts::Tone::Brighter,
+                   EvidenceFacts::Tone::Colour}) {
+      looks.push_back(look(e));
+      looks.back().tone = t;
+    }
+  for (auto part : {reference::MapPart::Fine, reference::MapPart::Colour, reference::MapPart::Region})
+    for (auto e : kExtents) {  // each part's words once per extent (they follow the shape and tone's)
+      looks.push_back(look(e));
+      looks.back().part = part;
+    }
+  for (auto e : kExtents) {  // background where normal images show the part, once per extent
+    looks.push_back(look(e));
+    looks.back().absent = true;
   }
-  for (auto e : {EvidenceFacts::Extent::Compact, EvidenceFacts::Extent::Thin, EvidenceFacts::Extent::Large}) {
-    EvidenceFacts f;  // a tint holding colours no normal image shows, once per extent (after the
-    f.above = true;   // looks above, which keep the phrasings they had)
-    f.ratio = 2.5;
-    f.extent = e;
-    f.part = reference::MapPart::Region;
-    f.new_colour = true;
-    looks.push_back(f);
+  for (auto e : kExtents) {  // a tint holding colours no normal image shows, once per extent
+    looks.push_back(look(e));
+    looks.back().part = reference::MapPart::Region;
+    looks.back().new_colour = true;
   }
   std::vector<std::string> families = {""};
   for (auto fam : all_families()) families.push_back(family_word(fam));

@@ -119,9 +119,7 @@ std::optional<text::EvidenceFacts> Context::facts_of(const torch::Tensor& input,
                                                      reference::MapPart part, const cv::Mat& side, int bank) const {
   const auto at = level(category);
   if (!at || input.size(0) < 4) return std::nullopt;  // no level to state a ratio to: the short template
-  const auto* ref = normal_reference.get();
-  return record.facts(input, *at, part, side, record.absent(ref, side, category, bank),
-                      record.colour(ref, side, category, bank));
+  return record.facts(input, *at, part, side, normal_reference.get(), category, bank);
 }
 
 std::vector<int64_t> Context::completion_ids(const TrainItem& item, int variant,

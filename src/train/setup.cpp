@@ -142,9 +142,7 @@ void prepare_evidence(Context& ctx, bool log_check, const std::map<std::string, 
     const int steps = std::max(1, std::min(ctx.config.sft.steps, 200 / std::max(1, ctx.config.sft.batch_size)));
     const auto t0 = std::chrono::steady_clock::now();
     const auto masks = [c](const TrainItem& t) {
-      const auto* ref = c->normal_reference.get();
-      return std::array<cv::Mat, 2>{c->record.absent(ref, t.image, t.category, t.reference_bank),
-                                    c->record.colour(ref, t.image, t.category, t.reference_bank)};
+      return c->record.masks(c->normal_reference.get(), t.image, t.category, t.reference_bank);
     };
     const EvidenceCheck check = check_evidence(*ctx.source, peaks, input, steps, ctx.config.sft.batch_size, q, masks);
     spdlog::info(

@@ -6,6 +6,7 @@
 // then be judged on input it never saw in training.
 // Shapes: S = model.image_size, W = model.work_size(), C = model.image_channels().
 #pragma once
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -148,6 +149,12 @@ struct InputRecord {
   // reference with a palette for the category; else empty.
   cv::Mat colour(const reference::NormalReference* reference, const cv::Mat& side, const std::string& category,
                  int bank) const;
+  // {absent(), colour()} of `side` against `bank`: what the facts read besides the input.
+  std::array<cv::Mat, 2> masks(const reference::NormalReference* reference, const cv::Mat& side,
+                               const std::string& category, int bank) const;
+  // facts() with those masks: training, validation, eval and predict all read an input's facts so.
+  text::EvidenceFacts facts(const torch::Tensor& input, double level, reference::MapPart part, const cv::Mat& side,
+                            const reference::NormalReference* reference, const std::string& category, int bank) const;
   // A run older than policy_input.json: its chains read neither.
   static const InputRecord& unrecorded();
   void save(const std::string& path) const;          // atomically, with "format" and "format_version"
